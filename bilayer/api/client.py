@@ -1,0 +1,97 @@
+"""A small synchronous client of the node API, used by the CLI and usable as an SDK."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from .. import codec
+from ..errors import BadRequest, NodeUnreachable, RemoteError
+from ..keys.signing import Signer
+from ..ledger.entry import SignedEntry, build_entry
+from ..ledger.operations import Operation
+
+
+class NodeClient:
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        url = url.rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise BadRequest(f"node URL {url!r} must start with http:// or https://")
+        self.url = url
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Any:
+        request = urllib.request.Request(self.url + path, data=body, method=method)
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                data = response.read()
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                error = json.loads(raw)["error"]
+                raise RemoteError(str(error["code"]), str(error["message"]), exc.code) from None
+            except (ValueError, KeyError, TypeError):
+                raise RemoteError("http_error", f"HTTP {exc.code} from {self.url}", exc.code) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise NodeUnreachable(f"cannot reach node at {self.url}: {reason}") from None
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise RemoteError(
+                "bad_response", f"node at {self.url} answered with something that is not JSON", 502
+            ) from None
+
+    def get(self, path: str) -> Any:
+        return self._request("GET", path)
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.get("/v1/status"))
+
+    def tips(self) -> list[bytes]:
+        return [bytes.fromhex(t) for t in self.get("/v1/tips?limit=64")["tips"]]
+
+    def author(self, address: str) -> dict[str, Any]:
+        return dict(self.get(f"/v1/authors/{address}"))
+
+    def entry(self, entry_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/v1/entries/{entry_id}"))
+
+    def submit(self, signed: SignedEntry) -> dict[str, Any]:
+        return dict(self._request("POST", "/v1/entries", codec.encode(signed), "application/msgpack"))
+
+    def build_and_submit(self, signer: Signer, op: Operation, payload: bytes = b"") -> dict[str, Any]:
+        """Pick the author's next sequence and parents from the node, stamp, sign, submit."""
+        status = self.status()
+        author = self.author(signer.address)
+        parents: list[bytes] = []
+        if author["head"]:
+            parents.append(bytes.fromhex(author["head"]))
+        max_parents = int(status["params"]["max_parents"])
+        for tip in self.tips():
+            if len(parents) >= min(4, max_parents):
+                break
+            if tip not in parents:
+                parents.append(tip)
+        if not parents:
+            parents.append(bytes.fromhex(status["genesis_root"]))
+        started = time.perf_counter()
+        _, signed = build_entry(
+            signer,
+            chain_id=status["chain_id"],
+            seq=int(author["next_seq"]),
+            parents=parents,
+            op=op,
+            payload=payload,
+            time_ms=int(time.time() * 1000),
+            pow_bits=int(status["params"]["pow_bits"]),
+        )
+        work_s = time.perf_counter() - started
+        result = self.submit(signed)
+        result["work_ms"] = round(work_s * 1000, 1)
+        return result

@@ -1,0 +1,284 @@
+"""HTTP routes of a node (aiohttp).
+
+Every failure is `{"error": {"code": ..., "message": ...}}` with a 4xx status for bad input
+and 5xx only for real faults; no route ever answers with a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import web
+
+from .. import __version__, codec
+from ..errors import BadEncoding, BadRequest, BilayerError, NotFound, RateLimited
+from ..keys.address import address_from_public_key, public_key_from_address
+from ..ledger.entry import EntryHeader, SignedEntry
+from ..ledger.operations import operation_kinds
+from ..node.ingest import Status, SubmitResult
+from ..node.ratelimit import RateLimiter
+from .openapi import openapi_document
+from .views import fork_view, stored_view
+
+if TYPE_CHECKING:
+    from ..node.runtime import LedgerNode
+
+log = logging.getLogger("bilayer.api")
+
+MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
+MAX_BATCH = 5000
+MAX_LIST = 1000
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NODE: web.AppKey[LedgerNode] = web.AppKey("node")
+LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter")
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json")
+
+
+def error_response(exc: BilayerError) -> web.Response:
+    return json_response(exc.to_json(), exc.http_status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    node = request.app[NODE]
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        response = await handler(request)
+    except BilayerError as exc:
+        response = error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        response = json_response({"error": {"code": code, "message": exc.reason}}, exc.status)
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        response = json_response({"error": {"code": "internal", "message": "internal error; see the node log"}}, 500)
+    node.metrics.http_requests.labels(route, str(response.status)).inc()
+    return response
+
+
+def _entry_id_param(request: web.Request) -> bytes:
+    text = request.match_info["entry_id"]
+    try:
+        entry_id = bytes.fromhex(text)
+    except ValueError:
+        entry_id = b""
+    if len(entry_id) != 32:
+        raise BadRequest("an entry id is 64 hex characters")
+    return entry_id
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(f"query parameter {name!r} must be an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(f"query parameter {name!r} must be between {low} and {high}")
+    return value
+
+
+def _result_view(result: SubmitResult) -> dict[str, Any]:
+    view: dict[str, Any] = {"id": result.id.hex(), "status": str(result.status)}
+    if result.missing:
+        view["missing"] = [m.hex() for m in result.missing]
+    return view
+
+
+_STATUS_CODE = {Status.STORED: 201, Status.KNOWN: 200, Status.ORPHAN: 202}
+
+
+class _JsonBatch(msgspec.Struct, forbid_unknown_fields=True):
+    entries: list[SignedEntry]
+
+
+async def _read_body(request: web.Request) -> tuple[bytes, bool]:
+    """The request body and whether it is msgpack (else JSON)."""
+    content_type = request.content_type
+    if content_type not in (*MSGPACK_TYPES, "application/json"):
+        raise web.HTTPUnsupportedMediaType(reason="send application/json or application/msgpack")
+    return await request.read(), content_type in MSGPACK_TYPES
+
+
+def _check_connection_rate(request: web.Request, cost: int) -> None:
+    limiter = request.app[LIMITER]
+    if not limiter.allow(request.remote or "?", time.monotonic(), cost):
+        raise RateLimited("this connection is submitting faster than the node's per-connection limit")
+
+
+async def post_entry(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    body, is_msgpack = await _read_body(request)
+    _check_connection_rate(request, 1)
+    if is_msgpack:
+        signed = codec.decode_canonical(body, SignedEntry)
+    else:
+        try:
+            signed = msgspec.json.decode(body, type=SignedEntry)
+        except msgspec.MsgspecError as exc:
+            raise BadEncoding(f"body is not an entry: {exc}") from None
+    result = await node.ingest.submit(signed, f"api:{request.remote}")
+    return json_response(_result_view(result), _STATUS_CODE[result.status])
+
+
+async def post_entries_batch(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    body, is_msgpack = await _read_body(request)
+    try:
+        if is_msgpack:
+            items = msgspec.msgpack.decode(body, type=list[SignedEntry])
+        else:
+            items = msgspec.json.decode(body, type=_JsonBatch).entries
+    except msgspec.MsgspecError as exc:
+        raise BadEncoding(f"body is not a list of entries: {exc}") from None
+    if len(items) > MAX_BATCH:
+        raise BadRequest(f"at most {MAX_BATCH} entries per batch")
+    _check_connection_rate(request, len(items))
+    results = await node.ingest.submit_many(items, f"api:{request.remote}")
+    views = [r.to_json() if isinstance(r, BilayerError) else _result_view(r) for r in results]
+    return json_response({"results": views})
+
+
+async def get_entry(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    entry_id = _entry_id_param(request)
+    stored = node.storage.get(entry_id)
+    if stored is None:
+        if entry_id in node.ingest.orphans:
+            return json_response({"id": entry_id.hex(), "status": "orphan"}, 202)
+        raise NotFound(f"no entry {entry_id.hex()} on this node")
+    return json_response(stored_view(stored))
+
+
+async def get_entry_payload(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    entry_id = _entry_id_param(request)
+    stored = node.storage.get(entry_id)
+    if stored is None:
+        raise NotFound(f"no entry {entry_id.hex()} on this node")
+    header = codec.decode(stored.signed.header, EntryHeader)
+    media_type = "application/octet-stream"
+    if header.kind == "data":
+        media_type = msgspec.msgpack.decode(header.body, type=dict[str, str]).get("media_type", media_type)
+    return web.Response(
+        body=stored.signed.payload,
+        content_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{entry_id.hex()}"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox",
+        },
+    )
+
+
+async def list_entries(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    after = _int_query(request, "after", 0, 0, 2**62)
+    limit = _int_query(request, "limit", 100, 1, MAX_LIST)
+    rows = node.storage.list_after(after, limit)
+    items = []
+    for stored in rows:
+        header = codec.decode(stored.signed.header, EntryHeader)
+        items.append(
+            {
+                "id": codec.sha256(stored.signed.header).hex(),
+                "position": stored.seqno,
+                "author": address_from_public_key(header.author),
+                "seq": header.seq,
+                "parents": [p.hex() for p in header.parents],
+                "kind": header.kind,
+                "time_ms": header.time_ms,
+            }
+        )
+    return json_response({"entries": items, "next": rows[-1].seqno if rows else after})
+
+
+async def get_author(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    address = request.match_info["address"]
+    author = public_key_from_address(address)
+    next_seq, head = node.ingest.dag.next_seq(author)
+    return json_response({"address": address, "next_seq": next_seq, "head": head.hex() if head else None})
+
+
+async def get_tips(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    tips = sorted(node.ingest.dag.tips)
+    limit = _int_query(request, "limit", MAX_LIST, 1, MAX_LIST)
+    return json_response({"count": len(tips), "tips": [t.hex() for t in tips[:limit]]})
+
+
+async def get_evidence(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return json_response({"forks": [fork_view(e) for e in node.storage.fork_evidence()]})
+
+
+async def get_status(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return json_response(node.status())
+
+
+async def get_peers(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return json_response({"peers": node.peers.peer_list()})
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return web.Response(body=node.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_document(__version__, operation_kinds()))
+
+
+_INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>bilayer node</title></head>
+<body><h1>bilayer node</h1><ul>
+<li><a href="/v1/status">/v1/status</a></li><li><a href="/v1/tips">/v1/tips</a></li>
+<li><a href="/v1/entries">/v1/entries</a></li><li><a href="/v1/evidence">/v1/evidence</a></li>
+<li><a href="/metrics">/metrics</a></li><li><a href="/openapi.json">/openapi.json</a></li></ul></body></html>"""
+
+
+async def get_index(request: web.Request) -> web.Response:
+    return web.Response(text=_INDEX, content_type="text/html")
+
+
+def build_app(
+    node: LedgerNode, *, max_request_bytes: int, connection_rate: float, connection_burst: float
+) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware], client_max_size=max_request_bytes)
+    app[NODE] = node
+    app[LIMITER] = RateLimiter(connection_rate, connection_burst)
+    app.router.add_get("/", get_index)
+    app.router.add_get("/v1/status", get_status)
+    app.router.add_post("/v1/entries", post_entry)
+    app.router.add_post("/v1/entries/batch", post_entries_batch)
+    app.router.add_get("/v1/entries", list_entries)
+    app.router.add_get("/v1/entries/{entry_id}", get_entry)
+    app.router.add_get("/v1/entries/{entry_id}/payload", get_entry_payload)
+    app.router.add_get("/v1/authors/{address}", get_author)
+    app.router.add_get("/v1/tips", get_tips)
+    app.router.add_get("/v1/evidence", get_evidence)
+    app.router.add_get("/v1/peers", get_peers)
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/openapi.json", get_openapi)
+    return app

@@ -1,0 +1,1 @@
+"""Benchmarks that print CONFIG and RESULTS, in the manner of Narwhal's harness."""

@@ -1,0 +1,1 @@
+"""The `bilayer` command line."""

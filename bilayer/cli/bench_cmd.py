@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .output import console, emit, err_console, json_option
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks; each prints CONFIG and RESULTS (or one JSON document with --json)."""
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    if not enabled:
+        yield lambda description, total: lambda n: None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+
+        def task(description: str, total: int) -> Callable[[int], None]:
+            task_id = bar.add_task(description, total=total)
+            return lambda n: bar.advance(task_id, n)
+
+        yield task
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    console.print("[bold]CONFIG[/bold]")
+    for key, value in report["config"].items():
+        console.print(f"  {key}: {value}")
+    console.print("[bold]RESULTS[/bold]")
+    for key, value in report["results"].items():
+        console.print(f"  {key}: {json.dumps(value)}")
+
+
+@bench.command("ledger")
+@click.option("--entries", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True)
+@click.option("--authors", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 5000), default=500, show_default=True)
+@click.option("--connections", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option(
+    "--pow-bits",
+    type=click.IntRange(0, 24),
+    default=8,
+    show_default=True,
+    help="Difficulty of the benchmark chain (stamps are made before timing starts).",
+)
+@click.option("--repeats", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@json_option
+def bench_ledger(
+    entries: int,
+    authors: int,
+    batch: int,
+    connections: int,
+    pow_bits: int,
+    repeats: int,
+    workdir: Path | None,
+    as_json: bool,
+) -> None:
+    """Entries one ledger node accepts per second vs plain Ed25519 verifications per second."""
+    from ..bench.ledger import LedgerBenchConfig, run_ledger_bench
+
+    config = LedgerBenchConfig(
+        entries=entries, authors=authors, batch=batch, connections=connections, pow_bits=pow_bits, repeats=repeats
+    )
+    with _progress(not as_json) as progress:
+        report = run_ledger_bench(config, progress, workdir)
+    emit(report, as_json, _print_report)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..keys.keystore import ENV_KEYSTORE, KeyInfo, Keystore, default_keystore
+from .output import console, emit, json_option, kv_table
+
+keystore_option = click.option(
+    "--keystore",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Keystore directory (default: ${ENV_KEYSTORE}, else ~/.bilayer/keys).",
+)
+
+
+def open_keystore(path: Path | None) -> Keystore:
+    return Keystore(path or default_keystore())
+
+
+def _view(info: KeyInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "address": info.address,
+        "public_key": info.public_key.hex(),
+        "encrypted": info.encrypted,
+    }
+
+
+@click.group()
+def keys() -> None:
+    """Create and inspect Ed25519 keys in a keystore."""
+
+
+@keys.command("new")
+@click.argument("name")
+@keystore_option
+@click.option("--encrypt", is_flag=True, help="Encrypt the key with a passphrase (prompted, or $BILAYER_PASSPHRASE).")
+@json_option
+def keys_new(name: str, keystore: Path | None, encrypt: bool, as_json: bool) -> None:
+    """Generate a key called NAME."""
+    import os
+
+    passphrase = None
+    if encrypt:
+        passphrase = os.environ.get("BILAYER_PASSPHRASE") or click.prompt(
+            "passphrase", hide_input=True, confirmation_prompt=True
+        )
+    store = open_keystore(keystore)
+    info = store.create(name, passphrase=passphrase)
+    emit(
+        _view(info) | {"keystore": str(store.path)},
+        as_json,
+        lambda d: console.print(f"created key [bold]{d['name']}[/bold]  {d['address']}  in {d['keystore']}"),
+    )
+
+
+@keys.command("list")
+@keystore_option
+@json_option
+def keys_list(keystore: Path | None, as_json: bool) -> None:
+    """List the keys in the keystore."""
+    from rich.table import Table
+
+    store = open_keystore(keystore)
+    infos = [_view(i) for i in store.list()]
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        table = Table(title=f"keys in {store.path}", title_justify="left")
+        for column in ("name", "address", "encrypted"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row["name"], row["address"], "yes" if row["encrypted"] else "no")
+        console.print(table)
+
+    emit(infos, as_json, human)
+
+
+@keys.command("show")
+@click.argument("name")
+@keystore_option
+@json_option
+def keys_show(name: str, keystore: Path | None, as_json: bool) -> None:
+    """Show the address and public key of NAME (never the private key)."""
+    emit(_view(open_keystore(keystore).info(name)), as_json, lambda d: kv_table(f"key {name}", d))

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from ..node import localnet as net
+from .output import console, emit, err_console, json_option
+
+dir_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("localnet"),
+    show_default=True,
+    help="Directory of the local network.",
+)
+
+
+@click.group()
+def localnet() -> None:
+    """A network of real node processes on loopback."""
+
+
+def _nodes_table(title: str, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    columns = [
+        c
+        for c in ("name", "role", "api_url", "pid", "running", "entries", "tips", "peers", "error")
+        if any(c in r for r in rows)
+    ]
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    console.print(table)
+
+
+@localnet.command("up")
+@click.option("--ledger-nodes", type=click.IntRange(1, 32), default=3, show_default=True)
+@click.option(
+    "--pow-bits",
+    type=click.IntRange(0, 32),
+    default=16,
+    show_default=True,
+    help="Proof-of-work difficulty of the new chain.",
+)
+@click.option("--topology", type=click.Choice(["mesh", "line"]), default="mesh", show_default=True)
+@dir_option
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for each node.")
+@json_option
+def localnet_up(
+    ledger_nodes: int, pow_bits: int, topology: str, directory: Path, timeout: float, as_json: bool
+) -> None:
+    """Create (if new) and start the network in --dir, in the background; print its endpoints."""
+    if not net.manifest_path(directory).exists():
+        net.create(directory, ledger_nodes=ledger_nodes, pow_bits=pow_bits, topology=topology)
+    progress = (lambda _: None) if as_json else (lambda line: err_console.print(f"[dim]{line}[/dim]"))
+    manifest = net.up(directory, timeout=timeout, progress=progress)
+
+    def human(m: dict[str, Any]) -> None:
+        _nodes_table(f"localnet {m['chain_id']} in {directory}", m["nodes"])
+        console.print(f"keystore: {m['keystore']}  funded keys: {', '.join(m['funded_keys'])}")
+        console.print(
+            f"try: bilayer tx data --node {m['nodes'][0]['api_url']} --keystore {m['keystore']}"
+            f" --key alice --text hello"
+        )
+        console.print(f"stop: bilayer localnet down --dir {directory}")
+
+    emit(manifest, as_json, human)
+
+
+@localnet.command("status")
+@dir_option
+@json_option
+def localnet_status(directory: Path, as_json: bool) -> None:
+    """Show every node of the network and whether it answers."""
+    data = net.status(directory)
+    emit(data, as_json, lambda d: _nodes_table(f"localnet {d['chain_id']}", d["nodes"]))
+
+
+@localnet.command("down")
+@dir_option
+@json_option
+def localnet_down(directory: Path, as_json: bool) -> None:
+    """Stop the processes of the network (data is kept; 'up' starts them again)."""
+    data = net.down(directory)
+    emit(data, as_json, lambda d: console.print(f"stopped {len(d['stopped'])} nodes: {', '.join(d['stopped']) or '-'}"))

@@ -1,0 +1,228 @@
+"""Every refusal in bilayer is a typed exception with a stable, machine-readable code.
+
+Codes are part of the public contract (API bodies, CLI `--json` output, metrics labels):
+never rename one; add a new class instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class BilayerError(Exception):
+    """Base of all expected failures: carries a stable code and an HTTP status."""
+
+    code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 400
+
+    def __init__(self, message: str = "", **details: Any) -> None:
+        super().__init__(message or self.__doc__ or self.code)
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.details = details
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+# --- entry validation (layer 1 ingress) -------------------------------------------------
+
+
+class EntryInvalid(BilayerError):
+    """The entry breaks a rule of the ledger."""
+
+    code = "entry_invalid"
+
+
+class BadEncoding(EntryInvalid):
+    """The bytes are not a canonical encoding of the expected structure."""
+
+    code = "bad_encoding"
+
+
+class WrongChain(EntryInvalid):
+    """The entry names another chain id."""
+
+    code = "wrong_chain"
+
+
+class BadSignature(EntryInvalid):
+    """The signature does not verify under the author's key."""
+
+    code = "bad_signature"
+
+
+class EntryTooLarge(EntryInvalid):
+    """The encoded header exceeds the size limit."""
+
+    code = "entry_too_large"
+    http_status = 413
+
+
+class PayloadTooLarge(EntryInvalid):
+    """The payload exceeds the limit of its operation type."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class ParentCountOutOfRange(EntryInvalid):
+    """An entry names between 1 and the maximum number of distinct parents."""
+
+    code = "parent_count"
+
+
+class DuplicateParents(EntryInvalid):
+    """The same parent is named twice."""
+
+    code = "duplicate_parents"
+
+
+class SequenceReused(EntryInvalid):
+    """The author already has a different entry with this sequence number (a fork)."""
+
+    code = "sequence_reused"
+    http_status = 409
+
+
+class SequenceGap(EntryInvalid):
+    """The sequence number does not follow the author's previous entry."""
+
+    code = "sequence_gap"
+
+
+class MissingAuthorParent(EntryInvalid):
+    """The first parent must be the author's previous entry."""
+
+    code = "missing_author_parent"
+
+
+class PayloadHashMismatch(EntryInvalid):
+    """The payload does not hash to the header's payload hash."""
+
+    code = "payload_hash_mismatch"
+
+
+class TimestampInFuture(EntryInvalid):
+    """The timestamp is further in the future than the allowed clock skew."""
+
+    code = "timestamp_in_future"
+
+
+class InsufficientWork(EntryInvalid):
+    """The entry id does not carry the proof of work the chain requires."""
+
+    code = "insufficient_work"
+
+
+class UnknownOperation(EntryInvalid):
+    """The operation type is not known to this chain."""
+
+    code = "unknown_operation"
+
+
+class InvalidOperation(EntryInvalid):
+    """The operation body breaks the rules of its type."""
+
+    code = "invalid_operation"
+
+
+class UnsupportedVersion(EntryInvalid):
+    """The entry format version is not supported."""
+
+    code = "unsupported_version"
+
+
+# --- node and API -----------------------------------------------------------------------
+
+
+class RateLimited(BilayerError):
+    """Too many entries from this author or connection; retry later."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+class NotFound(BilayerError):
+    """Nothing with that id is stored here."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class BadRequest(BilayerError):
+    """The request is malformed."""
+
+    code = "bad_request"
+
+
+class Overloaded(BilayerError):
+    """The node is at capacity; retry later."""
+
+    code = "overloaded"
+    http_status = 503
+
+
+class InvalidAddress(BilayerError):
+    """The text is not a valid bilayer address (wrong prefix, length or checksum)."""
+
+    code = "invalid_address"
+
+
+class KeystoreError(BilayerError):
+    """The keystore cannot satisfy the request."""
+
+    code = "keystore_error"
+
+
+class KeyNotFound(KeystoreError):
+    """No key with that name is in the keystore."""
+
+    code = "key_not_found"
+
+
+class KeyExists(KeystoreError):
+    """A key with that name already exists."""
+
+    code = "key_exists"
+
+
+class BadPassphrase(KeystoreError):
+    """The passphrase does not decrypt the key."""
+
+    code = "bad_passphrase"
+
+
+class ConfigError(BilayerError):
+    """A configuration or genesis file is missing or invalid."""
+
+    code = "config_error"
+
+
+class NodeUnreachable(BilayerError):
+    """The node did not answer."""
+
+    code = "node_unreachable"
+    http_status = 503
+
+
+class RemoteError(BilayerError):
+    """The node answered with an error; the code is the node's."""
+
+    code = "remote_error"
+
+    def __init__(self, code: str, message: str, http_status: int) -> None:
+        super().__init__(message)
+        self.remote_code = code
+        self.remote_status = http_status
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": {"code": self.remote_code, "message": self.message}}
+
+
+class PeerProtocolError(BilayerError):
+    """A peer broke the link protocol; the link is closed."""
+
+    code = "peer_protocol"

@@ -1,0 +1,78 @@
+"""Stateless checks of an entry at ingress: everything that needs no DAG.
+
+Cheap checks run first and the signature last, so garbage costs a node almost nothing.
+`now_ms` is a parameter, never read from a clock here, so validation is deterministic.
+"""
+
+from __future__ import annotations
+
+from .. import codec
+from ..errors import (
+    BadEncoding,
+    BadSignature,
+    DuplicateParents,
+    EntryTooLarge,
+    InsufficientWork,
+    ParentCountOutOfRange,
+    PayloadHashMismatch,
+    PayloadTooLarge,
+    TimestampInFuture,
+    UnsupportedVersion,
+    WrongChain,
+)
+from ..genesis import ChainParams
+from ..keys.signing import verify
+from .entry import ENTRY_VERSION, Entry, EntryHeader, SignedEntry, entry_id, signing_message
+from .operations import decode_operation
+from .pow import NONCE_SIZE, has_work
+
+HASH_SIZE = codec.HASH_SIZE
+
+
+def decode_signed_entry(data: bytes) -> SignedEntry:
+    return codec.decode_canonical(data, SignedEntry)
+
+
+def check_entry(signed: SignedEntry, *, chain_id: str, params: ChainParams, now_ms: int) -> Entry:
+    """Check one entry completely except for its place in the DAG; return it typed."""
+    if len(signed.header) > params.max_header_bytes:
+        raise EntryTooLarge(f"header is {len(signed.header)} bytes; the limit is {params.max_header_bytes}")
+    header = codec.decode_canonical(signed.header, EntryHeader)
+    if header.version != ENTRY_VERSION:
+        raise UnsupportedVersion(f"entry version {header.version} (this node speaks {ENTRY_VERSION})")
+    if header.chain != chain_id:
+        raise WrongChain(f"entry is for chain {header.chain!r}, this is {chain_id!r}")
+    _check_shape(header)
+    if not 1 <= len(header.parents) <= params.max_parents:
+        raise ParentCountOutOfRange(f"{len(header.parents)} parents; allowed 1..{params.max_parents}")
+    if len(set(header.parents)) != len(header.parents):
+        raise DuplicateParents()
+    op = decode_operation(header.kind, header.body)
+    if header.payload_size != len(signed.payload):
+        raise PayloadHashMismatch("payload_size does not match the payload")
+    op.check(len(signed.payload), params)
+    if len(signed.payload) > params.max_data_bytes:
+        raise PayloadTooLarge(f"payload is {len(signed.payload)} bytes; the limit is {params.max_data_bytes}")
+    if codec.sha256(signed.payload) != header.payload_hash:
+        raise PayloadHashMismatch()
+    if header.time_ms > now_ms + params.max_future_ms:
+        raise TimestampInFuture(f"timestamp is {header.time_ms - now_ms} ms ahead of this node's clock")
+    id_ = entry_id(signed.header)
+    if not has_work(id_, params.pow_bits):
+        raise InsufficientWork(f"the entry id needs {params.pow_bits} leading zero bits")
+    if not verify(header.author, signing_message(id_), signed.signature):
+        raise BadSignature()
+    return Entry(id=id_, header=header, signed=signed, op=op)
+
+
+def _check_shape(header: EntryHeader) -> None:
+    if len(header.author) != 32:
+        raise BadEncoding("author must be a 32-byte public key")
+    if header.seq < 0 or header.time_ms < 0 or header.payload_size < 0:
+        raise BadEncoding("seq, time_ms and payload_size are non-negative")
+    if any(len(parent) != HASH_SIZE for parent in header.parents):
+        raise BadEncoding("every parent id is 32 bytes")
+    if len(header.payload_hash) != HASH_SIZE:
+        raise BadEncoding("payload_hash is 32 bytes")
+    if len(header.nonce) != NONCE_SIZE:
+        raise BadEncoding("nonce is 8 bytes")

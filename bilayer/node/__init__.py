@@ -1,0 +1,1 @@
+"""The node runtime: storage, peer links, ingestion and the process that ties them."""

@@ -1,0 +1,94 @@
+"""A node's home directory and its `config/node.toml`.
+
+HOME/config/node.toml      this file
+HOME/config/genesis.json   the chain's genesis
+HOME/config/node_key.json  the node's Ed25519 key (peer identity), mode 0600
+HOME/data/ledger.sqlite    the store
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import tomli_w
+
+from ..errors import ConfigError
+from .peers import split_host_port
+
+
+class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    listen: str = "127.0.0.1:8700"
+
+
+class P2PConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    listen: str = "127.0.0.1:9700"
+    peers: list[str] = []
+
+
+class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    author_rate: float = 200.0
+    author_burst: float = 2000.0
+    connection_rate: float = 5000.0
+    connection_burst: float = 50000.0
+    max_orphans: int = 50_000
+    orphan_ttl_s: float = 60.0
+    max_request_bytes: int = 16 * 1024 * 1024
+
+
+class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str = "node"
+    genesis: str = "genesis.json"
+    node_key: str = "node_key.json"
+    api: ApiConfig = ApiConfig()
+    p2p: P2PConfig = P2PConfig()
+    limits: LimitsConfig = LimitsConfig()
+
+
+class NodeHome:
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.home / "config"
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "node.toml"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def ledger_db(self) -> Path:
+        return self.data_dir / "ledger.sqlite"
+
+    def genesis_file(self, config: NodeConfig) -> Path:
+        return self.config_dir / config.genesis
+
+
+def load_config(home: NodeHome) -> NodeConfig:
+    path = home.config_file
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"no node config at {path}: run 'bilayer node init --home {home.home}' first") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        config = msgspec.toml.decode(data, type=NodeConfig)
+    except msgspec.MsgspecError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    for address in [config.api.listen, config.p2p.listen, *config.p2p.peers]:
+        try:
+            split_host_port(address)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return config
+
+
+def write_config(home: NodeHome, config: NodeConfig) -> None:
+    home.config_dir.mkdir(parents=True, exist_ok=True)
+    home.config_file.write_text(tomli_w.dumps(msgspec.to_builtins(config)))

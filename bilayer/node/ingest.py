@@ -1,0 +1,339 @@
+"""Ingestion: the path every entry takes into a node, from a client or from a peer.
+
+check (stateless, signature last) -> rate limit by author -> place in the DAG
+  -> placed: queued for the next durable batch, then announced to peers
+  -> orphan: held (bounded count and time) while its parents are fetched
+  -> fork: refused, both signed headers kept as evidence
+
+This object owns the in-memory DAG and the orphan pool. It does no network I/O itself:
+`announce` and `request` are callbacks the runtime wires to the peer links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .. import codec
+from ..errors import BilayerError, Overloaded, RateLimited
+from ..genesis import Genesis
+from ..ledger.dag import Dag, ForkDetected, Known, Orphan, Placed
+from ..ledger.entry import Entry, EntryHeader, SignedEntry, entry_id
+from ..ledger.validation import check_entry
+from .metrics import NodeMetrics
+from .ratelimit import RateLimiter
+from .storage import Storage
+
+log = logging.getLogger("bilayer.ingest")
+
+Source = str  # "api:<client>" or "peer:<node key hex>"
+Announce = Callable[[Sequence[Entry], Sequence[Source]], None]
+Request = Callable[[Sequence[bytes]], None]
+
+MAX_BATCH = 2000
+WANT_RETRY_MS = 2000
+
+
+class Status(StrEnum):
+    STORED = "stored"
+    KNOWN = "known"
+    ORPHAN = "orphan"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    id: bytes
+    status: Status
+    missing: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    author_rate: float = 200.0
+    author_burst: float = 2000.0
+    max_orphans: int = 50_000
+    orphan_ttl_ms: int = 60_000
+
+
+@dataclass(slots=True)
+class _HeldOrphan:
+    entry: Entry
+    missing: set[bytes]
+    expires_ms: int
+    source: Source
+
+
+@dataclass
+class OrphanPool:
+    """Entries waiting for parents; oldest evicted first when full, each dropped after its TTL."""
+
+    capacity: int
+    ttl_ms: int
+    held: OrderedDict[bytes, _HeldOrphan] = field(default_factory=OrderedDict)
+    waiting: dict[bytes, set[bytes]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.held)
+
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self.held
+
+    def add(self, entry: Entry, missing: Sequence[bytes], now_ms: int, source: Source) -> None:
+        if entry.id in self.held:
+            return
+        while len(self.held) >= self.capacity:
+            self._drop(next(iter(self.held)))
+        self.held[entry.id] = _HeldOrphan(entry, set(missing), now_ms + self.ttl_ms, source)
+        for parent in missing:
+            self.waiting.setdefault(parent, set()).add(entry.id)
+
+    def _drop(self, entry_id: bytes) -> _HeldOrphan | None:
+        orphan = self.held.pop(entry_id, None)
+        if orphan is not None:
+            for parent in orphan.missing:
+                children = self.waiting.get(parent)
+                if children is not None:
+                    children.discard(entry_id)
+                    if not children:
+                        del self.waiting[parent]
+        return orphan
+
+    def parent_arrived(self, parent: bytes) -> list[_HeldOrphan]:
+        """Orphans whose last missing parent was `parent`, removed from the pool."""
+        ready = []
+        for child in self.waiting.pop(parent, ()):
+            orphan = self.held.get(child)
+            if orphan is None:
+                continue
+            orphan.missing.discard(parent)
+            if not orphan.missing:
+                self.held.pop(child)
+                ready.append(orphan)
+        return ready
+
+    def expire(self, now_ms: int) -> int:
+        expired = [held_id for held_id, o in self.held.items() if o.expires_ms <= now_ms]
+        for held_id in expired:
+            self._drop(held_id)
+        return len(expired)
+
+    def missing_parents(self) -> list[bytes]:
+        return [parent for parent in self.waiting if parent not in self.held]
+
+
+class StorageFailed(BilayerError):
+    """The node could not write to its storage; it accepts nothing until restarted."""
+
+    code = "storage_failed"
+    http_status = 500
+
+
+class Ingest:
+    def __init__(
+        self,
+        storage: Storage,
+        genesis: Genesis,
+        metrics: NodeMetrics,
+        limits: IngestLimits = IngestLimits(),
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.storage = storage
+        self.genesis = genesis
+        self.params = genesis.params
+        self.metrics = metrics
+        self.clock_ms = clock_ms
+        self.dag = Dag(genesis.root)
+        self.orphans = OrphanPool(limits.max_orphans, limits.orphan_ttl_ms)
+        self.author_limiter = RateLimiter(limits.author_rate, limits.author_burst)
+        self.announce: Announce = lambda entries, sources: None
+        self.request: Request = lambda ids: None
+        self._queue: list[tuple[Entry, Source]] = []
+        self._uncommitted: dict[bytes, Entry] = {}
+        self._committed: dict[bytes, asyncio.Future[None]] = {}
+        self._requested: dict[bytes, int] = {}
+        self._wake = asyncio.Event()
+        self._failed: BaseException | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def load(self) -> int:
+        """Rebuild the DAG index from storage (arrival order puts parents first)."""
+        for id_, header_bytes in self.storage.headers_in_order():
+            self.dag.add(bytes(id_), codec.decode(bytes(header_bytes), EntryHeader))
+        self._refresh_gauges()
+        return len(self.dag)
+
+    def start(self) -> None:
+        self._writer_task = asyncio.get_running_loop().create_task(self._write_loop(), name="ingest-writer")
+
+    async def stop(self) -> None:
+        if self._writer_task is not None:
+            await self.flush()
+            self._writer_task.cancel()
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+
+    async def flush(self) -> None:
+        """Wait until everything placed so far is on disk."""
+        pending = [f for f in self._committed.values() if not f.done()]
+        if self._queue:
+            self._wake.set()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def healthy(self) -> bool:
+        return self._failed is None
+
+    # --- submission -----------------------------------------------------------------------
+
+    async def submit(self, signed: SignedEntry, source: Source) -> SubmitResult:
+        """Ingest one entry for a client; returns once it is durable (or held / known)."""
+        result = self.ingest(signed, source)
+        future = self._committed.get(result.id)
+        if future is not None:
+            await asyncio.shield(future)
+        return result
+
+    async def submit_many(self, items: Sequence[SignedEntry], source: Source) -> list[SubmitResult | BilayerError]:
+        results: list[SubmitResult | BilayerError] = []
+        for signed in items:
+            try:
+                results.append(self.ingest(signed, source))
+            except BilayerError as exc:
+                results.append(exc)
+        futures = [self._committed[r.id] for r in results if isinstance(r, SubmitResult) and r.id in self._committed]
+        if futures:
+            await asyncio.gather(*(asyncio.shield(f) for f in futures))
+        return results
+
+    def ingest(self, signed: SignedEntry, source: Source) -> SubmitResult:
+        """Check and place one entry; raise its typed error when it is refused."""
+        if self._failed is not None:
+            raise StorageFailed(f"storage failed: {self._failed}")
+        id_ = entry_id(signed.header)
+        if id_ in self.dag:
+            return SubmitResult(id_, Status.KNOWN)
+        if id_ in self.orphans:
+            return SubmitResult(id_, Status.ORPHAN, tuple(self.orphans.held[id_].missing))
+        try:
+            entry = check_entry(signed, chain_id=self.genesis.chain_id, params=self.params, now_ms=self.clock_ms())
+            if not self.author_limiter.allow(entry.author, self.clock_ms() / 1000):
+                raise RateLimited("this author is writing faster than the node's per-author limit")
+            return self._place(entry, source)
+        except BilayerError as exc:
+            self.metrics.entries_rejected.labels(exc.code).inc()
+            raise
+
+    def _place(self, entry: Entry, source: Source) -> SubmitResult:
+        try:
+            placement = self.dag.placement(entry.id, entry.header)
+        except ForkDetected as fork:
+            self._keep_fork_evidence(fork.existing_id, entry)
+            raise
+        if isinstance(placement, Known):
+            return SubmitResult(entry.id, Status.KNOWN)
+        if isinstance(placement, Orphan):
+            if len(self.orphans) >= self.orphans.capacity and source.startswith("api"):
+                raise Overloaded("too many entries are waiting for their parents; retry later")
+            self.orphans.add(entry, placement.missing, self.clock_ms(), source)
+            self.metrics.orphans.set(len(self.orphans))
+            self._request_missing(placement.missing)
+            return SubmitResult(entry.id, Status.ORPHAN, placement.missing)
+        assert isinstance(placement, Placed)
+        self._accept(entry, source)
+        return SubmitResult(entry.id, Status.STORED)
+
+    def _accept(self, entry: Entry, source: Source) -> None:
+        """Place an entry, then every orphan it (transitively) completes."""
+        ready = [(entry, source)]
+        while ready:
+            current, current_source = ready.pop()
+            self.dag.add(current.id, current.header)
+            self._uncommitted[current.id] = current
+            self._committed[current.id] = asyncio.get_running_loop().create_future()
+            self._queue.append((current, current_source))
+            self._requested.pop(current.id, None)
+            for orphan in self.orphans.parent_arrived(current.id):
+                try:
+                    placement = self.dag.placement(orphan.entry.id, orphan.entry.header)
+                except ForkDetected as fork:
+                    self._keep_fork_evidence(fork.existing_id, orphan.entry)
+                    self.metrics.entries_rejected.labels(fork.code).inc()
+                    continue
+                except BilayerError as exc:
+                    self.metrics.entries_rejected.labels(exc.code).inc()
+                    continue
+                if isinstance(placement, Placed):
+                    ready.append((orphan.entry, orphan.source))
+                elif isinstance(placement, Orphan):
+                    self.orphans.add(orphan.entry, placement.missing, self.clock_ms(), orphan.source)
+        self.metrics.orphans.set(len(self.orphans))
+        self._wake.set()
+
+    def _request_missing(self, ids: Sequence[bytes]) -> None:
+        now = self.clock_ms()
+        due = [i for i in ids if now - self._requested.get(i, -WANT_RETRY_MS) >= WANT_RETRY_MS]
+        for i in due:
+            self._requested[i] = now
+        if due:
+            self.request(due)
+
+    def maintain(self) -> None:
+        """Periodic upkeep: expire old orphans, ask again for parents still missing."""
+        now = self.clock_ms()
+        self.orphans.expire(now)
+        self._requested = {i: t for i, t in self._requested.items() if now - t < self.orphans.ttl_ms}
+        self._request_missing(self.orphans.missing_parents()[:1024])
+        self.metrics.orphans.set(len(self.orphans))
+
+    def _keep_fork_evidence(self, existing_id: bytes, second: Entry) -> None:
+        self.metrics.forks.inc()
+        first = self._uncommitted.get(existing_id)
+        first_signed = first.signed if first else None
+        if first_signed is None:
+            stored = self.storage.get(existing_id)
+            first_signed = stored.signed if stored else None
+        if first_signed is None:
+            return
+        self.storage.store_fork_evidence(second.author, second.seq, first_signed, second.signed, self.clock_ms())
+
+    # --- durable batches ----------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                entries = [entry for entry, _ in batch]
+                started = time.perf_counter()
+                try:
+                    await asyncio.to_thread(self.storage.store_entries, entries, self.clock_ms())
+                except Exception as exc:  # disk full, I/O error: a real fault, stop accepting
+                    log.critical("storage failed; refusing new entries: %s", exc)
+                    self._failed = exc
+                    for entry in entries:
+                        future = self._committed.pop(entry.id, None)
+                        if future is not None and not future.done():
+                            future.set_exception(StorageFailed(str(exc)))
+                    return
+                self.metrics.commit_seconds.observe(time.perf_counter() - started)
+                for entry, source in batch:
+                    self._uncommitted.pop(entry.id, None)
+                    future = self._committed.pop(entry.id, None)
+                    if future is not None and not future.done():
+                        future.set_result(None)
+                    self.metrics.entries_accepted.labels(source.split(":", 1)[0]).inc()
+                self._refresh_gauges()
+                self.announce(entries, [source for _, source in batch])
+
+    def _refresh_gauges(self) -> None:
+        self.metrics.entries_stored.set(len(self.dag))
+        self.metrics.tips.set(len(self.dag.tips))
+        self.metrics.orphans.set(len(self.orphans))

@@ -1,0 +1,246 @@
+"""A whole network of real node processes on loopback, for demos, tests and benchmarks.
+
+`DIR/localnet.json` is the scripting contract: chain id, genesis path, keystore path,
+funded key names, and per node its name, role, API URL, home and process id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..api.client import NodeClient
+from ..errors import BilayerError, ConfigError, NodeUnreachable
+from ..genesis import Allocation, ChainParams, Genesis, write_genesis
+from ..keys.keystore import Keystore
+from .config import ApiConfig, LimitsConfig, NodeConfig, NodeHome, P2PConfig, write_config
+from .runtime import NODE_KEY_NAME
+
+MANIFEST = "localnet.json"
+FUNDED_KEYS = ("alice", "bob", "carol", "dave")
+FUNDED_AMOUNT = 1_000_000_000
+DEFAULT_ASSET = "BLY"
+
+
+class LocalnetError(BilayerError):
+    """The local network cannot do what was asked."""
+
+    code = "localnet_error"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of this process counts as gone
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+def manifest_path(directory: Path) -> Path:
+    return Path(directory) / MANIFEST
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = manifest_path(directory)
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise LocalnetError(
+            f"no localnet in {directory} (no {MANIFEST}); start one with 'bilayer localnet up'"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is unreadable: {exc}") from None
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    path = manifest_path(directory)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def create(
+    directory: Path,
+    *,
+    ledger_nodes: int,
+    pow_bits: int,
+    chain_id: str = "bilayer-localnet",
+    topology: str = "mesh",
+    limits: LimitsConfig | None = None,
+) -> dict[str, Any]:
+    """Lay out keys, genesis and node homes; start nothing."""
+    directory = Path(directory).resolve()
+    if manifest_path(directory).exists():
+        raise LocalnetError(
+            f"{directory} already holds a localnet; 'bilayer localnet down --dir {directory}'"
+            " stops it, deleting the directory discards it"
+        )
+    if ledger_nodes < 1:
+        raise LocalnetError("a localnet needs at least one node")
+    directory.mkdir(parents=True, exist_ok=True)
+    keystore = Keystore(directory / "keys")
+    funded = [keystore.create(name) for name in FUNDED_KEYS]
+    genesis = Genesis(
+        chain_id=chain_id,
+        genesis_time_ms=int(time.time() * 1000),
+        params=ChainParams(pow_bits=pow_bits),
+        allocations=tuple(Allocation(k.address, DEFAULT_ASSET, FUNDED_AMOUNT) for k in funded),
+    )
+    genesis_file = directory / "genesis.json"
+    write_genesis(genesis, genesis_file)
+    names = [f"ledger{i}" for i in range(ledger_nodes)]
+    p2p = {name: f"127.0.0.1:{free_port()}" for name in names}
+    nodes = []
+    for index, name in enumerate(names):
+        home = NodeHome(directory / "nodes" / name)
+        if topology == "line":
+            dial = [p2p[names[index - 1]]] if index > 0 else []
+        else:
+            dial = [p2p[other] for other in names[:index]]
+        api = f"127.0.0.1:{free_port()}"
+        config = NodeConfig(
+            name=name, api=ApiConfig(api), p2p=P2PConfig(p2p[name], dial), limits=limits or LimitsConfig()
+        )
+        write_config(home, config)
+        write_genesis(genesis, home.config_dir / "genesis.json")
+        Keystore(home.config_dir).create(NODE_KEY_NAME)
+        nodes.append(
+            {
+                "name": name,
+                "role": "ledger",
+                "api_url": f"http://{api}",
+                "p2p": p2p[name],
+                "home": str(home.home),
+                "log": str(home.home / "node.log"),
+                "pid": None,
+            }
+        )
+    manifest = {
+        "chain_id": chain_id,
+        "genesis": str(genesis_file),
+        "keystore": str(keystore.path),
+        "funded_keys": list(FUNDED_KEYS),
+        "council_keys": [],
+        "asset": DEFAULT_ASSET,
+        "nodes": nodes,
+    }
+    write_manifest(directory, manifest)
+    return manifest
+
+
+def start_node(node: dict[str, Any]) -> int:
+    log = open(node["log"], "ab")  # noqa: SIM115 - handed to the child, closed below
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bilayer", "node", "run", "--home", node["home"]],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        log.close()
+    return process.pid
+
+
+def _log_tail(node: dict[str, Any], lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(node["log"]).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_ready(node: dict[str, Any], timeout: float) -> None:
+    client = NodeClient(node["api_url"], timeout=2.0)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if node.get("pid") and not pid_alive(node["pid"]):
+            raise LocalnetError(f"node {node['name']} exited during start-up; its log ends:\n{_log_tail(node)}")
+        try:
+            client.status()
+            return
+        except NodeUnreachable:
+            time.sleep(0.1)
+    raise LocalnetError(f"node {node['name']} did not answer within {timeout:.0f} s; its log ends:\n{_log_tail(node)}")
+
+
+def up(directory: Path, *, timeout: float = 30.0, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Start every node of the localnet in DIR that is not running; return the manifest."""
+    manifest = read_manifest(directory)
+    for node in manifest["nodes"]:
+        if node.get("pid") and pid_alive(node["pid"]):
+            continue
+        node["pid"] = start_node(node)
+        progress(f"started {node['name']} (pid {node['pid']})")
+    write_manifest(directory, manifest)
+    for node in manifest["nodes"]:
+        wait_ready(node, timeout)
+        progress(f"{node['name']} ready at {node['api_url']}")
+    return manifest
+
+
+def node_status(node: dict[str, Any]) -> dict[str, Any]:
+    row = {"name": node["name"], "role": node["role"], "api_url": node["api_url"], "pid": node.get("pid")}
+    row["running"] = bool(node.get("pid")) and pid_alive(node["pid"])
+    try:
+        status = NodeClient(node["api_url"], timeout=2.0).status()
+        row.update(entries=status["entries"], tips=status["tips"], peers=status["peers"], healthy=status["healthy"])
+    except BilayerError as exc:
+        row["error"] = exc.message
+    return row
+
+
+def status(directory: Path) -> dict[str, Any]:
+    manifest = read_manifest(directory)
+    return {"chain_id": manifest["chain_id"], "nodes": [node_status(n) for n in manifest["nodes"]]}
+
+
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+def down(directory: Path) -> dict[str, Any]:
+    """Stop exactly the processes the manifest names; keep their data."""
+    manifest = read_manifest(directory)
+    stopped = []
+    for node in manifest["nodes"]:
+        pid = node.get("pid")
+        if pid and pid_alive(pid):
+            stop_pid(pid)
+            stopped.append(node["name"])
+        node["pid"] = None
+    write_manifest(directory, manifest)
+    return {"stopped": stopped}

@@ -1,0 +1,209 @@
+"""Peer links: dial the configured peers, accept anyone who completes the handshake, gossip.
+
+Gossip is push plus pull. A node pushes every batch it stores to every peer but the ones
+it came from; asks peers for parents it lacks (`WantMsg`); and every few seconds tells its
+peers its tips (`TipsMsg`), so a node that was down or partitioned pulls what it missed.
+A peer that sends a bad frame or message loses its link; the node carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from ..errors import BilayerError, PeerProtocolError
+from ..keys.signing import Signer
+from ..ledger.entry import Entry
+from .ingest import Ingest, Source
+from .messages import MAX_IDS, EntriesMsg, PeerMessage, TipsMsg, WantMsg, decode_message, encode_message
+from .metrics import NodeMetrics
+from .ratelimit import RateLimiter
+from .transport import SecureLink, handshake
+
+log = logging.getLogger("bilayer.peers")
+
+TIPS_INTERVAL_S = 2.0
+OUTBOX_LIMIT = 2000
+MAX_WANT_ANSWER = 2000
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"address {address!r} is not HOST:PORT")
+    return host, int(port)
+
+
+class PeerLink:
+    def __init__(self, link: SecureLink) -> None:
+        self.link = link
+        self.key = link.peer_key
+        self.source: Source = "peer:" + link.peer_key.hex()
+        self.outbox: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_LIMIT)
+        self.closed = asyncio.Event()
+
+    def enqueue(self, message: PeerMessage) -> None:
+        """Queue a message; when the peer is too slow, drop it (anti-entropy repairs the gap)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.outbox.put_nowait(encode_message(message))
+
+
+class PeerManager:
+    def __init__(
+        self,
+        signer: Signer,
+        chain_id: str,
+        listen: str,
+        dial: Sequence[str],
+        ingest: Ingest,
+        metrics: NodeMetrics,
+        entry_rate: float,
+        entry_burst: float,
+    ) -> None:
+        self.signer = signer
+        self.chain_id = chain_id
+        self.listen = listen
+        self.dial = list(dial)
+        self.ingest = ingest
+        self.metrics = metrics
+        self.limiter = RateLimiter(entry_rate, entry_burst)
+        self.links: dict[bytes, PeerLink] = {}
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running = False
+        ingest.announce = self.broadcast
+        ingest.request = self.request
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self) -> None:
+        self._running = True
+        host, port = split_host_port(self.listen)
+        self._server = await asyncio.start_server(self._on_inbound, host, port, limit=2**20)
+        for address in self.dial:
+            self._spawn(self._dial_loop(address), f"dial {address}")
+        self._spawn(self._tips_loop(), "tips")
+
+    async def stop(self) -> None:
+        self._running = False
+        if self._server is not None:
+            self._server.close()
+        for peer in list(self.links.values()):
+            peer.link.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- links ---------------------------------------------------------------------------
+
+    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            link = await handshake(reader, writer, self.signer, self.chain_id, self.listen)
+        except (PeerProtocolError, OSError) as exc:
+            self._count_error(exc)
+            writer.close()
+            return
+        await self._run(link)
+
+    async def _dial_loop(self, address: str) -> None:
+        host, port = split_host_port(address)
+        backoff = 0.2
+        while self._running:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=2**20), 5)
+                link = await handshake(reader, writer, self.signer, self.chain_id, self.listen)
+                backoff = 0.2
+                await self._run(link)
+            except (PeerProtocolError, OSError, TimeoutError) as exc:
+                self._count_error(exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _count_error(self, exc: BaseException) -> None:
+        code = exc.code if isinstance(exc, BilayerError) else "connection"
+        if isinstance(exc, PeerProtocolError):
+            log.warning("peer link refused: %s", exc)
+        self.metrics.peer_errors.labels(code).inc()
+
+    async def _run(self, link: SecureLink) -> None:
+        if link.peer_key in self.links:
+            link.close()  # one link per peer is enough
+            return
+        peer = PeerLink(link)
+        self.links[peer.key] = peer
+        self.metrics.peers.set(len(self.links))
+        log.info("peer %s connected (%s)", peer.key.hex()[:12], link.peer_listen)
+        sender = asyncio.get_running_loop().create_task(self._send_loop(peer))
+        try:
+            peer.enqueue(TipsMsg(sorted(self.ingest.dag.tips)[:MAX_IDS]))
+            while self._running:
+                data = await link.recv()
+                self._dispatch(peer, decode_message(data))
+        except (PeerProtocolError, BilayerError) as exc:
+            self._count_error(exc)
+            log.warning("closing link to %s: %s", peer.key.hex()[:12], exc)
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            sender.cancel()
+            link.close()
+            if self.links.get(peer.key) is peer:
+                del self.links[peer.key]
+            self.metrics.peers.set(len(self.links))
+            peer.closed.set()
+
+    async def _send_loop(self, peer: PeerLink) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                await peer.link.send(await peer.outbox.get())
+
+    # --- messages ------------------------------------------------------------------------
+
+    def _dispatch(self, peer: PeerLink, message: PeerMessage) -> None:
+        self.metrics.peer_frames.labels(type(message).__name__).inc()
+        if isinstance(message, EntriesMsg):
+            if not self.limiter.allow(peer.key, time.monotonic(), cost=len(message.items)):
+                self.metrics.entries_rejected.labels("rate_limited").inc(len(message.items))
+                return
+            for signed in message.items:
+                with contextlib.suppress(BilayerError):  # counted by ingest; one bad entry spoils nothing else
+                    self.ingest.ingest(signed, peer.source)
+        elif isinstance(message, WantMsg):
+            found = self.ingest.storage.get_many(message.ids[:MAX_WANT_ANSWER])
+            if found:
+                peer.enqueue(EntriesMsg([stored.signed for stored in found]))
+        elif isinstance(message, TipsMsg):
+            unknown = [i for i in message.ids if not self.ingest.dag.holds(i) and i not in self.ingest.orphans]
+            if unknown:
+                peer.enqueue(WantMsg(unknown))
+
+    def broadcast(self, entries: Sequence[Entry], sources: Sequence[Source]) -> None:
+        """Push newly stored entries to every peer that did not send them."""
+        for peer in self.links.values():
+            items = [e.signed for e, source in zip(entries, sources, strict=True) if source != peer.source]
+            for start in range(0, len(items), 1000):
+                peer.enqueue(EntriesMsg(items[start : start + 1000]))
+
+    def request(self, ids: Sequence[bytes]) -> None:
+        for start in range(0, len(ids), MAX_IDS):
+            message = WantMsg(list(ids[start : start + MAX_IDS]))
+            for peer in self.links.values():
+                peer.enqueue(message)
+
+    async def _tips_loop(self) -> None:
+        while self._running:
+            await asyncio.sleep(TIPS_INTERVAL_S)
+            self.ingest.maintain()
+            tips = TipsMsg(sorted(self.ingest.dag.tips)[:MAX_IDS])
+            for peer in self.links.values():
+                peer.enqueue(tips)
+
+    def peer_list(self) -> list[dict[str, str]]:
+        return [{"node_key": p.key.hex(), "listen": p.link.peer_listen} for p in self.links.values()]

@@ -1,0 +1,171 @@
+"""The node's SQLite store: entries in arrival order, payloads beside them, fork evidence.
+
+WAL journal with `synchronous=FULL`: a batch is on disk when its commit returns, and a
+client hears "stored" only after that. Payloads live in their own table so a redaction
+deletes the bytes and nothing else. One writer connection, used by one task at a time
+from a worker thread; one reader connection for the event loop (WAL readers never block
+the writer).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..ledger.entry import Entry, SignedEntry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    seqno INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    author BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    header BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_author_seq ON entries (author, seq);
+CREATE TABLE IF NOT EXISTS payloads (id BLOB PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS evidence (
+    seqno INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    author BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    first_header BLOB NOT NULL,
+    first_signature BLOB NOT NULL,
+    second_header BLOB NOT NULL,
+    second_signature BLOB NOT NULL,
+    detected_ms INTEGER NOT NULL,
+    UNIQUE (kind, author, seq, second_header)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    seqno: int
+    signed: SignedEntry
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForkEvidence:
+    seqno: int
+    author: bytes
+    seq: int
+    first: SignedEntry
+    second: SignedEntry
+    detected_ms: int
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+class Storage:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = _connect(self.path)
+        self._writer.executescript(SCHEMA)
+        self._reader = _connect(self.path)
+        self._write_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+    # --- writes (worker thread) -----------------------------------------------------
+
+    def store_entries(self, entries: Sequence[Entry], received_ms: int) -> None:
+        """Commit a batch durably; the entries are known valid and absent."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(
+                    "INSERT INTO entries (id, author, seq, header, signature, received_ms) VALUES (?,?,?,?,?,?)",
+                    [(e.id, e.author, e.seq, e.signed.header, e.signed.signature, received_ms) for e in entries],
+                )
+                conn.executemany(
+                    "INSERT INTO payloads (id, payload) VALUES (?, ?)", [(e.id, e.signed.payload) for e in entries]
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def store_fork_evidence(
+        self, author: bytes, seq: int, first: SignedEntry, second: SignedEntry, now_ms: int
+    ) -> bool:
+        """Keep proof of a fork; False when this exact pair was already recorded."""
+        with self._write_lock:
+            cursor = self._writer.execute(
+                "INSERT OR IGNORE INTO evidence (kind, author, seq, first_header, first_signature, second_header,"
+                " second_signature, detected_ms) VALUES ('fork', ?, ?, ?, ?, ?, ?, ?)",
+                (author, seq, first.header, first.signature, second.header, second.signature, now_ms),
+            )
+            return cursor.rowcount > 0
+
+    # --- reads (event loop) -----------------------------------------------------------
+
+    def count(self) -> int:
+        row = self._reader.execute("SELECT count(*) FROM entries").fetchone()
+        return int(row[0])
+
+    def get(self, entry_id: bytes) -> StoredEntry | None:
+        row = self._reader.execute(
+            "SELECT e.seqno, e.header, e.signature, p.payload, e.received_ms FROM entries e"
+            " LEFT JOIN payloads p ON p.id = e.id WHERE e.id = ?",
+            (entry_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredEntry(row[0], SignedEntry(row[1], row[2], row[3] if row[3] is not None else b""), row[4])
+
+    def get_many(self, entry_ids: Sequence[bytes]) -> list[StoredEntry]:
+        found = []
+        for entry_id in entry_ids:
+            stored = self.get(entry_id)
+            if stored is not None:
+                found.append(stored)
+        return found
+
+    def headers_in_order(self) -> Iterator[tuple[bytes, bytes]]:
+        """(id, header bytes) for every entry in arrival order: parents before children."""
+        yield from self._reader.execute("SELECT id, header FROM entries ORDER BY seqno")
+
+    def list_after(self, after_seqno: int, limit: int) -> list[StoredEntry]:
+        rows = self._reader.execute(
+            "SELECT e.seqno, e.header, e.signature, p.payload, e.received_ms FROM entries e"
+            " LEFT JOIN payloads p ON p.id = e.id WHERE e.seqno > ? ORDER BY e.seqno LIMIT ?",
+            (after_seqno, limit),
+        ).fetchall()
+        return [StoredEntry(r[0], SignedEntry(r[1], r[2], r[3] if r[3] is not None else b""), r[4]) for r in rows]
+
+    def fork_evidence(self, limit: int = 1000) -> list[ForkEvidence]:
+        rows = self._reader.execute(
+            "SELECT seqno, author, seq, first_header, first_signature, second_header, second_signature, detected_ms"
+            " FROM evidence WHERE kind = 'fork' ORDER BY seqno LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            ForkEvidence(r[0], r[1], r[2], SignedEntry(r[3], r[4], b""), SignedEntry(r[5], r[6], b""), r[7])
+            for r in rows
+        ]
+
+    def get_meta(self, key: str) -> bytes | None:
+        row = self._reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        with self._write_lock:
+            self._writer.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
