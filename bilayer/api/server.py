@@ -7,6 +7,7 @@ and 5xx only for real faults; no route ever answers with a stack trace.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,9 @@ MAX_LIST = 1000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NODE: web.AppKey[LedgerNode] = web.AppKey("node")
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter")
+MAX_BODY: web.AppKey[int] = web.AppKey("max_body")
+# A media type safe to echo in a Content-Type header (no CR/LF, no parameters).
+_SAFE_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
 
 _HTTP_CODES = {
     404: "not_found",
@@ -116,7 +120,17 @@ async def _read_body(request: web.Request) -> tuple[bytes, bool]:
     content_type = request.content_type
     if content_type not in (*MSGPACK_TYPES, "application/json"):
         raise web.HTTPUnsupportedMediaType(reason="send application/json or application/msgpack")
-    return await request.read(), content_type in MSGPACK_TYPES
+    max_body = request.app[MAX_BODY]
+    if request.content_length is not None and request.content_length > max_body:
+        # refuse what the client announces as too large without waiting for it
+        raise web.HTTPRequestEntityTooLarge(max_size=max_body, actual_size=request.content_length)
+    try:
+        body = await request.read()
+    except web.RequestPayloadError:
+        raise BadRequest("the request body cannot be read (broken chunking or Content-Encoding)") from None
+    except ConnectionResetError:
+        raise BadRequest("the connection closed before the whole body arrived") from None
+    return body, content_type in MSGPACK_TYPES
 
 
 def _check_connection_rate(request: web.Request, cost: int) -> None:
@@ -178,7 +192,9 @@ async def get_entry_payload(request: web.Request) -> web.Response:
     header = codec.decode(stored.signed.header, EntryHeader)
     media_type = "application/octet-stream"
     if header.kind == "data":
-        media_type = msgspec.msgpack.decode(header.body, type=dict[str, str]).get("media_type", media_type)
+        declared = msgspec.msgpack.decode(header.body, type=dict[str, str]).get("media_type", media_type)
+        if _SAFE_MEDIA_TYPE.fullmatch(declared):
+            media_type = declared
     return web.Response(
         body=stored.signed.payload,
         content_type=media_type,
@@ -268,6 +284,7 @@ def build_app(
     app = web.Application(middlewares=[errors_middleware], client_max_size=max_request_bytes)
     app[NODE] = node
     app[LIMITER] = RateLimiter(connection_rate, connection_burst)
+    app[MAX_BODY] = max_request_bytes
     app.router.add_get("/", get_index)
     app.router.add_get("/v1/status", get_status)
     app.router.add_post("/v1/entries", post_entry)

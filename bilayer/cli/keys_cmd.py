@@ -69,8 +69,9 @@ def keys_list(keystore: Path | None, as_json: bool) -> None:
 
     def human(rows: list[dict[str, Any]]) -> None:
         table = Table(title=f"keys in {store.path}", title_justify="left")
-        for column in ("name", "address", "encrypted"):
-            table.add_column(column)
+        table.add_column("name", overflow="fold")
+        table.add_column("address", no_wrap=True)
+        table.add_column("encrypted")
         for row in rows:
             table.add_row(row["name"], row["address"], "yes" if row["encrypted"] else "no")
         console.print(table)

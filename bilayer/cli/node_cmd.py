@@ -28,7 +28,7 @@ def node() -> None:
 def _parse_fund(text: str) -> Allocation:
     address, _, rest = text.partition("=")
     amount, _, asset = rest.partition(":")
-    if not address or not amount.isdigit():
+    if not address or not (amount.isascii() and amount.isdigit()):
         raise ConfigError(f"--fund {text!r}: use ADDRESS=AMOUNT[:ASSET]")
     return Allocation(address=address, asset=asset or "BLY", amount=int(amount))
 

@@ -11,8 +11,17 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+def _console(stderr: bool = False) -> Console:
+    """Wrap to the terminal; when piped, keep lines and tables whole rather than 80 columns."""
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True, width=200)
+    return console
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 

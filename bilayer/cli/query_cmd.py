@@ -5,6 +5,7 @@ from typing import Any
 import click
 
 from ..api.client import NodeClient
+from ..errors import BadRequest
 from ..keys.address import public_key_from_address
 from .output import console, emit, json_option, kv_table
 
@@ -38,7 +39,13 @@ def query_status(node_url: str, as_json: bool) -> None:
 @json_option
 def query_entry(entry_id: str, node_url: str, payload: bool, as_json: bool) -> None:
     """One entry by id."""
-    data = NodeClient(node_url).entry(entry_id)
+    try:
+        raw_id = bytes.fromhex(entry_id)
+    except ValueError:
+        raw_id = b""
+    if len(raw_id) != 32:
+        raise BadRequest("an entry id is 64 hex characters")
+    data = NodeClient(node_url).entry(raw_id.hex())
     if not payload:
         data.pop("payload", None)
         data.pop("header_bytes", None)

@@ -4,13 +4,15 @@ Format: ``bl1`` followed by the RFC 4648 base32 alphabet in lower case, without 
 of 36 bytes: the 32-byte public key, then the first 4 bytes of
 SHA-256(``b"bilayer-address"`` || public key). A mistyped character changes the checksum,
 so such an address is refused (a random error slips through with odds of 1 in 2**32).
+Only this canonical text is accepted: lower case only (``BL1...`` or upper-case letters
+are refused), and the 2 unused low bits of the last character must be zero, so each
+public key has exactly one address.
 The public key itself is in the address, so a signature can be checked from it alone.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 
 from ..errors import InvalidAddress
@@ -20,6 +22,7 @@ PUBLIC_KEY_SIZE = 32
 _CHECKSUM_TAG = b"bilayer-address"
 _CHECKSUM_SIZE = 4
 _TEXT_LENGTH = len(PREFIX) + 58
+_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz234567")
 
 
 def _checksum(public_key: bytes) -> bytes:
@@ -39,13 +42,13 @@ def public_key_from_address(address: str) -> bytes:
         raise InvalidAddress(f"an address starts with {PREFIX!r}")
     if len(address) != _TEXT_LENGTH:
         raise InvalidAddress(f"an address has {_TEXT_LENGTH} characters, not {len(address)}")
-    body = address[len(PREFIX) :].upper() + "======"
-    try:
-        raw = base64.b32decode(body)
-    except (binascii.Error, ValueError):
-        raise InvalidAddress("an address uses only the letters a-z and digits 2-7 after 'bl1'") from None
+    body = address[len(PREFIX) :]
+    if not _ALPHABET.issuperset(body):
+        raise InvalidAddress("an address uses only the lower-case letters a-z and digits 2-7 after 'bl1'")
+    raw = base64.b32decode(body.upper() + "======")
     public_key, checksum = raw[:PUBLIC_KEY_SIZE], raw[PUBLIC_KEY_SIZE:]
-    if _checksum(public_key) != checksum:
+    # b32decode ignores the last character's 2 spare bits: compare with the canonical text.
+    if _checksum(public_key) != checksum or address_from_public_key(public_key) != address:
         raise InvalidAddress("address checksum mismatch (mistyped address?)")
     return public_key
 

@@ -17,7 +17,8 @@ import nacl.pwhash
 import nacl.secret
 import nacl.utils
 
-from ..errors import BadPassphrase, KeyExists, KeyNotFound, KeystoreError
+from ..errors import BadPassphrase, InvalidAddress, KeyExists, KeyNotFound, KeystoreError
+from .address import PUBLIC_KEY_SIZE, address_from_public_key
 from .signing import Signer
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -49,6 +50,13 @@ class KeyInfo:
     encrypted: bool
 
 
+def _unhex(text: str, size: int | None) -> bytes:
+    raw = bytes.fromhex(text)
+    if size is not None and len(raw) != size:
+        raise ValueError(f"expected {size} bytes of hex, got {len(raw)}")
+    return raw
+
+
 def default_keystore() -> Path:
     env = os.environ.get(ENV_KEYSTORE)
     if env:
@@ -57,7 +65,7 @@ def default_keystore() -> Path:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise KeystoreError(
             f"invalid key name {name!r}: use 1-64 letters, digits, '_', '.', '-' (starting with a letter or digit)"
         )
@@ -80,9 +88,29 @@ class Keystore:
         except OSError as exc:
             raise KeystoreError(f"cannot read {file}: {exc.strerror}") from None
         try:
-            return msgspec.json.decode(data, type=_KeyFile)
+            record = msgspec.json.decode(data, type=_KeyFile)
         except msgspec.MsgspecError as exc:
             raise KeystoreError(f"key file {file} is damaged: {exc}") from None
+        try:
+            public_key = _unhex(record.public_key, PUBLIC_KEY_SIZE)
+            if address_from_public_key(public_key) != record.address:
+                raise ValueError("address does not match public key")
+            if record.seed is not None:
+                _unhex(record.seed, 32)
+            enc = record.encrypted
+            if enc is not None:
+                argon = nacl.pwhash.argon2id
+                _unhex(enc.salt, argon.SALTBYTES)
+                _unhex(enc.ciphertext, None)
+                if enc.kdf != "argon2id":
+                    raise ValueError(f"unknown kdf {enc.kdf!r}")
+                if not argon.OPSLIMIT_MIN <= enc.opslimit <= argon.OPSLIMIT_SENSITIVE:
+                    raise ValueError("opslimit out of range")
+                if not argon.MEMLIMIT_MIN <= enc.memlimit <= argon.MEMLIMIT_SENSITIVE:
+                    raise ValueError("memlimit out of range")
+        except (ValueError, InvalidAddress) as exc:
+            raise KeystoreError(f"key file {file} is damaged: {exc}") from None
+        return record
 
     def create(self, name: str, signer: Signer | None = None, passphrase: str | None = None) -> KeyInfo:
         file = self._file(name)
@@ -100,8 +128,15 @@ class Keystore:
             )
         else:
             record = msgspec.structs.replace(record, seed=signer.seed.hex())
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if self.path.is_dir():
+                raise KeyExists(f"a key named {name!r} already exists in {self.path}") from None
+            raise KeystoreError(f"cannot create keystore {self.path}: it exists and is not a directory") from None
+        except OSError as exc:
+            raise KeystoreError(f"cannot write to keystore {self.path}: {exc.strerror}") from None
         with os.fdopen(fd, "wb") as out:
             out.write(msgspec.json.format(msgspec.json.encode(record)) + b"\n")
         return self._info(record)

@@ -69,12 +69,16 @@ class Dag:
     def holds(self, entry_id: bytes) -> bool:
         return entry_id == self.root or entry_id in self.nodes
 
-    def placement(self, entry_id: bytes, header: EntryHeader) -> Placement:
-        """Decide where an entry stands; raise when it breaks a placement rule."""
+    def placement(self, entry_id: bytes, header: EntryHeader, allow_fork: bool = False) -> Placement:
+        """Decide where an entry stands; raise when it breaks a placement rule.
+
+        `allow_fork` admits the second entry of a fork when other entries need it as a
+        parent (the DAG must stay complete); execution then rejects one of the two.
+        """
         if entry_id in self.nodes:
             return Known()
         existing = self.by_author_seq.get((header.author, header.seq))
-        if existing is not None:
+        if existing is not None and not allow_fork:
             raise ForkDetected(f"author already has entry {existing.hex()} at sequence {header.seq}", existing)
         missing = tuple(p for p in header.parents if not self.holds(p))
         if missing:
@@ -92,7 +96,7 @@ class Dag:
     def add(self, entry_id: bytes, header: EntryHeader) -> None:
         """Record an entry that `placement` accepted."""
         self.nodes[entry_id] = DagNode(header.author, header.seq, header.parents)
-        self.by_author_seq[(header.author, header.seq)] = entry_id
+        self.by_author_seq.setdefault((header.author, header.seq), entry_id)
         head = self.heads.get(header.author)
         if head is None or head[0] < header.seq:
             self.heads[header.author] = (header.seq, entry_id)

@@ -74,7 +74,7 @@ class Transfer(Operation, frozen=True, forbid_unknown_fields=True):
     to: bytes
 
     def check(self, payload_size: int, params: ChainParams) -> None:
-        if not _ASSET.match(self.asset):
+        if not _ASSET.fullmatch(self.asset):
             raise InvalidOperation("asset: 1-16 characters, A-Z and 0-9, starting with a letter")
         if not 0 < self.amount <= MAX_AMOUNT:
             raise InvalidOperation(f"amount must be between 1 and {MAX_AMOUNT}")
@@ -95,7 +95,7 @@ class Data(Operation, frozen=True, forbid_unknown_fields=True):
     media_type: str
 
     def check(self, payload_size: int, params: ChainParams) -> None:
-        if not _MEDIA_TYPE.match(self.media_type):
+        if not _MEDIA_TYPE.fullmatch(self.media_type):
             raise InvalidOperation("media_type must look like 'type/subtype' in lower case")
         if payload_size > params.max_data_bytes:
             raise PayloadTooLarge(f"a data payload holds at most {params.max_data_bytes} bytes")

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -154,6 +154,7 @@ class Ingest:
         self.request: Request = lambda ids: None
         self._queue: list[tuple[Entry, Source]] = []
         self._uncommitted: dict[bytes, Entry] = {}
+        self._headers: dict[bytes, EntryHeader] = {}  # entries not yet ordered by a checkpoint
         self._committed: dict[bytes, asyncio.Future[None]] = {}
         self._requested: dict[bytes, int] = {}
         self._wake = asyncio.Event()
@@ -162,10 +163,14 @@ class Ingest:
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    def load(self) -> int:
+    def load(self, ordered: Container[bytes] = frozenset()) -> int:
         """Rebuild the DAG index from storage (arrival order puts parents first)."""
-        for id_, header_bytes in self.storage.headers_in_order():
-            self.dag.add(bytes(id_), codec.decode(bytes(header_bytes), EntryHeader))
+        for raw_id, header_bytes in self.storage.headers_in_order():
+            id_ = bytes(raw_id)
+            header = codec.decode(bytes(header_bytes), EntryHeader)
+            self.dag.add(id_, header)
+            if id_ not in ordered:
+                self._headers[id_] = header
         self._refresh_gauges()
         return len(self.dag)
 
@@ -235,7 +240,9 @@ class Ingest:
             placement = self.dag.placement(entry.id, entry.header)
         except ForkDetected as fork:
             self._keep_fork_evidence(fork.existing_id, entry)
-            raise
+            if entry.id not in self._requested:
+                raise
+            placement = self.dag.placement(entry.id, entry.header, allow_fork=True)
         if isinstance(placement, Known):
             return SubmitResult(entry.id, Status.KNOWN)
         if isinstance(placement, Orphan):
@@ -243,7 +250,7 @@ class Ingest:
                 raise Overloaded("too many entries are waiting for their parents; retry later")
             self.orphans.add(entry, placement.missing, self.clock_ms(), source)
             self.metrics.orphans.set(len(self.orphans))
-            self._request_missing(placement.missing)
+            self.fetch_missing(placement.missing)
             return SubmitResult(entry.id, Status.ORPHAN, placement.missing)
         assert isinstance(placement, Placed)
         self._accept(entry, source)
@@ -255,13 +262,16 @@ class Ingest:
         while ready:
             current, current_source = ready.pop()
             self.dag.add(current.id, current.header)
+            self._headers[current.id] = current.header
             self._uncommitted[current.id] = current
             self._committed[current.id] = asyncio.get_running_loop().create_future()
             self._queue.append((current, current_source))
             self._requested.pop(current.id, None)
             for orphan in self.orphans.parent_arrived(current.id):
                 try:
-                    placement = self.dag.placement(orphan.entry.id, orphan.entry.header)
+                    placement = self.dag.placement(
+                        orphan.entry.id, orphan.entry.header, allow_fork=orphan.entry.id in self._requested
+                    )
                 except ForkDetected as fork:
                     self._keep_fork_evidence(fork.existing_id, orphan.entry)
                     self.metrics.entries_rejected.labels(fork.code).inc()
@@ -276,7 +286,21 @@ class Ingest:
         self.metrics.orphans.set(len(self.orphans))
         self._wake.set()
 
-    def _request_missing(self, ids: Sequence[bytes]) -> None:
+    def header_of(self, entry_id: bytes) -> EntryHeader | None:
+        """The header of a held entry (memory for entries not yet ordered, else storage)."""
+        header = self._headers.get(entry_id)
+        if header is None:
+            stored = self.storage.get(entry_id)
+            if stored is None:
+                return None
+            header = codec.decode(stored.signed.header, EntryHeader)
+        return header
+
+    def forget_headers(self, entry_ids: Sequence[bytes]) -> None:
+        for forgotten in entry_ids:
+            self._headers.pop(forgotten, None)
+
+    def fetch_missing(self, ids: Sequence[bytes]) -> None:
         now = self.clock_ms()
         due = [i for i in ids if now - self._requested.get(i, -WANT_RETRY_MS) >= WANT_RETRY_MS]
         for i in due:
@@ -289,7 +313,7 @@ class Ingest:
         now = self.clock_ms()
         self.orphans.expire(now)
         self._requested = {i: t for i, t in self._requested.items() if now - t < self.orphans.ttl_ms}
-        self._request_missing(self.orphans.missing_parents()[:1024])
+        self.fetch_missing(self.orphans.missing_parents()[:1024])
         self.metrics.orphans.set(len(self.orphans))
 
     def _keep_fork_evidence(self, existing_id: bytes, second: Entry) -> None:

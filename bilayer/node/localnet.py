@@ -6,6 +6,7 @@ funded key names, and per node its name, role, API URL, home and process id.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -216,31 +217,27 @@ def status(directory: Path) -> dict[str, Any]:
     return {"chain_id": manifest["chain_id"], "nodes": [node_status(n) for n in manifest["nodes"]]}
 
 
-def stop_pid(pid: int, timeout: float = 10.0) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+def stop_pids(pids: list[int], timeout: float = 10.0) -> None:
+    """SIGTERM all, wait for all together, SIGKILL whatever is left."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
+        if not any(pid_alive(pid) for pid in pids):
             return
         time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def down(directory: Path) -> dict[str, Any]:
     """Stop exactly the processes the manifest names; keep their data."""
     manifest = read_manifest(directory)
-    stopped = []
+    running = [node for node in manifest["nodes"] if node.get("pid") and pid_alive(node["pid"])]
+    stop_pids([node["pid"] for node in running])
     for node in manifest["nodes"]:
-        pid = node.get("pid")
-        if pid and pid_alive(pid):
-            stop_pid(pid)
-            stopped.append(node["name"])
         node["pid"] = None
     write_manifest(directory, manifest)
-    return {"stopped": stopped}
+    return {"stopped": [node["name"] for node in running]}

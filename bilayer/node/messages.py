@@ -1,6 +1,7 @@
 """Messages between nodes after the handshake, as a tagged msgpack union.
 
-Later layers add their own message types here (consensus proposals, votes, ...).
+Layer 1 gossip (entries, wants, tips) and layer 2 (proposals, votes, finalized
+checkpoints and requests for them) share one link and one union.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from .. import codec
+from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..errors import BadEncoding
 from ..ledger.entry import SignedEntry
 
@@ -28,12 +30,35 @@ class WantMsg(msgspec.Struct, frozen=True, tag="want", forbid_unknown_fields=Tru
 
 
 class TipsMsg(msgspec.Struct, frozen=True, tag="tips", forbid_unknown_fields=True):
-    """The sender's DAG tips: anti-entropy, so a node that was away learns what it missed."""
+    """The sender's DAG tips and finalized height: anti-entropy, so a node that was away
+    learns which entries and checkpoints it missed."""
 
     ids: list[bytes]
+    height: int = 0
 
 
-PeerMessage = EntriesMsg | WantMsg | TipsMsg
+class ProposalMsg(msgspec.Struct, frozen=True, tag="proposal", forbid_unknown_fields=True):
+    proposal: Proposal
+
+
+class VoteMsg(msgspec.Struct, frozen=True, tag="vote", forbid_unknown_fields=True):
+    vote: Vote
+
+
+class CheckpointMsg(msgspec.Struct, frozen=True, tag="checkpoint", forbid_unknown_fields=True):
+    """A finalized checkpoint with its certificate; anyone may relay it, everyone verifies it."""
+
+    finalized: FinalizedCheckpoint
+
+
+class WantCheckpointsMsg(msgspec.Struct, frozen=True, tag="want_checkpoints", forbid_unknown_fields=True):
+    """Ask for finalized checkpoints `from_height` .. `from_height + count - 1`."""
+
+    from_height: int
+    count: int
+
+
+PeerMessage = EntriesMsg | WantMsg | TipsMsg | ProposalMsg | VoteMsg | CheckpointMsg | WantCheckpointsMsg
 
 _decoder: msgspec.msgpack.Decoder[PeerMessage] = msgspec.msgpack.Decoder(PeerMessage)
 

@@ -12,23 +12,58 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
+from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..errors import BilayerError, PeerProtocolError
 from ..keys.signing import Signer
-from ..ledger.entry import Entry
+from ..ledger.entry import Entry, SignedEntry
 from .ingest import Ingest, Source
-from .messages import MAX_IDS, EntriesMsg, PeerMessage, TipsMsg, WantMsg, decode_message, encode_message
+from .messages import (
+    MAX_IDS,
+    CheckpointMsg,
+    EntriesMsg,
+    PeerMessage,
+    ProposalMsg,
+    TipsMsg,
+    VoteMsg,
+    WantCheckpointsMsg,
+    WantMsg,
+    decode_message,
+    encode_message,
+)
 from .metrics import NodeMetrics
 from .ratelimit import RateLimiter
-from .transport import SecureLink, handshake
+from .transport import MAX_FRAME, SecureLink, handshake
 
 log = logging.getLogger("bilayer.peers")
 
 TIPS_INTERVAL_S = 2.0
 OUTBOX_LIMIT = 2000
+MAX_CHECKPOINTS_ANSWER = 100
+MAX_INBOUND_LINKS = 128
 MAX_WANT_ANSWER = 2000
+ENTRIES_PER_MESSAGE = 1000
+# Room for msgpack framing and the box's MAC: an EntriesMsg frame stays under MAX_FRAME.
+MESSAGE_BYTES = MAX_FRAME - 64 * 1024
+ENTRY_OVERHEAD = 64
+
+
+def entry_batches(items: Sequence[SignedEntry]) -> Iterator[list[SignedEntry]]:
+    """Split entries into EntriesMsg-sized lists a peer accepts (count and frame size)."""
+    batch: list[SignedEntry] = []
+    size = 0
+    for signed in items:
+        cost = len(signed.header) + len(signed.signature) + len(signed.payload) + ENTRY_OVERHEAD
+        if batch and (len(batch) >= ENTRIES_PER_MESSAGE or size + cost > MESSAGE_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(signed)
+        size += cost
+    if batch:
+        yield batch
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -43,13 +78,30 @@ class PeerLink:
         self.link = link
         self.key = link.peer_key
         self.source: Source = "peer:" + link.peer_key.hex()
-        self.outbox: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_LIMIT)
+        self._urgent: deque[bytes] = deque()
+        self._normal: deque[bytes] = deque()
+        self._ready = asyncio.Event()
         self.closed = asyncio.Event()
+        self.height = 0
 
     def enqueue(self, message: PeerMessage) -> None:
-        """Queue a message; when the peer is too slow, drop it (anti-entropy repairs the gap)."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self.outbox.put_nowait(encode_message(message))
+        """Queue a message; when the peer is too slow, drop it (anti-entropy repairs the gap).
+
+        Consensus messages go first: a vote must not wait behind megabytes of entries."""
+        urgent = isinstance(message, ProposalMsg | VoteMsg | CheckpointMsg)
+        queue = self._urgent if urgent else self._normal
+        if len(queue) < OUTBOX_LIMIT:
+            queue.append(encode_message(message))
+            self._ready.set()
+
+    async def next_frame(self) -> bytes:
+        while True:
+            if self._urgent:
+                return self._urgent.popleft()
+            if self._normal:
+                return self._normal.popleft()
+            self._ready.clear()
+            await self._ready.wait()
 
 
 class PeerManager:
@@ -75,6 +127,12 @@ class PeerManager:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
+        self._inbound = 0
+        self.validator_keys: set[bytes] = set()
+        self.height: Callable[[], int] = lambda: 0
+        self.on_consensus: Callable[[Proposal | Vote], None] = lambda message: None
+        self.on_checkpoint: Callable[[FinalizedCheckpoint], None] = lambda finalized: None
+        self.checkpoints_from: Callable[[int, int], list[FinalizedCheckpoint]] = lambda start, count: []
         ingest.announce = self.broadcast
         ingest.request = self.request
 
@@ -104,25 +162,40 @@ class PeerManager:
     # --- links ---------------------------------------------------------------------------
 
     async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            link = await handshake(reader, writer, self.signer, self.chain_id, self.listen)
-        except (PeerProtocolError, OSError) as exc:
-            self._count_error(exc)
-            writer.close()
+        if self._inbound >= MAX_INBOUND_LINKS:
+            writer.close()  # anyone may connect, but not without bound
             return
-        await self._run(link)
+        self._inbound += 1
+        try:
+            try:
+                link = await handshake(reader, writer, self.signer, self.chain_id, self.listen)
+            except (PeerProtocolError, OSError) as exc:
+                self._count_error(exc)
+                writer.close()
+                return
+            await self._run(link)
+        finally:
+            self._inbound -= 1
 
     async def _dial_loop(self, address: str) -> None:
         host, port = split_host_port(address)
         backoff = 0.2
         while self._running:
+            opened: asyncio.StreamWriter | None = None
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=2**20), 5)
+                opened = writer
                 link = await handshake(reader, writer, self.signer, self.chain_id, self.listen)
                 backoff = 0.2
                 await self._run(link)
             except (PeerProtocolError, OSError, TimeoutError) as exc:
                 self._count_error(exc)
+                if opened is not None:
+                    opened.close()  # a failed handshake must not leave the connection open
+            except Exception:  # never let one odd failure end dialing this peer for good
+                log.exception("dialing %s failed unexpectedly", address)
+                if opened is not None:
+                    opened.close()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
@@ -142,7 +215,7 @@ class PeerManager:
         log.info("peer %s connected (%s)", peer.key.hex()[:12], link.peer_listen)
         sender = asyncio.get_running_loop().create_task(self._send_loop(peer))
         try:
-            peer.enqueue(TipsMsg(sorted(self.ingest.dag.tips)[:MAX_IDS]))
+            peer.enqueue(TipsMsg(sorted(self.ingest.dag.tips)[:MAX_IDS], self.height()))
             while self._running:
                 data = await link.recv()
                 self._dispatch(peer, decode_message(data))
@@ -162,7 +235,7 @@ class PeerManager:
     async def _send_loop(self, peer: PeerLink) -> None:
         with contextlib.suppress(OSError):
             while True:
-                await peer.link.send(await peer.outbox.get())
+                await peer.link.send(await peer.next_frame())
 
     # --- messages ------------------------------------------------------------------------
 
@@ -177,19 +250,31 @@ class PeerManager:
                     self.ingest.ingest(signed, peer.source)
         elif isinstance(message, WantMsg):
             found = self.ingest.storage.get_many(message.ids[:MAX_WANT_ANSWER])
-            if found:
-                peer.enqueue(EntriesMsg([stored.signed for stored in found]))
+            for batch in entry_batches([stored.signed for stored in found]):
+                peer.enqueue(EntriesMsg(batch))
         elif isinstance(message, TipsMsg):
             unknown = [i for i in message.ids if not self.ingest.dag.holds(i) and i not in self.ingest.orphans]
             if unknown:
                 peer.enqueue(WantMsg(unknown))
+            peer.height = max(0, message.height)
+            if peer.height > self.height():
+                peer.enqueue(WantCheckpointsMsg(self.height() + 1, MAX_CHECKPOINTS_ANSWER))
+        elif isinstance(message, ProposalMsg | VoteMsg):
+            if peer.key in self.validator_keys:  # consensus speaks only through validators' own links
+                self.on_consensus(message.proposal if isinstance(message, ProposalMsg) else message.vote)
+        elif isinstance(message, CheckpointMsg):
+            self.on_checkpoint(message.finalized)
+        elif isinstance(message, WantCheckpointsMsg):
+            count = max(0, min(message.count, MAX_CHECKPOINTS_ANSWER))
+            for finalized in self.checkpoints_from(message.from_height, count):
+                peer.enqueue(CheckpointMsg(finalized))
 
     def broadcast(self, entries: Sequence[Entry], sources: Sequence[Source]) -> None:
         """Push newly stored entries to every peer that did not send them."""
         for peer in self.links.values():
             items = [e.signed for e, source in zip(entries, sources, strict=True) if source != peer.source]
-            for start in range(0, len(items), 1000):
-                peer.enqueue(EntriesMsg(items[start : start + 1000]))
+            for batch in entry_batches(items):
+                peer.enqueue(EntriesMsg(batch))
 
     def request(self, ids: Sequence[bytes]) -> None:
         for start in range(0, len(ids), MAX_IDS):
@@ -197,11 +282,28 @@ class PeerManager:
             for peer in self.links.values():
                 peer.enqueue(message)
 
+    def send_consensus(self, message: Proposal | Vote) -> None:
+        wrapped = ProposalMsg(message) if isinstance(message, Proposal) else VoteMsg(message)
+        for peer in self.links.values():
+            if peer.key in self.validator_keys:
+                peer.enqueue(wrapped)
+
+    def send_checkpoint(self, finalized: FinalizedCheckpoint) -> None:
+        message = CheckpointMsg(finalized)
+        for peer in self.links.values():
+            if peer.height < finalized.checkpoint.height:
+                peer.enqueue(message)
+
+    def request_checkpoints(self, from_height: int, count: int) -> None:
+        ahead = [p for p in self.links.values() if p.height >= from_height] or list(self.links.values())
+        for peer in ahead[:2]:
+            peer.enqueue(WantCheckpointsMsg(from_height, count))
+
     async def _tips_loop(self) -> None:
         while self._running:
             await asyncio.sleep(TIPS_INTERVAL_S)
             self.ingest.maintain()
-            tips = TipsMsg(sorted(self.ingest.dag.tips)[:MAX_IDS])
+            tips = TipsMsg(sorted(self.ingest.dag.tips)[:MAX_IDS], self.height())
             for peer in self.links.values():
                 peer.enqueue(tips)
 

@@ -42,7 +42,56 @@ CREATE TABLE IF NOT EXISTS evidence (
     detected_ms INTEGER NOT NULL,
     UNIQUE (kind, author, seq, second_header)
 );
+CREATE TABLE IF NOT EXISTS checkpoints (
+    height INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    finalized BLOB NOT NULL,
+    state_root BLOB NOT NULL,
+    results_root BLOB NOT NULL,
+    entry_count INTEGER NOT NULL,
+    applied_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    entry_id BLOB PRIMARY KEY,
+    height INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    code TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS results_by_height ON results (height, position);
+CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consensus_evidence (
+    seqno INTEGER PRIMARY KEY,
+    validator BLOB NOT NULL,
+    height INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    first BLOB NOT NULL,
+    second BLOB NOT NULL,
+    detected_ms INTEGER NOT NULL,
+    UNIQUE (validator, height, round, kind, second)
+);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    height: int
+    id: bytes
+    finalized: bytes
+    state_root: bytes
+    results_root: bytes
+    entry_count: int
+    applied_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    entry_id: bytes
+    height: int
+    position: int
+    outcome: str
+    code: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +210,87 @@ class Storage:
             ForkEvidence(r[0], r[1], r[2], SignedEntry(r[3], r[4], b""), SignedEntry(r[5], r[6], b""), r[7])
             for r in rows
         ]
+
+    # --- finality (layer 2) ---------------------------------------------------------
+
+    def commit_checkpoint(
+        self,
+        checkpoint: StoredCheckpoint,
+        results: Sequence[StoredResult],
+        state_changes: Sequence[tuple[bytes, bytes]],
+    ) -> None:
+        """Record a finalized checkpoint, its results and the state after it, atomically."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN")
+            try:
+                conn.execute(
+                    "INSERT INTO checkpoints (height, id, finalized, state_root, results_root, entry_count, applied_ms)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (checkpoint.height, checkpoint.id, checkpoint.finalized, checkpoint.state_root,
+                     checkpoint.results_root, checkpoint.entry_count, checkpoint.applied_ms),
+                )
+                conn.executemany(
+                    "INSERT INTO results (entry_id, height, position, outcome, code) VALUES (?,?,?,?,?)",
+                    [(r.entry_id, r.height, r.position, r.outcome, r.code) for r in results],
+                )
+                conn.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", state_changes)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def checkpoint(self, height: int) -> StoredCheckpoint | None:
+        row = self._reader.execute(
+            "SELECT height, id, finalized, state_root, results_root, entry_count, applied_ms FROM checkpoints"
+            " WHERE height = ?", (height,)
+        ).fetchone()
+        return None if row is None else StoredCheckpoint(*row)
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        row = self._reader.execute(
+            "SELECT height, id, finalized, state_root, results_root, entry_count, applied_ms FROM checkpoints"
+            " ORDER BY height DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else StoredCheckpoint(*row)
+
+    def result(self, entry_id: bytes) -> StoredResult | None:
+        row = self._reader.execute(
+            "SELECT entry_id, height, position, outcome, code FROM results WHERE entry_id = ?", (entry_id,)
+        ).fetchone()
+        return None if row is None else StoredResult(*row)
+
+    def results_at(self, height: int) -> list[StoredResult]:
+        rows = self._reader.execute(
+            "SELECT entry_id, height, position, outcome, code FROM results WHERE height = ? ORDER BY position",
+            (height,),
+        ).fetchall()
+        return [StoredResult(*r) for r in rows]
+
+    def ordered_ids(self) -> Iterator[bytes]:
+        for (entry_id,) in self._reader.execute("SELECT entry_id FROM results"):
+            yield bytes(entry_id)
+
+    def state_items(self) -> Iterator[tuple[bytes, bytes]]:
+        for key, value in self._reader.execute("SELECT key, value FROM state"):
+            yield bytes(key), bytes(value)
+
+    def store_equivocation(self, validator: bytes, height: int, round_: int, kind: str, first: bytes,
+                           second: bytes, now_ms: int) -> bool:
+        with self._write_lock:
+            cursor = self._writer.execute(
+                "INSERT OR IGNORE INTO consensus_evidence (validator, height, round, kind, first, second, detected_ms)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (validator, height, round_, kind, first, second, now_ms),
+            )
+            return cursor.rowcount > 0
+
+    def equivocations(self, limit: int = 1000) -> list[tuple[bytes, int, int, str, bytes, bytes, int]]:
+        rows = self._reader.execute(
+            "SELECT validator, height, round, kind, first, second, detected_ms FROM consensus_evidence"
+            " ORDER BY seqno LIMIT ?", (limit,)
+        ).fetchall()
+        return [(bytes(r[0]), r[1], r[2], r[3], bytes(r[4]), bytes(r[5]), r[6]) for r in rows]
 
     def get_meta(self, key: str) -> bytes | None:
         row = self._reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

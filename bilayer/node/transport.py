@@ -139,6 +139,10 @@ async def handshake(
             raise PeerProtocolError("bad keys in hello")
         if peer.node_key == signer.public_key:
             raise PeerProtocolError("connected to itself")
+        try:  # libsodium refuses low-order points (e.g. all zeros): no shared secret
+            box = nacl.public.Box(ephemeral, nacl.public.PublicKey(peer.ephemeral))
+        except nacl.exceptions.CryptoError:
+            raise PeerProtocolError("bad keys in hello") from None
         signature = signer.sign(_auth_message(chain, own_ephemeral, peer.ephemeral, peer.node_key))
         write_frame(writer, codec.encode(Auth(signature)))
         await writer.drain()
@@ -149,7 +153,6 @@ async def handshake(
         expected = _auth_message(chain, peer.ephemeral, own_ephemeral, signer.public_key)
         if not verify(peer.node_key, expected, auth.signature):
             raise PeerProtocolError("peer failed to prove its node key")
-        box = nacl.public.Box(ephemeral, nacl.public.PublicKey(peer.ephemeral))
         direction = 0 if own_ephemeral < peer.ephemeral else 1
         return SecureLink(reader, writer, box, direction, peer)
 

@@ -1,0 +1,1 @@
+"""Layer 2: the permissioned BFT consensus that finalizes the DAG in checkpoints."""

@@ -1,0 +1,144 @@
+"""What validators decide and say: checkpoints, proposals, votes, commit certificates.
+
+Every signature is Ed25519 over CONSENSUS_DOMAIN followed by the canonical msgpack of a
+tuple that names what is signed ("proposal" or "vote", chain, height, round, ...), so a
+signature for one purpose can never be replayed for another, nor on another chain.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import msgspec
+
+from .. import codec
+from ..keys.signing import Signer, verify
+from .validators import ValidatorSet
+
+CONSENSUS_DOMAIN = b"bilayer/consensus/v1"
+CHECKPOINT_DOMAIN = b"bilayer/checkpoint/v1"
+MAX_FRONTIER = 512
+NIL = b""
+
+
+class Checkpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The value decided at one height. Rounds are not part of it (a value may be
+    re-proposed in a later round); the round that decided it is in the certificate."""
+
+    chain: str
+    height: int
+    prev_id: bytes
+    proposer: bytes
+    frontier: tuple[bytes, ...]
+    state_root: bytes
+    results_root: bytes
+    time_ms: int
+
+    @property
+    def id(self) -> bytes:
+        return checkpoint_id(self)
+
+
+def checkpoint_id(checkpoint: Checkpoint) -> bytes:
+    return codec.sha256(CHECKPOINT_DOMAIN + codec.encode(checkpoint))
+
+
+class VoteType(IntEnum):
+    PREVOTE = 1
+    PRECOMMIT = 2
+
+
+class Vote(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    chain: str
+    height: int
+    round: int
+    type: int
+    value_id: bytes
+    validator: bytes
+    signature: bytes
+
+
+class Proposal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    chain: str
+    height: int
+    round: int
+    valid_round: int
+    value: Checkpoint
+    proposer: bytes
+    signature: bytes
+
+
+class CommitSignature(msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True):
+    validator: bytes
+    signature: bytes
+
+
+class CommitCertificate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Precommits of more than two thirds of the voting power for one value at one round."""
+
+    height: int
+    round: int
+    value_id: bytes
+    signatures: tuple[CommitSignature, ...]
+
+
+class FinalizedCheckpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    checkpoint: Checkpoint
+    certificate: CommitCertificate
+
+
+def vote_message(chain: str, height: int, round_: int, type_: int, value_id: bytes) -> bytes:
+    return CONSENSUS_DOMAIN + codec.encode(("vote", chain, height, round_, type_, value_id))
+
+
+def proposal_message(chain: str, height: int, round_: int, valid_round: int, value_id: bytes) -> bytes:
+    return CONSENSUS_DOMAIN + codec.encode(("proposal", chain, height, round_, valid_round, value_id))
+
+
+def sign_vote(signer: Signer, chain: str, height: int, round_: int, type_: VoteType, value_id: bytes) -> Vote:
+    signature = signer.sign(vote_message(chain, height, round_, int(type_), value_id))
+    return Vote(chain, height, round_, int(type_), value_id, signer.public_key, signature)
+
+
+def sign_proposal(
+    signer: Signer, chain: str, height: int, round_: int, valid_round: int, value: Checkpoint
+) -> Proposal:
+    signature = signer.sign(proposal_message(chain, height, round_, valid_round, value.id))
+    return Proposal(chain, height, round_, valid_round, value, signer.public_key, signature)
+
+
+def vote_signature_ok(vote: Vote) -> bool:
+    return verify(vote.validator, vote_message(vote.chain, vote.height, vote.round, vote.type, vote.value_id),
+                  vote.signature)
+
+
+def proposal_signature_ok(proposal: Proposal) -> bool:
+    message = proposal_message(proposal.chain, proposal.height, proposal.round, proposal.valid_round,
+                               proposal.value.id)
+    return verify(proposal.proposer, message, proposal.signature)
+
+
+class CertificateInvalid(Exception):
+    """A commit certificate does not prove finality."""
+
+
+def verify_certificate(chain: str, checkpoint: Checkpoint, certificate: CommitCertificate,
+                       validators: ValidatorSet) -> None:
+    """Raise `CertificateInvalid` unless a quorum of `validators` precommitted this checkpoint."""
+    if certificate.height != checkpoint.height or certificate.value_id != checkpoint.id:
+        raise CertificateInvalid("certificate is for another checkpoint")
+    if checkpoint.chain != chain:
+        raise CertificateInvalid("checkpoint is for another chain")
+    signers: set[bytes] = set()
+    for item in certificate.signatures:
+        if item.validator in signers:
+            raise CertificateInvalid("a validator signs twice")
+        if item.validator not in validators:
+            raise CertificateInvalid("a signer is not a validator")
+        message = vote_message(chain, certificate.height, certificate.round, int(VoteType.PRECOMMIT),
+                               certificate.value_id)
+        if not verify(item.validator, message, item.signature):
+            raise CertificateInvalid("a precommit signature does not verify")
+        signers.add(item.validator)
+    if not validators.is_quorum(validators.power_of(signers)):
+        raise CertificateInvalid("the signatures do not reach a quorum of voting power")

@@ -1,0 +1,1 @@
+"""Execution: the deterministic state machine behind the compliance gate."""

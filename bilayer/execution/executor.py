@@ -1,0 +1,120 @@
+"""Deterministic execution of ordered entries: FINAL (applied) or REJECTED with a reason.
+
+For each entry, in linearized order:
+
+1. author chain: `seq` must be the author's next sequence number and, for `seq > 0`, the
+   first parent must be the author's last ordered entry. Otherwise the entry is REJECTED
+   (`sequence_conflict`): this is where the loser of an author's fork ends.
+2. the author's chain advances (a later business rejection does not block the author);
+3. the operation's module applies it or raises an `ExecutionRejected` with its code.
+
+Modules register a handler per operation kind; state changes of a rejected entry are
+discarded (each handler validates before it writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .. import codec
+from ..genesis import Genesis
+from ..keys.address import public_key_from_address
+from ..ledger.entry import EntryHeader
+from ..ledger.operations import Operation, Transfer, decode_operation
+from .merkle import merkle_root
+from .state import State
+
+
+class Outcome(StrEnum):
+    FINAL = "FINAL"
+    REJECTED = "REJECTED"
+
+
+class ExecutionRejected(Exception):
+    """An entry that is valid on the ledger but breaks a rule of the state machine."""
+
+    code = "rejected"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code)
+
+
+class SequenceConflict(ExecutionRejected):
+    code = "sequence_conflict"
+
+
+class InsufficientFunds(ExecutionRejected):
+    code = "insufficient_funds"
+
+
+class BalanceOverflow(ExecutionRejected):
+    code = "balance_overflow"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryResult:
+    entry_id: bytes
+    outcome: Outcome
+    code: str = ""
+
+    def leaf(self) -> bytes:
+        return codec.encode((self.entry_id, str(self.outcome), self.code))
+
+
+Handler = Callable[[State, EntryHeader, Operation], None]
+
+MAX_BALANCE = 2**63 - 1
+
+
+def apply_transfer(state: State, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, Transfer)
+    available = state.balance(header.author, op.asset)
+    if available < op.amount:
+        raise InsufficientFunds(f"balance {available} {op.asset} < {op.amount}")
+    if header.author == op.to:
+        return
+    received = state.balance(op.to, op.asset) + op.amount
+    if received > MAX_BALANCE:
+        raise BalanceOverflow()
+    state.set_balance(header.author, op.asset, available - op.amount)
+    state.set_balance(op.to, op.asset, received)
+
+
+def apply_data(state: State, header: EntryHeader, op: Operation) -> None:
+    """Data entries change no state: being ordered and final is their whole effect."""
+
+
+HANDLERS: dict[str, Handler] = {"transfer": apply_transfer, "data": apply_data}
+
+
+def genesis_state(genesis: Genesis) -> State:
+    state = State()
+    for allocation in genesis.allocations:
+        key = public_key_from_address(allocation.address)
+        state.set_balance(key, allocation.asset, state.balance(key, allocation.asset) + allocation.amount)
+    return state
+
+
+def execute_entry(state: State, entry_id: bytes, header: EntryHeader) -> EntryResult:
+    next_seq, last = state.author_head(header.author)
+    if header.seq != next_seq or (header.seq > 0 and header.parents[0] != last):
+        return EntryResult(entry_id, Outcome.REJECTED, SequenceConflict.code)
+    state.set_author_head(header.author, next_seq + 1, entry_id)
+    handler = HANDLERS.get(header.kind)
+    if handler is None:
+        return EntryResult(entry_id, Outcome.REJECTED, "unknown_operation")
+    try:
+        handler(state, header, decode_operation(header.kind, header.body))
+    except ExecutionRejected as exc:
+        return EntryResult(entry_id, Outcome.REJECTED, exc.code)
+    return EntryResult(entry_id, Outcome.FINAL)
+
+
+def execute(state: State, ordered: Sequence[tuple[bytes, EntryHeader]]) -> list[EntryResult]:
+    return [execute_entry(state, entry_id, header) for entry_id, header in ordered]
+
+
+def results_root(results: Sequence[EntryResult]) -> bytes:
+    return merkle_root([r.leaf() for r in results])

@@ -1,0 +1,154 @@
+"""Finality on one node: applying finalized checkpoints, in height order, exactly once.
+
+Validators and ledger nodes share this path. A checkpoint is applied only with a valid
+commit certificate of the current validator set, only on top of the previous one, and
+only when every entry below its frontier is held. Applying = linearize, execute, then
+commit checkpoint, results and state changes in one SQLite transaction.
+
+Checkpoint h+1 carries the state root after h. A node whose own root differs from the one
+a quorum signed has diverged: it halts (`RootMismatch`) with a diagnostic rather than go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import codec
+from ..consensus.linearize import MissingEntry, linearize
+from ..consensus.messages import (
+    CertificateInvalid,
+    Checkpoint,
+    FinalizedCheckpoint,
+    verify_certificate,
+)
+from ..consensus.validators import ValidatorSet
+from ..execution.executor import EntryResult, execute, genesis_state, results_root
+from ..execution.merkle import EMPTY_ROOT
+from ..genesis import Genesis
+from ..ledger.dag import Dag
+from ..ledger.entry import EntryHeader
+from .storage import Storage, StoredCheckpoint, StoredResult
+
+log = logging.getLogger("bilayer.chain")
+
+
+class RootMismatch(Exception):
+    """This node's state differs from what a quorum of validators signed: halt."""
+
+
+class NotNext(Exception):
+    """The checkpoint does not extend this node's chain (wrong height or previous id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    height: int
+    checkpoint: Checkpoint
+    results: list[EntryResult]
+    state_root: bytes
+    results_root: bytes
+
+
+class Chain:
+    def __init__(self, storage: Storage, genesis: Genesis, validators: ValidatorSet) -> None:
+        self.storage = storage
+        self.genesis = genesis
+        self.validators = validators
+        self.height = 0
+        self.last: Checkpoint | None = None
+        self.last_time_ms = genesis.genesis_time_ms
+        self.state = genesis_state(genesis)
+        self.state_root = self.state.root()
+        self.results_root = EMPTY_ROOT
+        self.ordered: set[bytes] = set()
+        self.on_applied: list[Callable[[Applied], None]] = []
+
+    def load(self) -> None:
+        """Restore from storage; check that the stored state still matches its recorded root."""
+        latest = self.storage.latest_checkpoint()
+        if latest is None:
+            self.state.take_dirty()
+            return
+        genesis_items = dict(self.state.items())
+        genesis_items.update(self.storage.state_items())
+        from ..execution.state import State
+
+        self.state = State(genesis_items.items())
+        self.state_root = self.state.root()
+        if self.state_root != latest.state_root:
+            raise RootMismatch(
+                f"stored state root {self.state_root.hex()} differs from the root recorded at height"
+                f" {latest.height} ({latest.state_root.hex()}): the database is damaged"
+            )
+        finalized = codec.decode(latest.finalized, FinalizedCheckpoint)
+        self.height = latest.height
+        self.last = finalized.checkpoint
+        self.last_time_ms = finalized.checkpoint.time_ms
+        self.results_root = latest.results_root
+        self.ordered = set(self.storage.ordered_ids())
+
+    @property
+    def prev_id(self) -> bytes:
+        return self.last.id if self.last is not None else self.genesis.root
+
+    def uncovered_tips(self, dag: Dag) -> list[bytes]:
+        return sorted(t for t in dag.tips if t != dag.root and t not in self.ordered)
+
+    def check_extends(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.height != self.height + 1:
+            raise NotNext(f"checkpoint height {checkpoint.height}, this node is at {self.height}")
+        if checkpoint.prev_id != self.prev_id:
+            raise NotNext("checkpoint does not extend this node's last checkpoint")
+
+    def missing_entries(self, checkpoint: Checkpoint, dag: Dag) -> tuple[bytes, ...]:
+        return tuple(f for f in checkpoint.frontier if not dag.holds(f))
+
+    def apply(self, finalized: FinalizedCheckpoint, dag: Dag, header_of: Callable[[bytes], EntryHeader]) -> Applied:
+        """Verify and apply the next checkpoint. Raises NotNext, CertificateInvalid,
+        MissingEntry (fetch, then retry) or RootMismatch (halt)."""
+        checkpoint = finalized.checkpoint
+        self.check_extends(checkpoint)
+        verify_certificate(self.genesis.chain_id, checkpoint, finalized.certificate, self.validators)
+        if checkpoint.state_root != self.state_root or checkpoint.results_root != self.results_root:
+            raise RootMismatch(
+                f"at height {checkpoint.height} a quorum signed state root {checkpoint.state_root.hex()} and results"
+                f" root {checkpoint.results_root.hex()} for height {self.height}; this node computed"
+                f" {self.state_root.hex()} and {self.results_root.hex()}"
+            )
+        missing = self.missing_entries(checkpoint, dag)
+        if missing:
+            raise MissingEntry(missing[0])
+
+        def parents_of(entry_id: bytes) -> tuple[bytes, ...]:
+            node = dag.nodes.get(entry_id)
+            if node is None:
+                raise MissingEntry(entry_id)
+            return node.parents
+
+        order = linearize(parents_of, checkpoint.frontier, self.ordered, dag.root)
+        ordered_headers = [(entry_id, header_of(entry_id)) for entry_id in order]
+        results = execute(self.state, ordered_headers)
+        new_results_root = results_root(results)
+        new_state_root = self.state.root()
+        self.storage.commit_checkpoint(
+            StoredCheckpoint(checkpoint.height, checkpoint.id, codec.encode(finalized), new_state_root,
+                             new_results_root, len(results), int(time.time() * 1000)),
+            [StoredResult(r.entry_id, checkpoint.height, i, str(r.outcome), r.code) for i, r in enumerate(results)],
+            self.state.take_dirty(),
+        )
+        self.height = checkpoint.height
+        self.last = checkpoint
+        self.last_time_ms = checkpoint.time_ms
+        self.state_root = new_state_root
+        self.results_root = new_results_root
+        self.ordered.update(order)
+        applied = Applied(checkpoint.height, checkpoint, results, new_state_root, new_results_root)
+        for callback in self.on_applied:
+            callback(applied)
+        return applied
+
+
+__all__ = ["Applied", "CertificateInvalid", "Chain", "MissingEntry", "NotNext", "RootMismatch"]

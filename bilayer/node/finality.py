@@ -1,0 +1,307 @@
+"""The finality service of a node: drives the consensus core (validators) and follows
+finalized checkpoints (every node), on top of the ledger layer.
+
+This is the I/O shell around the sans-IO `TendermintCore`: it persists the signer state
+before anything it signed leaves the process, turns timeouts into `loop.call_later`, sends
+messages to peers, fetches missing entries, applies decisions through `Chain`, and answers
+peers that ask for finalized checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import codec
+from ..consensus.core import (
+    Action,
+    Behind,
+    Broadcast,
+    Commit,
+    ConsensusApp,
+    EntriesAvailable,
+    Equivocation,
+    Event,
+    FetchEntries,
+    Invalid,
+    Missing,
+    Persist,
+    ScheduleTimeout,
+    SignerState,
+    Start,
+    TendermintCore,
+    TimeoutFired,
+    Timeouts,
+    Valid,
+    Verdict,
+)
+from ..consensus.core import (
+    Applied as CoreApplied,
+)
+from ..consensus.linearize import MissingEntry
+from ..consensus.messages import (
+    MAX_FRONTIER,
+    CertificateInvalid,
+    Checkpoint,
+    FinalizedCheckpoint,
+    Proposal,
+    Vote,
+)
+from ..keys.signing import Signer
+from ..ledger.entry import EntryHeader
+from .chain import Chain, NotNext, RootMismatch
+from .ingest import Ingest
+
+log = logging.getLogger("bilayer.finality")
+
+SIGNER_STATE_KEY = "signer_state"
+MAX_CLOCK_SKEW_MS = 30_000
+SYNC_BATCH = 50
+
+
+class ChainApp(ConsensusApp):
+    """What the core asks of this node: values to propose and whether a value is acceptable."""
+
+    def __init__(self, chain: Chain, ingest: Ingest, me: bytes, clock_ms: Callable[[], int],
+                 heartbeat_ms: int) -> None:
+        self.chain = chain
+        self.ingest = ingest
+        self.me = me
+        self.clock_ms = clock_ms
+        self.heartbeat_ms = heartbeat_ms
+
+    def propose_value(self, height: int, prev: Checkpoint | None) -> Checkpoint | None:
+        if height != self.chain.height + 1:
+            return None
+        frontier = self.chain.uncovered_tips(self.ingest.dag)[:MAX_FRONTIER]
+        now = self.clock_ms()
+        if not frontier and (self.heartbeat_ms <= 0 or now - self.chain.last_time_ms < self.heartbeat_ms):
+            return None
+        return Checkpoint(
+            chain=self.chain.genesis.chain_id,
+            height=height,
+            prev_id=self.chain.prev_id,
+            proposer=self.me,
+            frontier=tuple(frontier),
+            state_root=self.chain.state_root,
+            results_root=self.chain.results_root,
+            time_ms=max(now, self.chain.last_time_ms + 1),
+        )
+
+    def check_value(self, value: Checkpoint) -> Verdict:
+        chain = self.chain
+        if value.height != chain.height + 1 or value.prev_id != chain.prev_id:
+            return Invalid("does not extend the last checkpoint")
+        if value.state_root != chain.state_root or value.results_root != chain.results_root:
+            return Invalid("state or results root differs from this node's")
+        if value.proposer not in chain.validators:
+            return Invalid("proposer is not a validator")
+        if len(value.frontier) > MAX_FRONTIER or list(value.frontier) != sorted(set(value.frontier)):
+            return Invalid("frontier must be sorted, distinct and bounded")
+        if value.time_ms <= chain.last_time_ms or value.time_ms > self.clock_ms() + MAX_CLOCK_SKEW_MS:
+            return Invalid("timestamp out of range")
+        missing = chain.missing_entries(value, self.ingest.dag)
+        if missing:
+            return Missing(missing)
+        return Valid()
+
+    def has_work(self, height: int) -> bool:
+        return bool(self.chain.uncovered_tips(self.ingest.dag))
+
+
+class Finality:
+    def __init__(
+        self,
+        chain: Chain,
+        ingest: Ingest,
+        signer: Signer,
+        send: Callable[[Proposal | Vote | FinalizedCheckpoint], None],
+        request_checkpoints: Callable[[int, int], None],
+        timeouts: Timeouts | None = None,
+        heartbeat_ms: int = 0,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.chain = chain
+        self.ingest = ingest
+        self.signer = signer
+        self.send = send
+        self.request_checkpoints = request_checkpoints
+        self.clock_ms = clock_ms
+        self.halted: str | None = None
+        self.pending: dict[int, FinalizedCheckpoint] = {}
+        self.commit_latency_ms: list[float] = []
+        self.core: TendermintCore | None = None
+        if signer.public_key in chain.validators:
+            app = ChainApp(chain, ingest, signer.public_key, clock_ms, heartbeat_ms)
+            self.core = TendermintCore(chain.genesis.chain_id, signer, chain.validators, app,
+                                       self._load_signer_state(), timeouts or Timeouts())
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._entries_event_scheduled = False
+        self._last_sync_request = 0.0
+
+    @property
+    def is_validator(self) -> bool:
+        return self.core is not None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._feed(Start())
+
+    def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    def _load_signer_state(self) -> SignerState | None:
+        raw = self.chain.storage.get_meta(SIGNER_STATE_KEY)
+        if raw is None:
+            return SignerState(height=self.chain.height + 1, round=0, phase=0, prev=self.chain.last)
+        state = codec.decode(raw, SignerState)
+        if state.height <= self.chain.height:
+            # the decision was applied before the crash: resume at the next height
+            return SignerState(height=self.chain.height + 1, round=0, phase=0, prev=self.chain.last)
+        return state
+
+    # --- core driving ---------------------------------------------------------------------
+
+    def _feed(self, event: Event) -> None:
+        if self.core is None or self.halted:
+            return
+        for action in self.core.step(event):
+            self._do(action)
+
+    def _do(self, action: Action) -> None:
+        if isinstance(action, Persist):
+            self.chain.storage.set_meta(SIGNER_STATE_KEY, codec.encode(action.state))
+        elif isinstance(action, Broadcast):
+            self.send(action.message)
+        elif isinstance(action, ScheduleTimeout):
+            loop = asyncio.get_running_loop()
+            event = TimeoutFired(action.kind, action.height, action.round)
+            handle = loop.call_later(action.delay_ms / 1000, self._on_timer, event)
+            self._timers.add(handle)
+        elif isinstance(action, Commit):
+            self._apply(action.finalized, own=True)
+        elif isinstance(action, FetchEntries):
+            self.ingest.fetch_missing(list(action.entry_ids))
+        elif isinstance(action, Behind):
+            self._ask_for_checkpoints()
+        elif isinstance(action, Equivocation):
+            self._record_equivocation(action)
+
+    def _on_timer(self, event: TimeoutFired) -> None:
+        self._timers = {t for t in self._timers if not t.cancelled() and t.when() > asyncio.get_running_loop().time()}
+        self._feed(event)
+
+    def on_consensus_message(self, message: Proposal | Vote) -> None:
+        from ..consensus.core import MessageReceived
+
+        if message.height > self.chain.height + 2:
+            self._ask_for_checkpoints()
+        self._feed(MessageReceived(message))
+
+    def on_entries_stored(self) -> None:
+        """New entries: re-check waiting proposals, let an idle proposer propose, retry checkpoints."""
+        if self._entries_event_scheduled:
+            return
+        self._entries_event_scheduled = True
+        asyncio.get_running_loop().call_soon(self._entries_stored_now)
+
+    def _entries_stored_now(self) -> None:
+        self._entries_event_scheduled = False
+        self._drain_pending()
+        self._feed(EntriesAvailable())
+
+    # --- applying decisions -----------------------------------------------------------------
+
+    def on_finalized(self, finalized: FinalizedCheckpoint) -> None:
+        """A finalized checkpoint from a peer (followers and lagging validators)."""
+        height = finalized.checkpoint.height
+        if height <= self.chain.height or height in self.pending:
+            return
+        if len(self.pending) < 10_000:
+            self.pending[height] = finalized
+        if height > self.chain.height + 1:
+            self._ask_for_checkpoints()
+        self._drain_pending()
+
+    def _drain_pending(self) -> None:
+        while self.chain.height + 1 in self.pending and not self.halted:
+            finalized = self.pending[self.chain.height + 1]
+            if not self._apply(finalized, own=False):
+                return
+            self.pending.pop(finalized.checkpoint.height, None)
+        for height in [h for h in self.pending if h <= self.chain.height]:
+            del self.pending[height]
+
+    def _apply(self, finalized: FinalizedCheckpoint, own: bool) -> bool:
+        if self.halted:
+            return False
+        height = finalized.checkpoint.height
+        if height <= self.chain.height:
+            return True
+        try:
+            applied = self.chain.apply(finalized, self.ingest.dag, self._header_of)
+        except MissingEntry as missing:
+            self.pending[height] = finalized
+            still_missing = self.chain.missing_entries(finalized.checkpoint, self.ingest.dag)
+            self.ingest.fetch_missing([missing.entry_id, *still_missing])
+            return False
+        except NotNext as exc:
+            log.debug("checkpoint %d not applicable yet: %s", height, exc)
+            self.pending.setdefault(height, finalized)
+            return False
+        except CertificateInvalid as exc:
+            log.warning("refusing checkpoint %d: %s", height, exc)
+            self.pending.pop(height, None)
+            return False
+        except RootMismatch as exc:
+            self._halt(str(exc))
+            return False
+        self.ingest.forget_headers([result.entry_id for result in applied.results])
+        self.send(finalized)
+        self._feed(CoreApplied(height, finalized.checkpoint))
+        return True
+
+    def _header_of(self, entry_id: bytes) -> EntryHeader:
+        header = self.ingest.header_of(entry_id)
+        if header is None:
+            raise MissingEntry(entry_id)
+        return header
+
+    def _ask_for_checkpoints(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sync_request < 0.5:
+            return
+        self._last_sync_request = now
+        self.request_checkpoints(self.chain.height + 1, SYNC_BATCH)
+
+    def _halt(self, diagnostic: str) -> None:
+        self.halted = diagnostic
+        log.critical("HALTED: this node's state diverged from the quorum's. %s", diagnostic)
+        self.stop()
+
+    def _record_equivocation(self, action: Equivocation) -> None:
+        first, second = action.first, action.second
+        if isinstance(first, Vote) and isinstance(second, Vote):
+            validator, kind = first.validator, "duplicate_vote"
+        elif isinstance(first, Proposal) and isinstance(second, Proposal):
+            validator, kind = first.proposer, "duplicate_proposal"
+        else:
+            return
+        stored = self.chain.storage.store_equivocation(
+            validator, first.height, first.round, kind, codec.encode(first), codec.encode(second), self.clock_ms()
+        )
+        if stored:
+            log.warning("equivocation by validator %s at height %d round %d (%s)", validator.hex()[:12],
+                        first.height, first.round, kind)
+
+    def status(self) -> dict[str, Any]:
+        view: dict[str, Any] = {"height": self.chain.height, "halted": self.halted}
+        if self.core is not None:
+            view.update(round=self.core.round, phase=int(self.core.phase))
+        return view

@@ -1,0 +1,144 @@
+"""Ingestion against a real SQLite store: durability, orphans, forks, rate limits, reload."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from bilayer.errors import BadSignature, RateLimited, SequenceReused
+from bilayer.genesis import Genesis
+from bilayer.ledger.entry import SignedEntry
+from bilayer.node.ingest import Ingest, IngestLimits, OrphanPool, Status
+from bilayer.node.metrics import NodeMetrics
+from bilayer.node.storage import Storage
+
+from .conftest import make_entry, seeded_signer
+
+ALICE = seeded_signer(1)
+
+
+def chain(genesis: Genesis, length: int, signer=ALICE) -> list[tuple[bytes, SignedEntry]]:  # type: ignore[no-untyped-def]
+    entries = []
+    parent = genesis.root
+    for seq in range(length):
+        id_, signed = make_entry(signer, genesis, seq=seq, parents=[parent])
+        entries.append((id_, signed))
+        parent = id_
+    return entries
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def test_stored_entries_survive_reopen(tmp_path: Path, genesis: Genesis) -> None:
+    entries = chain(genesis, 5)
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.start()
+        for _, signed in entries:
+            assert (await ingest.submit(signed, "api:test")).status == Status.STORED
+        assert (await ingest.submit(entries[0][1], "api:test")).status == Status.KNOWN
+        await ingest.stop()
+        ingest.storage.close()
+
+    run(scenario())
+    reopened = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+    assert reopened.load() == 5
+    assert reopened.dag.tips == {entries[-1][0]}
+    assert reopened.storage.get(entries[2][0]).signed == entries[2][1]  # type: ignore[union-attr]
+
+
+def test_orphans_wait_for_parents_in_any_order(tmp_path: Path, genesis: Genesis) -> None:
+    entries = chain(genesis, 6)
+    requested: list[bytes] = []
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.request = lambda ids: requested.extend(ids)
+        ingest.start()
+        for _, signed in reversed(entries[1:]):
+            assert (await ingest.submit(signed, "api:test")).status == Status.ORPHAN
+        assert len(ingest.orphans) == 5
+        assert entries[0][0] in requested
+        assert (await ingest.submit(entries[0][1], "api:test")).status == Status.STORED
+        await ingest.flush()
+        assert len(ingest.orphans) == 0
+        assert ingest.storage.count() == 6
+        assert ingest.dag.tips == {entries[-1][0]}
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_fork_is_refused_and_kept_as_evidence(tmp_path: Path, genesis: Genesis) -> None:
+    _, first = make_entry(ALICE, genesis, payload=b"one")
+    _, second = make_entry(ALICE, genesis, payload=b"two")
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.start()
+        await ingest.submit(first, "api:test")
+        with pytest.raises(SequenceReused):
+            await ingest.submit(second, "api:test")
+        evidence = ingest.storage.fork_evidence()
+        assert len(evidence) == 1
+        assert evidence[0].first.header == first.header
+        assert evidence[0].second.header == second.header
+        assert ingest.storage.count() == 1
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_refused_entries_change_nothing(tmp_path: Path, genesis: Genesis) -> None:
+    _, signed = make_entry(ALICE, genesis)
+    forged = SignedEntry(signed.header, bytes(64), signed.payload)
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.start()
+        with pytest.raises(BadSignature):
+            await ingest.submit(forged, "api:test")
+        assert ingest.storage.count() == 0 and len(ingest.dag) == 0
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_author_rate_limit(tmp_path: Path, genesis: Genesis) -> None:
+    entries = chain(genesis, 4)
+    clock = [int(time.time() * 1000)]
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics(),
+                        IngestLimits(author_rate=1.0, author_burst=2.0), clock_ms=lambda: clock[0])
+        ingest.start()
+        await ingest.submit(entries[0][1], "api:test")
+        await ingest.submit(entries[1][1], "api:test")
+        with pytest.raises(RateLimited):
+            await ingest.submit(entries[2][1], "api:test")
+        clock[0] += 1000
+        assert (await ingest.submit(entries[2][1], "api:test")).status == Status.STORED
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_orphan_pool_is_bounded_in_count_and_time(genesis: Genesis) -> None:
+    from bilayer.ledger.validation import check_entry
+
+    pool = OrphanPool(capacity=3, ttl_ms=1000)
+    entries = chain(genesis, 6)
+    for index, (_, signed) in enumerate(entries[1:]):
+        entry = check_entry(signed, chain_id=genesis.chain_id, params=genesis.params, now_ms=2**62)
+        pool.add(entry, entry.parents, now_ms=index * 100, source="api:test")
+    assert len(pool) == 3
+    assert entries[1][0] not in pool
+    assert pool.expire(now_ms=1350) == 2
+    assert pool.expire(now_ms=10_000) == 1
+    assert len(pool) == 0 and pool.waiting == {}
