@@ -60,7 +60,11 @@ def transfer_to(recipient: Signer, amount: int = 1) -> Transfer:
 def single_node(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """One real ledger node process (pow 4 bits, no rate limits); yields its manifest."""
     manifest = localnet.create(
-        tmp_path / "net", ledger_nodes=1, pow_bits=TEST_POW_BITS, limits=LimitsConfig(author_rate=0, connection_rate=0)
+        tmp_path / "net",
+        validators=0,
+        ledger_nodes=1,
+        pow_bits=TEST_POW_BITS,
+        limits=LimitsConfig(author_rate=0, connection_rate=0),
     )
     try:
         yield localnet.up(tmp_path / "net", timeout=30)

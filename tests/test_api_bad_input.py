@@ -276,7 +276,7 @@ def app_routes() -> set[tuple[str, str]]:
 
 
 def concrete(path: str, address: str) -> str:
-    return path.replace("{entry_id}", ZERO_ID).replace("{address}", address)
+    return path.replace("{entry_id}", ZERO_ID).replace("{address}", address).replace("{height}", "1")
 
 
 def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | None]]]:
@@ -352,6 +352,14 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
     ]
     tips_cases.append(("/v1/tips?limit=1", 200, None))
     ignoring = "?limit=abc&after=-1&x=%00%FF&" + "y=1&" * 200
+    # this node's chain has no validators: finality routes answer not_found, bad input still 400
+    checkpoint_cases: list[tuple[str, int, str | None]] = [
+        (f"/v1/checkpoints/{h}", 404, "not_found") for h in ("1", "latest", "abc", "-1", "9" * 5000, "%00")
+    ]
+    account_cases: list[tuple[str, int, str | None]] = [
+        (f"/v1/accounts/{bad}", 400, "invalid_address") for bad in bad_addresses
+    ]
+    account_cases.append((f"/v1/accounts/{address}", 404, "not_found"))
     return {
         "/": [("/" + ignoring, 200, None)],
         "/v1/status": [("/v1/status" + ignoring, 200, None)],
@@ -362,6 +370,9 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
         "/v1/tips": tips_cases,
         "/v1/evidence": [("/v1/evidence" + ignoring, 200, None)],
         "/v1/peers": [("/v1/peers" + ignoring, 200, None)],
+        "/v1/checkpoints/{height}": checkpoint_cases,
+        "/v1/accounts/{address}": account_cases,
+        "/v1/validators": [("/v1/validators" + ignoring, 200, None)],
         "/metrics": [("/metrics" + ignoring, 200, None)],
         "/openapi.json": [("/openapi.json" + ignoring, 200, None)],
     }
@@ -761,6 +772,7 @@ def small_node(tmp_path: Path) -> Iterator[dict[str, Any]]:
     directory = tmp_path / "small"
     localnet.create(
         directory,
+        validators=0,
         ledger_nodes=1,
         pow_bits=TEST_POW_BITS,
         limits=LimitsConfig(author_rate=0, connection_rate=0, max_request_bytes=SMALL_LIMIT),

@@ -116,7 +116,8 @@ USAGE_ERRORS = [
     (("keys", "new"), "Missing argument"),
     (("tx", "transfer", "--to", "x", "--key", "alice", "--amount", "0"), "--amount"),
     (("tx", "data", "--key", "alice", "--file", "/nonexistent/file"), "does not exist"),
-    (("localnet", "up", "--ledger-nodes", "0"), "--ledger-nodes"),
+    (("localnet", "up", "--ledger-nodes", "-1"), "--ledger-nodes"),
+    (("localnet", "up", "--validators", "0", "--ledger-nodes", "0", "--dir", "/nonexistent-net"), "at least one node"),
 ]
 
 
@@ -395,7 +396,7 @@ def test_transactions_and_queries_against_a_real_node(single_node: dict[str, Any
     sent = bilayer("tx", "data", "--text", "hello", *common)
     assert sent.code == 0, sent
     data = sent.json()
-    assert data["status"] == "stored"
+    assert data["status"] == "PENDING"  # --wait on a chain without validators: stored, never final
     assert re.fullmatch(r"[0-9a-f]{64}", data["id"])
     assert data["author"] == alice
 
@@ -407,7 +408,7 @@ def test_transactions_and_queries_against_a_real_node(single_node: dict[str, Any
     assert view["op"] == {"kind": "data", "media_type": "text/plain"}
     assert view["author"] == alice
     assert view["seq"] == 0
-    assert view["status"] == "stored"
+    assert view["status"] == "PENDING"  # stored; nothing is final on a chain without validators
     assert view["payload_size"] == len(b"hello")
     assert "payload" not in view and "header_bytes" not in view
     with_payload = bilayer("query", "entry", data["id"], "--node", url, "--payload", "--json").json()
@@ -416,7 +417,7 @@ def test_transactions_and_queries_against_a_real_node(single_node: dict[str, Any
     sent = bilayer("tx", "transfer", "--to", bob, "--amount", "5", *common)
     assert sent.code == 0, sent
     transfer = sent.json()
-    assert transfer["status"] == "stored" and transfer["id"] != data["id"]
+    assert transfer["status"] == "PENDING" and transfer["id"] != data["id"]
     view = bilayer("query", "entry", transfer["id"], "--node", url, "--json").json()
     assert view["kind"] == "transfer"
     assert view["op"] == {"kind": "transfer", "asset": "BLY", "amount": 5, "to": bob}
@@ -462,7 +463,7 @@ def test_transactions_and_queries_against_a_real_node(single_node: dict[str, Any
     assert human_tips.code == 0 and "1 tips" in human_tips.out and transfer["id"] in human_tips.out
 
     assert evidence.code == 0, evidence
-    assert evidence.json() == {"forks": []}
+    assert evidence.json() == {"forks": [], "equivocations": []}
     assert "0 forks" in human_evidence.out
 
     assert status.json()["entries"] == 2
@@ -496,7 +497,8 @@ def localnet_dir(tmp_path: Path) -> Iterator[Path]:
 def test_localnet_up_status_down(localnet_dir: Path) -> None:
     directory = str(localnet_dir)
     up = bilayer(
-        "localnet", "up", "--ledger-nodes", "2", "--dir", directory, "--pow-bits", "4", "--timeout", "30", "--json"
+        "localnet", "up", "--validators", "0", "--ledger-nodes", "2", "--dir", directory, "--pow-bits", "4",
+        "--timeout", "30", "--json",
     )
     assert up.code == 0, up
     manifest = up.json()

@@ -104,7 +104,7 @@ def wait_for_count(api_url: str, count: int, timeout: float = 60.0) -> int:
 @pytest.fixture
 def line_net(tmp_path: Path) -> Iterator[dict[str, Any]]:
     directory = tmp_path / "net"
-    localnet.create(directory, ledger_nodes=3, pow_bits=4, topology="line",
+    localnet.create(directory, validators=0, ledger_nodes=3, pow_bits=4, topology="line",
                     limits=LimitsConfig(author_rate=0, connection_rate=0))
     try:
         manifest = localnet.up(directory)

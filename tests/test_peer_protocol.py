@@ -333,7 +333,11 @@ def test_dialing_node_survives_low_order_key_from_peer(tmp_path: Path) -> None:
     """A node that dials a hostile peer refuses its weak key and keeps redialling."""
     directory = tmp_path / "net"
     manifest = localnet.create(
-        directory, ledger_nodes=1, pow_bits=TEST_POW_BITS, limits=LimitsConfig(author_rate=0, connection_rate=0)
+        directory,
+        validators=0,
+        ledger_nodes=1,
+        pow_bits=TEST_POW_BITS,
+        limits=LimitsConfig(author_rate=0, connection_rate=0),
     )
     home = NodeHome(Path(manifest["nodes"][0]["home"]))
     genesis = load_genesis(Path(manifest["genesis"]))

@@ -9,14 +9,20 @@ import urllib.request
 from typing import Any
 
 from .. import codec
-from ..errors import BadRequest, NodeUnreachable, RemoteError
+from ..errors import BadRequest, BilayerError, NodeUnreachable, RemoteError
 from ..keys.signing import Signer
 from ..ledger.entry import SignedEntry, build_entry
 from ..ledger.operations import Operation
 
 
+class WaitTimeout(BilayerError):
+    """The entry reached no final outcome in the time allowed."""
+
+    code = "wait_timeout"
+
+
 class NodeClient:
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 15.0) -> None:
         url = url.rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise BadRequest(f"node URL {url!r} must start with http:// or https://")
@@ -61,6 +67,26 @@ class NodeClient:
 
     def entry(self, entry_id: str) -> dict[str, Any]:
         return dict(self.get(f"/v1/entries/{entry_id}"))
+
+    def wait_for_outcome(self, entry_id: str, timeout: float) -> dict[str, Any]:
+        """Block until the entry is FINAL or REJECTED (or merely stored on a chain without
+        validators); the node long-polls, so the answer comes as soon as it is known."""
+        deadline = time.monotonic() + timeout
+        finality = bool(self.status().get("finality"))
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(f"entry {entry_id} has no final outcome after {timeout:.0f} s")
+            try:
+                view = self.get(f"/v1/entries/{entry_id}?wait={min(remaining, 10.0):.2f}")
+            except RemoteError as exc:
+                if exc.remote_code != "not_found":
+                    raise
+                view = {"status": "ORPHAN"}
+                time.sleep(0.1)
+            status = view.get("status")
+            if status in ("FINAL", "REJECTED") or (status == "PENDING" and not finality):
+                return dict(view)
 
     def submit(self, signed: SignedEntry) -> dict[str, Any]:
         return dict(self._request("POST", "/v1/entries", codec.encode(signed), "application/msgpack"))

@@ -23,9 +23,10 @@ from ..ledger.operations import operation_kinds
 from ..node.ingest import Status, SubmitResult
 from ..node.ratelimit import RateLimiter
 from .openapi import openapi_document
-from .views import fork_view, stored_view
+from .views import b64, finalized_view, fork_view, stored_view
 
 if TYPE_CHECKING:
+    from ..node.chain import Chain
     from ..node.runtime import LedgerNode
 
 log = logging.getLogger("bilayer.api")
@@ -172,15 +173,27 @@ async def post_entries_batch(request: web.Request) -> web.Response:
     return json_response({"results": views})
 
 
+MAX_WAIT_S = 30.0
+
+
 async def get_entry(request: web.Request) -> web.Response:
     node = request.app[NODE]
     entry_id = _entry_id_param(request)
+    wait_text = request.query.get("wait")
+    if wait_text is not None:
+        try:
+            wait = float(wait_text)
+        except ValueError:
+            raise BadRequest("query parameter 'wait' is a number of seconds") from None
+        if not 0 <= wait <= MAX_WAIT_S:
+            raise BadRequest(f"query parameter 'wait' must be between 0 and {MAX_WAIT_S:.0f} seconds")
+        await node.wait_for_entry(entry_id, wait)
     stored = node.storage.get(entry_id)
     if stored is None:
         if entry_id in node.ingest.orphans:
             return json_response({"id": entry_id.hex(), "status": "orphan"}, 202)
         raise NotFound(f"no entry {entry_id.hex()} on this node")
-    return json_response(stored_view(stored))
+    return json_response(stored_view(stored, node.storage.result(entry_id)))
 
 
 async def get_entry_payload(request: web.Request) -> web.Response:
@@ -245,7 +258,72 @@ async def get_tips(request: web.Request) -> web.Response:
 
 async def get_evidence(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    return json_response({"forks": [fork_view(e) for e in node.storage.fork_evidence()]})
+    equivocations = [
+        {"kind": kind, "validator": validator.hex(), "height": height, "round": round_, "detected_ms": detected,
+         "first": b64(first), "second": b64(second)}
+        for validator, height, round_, kind, first, second, detected in node.storage.equivocations()
+    ]
+    return json_response({"forks": [fork_view(e) for e in node.storage.fork_evidence()],
+                          "equivocations": equivocations})
+
+
+def _finality_chain(node: LedgerNode) -> Chain:
+    if node.chain is None:
+        raise NotFound("this chain has no validators, so nothing is finalized")
+    return node.chain
+
+
+async def get_checkpoint(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    text = request.match_info["height"]
+    if text == "latest":
+        height = chain.height
+    else:
+        try:
+            height = int(text)
+        except ValueError:
+            raise BadRequest("a checkpoint height is a positive integer or 'latest'") from None
+    if height < 1 or height > 2**62:
+        raise NotFound(f"no checkpoint at height {height}" if height >= 0 else "heights start at 1")
+    stored = node.storage.checkpoint(height)
+    if stored is None:
+        raise NotFound(f"no checkpoint at height {height} yet (this node is at {chain.height})")
+    with_entries = request.query.get("entries", "0") in ("1", "true", "yes")
+    return json_response(finalized_view(stored, node.storage.results_at(height) if with_entries else None))
+
+
+async def get_account(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    address = request.match_info["address"]
+    public_key = public_key_from_address(address)
+    chain = _finality_chain(node)
+    next_seq, last = chain.state.author_head(public_key)
+    return json_response({
+        "address": address,
+        "height": chain.height,
+        "balances": chain.state.balances_of(public_key),
+        "next_seq": next_seq,
+        "last_entry": last.hex() if last else None,
+        "state_root": chain.state_root.hex(),
+    })
+
+
+async def get_validators(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    if node.validators is None:
+        return json_response({"validators": [], "total_power": 0, "max_faulty": 0})
+    validators = node.validators
+    return json_response({
+        "validators": [
+            {"name": v.name, "public_key": v.public_key.hex(), "address": address_from_public_key(v.public_key),
+             "power": v.power}
+            for v in validators.members
+        ],
+        "total_power": validators.total_power,
+        "max_faulty": validators.max_faulty,
+        "quorum_power": validators.total_power * 2 // 3 + 1,
+    })
 
 
 async def get_status(request: web.Request) -> web.Response:
@@ -296,6 +374,9 @@ def build_app(
     app.router.add_get("/v1/tips", get_tips)
     app.router.add_get("/v1/evidence", get_evidence)
     app.router.add_get("/v1/peers", get_peers)
+    app.router.add_get("/v1/checkpoints/{height}", get_checkpoint)
+    app.router.add_get("/v1/accounts/{address}", get_account)
+    app.router.add_get("/v1/validators", get_validators)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/openapi.json", get_openapi)
     return app

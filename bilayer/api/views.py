@@ -6,10 +6,11 @@ import base64
 from typing import Any
 
 from .. import codec
+from ..consensus.messages import FinalizedCheckpoint
 from ..keys.address import address_from_public_key
 from ..ledger.entry import EntryHeader, SignedEntry, entry_id
 from ..ledger.operations import decode_operation
-from ..node.storage import ForkEvidence, StoredEntry
+from ..node.storage import ForkEvidence, StoredCheckpoint, StoredEntry, StoredResult
 
 
 def b64(data: bytes) -> str:
@@ -41,11 +42,47 @@ def signed_view(signed: SignedEntry, *, with_payload: bool) -> dict[str, Any]:
     return view
 
 
-def stored_view(stored: StoredEntry, *, with_payload: bool = True) -> dict[str, Any]:
+def stored_view(stored: StoredEntry, result: StoredResult | None, *, with_payload: bool = True) -> dict[str, Any]:
+    """An entry with its lifecycle: PENDING (stored, not yet ordered), then FINAL or REJECTED."""
     view = signed_view(stored.signed, with_payload=with_payload)
-    view["status"] = "stored"
+    view["status"] = result.outcome if result is not None else "PENDING"
+    if result is not None:
+        view["height"] = result.height
+        view["index"] = result.position
+        view["reason"] = result.code or None
     view["position"] = stored.seqno
     view["received_ms"] = stored.received_ms
+    return view
+
+
+def finalized_view(stored: StoredCheckpoint, results: list[StoredResult] | None = None) -> dict[str, Any]:
+    finalized = codec.decode(stored.finalized, FinalizedCheckpoint)
+    checkpoint, certificate = finalized.checkpoint, finalized.certificate
+    view: dict[str, Any] = {
+        "height": checkpoint.height,
+        "id": stored.id.hex(),
+        "round": certificate.round,
+        "prev_id": checkpoint.prev_id.hex(),
+        "proposer": checkpoint.proposer.hex(),
+        "frontier": [f.hex() for f in checkpoint.frontier],
+        "prev_state_root": checkpoint.state_root.hex(),
+        "prev_results_root": checkpoint.results_root.hex(),
+        "time_ms": checkpoint.time_ms,
+        "state_root": stored.state_root.hex(),
+        "results_root": stored.results_root.hex(),
+        "entry_count": stored.entry_count,
+        "certificate": {
+            "height": certificate.height,
+            "round": certificate.round,
+            "value_id": certificate.value_id.hex(),
+            "signatures": [{"validator": s.validator.hex(), "signature": s.signature.hex()}
+                           for s in certificate.signatures],
+        },
+        "finalized": b64(stored.finalized),
+    }
+    if results is not None:
+        view["entries"] = [{"id": r.entry_id.hex(), "outcome": r.outcome, "reason": r.code or None}
+                           for r in results]
     return view
 
 

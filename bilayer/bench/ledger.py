@@ -116,7 +116,9 @@ def run_ledger_bench(
         limits = LimitsConfig(author_rate=0, connection_rate=0)
         for repeat in range(config.repeats):
             directory = Path(tmp) / f"net{repeat}"
-            manifest = localnet.create(directory, ledger_nodes=1, pow_bits=config.pow_bits, limits=limits)
+            manifest = localnet.create(
+                directory, validators=0, ledger_nodes=1, pow_bits=config.pow_bits, limits=limits
+            )
             genesis = load_genesis(Path(manifest["genesis"]))
             entries = make_entries(
                 genesis.chain_id, genesis.root, config, progress(f"signing entries (run {repeat + 1})", config.entries)

@@ -28,7 +28,7 @@ def _nodes_table(title: str, rows: list[dict[str, Any]]) -> None:
     table = Table(title=title, title_justify="left")
     columns = [
         c
-        for c in ("name", "role", "api_url", "pid", "running", "entries", "tips", "peers", "error")
+        for c in ("name", "role", "api_url", "pid", "running", "height", "entries", "tips", "peers", "error")
         if any(c in r for r in rows)
     ]
     for column in columns:
@@ -39,24 +39,27 @@ def _nodes_table(title: str, rows: list[dict[str, Any]]) -> None:
 
 
 @localnet.command("up")
-@click.option("--ledger-nodes", type=click.IntRange(1, 32), default=3, show_default=True)
-@click.option(
-    "--pow-bits",
-    type=click.IntRange(0, 32),
-    default=16,
-    show_default=True,
-    help="Proof-of-work difficulty of the new chain.",
-)
-@click.option("--topology", type=click.Choice(["mesh", "line"]), default="mesh", show_default=True)
+@click.option("--validators", type=click.IntRange(0, 32), default=4, show_default=True,
+              help="Validator processes (BFT consensus); 0 runs the ledger layer alone.")
+@click.option("--ledger-nodes", type=click.IntRange(0, 32), default=1, show_default=True,
+              help="Ledger node processes (follow checkpoints, serve clients).")
+@click.option("--consensus", type=click.Choice(["bft"]), default="bft", show_default=True,
+              help="Consensus protocol of the validators (Tendermint BFT).")
+@click.option("--pow-bits", type=click.IntRange(0, 32), default=16, show_default=True,
+              help="Proof-of-work difficulty of the new chain.")
+@click.option("--topology", type=click.Choice(["mesh", "line"]), default="mesh", show_default=True,
+              help="How ledger nodes connect to each other.")
 @dir_option
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for each node.")
 @json_option
-def localnet_up(
-    ledger_nodes: int, pow_bits: int, topology: str, directory: Path, timeout: float, as_json: bool
-) -> None:
+def localnet_up(validators: int, ledger_nodes: int, consensus: str, pow_bits: int, topology: str, directory: Path,
+                timeout: float, as_json: bool) -> None:
     """Create (if new) and start the network in --dir, in the background; print its endpoints."""
     if not net.manifest_path(directory).exists():
-        net.create(directory, ledger_nodes=ledger_nodes, pow_bits=pow_bits, topology=topology)
+        if validators + ledger_nodes < 1:
+            raise click.BadParameter("a network needs at least one node", param_hint="--validators/--ledger-nodes")
+        net.create(directory, validators=validators, ledger_nodes=ledger_nodes, pow_bits=pow_bits,
+                   topology=topology)
     progress = (lambda _: None) if as_json else (lambda line: err_console.print(f"[dim]{line}[/dim]"))
     manifest = net.up(directory, timeout=timeout, progress=progress)
 

@@ -90,3 +90,53 @@ def query_evidence(node_url: str, as_json: bool) -> None:
             console.print(f"{fork['author']} seq {fork['seq']}: " + " vs ".join(e["id"] for e in fork["entries"]))
 
     emit(data, as_json, human)
+
+
+@query.command("checkpoint")
+@click.argument("height", default="latest")
+@node_option
+@click.option("--entries", is_flag=True, help="List the entries it ordered, with their outcomes.")
+@json_option
+def query_checkpoint(height: str, node_url: str, entries: bool, as_json: bool) -> None:
+    """A finalized checkpoint (HEIGHT or 'latest') with its quorum certificate."""
+    if height != "latest" and not (height.isascii() and height.isdigit()):
+        raise BadRequest("HEIGHT is a positive integer or 'latest'")
+    data = NodeClient(node_url).get(f"/v1/checkpoints/{height}" + ("?entries=1" if entries else ""))
+    if not as_json:
+        data.pop("finalized", None)
+
+    def human(d: dict[str, Any]) -> None:
+        summary = {k: v for k, v in d.items() if k not in ("certificate", "frontier", "entries")}
+        summary["frontier"] = f"{len(d['frontier'])} entries"
+        summary["signatures"] = len(d["certificate"]["signatures"])
+        kv_table(f"checkpoint {d['height']}", summary)
+        for entry in d.get("entries", []):
+            console.print(f"{entry['outcome']:<9} {entry['id']}  {entry['reason'] or ''}")
+
+    emit(data, as_json, human)
+
+
+@query.command("account")
+@click.argument("address")
+@node_option
+@json_option
+def query_account(address: str, node_url: str, as_json: bool) -> None:
+    """Balances and sequence of an address, as of the latest checkpoint."""
+    public_key_from_address(address)
+    emit(NodeClient(node_url).get(f"/v1/accounts/{address}"), as_json, lambda d: kv_table(f"account {address}", d))
+
+
+@query.command("validators")
+@node_option
+@json_option
+def query_validators(node_url: str, as_json: bool) -> None:
+    """The validator set."""
+    data = NodeClient(node_url).get("/v1/validators")
+
+    def human(d: dict[str, Any]) -> None:
+        console.print(f"{len(d['validators'])} validators, total power {d['total_power']},"
+                      f" tolerates {d['max_faulty']} faulty")
+        for v in d["validators"]:
+            console.print(f"  {v['name']:<12} power {v['power']:<4} {v['address']}")
+
+    emit(data, as_json, human)

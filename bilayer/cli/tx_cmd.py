@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..api.client import NodeClient
-from ..errors import BadRequest, NodeUnreachable, RemoteError
+from ..errors import BadRequest
 from ..keys.address import public_key_from_address
 from ..keys.signing import Signer
 from ..ledger.operations import Data, Operation, Transfer
@@ -30,21 +30,21 @@ def _submit(
     client = NodeClient(node_url)
     started = time.perf_counter()
     result: dict[str, Any] = client.build_and_submit(signer, op, payload)
-    if wait and result["status"] != "stored":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if client.entry(result["id"]).get("status") == "stored":
-                    result["status"] = "stored"
-                    break
-            except (RemoteError, NodeUnreachable):
-                pass
-            time.sleep(0.2)
-        else:
-            raise NodeUnreachable(f"entry {result['id']} was not stored within {timeout:.0f} s")
+    if wait:
+        view = client.wait_for_outcome(result["id"], timeout)
+        result["status"] = view["status"]
+        for field in ("height", "reason"):
+            if field in view:
+                result[field] = view[field]
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
     result["author"] = signer.address
-    emit(result, as_json, lambda d: console.print(f"{d['status']}  {d['id']}  ({d['latency_ms']} ms)"))
+
+    def human(d: dict[str, Any]) -> None:
+        where = f" at height {d['height']}" if d.get("height") else ""
+        why = f" ({d['reason']})" if d.get("reason") else ""
+        console.print(f"{d['status']}{why}{where}  {d['id']}  {d['latency_ms']} ms")
+
+    emit(result, as_json, human)
 
 
 def _common(f: Any) -> Any:
@@ -53,7 +53,9 @@ def _common(f: Any) -> Any:
             node_option,
             click.option("--key", required=True, help="Name of the signing key in the keystore."),
             keystore_option,
-            click.option("--wait", is_flag=True, help="Return only once the entry is stored (not held as an orphan)."),
+            click.option("--wait", is_flag=True,
+                         help="Return only once the entry is FINAL or REJECTED (on a chain without validators:"
+                              " once it is stored)."),
             click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds --wait waits."),
             json_option,
         ]

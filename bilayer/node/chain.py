@@ -25,6 +25,7 @@ from ..consensus.messages import (
     verify_certificate,
 )
 from ..consensus.validators import ValidatorSet
+from ..errors import BilayerError
 from ..execution.executor import EntryResult, execute, genesis_state, results_root
 from ..execution.merkle import EMPTY_ROOT
 from ..genesis import Genesis
@@ -35,8 +36,11 @@ from .storage import Storage, StoredCheckpoint, StoredResult
 log = logging.getLogger("bilayer.chain")
 
 
-class RootMismatch(Exception):
+class RootMismatch(BilayerError):
     """This node's state differs from what a quorum of validators signed: halt."""
+
+    code = "state_diverged"
+    http_status = 500
 
 
 class NotNext(Exception):

@@ -36,6 +36,20 @@ class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_request_bytes: int = 16 * 1024 * 1024
 
 
+class ConsensusConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Timeouts of the BFT protocol (ms; each grows by its delta per round) and the heartbeat:
+    the longest gap between checkpoints while the DAG is idle (0: no empty checkpoints)."""
+
+    propose_ms: int = 1000
+    propose_delta_ms: int = 500
+    prevote_ms: int = 500
+    prevote_delta_ms: int = 250
+    precommit_ms: int = 500
+    precommit_delta_ms: int = 250
+    rebroadcast_ms: int = 2000
+    heartbeat_ms: int = 0
+
+
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str = "node"
     genesis: str = "genesis.json"
@@ -43,6 +57,7 @@ class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     api: ApiConfig = ApiConfig()
     p2p: P2PConfig = P2PConfig()
     limits: LimitsConfig = LimitsConfig()
+    consensus: ConsensusConfig = ConsensusConfig()
 
 
 class NodeHome:

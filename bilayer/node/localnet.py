@@ -20,9 +20,9 @@ from typing import Any
 
 from ..api.client import NodeClient
 from ..errors import BilayerError, ConfigError, NodeUnreachable
-from ..genesis import Allocation, ChainParams, Genesis, write_genesis
+from ..genesis import Allocation, ChainParams, Genesis, GenesisValidator, write_genesis
 from ..keys.keystore import Keystore
-from .config import ApiConfig, LimitsConfig, NodeConfig, NodeHome, P2PConfig, write_config
+from .config import ApiConfig, ConsensusConfig, LimitsConfig, NodeConfig, NodeHome, P2PConfig, write_config
 from .runtime import NODE_KEY_NAME
 
 MANIFEST = "localnet.json"
@@ -83,52 +83,68 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
 def create(
     directory: Path,
     *,
-    ledger_nodes: int,
-    pow_bits: int,
+    validators: int = 4,
+    ledger_nodes: int = 1,
+    pow_bits: int = 16,
     chain_id: str = "bilayer-localnet",
     topology: str = "mesh",
     limits: LimitsConfig | None = None,
+    consensus: ConsensusConfig | None = None,
 ) -> dict[str, Any]:
-    """Lay out keys, genesis and node homes; start nothing."""
+    """Lay out keys, genesis and node homes; start nothing.
+
+    Validators dial each other (a full mesh: consensus messages are not relayed); ledger nodes
+    dial every validator and the ledger nodes before them (`topology="line"` instead chains
+    the ledger nodes one after another, for gossip tests on a network without validators).
+    """
     directory = Path(directory).resolve()
     if manifest_path(directory).exists():
         raise LocalnetError(
             f"{directory} already holds a localnet; 'bilayer localnet down --dir {directory}'"
             " stops it, deleting the directory discards it"
         )
-    if ledger_nodes < 1:
+    if validators < 0 or ledger_nodes < 0 or validators + ledger_nodes < 1:
         raise LocalnetError("a localnet needs at least one node")
     directory.mkdir(parents=True, exist_ok=True)
     keystore = Keystore(directory / "keys")
     funded = [keystore.create(name) for name in FUNDED_KEYS]
+    names = [f"validator{i}" for i in range(validators)] + [f"ledger{i}" for i in range(ledger_nodes)]
+    homes = {name: NodeHome(directory / "nodes" / name) for name in names}
+    node_keys = {name: Keystore(homes[name].config_dir).create(NODE_KEY_NAME) for name in names}
     genesis = Genesis(
         chain_id=chain_id,
         genesis_time_ms=int(time.time() * 1000),
         params=ChainParams(pow_bits=pow_bits),
         allocations=tuple(Allocation(k.address, DEFAULT_ASSET, FUNDED_AMOUNT) for k in funded),
+        validators=tuple(GenesisValidator(name, node_keys[name].public_key.hex(), 1) for name in names[:validators]),
     )
     genesis_file = directory / "genesis.json"
     write_genesis(genesis, genesis_file)
-    names = [f"ledger{i}" for i in range(ledger_nodes)]
     p2p = {name: f"127.0.0.1:{free_port()}" for name in names}
     nodes = []
-    for index, name in enumerate(names):
-        home = NodeHome(directory / "nodes" / name)
-        if topology == "line":
-            dial = [p2p[names[index - 1]]] if index > 0 else []
+    validator_names, ledger_names = names[:validators], names[validators:]
+    for name in names:
+        if name in validator_names:
+            dial = [p2p[other] for other in validator_names[: validator_names.index(name)]]
         else:
-            dial = [p2p[other] for other in names[:index]]
+            index = ledger_names.index(name)
+            before = ledger_names[:index]
+            if topology == "line":
+                dial = [p2p[before[-1]]] if before else [p2p[v] for v in validator_names]
+            else:
+                dial = [p2p[v] for v in validator_names] + [p2p[other] for other in before]
         api = f"127.0.0.1:{free_port()}"
         config = NodeConfig(
-            name=name, api=ApiConfig(api), p2p=P2PConfig(p2p[name], dial), limits=limits or LimitsConfig()
+            name=name, api=ApiConfig(api), p2p=P2PConfig(p2p[name], dial), limits=limits or LimitsConfig(),
+            consensus=consensus or ConsensusConfig(),
         )
+        home = homes[name]
         write_config(home, config)
         write_genesis(genesis, home.config_dir / "genesis.json")
-        Keystore(home.config_dir).create(NODE_KEY_NAME)
         nodes.append(
             {
                 "name": name,
-                "role": "ledger",
+                "role": "validator" if name in validator_names else "ledger",
                 "api_url": f"http://{api}",
                 "p2p": p2p[name],
                 "home": str(home.home),
@@ -143,6 +159,7 @@ def create(
         "funded_keys": list(FUNDED_KEYS),
         "council_keys": [],
         "asset": DEFAULT_ASSET,
+        "consensus": "bft" if validators else "none",
         "nodes": nodes,
     }
     write_manifest(directory, manifest)
@@ -207,6 +224,8 @@ def node_status(node: dict[str, Any]) -> dict[str, Any]:
     try:
         status = NodeClient(node["api_url"], timeout=2.0).status()
         row.update(entries=status["entries"], tips=status["tips"], peers=status["peers"], healthy=status["healthy"])
+        if status.get("finality"):
+            row.update(height=status["height"], halted=status.get("halted"))
     except BilayerError as exc:
         row["error"] = exc.message
     return row

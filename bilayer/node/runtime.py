@@ -11,11 +11,17 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import __version__
+from .. import __version__, codec
+from ..consensus.core import Timeouts
+from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
+from ..consensus.validators import ValidatorSet
+from ..errors import ConfigError, Overloaded
 from ..genesis import Genesis, load_genesis
 from ..keys.keystore import Keystore
 from ..keys.signing import Signer
+from .chain import Chain
 from .config import NodeConfig, NodeHome, load_config
+from .finality import Finality
 from .ingest import Ingest, IngestLimits
 from .metrics import NodeMetrics
 from .peers import PeerManager, split_host_port
@@ -55,8 +61,114 @@ class LedgerNode:
             limits.connection_rate,
             limits.connection_burst,
         )
+        self.validators = ValidatorSet.from_genesis(genesis.validators) if genesis.validators else None
+        self.chain = Chain(self.storage, genesis, self.validators) if self.validators else None
+        self.finality: Finality | None = None
         self.started_s = time.time()
         self._runner: web.AppRunner | None = None
+        self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+        if self.chain is not None:
+            self.chain.on_applied.append(lambda applied: self._notify([r.entry_id for r in applied.results]))
+        else:
+            gossip = self.ingest.announce
+
+            def announce(entries: Any, sources: Any) -> None:
+                gossip(entries, sources)
+                self._notify([entry.id for entry in entries])
+
+            self.ingest.announce = announce
+
+    # --- clients waiting for an outcome ---------------------------------------------------
+
+    MAX_WAITERS = 10_000
+
+    def _settled(self, entry_id: bytes) -> bool:
+        if self.chain is not None:
+            return self.storage.result(entry_id) is not None
+        return entry_id in self.ingest.dag and self.storage.get(entry_id) is not None
+
+    def _notify(self, entry_ids: list[bytes]) -> None:
+        if not self._waiters:
+            return
+        for entry_id in entry_ids:
+            for future in self._waiters.pop(entry_id, ()):
+                if not future.done():
+                    future.set_result(None)
+
+    async def wait_for_entry(self, entry_id: bytes, timeout: float) -> None:
+        """Return when the entry is FINAL or REJECTED (stored, without validators), or on timeout."""
+        if timeout <= 0 or self._settled(entry_id):
+            return
+        if sum(len(w) for w in self._waiters.values()) >= self.MAX_WAITERS:
+            raise Overloaded("too many clients are waiting for outcomes; poll without ?wait")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(entry_id, []).append(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            waiting = self._waiters.get(entry_id)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    del self._waiters[entry_id]
+
+    @property
+    def role(self) -> str:
+        return "validator" if self.validators and self.signer.public_key in self.validators else "ledger"
+
+    def _check_genesis_of_store(self) -> None:
+        """A store belongs to one chain: refuse to run it under another genesis."""
+        recorded = self.storage.get_meta("genesis_root")
+        if recorded is None:
+            self.storage.set_meta("genesis_root", self.genesis.root)
+        elif recorded != self.genesis.root:
+            raise ConfigError(
+                f"the data in {self.home.data_dir} belongs to another genesis ({recorded.hex()[:16]}…);"
+                " this config names genesis " + self.genesis.root.hex()[:16] + "…"
+            )
+
+    def _start_finality(self) -> None:
+        chain = self.chain
+        if chain is None or self.validators is None:
+            return
+        consensus = self.config.consensus
+        timeouts = Timeouts(consensus.propose_ms, consensus.propose_delta_ms, consensus.prevote_ms,
+                            consensus.prevote_delta_ms, consensus.precommit_ms, consensus.precommit_delta_ms,
+                            consensus.rebroadcast_ms)
+
+        def send(message: Proposal | Vote | FinalizedCheckpoint) -> None:
+            if isinstance(message, FinalizedCheckpoint):
+                self.peers.send_checkpoint(message)
+            else:
+                self.peers.send_consensus(message)
+
+        finality = Finality(chain, self.ingest, self.signer, send, self.peers.request_checkpoints, timeouts,
+                            consensus.heartbeat_ms)
+        self.finality = finality
+        self.peers.validator_keys = {v.public_key for v in self.validators.members}
+        self.peers.height = lambda: chain.height
+        self.peers.on_consensus = finality.on_consensus_message
+        self.peers.on_checkpoint = finality.on_finalized
+        self.peers.checkpoints_from = self.finalized_checkpoints
+        gossip = self.ingest.announce
+
+        def announce(entries: Any, sources: Any) -> None:
+            gossip(entries, sources)
+            finality.on_entries_stored()
+
+        self.ingest.announce = announce
+        finality.start()
+
+    def finalized_checkpoints(self, start: int, count: int) -> list[FinalizedCheckpoint]:
+        found = []
+        for height in range(max(1, start), max(1, start) + count):
+            stored = self.storage.checkpoint(height)
+            if stored is None:
+                break
+            found.append(codec.decode(stored.finalized, FinalizedCheckpoint))
+        return found
 
     @classmethod
     def from_home(cls, home_dir: Path) -> LedgerNode:
@@ -68,10 +180,15 @@ class LedgerNode:
     async def start(self) -> None:
         from ..api.server import build_app
 
-        loaded = self.ingest.load()
-        log.info("loaded %d entries from %s", loaded, self.home.ledger_db)
+        self._check_genesis_of_store()
+        if self.chain is not None:
+            self.chain.load()
+        loaded = self.ingest.load(self.chain.ordered if self.chain is not None else frozenset())
+        log.info("loaded %d entries and %d checkpoints from %s", loaded,
+                 self.chain.height if self.chain else 0, self.home.ledger_db)
         self.ingest.start()
         await self.peers.start()
+        self._start_finality()
         limits = self.config.limits
         app = build_app(
             self,
@@ -91,6 +208,8 @@ class LedgerNode:
         )
 
     async def stop(self) -> None:
+        if self.finality is not None:
+            self.finality.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.peers.stop()
@@ -101,7 +220,7 @@ class LedgerNode:
         return {
             "version": __version__,
             "name": self.config.name,
-            "role": "ledger",
+            "role": self.role,
             "chain_id": self.genesis.chain_id,
             "genesis_root": self.genesis.root.hex(),
             "node_key": self.signer.public_key.hex(),
@@ -122,7 +241,26 @@ class LedgerNode:
             "api": self.config.api.listen,
             "p2p": self.config.p2p.listen,
             "uptime_s": round(time.time() - self.started_s, 1),
+            **self.finality_status(),
         }
+
+    def finality_status(self) -> dict[str, Any]:
+        chain = self.chain
+        if chain is None or self.validators is None:
+            return {"finality": False}
+        view: dict[str, Any] = {
+            "finality": True,
+            "height": chain.height,
+            "last_checkpoint": chain.last.id.hex() if chain.last else None,
+            "last_checkpoint_time_ms": chain.last_time_ms if chain.last else None,
+            "state_root": chain.state_root.hex(),
+            "results_root": chain.results_root.hex(),
+            "validators": len(self.validators),
+            "halted": None,
+        }
+        if self.finality is not None:
+            view.update(self.finality.status())
+        return view
 
 
 async def run_forever(home_dir: Path) -> None:
