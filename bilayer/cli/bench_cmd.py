@@ -81,3 +81,31 @@ def bench_ledger(
     with _progress(not as_json) as progress:
         report = run_ledger_bench(config, progress, workdir)
     emit(report, as_json, _print_report)
+
+
+@bench.command("network")
+@click.option("--validators", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--ledger-nodes", type=click.IntRange(0, 8), default=0, show_default=True,
+              help="Ledger nodes; when present, clients submit to and watch them instead of validators.")
+@click.option("--transactions", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True)
+@click.option("--accounts", type=click.IntRange(1, 100_000), default=200, show_default=True,
+              help="Distinct signing accounts (each one's transfers form its own chain).")
+@click.option("--rate", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Offered load in tx/s; 0 submits as fast as the network accepts.")
+@click.option("--batch", type=click.IntRange(1, 5000), default=250, show_default=True)
+@click.option("--connections", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--pow-bits", type=click.IntRange(0, 24), default=8, show_default=True,
+              help="Difficulty of the benchmark chain (stamps are made before timing starts).")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@json_option
+def bench_network(validators: int, ledger_nodes: int, transactions: int, accounts: int, rate: float, batch: int,
+                  connections: int, pow_bits: int, workdir: Path | None, as_json: bool) -> None:
+    """Finalized tx/s and submit-to-final latency of a local network, against the Ed25519 bound."""
+    from ..bench.network import NetworkBenchConfig, run_network_bench
+
+    config = NetworkBenchConfig(validators=validators, ledger_nodes=ledger_nodes, transactions=transactions,
+                                accounts=accounts, rate=rate, batch=batch, connections=connections,
+                                pow_bits=pow_bits)
+    with _progress(not as_json) as progress:
+        report = run_network_bench(config, progress, workdir)
+    emit(report, as_json, _print_report)

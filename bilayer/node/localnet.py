@@ -90,6 +90,7 @@ def create(
     topology: str = "mesh",
     limits: LimitsConfig | None = None,
     consensus: ConsensusConfig | None = None,
+    extra_allocations: tuple[Allocation, ...] = (),
 ) -> dict[str, Any]:
     """Lay out keys, genesis and node homes; start nothing.
 
@@ -115,7 +116,7 @@ def create(
         chain_id=chain_id,
         genesis_time_ms=int(time.time() * 1000),
         params=ChainParams(pow_bits=pow_bits),
-        allocations=tuple(Allocation(k.address, DEFAULT_ASSET, FUNDED_AMOUNT) for k in funded),
+        allocations=tuple(Allocation(k.address, DEFAULT_ASSET, FUNDED_AMOUNT) for k in funded) + extra_allocations,
         validators=tuple(GenesisValidator(name, node_keys[name].public_key.hex(), 1) for name in names[:validators]),
     )
     genesis_file = directory / "genesis.json"

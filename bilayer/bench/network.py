@@ -1,0 +1,204 @@
+"""End-to-end benchmark of a local network: signed transfers in, finalized checkpoints out.
+
+CONFIG and RESULTS in the manner of Narwhal's harness. Entries are signed and stamped
+before the clock starts; during the run the client only sends batches (round-robin over
+the nodes it submits to) and watches one node's checkpoints to time finality:
+
+* finalized tx/s over the window from the first submission to the last finalization;
+* submit-to-final latency percentiles (per entry: when its batch was sent -> when the
+  checkpoint that finalized it was first seen; checkpoints are polled every 10 ms);
+* the Ed25519 verification bound measured in the same run: PyNaCl verifications per second
+  on one core x cores / validators (every validator checks every entry), and the ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from .. import codec
+from ..genesis import Allocation, load_genesis
+from ..keys.signing import Signer
+from ..ledger.entry import SignedEntry, build_entry
+from ..ledger.operations import Transfer
+from ..node import localnet
+from ..node.config import LimitsConfig
+from .ledger import measure_verify_rate
+
+Progress = Callable[[str, int], Callable[[int], None]]
+
+
+@dataclass(frozen=True)
+class NetworkBenchConfig:
+    validators: int = 4
+    ledger_nodes: int = 0
+    transactions: int = 20_000
+    accounts: int = 200
+    rate: float = 0.0  # tx/s; 0 = as fast as the network accepts
+    batch: int = 250
+    connections: int = 8
+    pow_bits: int = 8
+    timeout_s: float = 300.0
+
+
+def make_transfers(chain_id: str, root: bytes, senders: list[Signer], count: int,
+                   pow_bits: int, tick: Callable[[int], None]) -> list[tuple[bytes, SignedEntry]]:
+    """Each sender's transfers form its author chain; interleaved so batches mix senders."""
+    heads: list[bytes | None] = [None] * len(senders)
+    recipient = Signer(b"\x01" * 32).public_key
+    now = int(time.time() * 1000)
+    made = []
+    for index in range(count):
+        a = index % len(senders)
+        head = heads[a]
+        entry_id, signed = build_entry(
+            senders[a], chain_id=chain_id, seq=index // len(senders), parents=[head] if head else [root],
+            op=Transfer(asset="BLY", amount=1, to=recipient), time_ms=now, pow_bits=pow_bits,
+        )
+        heads[a] = entry_id
+        made.append((entry_id, signed))
+        if index % 500 == 499:
+            tick(500)
+    return made
+
+
+async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, SignedEntry]],
+                 config: NetworkBenchConfig, tick: Callable[[int], None]) -> dict[str, Any]:
+    batches = [entries[i:i + config.batch] for i in range(0, len(entries), config.batch)]
+    sent_at: dict[bytes, float] = {}
+    final_at: dict[bytes, float] = {}
+    outcome: dict[bytes, str] = {}
+    refused = 0
+    done = asyncio.Event()
+    timeout = aiohttp.ClientTimeout(total=60)
+    connector = aiohttp.TCPConnector(limit=config.connections * 2)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        start_height = (await (await session.get(f"{watch_url}/v1/status")).json())["height"]
+
+        async def watch() -> None:
+            next_height = start_height + 1
+            while not done.is_set():
+                async with session.get(f"{watch_url}/v1/checkpoints/{next_height}?entries=1") as response:
+                    if response.status == 404:
+                        await asyncio.sleep(0.01)
+                        continue
+                    view = await response.json()
+                seen = time.perf_counter()
+                finalized_now = 0
+                for item in view.get("entries", []):
+                    entry_id = bytes.fromhex(item["id"])
+                    if entry_id in sent_at and entry_id not in final_at:
+                        final_at[entry_id] = seen
+                        outcome[entry_id] = item["outcome"]
+                        finalized_now += 1
+                tick(finalized_now)
+                next_height += 1
+                if len(final_at) >= len(entries):
+                    done.set()
+
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(len(batches)):
+            queue.put_nowait(index)
+        started = time.perf_counter()
+        interval = config.batch / config.rate if config.rate > 0 else 0.0
+
+        async def send(worker: int) -> None:
+            nonlocal refused
+            while not queue.empty():
+                index = queue.get_nowait()
+                if interval:
+                    delay = started + index * interval - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                batch = batches[index]
+                url = urls[index % len(urls)]
+                now = time.perf_counter()
+                for entry_id, _ in batch:
+                    sent_at[entry_id] = now
+                async with session.post(f"{url}/v1/entries/batch", data=codec.encode([s for _, s in batch]),
+                                        headers={"Content-Type": "application/msgpack"}) as response:
+                    body = await response.json()
+                if response.status != 200:
+                    raise RuntimeError(f"batch refused by {url}: {body}")
+                refused += sum(1 for r in body["results"] if "error" in r)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await asyncio.gather(*(send(w) for w in range(config.connections)))
+            submitted = time.perf_counter()
+            await asyncio.wait_for(done.wait(), config.timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            done.set()
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        end_height = (await (await session.get(f"{watch_url}/v1/status")).json())["height"]
+    latencies = sorted(final_at[i] - sent_at[i] for i in final_at)
+    last_final = max(final_at.values(), default=started)
+    elapsed = last_final - started
+    return {
+        "finalized": len(final_at),
+        "final": sum(1 for o in outcome.values() if o == "FINAL"),
+        "rejected": sum(1 for o in outcome.values() if o == "REJECTED"),
+        "refused_at_ingress": refused,
+        "submit_seconds": round(submitted - started, 3),
+        "elapsed_seconds": round(elapsed, 3),
+        "finalized_tx_per_s": round(len(final_at) / elapsed, 1) if elapsed > 0 else 0.0,
+        "submitted_tx_per_s": round(len(entries) / (submitted - started), 1),
+        "checkpoints": end_height - start_height,
+        "latency_ms": {
+            "p50": _percentile(latencies, 50),
+            "p90": _percentile(latencies, 90),
+            "p99": _percentile(latencies, 99),
+            "max": round(latencies[-1] * 1000, 1) if latencies else None,
+        },
+    }
+
+
+def _percentile(sorted_values: list[float], p: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
+    return round(sorted_values[index] * 1000, 1)
+
+
+def run_network_bench(config: NetworkBenchConfig, progress: Progress, workdir: Path | None = None) -> dict[str, Any]:
+    senders = [Signer(index.to_bytes(4, "big") * 8) for index in range(1, config.accounts + 1)]
+    allocations = tuple(Allocation(s.address, "BLY", config.transactions) for s in senders)
+    verify_before = measure_verify_rate()
+    with tempfile.TemporaryDirectory(prefix="bilayer-bench-", dir=workdir) as tmp:
+        directory = Path(tmp) / "net"
+        manifest = localnet.create(
+            directory, validators=config.validators, ledger_nodes=config.ledger_nodes, pow_bits=config.pow_bits,
+            limits=LimitsConfig(author_rate=0, connection_rate=0), extra_allocations=allocations,
+        )
+        genesis = load_genesis(Path(manifest["genesis"]))
+        entries = make_transfers(genesis.chain_id, genesis.root, senders, config.transactions, config.pow_bits,
+                                 progress("signing transfers", config.transactions))
+        try:
+            localnet.up(directory)
+            nodes = manifest["nodes"]
+            targets = [n["api_url"] for n in nodes if n["role"] == "ledger"] or [n["api_url"] for n in nodes]
+            watch_url = targets[0]
+            results = asyncio.run(_drive(targets, watch_url, entries, config,
+                                         progress("finalizing", config.transactions)))
+        finally:
+            localnet.down(directory)
+    verify_after = measure_verify_rate()
+    verify_rate = statistics.median([verify_before, verify_after])
+    cores = os.cpu_count() or 1
+    bound = verify_rate * cores / max(1, config.validators)
+    results["verify_per_s_per_core"] = round(verify_rate, 1)
+    results["verification_bound_tx_per_s"] = round(bound, 1)
+    results["ratio_to_bound"] = round(results["finalized_tx_per_s"] / bound, 3) if bound else None
+    return {"config": asdict(config) | {"cores": cores}, "results": results}
