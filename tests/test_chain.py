@@ -614,3 +614,40 @@ def test_heartbeat_proposes_an_empty_checkpoint_once_due(node: Node) -> None:
     node.clock.now = value.time_ms + 1
     busy = app.propose_value(2, value)
     assert busy is not None and busy.frontier == (FUND,)
+
+
+# --- failures that must not corrupt or block finality ----
+
+
+def test_a_failed_commit_leaves_the_chain_unchanged(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    genesis_root = node.chain.state_root
+    node.add(S.fund, S.overspend)
+    finalized = finalize(next_checkpoint(node.chain, [OVERSPEND]))
+
+    def disk_error(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(node.storage, "commit_checkpoint", disk_error)
+    with pytest.raises(sqlite3.OperationalError):
+        node.apply(finalized)
+    monkeypatch.undo()
+    assert node.chain.height == 0
+    assert node.chain.state.root() == node.chain.state_root == genesis_root
+    # a retry once the disk is back must give what every other node computed
+    applied = node.apply(finalized)
+    assert [(r.entry_id, r.code) for r in applied.results] == [(FUND, ""), (OVERSPEND, "insufficient_funds")]
+    node.storage.close()
+    open_node(node.path).storage.close()  # and the store is consistent
+
+
+def test_junk_checkpoint_from_a_peer_does_not_block_the_real_one(node: Node) -> None:
+    from bilayer.node.finality import Finality
+
+    node.add(S.fund, S.overspend)
+    real = finalize(next_checkpoint(node.chain, [OVERSPEND]))
+    node.ingest.header_of = node.headers.get  # type: ignore[method-assign]
+    finality = Finality(node.chain, node.ingest, OUTSIDER, lambda message: None, lambda start, count: None)
+    junk = msgspec.structs.replace(real.checkpoint, prev_id=OTHER_VALUE)
+    finality.on_finalized(FinalizedCheckpoint(junk, CommitCertificate(1, 0, junk.id, ())))  # no signatures at all
+    finality.on_finalized(real)
+    assert node.chain.height == 1

@@ -25,6 +25,20 @@ def _id_param() -> dict[str, Any]:
     }
 
 
+def _address_param() -> dict[str, Any]:
+    return {
+        "name": "address",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^bl1[a-z2-7]{58}$"},
+        "description": "account address (bl1...)",
+    }
+
+
+def _hex(description: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": "^[0-9a-f]*$", "description": description}
+
+
 def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]:
     signed_entry = {
         "type": "object",
@@ -47,6 +61,137 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             "missing": {"type": "array", "items": {"type": "string"}},
         },
     }
+    entry_view = {
+        "type": "object",
+        "description": "An entry with its lifecycle: PENDING while stored but not yet ordered by a checkpoint,"
+        " then FINAL (executed) or REJECTED (ordered, refused by the state machine).",
+        "required": ["id", "status", "position", "received_ms"],
+        "properties": {
+            "id": _hex("entry id"),
+            "chain": {"type": "string"},
+            "author": {"type": "string", "description": "author address"},
+            "seq": {"type": "integer", "minimum": 0},
+            "parents": {"type": "array", "items": {"type": "string"}},
+            "time_ms": {"type": "integer"},
+            "kind": {"type": "string", "enum": operation_kinds},
+            "op": {"type": "object", "description": "the decoded operation"},
+            "payload_hash": _hex("SHA-256 of the payload"),
+            "payload_size": {"type": "integer", "minimum": 0},
+            "nonce": _hex("proof-of-work nonce"),
+            "signature": _hex("Ed25519 signature"),
+            "header_bytes": {"type": "string", "format": "byte", "description": "canonical header (base64)"},
+            "payload": {"type": "string", "format": "byte", "description": "payload bytes (base64)"},
+            "status": {"type": "string", "enum": ["PENDING", "FINAL", "REJECTED"]},
+            "height": {"type": "integer", "minimum": 1, "description": "checkpoint that ordered it (not PENDING)"},
+            "index": {"type": "integer", "minimum": 0, "description": "position in that checkpoint's order"},
+            "reason": {
+                "type": ["string", "null"],
+                "description": "why it was REJECTED (insufficient_funds, sequence_conflict, ...); null when FINAL",
+            },
+            "position": {"type": "integer", "description": "this node's arrival order"},
+            "received_ms": {"type": "integer"},
+        },
+    }
+    checkpoint = {
+        "type": "object",
+        "description": "A finalized checkpoint. state_root/results_root are the roots after executing it;"
+        " prev_state_root/prev_results_root are the roots after the previous height, which the validators signed.",
+        "required": ["height", "id", "round", "prev_id", "proposer", "frontier", "time_ms", "state_root",
+                     "results_root", "entry_count", "certificate", "finalized"],
+        "properties": {
+            "height": {"type": "integer", "minimum": 1},
+            "id": _hex("checkpoint id"),
+            "round": {"type": "integer", "minimum": 0, "description": "consensus round that decided it"},
+            "prev_id": _hex("previous checkpoint id (the genesis root at height 1)"),
+            "proposer": _hex("proposer public key"),
+            "frontier": {"type": "array", "items": {"type": "string"}, "description": "covered DAG tips, sorted"},
+            "prev_state_root": _hex("state root after the previous height"),
+            "prev_results_root": _hex("results root of the previous height"),
+            "time_ms": {"type": "integer"},
+            "state_root": _hex("state root after this checkpoint"),
+            "results_root": _hex("Merkle root of this checkpoint's results"),
+            "entry_count": {"type": "integer", "minimum": 0},
+            "certificate": {
+                "type": "object",
+                "description": "precommits of more than two thirds of the voting power",
+                "properties": {
+                    "height": {"type": "integer"},
+                    "round": {"type": "integer"},
+                    "value_id": _hex("the checkpoint id"),
+                    "signatures": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"validator": _hex("public key"), "signature": _hex("Ed25519")},
+                        },
+                    },
+                },
+            },
+            "finalized": {
+                "type": "string",
+                "format": "byte",
+                "description": "canonical msgpack of the finalized checkpoint (base64), to verify offline",
+            },
+            "entries": {
+                "type": "array",
+                "description": "only with entries=1: every entry it ordered, in execution order",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "outcome": {"type": "string", "enum": ["FINAL", "REJECTED"]},
+                        "reason": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        },
+    }
+    account = {
+        "type": "object",
+        "required": ["address", "height", "balances", "next_seq", "last_entry", "state_root"],
+        "properties": {
+            "address": {"type": "string"},
+            "height": {"type": "integer", "minimum": 0, "description": "the finalized height this state is at"},
+            "balances": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "by asset"},
+            "next_seq": {"type": "integer", "minimum": 0, "description": "next sequence number the chain executes"},
+            "last_entry": {"type": ["string", "null"], "description": "the author's last ordered entry"},
+            "state_root": _hex("state root at that height"),
+        },
+    }
+    validators = {
+        "type": "object",
+        "required": ["validators", "total_power", "max_faulty"],
+        "properties": {
+            "validators": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "public_key": _hex("Ed25519 public key"),
+                        "address": {"type": "string"},
+                        "power": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
+            "total_power": {"type": "integer", "minimum": 0},
+            "max_faulty": {"type": "integer", "minimum": 0},
+            "quorum_power": {"type": "integer", "description": "absent when the chain has no validators"},
+        },
+    }
+    equivocation = {
+        "type": "object",
+        "description": "A validator signed two different proposals or votes for one height, round and step.",
+        "properties": {
+            "kind": {"type": "string", "enum": ["duplicate_vote", "duplicate_proposal"]},
+            "validator": _hex("validator public key"),
+            "height": {"type": "integer"},
+            "round": {"type": "integer"},
+            "detected_ms": {"type": "integer"},
+            "first": {"type": "string", "format": "byte", "description": "first signed message, msgpack (base64)"},
+            "second": {"type": "string", "format": "byte", "description": "second signed message, msgpack (base64)"},
+        },
+    }
     entry_body = {
         "required": True,
         "content": {
@@ -59,7 +204,8 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
         "info": {
             "title": "bilayer node API",
             "version": version,
-            "description": "Layer 1 (permissionless DAG ledger) of a bilayer node. Operation kinds: "
+            "description": "Layer 1 (permissionless DAG ledger) and layer 2 (checkpoints finalized by BFT"
+            " validators) of a bilayer node. Operation kinds: "
             + ", ".join(operation_kinds),
         },
         "components": {
@@ -81,9 +227,17 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                 },
                 "SignedEntry": signed_entry,
                 "SubmitResult": submit_result,
+                "Entry": entry_view,
+                "Checkpoint": checkpoint,
+                "Account": account,
+                "Validators": validators,
+                "Equivocation": equivocation,
             }
         },
         "paths": {
+            "/": {
+                "get": {"summary": "A small HTML index of these routes", "responses": {"200": {"description": "HTML"}}}
+            },
             "/v1/status": {
                 "get": {"summary": "Node and chain status", "responses": {"200": _json({"type": "object"}, "status")}}
             },
@@ -128,12 +282,28 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             },
             "/v1/entries/{entry_id}": {
                 "get": {
-                    "summary": "One entry with its header fields, signature and payload",
-                    "parameters": [_id_param()],
+                    "summary": "One entry with its header fields, signature, payload and finality status",
+                    "parameters": [
+                        _id_param(),
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "schema": {"type": "number", "minimum": 0, "maximum": 30},
+                            "description": "seconds to wait, at most, for the entry to be held and ordered"
+                            " (FINAL or REJECTED) before answering with its current status; 503 when too many"
+                            " clients are waiting",
+                        },
+                    ],
                     "responses": {
-                        "200": _json({"type": "object"}, "the entry"),
-                        "202": _json({"type": "object"}, "held as an orphan"),
-                        **_errors(400, 404),
+                        "200": _json({"$ref": "#/components/schemas/Entry"}, "the entry"),
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "properties": {"id": {"type": "string"}, "status": {"const": "orphan"}},
+                            },
+                            "held as an orphan",
+                        ),
+                        **_errors(400, 404, 503),
                     },
                 }
             },
@@ -147,7 +317,7 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             "/v1/authors/{address}": {
                 "get": {
                     "summary": "An author's next sequence number and latest entry",
-                    "parameters": [{"name": "address", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "parameters": [_address_param()],
                     "responses": {"200": _json({"type": "object"}, "author"), **_errors(400)},
                 }
             },
@@ -159,8 +329,72 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             },
             "/v1/evidence": {
                 "get": {
-                    "summary": "Forks: two signed entries by one author with one sequence number",
-                    "responses": {"200": _json({"type": "object"}, "evidence")},
+                    "summary": "Misbehaviour: author forks (layer 1) and validator equivocations (layer 2)",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["forks", "equivocations"],
+                                "properties": {
+                                    "forks": {
+                                        "type": "array",
+                                        "description": "two signed entries by one author with one sequence number",
+                                        "items": {"type": "object"},
+                                    },
+                                    "equivocations": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Equivocation"},
+                                    },
+                                },
+                            },
+                            "evidence",
+                        )
+                    },
+                }
+            },
+            "/v1/checkpoints/{height}": {
+                "get": {
+                    "summary": "A finalized checkpoint with its commit certificate",
+                    "description": "404 when there is no checkpoint at that height yet, or when the chain has no"
+                    " validators (nothing is finalized).",
+                    "parameters": [
+                        {
+                            "name": "height",
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["latest"]}]
+                            },
+                            "description": "a height (from 1) or 'latest'",
+                        },
+                        {
+                            "name": "entries",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["0", "1", "true", "yes"], "default": "0"},
+                            "description": "1 (or true, yes) to list the entries it ordered with their outcomes",
+                        },
+                    ],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/Checkpoint"}, "the checkpoint"),
+                        **_errors(400, 404),
+                    },
+                }
+            },
+            "/v1/accounts/{address}": {
+                "get": {
+                    "summary": "An account's finalized balances and author chain, at the latest checkpoint",
+                    "description": "404 when the chain has no validators (there is no finalized state).",
+                    "parameters": [_address_param()],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/Account"}, "account"),
+                        **_errors(400, 404),
+                    },
+                }
+            },
+            "/v1/validators": {
+                "get": {
+                    "summary": "The validator set: keys, voting power and quorum",
+                    "responses": {"200": _json({"$ref": "#/components/schemas/Validators"}, "validators")},
                 }
             },
             "/v1/peers": {

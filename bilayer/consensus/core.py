@@ -188,6 +188,7 @@ class SignerState(msgspec.Struct, frozen=True):
     prev: Checkpoint | None = None
     proposals: tuple[Proposal, ...] = ()
     votes: tuple[Vote, ...] = ()
+    valid_proof: tuple[Vote, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,13 +208,56 @@ MAX_FUTURE_ROUNDS = 64
 MAX_BUFFERED = 10_000
 
 
+MAX_VALUES_PER_VOTER = 2
+
+
+@dataclass
+class _VoteSet:
+    """The votes of one round and type.
+
+    A validator's first vote is its participation ("2f+1 of any" counts voters). A second,
+    conflicting vote is evidence of equivocation, and it still counts for its own value:
+    a justification needs only signatures, and two quorums still intersect in an honest
+    validator, so counting an equivocator on both sides is safe. Without that, honest nodes
+    that saw different halves of an equivocation could never agree on a re-proposal.
+    """
+
+    first: dict[bytes, Vote] = field(default_factory=dict)
+    by_value: dict[bytes, dict[bytes, Vote]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def add(self, vote: Vote, known_value: bool = False) -> Vote | None:
+        """Record a vote; return the earlier vote it conflicts with, if any. An equivocator's
+        extra values are capped, except values some proposal of this height carries: junk
+        values must not crowd out the vote that completes a proof of lock."""
+        earlier = self.first.get(vote.validator)
+        if earlier is None:
+            self.first[vote.validator] = vote
+            self.by_value.setdefault(vote.value_id, {})[vote.validator] = vote
+            return None
+        if earlier.value_id == vote.value_id or vote.validator in self.by_value.get(vote.value_id, {}):
+            return None
+        distinct = sum(1 for voters in self.by_value.values() if vote.validator in voters)
+        if distinct < MAX_VALUES_PER_VOTER or known_value:
+            self.by_value.setdefault(vote.value_id, {})[vote.validator] = vote
+        return earlier
+
+    def voters_for(self, value_id: bytes) -> list[Vote]:
+        return list(self.by_value.get(value_id, {}).values())
+
+    def all_votes(self) -> list[Vote]:
+        return [vote for voters in self.by_value.values() for vote in voters.values()]
+
+
 @dataclass
 class _RoundBook:
     proposal: Proposal | None = None
-    prevotes: dict[bytes, Vote] = field(default_factory=dict)
-    precommits: dict[bytes, Vote] = field(default_factory=dict)
+    prevotes: _VoteSet = field(default_factory=_VoteSet)
+    precommits: _VoteSet = field(default_factory=_VoteSet)
 
-    def votes(self, type_: int) -> dict[bytes, Vote]:
+    def votes(self, type_: int) -> _VoteSet:
         return self.prevotes if type_ == VoteType.PREVOTE else self.precommits
 
 
@@ -241,10 +285,12 @@ class TendermintCore:
         self.locked_value = state.locked_value
         self.valid_round = state.valid_round
         self.valid_value = state.valid_value
+        self.valid_proof = state.valid_proof
         self.prev = state.prev
         self._own_proposals: dict[int, Proposal] = {p.round: p for p in state.proposals}
         self._own_votes: dict[tuple[int, int], Vote] = {(v.round, v.type): v for v in state.votes}
         self._rounds: dict[int, _RoundBook] = {}
+        self._proposed_values: set[bytes] = set()
         self._future: list[Proposal | Vote] = []
         self._verdicts: dict[bytes, Verdict] = {}
         self._fired: set[tuple[str, int]] = set()
@@ -252,8 +298,12 @@ class TendermintCore:
         self._actions: list[Action] = []
         for proposal in state.proposals:
             self._book(proposal.round).proposal = proposal
-        for vote in state.votes:
-            self._book(vote.round).votes(vote.type)[vote.validator] = vote
+            self._proposed_values.add(proposal.value.id)
+        for value in (state.locked_value, state.valid_value):
+            if value is not None:
+                self._proposed_values.add(value.id)
+        for vote in (*state.votes, *state.valid_proof):
+            self._book(vote.round).votes(vote.type).add(vote, True)
 
     # --- public interface -------------------------------------------------------------
 
@@ -266,6 +316,7 @@ class TendermintCore:
             height=self.height, round=self.round, phase=int(self.phase),
             locked_round=self.locked_round, locked_value=self.locked_value,
             valid_round=self.valid_round, valid_value=self.valid_value, prev=self.prev,
+            valid_proof=self.valid_proof,
             proposals=tuple(self._own_proposals[r] for r in sorted(self._own_proposals)),
             votes=tuple(self._own_votes[k] for k in sorted(self._own_votes)),
         )
@@ -327,11 +378,10 @@ class TendermintCore:
         return self.validators.power_of(v.validator for v in votes)
 
     def _quorum_for(self, round_: int, type_: VoteType, value_id: bytes) -> bool:
-        votes = self._book(round_).votes(type_).values()
-        return self.validators.is_quorum(self._power(v for v in votes if v.value_id == value_id))
+        return self.validators.is_quorum(self._power(self._book(round_).votes(type_).voters_for(value_id)))
 
     def _quorum_any(self, round_: int, type_: VoteType) -> bool:
-        return self.validators.is_quorum(self._power(self._book(round_).votes(type_).values()))
+        return self.validators.is_quorum(self._power(self._book(round_).votes(type_).first.values()))
 
     def _timeout(self, kind: TimeoutKind) -> None:
         t = self.timeouts
@@ -364,7 +414,8 @@ class TendermintCore:
     def _propose(self, value: Checkpoint, valid_round: int) -> None:
         proposal = self._own_proposals.get(self.round)
         if proposal is None:
-            proposal = sign_proposal(self.signer, self.chain, self.height, self.round, valid_round, value)
+            proof = self.valid_proof if valid_round >= 0 else ()
+            proposal = sign_proposal(self.signer, self.chain, self.height, self.round, valid_round, value, proof)
             self._own_proposals[self.round] = proposal
             self._persist()
         self._emit(Broadcast(proposal))
@@ -420,9 +471,11 @@ class TendermintCore:
         self.phase = Phase.PROPOSE
         self.locked_round, self.locked_value = -1, None
         self.valid_round, self.valid_value = -1, None
+        self.valid_proof = ()
         self._own_proposals.clear()
         self._own_votes.clear()
         self._rounds.clear()
+        self._proposed_values.clear()
         self._verdicts.clear()
         self._fired.clear()
         self._persist()
@@ -447,12 +500,26 @@ class TendermintCore:
             self._start_round(self.round + 1)
 
     def _rebroadcast(self) -> None:
-        """Resend this validator's messages of the current height: repairs lost messages."""
+        """Resend this validator's messages of the current height, and relay the proposals and
+        votes of the rounds that matter now (current, locked, valid): this is the paper's gossip
+        assumption (what one correct process receives, all eventually receive) made real over
+        lossy links."""
         self._emit(ScheduleTimeout(TimeoutKind.REBROADCAST, self.height, self.round, self.timeouts.rebroadcast_ms))
         for round_ in sorted(self._own_proposals):
             self._emit(Broadcast(self._own_proposals[round_]))
         for key in sorted(self._own_votes):
             self._emit(Broadcast(self._own_votes[key]))
+        if self.phase == Phase.DECIDED:
+            return
+        for round_ in sorted({self.round, self.locked_round, self.valid_round} - {-1}):
+            book = self._rounds.get(round_)
+            if book is None:
+                continue
+            if book.proposal is not None and book.proposal.proposer != self.me:
+                self._emit(Broadcast(book.proposal))
+            for vote in book.prevotes.all_votes() + book.precommits.all_votes():
+                if vote.validator != self.me:
+                    self._emit(Broadcast(vote))
 
     # --- messages -------------------------------------------------------------------------
 
@@ -480,12 +547,10 @@ class TendermintCore:
         return now
 
     def _add_vote(self, vote: Vote) -> None:
-        votes = self._book(vote.round).votes(vote.type)
-        existing = votes.get(vote.validator)
-        if existing is None:
-            votes[vote.validator] = vote
-        elif existing.value_id != vote.value_id:
-            self._emit(Equivocation(existing, vote))
+        known = vote.value_id in self._proposed_values
+        conflict = self._book(vote.round).votes(vote.type).add(vote, known)
+        if conflict is not None:
+            self._emit(Equivocation(conflict, vote))
 
     def _add_proposal(self, proposal: Proposal) -> None:
         if proposal.proposer != self.validators.proposer(proposal.height, proposal.round):
@@ -494,6 +559,12 @@ class TendermintCore:
             return
         if proposal.value.height != proposal.height:
             return
+        self._proposed_values.add(proposal.value.id)
+        for vote in proposal.proof[: 2 * len(self.validators)]:  # the proof of a re-proposal
+            if (vote.chain == self.chain and vote.height == proposal.height and vote.round == proposal.valid_round
+                    and vote.type == VoteType.PREVOTE and vote.value_id == proposal.value.id
+                    and vote.validator in self.validators and vote_signature_ok(vote)):
+                self._add_vote(vote)
         book = self._book(proposal.round)
         if book.proposal is None:
             book.proposal = proposal
@@ -574,6 +645,7 @@ class TendermintCore:
             self._vote(VoteType.PRECOMMIT, value_id)
             self.phase = Phase.PRECOMMIT
         self.valid_value, self.valid_round = proposal.value, self.round
+        self.valid_proof = tuple(self._book(self.round).prevotes.voters_for(value_id))
         self._persist()
         return True
 
@@ -600,11 +672,10 @@ class TendermintCore:
             return False
         for round_ in sorted(self._rounds):
             book = self._rounds[round_]
-            by_value: dict[bytes, list[Vote]] = {}
-            for vote in book.precommits.values():
-                if vote.value_id != NIL:
-                    by_value.setdefault(vote.value_id, []).append(vote)
-            for value_id, votes in by_value.items():
+            for value_id in list(book.precommits.by_value):
+                if value_id == NIL:
+                    continue
+                votes = book.precommits.voters_for(value_id)
                 if not self.validators.is_quorum(self._power(votes)):
                     continue
                 proposal = book.proposal
@@ -641,7 +712,7 @@ class TendermintCore:
         for round_, book in self._rounds.items():
             if round_ <= self.round:
                 continue
-            senders = set(book.prevotes) | set(book.precommits)
+            senders = set(book.prevotes.first) | set(book.precommits.first)
             if book.proposal is not None:
                 senders.add(book.proposal.proposer)
             if self.validators.is_one_third(self.validators.power_of(senders)):

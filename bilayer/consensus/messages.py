@@ -59,6 +59,10 @@ class Vote(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Proposal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A proposal; a re-proposal (`valid_round >= 0`) carries its proof: the 2f+1 prevotes
+    for the value at `valid_round`, each signed by its voter (not covered by the proposer's
+    signature, and not needed: receivers check every vote)."""
+
     chain: str
     height: int
     round: int
@@ -66,6 +70,7 @@ class Proposal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     value: Checkpoint
     proposer: bytes
     signature: bytes
+    proof: tuple[Vote, ...] = ()
 
 
 class CommitSignature(msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True):
@@ -101,10 +106,11 @@ def sign_vote(signer: Signer, chain: str, height: int, round_: int, type_: VoteT
 
 
 def sign_proposal(
-    signer: Signer, chain: str, height: int, round_: int, valid_round: int, value: Checkpoint
+    signer: Signer, chain: str, height: int, round_: int, valid_round: int, value: Checkpoint,
+    proof: tuple[Vote, ...] = (),
 ) -> Proposal:
     signature = signer.sign(proposal_message(chain, height, round_, valid_round, value.id))
-    return Proposal(chain, height, round_, valid_round, value, signer.public_key, signature)
+    return Proposal(chain, height, round_, valid_round, value, signer.public_key, signature, proof)
 
 
 def vote_signature_ok(vote: Vote) -> bool:

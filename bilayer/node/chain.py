@@ -56,43 +56,22 @@ class Applied:
     results_root: bytes
 
 
-class Chain:
-    def __init__(self, storage: Storage, genesis: Genesis, validators: ValidatorSet) -> None:
-        self.storage = storage
+class ChainState:
+    """The in-memory part of finality: what has been decided and executed so far.
+
+    Pure and storage-free, so the simulator runs exactly what nodes run."""
+
+    def __init__(self, genesis: Genesis, validators: ValidatorSet) -> None:
         self.genesis = genesis
         self.validators = validators
         self.height = 0
         self.last: Checkpoint | None = None
         self.last_time_ms = genesis.genesis_time_ms
         self.state = genesis_state(genesis)
+        self.state.take_dirty()
         self.state_root = self.state.root()
         self.results_root = EMPTY_ROOT
         self.ordered: set[bytes] = set()
-        self.on_applied: list[Callable[[Applied], None]] = []
-
-    def load(self) -> None:
-        """Restore from storage; check that the stored state still matches its recorded root."""
-        latest = self.storage.latest_checkpoint()
-        if latest is None:
-            self.state.take_dirty()
-            return
-        genesis_items = dict(self.state.items())
-        genesis_items.update(self.storage.state_items())
-        from ..execution.state import State
-
-        self.state = State(genesis_items.items())
-        self.state_root = self.state.root()
-        if self.state_root != latest.state_root:
-            raise RootMismatch(
-                f"stored state root {self.state_root.hex()} differs from the root recorded at height"
-                f" {latest.height} ({latest.state_root.hex()}): the database is damaged"
-            )
-        finalized = codec.decode(latest.finalized, FinalizedCheckpoint)
-        self.height = latest.height
-        self.last = finalized.checkpoint
-        self.last_time_ms = finalized.checkpoint.time_ms
-        self.results_root = latest.results_root
-        self.ordered = set(self.storage.ordered_ids())
 
     @property
     def prev_id(self) -> bytes:
@@ -110,8 +89,10 @@ class Chain:
     def missing_entries(self, checkpoint: Checkpoint, dag: Dag) -> tuple[bytes, ...]:
         return tuple(f for f in checkpoint.frontier if not dag.holds(f))
 
-    def apply(self, finalized: FinalizedCheckpoint, dag: Dag, header_of: Callable[[bytes], EntryHeader]) -> Applied:
-        """Verify and apply the next checkpoint. Raises NotNext, CertificateInvalid,
+    def execute_next(
+        self, finalized: FinalizedCheckpoint, dag: Dag, header_of: Callable[[bytes], EntryHeader]
+    ) -> Applied:
+        """Verify and execute the next checkpoint in memory. Raises NotNext, CertificateInvalid,
         MissingEntry (fetch, then retry) or RootMismatch (halt)."""
         checkpoint = finalized.checkpoint
         self.check_extends(checkpoint)
@@ -135,24 +116,67 @@ class Chain:
         order = linearize(parents_of, checkpoint.frontier, self.ordered, dag.root)
         ordered_headers = [(entry_id, header_of(entry_id)) for entry_id in order]
         results = execute(self.state, ordered_headers)
-        new_results_root = results_root(results)
-        new_state_root = self.state.root()
-        self.storage.commit_checkpoint(
-            StoredCheckpoint(checkpoint.height, checkpoint.id, codec.encode(finalized), new_state_root,
-                             new_results_root, len(results), int(time.time() * 1000)),
-            [StoredResult(r.entry_id, checkpoint.height, i, str(r.outcome), r.code) for i, r in enumerate(results)],
-            self.state.take_dirty(),
-        )
+        self.results_root = results_root(results)
+        self.state_root = self.state.root()
         self.height = checkpoint.height
         self.last = checkpoint
         self.last_time_ms = checkpoint.time_ms
-        self.state_root = new_state_root
-        self.results_root = new_results_root
         self.ordered.update(order)
-        applied = Applied(checkpoint.height, checkpoint, results, new_state_root, new_results_root)
+        return Applied(checkpoint.height, checkpoint, results, self.state_root, self.results_root)
+
+
+class Chain(ChainState):
+    """ChainState persisted: each applied checkpoint is one SQLite transaction."""
+
+    def __init__(self, storage: Storage, genesis: Genesis, validators: ValidatorSet) -> None:
+        super().__init__(genesis, validators)
+        self.storage = storage
+        self.on_applied: list[Callable[[Applied], None]] = []
+
+    def load(self) -> None:
+        """Restore from storage; check that the stored state still matches its recorded root."""
+        latest = self.storage.latest_checkpoint()
+        if latest is None:
+            return
+        genesis_items = dict(self.state.items())
+        genesis_items.update(self.storage.state_items())
+        from ..execution.state import State
+
+        self.state = State(genesis_items.items())
+        self.state_root = self.state.root()
+        if self.state_root != latest.state_root:
+            raise RootMismatch(
+                f"stored state root {self.state_root.hex()} differs from the root recorded at height"
+                f" {latest.height} ({latest.state_root.hex()}): the database is damaged"
+            )
+        finalized = codec.decode(latest.finalized, FinalizedCheckpoint)
+        self.height = latest.height
+        self.last = finalized.checkpoint
+        self.last_time_ms = finalized.checkpoint.time_ms
+        self.results_root = latest.results_root
+        self.ordered = set(self.storage.ordered_ids())
+
+    def apply(self, finalized: FinalizedCheckpoint, dag: Dag, header_of: Callable[[bytes], EntryHeader]) -> Applied:
+        """Verify, execute and durably record the next checkpoint (see `execute_next`)."""
+        applied = self.execute_next(finalized, dag, header_of)
+        checkpoint = finalized.checkpoint
+        results = applied.results
+        try:
+            self.storage.commit_checkpoint(
+                StoredCheckpoint(checkpoint.height, checkpoint.id, codec.encode(finalized), applied.state_root,
+                                 applied.results_root, len(results), int(time.time() * 1000)),
+                [StoredResult(r.entry_id, checkpoint.height, i, str(r.outcome), r.code)
+                 for i, r in enumerate(results)],
+                self.state.take_dirty(),
+            )
+        except BaseException:
+            # memory ran ahead of the disk: go back to exactly what the disk holds, then report
+            ChainState.__init__(self, self.genesis, self.validators)
+            self.load()
+            raise
         for callback in self.on_applied:
             callback(applied)
         return applied
 
 
-__all__ = ["Applied", "CertificateInvalid", "Chain", "MissingEntry", "NotNext", "RootMismatch"]
+__all__ = ["Applied", "CertificateInvalid", "Chain", "ChainState", "MissingEntry", "NotNext", "RootMismatch"]

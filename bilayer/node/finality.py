@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .. import codec
 from ..consensus.core import (
@@ -49,10 +49,12 @@ from ..consensus.messages import (
     FinalizedCheckpoint,
     Proposal,
     Vote,
+    verify_certificate,
 )
 from ..keys.signing import Signer
+from ..ledger.dag import Dag
 from ..ledger.entry import EntryHeader
-from .chain import Chain, NotNext, RootMismatch
+from .chain import Chain, ChainState, NotNext, RootMismatch
 from .ingest import Ingest
 
 log = logging.getLogger("bilayer.finality")
@@ -62,10 +64,16 @@ MAX_CLOCK_SKEW_MS = 30_000
 SYNC_BATCH = 50
 
 
-class ChainApp(ConsensusApp):
-    """What the core asks of this node: values to propose and whether a value is acceptable."""
+class HoldsDag(Protocol):
+    dag: Dag
 
-    def __init__(self, chain: Chain, ingest: Ingest, me: bytes, clock_ms: Callable[[], int],
+
+class ChainApp(ConsensusApp):
+    """What the core asks of this node: values to propose and whether a value is acceptable.
+
+    Shared by the node runtime and the simulator: it reads only the chain state and the DAG."""
+
+    def __init__(self, chain: ChainState, ingest: HoldsDag, me: bytes, clock_ms: Callable[[], int],
                  heartbeat_ms: int) -> None:
         self.chain = chain
         self.ingest = ingest
@@ -222,6 +230,12 @@ class Finality:
         """A finalized checkpoint from a peer (followers and lagging validators)."""
         height = finalized.checkpoint.height
         if height <= self.chain.height or height in self.pending:
+            return
+        try:  # only certified checkpoints may take a pending slot
+            verify_certificate(self.chain.genesis.chain_id, finalized.checkpoint, finalized.certificate,
+                               self.chain.validators)
+        except CertificateInvalid as exc:
+            log.warning("ignoring checkpoint %d from a peer: %s", height, exc)
             return
         if len(self.pending) < 10_000:
             self.pending[height] = finalized

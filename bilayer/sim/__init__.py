@@ -1,0 +1,1 @@
+"""Deterministic simulation of the consensus layer under faults, from one seed."""

@@ -1,0 +1,68 @@
+"""What must hold on every step of every run, and what must hold once faults stop.
+
+Safety (checked as each honest node applies a checkpoint):
+* one checkpoint per height across all honest nodes, ever;
+* a node's history only grows, one height at a time (never rolls back, never skips);
+* honest nodes agree on the state root and results root after every height;
+* an entry's outcome (FINAL or REJECTED, and its reason) never differs between nodes or
+  changes later.
+
+Liveness (checked at the end): entries submitted after the network healed are ordered by
+every honest node within the liveness window.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..node.chain import Applied
+
+if TYPE_CHECKING:
+    from .world import World
+
+
+class Checker:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.committed: dict[int, bytes] = {}
+        self.roots: dict[int, tuple[bytes, bytes]] = {}
+        self.outcomes: dict[bytes, tuple[str, str]] = {}
+        self.heights: dict[int, int] = {}
+        self.liveness_failures: list[str] = []
+
+    def on_applied(self, node: int, applied: Applied) -> None:
+        if not self.world.nodes[node].honest:
+            return
+        height = applied.height
+        previous = self.heights.get(node, 0)
+        if height != previous + 1:
+            self.world.violation(f"node {node} went from height {previous} to {height}")
+        self.heights[node] = height
+        checkpoint_id = applied.checkpoint.id
+        first = self.committed.setdefault(height, checkpoint_id)
+        if first != checkpoint_id:
+            self.world.violation(f"two checkpoints at height {height}: {first.hex()[:12]} and "
+                                 f"{checkpoint_id.hex()[:12]} (node {node})")
+        roots = (applied.state_root, applied.results_root)
+        if self.roots.setdefault(height, roots) != roots:
+            self.world.violation(f"node {node} computed other roots at height {height}")
+        for result in applied.results:
+            outcome = (str(result.outcome), result.code)
+            if self.outcomes.setdefault(result.entry_id, outcome) != outcome:
+                self.world.violation(f"entry {result.entry_id.hex()[:12]} was {self.outcomes[result.entry_id]}"
+                                     f" and then {outcome} (node {node})")
+
+    def finish(self) -> None:
+        for node in self.world.nodes:
+            if not node.honest:
+                continue
+            missing = [e for e in self.world.liveness_entries if e not in node.chain.ordered]
+            if missing:
+                self.liveness_failures.append(
+                    f"node {node.index} did not order {len(missing)} of {len(self.world.liveness_entries)} entries"
+                    f" within {self.world.config.liveness_window_ms} ms after faults stopped"
+                    f" (height {node.chain.height})")
+
+    @property
+    def max_height(self) -> int:
+        return max(self.committed, default=0)

@@ -1,0 +1,504 @@
+"""A deterministic world of validators: the production consensus core, chain execution and
+DAG rules, on a virtual clock, with every fault drawn from one seed.
+
+One seed fixes everything: the traffic (transfers between users, including forks), the
+faults (loss, delay, reordering, duplication, partitions that heal, crashes and restarts
+from persisted state, clock skew) and the byzantine behaviours. Replaying a seed replays
+the run event for event.
+
+What is simulated is only what lies outside the machine-independent code: the network,
+the clock, storage (kept in memory; a crash loses exactly what a process loses) and the
+clients. The `TendermintCore`, `ChainApp`, `ChainState` (linearization, execution, roots,
+certificate checks) and `Dag` placement rules are the ones the node runs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import codec
+from ..consensus.core import (
+    Action,
+    Behind,
+    Broadcast,
+    Commit,
+    EntriesAvailable,
+    Equivocation,
+    Event,
+    FetchEntries,
+    MessageReceived,
+    Persist,
+    ScheduleTimeout,
+    SignerState,
+    Start,
+    TendermintCore,
+    TimeoutFired,
+    Timeouts,
+)
+from ..consensus.core import (
+    Applied as CoreApplied,
+)
+from ..consensus.linearize import MissingEntry
+from ..consensus.messages import CertificateInvalid, FinalizedCheckpoint, Proposal, Vote, verify_certificate
+from ..consensus.validators import ValidatorSet
+from ..errors import BilayerError
+from ..genesis import Allocation, ChainParams, Genesis, GenesisValidator
+from ..keys.signing import Signer
+from ..ledger.dag import Dag, Orphan, Placed
+from ..ledger.entry import ENTRY_VERSION, EntryHeader
+from ..ledger.operations import Transfer
+from ..node.chain import ChainState, NotNext, RootMismatch
+from ..node.finality import ChainApp
+
+CHAIN_ID = "sim"
+FAULT_KINDS = ("loss", "delay", "reorder", "duplicate", "partition", "crash", "skew")
+BYZANTINE_KINDS = ("equivocate", "double_vote", "split_brain", "silent", "garbage", "withhold", "replay")
+
+CoreFactory = Callable[[str, Signer, ValidatorSet, ChainApp, SignerState | None, Timeouts], TendermintCore]
+
+
+def default_core(chain: str, signer: Signer, validators: ValidatorSet, app: ChainApp, state: SignerState | None,
+                 timeouts: Timeouts) -> TendermintCore:
+    return TendermintCore(chain, signer, validators, app, state, timeouts)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    validators: int = 4
+    byzantine: int = 0
+    faults: tuple[str, ...] = FAULT_KINDS
+    fault_window_ms: int = 20_000
+    liveness_window_ms: int = 40_000
+    entries: int = 40
+    users: int = 5
+    tick_ms: int = 1000
+
+
+@dataclass
+class FaultPlan:
+    """The faults of one run, drawn from the seed (a kind may be drawn off)."""
+
+    loss: float = 0.0
+    duplicate: float = 0.0
+    delay_ms: tuple[int, int] = (1, 5)
+    partitions: list[tuple[int, int, frozenset[int], bool]] = field(default_factory=list)  # start, end, side, one-way
+    crashes: list[tuple[int, int, int]] = field(default_factory=list)  # node, at, restart at
+    skew: dict[int, tuple[float, int]] = field(default_factory=dict)  # node -> (timer rate, clock offset ms)
+
+
+@dataclass
+class Stats:
+    events: int = 0
+    messages: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    partitioned: int = 0
+    crashes: int = 0
+    restarts: int = 0
+    equivocations_seen: int = 0
+    byzantine_actions: int = 0
+
+
+class Violation(Exception):
+    pass
+
+
+class SimNode:
+    """One validator process: core + chain state + DAG, with what a crash keeps (persisted)."""
+
+    def __init__(self, world: World, index: int, signer: Signer, core_factory: CoreFactory) -> None:
+        self.world = world
+        self.index = index
+        self.signer = signer
+        self.core_factory = core_factory
+        self.chain = ChainState(world.genesis, world.validators)
+        self.dag = Dag(world.genesis.root)
+        self.headers: dict[bytes, EntryHeader] = {}
+        self.finalized: list[FinalizedCheckpoint] = []
+        self.persisted: SignerState | None = None
+        self.crashed = False
+        self.epoch = 0  # timers of an earlier incarnation are void
+        self.requested: set[bytes] = set()
+        self.orphans: dict[bytes, EntryHeader] = {}
+        self.pending: dict[int, FinalizedCheckpoint] = {}
+        self.core = self._new_core()
+
+    @property
+    def honest(self) -> bool:
+        return True
+
+    def _clock(self) -> int:
+        return self.world.now + self.world.plan.skew.get(self.index, (1.0, 0))[1] + self.world.genesis.genesis_time_ms
+
+    def _new_core(self) -> TendermintCore:
+        app = ChainApp(self.chain, self, self.signer.public_key, self._clock, heartbeat_ms=0)
+        state = self.persisted
+        if state is None or state.height <= self.chain.height:
+            state = SignerState(height=self.chain.height + 1, round=0, phase=0, prev=self.chain.last)
+        return self.core_factory(CHAIN_ID, self.signer, self.world.validators, app, state, self.world.timeouts)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.step(Start())
+
+    def crash(self) -> None:
+        self.crashed = True
+        self.epoch += 1
+        self.orphans.clear()
+        self.pending.clear()
+        self.requested.clear()
+
+    def restart(self) -> None:
+        self.crashed = False
+        self.core = self._new_core()
+        self.start()
+
+    # --- core ---------------------------------------------------------------------------
+
+    def step(self, event: Event) -> None:
+        if self.crashed:
+            return
+        for action in self.core.step(event):
+            self.do(action)
+
+    def do(self, action: Action) -> None:
+        world = self.world
+        if isinstance(action, Persist):
+            self.persisted = action.state
+        elif isinstance(action, Broadcast):
+            self.broadcast(("consensus", action.message))
+        elif isinstance(action, ScheduleTimeout):
+            rate = world.plan.skew.get(self.index, (1.0, 0))[0]
+            fired = TimeoutFired(action.kind, action.height, action.round)
+            world.at(world.now + max(1, int(action.delay_ms * rate)), self.index, ("timer", self.epoch, fired))
+        elif isinstance(action, Commit):
+            try:  # a core that decides without a real quorum certificate is unsafe, whatever follows
+                verify_certificate(CHAIN_ID, action.finalized.checkpoint, action.finalized.certificate,
+                                   world.validators)
+            except CertificateInvalid as exc:
+                world.violation(f"node {self.index} decided height {action.finalized.checkpoint.height}"
+                                f" without a quorum certificate: {exc}")
+                return
+            self.accept_finalized(action.finalized)
+        elif isinstance(action, FetchEntries):
+            self.requested.update(action.entry_ids)
+            self.broadcast(("want", tuple(action.entry_ids)))
+        elif isinstance(action, Behind):
+            self.broadcast(("want_checkpoints", self.chain.height + 1))
+        elif isinstance(action, Equivocation):
+            world.stats.equivocations_seen += 1
+
+    def broadcast(self, message: tuple[Any, ...]) -> None:
+        for other in range(len(self.world.nodes)):
+            if other != self.index:
+                self.world.send(self.index, other, message)
+
+    # --- entries --------------------------------------------------------------------------
+
+    def holds(self, entry_id: bytes) -> bool:
+        return self.dag.holds(entry_id)
+
+    def receive_entry(self, entry_id: bytes, header: EntryHeader, from_client: bool) -> str:
+        """Place an entry as the node's ingest does: 'placed', 'orphan', 'known' or 'refused'."""
+        if entry_id in self.dag:
+            return "known"
+        try:
+            placement = self.dag.placement(entry_id, header, allow_fork=entry_id in self.requested)
+        except BilayerError:  # a fork at the door, a broken author chain
+            return "refused"
+        if isinstance(placement, Orphan):
+            self.orphans[entry_id] = header
+            self.requested.update(placement.missing)
+            self.broadcast(("want", placement.missing))
+            return "orphan"
+        if not isinstance(placement, Placed):
+            return "known"
+        ready = [(entry_id, header)]
+        placed = []
+        while ready:
+            current_id, current = ready.pop()
+            if current_id in self.dag:
+                continue
+            self.dag.add(current_id, current)
+            self.headers[current_id] = current
+            self.requested.discard(current_id)
+            placed.append((current_id, current))
+            for orphan_id, orphan in list(self.orphans.items()):
+                if all(self.dag.holds(p) for p in orphan.parents):
+                    del self.orphans[orphan_id]
+                    try:
+                        if isinstance(self.dag.placement(orphan_id, orphan, allow_fork=True), Placed):
+                            ready.append((orphan_id, orphan))
+                    except BilayerError:
+                        pass
+        if placed:
+            self.broadcast(("entries", tuple(placed)))
+            self.drain_pending()
+            self.step(EntriesAvailable())
+        return "placed"
+
+    # --- finality ---------------------------------------------------------------------------
+
+    def accept_finalized(self, finalized: FinalizedCheckpoint) -> None:
+        height = finalized.checkpoint.height
+        if height <= self.chain.height:
+            return
+        self.pending[height] = finalized
+        self.drain_pending()
+
+    def drain_pending(self) -> None:
+        while self.chain.height + 1 in self.pending and not self.crashed:
+            finalized = self.pending[self.chain.height + 1]
+            try:
+                applied = self.chain.execute_next(finalized, self.dag, self.headers.__getitem__)
+            except MissingEntry as missing:
+                self.requested.add(missing.entry_id)
+                self.broadcast(("want", (missing.entry_id,)))
+                return
+            except KeyError as missing:
+                self.broadcast(("want", (missing.args[0],)))
+                return
+            except (NotNext, CertificateInvalid):
+                del self.pending[self.chain.height + 1]
+                return
+            except RootMismatch as exc:
+                self.world.violation(f"node {self.index} halted: {exc.message}")
+                return
+            del self.pending[finalized.checkpoint.height]
+            self.finalized.append(finalized)
+            self.world.checker.on_applied(self.index, applied)
+            self.step(CoreApplied(applied.height, applied.checkpoint))
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def receive(self, src: int, message: tuple[Any, ...]) -> None:
+        if self.crashed:
+            return
+        kind = message[0]
+        if kind == "consensus":
+            consensus: Proposal | Vote = message[1]
+            if consensus.height > self.chain.height + 2:
+                self.world.send(self.index, src, ("want_checkpoints", self.chain.height + 1))
+            self.step(MessageReceived(consensus))
+        elif kind == "entries":
+            for entry_id, header in message[1]:
+                self.receive_entry(entry_id, header, from_client=False)
+        elif kind == "want":
+            found = tuple((i, self.headers[i]) for i in message[1] if i in self.headers)
+            if found:
+                self.world.send(self.index, src, ("entries", found))
+        elif kind == "tips":
+            unknown = tuple(i for i in message[1] if not self.dag.holds(i))
+            if unknown:
+                self.requested.update(unknown)
+                self.world.send(self.index, src, ("want", unknown))
+            if message[2] > self.chain.height:
+                self.world.send(self.index, src, ("want_checkpoints", self.chain.height + 1))
+        elif kind == "want_checkpoints":
+            start = message[1]
+            for finalized in self.finalized[start - 1:start + 9]:
+                self.world.send(self.index, src, ("checkpoint", finalized))
+        elif kind == "checkpoint":
+            self.accept_finalized(message[1])
+
+    def tick(self) -> None:
+        """Anti-entropy, as the runtime does every few seconds: tips and height to every peer."""
+        if not self.crashed:
+            self.broadcast(("tips", tuple(sorted(self.dag.tips)), self.chain.height))
+
+
+class World:
+    def __init__(self, seed: int, config: SimConfig, core_factory: CoreFactory = default_core,
+                 byzantine_factory: Callable[[World, int, Signer, str], SimNode] | None = None) -> None:
+        self.seed = seed
+        self.config = config
+        self.rng = random.Random(seed)
+        self.now = 0
+        self._queue: list[tuple[int, int, int, tuple[Any, ...]]] = []
+        self._seq = itertools.count()
+        self.stats = Stats()
+        self.violations: list[str] = []
+        self.signers = [Signer(bytes([seed % 251 + 1, i + 1]) * 16) for i in range(config.validators)]
+        self.users = [Signer(bytes([seed % 241 + 3, 200 + i]) * 16) for i in range(config.users)]
+        # writers that appear only once the network healed: their entries test liveness
+        self.liveness_users = [Signer(bytes([seed % 239 + 5, 100 + i]) * 16) for i in range(3)]
+        self.genesis = Genesis(
+            chain_id=CHAIN_ID, genesis_time_ms=1_700_000_000_000, params=ChainParams(pow_bits=0),
+            allocations=tuple(Allocation(u.address, "SIM", 1_000) for u in self.users),
+            validators=tuple(GenesisValidator(f"v{i}", s.public_key.hex(), 1) for i, s in enumerate(self.signers)),
+        )
+        self.validators = ValidatorSet.from_genesis(self.genesis.validators)
+        self.timeouts = Timeouts(propose_ms=600, propose_delta_ms=300, prevote_ms=300, prevote_delta_ms=150,
+                                 precommit_ms=300, precommit_delta_ms=150, rebroadcast_ms=1500)
+        self.plan = self._draw_faults()
+        self.faults_until = config.fault_window_ms
+        self._next_tick = 0
+        from .checkers import Checker
+
+        self.checker = Checker(self)
+        byzantine = set(self.rng.sample(range(config.validators), config.byzantine))
+        self.byzantine_kinds: dict[int, str] = {}
+        self.nodes: list[SimNode] = []
+        for index, signer in enumerate(self.signers):
+            if index in byzantine and byzantine_factory is not None:
+                kind = self.rng.choice(BYZANTINE_KINDS)
+                self.byzantine_kinds[index] = kind
+                self.nodes.append(byzantine_factory(self, index, signer, kind))
+            else:
+                self.nodes.append(SimNode(self, index, signer, core_factory))
+        self.user_chains: dict[bytes, list[bytes]] = {}
+        self.submitted: list[bytes] = []
+        self.liveness_entries: list[bytes] = []
+
+    # --- the seed's choices -----------------------------------------------------------------
+
+    def _draw_faults(self) -> FaultPlan:
+        rng, config = self.rng, self.config
+        plan = FaultPlan()
+        window = config.fault_window_ms
+        if "loss" in config.faults and rng.random() < 0.7:
+            plan.loss = rng.uniform(0.01, 0.25)
+        if "duplicate" in config.faults and rng.random() < 0.5:
+            plan.duplicate = rng.uniform(0.01, 0.2)
+        if "delay" in config.faults and rng.random() < 0.7:
+            plan.delay_ms = (1, rng.randint(20, 800))
+        if "reorder" in config.faults and rng.random() < 0.5:
+            plan.delay_ms = (plan.delay_ms[0], max(plan.delay_ms[1], rng.randint(50, 400)))
+        if "partition" in config.faults and rng.random() < 0.6:
+            for _ in range(rng.randint(1, 3)):
+                start = rng.randint(0, window - 2000)
+                end = min(window, start + rng.randint(500, 8000))
+                side = frozenset(rng.sample(range(config.validators), rng.randint(1, config.validators - 1)))
+                plan.partitions.append((start, end, side, rng.random() < 0.4))
+        if "crash" in config.faults and rng.random() < 0.6:
+            for _ in range(rng.randint(1, 2)):
+                node = rng.randrange(config.validators)
+                at = rng.randint(0, window - 1000)
+                plan.crashes.append((node, at, min(window, at + rng.randint(200, 6000))))
+        if "skew" in config.faults and rng.random() < 0.5:
+            for node in range(config.validators):
+                plan.skew[node] = (rng.uniform(0.6, 1.6), rng.randint(-3000, 3000))
+        return plan
+
+    # --- the event loop -------------------------------------------------------------------
+
+    def at(self, time_ms: int, node: int, payload: tuple[Any, ...]) -> None:
+        heapq.heappush(self._queue, (time_ms, next(self._seq), node, payload))
+
+    def _blocked(self, src: int, dst: int) -> bool:
+        for start, end, side, one_way in self.plan.partitions:
+            if start <= self.now < end and ((src in side) != (dst in side)) and (not one_way or src in side):
+                return True
+        return False
+
+    def send(self, src: int, dst: int, message: tuple[Any, ...]) -> None:
+        self.stats.messages += 1
+        faulty = self.now < self.faults_until
+        if faulty and self._blocked(src, dst):
+            self.stats.partitioned += 1
+            return
+        if faulty and self.rng.random() < self.plan.loss:
+            self.stats.dropped += 1
+            return
+        low, high = self.plan.delay_ms if faulty else (1, 5)
+        self.at(self.now + self.rng.randint(low, high), dst, ("msg", src, message))
+        if faulty and self.rng.random() < self.plan.duplicate:
+            self.stats.duplicated += 1
+            self.at(self.now + self.rng.randint(low, high), dst, ("msg", src, message))
+
+    def violation(self, text: str) -> None:
+        self.violations.append(f"t={self.now}ms {text}")
+
+    def run(self) -> None:
+        """The whole seeded run: traffic and faults, then the liveness window, then the checks."""
+        config = self.config
+        self.start_nodes()
+        for _ in range(config.entries):
+            self.at(self.rng.randint(0, config.fault_window_ms), -1, ("submit",))
+        for crashing, at, restart in self.plan.crashes:
+            self.at(at, crashing, ("crash",))
+            self.at(restart, crashing, ("restart",))
+        self.at(config.fault_window_ms + 1, -1, ("liveness",))
+        self.advance(config.fault_window_ms + config.liveness_window_ms)
+        self.checker.finish()
+
+    def start_nodes(self) -> None:
+        for sim_node in self.nodes:
+            sim_node.start()
+        self._next_tick = 0
+
+    def advance(self, until_ms: int) -> None:
+        """Process every event up to `until_ms` (virtual), with the anti-entropy tick each second."""
+        while not self.violations:
+            next_event = self._queue[0][0] if self._queue else None
+            if self._next_tick <= until_ms and (next_event is None or self._next_tick <= next_event):
+                self.now = self._next_tick
+                self._handle(-1, ("tick",))
+                self._next_tick += self.config.tick_ms
+                continue
+            if next_event is None or next_event > until_ms:
+                break
+            time_ms, _, node, payload = heapq.heappop(self._queue)
+            self.now = time_ms
+            self.stats.events += 1
+            self._handle(node, payload)
+            if self.stats.events > 3_000_000:
+                self.violation("event budget exhausted (a livelock?)")
+        self.now = max(self.now, until_ms)
+
+    def stop_faults(self) -> None:
+        self.faults_until = self.now
+
+    def _handle(self, node: int, payload: tuple[Any, ...]) -> None:
+        kind = payload[0]
+        if kind == "msg":
+            self.nodes[node].receive(payload[1], payload[2])
+        elif kind == "timer":
+            target = self.nodes[node]
+            if payload[1] == target.epoch:
+                target.step(payload[2])
+        elif kind == "submit":
+            self._submit()
+        elif kind == "tick":
+            for n in self.nodes:
+                n.tick()
+        elif kind == "crash":
+            if not self.nodes[node].crashed:
+                self.stats.crashes += 1
+                self.nodes[node].crash()
+        elif kind == "restart":
+            if self.nodes[node].crashed:
+                self.stats.restarts += 1
+                self.nodes[node].restart()
+        elif kind == "liveness":
+            for user in self.liveness_users:
+                self.liveness_entries.append(self._submit(user))
+
+    def _submit(self, fresh_user: Signer | None = None) -> bytes:
+        """A client writes a transfer to a random live honest node, choosing parents from its tips."""
+        live = [n for n in self.nodes if n.honest and not n.crashed] or [n for n in self.nodes if n.honest]
+        node = self.rng.choice(live)
+        user = fresh_user or self.rng.choice(self.users)
+        chain = self.user_chains.setdefault(user.public_key, [])
+        seq = len(chain)
+        if fresh_user is None and chain and self.rng.random() < 0.05:
+            seq -= 1  # a fork: the author signs a second entry with a sequence number already used
+        parents = [chain[seq - 1]] if seq > 0 else [self.genesis.root]
+        tips = sorted(t for t in node.dag.tips if t not in parents and t != self.genesis.root)
+        if tips:
+            parents.append(self.rng.choice(tips))
+        recipient = self.rng.choice(self.users)
+        op = Transfer(asset="SIM", amount=self.rng.randint(1, 400), to=recipient.public_key)
+        header = EntryHeader(ENTRY_VERSION, CHAIN_ID, user.public_key, seq, tuple(parents), self.now, "transfer",
+                             codec.encode(op), codec.sha256(b""), 0, bytes(8))
+        entry_id = codec.sha256(codec.encode(header))
+        if node.receive_entry(entry_id, header, from_client=True) in ("placed", "orphan") and seq == len(chain):
+            chain.append(entry_id)
+        self.submitted.append(entry_id)
+        return entry_id

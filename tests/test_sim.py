@@ -1,0 +1,181 @@
+"""The deterministic simulator: reproducible runs, sampled campaigns, checkers that catch bugs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from bilayer.consensus.core import TendermintCore, Timeouts
+from bilayer.consensus.validators import ValidatorSet
+from bilayer.execution.executor import EntryResult, Outcome
+from bilayer.node.chain import Applied
+from bilayer.sim.byzantine import byzantine_node
+from bilayer.sim.campaign import parse_faults, run_campaign, run_seed
+from bilayer.sim.world import SimConfig, World
+
+
+def test_one_seed_replays_the_same_run() -> None:
+    config = SimConfig(byzantine=1)
+    runs = []
+    for _ in range(2):
+        world = World(11, config, byzantine_factory=byzantine_node)
+        world.run()
+        runs.append((world.stats.events, world.checker.committed, world.checker.roots, world.checker.outcomes,
+                     world.byzantine_kinds, world.plan))
+    assert runs[0] == runs[1]
+    assert runs[0][1], "the run committed nothing"
+
+
+def test_sampled_campaign_four_validators_one_byzantine() -> None:
+    report = run_campaign(range(150), SimConfig(validators=4, byzantine=1))
+    assert report.seeds == 150
+    assert report.safety_violations == 0, [f.violations for f in report.failures][:3]
+    assert report.liveness_failures == 0, [(f.seed, f.liveness_failures) for f in report.failures][:3]
+    assert report.checkpoints > 150
+    injected = set(report.faults)
+    assert {"loss", "delay", "reorder", "duplicate", "partition", "partition_one_way", "crash", "skew"} <= injected
+    assert set(report.byzantine) >= {"equivocate", "double_vote", "split_brain", "silent", "garbage", "withhold",
+                                     "replay"}
+
+
+def test_sampled_campaign_seven_validators_two_byzantine() -> None:
+    report = run_campaign(range(1000, 1025), SimConfig(validators=7, byzantine=2))
+    assert report.safety_violations == 0, [f.violations for f in report.failures][:3]
+    assert report.liveness_failures == 0, [(f.seed, f.liveness_failures) for f in report.failures][:3]
+
+
+class _TwoFIsAQuorum(ValidatorSet):
+    """Broken: counts 2f of 3f+1 as a quorum."""
+
+    def is_quorum(self, power: int) -> bool:
+        return 3 * power >= 2 * self.total_power - 2
+
+
+def _broken_quorum_core(chain, signer, validators, app, state, timeouts):  # type: ignore[no-untyped-def]
+    return TendermintCore(chain, signer, _TwoFIsAQuorum(validators.members), app, state, timeouts)
+
+
+def test_checkers_catch_a_core_that_counts_2f_votes_as_a_quorum() -> None:
+    caught = []
+    for seed in range(40):
+        result = run_seed(seed, SimConfig(byzantine=1), core_factory=_broken_quorum_core)
+        if result.violations:
+            caught.append(seed)
+            break
+    assert caught, "40 seeds did not expose a core that decides on 2f votes"
+
+
+def test_safety_checker_flags_divergence_rollback_and_flipped_outcomes() -> None:
+    world = World(5, SimConfig(faults=(), entries=0))
+    checker = world.checker
+    first = world.genesis  # any two distinct checkpoints will do
+    from bilayer.consensus.messages import Checkpoint
+
+    a = Checkpoint("sim", 1, first.root, b"p" * 32, (), b"s" * 32, b"r" * 32, 1)
+    b = Checkpoint("sim", 1, first.root, b"p" * 32, (), b"s" * 32, b"r" * 32, 2)
+    result = EntryResult(b"e" * 32, Outcome.FINAL)
+    checker.on_applied(0, Applied(1, a, [result], b"S" * 32, b"R" * 32))
+    checker.on_applied(1, Applied(1, b, [result], b"S" * 32, b"R" * 32))
+    assert any("two checkpoints at height 1" in v for v in world.violations)
+    checker.on_applied(2, Applied(1, a, [EntryResult(b"e" * 32, Outcome.REJECTED, "x")], b"S" * 32, b"R" * 32))
+    assert any("and then" in v for v in world.violations)
+    checker.on_applied(2, Applied(3, a, [], b"S" * 32, b"R" * 32))
+    assert any("went from height 1 to 3" in v for v in world.violations)
+
+
+def test_fault_kinds_parse() -> None:
+    assert parse_faults("all") == parse_faults("")
+    assert parse_faults("none") == ()
+    assert parse_faults("loss,crash") == ("loss", "crash")
+    with pytest.raises(ValueError):
+        parse_faults("loss,meteor")
+
+
+def test_cli_campaign_and_replay() -> None:
+    run = subprocess.run([sys.executable, "-m", "bilayer", "sim", "--seeds", "3", "--start", "40", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["seeds"] == 3 and report["safety_violations"] == 0 and report["checkpoints"] > 0
+    replay = subprocess.run([sys.executable, "-m", "bilayer", "sim", "--seed", "41", "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert replay.returncode == 0, replay.stderr
+    assert json.loads(replay.stdout)["seeds"] == 1
+    bad = subprocess.run([sys.executable, "-m", "bilayer", "sim", "--validators", "4", "--byzantine", "2"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "tolerate at most 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+class ClusterUnderFaults(RuleBasedStateMachine):
+    """Hypothesis drives a 4-validator world step by step; a failure shrinks to a short script."""
+
+    @initialize()
+    def start(self) -> None:
+        self.world = World(0, SimConfig(validators=4, faults=(), entries=0, fault_window_ms=10**9))
+        self.world.timeouts = Timeouts(propose_ms=300, propose_delta_ms=100, prevote_ms=200, prevote_delta_ms=100,
+                                       precommit_ms=200, precommit_delta_ms=100, rebroadcast_ms=800)
+        for node in self.world.nodes:
+            node.core = node._new_core()
+        self.world.start_nodes()
+        self.down: set[int] = set()
+
+    @rule(count=st.integers(1, 4))
+    def submit(self, count: int) -> None:
+        for _ in range(count):
+            self.world._submit()
+
+    @rule(ms=st.integers(1, 3000))
+    def advance(self, ms: int) -> None:
+        self.world.advance(self.world.now + ms)
+
+    @precondition(lambda self: len(self.down) < 1)
+    @rule(node=st.integers(0, 3))
+    def crash(self, node: int) -> None:
+        self.world.nodes[node].crash()
+        self.down.add(node)
+
+    @precondition(lambda self: bool(self.down))
+    @rule()
+    def restart(self) -> None:
+        node = min(self.down)
+        self.down.discard(node)
+        self.world.nodes[node].restart()
+
+    @rule(side=st.frozensets(st.integers(0, 3), min_size=1, max_size=3), ms=st.integers(100, 5000),
+          one_way=st.booleans())
+    def partition(self, side: frozenset[int], ms: int, one_way: bool) -> None:
+        self.world.plan.partitions.append((self.world.now, self.world.now + ms, side, one_way))
+
+    @rule(loss=st.floats(0, 0.4), duplicate=st.floats(0, 0.3), delay=st.integers(1, 500))
+    def weather(self, loss: float, duplicate: float, delay: int) -> None:
+        self.world.plan.loss, self.world.plan.duplicate, self.world.plan.delay_ms = loss, duplicate, (1, delay)
+
+    @invariant()
+    def safe(self) -> None:
+        assert not self.world.violations, self.world.violations
+
+    def teardown(self) -> None:
+        world = getattr(self, "world", None)
+        if world is None:
+            return
+        for node in sorted(self.down):
+            world.nodes[node].restart()
+        world.stop_faults()
+        world.liveness_entries = [world._submit(user) for user in world.liveness_users]
+        world.advance(world.now + 40_000)
+        world.checker.finish()
+        assert not world.violations, world.violations
+        assert not world.checker.liveness_failures, world.checker.liveness_failures
+
+
+TestClusterUnderFaults = ClusterUnderFaults.TestCase
+TestClusterUnderFaults.settings = settings(
+    max_examples=12, stateful_step_count=25, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
