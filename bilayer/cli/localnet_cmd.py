@@ -91,3 +91,30 @@ def localnet_down(directory: Path, as_json: bool) -> None:
     """Stop the processes of the network (data is kept; 'up' starts them again)."""
     data = net.down(directory)
     emit(data, as_json, lambda d: console.print(f"stopped {len(d['stopped'])} nodes: {', '.join(d['stopped']) or '-'}"))
+
+
+@localnet.command("campaign")
+@click.argument("manifest_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the network in this (new) directory instead of a temporary one.")
+@json_option
+def localnet_campaign(manifest_file: Path, directory: Path | None, as_json: bool) -> None:
+    """Run a fault campaign (kill, pause, restart, disconnect) from a TOML manifest against real
+    processes under load, then check that everything reported FINAL is FINAL everywhere."""
+    from ..node.perturb import load_manifest, run_campaign
+
+    manifest = load_manifest(manifest_file)
+    progress = (lambda _: None) if as_json else (lambda line: err_console.print(f"[dim]{line}[/dim]"))
+    result = run_campaign(manifest, directory, progress)
+    data = result.to_json()
+
+    def human(d: dict[str, Any]) -> None:
+        for key in ("submitted", "acknowledged", "unavailable", "reported_final", "final_everywhere", "height"):
+            console.print(f"{key:>17}: {d[key]}")
+        console.print("[green]ok[/green]" if d["ok"] else "[red]FAILED[/red]")
+        for problem in d["problems"]:
+            console.print(f"  {problem}")
+
+    emit(data, as_json, human)
+    if not data["ok"]:
+        raise SystemExit(1)

@@ -127,6 +127,7 @@ class PeerManager:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
+        self.isolated = False
         self._inbound = 0
         self.validator_keys: set[bytes] = set()
         self.height: Callable[[], int] = lambda: 0
@@ -161,7 +162,21 @@ class PeerManager:
 
     # --- links ---------------------------------------------------------------------------
 
+    def isolate(self) -> None:
+        """Cut every peer link and refuse new ones (fault campaigns; maintenance)."""
+        self.isolated = True
+        for peer in list(self.links.values()):
+            peer.link.close()
+        log.warning("isolated: all peer links cut")
+
+    def rejoin(self) -> None:
+        self.isolated = False
+        log.warning("rejoined: dialing peers again")
+
     async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.isolated:
+            writer.close()
+            return
         if self._inbound >= MAX_INBOUND_LINKS:
             writer.close()  # anyone may connect, but not without bound
             return
@@ -181,6 +196,9 @@ class PeerManager:
         host, port = split_host_port(address)
         backoff = 0.2
         while self._running:
+            if self.isolated:
+                await asyncio.sleep(0.2)
+                continue
             opened: asyncio.StreamWriter | None = None
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=2**20), 5)
@@ -206,7 +224,7 @@ class PeerManager:
         self.metrics.peer_errors.labels(code).inc()
 
     async def _run(self, link: SecureLink) -> None:
-        if link.peer_key in self.links:
+        if link.peer_key in self.links or self.isolated:
             link.close()  # one link per peer is enough
             return
         peer = PeerLink(link)

@@ -230,6 +230,7 @@ class LedgerNode:
             "orphans": len(self.ingest.orphans),
             "authors": len(self.ingest.dag.heads),
             "peers": len(self.peers.links),
+            "isolated": self.peers.isolated,
             "params": {
                 "pow_bits": self.genesis.params.pow_bits,
                 "max_parents": self.genesis.params.max_parents,
@@ -269,6 +270,8 @@ async def run_forever(home_dir: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, node.peers.isolate)  # cut every peer link
+    loop.add_signal_handler(signal.SIGUSR2, node.peers.rejoin)  # and restore them
     await node.start()
     try:
         await stop.wait()
