@@ -430,10 +430,9 @@ class TendermintCore:
         self._start_round(self.round, resume=True)
 
     def _start_round(self, round_: int, resume: bool = False) -> None:
-        if not resume:
+        if not resume:  # not persisted: only what was signed (and the lock) must survive a crash
             self.round = round_
             self.phase = Phase.PROPOSE
-            self._persist()
         self._proposal_pending = False
         if self.validators.proposer(self.height, self.round) == self.me:
             self._try_propose()
@@ -477,8 +476,7 @@ class TendermintCore:
         self._rounds.clear()
         self._proposed_values.clear()
         self._verdicts.clear()
-        self._fired.clear()
-        self._persist()
+        self._fired.clear()  # the host recorded the decision durably before telling us
         self._start_round(0, resume=True)
 
     def _on_timeout(self, event: TimeoutFired) -> None:
@@ -691,8 +689,7 @@ class TendermintCore:
                     self.height, round_, value_id,
                     tuple(CommitSignature(v.validator, v.signature) for v in sorted(votes, key=lambda v: v.validator)),
                 )
-                self.phase = Phase.DECIDED
-                self._persist()
+                self.phase = Phase.DECIDED  # not persisted: after a crash the precommits decide again
                 self._emit(Commit(FinalizedCheckpoint(proposal.value, certificate)))
                 return True
         return False

@@ -8,6 +8,7 @@ signature for one purpose can never be replayed for another, nor on another chai
 from __future__ import annotations
 
 from enum import IntEnum
+from functools import lru_cache
 
 import msgspec
 
@@ -92,6 +93,12 @@ class FinalizedCheckpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
     certificate: CommitCertificate
 
 
+@lru_cache(maxsize=65536)
+def _verified(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Ed25519 verification, remembered: relayed and rebroadcast votes arrive many times."""
+    return verify(public_key, message, signature)
+
+
 def vote_message(chain: str, height: int, round_: int, type_: int, value_id: bytes) -> bytes:
     return CONSENSUS_DOMAIN + codec.encode(("vote", chain, height, round_, type_, value_id))
 
@@ -114,14 +121,14 @@ def sign_proposal(
 
 
 def vote_signature_ok(vote: Vote) -> bool:
-    return verify(vote.validator, vote_message(vote.chain, vote.height, vote.round, vote.type, vote.value_id),
-                  vote.signature)
+    return _verified(vote.validator, vote_message(vote.chain, vote.height, vote.round, vote.type, vote.value_id),
+                     vote.signature)
 
 
 def proposal_signature_ok(proposal: Proposal) -> bool:
     message = proposal_message(proposal.chain, proposal.height, proposal.round, proposal.valid_round,
                                proposal.value.id)
-    return verify(proposal.proposer, message, proposal.signature)
+    return _verified(proposal.proposer, message, proposal.signature)
 
 
 class CertificateInvalid(Exception):
@@ -143,7 +150,7 @@ def verify_certificate(chain: str, checkpoint: Checkpoint, certificate: CommitCe
             raise CertificateInvalid("a signer is not a validator")
         message = vote_message(chain, certificate.height, certificate.round, int(VoteType.PRECOMMIT),
                                certificate.value_id)
-        if not verify(item.validator, message, item.signature):
+        if not _verified(item.validator, message, item.signature):
             raise CertificateInvalid("a precommit signature does not verify")
         signers.add(item.validator)
     if not validators.is_quorum(validators.power_of(signers)):

@@ -62,6 +62,7 @@ log = logging.getLogger("bilayer.finality")
 SIGNER_STATE_KEY = "signer_state"
 MAX_CLOCK_SKEW_MS = 30_000
 SYNC_BATCH = 50
+FETCH_DELAY_S = 0.15
 
 
 class HoldsDag(Protocol):
@@ -195,11 +196,17 @@ class Finality:
         elif isinstance(action, Commit):
             self._apply(action.finalized, own=True)
         elif isinstance(action, FetchEntries):
-            self.ingest.fetch_missing(list(action.entry_ids))
+            # gossip usually delivers them within milliseconds: ask peers only for what is still missing
+            asyncio.get_running_loop().call_later(FETCH_DELAY_S, self._fetch_if_missing, action.entry_ids)
         elif isinstance(action, Behind):
             self._ask_for_checkpoints()
         elif isinstance(action, Equivocation):
             self._record_equivocation(action)
+
+    def _fetch_if_missing(self, entry_ids: tuple[bytes, ...]) -> None:
+        missing = [i for i in entry_ids if not self.ingest.dag.holds(i)]
+        if missing:
+            self.ingest.fetch_missing(missing)
 
     def _on_timer(self, event: TimeoutFired) -> None:
         self._timers = {t for t in self._timers if not t.cancelled() and t.when() > asyncio.get_running_loop().time()}
