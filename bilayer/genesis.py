@@ -42,12 +42,34 @@ class GenesisValidator(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     power: int = 1
 
 
+class GenesisCouncilMember(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    public_key: str
+    weight: int = 1
+
+
+class GovernanceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How council decisions pass: before the deadline, yes-weight must reach `threshold_bps`
+    of the whole council; at the deadline, votes cast must reach `quorum_bps` of the council
+    and yes-weight `threshold_bps` of the votes cast. A passed proposal executes no earlier
+    than `timelock_ms` after it passed (basis points: 10000 = 100%). However heavy one member
+    is, no proposal passes with fewer than `min_approvals` distinct yes-voters."""
+
+    min_approvals: int = 2
+    quorum_bps: int = 5000
+    threshold_bps: int = 6666  # two thirds (2 of 3 members pass)
+    voting_period_ms: int = 7 * 24 * 3600 * 1000
+    timelock_ms: int = 24 * 3600 * 1000
+
+
 class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     chain_id: str
     genesis_time_ms: int
     params: ChainParams = ChainParams()
     allocations: tuple[Allocation, ...] = ()
     validators: tuple[GenesisValidator, ...] = ()
+    council: tuple[GenesisCouncilMember, ...] = ()
+    governance: GovernanceParams = GovernanceParams()
 
     @property
     def root(self) -> bytes:
@@ -65,6 +87,22 @@ def validate_genesis(genesis: Genesis) -> Genesis:
         raise ConfigError("params.max_parents must be between 1 and 64")
     if params.max_header_bytes < 256 or params.max_data_bytes < 0 or params.max_memo_bytes < 0:
         raise ConfigError("params: size limits are too small")
+    for member in genesis.council:
+        try:
+            key = bytes.fromhex(member.public_key)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ConfigError(f"council member {member.name}: public_key must be 64 hex characters")
+        if member.weight <= 0:
+            raise ConfigError(f"council member {member.name}: weight must be positive")
+    gov = genesis.governance
+    if not (0 < gov.quorum_bps <= 10_000 and 0 < gov.threshold_bps <= 10_000):
+        raise ConfigError("governance: quorum_bps and threshold_bps are between 1 and 10000")
+    if gov.min_approvals < 1:
+        raise ConfigError("governance: min_approvals is at least 1")
+    if gov.voting_period_ms <= 0 or gov.timelock_ms < 0:
+        raise ConfigError("governance: voting_period_ms must be positive and timelock_ms not negative")
     for allocation in genesis.allocations:
         try:
             public_key_from_address(allocation.address)

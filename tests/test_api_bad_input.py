@@ -276,7 +276,8 @@ def app_routes() -> set[tuple[str, str]]:
 
 
 def concrete(path: str, address: str) -> str:
-    return path.replace("{entry_id}", ZERO_ID).replace("{address}", address).replace("{height}", "1")
+    replaced = path.replace("{entry_id}", ZERO_ID).replace("{address}", address)
+    return replaced.replace("{height}", "1").replace("{number}", "1")
 
 
 def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | None]]]:
@@ -373,6 +374,12 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
         "/v1/checkpoints/{height}": checkpoint_cases,
         "/v1/accounts/{address}": account_cases,
         "/v1/validators": [("/v1/validators" + ignoring, 200, None)],
+        "/v1/gov/proposals": [(f"/v1/gov/proposals{q}", 404, "not_found") for q in ("", "?status=bogus", ignoring)],
+        "/v1/gov/proposals/{number}": [
+            (f"/v1/gov/proposals/{n}", 404, "not_found") for n in ("1", "0", "-1", "abc", "9" * 5000, "%00")
+        ],
+        "/v1/gov/council": [("/v1/gov/council" + ignoring, 404, "not_found")],
+        "/v1/compliance": [("/v1/compliance" + ignoring, 404, "not_found")],
         "/metrics": [("/metrics" + ignoring, 200, None)],
         "/openapi.json": [("/openapi.json" + ignoring, 200, None)],
     }

@@ -6,6 +6,7 @@ import pytest
 
 from bilayer import codec
 from bilayer.execution.executor import Outcome, execute, genesis_state, results_root
+from bilayer.execution.governance import ExecContext
 from bilayer.execution.merkle import (
     EMPTY_ROOT,
     inclusion_proof,
@@ -15,13 +16,14 @@ from bilayer.execution.merkle import (
     verify_inclusion,
 )
 from bilayer.execution.state import State, balance_key
-from bilayer.genesis import Allocation, Genesis
+from bilayer.genesis import Allocation, Genesis, GovernanceParams
 from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import Data, Transfer
 
 from .conftest import make_entry, seeded_signer
 
 ALICE, BOB, CAROL = seeded_signer(1), seeded_signer(2), seeded_signer(3)
+CTX = ExecContext(1, 1_000, GovernanceParams())
 
 # RFC 6962 reference data (as used by Certificate Transparency's own tests)
 CT_LEAVES = [bytes.fromhex(x) for x in ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
@@ -87,7 +89,7 @@ def test_transfers_move_funds_and_overspending_is_rejected() -> None:
     a0, s0 = make_entry(ALICE, genesis, op=Transfer("BLY", 60, BOB.public_key))
     a1, s1 = make_entry(ALICE, genesis, seq=1, parents=[a0], op=Transfer("BLY", 60, CAROL.public_key))
     a2, s2 = make_entry(ALICE, genesis, seq=2, parents=[a1], op=Transfer("BLY", 40, CAROL.public_key))
-    results = execute(state, [(a0, header(s0)), (a1, header(s1)), (a2, header(s2))])
+    results = execute(CTX, state, [(a0, header(s0)), (a1, header(s1)), (a2, header(s2))])
     assert [(r.outcome, r.code) for r in results] == [
         (Outcome.FINAL, ""), (Outcome.REJECTED, "insufficient_funds"), (Outcome.FINAL, "")]
     assert state.balance(ALICE.public_key, "BLY") == 0
@@ -103,7 +105,7 @@ def test_sequence_is_enforced_and_the_fork_loser_is_rejected() -> None:
     fork, sf = make_entry(ALICE, genesis, op=Data("text/plain"), payload=b"two")
     child, sc = make_entry(ALICE, genesis, seq=1, parents=[fork], op=Data("text/plain"))
     skip, ss = make_entry(ALICE, genesis, seq=5, parents=[a0], op=Data("text/plain"))
-    results = execute(state, [(a0, header(s0)), (fork, header(sf)), (child, header(sc)), (skip, header(ss))])
+    results = execute(CTX, state, [(a0, header(s0)), (fork, header(sf)), (child, header(sc)), (skip, header(ss))])
     assert [r.outcome for r in results] == [Outcome.FINAL, Outcome.REJECTED, Outcome.REJECTED, Outcome.REJECTED]
     assert {r.code for r in results[1:]} == {"sequence_conflict"}
 
@@ -111,8 +113,8 @@ def test_sequence_is_enforced_and_the_fork_loser_is_rejected() -> None:
 def test_results_root_commits_to_outcomes() -> None:
     genesis = genesis_for((ALICE, 10))
     a0, s0 = make_entry(ALICE, genesis, op=Transfer("BLY", 5, BOB.public_key))
-    ok = execute(genesis_state(genesis), [(a0, header(s0))])
-    poor = execute(State(), [(a0, header(s0))])
+    ok = execute(CTX, genesis_state(genesis), [(a0, header(s0))])
+    poor = execute(CTX, State(), [(a0, header(s0))])
     assert results_root(ok) != results_root(poor)
 
 

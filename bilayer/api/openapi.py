@@ -397,6 +397,34 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                     "responses": {"200": _json({"$ref": "#/components/schemas/Validators"}, "validators")},
                 }
             },
+            "/v1/gov/proposals": {
+                "get": {
+                    "summary": "Council proposals, newest first, with tallies and status as of now",
+                    "parameters": [{"name": "status", "in": "query", "schema": {
+                        "type": "string", "enum": ["voting", "passed", "rejected", "executed", "cancelled"]}}],
+                    "responses": {"200": _json({"type": "object"}, "proposals"), **_errors(400, 404)},
+                }
+            },
+            "/v1/gov/proposals/{number}": {
+                "get": {
+                    "summary": "One proposal: action, reason, legal reference, tally, votes, timelock",
+                    "parameters": [{"name": "number", "in": "path", "required": True,
+                                    "schema": {"type": "integer", "minimum": 1}}],
+                    "responses": {"200": _json({"type": "object"}, "the proposal"), **_errors(400, 404)},
+                }
+            },
+            "/v1/gov/council": {
+                "get": {
+                    "summary": "Council members with their weights, and the rules decisions follow",
+                    "responses": {"200": _json({"type": "object"}, "the council"), **_errors(404)},
+                }
+            },
+            "/v1/compliance": {
+                "get": {
+                    "summary": "Frozen accounts and banned keys, each with the proposal that decided it",
+                    "responses": {"200": _json({"type": "object"}, "what is enforced"), **_errors(404)},
+                }
+            },
             "/v1/peers": {
                 "get": {"summary": "Authenticated peer links", "responses": {"200": _json({"type": "object"}, "peers")}}
             },

@@ -17,13 +17,16 @@ from aiohttp import web
 
 from .. import __version__, codec
 from ..errors import BadEncoding, BadRequest, BilayerError, NotFound, RateLimited
+from ..execution.governance import ProposalNotFound, get_proposal, vote_key
 from ..keys.address import address_from_public_key, public_key_from_address
 from ..ledger.entry import EntryHeader, SignedEntry
 from ..ledger.operations import operation_kinds
 from ..node.ingest import Status, SubmitResult
 from ..node.ratelimit import RateLimiter
 from .openapi import openapi_document
-from .views import b64, finalized_view, fork_view, stored_view
+from .views import b64, council_view, finalized_view, fork_view, proposal_view, stored_view
+
+PROPOSAL_STATUSES = ("voting", "passed", "rejected", "executed", "cancelled")
 
 if TYPE_CHECKING:
     from ..node.chain import Chain
@@ -309,6 +312,69 @@ async def get_account(request: web.Request) -> web.Response:
     })
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def list_proposals(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    wanted = request.query.get("status")
+    if wanted is not None and wanted not in PROPOSAL_STATUSES:
+        raise BadRequest(f"status is one of {', '.join(PROPOSAL_STATUSES)}")
+    raw = chain.state.get(b"Gn")
+    count = 0 if raw is None else codec.decode(raw, int)
+    views = [proposal_view(get_proposal(chain.state, n), chain.state, node.genesis.governance, _now_ms())
+             for n in range(count, 0, -1)]
+    if wanted is not None:
+        views = [v for v in views if v["status"] == wanted]
+    return json_response({"height": chain.height, "proposals": views[:MAX_LIST]})
+
+
+async def get_proposal_route(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    try:
+        number = int(request.match_info["number"])
+    except ValueError:
+        raise BadRequest("a proposal number is a positive integer") from None
+    if not 1 <= number <= 2**62:
+        raise BadRequest("a proposal number is a positive integer")
+    try:
+        record = get_proposal(chain.state, number)
+    except ProposalNotFound:
+        raise NotFound(f"no proposal {number} (as of height {chain.height})") from None
+    view = proposal_view(record, chain.state, node.genesis.governance, _now_ms())
+    votes = []
+    for member in council_view(chain.state):
+        choice = chain.state.get(vote_key(number, public_key_from_address(member["address"])))
+        if choice is not None:
+            votes.append({"voter": member["address"], "weight": member["weight"], "choice": codec.decode(choice, str)})
+    view["votes"] = votes
+    view["height"] = chain.height
+    return json_response(view)
+
+
+async def get_council(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    params = node.genesis.governance
+    return json_response({"height": chain.height, "members": council_view(chain.state),
+                          "rules": msgspec.to_builtins(params)})
+
+
+async def get_compliance(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    frozen: list[dict[str, Any]] = []
+    banned: list[dict[str, Any]] = []
+    for key, value in sorted(chain.state.items()):
+        if len(key) == 33 and key[:1] in (b"F", b"X"):
+            row = {"address": address_from_public_key(key[1:]), "decision": codec.decode(value, int)}
+            (frozen if key[:1] == b"F" else banned).append(row)
+    return json_response({"height": chain.height, "frozen_accounts": frozen, "banned_keys": banned})
+
+
 async def get_validators(request: web.Request) -> web.Response:
     node = request.app[NODE]
     if node.validators is None:
@@ -377,6 +443,10 @@ def build_app(
     app.router.add_get("/v1/checkpoints/{height}", get_checkpoint)
     app.router.add_get("/v1/accounts/{address}", get_account)
     app.router.add_get("/v1/validators", get_validators)
+    app.router.add_get("/v1/gov/proposals", list_proposals)
+    app.router.add_get("/v1/gov/proposals/{number}", get_proposal_route)
+    app.router.add_get("/v1/gov/council", get_council)
+    app.router.add_get("/v1/compliance", get_compliance)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/openapi.json", get_openapi)
     return app

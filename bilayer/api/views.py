@@ -7,9 +7,12 @@ from typing import Any
 
 from .. import codec
 from ..consensus.messages import FinalizedCheckpoint
+from ..execution.governance import ProposalRecord, council_total, effective
+from ..execution.state import State
+from ..genesis import GovernanceParams
 from ..keys.address import address_from_public_key
 from ..ledger.entry import EntryHeader, SignedEntry, entry_id
-from ..ledger.operations import decode_operation
+from ..ledger.operations import GovPropose, decode_operation
 from ..node.storage import ForkEvidence, StoredCheckpoint, StoredEntry, StoredResult
 
 
@@ -97,3 +100,36 @@ def fork_view(evidence: ForkEvidence) -> dict[str, Any]:
             for s in (evidence.first, evidence.second)
         ],
     }
+
+
+def proposal_view(record: ProposalRecord, state: State, params: GovernanceParams, now_ms: int) -> dict[str, Any]:
+    """A proposal as of `now_ms` (its status decided at the deadline if it had not passed before)."""
+    current = effective(record, council_total(state), params, now_ms)
+    action = GovPropose(action=record.action, reason=record.reason, legal_ref=record.legal_ref).view()["action"]
+    view: dict[str, Any] = {
+        "number": current.number,
+        "status": current.status,
+        "action": action,
+        "reason": current.reason,
+        "legal_ref": current.legal_ref,
+        "proposer": address_from_public_key(current.proposer),
+        "entry": current.entry_id.hex(),
+        "created_ms": current.created_ms,
+        "deadline_ms": current.deadline_ms,
+        "tally": {"yes": current.yes, "no": current.no, "abstain": current.abstain, "approvals": current.approvals,
+                  "council_weight": council_total(state)},
+        "passed_ms": current.passed_ms if current.passed_ms >= 0 else None,
+        "executable_from_ms": current.passed_ms + params.timelock_ms if current.passed_ms >= 0 else None,
+    }
+    if current.status == "executed":
+        view["executed_height"] = current.executed_height
+        view["executed_entry"] = current.executed_entry.hex()
+    return view
+
+
+def council_view(state: State) -> list[dict[str, Any]]:
+    members = []
+    for key, value in sorted(state.items()):
+        if key[:1] == b"C" and len(key) == 33:
+            members.append({"address": address_from_public_key(key[1:]), "weight": codec.decode(value, int)})
+    return members

@@ -10,7 +10,7 @@ import click
 
 from .. import __version__
 from ..errors import BilayerError
-from . import bench_cmd, keys_cmd, localnet_cmd, node_cmd, query_cmd, sim_cmd, tx_cmd
+from . import bench_cmd, gov_cmd, keys_cmd, localnet_cmd, node_cmd, query_cmd, sim_cmd, tx_cmd
 
 
 @click.group()
@@ -26,6 +26,8 @@ cli.add_command(query_cmd.query)
 cli.add_command(localnet_cmd.localnet)
 cli.add_command(bench_cmd.bench)
 cli.add_command(sim_cmd.sim)
+cli.add_command(gov_cmd.gov)
+cli.add_command(gov_cmd.compliance)
 
 
 def _fail(code: str, message: str, exit_code: int = 1) -> None:

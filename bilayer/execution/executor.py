@@ -6,7 +6,8 @@ For each entry, in linearized order:
    first parent must be the author's last ordered entry. Otherwise the entry is REJECTED
    (`sequence_conflict`): this is where the loser of an author's fork ends.
 2. the author's chain advances (a later business rejection does not block the author);
-3. the operation's module applies it or raises an `ExecutionRejected` with its code.
+3. the compliance gate (bans, freezes) may refuse it, with its reason code;
+4. the operation's module applies it or raises an `ExecutionRejected` with its code.
 
 Modules register a handler per operation kind; state changes of a rejected entry are
 discarded (each handler validates before it writes).
@@ -23,6 +24,16 @@ from ..genesis import Genesis
 from ..keys.address import public_key_from_address
 from ..ledger.entry import EntryHeader
 from ..ledger.operations import Operation, Transfer, decode_operation
+from .errors import ExecutionRejected
+from .governance import (
+    ExecContext,
+    apply_cancel,
+    apply_execute,
+    apply_propose,
+    apply_vote,
+    compliance_gate,
+    init_genesis,
+)
 from .merkle import merkle_root
 from .state import State
 
@@ -30,15 +41,6 @@ from .state import State
 class Outcome(StrEnum):
     FINAL = "FINAL"
     REJECTED = "REJECTED"
-
-
-class ExecutionRejected(Exception):
-    """An entry that is valid on the ledger but breaks a rule of the state machine."""
-
-    code = "rejected"
-
-    def __init__(self, message: str = "") -> None:
-        super().__init__(message or self.code)
 
 
 class SequenceConflict(ExecutionRejected):
@@ -63,12 +65,12 @@ class EntryResult:
         return codec.encode((self.entry_id, str(self.outcome), self.code))
 
 
-Handler = Callable[[State, EntryHeader, Operation], None]
+Handler = Callable[[ExecContext, State, bytes, EntryHeader, Operation], None]
 
 MAX_BALANCE = 2**63 - 1
 
 
-def apply_transfer(state: State, header: EntryHeader, op: Operation) -> None:
+def apply_transfer(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
     assert isinstance(op, Transfer)
     available = state.balance(header.author, op.asset)
     if available < op.amount:
@@ -82,11 +84,18 @@ def apply_transfer(state: State, header: EntryHeader, op: Operation) -> None:
     state.set_balance(op.to, op.asset, received)
 
 
-def apply_data(state: State, header: EntryHeader, op: Operation) -> None:
+def apply_data(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
     """Data entries change no state: being ordered and final is their whole effect."""
 
 
-HANDLERS: dict[str, Handler] = {"transfer": apply_transfer, "data": apply_data}
+HANDLERS: dict[str, Handler] = {
+    "transfer": apply_transfer,
+    "data": apply_data,
+    "gov.propose": apply_propose,
+    "gov.vote": apply_vote,
+    "gov.execute": apply_execute,
+    "gov.cancel": apply_cancel,
+}
 
 
 def genesis_state(genesis: Genesis) -> State:
@@ -94,10 +103,11 @@ def genesis_state(genesis: Genesis) -> State:
     for allocation in genesis.allocations:
         key = public_key_from_address(allocation.address)
         state.set_balance(key, allocation.asset, state.balance(key, allocation.asset) + allocation.amount)
+    init_genesis(state, genesis)
     return state
 
 
-def execute_entry(state: State, entry_id: bytes, header: EntryHeader) -> EntryResult:
+def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader) -> EntryResult:
     next_seq, last = state.author_head(header.author)
     if header.seq != next_seq or (header.seq > 0 and header.parents[0] != last):
         return EntryResult(entry_id, Outcome.REJECTED, SequenceConflict.code)
@@ -106,14 +116,16 @@ def execute_entry(state: State, entry_id: bytes, header: EntryHeader) -> EntryRe
     if handler is None:
         return EntryResult(entry_id, Outcome.REJECTED, "unknown_operation")
     try:
-        handler(state, header, decode_operation(header.kind, header.body))
+        op = decode_operation(header.kind, header.body)
+        compliance_gate(state, header, op)
+        handler(ctx, state, entry_id, header, op)
     except ExecutionRejected as exc:
         return EntryResult(entry_id, Outcome.REJECTED, exc.code)
     return EntryResult(entry_id, Outcome.FINAL)
 
 
-def execute(state: State, ordered: Sequence[tuple[bytes, EntryHeader]]) -> list[EntryResult]:
-    return [execute_entry(state, entry_id, header) for entry_id, header in ordered]
+def execute(ctx: ExecContext, state: State, ordered: Sequence[tuple[bytes, EntryHeader]]) -> list[EntryResult]:
+    return [execute_entry(ctx, state, entry_id, header) for entry_id, header in ordered]
 
 
 def results_root(results: Sequence[EntryResult]) -> bytes:

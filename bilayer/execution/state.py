@@ -81,12 +81,21 @@ class State:
         self._bucket_roots[bucket] = None
         self._dirty.add(key)
 
+    def delete(self, key: bytes) -> None:
+        if key not in self._values:
+            return
+        bucket = bucket_of(key)
+        del self._values[key]
+        del self._buckets[bucket][key]
+        self._bucket_roots[bucket] = None
+        self._dirty.add(key)
+
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         return iter(self._values.items())
 
-    def take_dirty(self) -> list[tuple[bytes, bytes]]:
-        """Keys changed since the last call, with their values (for persisting)."""
-        changed = [(key, self._values[key]) for key in sorted(self._dirty)]
+    def take_dirty(self) -> list[tuple[bytes, bytes | None]]:
+        """Keys changed since the last call, with their values, None when deleted (for persisting)."""
+        changed = [(key, self._values.get(key)) for key in sorted(self._dirty)]
         self._dirty.clear()
         return changed
 

@@ -99,3 +99,98 @@ class Data(Operation, frozen=True, forbid_unknown_fields=True):
             raise InvalidOperation("media_type must look like 'type/subtype' in lower case")
         if payload_size > params.max_data_bytes:
             raise PayloadTooLarge(f"a data payload holds at most {params.max_data_bytes} bytes")
+
+
+# --- governance (the council decides management actions on chain) ---------------------------
+
+_CHOICES = ("yes", "no", "abstain")
+MAX_REASON = 2000
+MAX_LEGAL_REF = 200
+
+
+class FreezeAccount(msgspec.Struct, frozen=True, tag="freeze_account", forbid_unknown_fields=True):
+    account: bytes
+
+
+class UnfreezeAccount(msgspec.Struct, frozen=True, tag="unfreeze_account", forbid_unknown_fields=True):
+    account: bytes
+
+
+class BanKey(msgspec.Struct, frozen=True, tag="ban_key", forbid_unknown_fields=True):
+    """Deny service to a key: every entry it authors is REJECTED (`identity_banned`)."""
+
+    key: bytes
+
+
+class UnbanKey(msgspec.Struct, frozen=True, tag="unban_key", forbid_unknown_fields=True):
+    key: bytes
+
+
+GovAction = FreezeAccount | UnfreezeAccount | BanKey | UnbanKey
+
+
+def _action_target(action: GovAction) -> bytes:
+    return action.account if isinstance(action, FreezeAccount | UnfreezeAccount) else action.key
+
+
+@register
+class GovPropose(Operation, frozen=True, forbid_unknown_fields=True):
+    """A council member proposes a management action, with its reason and legal basis."""
+
+    KIND: ClassVar[str] = "gov.propose"
+    action: GovAction
+    reason: str
+    legal_ref: str
+
+    def check(self, payload_size: int, params: ChainParams) -> None:
+        if len(_action_target(self.action)) != PUBLIC_KEY_SIZE:
+            raise InvalidOperation("the action's target must be a 32-byte public key")
+        if not 0 < len(self.reason) <= MAX_REASON or len(self.legal_ref) > MAX_LEGAL_REF:
+            raise InvalidOperation(f"reason: 1-{MAX_REASON} characters; legal_ref: at most {MAX_LEGAL_REF}")
+        if payload_size > params.max_memo_bytes:
+            raise PayloadTooLarge(f"a proposal's payload holds at most {params.max_memo_bytes} bytes")
+
+    def view(self) -> dict[str, Any]:
+        action = msgspec.to_builtins(self.action)
+        target = _action_target(self.action)
+        action.pop("account", None)
+        action.pop("key", None)
+        action["target"] = address_from_public_key(target)
+        return {"kind": self.KIND, "action": action, "reason": self.reason, "legal_ref": self.legal_ref}
+
+
+@register
+class GovVote(Operation, frozen=True, forbid_unknown_fields=True):
+    KIND: ClassVar[str] = "gov.vote"
+    proposal: int
+    choice: str
+
+    def check(self, payload_size: int, params: ChainParams) -> None:
+        if self.proposal < 1 or self.choice not in _CHOICES:
+            raise InvalidOperation("a vote names a proposal number and a choice: yes, no or abstain")
+        if payload_size > params.max_memo_bytes:
+            raise PayloadTooLarge(f"a vote's payload holds at most {params.max_memo_bytes} bytes")
+
+
+@register
+class GovExecute(Operation, frozen=True, forbid_unknown_fields=True):
+    """Anyone may trigger a passed proposal once its timelock has run out."""
+
+    KIND: ClassVar[str] = "gov.execute"
+    proposal: int
+
+    def check(self, payload_size: int, params: ChainParams) -> None:
+        if self.proposal < 1:
+            raise InvalidOperation("proposal numbers start at 1")
+
+
+@register
+class GovCancel(Operation, frozen=True, forbid_unknown_fields=True):
+    """The proposer withdraws a proposal that has not executed."""
+
+    KIND: ClassVar[str] = "gov.cancel"
+    proposal: int
+
+    def check(self, payload_size: int, params: ChainParams) -> None:
+        if self.proposal < 1:
+            raise InvalidOperation("proposal numbers start at 1")

@@ -27,6 +27,7 @@ from ..consensus.messages import (
 from ..consensus.validators import ValidatorSet
 from ..errors import BilayerError
 from ..execution.executor import EntryResult, execute, genesis_state, results_root
+from ..execution.governance import ExecContext
 from ..execution.merkle import EMPTY_ROOT
 from ..genesis import Genesis
 from ..ledger.dag import Dag
@@ -115,7 +116,8 @@ class ChainState:
 
         order = linearize(parents_of, checkpoint.frontier, self.ordered, dag.root)
         ordered_headers = [(entry_id, header_of(entry_id)) for entry_id in order]
-        results = execute(self.state, ordered_headers)
+        context = ExecContext(checkpoint.height, checkpoint.time_ms, self.genesis.governance)
+        results = execute(context, self.state, ordered_headers)
         self.results_root = results_root(results)
         self.state_root = self.state.root()
         self.height = checkpoint.height

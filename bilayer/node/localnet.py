@@ -20,15 +20,28 @@ from typing import Any
 
 from ..api.client import NodeClient
 from ..errors import BilayerError, ConfigError, NodeUnreachable
-from ..genesis import Allocation, ChainParams, Genesis, GenesisValidator, write_genesis
+from ..genesis import (
+    Allocation,
+    ChainParams,
+    Genesis,
+    GenesisCouncilMember,
+    GenesisValidator,
+    GovernanceParams,
+    write_genesis,
+)
 from ..keys.keystore import Keystore
 from .config import ApiConfig, ConsensusConfig, LimitsConfig, NodeConfig, NodeHome, P2PConfig, write_config
 from .runtime import NODE_KEY_NAME
 
 MANIFEST = "localnet.json"
 FUNDED_KEYS = ("alice", "bob", "carol", "dave")
+COUNCIL_KEYS = ("council1", "council2", "council3")
 FUNDED_AMOUNT = 1_000_000_000
 DEFAULT_ASSET = "BLY"
+
+
+# a demo network decides in minutes, not days: 10 minutes to vote, 10 seconds of timelock
+LOCALNET_GOVERNANCE = GovernanceParams(voting_period_ms=10 * 60 * 1000, timelock_ms=10_000)
 
 
 class LocalnetError(BilayerError):
@@ -91,6 +104,7 @@ def create(
     limits: LimitsConfig | None = None,
     consensus: ConsensusConfig | None = None,
     extra_allocations: tuple[Allocation, ...] = (),
+    governance: GovernanceParams | None = None,
 ) -> dict[str, Any]:
     """Lay out keys, genesis and node homes; start nothing.
 
@@ -109,6 +123,7 @@ def create(
     directory.mkdir(parents=True, exist_ok=True)
     keystore = Keystore(directory / "keys")
     funded = [keystore.create(name) for name in FUNDED_KEYS]
+    council = [keystore.create(name) for name in COUNCIL_KEYS]
     names = [f"validator{i}" for i in range(validators)] + [f"ledger{i}" for i in range(ledger_nodes)]
     homes = {name: NodeHome(directory / "nodes" / name) for name in names}
     node_keys = {name: Keystore(homes[name].config_dir).create(NODE_KEY_NAME) for name in names}
@@ -118,6 +133,8 @@ def create(
         params=ChainParams(pow_bits=pow_bits),
         allocations=tuple(Allocation(k.address, DEFAULT_ASSET, FUNDED_AMOUNT) for k in funded) + extra_allocations,
         validators=tuple(GenesisValidator(name, node_keys[name].public_key.hex(), 1) for name in names[:validators]),
+        council=tuple(GenesisCouncilMember(k.name, k.public_key.hex(), 1) for k in council),
+        governance=governance or LOCALNET_GOVERNANCE,
     )
     genesis_file = directory / "genesis.json"
     write_genesis(genesis, genesis_file)
@@ -158,7 +175,7 @@ def create(
         "genesis": str(genesis_file),
         "keystore": str(keystore.path),
         "funded_keys": list(FUNDED_KEYS),
-        "council_keys": [],
+        "council_keys": list(COUNCIL_KEYS),
         "asset": DEFAULT_ASSET,
         "consensus": "bft" if validators else "none",
         "nodes": nodes,

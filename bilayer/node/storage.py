@@ -217,7 +217,7 @@ class Storage:
         self,
         checkpoint: StoredCheckpoint,
         results: Sequence[StoredResult],
-        state_changes: Sequence[tuple[bytes, bytes]],
+        state_changes: Sequence[tuple[bytes, bytes | None]],
     ) -> None:
         """Record a finalized checkpoint, its results and the state after it, atomically."""
         with self._write_lock:
@@ -234,7 +234,9 @@ class Storage:
                     "INSERT INTO results (entry_id, height, position, outcome, code) VALUES (?,?,?,?,?)",
                     [(r.entry_id, r.height, r.position, r.outcome, r.code) for r in results],
                 )
-                conn.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", state_changes)
+                conn.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                                 [(k, v) for k, v in state_changes if v is not None])
+                conn.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in state_changes if v is None])
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

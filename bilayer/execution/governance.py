@@ -1,0 +1,262 @@
+"""The council and its decisions, and the compliance gate that enforces them.
+
+Keeper of these state keys:
+
+    b"C"  + key               -> council weight (from genesis)
+    b"Gn"                     -> the last proposal number
+    b"Gp" + number (8 bytes)  -> ProposalRecord
+    b"Gv" + number + voter    -> the voter's choice
+    b"F"  + key               -> frozen by proposal number (transfers from or to it are refused)
+    b"X"  + key               -> banned by proposal number (every entry it authors is refused)
+
+A proposal passes as soon as its yes-weight reaches the threshold of the whole council, or
+at its deadline when the votes cast reach the quorum and yes reaches the threshold of yes
+and no; either way only with at least `min_approvals` distinct yes-voters. It executes (by
+a `gov.execute` entry from anyone) no earlier than the timelock after it passed, exactly
+once. Every step is an entry, so every decision is ordered, final
+and auditable like any transfer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from .. import codec
+from ..genesis import Genesis, GovernanceParams
+from ..ledger.entry import EntryHeader
+from ..ledger.operations import (
+    BanKey,
+    FreezeAccount,
+    GovAction,
+    GovCancel,
+    GovExecute,
+    GovPropose,
+    GovVote,
+    Operation,
+    Transfer,
+    UnbanKey,
+    UnfreezeAccount,
+)
+from .errors import ExecutionRejected
+from .state import State
+
+
+class NotCouncilMember(ExecutionRejected):
+    code = "not_council_member"
+
+
+class ProposalNotFound(ExecutionRejected):
+    code = "proposal_not_found"
+
+
+class VoteAfterDeadline(ExecutionRejected):
+    code = "vote_after_deadline"
+
+
+class DoubleVote(ExecutionRejected):
+    code = "double_vote"
+
+
+class ProposalClosed(ExecutionRejected):
+    code = "proposal_closed"
+
+
+class ProposalNotPassed(ExecutionRejected):
+    code = "proposal_not_passed"
+
+
+class TimelockNotExpired(ExecutionRejected):
+    code = "timelock_not_expired"
+
+
+class AlreadyExecuted(ExecutionRejected):
+    code = "proposal_already_executed"
+
+
+class NotProposer(ExecutionRejected):
+    code = "not_proposer"
+
+
+class IdentityBanned(ExecutionRejected):
+    code = "identity_banned"
+
+
+class AccountFrozen(ExecutionRejected):
+    code = "account_frozen"
+
+
+class ProposalRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    number: int
+    proposer: bytes
+    entry_id: bytes
+    action: GovAction
+    reason: str
+    legal_ref: str
+    created_ms: int
+    deadline_ms: int
+    yes: int = 0
+    no: int = 0
+    abstain: int = 0
+    approvals: int = 0
+    passed_ms: int = -1
+    status: str = "voting"  # voting | passed | rejected | executed | cancelled
+    executed_height: int = 0
+    executed_entry: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecContext:
+    """What an entry's execution may depend on besides state: the checkpoint it is in."""
+
+    height: int
+    time_ms: int
+    governance: GovernanceParams
+
+
+def council_key(key: bytes) -> bytes:
+    return b"C" + key
+
+
+def proposal_key(number: int) -> bytes:
+    return b"Gp" + number.to_bytes(8, "big")
+
+
+def vote_key(number: int, voter: bytes) -> bytes:
+    return b"Gv" + number.to_bytes(8, "big") + voter
+
+
+def frozen_key(key: bytes) -> bytes:
+    return b"F" + key
+
+
+def banned_key(key: bytes) -> bytes:
+    return b"X" + key
+
+
+def init_genesis(state: State, genesis: Genesis) -> None:
+    for member in genesis.council:
+        state.set(council_key(bytes.fromhex(member.public_key)), codec.encode(member.weight))
+
+
+def council_weight(state: State, key: bytes) -> int:
+    raw = state.get(council_key(key))
+    return 0 if raw is None else codec.decode(raw, int)
+
+
+def council_total(state: State) -> int:
+    return sum(codec.decode(value, int) for key, value in state.items() if key[:1] == b"C")
+
+
+def get_proposal(state: State, number: int) -> ProposalRecord:
+    raw = state.get(proposal_key(number))
+    if raw is None:
+        raise ProposalNotFound(f"no proposal {number}")
+    return codec.decode(raw, ProposalRecord)
+
+
+def put_proposal(state: State, record: ProposalRecord) -> None:
+    state.set(proposal_key(record.number), codec.encode(record))
+
+
+def effective(record: ProposalRecord, total: int, params: GovernanceParams, now_ms: int) -> ProposalRecord:
+    """The proposal as of `now_ms`: decided at its deadline if it had not passed before."""
+    if record.status != "voting" or now_ms < record.deadline_ms:
+        return record
+    cast = record.yes + record.no + record.abstain
+    decided = record.yes + record.no
+    if (cast * 10_000 >= params.quorum_bps * total and decided and record.approvals >= params.min_approvals
+            and record.yes * 10_000 >= params.threshold_bps * decided):
+        return msgspec.structs.replace(record, status="passed", passed_ms=record.deadline_ms)
+    return msgspec.structs.replace(record, status="rejected")
+
+
+# --- handlers -----------------------------------------------------------------------------------
+
+
+def apply_propose(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, GovPropose)
+    if council_weight(state, header.author) <= 0:
+        raise NotCouncilMember("only council members propose")
+    raw = state.get(b"Gn")
+    number = (0 if raw is None else codec.decode(raw, int)) + 1
+    record = ProposalRecord(number=number, proposer=header.author, entry_id=entry_id, action=op.action,
+                            reason=op.reason, legal_ref=op.legal_ref, created_ms=ctx.time_ms,
+                            deadline_ms=ctx.time_ms + ctx.governance.voting_period_ms)
+    state.set(b"Gn", codec.encode(number))
+    put_proposal(state, record)
+
+
+def apply_vote(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, GovVote)
+    weight = council_weight(state, header.author)
+    if weight <= 0:
+        raise NotCouncilMember("only council members vote")
+    record = effective(get_proposal(state, op.proposal), council_total(state), ctx.governance, ctx.time_ms)
+    if record.status in ("executed", "cancelled"):
+        raise ProposalClosed(f"proposal {op.proposal} is {record.status}")
+    if ctx.time_ms >= record.deadline_ms:
+        raise VoteAfterDeadline(f"voting on proposal {op.proposal} closed")
+    if state.get(vote_key(op.proposal, header.author)) is not None:
+        raise DoubleVote(f"already voted on proposal {op.proposal}")
+    yes = record.yes + (weight if op.choice == "yes" else 0)
+    no = record.no + (weight if op.choice == "no" else 0)
+    abstain = record.abstain + (weight if op.choice == "abstain" else 0)
+    approvals = record.approvals + (op.choice == "yes")
+    record = msgspec.structs.replace(record, yes=yes, no=no, abstain=abstain, approvals=approvals)
+    if (record.status == "voting" and approvals >= ctx.governance.min_approvals
+            and yes * 10_000 >= ctx.governance.threshold_bps * council_total(state)):
+        record = msgspec.structs.replace(record, status="passed", passed_ms=ctx.time_ms)
+    state.set(vote_key(op.proposal, header.author), codec.encode(op.choice))
+    put_proposal(state, record)
+
+
+def apply_execute(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, GovExecute)
+    record = effective(get_proposal(state, op.proposal), council_total(state), ctx.governance, ctx.time_ms)
+    if record.status == "executed":
+        raise AlreadyExecuted(f"proposal {op.proposal} executed at height {record.executed_height}")
+    if record.status != "passed":
+        raise ProposalNotPassed(f"proposal {op.proposal} is {record.status}")
+    if ctx.time_ms < record.passed_ms + ctx.governance.timelock_ms:
+        opens = record.passed_ms + ctx.governance.timelock_ms
+        raise TimelockNotExpired(f"proposal {op.proposal} may execute from {opens} (ms since the epoch)")
+    _carry_out(state, record.number, record.action)
+    put_proposal(state, msgspec.structs.replace(record, status="executed", executed_height=ctx.height,
+                                                executed_entry=entry_id))
+
+
+def apply_cancel(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, GovCancel)
+    record = get_proposal(state, op.proposal)
+    if record.proposer != header.author:
+        raise NotProposer("only the proposer cancels a proposal")
+    if record.status in ("executed", "cancelled"):
+        raise ProposalClosed(f"proposal {op.proposal} is {record.status}")
+    put_proposal(state, msgspec.structs.replace(record, status="cancelled"))
+
+
+def _carry_out(state: State, number: int, action: GovAction) -> None:
+    decision = codec.encode(number)
+    if isinstance(action, FreezeAccount):
+        state.set(frozen_key(action.account), decision)
+    elif isinstance(action, UnfreezeAccount):
+        state.delete(frozen_key(action.account))
+    elif isinstance(action, BanKey):
+        state.set(banned_key(action.key), decision)
+    elif isinstance(action, UnbanKey):
+        state.delete(banned_key(action.key))
+
+
+# --- the compliance gate ---------------------------------------------------------------------
+
+
+def compliance_gate(state: State, header: EntryHeader, op: Operation) -> None:
+    """Every validator applies the same active rules at the same height, before any module."""
+    if state.get(banned_key(header.author)) is not None:
+        raise IdentityBanned("this key is denied service by a council decision")
+    if isinstance(op, Transfer):
+        for party in (header.author, op.to):
+            if state.get(frozen_key(party)) is not None:
+                raise AccountFrozen("a party of this transfer is frozen by a council decision")

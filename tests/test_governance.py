@@ -1,0 +1,146 @@
+"""Council governance and the compliance gate, executed as the chain executes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bilayer import codec
+from bilayer.execution.executor import execute, genesis_state
+from bilayer.execution.governance import ExecContext, council_total, frozen_key, get_proposal
+from bilayer.execution.state import State
+from bilayer.genesis import Allocation, Genesis, GenesisCouncilMember, GovernanceParams
+from bilayer.keys.signing import Signer
+from bilayer.ledger.entry import EntryHeader
+from bilayer.ledger.operations import (
+    BanKey,
+    Data,
+    FreezeAccount,
+    GovCancel,
+    GovExecute,
+    GovPropose,
+    GovVote,
+    Operation,
+    Transfer,
+    UnfreezeAccount,
+)
+from bilayer.node.storage import Storage, StoredCheckpoint
+
+from .conftest import make_entry, seeded_signer
+
+A, B, C = seeded_signer(11), seeded_signer(12), seeded_signer(13)  # council: weights 2, 1, 1
+ALICE, BOB, OUTSIDER = seeded_signer(1), seeded_signer(2), seeded_signer(3)
+PARAMS = GovernanceParams(quorum_bps=5000, threshold_bps=6667, voting_period_ms=10_000, timelock_ms=5_000)
+GENESIS = Genesis(
+    "gov-test", 0,
+    allocations=tuple(Allocation(s.address, "BLY", 1000) for s in (ALICE, BOB)),
+    council=(GenesisCouncilMember("a", A.public_key.hex(), 2), GenesisCouncilMember("b", B.public_key.hex(), 1),
+             GenesisCouncilMember("c", C.public_key.hex(), 1)),
+    governance=PARAMS,
+)
+
+
+class Ledger:
+    """Entries as authors write them; each `run` is one checkpoint at a given time."""
+
+    def __init__(self) -> None:
+        self.state = genesis_state(GENESIS)
+        self.heads: dict[bytes, tuple[int, bytes]] = {}
+        self.height = 0
+
+    def entry(self, signer: Signer, op: Operation) -> tuple[bytes, EntryHeader]:
+        seq, head = self.heads.get(signer.public_key, (0, GENESIS.root))
+        entry_id, signed = make_entry(signer, GENESIS, seq=seq, parents=[head], op=op)
+        self.heads[signer.public_key] = (seq + 1, entry_id)
+        return entry_id, codec.decode(signed.header, EntryHeader)
+
+    def run(self, time_ms: int, *writes: tuple[Signer, Operation]) -> list[tuple[str, str]]:
+        self.height += 1
+        ordered = [self.entry(signer, op) for signer, op in writes]
+        results = execute(ExecContext(self.height, time_ms, PARAMS), self.state, ordered)
+        return [(str(r.outcome), r.code) for r in results]
+
+
+FINAL = ("FINAL", "")
+
+
+def rejected(code: str) -> tuple[str, str]:
+    return ("REJECTED", code)
+
+
+def propose(action: object) -> GovPropose:
+    return GovPropose(action=action, reason="court order 17/2026", legal_ref="AML Act s.12")  # type: ignore[arg-type]
+
+
+def test_freeze_by_proposal_then_unfreeze() -> None:
+    ledger = Ledger()
+    assert council_total(ledger.state) == 4
+    assert ledger.run(1000, (OUTSIDER, propose(FreezeAccount(BOB.public_key)))) == [rejected("not_council_member")]
+    assert ledger.run(1000, (A, propose(FreezeAccount(BOB.public_key)))) == [FINAL]
+    record = get_proposal(ledger.state, 1)
+    assert record.status == "voting" and record.proposer == A.public_key and record.deadline_ms == 11_000
+    assert ledger.run(2000, (B, GovVote(1, "yes"))) == [FINAL]
+    assert get_proposal(ledger.state, 1).status == "voting"  # 1 of 4 is below two thirds
+    assert ledger.run(3000, (A, GovVote(1, "yes")), (A, GovVote(1, "no"))) == [FINAL, rejected("double_vote")]
+    assert get_proposal(ledger.state, 1).status == "passed" and get_proposal(ledger.state, 1).passed_ms == 3000
+    assert ledger.run(7999, (OUTSIDER, GovExecute(1))) == [rejected("timelock_not_expired")]
+    assert ledger.run(8000, (OUTSIDER, GovExecute(1))) == [FINAL]  # anyone may execute a passed proposal
+    assert ledger.run(8001, (OUTSIDER, GovExecute(1))) == [rejected("proposal_already_executed")]
+    assert ledger.run(9000, (BOB, Transfer("BLY", 5, ALICE.public_key)),
+                      (ALICE, Transfer("BLY", 5, BOB.public_key)),
+                      (ALICE, Transfer("BLY", 5, OUTSIDER.public_key))) == [
+        rejected("account_frozen"), rejected("account_frozen"), FINAL]
+    assert ledger.state.balance(BOB.public_key, "BLY") == 1000
+
+    assert ledger.run(9500, (C, propose(UnfreezeAccount(BOB.public_key))), (A, GovVote(2, "yes")),
+                      (C, GovVote(2, "yes"))) == [FINAL, FINAL, FINAL]
+    assert ledger.run(14_500, (B, GovExecute(2))) == [FINAL]
+    assert ledger.state.get(frozen_key(BOB.public_key)) is None
+    assert ledger.run(15_000, (BOB, Transfer("BLY", 5, ALICE.public_key))) == [FINAL]
+
+
+def test_votes_close_at_the_deadline_and_quorum_decides() -> None:
+    ledger = Ledger()
+    ledger.run(0, (A, propose(BanKey(OUTSIDER.public_key))))
+    ledger.run(1000, (B, GovVote(1, "yes")), (C, GovVote(1, "no")))
+    assert ledger.run(10_000, (A, GovVote(1, "yes"))) == [rejected("vote_after_deadline")]
+    # at the deadline: quorum 2 of 4 reached, but yes is 1 of 2 decided: below two thirds
+    assert ledger.run(20_000, (B, GovExecute(1))) == [rejected("proposal_not_passed")]
+    assert get_proposal(ledger.state, 1).status == "voting"  # stored record; decided lazily
+
+    ledger.run(21_000, (A, propose(BanKey(OUTSIDER.public_key))))
+    ledger.run(22_000, (B, GovVote(2, "yes")), (C, GovVote(2, "yes")))  # 2 of 4 cast: quorum; yes 2/2
+    assert ledger.run(31_000 + 4_999, (B, GovExecute(2))) == [rejected("timelock_not_expired")]
+    assert ledger.run(36_000, (B, GovExecute(2))) == [FINAL]
+    assert ledger.run(36_001, (OUTSIDER, Data("text/plain")), (OUTSIDER, Transfer("BLY", 1, A.public_key))) == [
+        rejected("identity_banned"), rejected("identity_banned")]
+
+
+def test_only_the_proposer_cancels_and_a_cancelled_proposal_never_executes() -> None:
+    ledger = Ledger()
+    ledger.run(0, (A, propose(FreezeAccount(ALICE.public_key))), (A, GovVote(1, "yes")), (B, GovVote(1, "yes")))
+    assert get_proposal(ledger.state, 1).status == "passed"
+    assert ledger.run(100, (B, GovCancel(1))) == [rejected("not_proposer")]
+    assert ledger.run(200, (A, GovCancel(1))) == [FINAL]
+    assert ledger.run(9000, (B, GovExecute(1))) == [rejected("proposal_not_passed")]
+    assert ledger.run(9001, (C, GovVote(1, "yes"))) == [rejected("proposal_closed")]
+    assert ledger.run(9002, (B, GovExecute(99))) == [rejected("proposal_not_found")]
+    assert ledger.run(9003, (ALICE, Transfer("BLY", 1, BOB.public_key))) == [FINAL]
+
+
+def test_no_single_member_exceeds_its_weight() -> None:
+    ledger = Ledger()
+    ledger.run(0, (A, propose(FreezeAccount(ALICE.public_key))), (A, GovVote(1, "yes")))
+    assert get_proposal(ledger.state, 1).status == "voting"  # the heaviest member alone cannot pass it
+    assert ledger.run(20_000, (A, GovExecute(1))) == [rejected("proposal_not_passed")]
+
+
+def test_deleted_state_keys_are_deleted_on_disk(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "db.sqlite")
+    state = State()
+    state.set(b"Fk", b"1")
+    state.set(b"Bk", b"2")
+    storage.commit_checkpoint(StoredCheckpoint(1, b"1" * 32, b"", b"", b"", 0, 0), [], state.take_dirty())
+    state.delete(b"Fk")
+    assert state.take_dirty() == [(b"Fk", None)]
+    storage.commit_checkpoint(StoredCheckpoint(2, b"2" * 32, b"", b"", b"", 0, 0), [], [(b"Fk", None)])
+    assert dict(storage.state_items()) == {b"Bk": b"2"}

@@ -1,0 +1,86 @@
+"""Governance through real processes: a council freezes an account by proposal, then unfreezes it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bilayer.genesis import GovernanceParams
+from bilayer.node import localnet
+from bilayer.node.config import LimitsConfig
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    directory = tmp_path / "net"
+    localnet.create(directory, validators=4, ledger_nodes=1, pow_bits=4, limits=LimitsConfig(author_rate=0),
+                    governance=GovernanceParams(voting_period_ms=60_000, timelock_ms=1_500))
+    try:
+        yield localnet.up(directory)
+    finally:
+        localnet.down(directory)
+
+
+def cli(*args: str) -> dict[str, Any]:
+    run = subprocess.run([sys.executable, "-m", "bilayer", *args, "--json"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr + run.stdout
+    return dict(json.loads(run.stdout))
+
+
+def test_freeze_by_proposal_rejects_transfers_until_unfrozen(network: dict[str, Any]) -> None:
+    node = next(n["api_url"] for n in network["nodes"] if n["role"] == "ledger")
+    keys = network["keystore"]
+    common = ("--node", node, "--keystore", keys, "--wait")
+    bob = cli("keys", "show", "bob", "--keystore", keys)["address"]
+    alice = cli("keys", "show", "alice", "--keystore", keys)["address"]
+
+    def tx(key: str, *args: str) -> dict[str, Any]:
+        return cli(*args, "--key", key, *common)
+
+    proposal = tx("council1", "gov", "propose", "--action", "freeze", "--target", bob, "--reason",
+                  "suspected mule account", "--legal-ref", "AML Act s.12")
+    assert proposal["status"] == "FINAL"
+    assert tx("alice", "gov", "vote", "1", "yes")["reason"] == "not_council_member"
+    assert tx("council1", "gov", "vote", "1", "yes")["status"] == "FINAL"
+    assert tx("council2", "gov", "vote", "1", "yes")["status"] == "FINAL"
+    assert tx("council2", "gov", "vote", "1", "no")["reason"] == "double_vote"
+    passed = cli("gov", "show", "1", "--node", node)
+    assert passed["status"] == "passed" and len(passed["votes"]) == 2
+    early = tx("alice", "gov", "execute", "1")
+    if early["status"] == "REJECTED":
+        assert early["reason"] == "timelock_not_expired"
+        time.sleep(max(0.0, (passed["executable_from_ms"] - time.time() * 1000) / 1000) + 0.5)
+        assert tx("alice", "gov", "execute", "1")["status"] == "FINAL"
+    assert tx("carol", "gov", "execute", "1")["reason"] == "proposal_already_executed"
+    assert cli("compliance", "list", "--node", node)["frozen_accounts"] == [{"address": bob, "decision": 1}]
+
+    refused = tx("bob", "tx", "transfer", "--to", alice, "--amount", "5")
+    assert refused["status"] == "REJECTED" and refused["reason"] == "account_frozen"
+    assert tx("alice", "tx", "transfer", "--to", bob, "--amount", "5")["reason"] == "account_frozen"
+
+    tx("council3", "gov", "propose", "--action", "unfreeze", "--target", bob, "--reason", "cleared by review")
+    tx("council3", "gov", "vote", "2", "yes")
+    tx("council1", "gov", "vote", "2", "yes")
+    deadline = time.monotonic() + 30
+    while True:
+        executed = tx("dave", "gov", "execute", "2")
+        if executed["status"] == "FINAL" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert executed["status"] == "FINAL"
+    assert tx("bob", "tx", "transfer", "--to", alice, "--amount", "5")["status"] == "FINAL"
+    listed = cli("gov", "list", "--node", node)["proposals"]
+    assert [(p["number"], p["status"]) for p in listed] == [(2, "executed"), (1, "executed")]
+    # every node agrees
+    views = [cli("gov", "show", "1", "--node", n["api_url"]) for n in network["nodes"]]
+    assert len({(v["status"], v["executed_height"]) for v in views}) == 1
