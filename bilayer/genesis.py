@@ -53,13 +53,20 @@ class GovernanceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     of the whole council; at the deadline, votes cast must reach `quorum_bps` of the council
     and yes-weight `threshold_bps` of the votes cast. A passed proposal executes no earlier
     than `timelock_ms` after it passed (basis points: 10000 = 100%). However heavy one member
-    is, no proposal passes with fewer than `min_approvals` distinct yes-voters."""
+    is, no proposal passes with fewer than `min_approvals` distinct yes-voters. A regulator's
+    emergency freeze lapses unless the council ratifies it within `emergency_ratify_ms`."""
 
     min_approvals: int = 2
+    emergency_ratify_ms: int = 72 * 3600 * 1000
     quorum_bps: int = 5000
     threshold_bps: int = 6666  # two thirds (2 of 3 members pass)
     voting_period_ms: int = 7 * 24 * 3600 * 1000
     timelock_ms: int = 24 * 3600 * 1000
+
+
+class GenesisRegulator(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    public_key: str
 
 
 class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -69,6 +76,7 @@ class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     allocations: tuple[Allocation, ...] = ()
     validators: tuple[GenesisValidator, ...] = ()
     council: tuple[GenesisCouncilMember, ...] = ()
+    regulators: tuple[GenesisRegulator, ...] = ()
     governance: GovernanceParams = GovernanceParams()
 
     @property
@@ -87,6 +95,13 @@ def validate_genesis(genesis: Genesis) -> Genesis:
         raise ConfigError("params.max_parents must be between 1 and 64")
     if params.max_header_bytes < 256 or params.max_data_bytes < 0 or params.max_memo_bytes < 0:
         raise ConfigError("params: size limits are too small")
+    for regulator in genesis.regulators:
+        try:
+            regulator_key = bytes.fromhex(regulator.public_key)
+        except ValueError:
+            regulator_key = b""
+        if len(regulator_key) != 32:
+            raise ConfigError(f"regulator {regulator.name}: public_key must be 64 hex characters")
     for member in genesis.council:
         try:
             key = bytes.fromhex(member.public_key)
@@ -99,6 +114,8 @@ def validate_genesis(genesis: Genesis) -> Genesis:
     gov = genesis.governance
     if not (0 < gov.quorum_bps <= 10_000 and 0 < gov.threshold_bps <= 10_000):
         raise ConfigError("governance: quorum_bps and threshold_bps are between 1 and 10000")
+    if gov.emergency_ratify_ms <= 0:
+        raise ConfigError("governance: emergency_ratify_ms must be positive")
     if gov.min_approvals < 1:
         raise ConfigError("governance: min_approvals is at least 1")
     if gov.voting_period_ms <= 0 or gov.timelock_ms < 0:

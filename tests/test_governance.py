@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from bilayer import codec
+from bilayer.errors import InvalidOperation
 from bilayer.execution.executor import execute, genesis_state
 from bilayer.execution.governance import ExecContext, council_total, frozen_key, get_proposal
 from bilayer.execution.state import State
-from bilayer.genesis import Allocation, Genesis, GenesisCouncilMember, GovernanceParams
+from bilayer.genesis import Allocation, Genesis, GenesisCouncilMember, GenesisRegulator, GovernanceParams
 from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import (
@@ -20,6 +21,10 @@ from bilayer.ledger.operations import (
     GovPropose,
     GovVote,
     Operation,
+    RatifyEmergency,
+    RegFreeze,
+    ResumeService,
+    SuspendService,
     Transfer,
     UnfreezeAccount,
 )
@@ -29,12 +34,15 @@ from .conftest import make_entry, seeded_signer
 
 A, B, C = seeded_signer(11), seeded_signer(12), seeded_signer(13)  # council: weights 2, 1, 1
 ALICE, BOB, OUTSIDER = seeded_signer(1), seeded_signer(2), seeded_signer(3)
-PARAMS = GovernanceParams(quorum_bps=5000, threshold_bps=6667, voting_period_ms=10_000, timelock_ms=5_000)
+REGULATOR = seeded_signer(20)
+PARAMS = GovernanceParams(quorum_bps=5000, threshold_bps=6667, voting_period_ms=10_000, timelock_ms=5_000,
+                          emergency_ratify_ms=20_000)
 GENESIS = Genesis(
     "gov-test", 0,
     allocations=tuple(Allocation(s.address, "BLY", 1000) for s in (ALICE, BOB)),
     council=(GenesisCouncilMember("a", A.public_key.hex(), 2), GenesisCouncilMember("b", B.public_key.hex(), 1),
              GenesisCouncilMember("c", C.public_key.hex(), 1)),
+    regulators=(GenesisRegulator("regulator", REGULATOR.public_key.hex()),),
     governance=PARAMS,
 )
 
@@ -144,3 +152,44 @@ def test_deleted_state_keys_are_deleted_on_disk(tmp_path: Path) -> None:
     assert state.take_dirty() == [(b"Fk", None)]
     storage.commit_checkpoint(StoredCheckpoint(2, b"2" * 32, b"", b"", b"", 0, 0), [], [(b"Fk", None)])
     assert dict(storage.state_items()) == {b"Bk": b"2"}
+
+
+def test_emergency_freeze_acts_at_once_and_lapses_unless_ratified() -> None:
+    ledger = Ledger()
+    freeze = RegFreeze(account=BOB.public_key, reason="ransom wallet", legal_ref="Emergency Powers s.3")
+    assert ledger.run(0, (A, freeze), (OUTSIDER, freeze)) == [rejected("not_regulator"), rejected("not_regulator")]
+    assert ledger.run(1000, (REGULATOR, freeze), (BOB, Transfer("BLY", 1, ALICE.public_key))) == [
+        FINAL, rejected("account_frozen")]
+    # not ratified: it lapses at 21 s
+    assert ledger.run(20_999, (BOB, Transfer("BLY", 1, ALICE.public_key))) == [rejected("account_frozen")]
+    assert ledger.run(21_000, (BOB, Transfer("BLY", 1, ALICE.public_key))) == [FINAL]
+    # a ratification that comes too late is refused
+    ledger.run(21_001, (A, propose(RatifyEmergency(1))), (A, GovVote(1, "yes")), (B, GovVote(1, "yes")))
+    assert ledger.run(27_000, (C, GovExecute(1))) == [rejected("emergency_lapsed")]
+
+
+def test_ratified_emergency_freeze_stays() -> None:
+    ledger = Ledger()
+    ledger.run(0, (REGULATOR, RegFreeze(account=BOB.public_key, reason="sanctions hit", legal_ref="")))
+    ledger.run(1000, (A, propose(RatifyEmergency(1))), (A, GovVote(1, "yes")), (C, GovVote(1, "yes")))
+    assert ledger.run(6000, (C, GovExecute(1))) == [FINAL]
+    assert ledger.run(60_000, (BOB, Transfer("BLY", 1, ALICE.public_key))) == [rejected("account_frozen")]
+
+
+def test_suspended_service_is_refused_until_resumed() -> None:
+    ledger = Ledger()
+    ledger.run(0, (A, propose(SuspendService("data"))), (A, GovVote(1, "yes")), (B, GovVote(1, "yes")))
+    ledger.run(5000, (C, GovExecute(1)))
+    assert ledger.run(5001, (ALICE, Data("text/plain")), (ALICE, Transfer("BLY", 1, BOB.public_key))) == [
+        rejected("service_suspended"), FINAL]
+    ledger.run(5002, (B, propose(ResumeService("data"))), (B, GovVote(2, "yes")), (A, GovVote(2, "yes")))
+    ledger.run(10_002, (C, GovExecute(2)))
+    assert ledger.run(10_003, (ALICE, Data("text/plain"))) == [FINAL]
+
+
+def test_management_itself_cannot_be_suspended() -> None:
+    import pytest
+
+    for kind in ("gov.vote", "reg.freeze", "no.such.kind"):
+        with pytest.raises(InvalidOperation):
+            propose(SuspendService(kind)).check(0, GENESIS.params)

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
     directory = tmp_path / "net"
     localnet.create(directory, validators=4, ledger_nodes=1, pow_bits=4, limits=LimitsConfig(author_rate=0),
-                    governance=GovernanceParams(voting_period_ms=60_000, timelock_ms=1_500))
+                    governance=GovernanceParams(voting_period_ms=60_000, timelock_ms=1_500,
+                                                emergency_ratify_ms=4_000))
     try:
         yield localnet.up(directory)
     finally:
@@ -84,3 +85,37 @@ def test_freeze_by_proposal_rejects_transfers_until_unfrozen(network: dict[str, 
     # every node agrees
     views = [cli("gov", "show", "1", "--node", n["api_url"]) for n in network["nodes"]]
     assert len({(v["status"], v["executed_height"]) for v in views}) == 1
+
+
+def test_emergency_freeze_lapses_and_a_suspended_service_is_refused(network: dict[str, Any]) -> None:
+    node = next(n["api_url"] for n in network["nodes"] if n["role"] == "ledger")
+    keys = network["keystore"]
+    common = ("--node", node, "--keystore", keys, "--wait")
+    bob = cli("keys", "show", "bob", "--keystore", keys)["address"]
+    alice = cli("keys", "show", "alice", "--keystore", keys)["address"]
+
+    def tx(key: str, *args: str) -> dict[str, Any]:
+        return cli(*args, "--key", key, *common)
+
+    assert tx("council1", "reg", "freeze", "--account", bob, "--reason", "x")["reason"] == "not_regulator"
+    assert tx("regulator", "reg", "freeze", "--account", bob, "--reason", "ransom payout")["status"] == "FINAL"
+    assert tx("bob", "tx", "transfer", "--to", alice, "--amount", "1")["reason"] == "account_frozen"
+    emergency = cli("compliance", "list", "--node", node)["emergencies"][0]
+    assert emergency["status"] == "active" and emergency["account"] == bob
+    # the regulator is no council member: it cannot make its action permanent by itself
+    assert tx("regulator", "gov", "propose", "--action", "ratify", "--emergency", "1", "--reason",
+              "keep it")["reason"] == "not_council_member"
+    time.sleep(max(0.0, (emergency["expires_ms"] - time.time() * 1000) / 1000) + 0.5)
+    assert tx("bob", "tx", "transfer", "--to", alice, "--amount", "1")["status"] == "FINAL"
+    assert cli("compliance", "list", "--node", node)["emergencies"][0]["status"] == "lapsed"
+
+    tx("council2", "gov", "propose", "--action", "suspend", "--service", "data", "--reason", "abuse wave")
+    tx("council2", "gov", "vote", "1", "yes")
+    tx("council3", "gov", "vote", "1", "yes")
+    deadline = time.monotonic() + 30
+    while tx("alice", "gov", "execute", "1")["status"] != "FINAL":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert tx("alice", "tx", "data", "--text", "hello")["reason"] == "service_suspended"
+    assert tx("alice", "tx", "transfer", "--to", bob, "--amount", "1")["status"] == "FINAL"
+    assert cli("compliance", "list", "--node", node)["suspended_services"] == [{"kind": "data", "decision": 1}]

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from .. import __version__, codec
 from ..errors import BadEncoding, BadRequest, BilayerError, NotFound, RateLimited
-from ..execution.governance import ProposalNotFound, get_proposal, vote_key
+from ..execution.governance import ProposalNotFound, emergency_count, get_emergency, get_proposal, vote_key
 from ..keys.address import address_from_public_key, public_key_from_address
 from ..ledger.entry import EntryHeader, SignedEntry
 from ..ledger.operations import operation_kinds
@@ -366,13 +366,28 @@ async def get_council(request: web.Request) -> web.Response:
 async def get_compliance(request: web.Request) -> web.Response:
     node = request.app[NODE]
     chain = _finality_chain(node)
+    state = chain.state
     frozen: list[dict[str, Any]] = []
     banned: list[dict[str, Any]] = []
-    for key, value in sorted(chain.state.items()):
+    suspended: list[dict[str, Any]] = []
+    for key, value in sorted(state.items()):
         if len(key) == 33 and key[:1] in (b"F", b"X"):
             row = {"address": address_from_public_key(key[1:]), "decision": codec.decode(value, int)}
             (frozen if key[:1] == b"F" else banned).append(row)
-    return json_response({"height": chain.height, "frozen_accounts": frozen, "banned_keys": banned})
+        elif key[:1] == b"S":
+            suspended.append({"kind": key[1:].decode(), "decision": codec.decode(value, int)})
+    now = _now_ms()
+    emergencies = []
+    for number in range(emergency_count(state), 0, -1):
+        record = get_emergency(state, number)
+        emergencies.append({
+            "number": number, "status": record.status(now), "account": address_from_public_key(record.account),
+            "regulator": address_from_public_key(record.regulator), "reason": record.reason,
+            "legal_ref": record.legal_ref, "entry": record.entry_id.hex(), "created_ms": record.created_ms,
+            "expires_ms": record.expires_ms, "ratified_by": record.ratified_by or None,
+        })
+    return json_response({"height": chain.height, "frozen_accounts": frozen, "banned_keys": banned,
+                          "suspended_services": suspended, "emergencies": emergencies[:MAX_LIST]})
 
 
 async def get_validators(request: web.Request) -> web.Response:

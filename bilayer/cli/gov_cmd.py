@@ -6,6 +6,7 @@ from typing import Any
 import click
 
 from ..api.client import NodeClient
+from ..errors import BadRequest
 from ..keys.address import public_key_from_address
 from ..ledger.operations import (
     BanKey,
@@ -15,6 +16,10 @@ from ..ledger.operations import (
     GovExecute,
     GovPropose,
     GovVote,
+    RatifyEmergency,
+    RegFreeze,
+    ResumeService,
+    SuspendService,
     UnbanKey,
     UnfreezeAccount,
 )
@@ -22,17 +27,28 @@ from .output import console, emit, json_option, kv_table
 from .query_cmd import node_option
 from .tx_cmd import _common, _submit
 
-ACTIONS = ("freeze", "unfreeze", "ban", "unban")
+ACTIONS = ("freeze", "unfreeze", "ban", "unban", "suspend", "resume", "ratify")
 
 
-def make_action(action: str, target: bytes) -> GovAction:
+def make_action(action: str, target: str | None, service: str | None, emergency: int | None) -> GovAction:
+    if action in ("suspend", "resume"):
+        if not service:
+            raise BadRequest(f"--action {action} needs --service KIND (an operation kind, e.g. data)")
+        return SuspendService(service) if action == "suspend" else ResumeService(service)
+    if action == "ratify":
+        if emergency is None:
+            raise BadRequest("--action ratify needs --emergency NUMBER")
+        return RatifyEmergency(emergency)
+    if not target:
+        raise BadRequest(f"--action {action} needs --target ADDRESS")
+    key = public_key_from_address(target)
     if action == "freeze":
-        return FreezeAccount(target)
+        return FreezeAccount(key)
     if action == "unfreeze":
-        return UnfreezeAccount(target)
+        return UnfreezeAccount(key)
     if action == "ban":
-        return BanKey(target)
-    return UnbanKey(target)
+        return BanKey(key)
+    return UnbanKey(key)
 
 
 @click.group()
@@ -42,15 +58,19 @@ def gov() -> None:
 
 @gov.command("propose")
 @click.option("--action", type=click.Choice(ACTIONS), required=True,
-              help="freeze/unfreeze an account, ban/unban a key (deny it service).")
-@click.option("--target", required=True, help="The address the action applies to.")
+              help="freeze/unfreeze an account, ban/unban a key (deny it service), suspend/resume a service"
+                   " (an operation kind), ratify a regulator's emergency freeze.")
+@click.option("--target", default=None, help="The address the action applies to (freeze, unfreeze, ban, unban).")
+@click.option("--service", default=None, help="The operation kind to suspend or resume (e.g. data).")
+@click.option("--emergency", type=click.IntRange(min=1), default=None, help="The emergency number to ratify.")
 @click.option("--reason", required=True, help="Why (recorded on chain).")
 @click.option("--legal-ref", default="", help="The legal basis (statute, court order...).")
 @_common
-def gov_propose(action: str, target: str, reason: str, legal_ref: str, node_url: str, key: str,
-                keystore: Path | None, wait: bool, timeout: float, as_json: bool) -> None:
+def gov_propose(action: str, target: str | None, service: str | None, emergency: int | None, reason: str,
+                legal_ref: str, node_url: str, key: str, keystore: Path | None, wait: bool, timeout: float,
+                as_json: bool) -> None:
     """Propose a management action (council members only)."""
-    made = make_action(action, public_key_from_address(target))
+    made = make_action(action, target, service, emergency)
     _submit(node_url, keystore, key, GovPropose(action=made, reason=reason, legal_ref=legal_ref), b"", wait,
             timeout, as_json)
 
@@ -95,7 +115,9 @@ def gov_list(status: str | None, node_url: str, as_json: bool) -> None:
         console.print(f"{len(d['proposals'])} proposals (height {d['height']})")
         for p in d["proposals"]:
             tally = p["tally"]
-            console.print(f"#{p['number']:<4} {p['status']:<9} {p['action']['type']:<16} {p['action']['target']}"
+            action = p["action"]
+            what = action.get("target") or action.get("kind") or f"emergency #{action.get('emergency')}"
+            console.print(f"#{p['number']:<4} {p['status']:<9} {action['type']:<16} {what}"
                           f"  yes {tally['yes']} no {tally['no']} of {tally['council_weight']}  {p['reason']}")
 
     emit(data, as_json, human)
@@ -109,6 +131,23 @@ def gov_show(proposal: int, node_url: str, as_json: bool) -> None:
     """One proposal with its votes."""
     data = NodeClient(node_url).get(f"/v1/gov/proposals/{proposal}")
     emit(data, as_json, lambda d: kv_table(f"proposal {proposal}", d))
+
+
+@click.group()
+def reg() -> None:
+    """The regulator's emergency powers (they lapse unless the council ratifies them)."""
+
+
+@reg.command("freeze")
+@click.option("--account", required=True, help="The address to freeze now.")
+@click.option("--reason", required=True)
+@click.option("--legal-ref", default="")
+@_common
+def reg_freeze(account: str, reason: str, legal_ref: str, node_url: str, key: str, keystore: Path | None,
+               wait: bool, timeout: float, as_json: bool) -> None:
+    """Freeze an account immediately (regulators only)."""
+    op = RegFreeze(account=public_key_from_address(account), reason=reason, legal_ref=legal_ref)
+    _submit(node_url, keystore, key, op, b"", wait, timeout, as_json)
 
 
 @click.group()
@@ -129,6 +168,13 @@ def compliance_list(node_url: str, as_json: bool) -> None:
             console.print(f"{title}: {len(rows)}")
             for row in rows:
                 console.print(f"  {row['address']}  by proposal #{row['decision']}")
+        console.print(f"suspended services: {len(d['suspended_services'])}")
+        for row in d["suspended_services"]:
+            console.print(f"  {row['kind']}  by proposal #{row['decision']}")
+        console.print(f"emergency actions: {len(d['emergencies'])}")
+        for row in d["emergencies"]:
+            console.print(f"  #{row['number']} {row['status']:<8} freeze {row['account']}  until {row['expires_ms']}"
+                          f"  {row['reason']}")
 
     emit(data, as_json, human)
 

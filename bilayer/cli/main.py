@@ -28,6 +28,7 @@ cli.add_command(bench_cmd.bench)
 cli.add_command(sim_cmd.sim)
 cli.add_command(gov_cmd.gov)
 cli.add_command(gov_cmd.compliance)
+cli.add_command(gov_cmd.reg)
 
 
 def _fail(code: str, message: str, exit_code: int = 1) -> None:

@@ -6,7 +6,7 @@ For each entry, in linearized order:
    first parent must be the author's last ordered entry. Otherwise the entry is REJECTED
    (`sequence_conflict`): this is where the loser of an author's fork ends.
 2. the author's chain advances (a later business rejection does not block the author);
-3. the compliance gate (bans, freezes) may refuse it, with its reason code;
+3. the compliance gate (bans, suspended services, freezes) may refuse it, with its code;
 4. the operation's module applies it or raises an `ExecutionRejected` with its code.
 
 Modules register a handler per operation kind; state changes of a rejected entry are
@@ -30,6 +30,7 @@ from .governance import (
     apply_cancel,
     apply_execute,
     apply_propose,
+    apply_reg_freeze,
     apply_vote,
     compliance_gate,
     init_genesis,
@@ -95,6 +96,7 @@ HANDLERS: dict[str, Handler] = {
     "gov.vote": apply_vote,
     "gov.execute": apply_execute,
     "gov.cancel": apply_cancel,
+    "reg.freeze": apply_reg_freeze,
 }
 
 
@@ -117,7 +119,7 @@ def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: Entry
         return EntryResult(entry_id, Outcome.REJECTED, "unknown_operation")
     try:
         op = decode_operation(header.kind, header.body)
-        compliance_gate(state, header, op)
+        compliance_gate(ctx, state, header, op)
         handler(ctx, state, entry_id, header, op)
     except ExecutionRejected as exc:
         return EntryResult(entry_id, Outcome.REJECTED, exc.code)

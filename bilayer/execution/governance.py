@@ -8,6 +8,11 @@ Keeper of these state keys:
     b"Gv" + number + voter    -> the voter's choice
     b"F"  + key               -> frozen by proposal number (transfers from or to it are refused)
     b"X"  + key               -> banned by proposal number (every entry it authors is refused)
+    b"S"  + kind              -> application (operation kind) suspended by proposal number
+    b"R"  + key               -> a regulator (from genesis)
+    b"En"                     -> the last emergency number
+    b"E"  + number (8 bytes)  -> EmergencyRecord (a regulator's immediate freeze)
+    b"EF" + key               -> the emergency freezing that account
 
 A proposal passes as soon as its yes-weight reaches the threshold of the whole council, or
 at its deadline when the votes cast reach the quorum and yes reaches the threshold of yes
@@ -35,6 +40,10 @@ from ..ledger.operations import (
     GovPropose,
     GovVote,
     Operation,
+    RatifyEmergency,
+    RegFreeze,
+    ResumeService,
+    SuspendService,
     Transfer,
     UnbanKey,
     UnfreezeAccount,
@@ -79,6 +88,22 @@ class NotProposer(ExecutionRejected):
     code = "not_proposer"
 
 
+class NotRegulator(ExecutionRejected):
+    code = "not_regulator"
+
+
+class EmergencyNotFound(ExecutionRejected):
+    code = "emergency_not_found"
+
+
+class EmergencyLapsed(ExecutionRejected):
+    code = "emergency_lapsed"
+
+
+class ServiceSuspended(ExecutionRejected):
+    code = "service_suspended"
+
+
 class IdentityBanned(ExecutionRejected):
     code = "identity_banned"
 
@@ -104,6 +129,26 @@ class ProposalRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     status: str = "voting"  # voting | passed | rejected | executed | cancelled
     executed_height: int = 0
     executed_entry: bytes = b""
+
+
+class EmergencyRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    number: int
+    regulator: bytes
+    account: bytes
+    reason: str
+    legal_ref: str
+    entry_id: bytes
+    created_ms: int
+    expires_ms: int
+    ratified_by: int = 0  # the proposal that ratified it
+
+    def active(self, now_ms: int) -> bool:
+        return self.ratified_by > 0 or now_ms < self.expires_ms
+
+    def status(self, now_ms: int) -> str:
+        if self.ratified_by:
+            return "ratified"
+        return "active" if now_ms < self.expires_ms else "lapsed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +180,39 @@ def banned_key(key: bytes) -> bytes:
     return b"X" + key
 
 
+def suspended_key(kind: str) -> bytes:
+    return b"S" + kind.encode()
+
+
+def regulator_key(key: bytes) -> bytes:
+    return b"R" + key
+
+
+def emergency_key(number: int) -> bytes:
+    return b"E" + number.to_bytes(8, "big")
+
+
+def emergency_freeze_key(account: bytes) -> bytes:
+    return b"EF" + account
+
+
 def init_genesis(state: State, genesis: Genesis) -> None:
     for member in genesis.council:
         state.set(council_key(bytes.fromhex(member.public_key)), codec.encode(member.weight))
+    for regulator in genesis.regulators:
+        state.set(regulator_key(bytes.fromhex(regulator.public_key)), codec.encode(regulator.name))
+
+
+def get_emergency(state: State, number: int) -> EmergencyRecord:
+    raw = state.get(emergency_key(number))
+    if raw is None:
+        raise EmergencyNotFound(f"no emergency action {number}")
+    return codec.decode(raw, EmergencyRecord)
+
+
+def emergency_count(state: State) -> int:
+    raw = state.get(b"En")
+    return 0 if raw is None else codec.decode(raw, int)
 
 
 def council_weight(state: State, key: bytes) -> int:
@@ -222,7 +297,7 @@ def apply_execute(ctx: ExecContext, state: State, entry_id: bytes, header: Entry
     if ctx.time_ms < record.passed_ms + ctx.governance.timelock_ms:
         opens = record.passed_ms + ctx.governance.timelock_ms
         raise TimelockNotExpired(f"proposal {op.proposal} may execute from {opens} (ms since the epoch)")
-    _carry_out(state, record.number, record.action)
+    _carry_out(ctx, state, record.number, record.action)
     put_proposal(state, msgspec.structs.replace(record, status="executed", executed_height=ctx.height,
                                                 executed_entry=entry_id))
 
@@ -237,9 +312,19 @@ def apply_cancel(ctx: ExecContext, state: State, entry_id: bytes, header: EntryH
     put_proposal(state, msgspec.structs.replace(record, status="cancelled"))
 
 
-def _carry_out(state: State, number: int, action: GovAction) -> None:
+def _carry_out(ctx: ExecContext, state: State, number: int, action: GovAction) -> None:
     decision = codec.encode(number)
-    if isinstance(action, FreezeAccount):
+    if isinstance(action, RatifyEmergency):
+        emergency = get_emergency(state, action.emergency)
+        if not emergency.active(ctx.time_ms):
+            raise EmergencyLapsed(f"emergency {action.emergency} lapsed at {emergency.expires_ms}")
+        state.set(emergency_key(emergency.number), codec.encode(msgspec.structs.replace(emergency, ratified_by=number)))
+        state.set(frozen_key(emergency.account), decision)
+    elif isinstance(action, SuspendService):
+        state.set(suspended_key(action.kind), decision)
+    elif isinstance(action, ResumeService):
+        state.delete(suspended_key(action.kind))
+    elif isinstance(action, FreezeAccount):
         state.set(frozen_key(action.account), decision)
     elif isinstance(action, UnfreezeAccount):
         state.delete(frozen_key(action.account))
@@ -249,14 +334,36 @@ def _carry_out(state: State, number: int, action: GovAction) -> None:
         state.delete(banned_key(action.key))
 
 
+def apply_reg_freeze(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, RegFreeze)
+    if state.get(regulator_key(header.author)) is None:
+        raise NotRegulator("only a regulator has emergency powers")
+    number = emergency_count(state) + 1
+    record = EmergencyRecord(number=number, regulator=header.author, account=op.account, reason=op.reason,
+                             legal_ref=op.legal_ref, entry_id=entry_id, created_ms=ctx.time_ms,
+                             expires_ms=ctx.time_ms + ctx.governance.emergency_ratify_ms)
+    state.set(b"En", codec.encode(number))
+    state.set(emergency_key(number), codec.encode(record))
+    state.set(emergency_freeze_key(op.account), codec.encode(number))
+
+
 # --- the compliance gate ---------------------------------------------------------------------
 
 
-def compliance_gate(state: State, header: EntryHeader, op: Operation) -> None:
+def is_frozen(state: State, account: bytes, now_ms: int) -> bool:
+    if state.get(frozen_key(account)) is not None:
+        return True
+    raw = state.get(emergency_freeze_key(account))
+    return raw is not None and get_emergency(state, codec.decode(raw, int)).active(now_ms)
+
+
+def compliance_gate(ctx: ExecContext, state: State, header: EntryHeader, op: Operation) -> None:
     """Every validator applies the same active rules at the same height, before any module."""
     if state.get(banned_key(header.author)) is not None:
         raise IdentityBanned("this key is denied service by a council decision")
+    if state.get(suspended_key(header.kind)) is not None:
+        raise ServiceSuspended(f"the {header.kind!r} service is suspended by a council decision")
     if isinstance(op, Transfer):
         for party in (header.author, op.to):
-            if state.get(frozen_key(party)) is not None:
-                raise AccountFrozen("a party of this transfer is frozen by a council decision")
+            if is_frozen(state, party, ctx.time_ms):
+                raise AccountFrozen("a party of this transfer is frozen")

@@ -126,11 +126,46 @@ class UnbanKey(msgspec.Struct, frozen=True, tag="unban_key", forbid_unknown_fiel
     key: bytes
 
 
-GovAction = FreezeAccount | UnfreezeAccount | BanKey | UnbanKey
+class SuspendService(msgspec.Struct, frozen=True, tag="suspend_service", forbid_unknown_fields=True):
+    """Stop an application: every entry of this operation kind is REJECTED (`service_suspended`)."""
+
+    kind: str
 
 
-def _action_target(action: GovAction) -> bytes:
-    return action.account if isinstance(action, FreezeAccount | UnfreezeAccount) else action.key
+class ResumeService(msgspec.Struct, frozen=True, tag="resume_service", forbid_unknown_fields=True):
+    kind: str
+
+
+class RatifyEmergency(msgspec.Struct, frozen=True, tag="ratify_emergency", forbid_unknown_fields=True):
+    """Make a regulator's emergency action permanent before it lapses."""
+
+    emergency: int
+
+
+GovAction = FreezeAccount | UnfreezeAccount | BanKey | UnbanKey | SuspendService | ResumeService | RatifyEmergency
+
+MANAGEMENT_PREFIXES = ("gov.", "reg.")
+
+
+def _check_action(action: GovAction) -> None:
+    if isinstance(action, FreezeAccount | UnfreezeAccount | BanKey | UnbanKey):
+        target = action.account if isinstance(action, FreezeAccount | UnfreezeAccount) else action.key
+        if len(target) != PUBLIC_KEY_SIZE:
+            raise InvalidOperation("the action's target must be a 32-byte public key")
+    elif isinstance(action, SuspendService | ResumeService):
+        if action.kind not in _REGISTRY or action.kind.startswith(MANAGEMENT_PREFIXES):
+            raise InvalidOperation(f"{action.kind!r} is not an application operation kind that can be suspended")
+    elif action.emergency < 1:
+        raise InvalidOperation("emergency numbers start at 1")
+
+
+def _action_view(action: GovAction) -> dict[str, Any]:
+    view = msgspec.to_builtins(action)
+    for field in ("account", "key"):
+        if field in view:
+            view["target"] = address_from_public_key(getattr(action, field))
+            del view[field]
+    return dict(view)
 
 
 @register
@@ -143,20 +178,15 @@ class GovPropose(Operation, frozen=True, forbid_unknown_fields=True):
     legal_ref: str
 
     def check(self, payload_size: int, params: ChainParams) -> None:
-        if len(_action_target(self.action)) != PUBLIC_KEY_SIZE:
-            raise InvalidOperation("the action's target must be a 32-byte public key")
+        _check_action(self.action)
         if not 0 < len(self.reason) <= MAX_REASON or len(self.legal_ref) > MAX_LEGAL_REF:
             raise InvalidOperation(f"reason: 1-{MAX_REASON} characters; legal_ref: at most {MAX_LEGAL_REF}")
         if payload_size > params.max_memo_bytes:
             raise PayloadTooLarge(f"a proposal's payload holds at most {params.max_memo_bytes} bytes")
 
     def view(self) -> dict[str, Any]:
-        action = msgspec.to_builtins(self.action)
-        target = _action_target(self.action)
-        action.pop("account", None)
-        action.pop("key", None)
-        action["target"] = address_from_public_key(target)
-        return {"kind": self.KIND, "action": action, "reason": self.reason, "legal_ref": self.legal_ref}
+        return {"kind": self.KIND, "action": _action_view(self.action), "reason": self.reason,
+                "legal_ref": self.legal_ref}
 
 
 @register
@@ -194,3 +224,26 @@ class GovCancel(Operation, frozen=True, forbid_unknown_fields=True):
     def check(self, payload_size: int, params: ChainParams) -> None:
         if self.proposal < 1:
             raise InvalidOperation("proposal numbers start at 1")
+
+
+# --- the regulator's emergency powers ---------------------------------------------------------
+
+
+@register
+class RegFreeze(Operation, frozen=True, forbid_unknown_fields=True):
+    """A regulator freezes an account at once; the freeze lapses unless the council ratifies it."""
+
+    KIND: ClassVar[str] = "reg.freeze"
+    account: bytes
+    reason: str
+    legal_ref: str
+
+    def check(self, payload_size: int, params: ChainParams) -> None:
+        if len(self.account) != PUBLIC_KEY_SIZE:
+            raise InvalidOperation("account must be a 32-byte public key")
+        if not 0 < len(self.reason) <= MAX_REASON or len(self.legal_ref) > MAX_LEGAL_REF:
+            raise InvalidOperation(f"reason: 1-{MAX_REASON} characters; legal_ref: at most {MAX_LEGAL_REF}")
+
+    def view(self) -> dict[str, Any]:
+        return {"kind": self.KIND, "account": address_from_public_key(self.account), "reason": self.reason,
+                "legal_ref": self.legal_ref}

@@ -25,6 +25,7 @@ from ..genesis import (
     ChainParams,
     Genesis,
     GenesisCouncilMember,
+    GenesisRegulator,
     GenesisValidator,
     GovernanceParams,
     write_genesis,
@@ -36,12 +37,15 @@ from .runtime import NODE_KEY_NAME
 MANIFEST = "localnet.json"
 FUNDED_KEYS = ("alice", "bob", "carol", "dave")
 COUNCIL_KEYS = ("council1", "council2", "council3")
+REGULATOR_KEYS = ("regulator",)
 FUNDED_AMOUNT = 1_000_000_000
 DEFAULT_ASSET = "BLY"
 
 
-# a demo network decides in minutes, not days: 10 minutes to vote, 10 seconds of timelock
-LOCALNET_GOVERNANCE = GovernanceParams(voting_period_ms=10 * 60 * 1000, timelock_ms=10_000)
+# a demo network decides in minutes, not days: 10 minutes to vote, 10 seconds of timelock,
+# 5 minutes to ratify an emergency freeze
+LOCALNET_GOVERNANCE = GovernanceParams(voting_period_ms=10 * 60 * 1000, timelock_ms=10_000,
+                                       emergency_ratify_ms=5 * 60 * 1000)
 
 
 class LocalnetError(BilayerError):
@@ -124,6 +128,7 @@ def create(
     keystore = Keystore(directory / "keys")
     funded = [keystore.create(name) for name in FUNDED_KEYS]
     council = [keystore.create(name) for name in COUNCIL_KEYS]
+    regulators = [keystore.create(name) for name in REGULATOR_KEYS]
     names = [f"validator{i}" for i in range(validators)] + [f"ledger{i}" for i in range(ledger_nodes)]
     homes = {name: NodeHome(directory / "nodes" / name) for name in names}
     node_keys = {name: Keystore(homes[name].config_dir).create(NODE_KEY_NAME) for name in names}
@@ -134,6 +139,7 @@ def create(
         allocations=tuple(Allocation(k.address, DEFAULT_ASSET, FUNDED_AMOUNT) for k in funded) + extra_allocations,
         validators=tuple(GenesisValidator(name, node_keys[name].public_key.hex(), 1) for name in names[:validators]),
         council=tuple(GenesisCouncilMember(k.name, k.public_key.hex(), 1) for k in council),
+        regulators=tuple(GenesisRegulator(k.name, k.public_key.hex()) for k in regulators),
         governance=governance or LOCALNET_GOVERNANCE,
     )
     genesis_file = directory / "genesis.json"
@@ -176,6 +182,7 @@ def create(
         "keystore": str(keystore.path),
         "funded_keys": list(FUNDED_KEYS),
         "council_keys": list(COUNCIL_KEYS),
+        "regulator_keys": list(REGULATOR_KEYS),
         "asset": DEFAULT_ASSET,
         "consensus": "bft" if validators else "none",
         "nodes": nodes,
