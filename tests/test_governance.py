@@ -13,6 +13,8 @@ from bilayer.genesis import Allocation, Genesis, GenesisCouncilMember, GenesisRe
 from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import (
+    AppointIdentityProvider,
+    BanIdentity,
     BanKey,
     Data,
     FreezeAccount,
@@ -20,10 +22,13 @@ from bilayer.ledger.operations import (
     GovExecute,
     GovPropose,
     GovVote,
+    IdAttest,
     Operation,
     RatifyEmergency,
     RegFreeze,
     ResumeService,
+    RevokeIdentityProvider,
+    SetIdentityRule,
     SuspendService,
     Transfer,
     UnfreezeAccount,
@@ -193,3 +198,48 @@ def test_management_itself_cannot_be_suspended() -> None:
     for kind in ("gov.vote", "reg.freeze", "no.such.kind"):
         with pytest.raises(InvalidOperation):
             propose(SuspendService(kind)).check(0, GENESIS.params)
+
+
+PROVIDER = seeded_signer(30)
+ALICE_ID, BOB_ID = b"\xa1" * 16, b"\xb0" * 16
+
+
+def passed(ledger: Ledger, time_ms: int, action: object) -> None:
+    """Propose, vote with A and B (3 of 4: passes at once), execute after the timelock."""
+    number = ledger.state.get(b"Gn")
+    next_number = (0 if number is None else codec.decode(number, int)) + 1
+    ledger.run(time_ms, (A, propose(action)), (A, GovVote(next_number, "yes")), (B, GovVote(next_number, "yes")))
+    assert ledger.run(time_ms + PARAMS.timelock_ms, (C, GovExecute(next_number))) == [FINAL]
+
+
+def test_identity_providers_attest_and_rules_require_levels() -> None:
+    ledger = Ledger()
+    attest = IdAttest(subject=ALICE.public_key, identity=ALICE_ID, level=1, expires_ms=100_000)
+    assert ledger.run(0, (PROVIDER, attest)) == [rejected("not_identity_provider")]
+    passed(ledger, 1000, AppointIdentityProvider(PROVIDER.public_key))
+    assert ledger.run(7000, (PROVIDER, attest),
+                      (PROVIDER, IdAttest(subject=BOB.public_key, identity=BOB_ID, level=0, expires_ms=100_000))) == [
+        FINAL, FINAL]
+    # transfers above 100 need a verified identity
+    passed(ledger, 8000, SetIdentityRule(kind="transfer", min_level=1, above_amount=100))
+    assert ledger.run(14_000, (ALICE, Transfer("BLY", 500, BOB.public_key)),
+                      (BOB, Transfer("BLY", 500, ALICE.public_key)),
+                      (BOB, Transfer("BLY", 100, ALICE.public_key)),
+                      (OUTSIDER, Transfer("BLY", 101, ALICE.public_key))) == [
+        FINAL, rejected("identity_level_too_low"), FINAL, rejected("identity_required")]
+    # an expired identity no longer counts
+    assert ledger.run(100_000, (ALICE, Transfer("BLY", 500, BOB.public_key))) == [rejected("identity_expired")]
+    # the provider's appointment can be revoked; it then attests nothing
+    passed(ledger, 101_000, RevokeIdentityProvider(PROVIDER.public_key))
+    assert ledger.run(107_000, (PROVIDER, attest)) == [rejected("not_identity_provider")]
+
+
+def test_banning_an_identity_denies_all_of_its_keys() -> None:
+    ledger = Ledger()
+    second_key = seeded_signer(31)
+    passed(ledger, 0, AppointIdentityProvider(PROVIDER.public_key))
+    ledger.run(6000, (PROVIDER, IdAttest(subject=ALICE.public_key, identity=ALICE_ID, level=1, expires_ms=10**9)),
+               (PROVIDER, IdAttest(subject=second_key.public_key, identity=ALICE_ID, level=1, expires_ms=10**9)))
+    passed(ledger, 7000, BanIdentity(ALICE_ID))
+    assert ledger.run(13_000, (ALICE, Data("text/plain")), (second_key, Data("text/plain")),
+                      (BOB, Data("text/plain"))) == [rejected("identity_banned"), rejected("identity_banned"), FINAL]

@@ -421,8 +421,16 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             },
             "/v1/compliance": {
                 "get": {
-                    "summary": "Frozen accounts and banned keys, each with the proposal that decided it",
+                    "summary": "Freezes, bans, suspended services, identity providers, banned identities, identity"
+                               " rules and emergencies, each with the decision behind it",
                     "responses": {"200": _json({"type": "object"}, "what is enforced"), **_errors(404)},
+                }
+            },
+            "/v1/identities/{address}": {
+                "get": {
+                    "summary": "The identity attested for an address: id, level, expiry, provider",
+                    "parameters": [{"name": "address", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": _json({"type": "object"}, "the identity"), **_errors(400, 404)},
                 }
             },
             "/v1/peers": {

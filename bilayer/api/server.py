@@ -17,7 +17,16 @@ from aiohttp import web
 
 from .. import __version__, codec
 from ..errors import BadEncoding, BadRequest, BilayerError, NotFound, RateLimited
-from ..execution.governance import ProposalNotFound, emergency_count, get_emergency, get_proposal, vote_key
+from ..execution.governance import (
+    IdentityRule,
+    ProposalNotFound,
+    banned_identity_key,
+    emergency_count,
+    get_emergency,
+    get_proposal,
+    identity_of,
+    vote_key,
+)
 from ..keys.address import address_from_public_key, public_key_from_address
 from ..ledger.entry import EntryHeader, SignedEntry
 from ..ledger.operations import operation_kinds
@@ -370,12 +379,21 @@ async def get_compliance(request: web.Request) -> web.Response:
     frozen: list[dict[str, Any]] = []
     banned: list[dict[str, Any]] = []
     suspended: list[dict[str, Any]] = []
+    providers: list[dict[str, Any]] = []
+    banned_identities: list[dict[str, Any]] = []
+    rules: list[dict[str, Any]] = []
     for key, value in sorted(state.items()):
-        if len(key) == 33 and key[:1] in (b"F", b"X"):
+        if len(key) == 33 and key[:1] in (b"F", b"X", b"P"):
             row = {"address": address_from_public_key(key[1:]), "decision": codec.decode(value, int)}
-            (frozen if key[:1] == b"F" else banned).append(row)
+            {b"F": frozen, b"X": banned, b"P": providers}[key[:1]].append(row)
+        elif key[:2] == b"XI":
+            banned_identities.append({"identity": key[2:].hex(), "decision": codec.decode(value, int)})
         elif key[:1] == b"S":
             suspended.append({"kind": key[1:].decode(), "decision": codec.decode(value, int)})
+        elif key[:1] == b"Q":
+            rule = codec.decode(value, IdentityRule)
+            rules.append({"kind": key[1:].decode(), "min_level": rule.min_level, "above_amount": rule.above_amount,
+                          "decision": rule.decision})
     now = _now_ms()
     emergencies = []
     for number in range(emergency_count(state), 0, -1):
@@ -387,7 +405,26 @@ async def get_compliance(request: web.Request) -> web.Response:
             "expires_ms": record.expires_ms, "ratified_by": record.ratified_by or None,
         })
     return json_response({"height": chain.height, "frozen_accounts": frozen, "banned_keys": banned,
-                          "suspended_services": suspended, "emergencies": emergencies[:MAX_LIST]})
+                          "suspended_services": suspended, "identity_providers": providers,
+                          "banned_identities": banned_identities, "identity_rules": rules,
+                          "emergencies": emergencies[:MAX_LIST]})
+
+
+async def get_identity(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    address = request.match_info["address"]
+    public_key = public_key_from_address(address)
+    chain = _finality_chain(node)
+    record = identity_of(chain.state, public_key)
+    if record is None:
+        raise NotFound(f"no identity is attested for {address} (as of height {chain.height})")
+    banned = chain.state.get(banned_identity_key(record.identity)) is not None
+    return json_response({
+        "address": address, "identity": record.identity.hex(), "level": record.level,
+        "expires_ms": record.expires_ms, "expired": record.expires_ms <= _now_ms(),
+        "provider": address_from_public_key(record.provider), "entry": record.entry_id.hex(),
+        "identity_banned": banned, "height": chain.height,
+    })
 
 
 async def get_validators(request: web.Request) -> web.Response:
@@ -462,6 +499,7 @@ def build_app(
     app.router.add_get("/v1/gov/proposals/{number}", get_proposal_route)
     app.router.add_get("/v1/gov/council", get_council)
     app.router.add_get("/v1/compliance", get_compliance)
+    app.router.add_get("/v1/identities/{address}", get_identity)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/openapi.json", get_openapi)
     return app

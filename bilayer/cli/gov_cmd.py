@@ -9,6 +9,10 @@ from ..api.client import NodeClient
 from ..errors import BadRequest
 from ..keys.address import public_key_from_address
 from ..ledger.operations import (
+    IDENTITY_ID_SIZE,
+    IDENTITY_LEVELS,
+    AppointIdentityProvider,
+    BanIdentity,
     BanKey,
     FreezeAccount,
     GovAction,
@@ -16,10 +20,14 @@ from ..ledger.operations import (
     GovExecute,
     GovPropose,
     GovVote,
+    IdAttest,
     RatifyEmergency,
     RegFreeze,
     ResumeService,
+    RevokeIdentityProvider,
+    SetIdentityRule,
     SuspendService,
+    UnbanIdentity,
     UnbanKey,
     UnfreezeAccount,
 )
@@ -27,10 +35,29 @@ from .output import console, emit, json_option, kv_table
 from .query_cmd import node_option
 from .tx_cmd import _common, _submit
 
-ACTIONS = ("freeze", "unfreeze", "ban", "unban", "suspend", "resume", "ratify")
+ACTIONS = ("freeze", "unfreeze", "ban", "unban", "suspend", "resume", "ratify", "appoint-provider",
+           "revoke-provider", "ban-identity", "unban-identity", "identity-rule")
 
 
-def make_action(action: str, target: str | None, service: str | None, emergency: int | None) -> GovAction:
+def parse_identity(text: str | None) -> bytes:
+    try:
+        identity = bytes.fromhex(text or "")
+    except ValueError:
+        identity = b""
+    if len(identity) != IDENTITY_ID_SIZE:
+        raise BadRequest(f"an identity id is {IDENTITY_ID_SIZE * 2} hex characters")
+    return identity
+
+
+def make_action(action: str, target: str | None, service: str | None, emergency: int | None,
+                identity: str | None = None, min_level: str | None = None, above: int = 0) -> GovAction:
+    if action in ("ban-identity", "unban-identity"):
+        parsed = parse_identity(identity)
+        return BanIdentity(parsed) if action == "ban-identity" else UnbanIdentity(parsed)
+    if action == "identity-rule":
+        if not service or min_level is None:
+            raise BadRequest("--action identity-rule needs --service KIND and --min-level")
+        return SetIdentityRule(kind=service, min_level=IDENTITY_LEVELS[min_level], above_amount=above)
     if action in ("suspend", "resume"):
         if not service:
             raise BadRequest(f"--action {action} needs --service KIND (an operation kind, e.g. data)")
@@ -42,6 +69,10 @@ def make_action(action: str, target: str | None, service: str | None, emergency:
     if not target:
         raise BadRequest(f"--action {action} needs --target ADDRESS")
     key = public_key_from_address(target)
+    if action == "appoint-provider":
+        return AppointIdentityProvider(key)
+    if action == "revoke-provider":
+        return RevokeIdentityProvider(key)
     if action == "freeze":
         return FreezeAccount(key)
     if action == "unfreeze":
@@ -63,14 +94,19 @@ def gov() -> None:
 @click.option("--target", default=None, help="The address the action applies to (freeze, unfreeze, ban, unban).")
 @click.option("--service", default=None, help="The operation kind to suspend or resume (e.g. data).")
 @click.option("--emergency", type=click.IntRange(min=1), default=None, help="The emergency number to ratify.")
+@click.option("--identity", default=None, help="An identity id (hex) to ban or unban.")
+@click.option("--min-level", type=click.Choice(sorted(IDENTITY_LEVELS)), default=None,
+              help="identity-rule: the level entries of --service need (unverified removes the rule).")
+@click.option("--above", type=click.IntRange(min=0), default=0, show_default=True,
+              help="identity-rule for transfers: only amounts above this need the level.")
 @click.option("--reason", required=True, help="Why (recorded on chain).")
 @click.option("--legal-ref", default="", help="The legal basis (statute, court order...).")
 @_common
-def gov_propose(action: str, target: str | None, service: str | None, emergency: int | None, reason: str,
-                legal_ref: str, node_url: str, key: str, keystore: Path | None, wait: bool, timeout: float,
-                as_json: bool) -> None:
+def gov_propose(action: str, target: str | None, service: str | None, emergency: int | None,
+                identity: str | None, min_level: str | None, above: int, reason: str, legal_ref: str,
+                node_url: str, key: str, keystore: Path | None, wait: bool, timeout: float, as_json: bool) -> None:
     """Propose a management action (council members only)."""
-    made = make_action(action, target, service, emergency)
+    made = make_action(action, target, service, emergency, identity, min_level, above)
     _submit(node_url, keystore, key, GovPropose(action=made, reason=reason, legal_ref=legal_ref), b"", wait,
             timeout, as_json)
 
@@ -151,6 +187,37 @@ def reg_freeze(account: str, reason: str, legal_ref: str, node_url: str, key: st
 
 
 @click.group()
+def identity() -> None:
+    """Identities: providers appointed by the council bind keys to opaque identity ids."""
+
+
+@identity.command("attest")
+@click.option("--subject", required=True, help="The address whose identity is attested.")
+@click.option("--identity", "identity_id", required=True, help=f"The opaque identity id ({IDENTITY_ID_SIZE * 2} hex).")
+@click.option("--level", type=click.Choice(sorted(IDENTITY_LEVELS)), required=True)
+@click.option("--expires-days", type=click.IntRange(1, 36500), default=365, show_default=True)
+@_common
+def identity_attest(subject: str, identity_id: str, level: str, expires_days: int, node_url: str, key: str,
+                    keystore: Path | None, wait: bool, timeout: float, as_json: bool) -> None:
+    """Attest a key's identity (identity providers only)."""
+    import time
+
+    op = IdAttest(subject=public_key_from_address(subject), identity=parse_identity(identity_id),
+                  level=IDENTITY_LEVELS[level], expires_ms=int(time.time() * 1000) + expires_days * 86_400_000)
+    _submit(node_url, keystore, key, op, b"", wait, timeout, as_json)
+
+
+@identity.command("show")
+@click.argument("address")
+@node_option
+@json_option
+def identity_show(address: str, node_url: str, as_json: bool) -> None:
+    """The identity attested for an address, if any."""
+    public_key_from_address(address)
+    emit(NodeClient(node_url).get(f"/v1/identities/{address}"), as_json, lambda d: kv_table(f"identity {address}", d))
+
+
+@click.group()
 def compliance() -> None:
     """What the council's decisions currently enforce."""
 
@@ -171,6 +238,16 @@ def compliance_list(node_url: str, as_json: bool) -> None:
         console.print(f"suspended services: {len(d['suspended_services'])}")
         for row in d["suspended_services"]:
             console.print(f"  {row['kind']}  by proposal #{row['decision']}")
+        console.print(f"identity providers: {len(d['identity_providers'])}")
+        for row in d["identity_providers"]:
+            console.print(f"  {row['address']}  by proposal #{row['decision']}")
+        console.print(f"banned identities: {len(d['banned_identities'])}")
+        for row in d["banned_identities"]:
+            console.print(f"  {row['identity']}  by proposal #{row['decision']}")
+        console.print(f"identity rules: {len(d['identity_rules'])}")
+        for row in d["identity_rules"]:
+            console.print(f"  {row['kind']} above {row['above_amount']} needs level {row['min_level']}"
+                          f"  by proposal #{row['decision']}")
         console.print(f"emergency actions: {len(d['emergencies'])}")
         for row in d["emergencies"]:
             console.print(f"  #{row['number']} {row['status']:<8} freeze {row['account']}  until {row['expires_ms']}"

@@ -29,6 +29,7 @@ cli.add_command(sim_cmd.sim)
 cli.add_command(gov_cmd.gov)
 cli.add_command(gov_cmd.compliance)
 cli.add_command(gov_cmd.reg)
+cli.add_command(gov_cmd.identity)
 
 
 def _fail(code: str, message: str, exit_code: int = 1) -> None:

@@ -27,6 +27,7 @@ from ..ledger.operations import Operation, Transfer, decode_operation
 from .errors import ExecutionRejected
 from .governance import (
     ExecContext,
+    apply_attest,
     apply_cancel,
     apply_execute,
     apply_propose,
@@ -97,6 +98,7 @@ HANDLERS: dict[str, Handler] = {
     "gov.execute": apply_execute,
     "gov.cancel": apply_cancel,
     "reg.freeze": apply_reg_freeze,
+    "id.attest": apply_attest,
 }
 
 

@@ -13,6 +13,10 @@ Keeper of these state keys:
     b"En"                     -> the last emergency number
     b"E"  + number (8 bytes)  -> EmergencyRecord (a regulator's immediate freeze)
     b"EF" + key               -> the emergency freezing that account
+    b"P"  + key               -> an identity provider, appointed by proposal number
+    b"I"  + key               -> IdentityRecord: the identity a provider attested for that key
+    b"XI" + identity          -> identity banned by proposal number (all its keys are refused)
+    b"Q"  + kind              -> IdentityRule: the identity level entries of that kind need
 
 A proposal passes as soon as its yes-weight reaches the threshold of the whole council, or
 at its deadline when the votes cast reach the quorum and yes reaches the threshold of yes
@@ -32,6 +36,8 @@ from .. import codec
 from ..genesis import Genesis, GovernanceParams
 from ..ledger.entry import EntryHeader
 from ..ledger.operations import (
+    AppointIdentityProvider,
+    BanIdentity,
     BanKey,
     FreezeAccount,
     GovAction,
@@ -39,12 +45,16 @@ from ..ledger.operations import (
     GovExecute,
     GovPropose,
     GovVote,
+    IdAttest,
     Operation,
     RatifyEmergency,
     RegFreeze,
     ResumeService,
+    RevokeIdentityProvider,
+    SetIdentityRule,
     SuspendService,
     Transfer,
+    UnbanIdentity,
     UnbanKey,
     UnfreezeAccount,
 )
@@ -104,6 +114,22 @@ class ServiceSuspended(ExecutionRejected):
     code = "service_suspended"
 
 
+class NotIdentityProvider(ExecutionRejected):
+    code = "not_identity_provider"
+
+
+class IdentityRequired(ExecutionRejected):
+    code = "identity_required"
+
+
+class IdentityExpired(ExecutionRejected):
+    code = "identity_expired"
+
+
+class IdentityLevelTooLow(ExecutionRejected):
+    code = "identity_level_too_low"
+
+
 class IdentityBanned(ExecutionRejected):
     code = "identity_banned"
 
@@ -151,6 +177,20 @@ class EmergencyRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return "active" if now_ms < self.expires_ms else "lapsed"
 
 
+class IdentityRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    identity: bytes
+    level: int
+    expires_ms: int
+    provider: bytes
+    entry_id: bytes
+
+
+class IdentityRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    min_level: int
+    above_amount: int
+    decision: int
+
+
 @dataclass(frozen=True, slots=True)
 class ExecContext:
     """What an entry's execution may depend on besides state: the checkpoint it is in."""
@@ -194,6 +234,27 @@ def emergency_key(number: int) -> bytes:
 
 def emergency_freeze_key(account: bytes) -> bytes:
     return b"EF" + account
+
+
+def provider_key(key: bytes) -> bytes:
+    return b"P" + key
+
+
+def identity_key(key: bytes) -> bytes:
+    return b"I" + key
+
+
+def banned_identity_key(identity: bytes) -> bytes:
+    return b"XI" + identity
+
+
+def rule_key(kind: str) -> bytes:
+    return b"Q" + kind.encode()
+
+
+def identity_of(state: State, key: bytes) -> IdentityRecord | None:
+    raw = state.get(identity_key(key))
+    return None if raw is None else codec.decode(raw, IdentityRecord)
 
 
 def init_genesis(state: State, genesis: Genesis) -> None:
@@ -320,6 +381,19 @@ def _carry_out(ctx: ExecContext, state: State, number: int, action: GovAction) -
             raise EmergencyLapsed(f"emergency {action.emergency} lapsed at {emergency.expires_ms}")
         state.set(emergency_key(emergency.number), codec.encode(msgspec.structs.replace(emergency, ratified_by=number)))
         state.set(frozen_key(emergency.account), decision)
+    elif isinstance(action, AppointIdentityProvider):
+        state.set(provider_key(action.key), decision)
+    elif isinstance(action, RevokeIdentityProvider):
+        state.delete(provider_key(action.key))
+    elif isinstance(action, BanIdentity):
+        state.set(banned_identity_key(action.identity), decision)
+    elif isinstance(action, UnbanIdentity):
+        state.delete(banned_identity_key(action.identity))
+    elif isinstance(action, SetIdentityRule):
+        if action.min_level == 0:
+            state.delete(rule_key(action.kind))
+        else:
+            state.set(rule_key(action.kind), codec.encode(IdentityRule(action.min_level, action.above_amount, number)))
     elif isinstance(action, SuspendService):
         state.set(suspended_key(action.kind), decision)
     elif isinstance(action, ResumeService):
@@ -347,6 +421,14 @@ def apply_reg_freeze(ctx: ExecContext, state: State, entry_id: bytes, header: En
     state.set(emergency_freeze_key(op.account), codec.encode(number))
 
 
+def apply_attest(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, IdAttest)
+    if state.get(provider_key(header.author)) is None:
+        raise NotIdentityProvider("only identity providers appointed by the council attest identities")
+    record = IdentityRecord(op.identity, op.level, op.expires_ms, header.author, entry_id)
+    state.set(identity_key(op.subject), codec.encode(record))
+
+
 # --- the compliance gate ---------------------------------------------------------------------
 
 
@@ -361,6 +443,20 @@ def compliance_gate(ctx: ExecContext, state: State, header: EntryHeader, op: Ope
     """Every validator applies the same active rules at the same height, before any module."""
     if state.get(banned_key(header.author)) is not None:
         raise IdentityBanned("this key is denied service by a council decision")
+    identity = identity_of(state, header.author)
+    if identity is not None and state.get(banned_identity_key(identity.identity)) is not None:
+        raise IdentityBanned("the identity behind this key is denied service by a council decision")
+    raw_rule = state.get(rule_key(header.kind))
+    if raw_rule is not None:
+        rule = codec.decode(raw_rule, IdentityRule)
+        applies = not isinstance(op, Transfer) or op.amount > rule.above_amount
+        if applies:
+            if identity is None:
+                raise IdentityRequired(f"{header.kind} needs an attested identity of level {rule.min_level}")
+            if identity.expires_ms <= ctx.time_ms:
+                raise IdentityExpired("the attested identity of this key has expired")
+            if identity.level < rule.min_level:
+                raise IdentityLevelTooLow(f"{header.kind} needs identity level {rule.min_level}")
     if state.get(suspended_key(header.kind)) is not None:
         raise ServiceSuspended(f"the {header.kind!r} service is suspended by a council decision")
     if isinstance(op, Transfer):

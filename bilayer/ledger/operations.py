@@ -142,9 +142,43 @@ class RatifyEmergency(msgspec.Struct, frozen=True, tag="ratify_emergency", forbi
     emergency: int
 
 
-GovAction = FreezeAccount | UnfreezeAccount | BanKey | UnbanKey | SuspendService | ResumeService | RatifyEmergency
+class AppointIdentityProvider(msgspec.Struct, frozen=True, tag="appoint_identity_provider",
+                              forbid_unknown_fields=True):
+    key: bytes
 
-MANAGEMENT_PREFIXES = ("gov.", "reg.")
+
+class RevokeIdentityProvider(msgspec.Struct, frozen=True, tag="revoke_identity_provider",
+                             forbid_unknown_fields=True):
+    key: bytes
+
+
+class BanIdentity(msgspec.Struct, frozen=True, tag="ban_identity", forbid_unknown_fields=True):
+    """Deny service to every key attested to this identity (`identity_banned`)."""
+
+    identity: bytes
+
+
+class UnbanIdentity(msgspec.Struct, frozen=True, tag="unban_identity", forbid_unknown_fields=True):
+    identity: bytes
+
+
+class SetIdentityRule(msgspec.Struct, frozen=True, tag="set_identity_rule", forbid_unknown_fields=True):
+    """Entries of `kind` (transfers: above `above_amount`) need an identity of `min_level`;
+    `min_level` 0 removes the rule."""
+
+    kind: str
+    min_level: int
+    above_amount: int = 0
+
+
+GovAction = (
+    FreezeAccount | UnfreezeAccount | BanKey | UnbanKey | SuspendService | ResumeService | RatifyEmergency
+    | AppointIdentityProvider | RevokeIdentityProvider | BanIdentity | UnbanIdentity | SetIdentityRule
+)
+
+MANAGEMENT_PREFIXES = ("gov.", "reg.", "id.")
+IDENTITY_LEVELS = {"unverified": 0, "verified": 1, "institution": 2}
+IDENTITY_ID_SIZE = 16
 
 
 def _check_action(action: GovAction) -> None:
@@ -155,8 +189,20 @@ def _check_action(action: GovAction) -> None:
     elif isinstance(action, SuspendService | ResumeService):
         if action.kind not in _REGISTRY or action.kind.startswith(MANAGEMENT_PREFIXES):
             raise InvalidOperation(f"{action.kind!r} is not an application operation kind that can be suspended")
-    elif action.emergency < 1:
-        raise InvalidOperation("emergency numbers start at 1")
+    elif isinstance(action, RatifyEmergency):
+        if action.emergency < 1:
+            raise InvalidOperation("emergency numbers start at 1")
+    elif isinstance(action, AppointIdentityProvider | RevokeIdentityProvider):
+        if len(action.key) != PUBLIC_KEY_SIZE:
+            raise InvalidOperation("an identity provider is a 32-byte public key")
+    elif isinstance(action, BanIdentity | UnbanIdentity):
+        if len(action.identity) != IDENTITY_ID_SIZE:
+            raise InvalidOperation(f"an identity id is {IDENTITY_ID_SIZE} bytes")
+    elif isinstance(action, SetIdentityRule):
+        if action.kind not in _REGISTRY or action.kind.startswith(MANAGEMENT_PREFIXES):
+            raise InvalidOperation(f"{action.kind!r} is not an application operation kind")
+        if action.min_level not in IDENTITY_LEVELS.values() or action.above_amount < 0:
+            raise InvalidOperation("min_level is 0, 1 or 2 and above_amount is not negative")
 
 
 def _action_view(action: GovAction) -> dict[str, Any]:
@@ -165,6 +211,8 @@ def _action_view(action: GovAction) -> dict[str, Any]:
         if field in view:
             view["target"] = address_from_public_key(getattr(action, field))
             del view[field]
+    if isinstance(action, BanIdentity | UnbanIdentity):
+        view["identity"] = action.identity.hex()
     return dict(view)
 
 
@@ -247,3 +295,28 @@ class RegFreeze(Operation, frozen=True, forbid_unknown_fields=True):
     def view(self) -> dict[str, Any]:
         return {"kind": self.KIND, "account": address_from_public_key(self.account), "reason": self.reason,
                 "legal_ref": self.legal_ref}
+
+
+# --- identities: providers appointed by the council attest keys ------------------------------
+
+
+@register
+class IdAttest(Operation, frozen=True, forbid_unknown_fields=True):
+    """An identity provider binds a key to an opaque identity id with a level and an expiry
+    (no personal data on chain)."""
+
+    KIND: ClassVar[str] = "id.attest"
+    subject: bytes
+    identity: bytes
+    level: int
+    expires_ms: int
+
+    def check(self, payload_size: int, params: ChainParams) -> None:
+        if len(self.subject) != PUBLIC_KEY_SIZE or len(self.identity) != IDENTITY_ID_SIZE:
+            raise InvalidOperation(f"subject is a 32-byte key and identity a {IDENTITY_ID_SIZE}-byte id")
+        if self.level not in IDENTITY_LEVELS.values() or self.expires_ms <= 0:
+            raise InvalidOperation("level is 0 (unverified), 1 (verified) or 2 (institution); expires_ms > 0")
+
+    def view(self) -> dict[str, Any]:
+        return {"kind": self.KIND, "subject": address_from_public_key(self.subject), "identity": self.identity.hex(),
+                "level": self.level, "expires_ms": self.expires_ms}
