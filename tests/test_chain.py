@@ -238,13 +238,13 @@ def test_two_heights_execute_store_and_commit_to_new_roots(node: Node) -> None:
     assert codec.decode(stored2.finalized, FinalizedCheckpoint) == finalize(cp2)
     assert storage.latest_checkpoint() == stored2
     assert storage.results_at(1) == [
-        StoredResult(FUND, 1, 0, "FINAL", ""),
-        StoredResult(OVERSPEND, 1, 1, "REJECTED", "insufficient_funds"),
+        StoredResult(FUND, 1, 0, "FINAL", "", "", "transfer"),
+        StoredResult(OVERSPEND, 1, 1, "REJECTED", "insufficient_funds", "", "transfer"),
     ]
     assert [(r.entry_id, r.height, r.position, r.outcome) for r in storage.results_at(2)] == [
         (i, 2, n, "FINAL") for n, i in enumerate(sorted([SPEND, PAY]))
     ]
-    assert storage.result(OVERSPEND) == StoredResult(OVERSPEND, 1, 1, "REJECTED", "insufficient_funds")
+    assert storage.result(OVERSPEND) == StoredResult(OVERSPEND, 1, 1, "REJECTED", "insufficient_funds", "", "transfer")
     stored_state = dict(storage.state_items())
     assert stored_state[balance_key(BOB.public_key, "BLY")] == codec.encode(20)
     assert stored_state[balance_key(CAROL.public_key, "BLY")] == codec.encode(15)

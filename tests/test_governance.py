@@ -243,3 +243,15 @@ def test_banning_an_identity_denies_all_of_its_keys() -> None:
     passed(ledger, 7000, BanIdentity(ALICE_ID))
     assert ledger.run(13_000, (ALICE, Data("text/plain")), (second_key, Data("text/plain")),
                       (BOB, Data("text/plain"))) == [rejected("identity_banned"), rejected("identity_banned"), FINAL]
+
+
+def test_every_gate_refusal_names_the_decision_behind_it() -> None:
+    ledger = Ledger()
+    passed(ledger, 0, FreezeAccount(BOB.public_key))
+    ledger.run(6000, (REGULATOR, RegFreeze(account=ALICE.public_key, reason="r", legal_ref="")))
+    ordered = [ledger.entry(BOB, Transfer("BLY", 1, OUTSIDER.public_key)),
+               ledger.entry(ALICE, Transfer("BLY", 1, OUTSIDER.public_key)),
+               ledger.entry(C, GovExecute(1))]
+    results = execute(ExecContext(99, 7000, PARAMS), ledger.state, ordered)
+    assert [(r.code, r.cause) for r in results] == [
+        ("account_frozen", "proposal:1"), ("account_frozen", "emergency:1"), ("proposal_already_executed", "")]

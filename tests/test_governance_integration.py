@@ -82,6 +82,12 @@ def test_freeze_by_proposal_rejects_transfers_until_unfrozen(network: dict[str, 
     assert tx("bob", "tx", "transfer", "--to", alice, "--amount", "5")["status"] == "FINAL"
     listed = cli("gov", "list", "--node", node)["proposals"]
     assert [(p["number"], p["status"]) for p in listed] == [(2, "executed"), (1, "executed")]
+    # the audit trail: the decision lists the entries it affected, each with its cause
+    shown = cli("gov", "show", "1", "--node", node)
+    assert refused["id"] in {a["id"] for a in shown["affected"]}
+    assert cli("query", "entry", refused["id"], "--node", node)["cause"] == "proposal:1"
+    kinds = [a["kind"] for a in cli("audit", "actions", "--node", node)["actions"]]
+    assert kinds.count("gov.propose") == 2 and kinds.count("gov.execute") >= 2 and "gov.vote" in kinds
     # every node agrees
     views = [cli("gov", "show", "1", "--node", n["api_url"]) for n in network["nodes"]]
     assert len({(v["status"], v["executed_height"]) for v in views}) == 1

@@ -170,7 +170,8 @@ def test_routes_answer_as_documented(tmp_path: Path) -> None:
     assert statuses == [200, 200, 404, 404, 400, 200, 200, 400, 200, 200, 400, 400, 404]
     latest = answers[0][2]
     assert latest["height"] == 1 and [e["id"] for e in latest["entries"]] == [FUND.hex(), OVERSPEND.hex()]
-    assert latest["entries"][1] == {"id": OVERSPEND.hex(), "outcome": "REJECTED", "reason": "insufficient_funds"}
+    assert latest["entries"][1] == {"id": OVERSPEND.hex(), "outcome": "REJECTED", "reason": "insufficient_funds",
+                                    "cause": None}
     assert "entries" not in answers[1][2]
     assert answers[5][2]["balances"] == {"BLY": 70} and answers[5][2]["next_seq"] == 1
     assert answers[6][2]["balances"] == {"GLD": 7} and answers[6][2]["last_entry"] is None

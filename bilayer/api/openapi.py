@@ -426,6 +426,17 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                     "responses": {"200": _json({"type": "object"}, "what is enforced"), **_errors(404)},
                 }
             },
+            "/v1/audit/actions": {
+                "get": {
+                    "summary": "The management audit log: governance, regulator and identity entries, newest first,"
+                               " with outcomes and causes; lapsed emergencies listed as derived events",
+                    "parameters": [
+                        {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    ],
+                    "responses": {"200": _json({"type": "object"}, "the log"), **_errors(400, 404)},
+                }
+            },
             "/v1/identities/{address}": {
                 "get": {
                     "summary": "The identity attested for an address: id, level, expiry, provider",

@@ -29,7 +29,7 @@ from ..execution.governance import (
 )
 from ..keys.address import address_from_public_key, public_key_from_address
 from ..ledger.entry import EntryHeader, SignedEntry
-from ..ledger.operations import operation_kinds
+from ..ledger.operations import decode_operation, operation_kinds
 from ..node.ingest import Status, SubmitResult
 from ..node.ratelimit import RateLimiter
 from .openapi import openapi_document
@@ -361,7 +361,38 @@ async def get_proposal_route(request: web.Request) -> web.Response:
             votes.append({"voter": member["address"], "weight": member["weight"], "choice": codec.decode(choice, str)})
     view["votes"] = votes
     view["height"] = chain.height
+    affected = node.storage.results_caused_by(f"proposal:{number}", MAX_LIST)
+    view["affected"] = [{"id": r.entry_id.hex(), "height": r.height, "kind": r.kind, "outcome": r.outcome,
+                         "reason": r.code or None} for r in affected]
     return json_response(view)
+
+
+async def list_management_actions(request: web.Request) -> web.Response:
+    """The management audit log: every governance, regulator and identity entry, newest first."""
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    before = _int_query(request, "before", chain.height + 1, 1, 2**62)
+    limit = _int_query(request, "limit", 100, 1, MAX_LIST)
+    actions = []
+    for result in node.storage.management_results(before, limit):
+        stored = node.storage.get(result.entry_id)
+        if stored is None:
+            continue
+        header = codec.decode(stored.signed.header, EntryHeader)
+        actions.append({
+            "id": result.entry_id.hex(), "height": result.height, "index": result.position, "kind": result.kind,
+            "author": address_from_public_key(header.author), "time_ms": header.time_ms,
+            "op": decode_operation(header.kind, header.body).view(), "outcome": result.outcome,
+            "reason": result.code or None, "cause": result.cause or None,
+        })
+    now = _now_ms()
+    lapses = []
+    for number in range(emergency_count(chain.state), 0, -1):
+        record = get_emergency(chain.state, number)
+        if record.status(now) == "lapsed":
+            lapses.append({"kind": "reg.lapse", "emergency": number, "time_ms": record.expires_ms,
+                           "account": address_from_public_key(record.account), "derived": True})
+    return json_response({"height": chain.height, "actions": actions, "lapses": lapses[:MAX_LIST]})
 
 
 async def get_council(request: web.Request) -> web.Response:
@@ -500,6 +531,7 @@ def build_app(
     app.router.add_get("/v1/gov/council", get_council)
     app.router.add_get("/v1/compliance", get_compliance)
     app.router.add_get("/v1/identities/{address}", get_identity)
+    app.router.add_get("/v1/audit/actions", list_management_actions)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/openapi.json", get_openapi)
     return app

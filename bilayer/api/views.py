@@ -53,6 +53,7 @@ def stored_view(stored: StoredEntry, result: StoredResult | None, *, with_payloa
         view["height"] = result.height
         view["index"] = result.position
         view["reason"] = result.code or None
+        view["cause"] = result.cause or None
     view["position"] = stored.seqno
     view["received_ms"] = stored.received_ms
     return view
@@ -84,8 +85,8 @@ def finalized_view(stored: StoredCheckpoint, results: list[StoredResult] | None 
         "finalized": b64(stored.finalized),
     }
     if results is not None:
-        view["entries"] = [{"id": r.entry_id.hex(), "outcome": r.outcome, "reason": r.code or None}
-                           for r in results]
+        view["entries"] = [{"id": r.entry_id.hex(), "outcome": r.outcome, "reason": r.code or None,
+                            "cause": r.cause or None} for r in results]
     return view
 
 

@@ -10,7 +10,7 @@ import click
 
 from .. import __version__
 from ..errors import BilayerError
-from . import bench_cmd, gov_cmd, keys_cmd, localnet_cmd, node_cmd, query_cmd, sim_cmd, tx_cmd
+from . import audit_cmd, bench_cmd, gov_cmd, keys_cmd, localnet_cmd, node_cmd, query_cmd, sim_cmd, tx_cmd
 
 
 @click.group()
@@ -30,6 +30,7 @@ cli.add_command(gov_cmd.gov)
 cli.add_command(gov_cmd.compliance)
 cli.add_command(gov_cmd.reg)
 cli.add_command(gov_cmd.identity)
+cli.add_command(audit_cmd.audit)
 
 
 def _fail(code: str, message: str, exit_code: int = 1) -> None:

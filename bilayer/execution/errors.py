@@ -8,5 +8,6 @@ class ExecutionRejected(Exception):
 
     code = "rejected"
 
-    def __init__(self, message: str = "") -> None:
+    def __init__(self, message: str = "", cause: str = "") -> None:
         super().__init__(message or self.code)
+        self.cause = cause

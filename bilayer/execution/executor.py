@@ -23,7 +23,7 @@ from .. import codec
 from ..genesis import Genesis
 from ..keys.address import public_key_from_address
 from ..ledger.entry import EntryHeader
-from ..ledger.operations import Operation, Transfer, decode_operation
+from ..ledger.operations import GovExecute, Operation, Transfer, decode_operation
 from .errors import ExecutionRejected
 from .governance import (
     ExecContext,
@@ -59,12 +59,16 @@ class BalanceOverflow(ExecutionRejected):
 
 @dataclass(frozen=True, slots=True)
 class EntryResult:
+    """`cause` names the decision behind the outcome, when there is one ("proposal:7",
+    "emergency:2"): a rejection by the compliance gate, or the execution of a proposal."""
+
     entry_id: bytes
     outcome: Outcome
     code: str = ""
+    cause: str = ""
 
     def leaf(self) -> bytes:
-        return codec.encode((self.entry_id, str(self.outcome), self.code))
+        return codec.encode((self.entry_id, str(self.outcome), self.code, self.cause))
 
 
 Handler = Callable[[ExecContext, State, bytes, EntryHeader, Operation], None]
@@ -124,8 +128,8 @@ def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: Entry
         compliance_gate(ctx, state, header, op)
         handler(ctx, state, entry_id, header, op)
     except ExecutionRejected as exc:
-        return EntryResult(entry_id, Outcome.REJECTED, exc.code)
-    return EntryResult(entry_id, Outcome.FINAL)
+        return EntryResult(entry_id, Outcome.REJECTED, exc.code, exc.cause)
+    return EntryResult(entry_id, Outcome.FINAL, "", f"proposal:{op.proposal}" if isinstance(op, GovExecute) else "")
 
 
 def execute(ctx: ExecContext, state: State, ordered: Sequence[tuple[bytes, EntryHeader]]) -> list[EntryResult]:

@@ -432,34 +432,46 @@ def apply_attest(ctx: ExecContext, state: State, entry_id: bytes, header: EntryH
 # --- the compliance gate ---------------------------------------------------------------------
 
 
-def is_frozen(state: State, account: bytes, now_ms: int) -> bool:
-    if state.get(frozen_key(account)) is not None:
-        return True
+def frozen_by(state: State, account: bytes, now_ms: int) -> str:
+    """The decision freezing `account` ("proposal:N" or "emergency:N"), or "" when it is not frozen."""
+    raw = state.get(frozen_key(account))
+    if raw is not None:
+        return f"proposal:{codec.decode(raw, int)}"
     raw = state.get(emergency_freeze_key(account))
-    return raw is not None and get_emergency(state, codec.decode(raw, int)).active(now_ms)
+    if raw is not None:
+        number = codec.decode(raw, int)
+        if get_emergency(state, number).active(now_ms):
+            return f"emergency:{number}"
+    return ""
 
 
 def compliance_gate(ctx: ExecContext, state: State, header: EntryHeader, op: Operation) -> None:
-    """Every validator applies the same active rules at the same height, before any module."""
-    if state.get(banned_key(header.author)) is not None:
-        raise IdentityBanned("this key is denied service by a council decision")
+    """Every validator applies the same active rules at the same height, before any module.
+    Each refusal names the decision that caused it."""
+    raw = state.get(banned_key(header.author))
+    if raw is not None:
+        raise IdentityBanned("this key is denied service", f"proposal:{codec.decode(raw, int)}")
     identity = identity_of(state, header.author)
-    if identity is not None and state.get(banned_identity_key(identity.identity)) is not None:
-        raise IdentityBanned("the identity behind this key is denied service by a council decision")
+    if identity is not None:
+        raw = state.get(banned_identity_key(identity.identity))
+        if raw is not None:
+            raise IdentityBanned("the identity behind this key is denied service", f"proposal:{codec.decode(raw, int)}")
+    raw = state.get(suspended_key(header.kind))
+    if raw is not None:
+        raise ServiceSuspended(f"the {header.kind!r} service is suspended", f"proposal:{codec.decode(raw, int)}")
     raw_rule = state.get(rule_key(header.kind))
     if raw_rule is not None:
         rule = codec.decode(raw_rule, IdentityRule)
-        applies = not isinstance(op, Transfer) or op.amount > rule.above_amount
-        if applies:
+        cause = f"proposal:{rule.decision}"
+        if not isinstance(op, Transfer) or op.amount > rule.above_amount:
             if identity is None:
-                raise IdentityRequired(f"{header.kind} needs an attested identity of level {rule.min_level}")
+                raise IdentityRequired(f"{header.kind} needs an attested identity of level {rule.min_level}", cause)
             if identity.expires_ms <= ctx.time_ms:
-                raise IdentityExpired("the attested identity of this key has expired")
+                raise IdentityExpired("the attested identity of this key has expired", cause)
             if identity.level < rule.min_level:
-                raise IdentityLevelTooLow(f"{header.kind} needs identity level {rule.min_level}")
-    if state.get(suspended_key(header.kind)) is not None:
-        raise ServiceSuspended(f"the {header.kind!r} service is suspended by a council decision")
+                raise IdentityLevelTooLow(f"{header.kind} needs identity level {rule.min_level}", cause)
     if isinstance(op, Transfer):
         for party in (header.author, op.to):
-            if is_frozen(state, party, ctx.time_ms):
-                raise AccountFrozen("a party of this transfer is frozen")
+            cause = frozen_by(state, party, ctx.time_ms)
+            if cause:
+                raise AccountFrozen("a party of this transfer is frozen", cause)

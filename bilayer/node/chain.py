@@ -55,6 +55,7 @@ class Applied:
     results: list[EntryResult]
     state_root: bytes
     results_root: bytes
+    kinds: tuple[str, ...] = ()
 
 
 class ChainState:
@@ -124,7 +125,8 @@ class ChainState:
         self.last = checkpoint
         self.last_time_ms = checkpoint.time_ms
         self.ordered.update(order)
-        return Applied(checkpoint.height, checkpoint, results, self.state_root, self.results_root)
+        kinds = tuple(header.kind for _, header in ordered_headers)
+        return Applied(checkpoint.height, checkpoint, results, self.state_root, self.results_root, kinds)
 
 
 class Chain(ChainState):
@@ -167,8 +169,8 @@ class Chain(ChainState):
             self.storage.commit_checkpoint(
                 StoredCheckpoint(checkpoint.height, checkpoint.id, codec.encode(finalized), applied.state_root,
                                  applied.results_root, len(results), int(time.time() * 1000)),
-                [StoredResult(r.entry_id, checkpoint.height, i, str(r.outcome), r.code)
-                 for i, r in enumerate(results)],
+                [StoredResult(r.entry_id, checkpoint.height, i, str(r.outcome), r.code, r.cause, kind)
+                 for i, (r, kind) in enumerate(zip(results, applied.kinds, strict=True))],
                 self.state.take_dirty(),
             )
         except BaseException:

@@ -56,9 +56,13 @@ CREATE TABLE IF NOT EXISTS results (
     height INTEGER NOT NULL,
     position INTEGER NOT NULL,
     outcome TEXT NOT NULL,
-    code TEXT NOT NULL
+    code TEXT NOT NULL,
+    cause TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS results_by_height ON results (height, position);
+CREATE INDEX IF NOT EXISTS results_by_cause ON results (cause) WHERE cause != '';
+CREATE INDEX IF NOT EXISTS results_by_kind ON results (kind, height);
 CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS consensus_evidence (
     seqno INTEGER PRIMARY KEY,
@@ -92,6 +96,8 @@ class StoredResult:
     position: int
     outcome: str
     code: str
+    cause: str = ""
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +237,9 @@ class Storage:
                      checkpoint.results_root, checkpoint.entry_count, checkpoint.applied_ms),
                 )
                 conn.executemany(
-                    "INSERT INTO results (entry_id, height, position, outcome, code) VALUES (?,?,?,?,?)",
-                    [(r.entry_id, r.height, r.position, r.outcome, r.code) for r in results],
+                    "INSERT INTO results (entry_id, height, position, outcome, code, cause, kind)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    [(r.entry_id, r.height, r.position, r.outcome, r.code, r.cause, r.kind) for r in results],
                 )
                 conn.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
                                  [(k, v) for k, v in state_changes if v is not None])
@@ -258,14 +265,31 @@ class Storage:
 
     def result(self, entry_id: bytes) -> StoredResult | None:
         row = self._reader.execute(
-            "SELECT entry_id, height, position, outcome, code FROM results WHERE entry_id = ?", (entry_id,)
+            "SELECT entry_id, height, position, outcome, code, cause, kind FROM results WHERE entry_id = ?", (entry_id,)
         ).fetchone()
         return None if row is None else StoredResult(*row)
 
     def results_at(self, height: int) -> list[StoredResult]:
         rows = self._reader.execute(
-            "SELECT entry_id, height, position, outcome, code FROM results WHERE height = ? ORDER BY position",
+            "SELECT entry_id, height, position, outcome, code, cause, kind FROM results WHERE height = ?"
+            " ORDER BY position",
             (height,),
+        ).fetchall()
+        return [StoredResult(*r) for r in rows]
+
+    def results_caused_by(self, cause: str, limit: int) -> list[StoredResult]:
+        rows = self._reader.execute(
+            "SELECT entry_id, height, position, outcome, code, cause, kind FROM results WHERE cause = ?"
+            " ORDER BY height, position LIMIT ?", (cause, limit),
+        ).fetchall()
+        return [StoredResult(*r) for r in rows]
+
+    def management_results(self, before_height: int, limit: int) -> list[StoredResult]:
+        """Results of management entries (gov.*, reg.*, id.*), newest first."""
+        rows = self._reader.execute(
+            "SELECT entry_id, height, position, outcome, code, cause, kind FROM results"
+            " WHERE (kind LIKE 'gov.%' OR kind LIKE 'reg.%' OR kind LIKE 'id.%') AND height < ?"
+            " ORDER BY height DESC, position DESC LIMIT ?", (before_height, limit),
         ).fetchall()
         return [StoredResult(*r) for r in rows]
 
