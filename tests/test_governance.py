@@ -255,3 +255,24 @@ def test_every_gate_refusal_names_the_decision_behind_it() -> None:
     results = execute(ExecContext(99, 7000, PARAMS), ledger.state, ordered)
     assert [(r.code, r.cause) for r in results] == [
         ("account_frozen", "proposal:1"), ("account_frozen", "emergency:1"), ("proposal_already_executed", "")]
+
+
+def test_dry_run_reports_what_a_rule_would_have_refused_and_changes_nothing() -> None:
+    from bilayer.execution.governance import dry_run
+
+    ledger = Ledger()
+    history = [ledger.entry(BOB, Transfer("BLY", 5, ALICE.public_key)),
+               ledger.entry(ALICE, Transfer("BLY", 5, BOB.public_key)),
+               ledger.entry(ALICE, Transfer("BLY", 5, OUTSIDER.public_key)),
+               ledger.entry(ALICE, Data("text/plain"))]
+    execute(ExecContext(1, 0, PARAMS), ledger.state, history)
+    root_before = ledger.state.root()
+    ctx = ExecContext(2, 1000, PARAMS)
+    ids = [i for i, _ in history]
+    assert dry_run(ledger.state, FreezeAccount(BOB.public_key), ctx, history) == [
+        (ids[0], "account_frozen"), (ids[1], "account_frozen")]
+    assert dry_run(ledger.state, SuspendService("data"), ctx, history) == [(ids[3], "service_suspended")]
+    assert dry_run(ledger.state, SetIdentityRule("transfer", 1, 0), ctx, history) == [
+        (i, "identity_required") for i in ids[:3]]
+    assert dry_run(ledger.state, UnfreezeAccount(BOB.public_key), ctx, history) == []
+    assert ledger.state.root() == root_before

@@ -48,6 +48,11 @@ def test_freeze_by_proposal_rejects_transfers_until_unfrozen(network: dict[str, 
     def tx(key: str, *args: str) -> dict[str, Any]:
         return cli(*args, "--key", key, *common)
 
+    # before anyone votes: what would a freeze of bob have refused? (his genesis-funded history is empty)
+    assert tx("bob", "tx", "transfer", "--to", alice, "--amount", "7")["status"] == "FINAL"
+    preview = cli("gov", "dry-run", "--action", "freeze", "--target", bob, "--node", node)
+    assert preview["would_refuse"] == 1 and preview["entries"][0]["reason"] == "account_frozen"
+
     proposal = tx("council1", "gov", "propose", "--action", "freeze", "--target", bob, "--reason",
                   "suspected mule account", "--legal-ref", "AML Act s.12")
     assert proposal["status"] == "FINAL"

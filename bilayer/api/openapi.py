@@ -426,6 +426,25 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                     "responses": {"200": _json({"type": "object"}, "what is enforced"), **_errors(404)},
                 }
             },
+            "/v1/gov/dry-run": {
+                "get": {
+                    "summary": "Which already-final entries a proposed action would have refused (nothing is"
+                               " written); identities and other rules are taken as they are now",
+                    "parameters": [
+                        {"name": "action", "in": "query", "required": True, "schema": {"type": "string"}},
+                        {"name": "target", "in": "query", "schema": {"type": "string"}},
+                        {"name": "service", "in": "query", "schema": {"type": "string"}},
+                        {"name": "identity", "in": "query", "schema": {"type": "string"}},
+                        {"name": "min_level", "in": "query", "schema": {"type": "string"}},
+                        {"name": "above", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {"name": "emergency", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    ],
+                    "responses": {"200": _json({"type": "object"}, "what it would have refused"),
+                                  **_errors(400, 404)},
+                }
+            },
             "/v1/audit/actions": {
                 "get": {
                     "summary": "The management audit log: governance, regulator and identity entries, newest first,"

@@ -17,10 +17,13 @@ from aiohttp import web
 
 from .. import __version__, codec
 from ..errors import BadEncoding, BadRequest, BilayerError, NotFound, RateLimited
+from ..execution.errors import ExecutionRejected
 from ..execution.governance import (
+    ExecContext,
     IdentityRule,
     ProposalNotFound,
     banned_identity_key,
+    dry_run,
     emergency_count,
     get_emergency,
     get_proposal,
@@ -29,9 +32,10 @@ from ..execution.governance import (
 )
 from ..keys.address import address_from_public_key, public_key_from_address
 from ..ledger.entry import EntryHeader, SignedEntry
-from ..ledger.operations import decode_operation, operation_kinds
+from ..ledger.operations import IDENTITY_LEVELS, decode_operation, operation_kinds
 from ..node.ingest import Status, SubmitResult
 from ..node.ratelimit import RateLimiter
+from .actions import ACTIONS, make_action
 from .openapi import openapi_document
 from .views import b64, council_view, finalized_view, fork_view, proposal_view, stored_view
 
@@ -367,6 +371,47 @@ async def get_proposal_route(request: web.Request) -> web.Response:
     return json_response(view)
 
 
+DRY_RUN_SCAN = 200_000
+
+
+async def gov_dry_run(request: web.Request) -> web.Response:
+    """Which already-final entries a proposed action would have refused, before anyone votes."""
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    query = request.query
+    action_name = query.get("action", "")
+    if action_name not in ACTIONS:
+        raise BadRequest(f"action is one of {', '.join(ACTIONS)}")
+    min_level = query.get("min_level")
+    if min_level is not None and min_level not in IDENTITY_LEVELS:
+        raise BadRequest(f"min_level is one of {', '.join(IDENTITY_LEVELS)}")
+    emergency = _int_query(request, "emergency", 0, 0, 2**62) or None
+    action = make_action(action_name, query.get("target"), query.get("service"), emergency, query.get("identity"),
+                         min_level, _int_query(request, "above", 0, 0, 2**63 - 1))
+    since = _int_query(request, "since", 1, 1, 2**62)
+    limit = _int_query(request, "limit", 100, 1, MAX_LIST)
+    scanned = node.storage.final_results_since(since, DRY_RUN_SCAN)
+    headers = []
+    for result in scanned:
+        stored = node.storage.get(result.entry_id)
+        if stored is not None:
+            headers.append((result.entry_id, codec.decode(stored.signed.header, EntryHeader), result.height))
+    context = ExecContext(chain.height + 1, _now_ms(), node.genesis.governance)
+    try:
+        refused = dry_run(chain.state, action, context, [(i, h) for i, h, _ in headers])
+    except ExecutionRejected as exc:
+        raise BadRequest(f"this action cannot be applied now: {exc.code}") from None
+    heights = {i: height for i, _, height in headers}
+    authors = {i: h.author for i, h, _ in headers}
+    kinds = {i: h.kind for i, h, _ in headers}
+    return json_response({
+        "height": chain.height, "since": since, "examined": len(headers),
+        "truncated": len(scanned) >= DRY_RUN_SCAN, "would_refuse": len(refused),
+        "entries": [{"id": i.hex(), "height": heights[i], "kind": kinds[i],
+                     "author": address_from_public_key(authors[i]), "reason": code} for i, code in refused[:limit]],
+    })
+
+
 async def list_management_actions(request: web.Request) -> web.Response:
     """The management audit log: every governance, regulator and identity entry, newest first."""
     node = request.app[NODE]
@@ -532,6 +577,7 @@ def build_app(
     app.router.add_get("/v1/compliance", get_compliance)
     app.router.add_get("/v1/identities/{address}", get_identity)
     app.router.add_get("/v1/audit/actions", list_management_actions)
+    app.router.add_get("/v1/gov/dry-run", gov_dry_run)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/openapi.json", get_openapi)
     return app

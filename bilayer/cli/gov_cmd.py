@@ -2,84 +2,26 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import click
 
+from ..api.actions import ACTIONS, make_action, parse_identity
 from ..api.client import NodeClient
-from ..errors import BadRequest
 from ..keys.address import public_key_from_address
 from ..ledger.operations import (
     IDENTITY_ID_SIZE,
     IDENTITY_LEVELS,
-    AppointIdentityProvider,
-    BanIdentity,
-    BanKey,
-    FreezeAccount,
-    GovAction,
     GovCancel,
     GovExecute,
     GovPropose,
     GovVote,
     IdAttest,
-    RatifyEmergency,
     RegFreeze,
-    ResumeService,
-    RevokeIdentityProvider,
-    SetIdentityRule,
-    SuspendService,
-    UnbanIdentity,
-    UnbanKey,
-    UnfreezeAccount,
 )
 from .output import console, emit, json_option, kv_table
 from .query_cmd import node_option
 from .tx_cmd import _common, _submit
-
-ACTIONS = ("freeze", "unfreeze", "ban", "unban", "suspend", "resume", "ratify", "appoint-provider",
-           "revoke-provider", "ban-identity", "unban-identity", "identity-rule")
-
-
-def parse_identity(text: str | None) -> bytes:
-    try:
-        identity = bytes.fromhex(text or "")
-    except ValueError:
-        identity = b""
-    if len(identity) != IDENTITY_ID_SIZE:
-        raise BadRequest(f"an identity id is {IDENTITY_ID_SIZE * 2} hex characters")
-    return identity
-
-
-def make_action(action: str, target: str | None, service: str | None, emergency: int | None,
-                identity: str | None = None, min_level: str | None = None, above: int = 0) -> GovAction:
-    if action in ("ban-identity", "unban-identity"):
-        parsed = parse_identity(identity)
-        return BanIdentity(parsed) if action == "ban-identity" else UnbanIdentity(parsed)
-    if action == "identity-rule":
-        if not service or min_level is None:
-            raise BadRequest("--action identity-rule needs --service KIND and --min-level")
-        return SetIdentityRule(kind=service, min_level=IDENTITY_LEVELS[min_level], above_amount=above)
-    if action in ("suspend", "resume"):
-        if not service:
-            raise BadRequest(f"--action {action} needs --service KIND (an operation kind, e.g. data)")
-        return SuspendService(service) if action == "suspend" else ResumeService(service)
-    if action == "ratify":
-        if emergency is None:
-            raise BadRequest("--action ratify needs --emergency NUMBER")
-        return RatifyEmergency(emergency)
-    if not target:
-        raise BadRequest(f"--action {action} needs --target ADDRESS")
-    key = public_key_from_address(target)
-    if action == "appoint-provider":
-        return AppointIdentityProvider(key)
-    if action == "revoke-provider":
-        return RevokeIdentityProvider(key)
-    if action == "freeze":
-        return FreezeAccount(key)
-    if action == "unfreeze":
-        return UnfreezeAccount(key)
-    if action == "ban":
-        return BanKey(key)
-    return UnbanKey(key)
 
 
 @click.group()
@@ -137,6 +79,35 @@ def gov_cancel(proposal: int, node_url: str, key: str, keystore: Path | None, wa
                as_json: bool) -> None:
     """Withdraw your own proposal before it executes."""
     _submit(node_url, keystore, key, GovCancel(proposal=proposal), b"", wait, timeout, as_json)
+
+
+@gov.command("dry-run")
+@click.option("--action", type=click.Choice(ACTIONS), required=True)
+@click.option("--target", default=None)
+@click.option("--service", default=None)
+@click.option("--identity", default=None)
+@click.option("--min-level", type=click.Choice(sorted(IDENTITY_LEVELS)), default=None)
+@click.option("--above", type=click.IntRange(min=0), default=0)
+@click.option("--since", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Examine final entries from this checkpoint height on.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@node_option
+@json_option
+def gov_dry_run(action: str, target: str | None, service: str | None, identity: str | None, min_level: str | None,
+                above: int, since: int, limit: int, node_url: str, as_json: bool) -> None:
+    """Which already-final entries a proposed rule would have refused (writes nothing)."""
+    make_action(action, target, service, None, identity, min_level, above)  # refuse bad input before asking
+    query = {"action": action, "since": since, "limit": limit, "above": above, "target": target, "service": service,
+             "identity": identity, "min_level": min_level}
+    data = NodeClient(node_url).get("/v1/gov/dry-run?" + urlencode({k: v for k, v in query.items() if v is not None}))
+
+    def human(d: dict[str, Any]) -> None:
+        console.print(f"examined {d['examined']} final entries since height {d['since']}:"
+                      f" {d['would_refuse']} would have been refused")
+        for entry in d["entries"]:
+            console.print(f"  h{entry['height']:<6} {entry['kind']:<10} {entry['reason']:<24} {entry['id']}")
+
+    emit(data, as_json, human)
 
 
 @gov.command("list")

@@ -28,6 +28,7 @@ and auditable like any transfer.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -57,6 +58,7 @@ from ..ledger.operations import (
     UnbanIdentity,
     UnbanKey,
     UnfreezeAccount,
+    decode_operation,
 )
 from .errors import ExecutionRejected
 from .state import State
@@ -475,3 +477,47 @@ def compliance_gate(ctx: ExecContext, state: State, header: EntryHeader, op: Ope
             cause = frozen_by(state, party, ctx.time_ms)
             if cause:
                 raise AccountFrozen("a party of this transfer is frozen", cause)
+
+
+# --- rule dry-run: what a proposed action would have refused ---------------------------------
+
+DRY_RUN_DECISION = 0  # the hypothetical decision's number; real proposals start at 1
+
+
+class _Overlay(State):
+    """A proposed action's writes over a read-only state, for the dry-run."""
+
+    def __init__(self, base: State) -> None:  # no super().__init__: nothing of its own to commit
+        self._base = base
+        self._changes: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self._changes:
+            return self._changes[key]
+        return self._base.get(key)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self._changes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self._changes[key] = None
+
+
+def dry_run(
+    state: State, action: GovAction, ctx: ExecContext, entries: Iterable[tuple[bytes, EntryHeader]]
+) -> list[tuple[bytes, str]]:
+    """The entries (already final) that the gate would have refused had `action` been in force,
+    with the reason code each would have got. Uses the gate itself over an overlay; identities
+    and other rules are taken as they are now."""
+    overlay = _Overlay(state)
+    _carry_out(ctx, overlay, DRY_RUN_DECISION, action)
+    cause = f"proposal:{DRY_RUN_DECISION}"
+    refused = []
+    for entry_id, header in entries:
+        try:
+            op = decode_operation(header.kind, header.body)
+            compliance_gate(ctx, overlay, header, op)
+        except ExecutionRejected as exc:
+            if exc.cause == cause:
+                refused.append((entry_id, exc.code))
+    return refused

@@ -284,6 +284,13 @@ class Storage:
         ).fetchall()
         return [StoredResult(*r) for r in rows]
 
+    def final_results_since(self, height: int, limit: int) -> list[StoredResult]:
+        rows = self._reader.execute(
+            "SELECT entry_id, height, position, outcome, code, cause, kind FROM results"
+            " WHERE height >= ? AND outcome = 'FINAL' ORDER BY height, position LIMIT ?", (height, limit),
+        ).fetchall()
+        return [StoredResult(*r) for r in rows]
+
     def management_results(self, before_height: int, limit: int) -> list[StoredResult]:
         """Results of management entries (gov.*, reg.*, id.*), newest first."""
         rows = self._reader.execute(

@@ -1,0 +1,69 @@
+"""Management actions from user input (CLI options, API queries) to typed `GovAction`s."""
+
+from __future__ import annotations
+
+from ..errors import BadRequest
+from ..keys.address import public_key_from_address
+from ..ledger.operations import (
+    IDENTITY_ID_SIZE,
+    IDENTITY_LEVELS,
+    AppointIdentityProvider,
+    BanIdentity,
+    BanKey,
+    FreezeAccount,
+    GovAction,
+    RatifyEmergency,
+    ResumeService,
+    RevokeIdentityProvider,
+    SetIdentityRule,
+    SuspendService,
+    UnbanIdentity,
+    UnbanKey,
+    UnfreezeAccount,
+)
+
+ACTIONS = ("freeze", "unfreeze", "ban", "unban", "suspend", "resume", "ratify", "appoint-provider",
+           "revoke-provider", "ban-identity", "unban-identity", "identity-rule")
+
+
+def parse_identity(text: str | None) -> bytes:
+    try:
+        identity = bytes.fromhex(text or "")
+    except ValueError:
+        identity = b""
+    if len(identity) != IDENTITY_ID_SIZE:
+        raise BadRequest(f"an identity id is {IDENTITY_ID_SIZE * 2} hex characters")
+    return identity
+
+
+def make_action(action: str, target: str | None, service: str | None, emergency: int | None,
+                identity: str | None = None, min_level: str | None = None, above: int = 0) -> GovAction:
+    if action in ("ban-identity", "unban-identity"):
+        parsed = parse_identity(identity)
+        return BanIdentity(parsed) if action == "ban-identity" else UnbanIdentity(parsed)
+    if action == "identity-rule":
+        if not service or min_level is None:
+            raise BadRequest("--action identity-rule needs --service KIND and --min-level")
+        return SetIdentityRule(kind=service, min_level=IDENTITY_LEVELS[min_level], above_amount=above)
+    if action in ("suspend", "resume"):
+        if not service:
+            raise BadRequest(f"--action {action} needs --service KIND (an operation kind, e.g. data)")
+        return SuspendService(service) if action == "suspend" else ResumeService(service)
+    if action == "ratify":
+        if emergency is None:
+            raise BadRequest("--action ratify needs --emergency NUMBER")
+        return RatifyEmergency(emergency)
+    if not target:
+        raise BadRequest(f"--action {action} needs --target ADDRESS")
+    key = public_key_from_address(target)
+    if action == "appoint-provider":
+        return AppointIdentityProvider(key)
+    if action == "revoke-provider":
+        return RevokeIdentityProvider(key)
+    if action == "freeze":
+        return FreezeAccount(key)
+    if action == "unfreeze":
+        return UnfreezeAccount(key)
+    if action == "ban":
+        return BanKey(key)
+    return UnbanKey(key)
