@@ -276,3 +276,20 @@ def test_dry_run_reports_what_a_rule_would_have_refused_and_changes_nothing() ->
         (i, "identity_required") for i in ids[:3]]
     assert dry_run(ledger.state, UnfreezeAccount(BOB.public_key), ctx, history) == []
     assert ledger.state.root() == root_before
+
+
+def test_the_council_changes_itself_by_proposal() -> None:
+    from bilayer.ledger.operations import SetCouncilMember
+
+    ledger = Ledger()
+    newcomer = seeded_signer(40)
+    passed(ledger, 0, SetCouncilMember(newcomer.public_key, 3))
+    assert council_total(ledger.state) == 7
+    assert ledger.run(6000, (newcomer, propose(BanKey(OUTSIDER.public_key)))) == [FINAL]
+    # the newcomer's weight counts at once: with A, 5 of 7 pass the removal of B
+    ledger.run(7000, (A, propose(SetCouncilMember(B.public_key, 0))), (A, GovVote(3, "yes")),
+               (newcomer, GovVote(3, "yes")))
+    assert get_proposal(ledger.state, 3).status == "passed"
+    assert ledger.run(12_000, (C, GovExecute(3))) == [FINAL]
+    assert council_total(ledger.state) == 6
+    assert ledger.run(13_000, (B, GovVote(2, "yes"))) == [rejected("not_council_member")]

@@ -15,6 +15,7 @@ from ..ledger.operations import (
     RatifyEmergency,
     ResumeService,
     RevokeIdentityProvider,
+    SetCouncilMember,
     SetIdentityRule,
     SuspendService,
     UnbanIdentity,
@@ -23,7 +24,7 @@ from ..ledger.operations import (
 )
 
 ACTIONS = ("freeze", "unfreeze", "ban", "unban", "suspend", "resume", "ratify", "appoint-provider",
-           "revoke-provider", "ban-identity", "unban-identity", "identity-rule")
+           "revoke-provider", "ban-identity", "unban-identity", "identity-rule", "council-member")
 
 
 def parse_identity(text: str | None) -> bytes:
@@ -37,7 +38,8 @@ def parse_identity(text: str | None) -> bytes:
 
 
 def make_action(action: str, target: str | None, service: str | None, emergency: int | None,
-                identity: str | None = None, min_level: str | None = None, above: int = 0) -> GovAction:
+                identity: str | None = None, min_level: str | None = None, above: int = 0,
+                weight: int | None = None) -> GovAction:
     if action in ("ban-identity", "unban-identity"):
         parsed = parse_identity(identity)
         return BanIdentity(parsed) if action == "ban-identity" else UnbanIdentity(parsed)
@@ -56,6 +58,10 @@ def make_action(action: str, target: str | None, service: str | None, emergency:
     if not target:
         raise BadRequest(f"--action {action} needs --target ADDRESS")
     key = public_key_from_address(target)
+    if action == "council-member":
+        if weight is None:
+            raise BadRequest("--action council-member needs --weight (0 removes the member)")
+        return SetCouncilMember(key, weight)
     if action == "appoint-provider":
         return AppointIdentityProvider(key)
     if action == "revoke-provider":

@@ -131,6 +131,6 @@ def proposal_view(record: ProposalRecord, state: State, params: GovernanceParams
 def council_view(state: State) -> list[dict[str, Any]]:
     members = []
     for key, value in sorted(state.items()):
-        if key[:1] == b"C" and len(key) == 33:
+        if key[:1] == b"C" and len(key) == 33 and codec.decode(value, int) > 0:
             members.append({"address": address_from_public_key(key[1:]), "weight": codec.decode(value, int)})
     return members

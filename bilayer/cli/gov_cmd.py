@@ -41,14 +41,17 @@ def gov() -> None:
               help="identity-rule: the level entries of --service need (unverified removes the rule).")
 @click.option("--above", type=click.IntRange(min=0), default=0, show_default=True,
               help="identity-rule for transfers: only amounts above this need the level.")
+@click.option("--weight", type=click.IntRange(0, 1_000_000), default=None,
+              help="council-member: the member's new weight (0 removes it).")
 @click.option("--reason", required=True, help="Why (recorded on chain).")
 @click.option("--legal-ref", default="", help="The legal basis (statute, court order...).")
 @_common
 def gov_propose(action: str, target: str | None, service: str | None, emergency: int | None,
-                identity: str | None, min_level: str | None, above: int, reason: str, legal_ref: str,
-                node_url: str, key: str, keystore: Path | None, wait: bool, timeout: float, as_json: bool) -> None:
+                identity: str | None, min_level: str | None, above: int, weight: int | None, reason: str,
+                legal_ref: str, node_url: str, key: str, keystore: Path | None, wait: bool, timeout: float,
+                as_json: bool) -> None:
     """Propose a management action (council members only)."""
-    made = make_action(action, target, service, emergency, identity, min_level, above)
+    made = make_action(action, target, service, emergency, identity, min_level, above, weight)
     _submit(node_url, keystore, key, GovPropose(action=made, reason=reason, legal_ref=legal_ref), b"", wait,
             timeout, as_json)
 

@@ -52,6 +52,7 @@ from ..ledger.operations import (
     RegFreeze,
     ResumeService,
     RevokeIdentityProvider,
+    SetCouncilMember,
     SetIdentityRule,
     SuspendService,
     Transfer,
@@ -114,6 +115,10 @@ class EmergencyLapsed(ExecutionRejected):
 
 class ServiceSuspended(ExecutionRejected):
     code = "service_suspended"
+
+
+class CouncilWouldBeEmpty(ExecutionRejected):
+    code = "council_would_be_empty"
 
 
 class NotIdentityProvider(ExecutionRejected):
@@ -383,6 +388,10 @@ def _carry_out(ctx: ExecContext, state: State, number: int, action: GovAction) -
             raise EmergencyLapsed(f"emergency {action.emergency} lapsed at {emergency.expires_ms}")
         state.set(emergency_key(emergency.number), codec.encode(msgspec.structs.replace(emergency, ratified_by=number)))
         state.set(frozen_key(emergency.account), decision)
+    elif isinstance(action, SetCouncilMember):
+        if action.weight == 0 and council_total(state) - council_weight(state, action.key) <= 0:
+            raise CouncilWouldBeEmpty("the council cannot remove its last member")
+        state.set(council_key(action.key), codec.encode(action.weight))  # weight 0: no longer a member
     elif isinstance(action, AppointIdentityProvider):
         state.set(provider_key(action.key), decision)
     elif isinstance(action, RevokeIdentityProvider):

@@ -171,9 +171,17 @@ class SetIdentityRule(msgspec.Struct, frozen=True, tag="set_identity_rule", forb
     above_amount: int = 0
 
 
+class SetCouncilMember(msgspec.Struct, frozen=True, tag="set_council_member", forbid_unknown_fields=True):
+    """Add a council member, change its weight, or (weight 0) remove it."""
+
+    key: bytes
+    weight: int
+
+
 GovAction = (
     FreezeAccount | UnfreezeAccount | BanKey | UnbanKey | SuspendService | ResumeService | RatifyEmergency
     | AppointIdentityProvider | RevokeIdentityProvider | BanIdentity | UnbanIdentity | SetIdentityRule
+    | SetCouncilMember
 )
 
 MANAGEMENT_PREFIXES = ("gov.", "reg.", "id.")
@@ -195,6 +203,9 @@ def _check_action(action: GovAction) -> None:
     elif isinstance(action, AppointIdentityProvider | RevokeIdentityProvider):
         if len(action.key) != PUBLIC_KEY_SIZE:
             raise InvalidOperation("an identity provider is a 32-byte public key")
+    elif isinstance(action, SetCouncilMember):
+        if len(action.key) != PUBLIC_KEY_SIZE or not 0 <= action.weight <= 1_000_000:
+            raise InvalidOperation("a council member is a 32-byte public key with a weight of 0..1000000")
     elif isinstance(action, BanIdentity | UnbanIdentity):
         if len(action.identity) != IDENTITY_ID_SIZE:
             raise InvalidOperation(f"an identity id is {IDENTITY_ID_SIZE} bytes")
