@@ -112,9 +112,30 @@ def _valid_bodies() -> st.SearchStrategy[tuple[str, bytes]]:
         amount=u64,
         to=st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=40)),
     )
+    from bilayer.ledger import operations as ops
+
+    key = st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=40))
+    action = st.one_of(
+        st.builds(ops.FreezeAccount, key),
+        st.builds(ops.BanKey, key),
+        st.builds(ops.SuspendService, st.text(max_size=12)),
+        st.builds(ops.RatifyEmergency, st.integers(-5, 2**40)),
+        st.builds(ops.SetIdentityRule, st.text(max_size=12), st.integers(-2, 5), st.integers(-5, 2**40)),
+        st.builds(ops.SetCouncilMember, key, st.integers(-5, 2**40)),
+        st.builds(ops.BanIdentity, st.binary(max_size=20)),
+    )
+    management = st.one_of(
+        st.builds(ops.GovPropose, action=action, reason=st.text(max_size=50), legal_ref=st.text(max_size=20)),
+        st.builds(ops.GovVote, proposal=st.integers(-5, 2**40), choice=st.sampled_from(["yes", "no", "maybe"])),
+        st.builds(ops.GovExecute, proposal=st.integers(-5, 2**40)),
+        st.builds(ops.RegFreeze, account=key, reason=st.text(max_size=50), legal_ref=st.text(max_size=20)),
+        st.builds(ops.IdAttest, subject=key, identity=st.binary(max_size=20), level=st.integers(-2, 5),
+                  expires_ms=st.integers(-5, 2**50)),
+    )
     return st.one_of(
         data.map(lambda d: ("data", codec.encode(d))),
         transfer.map(lambda d: ("transfer", codec.encode(d))),
+        management.map(lambda op: (op.KIND, codec.encode(op))),
     )
 
 
@@ -221,7 +242,18 @@ def test_decode_operation_every_kind(kind: str, body: bytes, payload_size: int) 
 @pytest.mark.parametrize("kind", operation_kinds())
 def test_every_operation_kind_is_fuzzed(kind: str) -> None:
     """Each registered kind decodes a valid body and refuses a broken one."""
-    bodies = {"data": {"media_type": "text/plain"}, "transfer": {"asset": "BLY", "amount": 1, "to": bytes(32)}}
+    from bilayer.ledger import operations as ops
+
+    bodies: dict[str, Any] = {
+        "data": {"media_type": "text/plain"},
+        "transfer": {"asset": "BLY", "amount": 1, "to": bytes(32)},
+        "gov.propose": ops.GovPropose(action=ops.FreezeAccount(bytes(32)), reason="r", legal_ref=""),
+        "gov.vote": ops.GovVote(proposal=1, choice="yes"),
+        "gov.execute": ops.GovExecute(proposal=1),
+        "gov.cancel": ops.GovCancel(proposal=1),
+        "reg.freeze": ops.RegFreeze(account=bytes(32), reason="r", legal_ref=""),
+        "id.attest": ops.IdAttest(subject=bytes(32), identity=bytes(16), level=1, expires_ms=1),
+    }
     assert kind in bodies, f"add a valid {kind!r} body to this test and to _valid_bodies"
     assert kind == decode_operation(kind, codec.encode(bodies[kind])).KIND
     with pytest.raises(BilayerError):
