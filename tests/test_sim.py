@@ -33,8 +33,8 @@ def test_one_seed_replays_the_same_run() -> None:
 
 
 def test_sampled_campaign_four_validators_one_byzantine() -> None:
-    report = run_campaign(range(150), SimConfig(validators=4, byzantine=1))
-    assert report.seeds == 150
+    report = run_campaign(range(250), SimConfig(validators=4, byzantine=1))
+    assert report.seeds == 250
     assert report.safety_violations == 0, [f.violations for f in report.failures][:3]
     assert report.liveness_failures == 0, [(f.seed, f.liveness_failures) for f in report.failures][:3]
     assert report.checkpoints > 150
@@ -45,7 +45,7 @@ def test_sampled_campaign_four_validators_one_byzantine() -> None:
 
 
 def test_sampled_campaign_seven_validators_two_byzantine() -> None:
-    report = run_campaign(range(1000, 1025), SimConfig(validators=7, byzantine=2))
+    report = run_campaign(range(1000, 1050), SimConfig(validators=7, byzantine=2))
     assert report.safety_violations == 0, [f.violations for f in report.failures][:3]
     assert report.liveness_failures == 0, [(f.seed, f.liveness_failures) for f in report.failures][:3]
 
