@@ -97,12 +97,19 @@ async def _submit_all(url: str, batches: list[bytes], connections: int, tick: Ca
                 result = await response.json()
             if response.status != 200:
                 raise RuntimeError(f"batch refused: {result}")
-            ok = sum(1 for r in result["results"] if r.get("status") in ("stored", "known"))
+            # a batch may overtake the batch holding its parents: those entries wait as orphans
+            ok = sum(1 for r in result["results"] if r.get("status") in ("stored", "known", "orphan"))
             stored += ok
             tick(len(result["results"]))
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
         await asyncio.gather(*(worker(session) for _ in range(connections)))
+        status_url = url.replace("/v1/entries/batch", "/v1/status")
+        for _ in range(6000):  # until every accepted entry is stored (orphans placed), at most 60 s
+            async with session.get(status_url) as response:
+                if (await response.json())["entries"] >= stored:
+                    break
+            await asyncio.sleep(0.01)
     return stored
 
 
