@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +38,24 @@ def cli(*args: str) -> dict[str, Any]:
     return dict(json.loads(run.stdout))
 
 
-def test_freeze_by_proposal_rejects_transfers_until_unfrozen(network: dict[str, Any]) -> None:
+Tx = Callable[..., dict[str, Any]]
+
+
+def actors(network: dict[str, Any]) -> tuple[str, str, str, Tx]:
+    """The ledger node's URL, alice's and bob's addresses, and a way to submit as any key (and wait)."""
     node = next(n["api_url"] for n in network["nodes"] if n["role"] == "ledger")
     keys = network["keystore"]
-    common = ("--node", node, "--keystore", keys, "--wait")
-    bob = cli("keys", "show", "bob", "--keystore", keys)["address"]
     alice = cli("keys", "show", "alice", "--keystore", keys)["address"]
+    bob = cli("keys", "show", "bob", "--keystore", keys)["address"]
 
     def tx(key: str, *args: str) -> dict[str, Any]:
-        return cli(*args, "--key", key, *common)
+        return cli(*args, "--key", key, "--node", node, "--keystore", keys, "--wait")
+
+    return node, alice, bob, tx
+
+
+def test_freeze_by_proposal_rejects_transfers_until_unfrozen(network: dict[str, Any]) -> None:
+    node, alice, bob, tx = actors(network)
 
     # before anyone votes: what would a freeze of bob have refused? (his genesis-funded history is empty)
     assert tx("bob", "tx", "transfer", "--to", alice, "--amount", "7")["status"] == "FINAL"
@@ -99,14 +108,7 @@ def test_freeze_by_proposal_rejects_transfers_until_unfrozen(network: dict[str, 
 
 
 def test_emergency_freeze_lapses_and_a_suspended_service_is_refused(network: dict[str, Any]) -> None:
-    node = next(n["api_url"] for n in network["nodes"] if n["role"] == "ledger")
-    keys = network["keystore"]
-    common = ("--node", node, "--keystore", keys, "--wait")
-    bob = cli("keys", "show", "bob", "--keystore", keys)["address"]
-    alice = cli("keys", "show", "alice", "--keystore", keys)["address"]
-
-    def tx(key: str, *args: str) -> dict[str, Any]:
-        return cli(*args, "--key", key, *common)
+    node, alice, bob, tx = actors(network)
 
     assert tx("council1", "reg", "freeze", "--account", bob, "--reason", "x")["reason"] == "not_regulator"
     assert tx("regulator", "reg", "freeze", "--account", bob, "--reason", "ransom payout")["status"] == "FINAL"
