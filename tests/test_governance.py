@@ -293,3 +293,37 @@ def test_the_council_changes_itself_by_proposal() -> None:
     assert ledger.run(12_000, (C, GovExecute(3))) == [FINAL]
     assert council_total(ledger.state) == 6
     assert ledger.run(13_000, (B, GovVote(2, "yes"))) == [rejected("not_council_member")]
+
+
+def test_interception_rules_are_data_and_reject_matching_transfers() -> None:
+    from bilayer.ledger.operations import RemoveInterceptionRule, SetInterceptionRule
+
+    ledger = Ledger()
+    passed(ledger, 0, SetInterceptionRule(rule_id="large", min_amount=500, asset="BLY"))
+    passed(ledger, 6000, SetInterceptionRule(rule_id="watchlist", counterparties=(OUTSIDER.public_key,)))
+    assert ledger.run(12_000, (ALICE, Transfer("BLY", 499, BOB.public_key)),
+                      (ALICE, Transfer("BLY", 500, BOB.public_key)),
+                      (BOB, Transfer("BLY", 1, OUTSIDER.public_key))) == [
+        FINAL, rejected("transaction_intercepted"), rejected("transaction_intercepted")]
+    ordered = [ledger.entry(ALICE, Transfer("BLY", 900, BOB.public_key))]
+    assert execute(ExecContext(50, 12_001, PARAMS), ledger.state, ordered)[0].cause == "proposal:1"
+    passed(ledger, 13_000, RemoveInterceptionRule("large"))
+    assert ledger.run(19_000, (ALICE, Transfer("BLY", 500, BOB.public_key))) == [FINAL]
+
+
+def test_interception_by_identity_level() -> None:
+    from bilayer.ledger.operations import SetInterceptionRule
+
+    ledger = Ledger()
+    passed(ledger, 0, AppointIdentityProvider(PROVIDER.public_key))
+    ledger.run(6000, (PROVIDER, IdAttest(subject=ALICE.public_key, identity=ALICE_ID, level=2, expires_ms=10**9)))
+    passed(ledger, 7000, SetInterceptionRule(rule_id="unverified-large", min_amount=100, max_identity_level=0))
+    assert ledger.run(13_000, (ALICE, Transfer("BLY", 200, BOB.public_key)),
+                      (BOB, Transfer("BLY", 200, ALICE.public_key))) == [FINAL, rejected("transaction_intercepted")]
+
+
+def test_gate_bench_runs_with_many_rules() -> None:
+    from bilayer.bench.gate import GateBenchConfig, run_gate_bench
+
+    report = run_gate_bench(GateBenchConfig(transfers=200, rules=50, senders=10, repeats=1))
+    assert report["results"]["executed_per_s_no_rules"] > 0 and report["results"]["executed_per_s_50_rules"] > 0

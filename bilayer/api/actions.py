@@ -13,10 +13,12 @@ from ..ledger.operations import (
     FreezeAccount,
     GovAction,
     RatifyEmergency,
+    RemoveInterceptionRule,
     ResumeService,
     RevokeIdentityProvider,
     SetCouncilMember,
     SetIdentityRule,
+    SetInterceptionRule,
     SuspendService,
     UnbanIdentity,
     UnbanKey,
@@ -24,7 +26,8 @@ from ..ledger.operations import (
 )
 
 ACTIONS = ("freeze", "unfreeze", "ban", "unban", "suspend", "resume", "ratify", "appoint-provider",
-           "revoke-provider", "ban-identity", "unban-identity", "identity-rule", "council-member")
+           "revoke-provider", "ban-identity", "unban-identity", "identity-rule", "council-member",
+           "intercept", "remove-intercept")
 
 
 def parse_identity(text: str | None) -> bytes:
@@ -39,7 +42,18 @@ def parse_identity(text: str | None) -> bytes:
 
 def make_action(action: str, target: str | None, service: str | None, emergency: int | None,
                 identity: str | None = None, min_level: str | None = None, above: int = 0,
-                weight: int | None = None) -> GovAction:
+                weight: int | None = None, rule_id: str | None = None, asset: str | None = None,
+                counterparties: tuple[str, ...] = (), max_level: str | None = None) -> GovAction:
+    if action in ("intercept", "remove-intercept"):
+        if not rule_id:
+            raise BadRequest(f"--action {action} needs --rule-id")
+        if action == "remove-intercept":
+            return RemoveInterceptionRule(rule_id)
+        return SetInterceptionRule(
+            rule_id=rule_id, min_amount=above, asset=asset or "",
+            counterparties=tuple(public_key_from_address(c) for c in counterparties),
+            max_identity_level=IDENTITY_LEVELS[max_level] if max_level else -1,
+        )
     if action in ("ban-identity", "unban-identity"):
         parsed = parse_identity(identity)
         return BanIdentity(parsed) if action == "ban-identity" else UnbanIdentity(parsed)

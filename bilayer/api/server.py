@@ -28,6 +28,7 @@ from ..execution.governance import (
     get_emergency,
     get_proposal,
     identity_of,
+    interception_rules,
     vote_key,
 )
 from ..keys.address import address_from_public_key, public_key_from_address
@@ -480,7 +481,14 @@ async def get_compliance(request: web.Request) -> web.Response:
             "legal_ref": record.legal_ref, "entry": record.entry_id.hex(), "created_ms": record.created_ms,
             "expires_ms": record.expires_ms, "ratified_by": record.ratified_by or None,
         })
+    intercepts = [
+        {"rule_id": r.rule_id, "min_amount": r.min_amount, "asset": r.asset or None,
+         "counterparties": [address_from_public_key(c) for c in r.counterparties],
+         "max_identity_level": r.max_identity_level, "decision": r.decision}
+        for r in interception_rules(state)
+    ]
     return json_response({"height": chain.height, "frozen_accounts": frozen, "banned_keys": banned,
+                          "interception_rules": intercepts,
                           "suspended_services": suspended, "identity_providers": providers,
                           "banned_identities": banned_identities, "identity_rules": rules,
                           "emergencies": emergencies[:MAX_LIST]})

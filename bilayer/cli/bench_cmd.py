@@ -109,3 +109,15 @@ def bench_network(validators: int, ledger_nodes: int, transactions: int, account
     with _progress(not as_json) as progress:
         report = run_network_bench(config, progress, workdir)
     emit(report, as_json, _print_report)
+
+
+@bench.command("gate")
+@click.option("--transfers", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True)
+@click.option("--rules", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option("--repeats", type=click.IntRange(1, 20), default=3, show_default=True)
+@json_option
+def bench_gate(transfers: int, rules: int, repeats: int, as_json: bool) -> None:
+    """Execution throughput with an empty rule set against N active interception rules."""
+    from ..bench.gate import GateBenchConfig, run_gate_bench
+
+    emit(run_gate_bench(GateBenchConfig(transfers=transfers, rules=rules, repeats=repeats)), as_json, _print_report)

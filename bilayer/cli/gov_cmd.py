@@ -43,15 +43,23 @@ def gov() -> None:
               help="identity-rule for transfers: only amounts above this need the level.")
 @click.option("--weight", type=click.IntRange(0, 1_000_000), default=None,
               help="council-member: the member's new weight (0 removes it).")
+@click.option("--rule-id", default=None, help="intercept / remove-intercept: the rule's name (a-z, 0-9, -, _).")
+@click.option("--asset", default=None, help="intercept: only transfers of this asset.")
+@click.option("--counterparty", "counterparties", multiple=True,
+              help="intercept: only transfers from or to these addresses (repeatable).")
+@click.option("--max-level", type=click.Choice(sorted(IDENTITY_LEVELS)), default=None,
+              help="intercept: only authors whose identity level is at most this.")
 @click.option("--reason", required=True, help="Why (recorded on chain).")
 @click.option("--legal-ref", default="", help="The legal basis (statute, court order...).")
 @_common
 def gov_propose(action: str, target: str | None, service: str | None, emergency: int | None,
-                identity: str | None, min_level: str | None, above: int, weight: int | None, reason: str,
+                identity: str | None, min_level: str | None, above: int, weight: int | None, rule_id: str | None,
+                asset: str | None, counterparties: tuple[str, ...], max_level: str | None, reason: str,
                 legal_ref: str, node_url: str, key: str, keystore: Path | None, wait: bool, timeout: float,
                 as_json: bool) -> None:
-    """Propose a management action (council members only)."""
-    made = make_action(action, target, service, emergency, identity, min_level, above, weight)
+    """Propose a management action (council members only). For intercept, --above is the minimum amount."""
+    made = make_action(action, target, service, emergency, identity, min_level, above, weight, rule_id, asset,
+                       counterparties, max_level)
     _submit(node_url, keystore, key, GovPropose(action=made, reason=reason, legal_ref=legal_ref), b"", wait,
             timeout, as_json)
 

@@ -17,6 +17,8 @@ Keeper of these state keys:
     b"I"  + key               -> IdentityRecord: the identity a provider attested for that key
     b"XI" + identity          -> identity banned by proposal number (all its keys are refused)
     b"Q"  + kind              -> IdentityRule: the identity level entries of that kind need
+    b"T:" + rule id           -> InterceptionRule (data, not code), by proposal number
+    b"Tl"                     -> the interception rules in force: sorted (rule id, decision) pairs
 
 A proposal passes as soon as its yes-weight reaches the threshold of the whole council, or
 at its deadline when the votes cast reach the quorum and yes reaches the threshold of yes
@@ -28,6 +30,7 @@ and auditable like any transfer.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -50,10 +53,12 @@ from ..ledger.operations import (
     Operation,
     RatifyEmergency,
     RegFreeze,
+    RemoveInterceptionRule,
     ResumeService,
     RevokeIdentityProvider,
     SetCouncilMember,
     SetIdentityRule,
+    SetInterceptionRule,
     SuspendService,
     Transfer,
     UnbanIdentity,
@@ -115,6 +120,10 @@ class EmergencyLapsed(ExecutionRejected):
 
 class ServiceSuspended(ExecutionRejected):
     code = "service_suspended"
+
+
+class TransactionIntercepted(ExecutionRejected):
+    code = "transaction_intercepted"
 
 
 class CouncilWouldBeEmpty(ExecutionRejected):
@@ -198,6 +207,22 @@ class IdentityRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     decision: int
 
 
+class InterceptionRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    rule_id: str
+    min_amount: int
+    asset: str
+    counterparties: tuple[bytes, ...]
+    max_identity_level: int
+    decision: int
+
+    def matches(self, transfer: Transfer, author: bytes, author_level: int) -> bool:
+        if transfer.amount < self.min_amount or (self.asset and transfer.asset != self.asset):
+            return False
+        if self.counterparties and author not in self.counterparties and transfer.to not in self.counterparties:
+            return False
+        return self.max_identity_level < 0 or author_level <= self.max_identity_level
+
+
 @dataclass(frozen=True, slots=True)
 class ExecContext:
     """What an entry's execution may depend on besides state: the checkpoint it is in."""
@@ -257,6 +282,61 @@ def banned_identity_key(identity: bytes) -> bytes:
 
 def rule_key(kind: str) -> bytes:
     return b"Q" + kind.encode()
+
+
+def interception_key(rule_id: str) -> bytes:
+    return b"T:" + rule_id.encode()
+
+
+def interception_rules(state: State) -> list[InterceptionRule]:
+    return list(_compiled_rules(state).rules)
+
+
+@dataclass(frozen=True)
+class _CompiledRules:
+    """Interception rules indexed for the gate: by counterparty, and the others by amount."""
+
+    rules: tuple[InterceptionRule, ...]
+    by_party: dict[bytes, tuple[InterceptionRule, ...]]
+    general: tuple[InterceptionRule, ...]  # no counterparties, sorted by min_amount
+    general_amounts: tuple[int, ...]
+
+    def first_match(self, transfer: Transfer, author: bytes, level: int) -> InterceptionRule | None:
+        candidates = [*self.by_party.get(author, ()), *self.by_party.get(transfer.to, ())]
+        candidates.extend(self.general[: bisect.bisect_right(self.general_amounts, transfer.amount)])
+        matching = [r for r in candidates if r.matches(transfer, author, level)]
+        return min(matching, key=lambda r: r.rule_id) if matching else None
+
+
+def _compiled_rules(state: State) -> _CompiledRules:
+    """Decode and index the rules once per rule set: the index names each rule's decision, so
+    within one state it changes whenever a rule does."""
+    raw = state.get(b"Tl") or b""
+    cached = state.derived.get("interception")
+    compiled = cached[1] if cached is not None and cached[0] == raw else None
+    if compiled is None:
+        index = [] if not raw else codec.decode(raw, list[tuple[str, int]])
+        rules = []
+        for rule_id, _ in index:
+            value = state.get(interception_key(rule_id))
+            if value is not None:
+                rules.append(codec.decode(value, InterceptionRule))
+        by_party: dict[bytes, list[InterceptionRule]] = {}
+        for rule in rules:
+            for party in rule.counterparties:
+                by_party.setdefault(party, []).append(rule)
+        general = sorted((r for r in rules if not r.counterparties), key=lambda r: (r.min_amount, r.rule_id))
+        compiled = _CompiledRules(tuple(rules), {k: tuple(v) for k, v in by_party.items()}, tuple(general),
+                                  tuple(r.min_amount for r in general))
+        state.derived["interception"] = (raw, compiled)
+    return compiled
+
+
+def _set_rule_index(state: State, index: dict[str, int]) -> None:
+    if index:
+        state.set(b"Tl", codec.encode(sorted(index.items())))
+    else:
+        state.delete(b"Tl")
 
 
 def identity_of(state: State, key: bytes) -> IdentityRecord | None:
@@ -388,6 +468,18 @@ def _carry_out(ctx: ExecContext, state: State, number: int, action: GovAction) -
             raise EmergencyLapsed(f"emergency {action.emergency} lapsed at {emergency.expires_ms}")
         state.set(emergency_key(emergency.number), codec.encode(msgspec.structs.replace(emergency, ratified_by=number)))
         state.set(frozen_key(emergency.account), decision)
+    elif isinstance(action, SetInterceptionRule | RemoveInterceptionRule):
+        raw = state.get(b"Tl")
+        index = {} if raw is None else dict(codec.decode(raw, list[tuple[str, int]]))
+        if isinstance(action, SetInterceptionRule):
+            rule = InterceptionRule(action.rule_id, action.min_amount, action.asset, tuple(action.counterparties),
+                                    action.max_identity_level, number)
+            state.set(interception_key(action.rule_id), codec.encode(rule))
+            index[action.rule_id] = number
+        else:
+            state.delete(interception_key(action.rule_id))
+            index.pop(action.rule_id, None)
+        _set_rule_index(state, index)
     elif isinstance(action, SetCouncilMember):
         if action.weight == 0 and council_total(state) - council_weight(state, action.key) <= 0:
             raise CouncilWouldBeEmpty("the council cannot remove its last member")
@@ -486,6 +578,11 @@ def compliance_gate(ctx: ExecContext, state: State, header: EntryHeader, op: Ope
             cause = frozen_by(state, party, ctx.time_ms)
             if cause:
                 raise AccountFrozen("a party of this transfer is frozen", cause)
+        level = identity.level if identity is not None and identity.expires_ms > ctx.time_ms else -1
+        interception = _compiled_rules(state).first_match(op, header.author, max(level, 0))
+        if interception is not None:
+            raise TransactionIntercepted(f"intercepted by rule {interception.rule_id!r}",
+                                         f"proposal:{interception.decision}")
 
 
 # --- rule dry-run: what a proposed action would have refused ---------------------------------
@@ -499,6 +596,7 @@ class _Overlay(State):
     def __init__(self, base: State) -> None:  # no super().__init__: nothing of its own to commit
         self._base = base
         self._changes: dict[bytes, bytes | None] = {}
+        self.derived = {}
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._changes:

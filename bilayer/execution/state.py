@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .. import codec
 from .merkle import inclusion_proof, leaf_hash, root_from_inclusion, root_of_hashes, verify_inclusion
@@ -65,6 +66,7 @@ class State:
         self._buckets: list[dict[bytes, bytes]] = [{} for _ in range(BUCKETS)]
         self._bucket_roots: list[bytes | None] = [None] * BUCKETS
         self._dirty: set[bytes] = set()
+        self.derived: dict[str, Any] = {}  # caches of decoded state, owned by the modules that fill them
         for key, value in items:
             self.set(key, value)
         self._dirty.clear()

@@ -19,6 +19,7 @@ from ..genesis import ChainParams
 from ..keys.address import PUBLIC_KEY_SIZE, address_from_public_key
 
 _ASSET = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
+_RULE_ID = re.compile(r"[a-z0-9_-]{1,32}")
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 MAX_AMOUNT = 2**63 - 1
 
@@ -171,6 +172,23 @@ class SetIdentityRule(msgspec.Struct, frozen=True, tag="set_identity_rule", forb
     above_amount: int = 0
 
 
+class SetInterceptionRule(msgspec.Struct, frozen=True, tag="set_interception_rule", forbid_unknown_fields=True):
+    """Intercept transfers, as data: those of at least `min_amount` (of `asset`, if given),
+    touching a listed counterparty (if any are listed), whose author's identity level is at
+    most `max_identity_level` (-1: any author) are REJECTED (`transaction_intercepted`)."""
+
+    rule_id: str
+    min_amount: int = 0
+    asset: str = ""
+    counterparties: tuple[bytes, ...] = ()
+    max_identity_level: int = -1
+
+
+class RemoveInterceptionRule(msgspec.Struct, frozen=True, tag="remove_interception_rule",
+                             forbid_unknown_fields=True):
+    rule_id: str
+
+
 class SetCouncilMember(msgspec.Struct, frozen=True, tag="set_council_member", forbid_unknown_fields=True):
     """Add a council member, change its weight, or (weight 0) remove it."""
 
@@ -181,7 +199,7 @@ class SetCouncilMember(msgspec.Struct, frozen=True, tag="set_council_member", fo
 GovAction = (
     FreezeAccount | UnfreezeAccount | BanKey | UnbanKey | SuspendService | ResumeService | RatifyEmergency
     | AppointIdentityProvider | RevokeIdentityProvider | BanIdentity | UnbanIdentity | SetIdentityRule
-    | SetCouncilMember
+    | SetCouncilMember | SetInterceptionRule | RemoveInterceptionRule
 )
 
 MANAGEMENT_PREFIXES = ("gov.", "reg.", "id.")
@@ -203,6 +221,16 @@ def _check_action(action: GovAction) -> None:
     elif isinstance(action, AppointIdentityProvider | RevokeIdentityProvider):
         if len(action.key) != PUBLIC_KEY_SIZE:
             raise InvalidOperation("an identity provider is a 32-byte public key")
+    elif isinstance(action, SetInterceptionRule | RemoveInterceptionRule):
+        if not _RULE_ID.fullmatch(action.rule_id):
+            raise InvalidOperation("rule_id: 1-32 characters of a-z, 0-9, '-' and '_'")
+        if isinstance(action, SetInterceptionRule):
+            if action.min_amount < 0 or (action.asset and not _ASSET.fullmatch(action.asset)):
+                raise InvalidOperation("min_amount is not negative and asset, if given, is an asset name")
+            if len(action.counterparties) > 1000 or any(len(c) != PUBLIC_KEY_SIZE for c in action.counterparties):
+                raise InvalidOperation("counterparties: at most 1000 public keys of 32 bytes")
+            if action.max_identity_level not in (-1, *IDENTITY_LEVELS.values()):
+                raise InvalidOperation("max_identity_level is -1 (any author), 0, 1 or 2")
     elif isinstance(action, SetCouncilMember):
         if len(action.key) != PUBLIC_KEY_SIZE or not 0 <= action.weight <= 1_000_000:
             raise InvalidOperation("a council member is a 32-byte public key with a weight of 0..1000000")
@@ -224,6 +252,8 @@ def _action_view(action: GovAction) -> dict[str, Any]:
             del view[field]
     if isinstance(action, BanIdentity | UnbanIdentity):
         view["identity"] = action.identity.hex()
+    if isinstance(action, SetInterceptionRule):
+        view["counterparties"] = [address_from_public_key(c) for c in action.counterparties]
     return dict(view)
 
 
