@@ -204,7 +204,7 @@ class SimNode:
     def holds(self, entry_id: bytes) -> bool:
         return self.dag.holds(entry_id)
 
-    def receive_entry(self, entry_id: bytes, header: EntryHeader, from_client: bool) -> str:
+    def receive_entry(self, entry_id: bytes, header: EntryHeader) -> str:
         """Place an entry as the node's ingest does: 'placed', 'orphan', 'known' or 'refused'."""
         if entry_id in self.dag:
             return "known"
@@ -288,7 +288,7 @@ class SimNode:
             self.step(MessageReceived(consensus))
         elif kind == "entries":
             for entry_id, header in message[1]:
-                self.receive_entry(entry_id, header, from_client=False)
+                self.receive_entry(entry_id, header)
         elif kind == "want":
             found = tuple((i, self.headers[i]) for i in message[1] if i in self.headers)
             if found:
@@ -498,7 +498,7 @@ class World:
         header = EntryHeader(ENTRY_VERSION, CHAIN_ID, user.public_key, seq, tuple(parents), self.now, "transfer",
                              codec.encode(op), codec.sha256(b""), 0, bytes(8))
         entry_id = codec.sha256(codec.encode(header))
-        if node.receive_entry(entry_id, header, from_client=True) in ("placed", "orphan") and seq == len(chain):
+        if node.receive_entry(entry_id, header) in ("placed", "orphan") and seq == len(chain):
             chain.append(entry_id)
         self.submitted.append(entry_id)
         return entry_id
