@@ -651,3 +651,19 @@ def test_junk_checkpoint_from_a_peer_does_not_block_the_real_one(node: Node) -> 
     finality.on_finalized(FinalizedCheckpoint(junk, CommitCertificate(1, 0, junk.id, ())))  # no signatures at all
     finality.on_finalized(real)
     assert node.chain.height == 1
+
+
+def test_a_quorum_certified_checkpoint_with_other_roots_halts_the_node_loudly(node: Node) -> None:
+    from bilayer.node.finality import Finality
+
+    node.add(S.fund, S.overspend)
+    real = next_checkpoint(node.chain, [OVERSPEND])
+    diverged = finalize(msgspec.structs.replace(real, state_root=OTHER_VALUE))  # a quorum signed other roots
+    node.ingest.header_of = node.headers.get  # type: ignore[method-assign]
+    finality = Finality(node.chain, node.ingest, OUTSIDER, lambda message: None, lambda start, count: None)
+    finality.on_finalized(diverged)
+    assert finality.halted is not None and OTHER_VALUE.hex() in finality.halted
+    assert node.chain.height == 0
+    marker = node.storage.path.parent / "HALTED"
+    assert OTHER_VALUE.hex() in marker.read_text()
+    assert finality.status()["halted"] == finality.halted

@@ -302,8 +302,15 @@ class Finality:
         self.request_checkpoints(self.chain.height + 1, SYNC_BATCH)
 
     def _halt(self, diagnostic: str) -> None:
+        """Stop finalizing, say why in the log, the status and a HALTED file beside the data."""
         self.halted = diagnostic
         log.critical("HALTED: this node's state diverged from the quorum's. %s", diagnostic)
+        marker = self.chain.storage.path.parent / "HALTED"
+        try:
+            marker.write_text(f"{diagnostic}\nThis node stopped finalizing rather than diverge. Its data is kept"
+                              " for inspection; resync it from a trusted node.\n")
+        except OSError as exc:
+            log.critical("cannot write %s: %s", marker, exc)
         self.stop()
 
     def _record_equivocation(self, action: Equivocation) -> None:
