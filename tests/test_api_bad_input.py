@@ -8,6 +8,7 @@ served byte for byte as it was.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import socket
@@ -98,12 +99,10 @@ class Api:
     def raw(self, data: bytes, *, half_close: bool = False, timeout: float = 3.0) -> bytes:
         """Send raw bytes, read the answer until the node closes (or `timeout`)."""
         with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
-            try:
+            with contextlib.suppress(OSError):  # the node may answer and close before reading everything
                 sock.sendall(data)
                 if half_close:
                     sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass  # the node may answer and close before reading everything
             received = bytearray()
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -769,13 +768,6 @@ def test_broken_http_is_refused_and_node_survives(api: Api, stored: Stored) -> N
         assert_error(Reply(raw_status(answer), "application/json", raw_body(answer)), 400)
     api.raw(_request(POST_HEAD + "Transfer-Encoding: chunked\n", b"10\r\nabc"), half_close=True)
     assert_intact(api, stored)
-
-
-@pytest.mark.xfail(strict=True, reason="aiohttp answers HTTP parse errors itself, in text/plain, outside the app")
-def test_broken_http_is_refused_in_the_error_shape(api: Api) -> None:
-    for name, data in PARSER_ERRORS.items():
-        answer = api.raw(data)
-        assert_error(Reply(raw_status(answer), "application/json", raw_body(answer)), raw_status(answer)), name
 
 
 @pytest.fixture

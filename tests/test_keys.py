@@ -421,19 +421,6 @@ def test_keystore_path_that_is_a_file(tmp_path: Path) -> None:
         store.info("alice")
 
 
-def test_unreadable_keystore_is_a_keystore_error(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads and writes any file")
-    store = Keystore(tmp_path / "keys")
-    store.create("alice")
-    store.path.chmod(0o500)
-    try:
-        with pytest.raises(KeystoreError):
-            store.create("bob")
-    finally:
-        store.path.chmod(0o700)
-
-
 # --- signatures -------------------------------------------------------------------------
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -109,8 +108,9 @@ def test_new_routes_are_described() -> None:
 
 
 def test_document_passes_the_openapi_validator() -> None:
-    validator = pytest.importorskip("openapi_spec_validator")
-    validator.validate(document())
+    import openapi_spec_validator
+
+    openapi_spec_validator.validate(document())
 
 
 # --- what the routes answer matches what the document says ----------------------------------

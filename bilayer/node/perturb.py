@@ -161,7 +161,7 @@ class _Load:
             self.stop.wait(max(0.0, next_at - time.monotonic()))
 
 
-def _apply(node: dict[str, Any], action: str, directory: Path) -> None:
+def _apply(node: dict[str, Any], action: str) -> None:
     pid = node.get("pid")
     if action == "kill" and pid:
         os.kill(pid, signal.SIGKILL)
@@ -204,7 +204,7 @@ def run_campaign(manifest: Manifest, directory: Path | None = None,
             for p in sorted(manifest.perturb, key=lambda p: p.at_s):
                 time.sleep(max(0.0, started + p.at_s - time.monotonic()))
                 node = by_name[p.node]
-                _apply(node, p.action, where)
+                _apply(node, p.action)
                 if p.action == "pause":
                     paused.add(p.node)
                 elif p.action == "resume":
@@ -221,9 +221,9 @@ def run_campaign(manifest: Manifest, directory: Path | None = None,
             loader.join(15)
             progress("healing: resume, reconnect, restart")
             for name in paused:
-                _apply(by_name[name], "resume", where)
+                _apply(by_name[name], "resume")
             for name in cut:
-                _apply(by_name[name], "reconnect", where)
+                _apply(by_name[name], "reconnect")
             localnet.write_manifest(where, net)
             localnet.up(where)
             _check(net, load.acknowledged, manifest.settle_s, result, progress)
