@@ -2,7 +2,8 @@
 
 Keeper of these state keys:
 
-    b"C"  + key               -> council weight (from genesis)
+    b"C"  + key               -> council weight (from genesis, changed by proposals)
+    b"Ct"                     -> the council's total weight
     b"Gn"                     -> the last proposal number
     b"Gp" + number (8 bytes)  -> ProposalRecord
     b"Gv" + number + voter    -> the voter's choice
@@ -346,7 +347,7 @@ def identity_of(state: State, key: bytes) -> IdentityRecord | None:
 
 def init_genesis(state: State, genesis: Genesis) -> None:
     for member in genesis.council:
-        state.set(council_key(bytes.fromhex(member.public_key)), codec.encode(member.weight))
+        set_council_weight(state, bytes.fromhex(member.public_key), member.weight)
     for regulator in genesis.regulators:
         state.set(regulator_key(bytes.fromhex(regulator.public_key)), codec.encode(regulator.name))
 
@@ -368,8 +369,18 @@ def council_weight(state: State, key: bytes) -> int:
     return 0 if raw is None else codec.decode(raw, int)
 
 
+COUNCIL_TOTAL = b"Ct"
+
+
 def council_total(state: State) -> int:
-    return sum(codec.decode(value, int) for key, value in state.items() if key[:1] == b"C")
+    """Kept in its own key: a vote must not scan the whole state."""
+    raw = state.get(COUNCIL_TOTAL)
+    return 0 if raw is None else codec.decode(raw, int)
+
+
+def set_council_weight(state: State, key: bytes, weight: int) -> None:
+    state.set(COUNCIL_TOTAL, codec.encode(council_total(state) - council_weight(state, key) + weight))
+    state.set(council_key(key), codec.encode(weight))
 
 
 def get_proposal(state: State, number: int) -> ProposalRecord:
@@ -483,7 +494,7 @@ def _carry_out(ctx: ExecContext, state: State, number: int, action: GovAction) -
     elif isinstance(action, SetCouncilMember):
         if action.weight == 0 and council_total(state) - council_weight(state, action.key) <= 0:
             raise CouncilWouldBeEmpty("the council cannot remove its last member")
-        state.set(council_key(action.key), codec.encode(action.weight))  # weight 0: no longer a member
+        set_council_weight(state, action.key, action.weight)  # weight 0: no longer a member
     elif isinstance(action, AppointIdentityProvider):
         state.set(provider_key(action.key), decision)
     elif isinstance(action, RevokeIdentityProvider):
