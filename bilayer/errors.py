@@ -152,6 +152,20 @@ class NotFound(BilayerError):
     http_status = 404
 
 
+class PayloadWithheld(BilayerError):
+    """The payload was deleted by a decision (a redaction, or a content rule): only its tombstone remains."""
+
+    code = "payload_withheld"
+    http_status = 410
+
+
+class ContentRefused(BilayerError):
+    """A content rule in force blocks this payload: no node serves it."""
+
+    code = "content_blocked"
+    http_status = 451
+
+
 class BadRequest(BilayerError):
     """The request is malformed."""
 

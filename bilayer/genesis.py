@@ -54,7 +54,9 @@ class GovernanceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     and yes-weight `threshold_bps` of the votes cast. A passed proposal executes no earlier
     than `timelock_ms` after it passed (basis points: 10000 = 100%). However heavy one member
     is, no proposal passes with fewer than `min_approvals` distinct yes-voters. A regulator's
-    emergency freeze lapses unless the council ratifies it within `emergency_ratify_ms`."""
+    emergency freeze lapses unless the council ratifies it within `emergency_ratify_ms`; a
+    transfer held for review is rejected if no regulator decides it within `review_ms`, unless
+    its rule sets its own window."""
 
     min_approvals: int = 2
     emergency_ratify_ms: int = 72 * 3600 * 1000
@@ -62,6 +64,7 @@ class GovernanceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     threshold_bps: int = 6666  # two thirds (2 of 3 members pass)
     voting_period_ms: int = 7 * 24 * 3600 * 1000
     timelock_ms: int = 24 * 3600 * 1000
+    review_ms: int = 72 * 3600 * 1000  # how long a held transfer waits for a regulator by default
 
 
 class GenesisRegulator(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -379,6 +379,9 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
         ],
         "/v1/gov/council": [("/v1/gov/council" + ignoring, 404, "not_found")],
         "/v1/compliance": [("/v1/compliance" + ignoring, 404, "not_found")],
+        "/v1/compliance/review": [(f"/v1/compliance/review{q}", 404, "not_found")
+                                  for q in ("", "?limit=abc", ignoring)],
+        "/v1/params": [("/v1/params" + ignoring, 404, "not_found")],
         "/v1/audit/actions": [(f"/v1/audit/actions{q}", 404, "not_found") for q in ("", "?before=abc", ignoring)],
         "/v1/gov/dry-run": [(f"/v1/gov/dry-run{q}", 404, "not_found") for q in ("", "?action=nuke", ignoring)],
         "/v1/identities/{address}": [(f"/v1/identities/{bad}", 400, "invalid_address") for bad in bad_addresses]

@@ -124,6 +124,12 @@ def _valid_bodies() -> st.SearchStrategy[tuple[str, bytes]]:
         st.builds(ops.SetIdentityRule, st.text(max_size=12), st.integers(-2, 5), st.integers(-5, 2**40)),
         st.builds(ops.SetCouncilMember, key, st.integers(-5, 2**40)),
         st.builds(ops.BanIdentity, st.binary(max_size=20)),
+        st.builds(ops.SetContentRule, st.text(max_size=12), st.binary(max_size=40), st.text(max_size=70),
+                  st.text(max_size=20), st.integers(-5, 2**40)),
+        st.builds(ops.RedactEntries, st.lists(st.binary(max_size=40), max_size=3).map(tuple), st.text(max_size=50)),
+        st.builds(ops.RecoverAssets, key, key, st.lists(st.text(max_size=5), max_size=3).map(tuple)),
+        st.builds(ops.SetInterceptionRule, st.text(max_size=12), st.integers(-5, 2**40), st.text(max_size=5),
+                  st.just(()), st.integers(-3, 3), st.text(max_size=8), st.integers(-5, 2**40)),
     )
     management = st.one_of(
         st.builds(ops.GovPropose, action=action, reason=st.text(max_size=50), legal_ref=st.text(max_size=20)),
@@ -132,6 +138,8 @@ def _valid_bodies() -> st.SearchStrategy[tuple[str, bytes]]:
         st.builds(ops.RegFreeze, account=key, reason=st.text(max_size=50), legal_ref=st.text(max_size=20)),
         st.builds(ops.IdAttest, subject=key, identity=st.binary(max_size=20), level=st.integers(-2, 5),
                   expires_ms=st.integers(-5, 2**50)),
+        st.builds(ops.RegReview, entry=key, decision=st.sampled_from(["release", "reject", "keep"]),
+                  reason=st.text(max_size=50)),
     )
     return st.one_of(
         data.map(lambda d: ("data", codec.encode(d))),
@@ -253,6 +261,7 @@ def test_every_operation_kind_is_fuzzed(kind: str) -> None:
         "gov.execute": ops.GovExecute(proposal=1),
         "gov.cancel": ops.GovCancel(proposal=1),
         "reg.freeze": ops.RegFreeze(account=bytes(32), reason="r", legal_ref=""),
+        "reg.review": ops.RegReview(entry=bytes(32), decision="release", reason="r"),
         "id.attest": ops.IdAttest(subject=bytes(32), identity=bytes(16), level=1, expires_ms=1),
     }
     assert kind in bodies, f"add a valid {kind!r} body to this test and to _valid_bodies"

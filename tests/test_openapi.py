@@ -100,7 +100,9 @@ def test_new_routes_are_described() -> None:
     wait = next(p for p in entry["parameters"] if p["name"] == "wait")
     assert wait["in"] == "query" and (wait["schema"]["minimum"], wait["schema"]["maximum"]) == (0, 30)
     entry_schema = schemas["Entry"]["properties"]
-    assert entry_schema["status"]["enum"] == ["PENDING", "FINAL", "REJECTED"]
+    assert entry_schema["status"]["enum"] == ["PENDING", "FINAL", "REJECTED", "HELD"]
+    assert {"tombstone", "review"} <= set(entry_schema)
+    assert {"410", "451"} <= set(paths["/v1/entries/{entry_id}/payload"]["get"]["responses"])
     assert {"height", "index", "reason"} <= set(entry_schema)
 
     evidence = paths["/v1/evidence"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]

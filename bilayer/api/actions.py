@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
 from ..errors import BadRequest
+from ..genesis import ChainParams
 from ..keys.address import public_key_from_address
 from ..ledger.operations import (
     IDENTITY_ID_SIZE,
@@ -13,9 +20,14 @@ from ..ledger.operations import (
     FreezeAccount,
     GovAction,
     RatifyEmergency,
+    RecoverAssets,
+    RedactEntries,
+    RemoveContentRule,
     RemoveInterceptionRule,
     ResumeService,
     RevokeIdentityProvider,
+    SetChainParams,
+    SetContentRule,
     SetCouncilMember,
     SetIdentityRule,
     SetInterceptionRule,
@@ -27,7 +39,36 @@ from ..ledger.operations import (
 
 ACTIONS = ("freeze", "unfreeze", "ban", "unban", "suspend", "resume", "ratify", "appoint-provider",
            "revoke-provider", "ban-identity", "unban-identity", "identity-rule", "council-member",
-           "intercept", "remove-intercept")
+           "intercept", "remove-intercept", "content-rule", "remove-content-rule", "redact", "recover",
+           "chain-params")
+
+
+@dataclass(frozen=True)
+class ActionOptions:
+    """Everything a user may say about an action; each action reads the options it needs."""
+
+    target: str | None = None
+    service: str | None = None
+    emergency: int | None = None
+    identity: str | None = None
+    min_level: str | None = None
+    above: int = 0
+    weight: int | None = None
+    rule_id: str | None = None
+    asset: str | None = None
+    counterparties: tuple[str, ...] = ()
+    max_level: str | None = None
+    outcome: str = "reject"
+    review_ms: int = 0
+    payload_hash: str | None = None
+    keyword: str | None = None
+    media_type: str | None = None
+    max_size: int | None = None
+    entries: tuple[str, ...] = ()
+    reason_code: str | None = None
+    to: str | None = None
+    assets: tuple[str, ...] = ()
+    params: dict[str, int] = field(default_factory=dict)
 
 
 def parse_identity(text: str | None) -> bytes:
@@ -40,50 +81,106 @@ def parse_identity(text: str | None) -> bytes:
     return identity
 
 
-def make_action(action: str, target: str | None, service: str | None, emergency: int | None,
-                identity: str | None = None, min_level: str | None = None, above: int = 0,
-                weight: int | None = None, rule_id: str | None = None, asset: str | None = None,
-                counterparties: tuple[str, ...] = (), max_level: str | None = None) -> GovAction:
-    if action in ("intercept", "remove-intercept"):
-        if not rule_id:
-            raise BadRequest(f"--action {action} needs --rule-id")
-        if action == "remove-intercept":
-            return RemoveInterceptionRule(rule_id)
-        return SetInterceptionRule(
-            rule_id=rule_id, min_amount=above, asset=asset or "",
-            counterparties=tuple(public_key_from_address(c) for c in counterparties),
-            max_identity_level=IDENTITY_LEVELS[max_level] if max_level else -1,
-        )
+def _hex32(text: str, what: str) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise BadRequest(f"{what} is 64 hex characters")
+    return value
+
+
+def _rule_action(action: str, o: ActionOptions) -> GovAction:
+    if not o.rule_id:
+        raise BadRequest(f"--action {action} needs --rule-id")
+    if action == "remove-intercept":
+        return RemoveInterceptionRule(o.rule_id)
+    if action == "remove-content-rule":
+        return RemoveContentRule(o.rule_id)
+    if action == "content-rule":
+        return SetContentRule(rule_id=o.rule_id, payload_hash=_hex32(o.payload_hash, "--payload-hash")
+                              if o.payload_hash else b"", keyword=o.keyword or "", media_type=o.media_type or "",
+                              max_size=-1 if o.max_size is None else o.max_size)
+    return SetInterceptionRule(
+        rule_id=o.rule_id, min_amount=o.above, asset=o.asset or "",
+        counterparties=tuple(public_key_from_address(c) for c in o.counterparties),
+        max_identity_level=IDENTITY_LEVELS[o.max_level] if o.max_level else -1,
+        outcome=o.outcome, review_ms=o.review_ms,
+    )
+
+
+def _chain_params(current: ChainParams, changes: dict[str, int]) -> ChainParams:
+    unknown = sorted(set(changes) - set(ChainParams.__struct_fields__))
+    if unknown or not changes:
+        raise BadRequest(f"--action chain-params needs --param NAME=VALUE with NAME one of"
+                         f" {', '.join(ChainParams.__struct_fields__)}")
+    return msgspec.structs.replace(current, **changes)
+
+
+def make_action(action: str, o: ActionOptions, current_params: ChainParams | None = None) -> GovAction:
+    """`current_params`: the parameters in force, which chain-params changes only where told."""
+    if action in ("intercept", "remove-intercept", "content-rule", "remove-content-rule"):
+        return _rule_action(action, o)
+    if action == "redact":
+        if not o.entries or not o.reason_code:
+            raise BadRequest("--action redact needs --entry ID (repeatable) and --reason-code")
+        return RedactEntries(tuple(_hex32(e, "an entry id") for e in o.entries), o.reason_code)
+    if action == "chain-params":
+        return SetChainParams(_chain_params(current_params or ChainParams(), o.params))
     if action in ("ban-identity", "unban-identity"):
-        parsed = parse_identity(identity)
+        parsed = parse_identity(o.identity)
         return BanIdentity(parsed) if action == "ban-identity" else UnbanIdentity(parsed)
     if action == "identity-rule":
-        if not service or min_level is None:
+        if not o.service or o.min_level is None:
             raise BadRequest("--action identity-rule needs --service KIND and --min-level")
-        return SetIdentityRule(kind=service, min_level=IDENTITY_LEVELS[min_level], above_amount=above)
+        return SetIdentityRule(kind=o.service, min_level=IDENTITY_LEVELS[o.min_level], above_amount=o.above)
     if action in ("suspend", "resume"):
-        if not service:
+        if not o.service:
             raise BadRequest(f"--action {action} needs --service KIND (an operation kind, e.g. data)")
-        return SuspendService(service) if action == "suspend" else ResumeService(service)
+        return SuspendService(o.service) if action == "suspend" else ResumeService(o.service)
     if action == "ratify":
-        if emergency is None:
+        if o.emergency is None:
             raise BadRequest("--action ratify needs --emergency NUMBER")
-        return RatifyEmergency(emergency)
-    if not target:
+        return RatifyEmergency(o.emergency)
+    if not o.target:
         raise BadRequest(f"--action {action} needs --target ADDRESS")
-    key = public_key_from_address(target)
+    key = public_key_from_address(o.target)
+    if action == "recover":
+        if not o.to or not o.assets:
+            raise BadRequest("--action recover needs --target LOST_ADDRESS, --to NEW_ADDRESS and --asset (repeatable)")
+        return RecoverAssets(key, public_key_from_address(o.to), tuple(o.assets))
     if action == "council-member":
-        if weight is None:
+        if o.weight is None:
             raise BadRequest("--action council-member needs --weight (0 removes the member)")
-        return SetCouncilMember(key, weight)
-    if action == "appoint-provider":
-        return AppointIdentityProvider(key)
-    if action == "revoke-provider":
-        return RevokeIdentityProvider(key)
-    if action == "freeze":
-        return FreezeAccount(key)
-    if action == "unfreeze":
-        return UnfreezeAccount(key)
-    if action == "ban":
-        return BanKey(key)
-    return UnbanKey(key)
+        return SetCouncilMember(key, o.weight)
+    simple: dict[str, type[FreezeAccount | UnfreezeAccount | BanKey | UnbanKey | AppointIdentityProvider
+                          | RevokeIdentityProvider]] = {
+        "appoint-provider": AppointIdentityProvider, "revoke-provider": RevokeIdentityProvider,
+        "freeze": FreezeAccount, "unfreeze": UnfreezeAccount, "ban": BanKey, "unban": UnbanKey}
+    return simple[action](key)
+
+
+def options_from_query(query: Mapping[str, str], getall: Callable[[str, list[str]], list[str]]) -> ActionOptions:
+    """The same options from an HTTP query (repeat a name for a list; `param=NAME=VALUE`)."""
+    values: dict[str, Any] = {}
+    for name, spec in ActionOptions.__dataclass_fields__.items():
+        if name == "params":
+            changes = {}
+            for text in getall("param", []):
+                key, _, raw = text.partition("=")
+                changes[key] = _int(raw, "param")
+            values[name] = changes
+        elif spec.type in ("tuple[str, ...]",):
+            values[name] = tuple(getall(name, []))
+        elif name in query:
+            raw = query[name]
+            values[name] = _int(raw, name) if spec.type in ("int", "int | None") else raw
+    return ActionOptions(**values)
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest(f"query parameter {name!r} is an integer") from None

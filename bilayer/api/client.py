@@ -69,8 +69,8 @@ class NodeClient:
         return dict(self.get(f"/v1/entries/{entry_id}"))
 
     def wait_for_outcome(self, entry_id: str, timeout: float) -> dict[str, Any]:
-        """Block until the entry is FINAL or REJECTED (or merely stored on a chain without
-        validators); the node long-polls, so the answer comes as soon as it is known."""
+        """Block until the entry is FINAL, REJECTED or HELD for review (or merely stored on a
+        chain without validators); the node long-polls, so the answer comes as soon as it is known."""
         deadline = time.monotonic() + timeout
         finality = bool(self.status().get("finality"))
         while True:
@@ -85,7 +85,7 @@ class NodeClient:
                 view = {"status": "ORPHAN"}
                 time.sleep(0.1)
             status = view.get("status")
-            if status in ("FINAL", "REJECTED") or (status == "PENDING" and not finality):
+            if status in ("FINAL", "REJECTED", "HELD") or (status == "PENDING" and not finality):
                 return dict(view)
 
     def submit(self, signed: SignedEntry) -> dict[str, Any]:

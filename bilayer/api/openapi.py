@@ -81,7 +81,17 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             "signature": _hex("Ed25519 signature"),
             "header_bytes": {"type": "string", "format": "byte", "description": "canonical header (base64)"},
             "payload": {"type": "string", "format": "byte", "description": "payload bytes (base64)"},
-            "status": {"type": "string", "enum": ["PENDING", "FINAL", "REJECTED"]},
+            "status": {"type": "string", "enum": ["PENDING", "FINAL", "REJECTED", "HELD"]},
+            "tombstone": {
+                "type": "object", "description": "present instead of `payload` when a decision deleted the payload",
+                "properties": {"decision": {"type": "string", "description": "proposal:N"},
+                               "reason_code": {"type": "string"}, "time_ms": {"type": "integer"},
+                               "height": {"type": "integer"}},
+            },
+            "payload_refused": {"type": "string", "description": "present instead of `payload` when a content rule"
+                                " in force blocks it (the entry is not yet ordered)"},
+            "review": {"type": "object", "description": "HELD entries: the review record (status held, released,"
+                       " rejected or expired; deadline; the regulator's decision entry)"},
             "height": {"type": "integer", "minimum": 1, "description": "checkpoint that ordered it (not PENDING)"},
             "index": {"type": "integer", "minimum": 0, "description": "position in that checkpoint's order"},
             "reason": {
@@ -310,8 +320,11 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             "/v1/entries/{entry_id}/payload": {
                 "get": {
                     "summary": "The raw payload bytes (served as an attachment)",
+                    "description": "410 `payload_withheld` (with the tombstone in the error's details) when a"
+                                   " redaction or a content rule deleted the payload; 451 `content_blocked` when a"
+                                   " content rule in force blocks an entry not yet ordered.",
                     "parameters": [_id_param()],
-                    "responses": {"200": {"description": "payload bytes"}, **_errors(400, 404)},
+                    "responses": {"200": {"description": "payload bytes"}, **_errors(400, 404, 410, 451)},
                 }
             },
             "/v1/authors/{address}": {
@@ -422,8 +435,26 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             "/v1/compliance": {
                 "get": {
                     "summary": "Freezes, bans, suspended services, identity providers, banned identities, identity"
-                               " rules and emergencies, each with the decision behind it",
+                               " rules, interception and content rules, the review queue, redactions and"
+                               " emergencies, each with the decision behind it",
                     "responses": {"200": _json({"type": "object"}, "what is enforced"), **_errors(404)},
+                }
+            },
+            "/v1/compliance/review": {
+                "get": {
+                    "summary": "Transfers held for review by an interception rule, soonest deadline first; a"
+                               " regulator decides each with a `reg.review` entry",
+                    "parameters": [
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    ],
+                    "responses": {"200": _json({"type": "object"}, "the review queue"), **_errors(400, 404)},
+                }
+            },
+            "/v1/params": {
+                "get": {
+                    "summary": "The chain parameters in force (changed by proposal), and the loosest the chain ever"
+                               " had, which peers' older entries are checked against",
+                    "responses": {"200": _json({"type": "object"}, "chain parameters"), **_errors(404)},
                 }
             },
             "/v1/gov/dry-run": {
@@ -438,6 +469,15 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                         {"name": "min_level", "in": "query", "schema": {"type": "string"}},
                         {"name": "above", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                         {"name": "emergency", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        *({"name": name, "in": "query", "schema": {"type": "string"}} for name in (
+                            "rule_id", "asset", "max_level", "outcome", "payload_hash", "keyword", "media_type",
+                            "reason_code", "to")),
+                        *({"name": name, "in": "query", "schema": {"type": "integer", "minimum": 0}}
+                          for name in ("max_size", "review_ms", "weight")),
+                        *({"name": name, "in": "query", "schema": {"type": "array", "items": {"type": "string"}},
+                           "style": "form", "explode": True} for name in ("counterparties", "entries", "assets")),
+                        {"name": "param", "in": "query", "description": "chain-params: NAME=VALUE, repeatable",
+                         "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": True},
                         {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 1}},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     ],

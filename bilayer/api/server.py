@@ -16,27 +16,46 @@ import msgspec
 from aiohttp import web
 
 from .. import __version__, codec
-from ..errors import BadEncoding, BadRequest, BilayerError, NotFound, RateLimited
+from ..errors import BadEncoding, BadRequest, BilayerError, ContentRefused, NotFound, PayloadWithheld, RateLimited
 from ..execution.errors import ExecutionRejected
 from ..execution.governance import (
     ExecContext,
+    HeldRecord,
     IdentityRule,
     ProposalNotFound,
+    RedactionRecord,
     banned_identity_key,
+    blocking_content_rule,
+    chain_params,
+    content_keywords,
+    content_rules,
     dry_run,
     emergency_count,
     get_emergency,
     get_proposal,
+    held_of,
     identity_of,
     interception_rules,
+    keywords_in,
+    loosest_params,
+    review_queue,
     vote_key,
 )
+from ..execution.state import State
 from ..keys.address import address_from_public_key, public_key_from_address
 from ..ledger.entry import EntryHeader, SignedEntry
-from ..ledger.operations import IDENTITY_LEVELS, decode_operation, operation_kinds
+from ..ledger.operations import (
+    IDENTITY_LEVELS,
+    INTERCEPTION_OUTCOMES,
+    Data,
+    GovPropose,
+    SetContentRule,
+    decode_operation,
+    operation_kinds,
+)
 from ..node.ingest import Status, SubmitResult
 from ..node.ratelimit import RateLimiter
-from .actions import ACTIONS, make_action
+from .actions import ACTIONS, make_action, options_from_query
 from .openapi import openapi_document
 from .views import b64, council_view, finalized_view, fork_view, proposal_view, stored_view
 
@@ -210,7 +229,20 @@ async def get_entry(request: web.Request) -> web.Response:
         if entry_id in node.ingest.orphans:
             return json_response({"id": entry_id.hex(), "status": "orphan"}, 202)
         raise NotFound(f"no entry {entry_id.hex()} on this node")
-    return json_response(stored_view(stored, node.storage.result(entry_id)))
+    result = node.storage.result(entry_id)
+    held = None
+    if result is not None and result.outcome == "HELD" and node.chain is not None:
+        record = held_of(node.chain.state, entry_id)
+        held = None if record is None else _held_view(record)
+    view = stored_view(stored, result, review=held)
+    if stored.tombstone is None and "payload" in view:
+        try:
+            _refuse_blocked_content(node, entry_id, codec.decode(stored.signed.header, EntryHeader),
+                                    stored.signed.payload)
+        except ContentRefused as refused:
+            del view["payload"]
+            view["payload_refused"] = refused.message
+    return json_response(view)
 
 
 async def get_entry_payload(request: web.Request) -> web.Response:
@@ -219,7 +251,11 @@ async def get_entry_payload(request: web.Request) -> web.Response:
     stored = node.storage.get(entry_id)
     if stored is None:
         raise NotFound(f"no entry {entry_id.hex()} on this node")
+    if stored.tombstone is not None:
+        raise PayloadWithheld(f"the payload of {entry_id.hex()} was deleted by {stored.tombstone.decision}",
+                              tombstone=msgspec.to_builtins(stored.tombstone))
     header = codec.decode(stored.signed.header, EntryHeader)
+    _refuse_blocked_content(node, entry_id, header, stored.signed.payload)
     media_type = "application/octet-stream"
     if header.kind == "data":
         declared = msgspec.msgpack.decode(header.body, type=dict[str, str]).get("media_type", media_type)
@@ -234,6 +270,19 @@ async def get_entry_payload(request: web.Request) -> web.Response:
             "Content-Security-Policy": "sandbox",
         },
     )
+
+
+def _refuse_blocked_content(node: LedgerNode, entry_id: bytes, header: EntryHeader, payload: bytes) -> None:
+    """An entry not yet ordered may already match a content rule: its payload is not served either."""
+    chain = node.chain
+    if chain is None or header.kind != "data" or node.storage.result(entry_id) is not None:
+        return
+    op = decode_operation(header.kind, header.body)
+    assert isinstance(op, Data)
+    found = keywords_in(payload, content_keywords(chain.state))
+    rule = blocking_content_rule(chain.state, header, op, found)
+    if rule is not None:
+        raise ContentRefused(f"content rule {rule.rule_id!r} (proposal {rule.decision}) blocks this payload")
 
 
 async def list_entries(request: web.Request) -> web.Response:
@@ -383,12 +432,18 @@ async def gov_dry_run(request: web.Request) -> web.Response:
     action_name = query.get("action", "")
     if action_name not in ACTIONS:
         raise BadRequest(f"action is one of {', '.join(ACTIONS)}")
-    min_level = query.get("min_level")
-    if min_level is not None and min_level not in IDENTITY_LEVELS:
-        raise BadRequest(f"min_level is one of {', '.join(IDENTITY_LEVELS)}")
-    emergency = _int_query(request, "emergency", 0, 0, 2**62) or None
-    action = make_action(action_name, query.get("target"), query.get("service"), emergency, query.get("identity"),
-                         min_level, _int_query(request, "above", 0, 0, 2**63 - 1))
+    options = options_from_query(query, query.getall)
+    for name in ("min_level", "max_level"):
+        level = getattr(options, name)
+        if level is not None and level not in IDENTITY_LEVELS:
+            raise BadRequest(f"{name} is one of {', '.join(IDENTITY_LEVELS)}")
+    if options.outcome not in INTERCEPTION_OUTCOMES:
+        raise BadRequest("outcome is reject or hold")
+    try:
+        action = make_action(action_name, options, chain_params(chain.state))
+        GovPropose(action=action, reason="dry run", legal_ref="").check(0, chain_params(chain.state))
+    except (TypeError, BilayerError) as exc:
+        raise BadRequest(f"this action is not valid: {exc}") from None
     since = _int_query(request, "since", 1, 1, 2**62)
     limit = _int_query(request, "limit", 100, 1, MAX_LIST)
     scanned = node.storage.final_results_since(since, DRY_RUN_SCAN)
@@ -397,7 +452,14 @@ async def gov_dry_run(request: web.Request) -> web.Response:
         stored = node.storage.get(result.entry_id)
         if stored is not None:
             headers.append((result.entry_id, codec.decode(stored.signed.header, EntryHeader), result.height))
-    context = ExecContext(chain.height + 1, _now_ms(), node.genesis.governance)
+    found: dict[bytes, tuple[str, ...]] = {}
+    if isinstance(action, SetContentRule) and action.keyword:  # the keyword is looked for in the stored payloads
+        for entry_id, header, _ in headers:
+            if header.kind == "data":
+                hits = keywords_in(node.ingest.payload_of(entry_id) or b"", (action.keyword.lower(),))
+                if hits:
+                    found[entry_id] = hits
+    context = ExecContext(chain.height + 1, _now_ms(), node.genesis.governance, found)
     try:
         refused = dry_run(chain.state, action, context, [(i, h) for i, h, _ in headers])
     except ExecutionRejected as exc:
@@ -459,6 +521,7 @@ async def get_compliance(request: web.Request) -> web.Response:
     providers: list[dict[str, Any]] = []
     banned_identities: list[dict[str, Any]] = []
     rules: list[dict[str, Any]] = []
+    redactions: list[dict[str, Any]] = []
     for key, value in sorted(state.items()):
         if len(key) == 33 and key[:1] in (b"F", b"X", b"P"):
             row = {"address": address_from_public_key(key[1:]), "decision": codec.decode(value, int)}
@@ -467,6 +530,11 @@ async def get_compliance(request: web.Request) -> web.Response:
             banned_identities.append({"identity": key[2:].hex(), "decision": codec.decode(value, int)})
         elif key[:1] == b"S":
             suspended.append({"kind": key[1:].decode(), "decision": codec.decode(value, int)})
+        elif key[:1] == b"D" and len(key) == 33:
+            redaction = codec.decode(value, RedactionRecord)
+            redactions.append({"entry": key[1:].hex(), "decision": redaction.decision,
+                               "reason_code": redaction.reason_code, "time_ms": redaction.time_ms,
+                               "height": redaction.height})
         elif key[:1] == b"Q":
             rule = codec.decode(value, IdentityRule)
             rules.append({"kind": key[1:].decode(), "min_level": rule.min_level, "above_amount": rule.above_amount,
@@ -484,14 +552,56 @@ async def get_compliance(request: web.Request) -> web.Response:
     intercepts = [
         {"rule_id": r.rule_id, "min_amount": r.min_amount, "asset": r.asset or None,
          "counterparties": [address_from_public_key(c) for c in r.counterparties],
-         "max_identity_level": r.max_identity_level, "decision": r.decision}
+         "max_identity_level": r.max_identity_level, "outcome": r.outcome, "review_ms": r.review_ms or None,
+         "decision": r.decision}
         for r in interception_rules(state)
     ]
+    contents = [
+        {"rule_id": r.rule_id, "payload_hash": r.payload_hash.hex() or None, "keyword": r.keyword or None,
+         "media_type": r.media_type or None, "max_size": None if r.max_size < 0 else r.max_size,
+         "decision": r.decision}
+        for r in content_rules(state)
+    ]
     return json_response({"height": chain.height, "frozen_accounts": frozen, "banned_keys": banned,
-                          "interception_rules": intercepts,
+                          "interception_rules": intercepts, "content_rules": contents,
+                          "review_queue": _review_queue_view(state, MAX_LIST), "redactions": redactions[:MAX_LIST],
                           "suspended_services": suspended, "identity_providers": providers,
                           "banned_identities": banned_identities, "identity_rules": rules,
                           "emergencies": emergencies[:MAX_LIST]})
+
+
+def _held_view(record: HeldRecord) -> dict[str, Any]:
+    return {"entry": record.entry_id.hex(), "status": record.status, "from": address_from_public_key(record.author),
+            "to": address_from_public_key(record.to), "asset": record.asset, "amount": record.amount,
+            "rule_id": record.rule_id, "decision": record.decision, "held_ms": record.held_ms,
+            "deadline_ms": record.deadline_ms, "decided_height": record.decided_height or None,
+            "decided_by": record.decided_entry.hex() or None, "reason": record.reason or None}
+
+
+def _review_queue_view(state: State, limit: int) -> list[dict[str, Any]]:
+    rows = []
+    for _, entry_id in review_queue(state)[:limit]:
+        record = held_of(state, entry_id)
+        if record is not None:
+            rows.append(_held_view(record))
+    return rows
+
+
+async def get_review_queue(request: web.Request) -> web.Response:
+    """Transfers held for review, soonest deadline first."""
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    limit = _int_query(request, "limit", 100, 1, MAX_LIST)
+    queue = review_queue(chain.state)
+    return json_response({"height": chain.height, "count": len(queue), "held": _review_queue_view(chain.state, limit)})
+
+
+async def get_params(request: web.Request) -> web.Response:
+    """The chain parameters in force, and the loosest ever (what old entries were admitted by)."""
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    return json_response({"height": chain.height, "params": msgspec.to_builtins(chain_params(chain.state)),
+                          "loosest": msgspec.to_builtins(loosest_params(chain.state))})
 
 
 async def get_identity(request: web.Request) -> web.Response:
@@ -583,6 +693,8 @@ def build_app(
     app.router.add_get("/v1/gov/proposals/{number}", get_proposal_route)
     app.router.add_get("/v1/gov/council", get_council)
     app.router.add_get("/v1/compliance", get_compliance)
+    app.router.add_get("/v1/compliance/review", get_review_queue)
+    app.router.add_get("/v1/params", get_params)
     app.router.add_get("/v1/identities/{address}", get_identity)
     app.router.add_get("/v1/audit/actions", list_management_actions)
     app.router.add_get("/v1/gov/dry-run", gov_dry_run)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import msgspec
+
 from .. import codec
 from ..consensus.messages import FinalizedCheckpoint
 from ..execution.governance import ProposalRecord, council_total, effective
@@ -45,9 +47,15 @@ def signed_view(signed: SignedEntry, *, with_payload: bool) -> dict[str, Any]:
     return view
 
 
-def stored_view(stored: StoredEntry, result: StoredResult | None, *, with_payload: bool = True) -> dict[str, Any]:
-    """An entry with its lifecycle: PENDING (stored, not yet ordered), then FINAL or REJECTED."""
-    view = signed_view(stored.signed, with_payload=with_payload)
+def stored_view(stored: StoredEntry, result: StoredResult | None, *, with_payload: bool = True,
+                review: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An entry with its lifecycle: PENDING (stored, not yet ordered), then FINAL, REJECTED or
+    HELD (then `review` says what became of it). A deleted payload shows as its tombstone."""
+    view = signed_view(stored.signed, with_payload=with_payload and stored.tombstone is None)
+    if stored.tombstone is not None:
+        view["tombstone"] = msgspec.to_builtins(stored.tombstone)
+    if review is not None:
+        view["review"] = review
     view["status"] = result.outcome if result is not None else "PENDING"
     if result is not None:
         view["height"] = result.height

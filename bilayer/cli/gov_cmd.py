@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import click
+import msgspec
 
-from ..api.actions import ACTIONS, make_action, parse_identity
+from ..api.actions import ACTIONS, ActionOptions, make_action, parse_identity
 from ..api.client import NodeClient
+from ..genesis import ChainParams
 from ..keys.address import public_key_from_address
 from ..ledger.operations import (
     IDENTITY_ID_SIZE,
@@ -18,6 +22,7 @@ from ..ledger.operations import (
     GovVote,
     IdAttest,
     RegFreeze,
+    RegReview,
 )
 from .output import console, emit, json_option, kv_table
 from .query_cmd import node_option
@@ -29,37 +34,83 @@ def gov() -> None:
     """Council governance: propose, vote, execute, cancel; list and show proposals."""
 
 
+def _param(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, int]:
+    changes = {}
+    for text in values:
+        name, _, value = text.partition("=")
+        try:
+            changes[name.strip()] = int(value)
+        except ValueError:
+            raise click.BadParameter(f"{text!r}: expected NAME=INTEGER") from None
+    return changes
+
+
+def _action_options(f: Any) -> Any:
+    """The options that describe a management action: shared by propose and dry-run."""
+    options = [
+        click.option("--action", type=click.Choice(ACTIONS), required=True,
+                     help="What the council would decide; see the README's table of management actions."),
+        click.option("--target", default=None,
+                     help="The address the action applies to (freeze, ban, providers, council-member; recover:"
+                          " the lost key)."),
+        click.option("--service", default=None, help="The operation kind to suspend or resume (e.g. data)."),
+        click.option("--emergency", type=click.IntRange(min=1), default=None, help="The emergency number to ratify."),
+        click.option("--identity", default=None, help="An identity id (hex) to ban or unban."),
+        click.option("--min-level", type=click.Choice(sorted(IDENTITY_LEVELS)), default=None,
+                     help="identity-rule: the level entries of --service need (unverified removes the rule)."),
+        click.option("--above", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="identity-rule: only transfer amounts above this; intercept: the minimum amount."),
+        click.option("--weight", type=click.IntRange(0, 1_000_000), default=None,
+                     help="council-member: the member's new weight (0 removes it)."),
+        click.option("--rule-id", default=None, help="intercept / content-rule: the rule's name (a-z, 0-9, -, _)."),
+        click.option("--asset", "assets", multiple=True,
+                     help="intercept: only transfers of this asset; recover: an asset to reissue (repeatable)."),
+        click.option("--counterparty", "counterparties", multiple=True,
+                     help="intercept: only transfers from or to these addresses (repeatable)."),
+        click.option("--max-level", type=click.Choice(sorted(IDENTITY_LEVELS)), default=None,
+                     help="intercept: only authors whose identity level is at most this."),
+        click.option("--outcome", type=click.Choice(["reject", "hold"]), default="reject", show_default=True,
+                     help="intercept: refuse a matching transfer, or hold it for a regulator's review."),
+        click.option("--review-hours", type=click.FloatRange(0, 720), default=0,
+                     help="intercept with --outcome hold: how long a regulator has (0: the chain's default)."),
+        click.option("--payload-hash", default=None, help="content-rule: block this SHA-256 payload hash (hex)."),
+        click.option("--keyword", default=None, help="content-rule: block payloads containing this (ASCII, any case)."),
+        click.option("--media-type", default=None, help="content-rule: block data entries of this media type."),
+        click.option("--max-size", type=click.IntRange(min=0), default=None,
+                     help="content-rule: block payloads larger than this many bytes."),
+        click.option("--entry", "entries", multiple=True, help="redact: an entry id whose payload goes (repeatable)."),
+        click.option("--reason-code", default=None, help="redact: the reason code its tombstones show."),
+        click.option("--to", default=None, help="recover: the new address that receives the assets."),
+        click.option("--param", "params", multiple=True, callback=_param,
+                     help="chain-params: NAME=VALUE (repeatable), e.g. max_data_bytes=4096."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _options(values: dict[str, Any]) -> ActionOptions:
+    asset_list = tuple(values.pop("assets", ()))
+    hours = values.pop("review_hours", 0)
+    return ActionOptions(**values, asset=asset_list[0] if asset_list else None, assets=asset_list,
+                         review_ms=int(hours * 3_600_000))
+
+
+def _current_params(node_url: str, action: str) -> ChainParams | None:
+    if action != "chain-params":
+        return None
+    return msgspec.convert(NodeClient(node_url).get("/v1/params")["params"], ChainParams)
+
+
 @gov.command("propose")
-@click.option("--action", type=click.Choice(ACTIONS), required=True,
-              help="freeze/unfreeze an account, ban/unban a key (deny it service), suspend/resume a service"
-                   " (an operation kind), ratify a regulator's emergency freeze.")
-@click.option("--target", default=None, help="The address the action applies to (freeze, unfreeze, ban, unban).")
-@click.option("--service", default=None, help="The operation kind to suspend or resume (e.g. data).")
-@click.option("--emergency", type=click.IntRange(min=1), default=None, help="The emergency number to ratify.")
-@click.option("--identity", default=None, help="An identity id (hex) to ban or unban.")
-@click.option("--min-level", type=click.Choice(sorted(IDENTITY_LEVELS)), default=None,
-              help="identity-rule: the level entries of --service need (unverified removes the rule).")
-@click.option("--above", type=click.IntRange(min=0), default=0, show_default=True,
-              help="identity-rule for transfers: only amounts above this need the level.")
-@click.option("--weight", type=click.IntRange(0, 1_000_000), default=None,
-              help="council-member: the member's new weight (0 removes it).")
-@click.option("--rule-id", default=None, help="intercept / remove-intercept: the rule's name (a-z, 0-9, -, _).")
-@click.option("--asset", default=None, help="intercept: only transfers of this asset.")
-@click.option("--counterparty", "counterparties", multiple=True,
-              help="intercept: only transfers from or to these addresses (repeatable).")
-@click.option("--max-level", type=click.Choice(sorted(IDENTITY_LEVELS)), default=None,
-              help="intercept: only authors whose identity level is at most this.")
+@_action_options
 @click.option("--reason", required=True, help="Why (recorded on chain).")
 @click.option("--legal-ref", default="", help="The legal basis (statute, court order...).")
 @_common
-def gov_propose(action: str, target: str | None, service: str | None, emergency: int | None,
-                identity: str | None, min_level: str | None, above: int, weight: int | None, rule_id: str | None,
-                asset: str | None, counterparties: tuple[str, ...], max_level: str | None, reason: str,
-                legal_ref: str, node_url: str, key: str, keystore: Path | None, wait: bool, timeout: float,
-                as_json: bool) -> None:
-    """Propose a management action (council members only). For intercept, --above is the minimum amount."""
-    made = make_action(action, target, service, emergency, identity, min_level, above, weight, rule_id, asset,
-                       counterparties, max_level)
+def gov_propose(action: str, reason: str, legal_ref: str, node_url: str, key: str, keystore: Path | None,
+                wait: bool, timeout: float, as_json: bool, **values: Any) -> None:
+    """Propose a management action (council members only)."""
+    made = make_action(action, _options(values), _current_params(node_url, action))
     _submit(node_url, keystore, key, GovPropose(action=made, reason=reason, legal_ref=legal_ref), b"", wait,
             timeout, as_json)
 
@@ -93,24 +144,25 @@ def gov_cancel(proposal: int, node_url: str, key: str, keystore: Path | None, wa
 
 
 @gov.command("dry-run")
-@click.option("--action", type=click.Choice(ACTIONS), required=True)
-@click.option("--target", default=None)
-@click.option("--service", default=None)
-@click.option("--identity", default=None)
-@click.option("--min-level", type=click.Choice(sorted(IDENTITY_LEVELS)), default=None)
-@click.option("--above", type=click.IntRange(min=0), default=0)
+@_action_options
 @click.option("--since", type=click.IntRange(min=1), default=1, show_default=True,
               help="Examine final entries from this checkpoint height on.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 @node_option
 @json_option
-def gov_dry_run(action: str, target: str | None, service: str | None, identity: str | None, min_level: str | None,
-                above: int, since: int, limit: int, node_url: str, as_json: bool) -> None:
+def gov_dry_run(action: str, since: int, limit: int, node_url: str, as_json: bool, **values: Any) -> None:
     """Which already-final entries a proposed rule would have refused (writes nothing)."""
-    make_action(action, target, service, None, identity, min_level, above)  # refuse bad input before asking
-    query = {"action": action, "since": since, "limit": limit, "above": above, "target": target, "service": service,
-             "identity": identity, "min_level": min_level}
-    data = NodeClient(node_url).get("/v1/gov/dry-run?" + urlencode({k: v for k, v in query.items() if v is not None}))
+    options = _options(values)
+    make_action(action, options, _current_params(node_url, action))  # refuse bad input before asking
+    query: list[tuple[str, Any]] = [("action", action), ("since", since), ("limit", limit)]
+    for name, value in dataclasses.asdict(options).items():
+        if isinstance(value, tuple):
+            query.extend((name, item) for item in value)
+        elif isinstance(value, dict):
+            query.extend(("param", f"{k}={v}") for k, v in value.items())
+        elif value is not None and value != ActionOptions.__dataclass_fields__[name].default:
+            query.append((name, value))
+    data = NodeClient(node_url).get("/v1/gov/dry-run?" + urlencode(query))
 
     def human(d: dict[str, Any]) -> None:
         console.print(f"examined {d['examined']} final entries since height {d['since']}:"
@@ -208,34 +260,82 @@ def compliance() -> None:
 @node_option
 @json_option
 def compliance_list(node_url: str, as_json: bool) -> None:
-    """Frozen accounts and banned keys, each with the proposal that decided it."""
+    """Everything the gate enforces, each with the proposal that decided it."""
     data = NodeClient(node_url).get("/v1/compliance")
+
+    def by(row: dict[str, Any]) -> str:
+        return f"  by proposal #{row['decision']}"
+
+    sections: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
+        ("frozen accounts", "frozen_accounts", lambda r: r["address"] + by(r)),
+        ("banned keys", "banned_keys", lambda r: r["address"] + by(r)),
+        ("suspended services", "suspended_services", lambda r: r["kind"] + by(r)),
+        ("identity providers", "identity_providers", lambda r: r["address"] + by(r)),
+        ("banned identities", "banned_identities", lambda r: r["identity"] + by(r)),
+        ("identity rules", "identity_rules",
+         lambda r: f"{r['kind']} above {r['above_amount']} needs level {r['min_level']}" + by(r)),
+        ("interception rules", "interception_rules",
+         lambda r: f"{r['rule_id']}: {r['outcome']} transfers of at least {r['min_amount']}"
+                   f" {r['asset'] or ''}" + by(r)),
+        ("content rules", "content_rules",
+         lambda r: f"{r['rule_id']}: " + ", ".join(f"{k} {r[k]}" for k in ("payload_hash", "keyword", "media_type",
+                                                                             "max_size") if r[k] is not None) + by(r)),
+        ("held for review", "review_queue", lambda r: f"{r['entry']}  {r['amount']} {r['asset']}  until"
+                                                      f" {r['deadline_ms']}"),
+        ("redacted entries", "redactions", lambda r: f"{r['entry']}  {r['reason_code']}" + by(r)),
+        ("emergency actions", "emergencies", lambda r: f"#{r['number']} {r['status']:<8} freeze {r['account']}"
+                                                       f"  until {r['expires_ms']}  {r['reason']}"),
+    ]
 
     def human(d: dict[str, Any]) -> None:
         console.print(f"as of height {d['height']}")
-        for title, rows in (("frozen accounts", d["frozen_accounts"]), ("banned keys", d["banned_keys"])):
-            console.print(f"{title}: {len(rows)}")
-            for row in rows:
-                console.print(f"  {row['address']}  by proposal #{row['decision']}")
-        console.print(f"suspended services: {len(d['suspended_services'])}")
-        for row in d["suspended_services"]:
-            console.print(f"  {row['kind']}  by proposal #{row['decision']}")
-        console.print(f"identity providers: {len(d['identity_providers'])}")
-        for row in d["identity_providers"]:
-            console.print(f"  {row['address']}  by proposal #{row['decision']}")
-        console.print(f"banned identities: {len(d['banned_identities'])}")
-        for row in d["banned_identities"]:
-            console.print(f"  {row['identity']}  by proposal #{row['decision']}")
-        console.print(f"identity rules: {len(d['identity_rules'])}")
-        for row in d["identity_rules"]:
-            console.print(f"  {row['kind']} above {row['above_amount']} needs level {row['min_level']}"
-                          f"  by proposal #{row['decision']}")
-        console.print(f"emergency actions: {len(d['emergencies'])}")
-        for row in d["emergencies"]:
-            console.print(f"  #{row['number']} {row['status']:<8} freeze {row['account']}  until {row['expires_ms']}"
-                          f"  {row['reason']}")
+        for title, key, line in sections:
+            console.print(f"{title}: {len(d[key])}")
+            for row in d[key]:
+                console.print("  " + line(row))
 
     emit(data, as_json, human)
 
 
 
+
+
+@compliance.command("review")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@node_option
+@json_option
+def compliance_review(limit: int, node_url: str, as_json: bool) -> None:
+    """The review queue: transfers held by an interception rule, soonest deadline first."""
+    data = NodeClient(node_url).get(f"/v1/compliance/review?limit={limit}")
+
+    def human(d: dict[str, Any]) -> None:
+        console.print(f"{d['count']} held for review (height {d['height']})")
+        for row in d["held"]:
+            console.print(f"  {row['entry']}  {row['amount']} {row['asset']} {row['from']} -> {row['to']}"
+                          f"  rule {row['rule_id']}  until {row['deadline_ms']}")
+
+    emit(data, as_json, human)
+
+
+def _review(decision: str) -> Any:
+    @click.argument("entry")
+    @click.option("--reason", required=True, help="Why (recorded on chain).")
+    @_common
+    def command(entry: str, reason: str, node_url: str, key: str, keystore: Path | None, wait: bool,
+                timeout: float, as_json: bool) -> None:
+        try:
+            entry_id = bytes.fromhex(entry)
+        except ValueError:
+            entry_id = b""
+        if len(entry_id) != 32:
+            raise click.BadParameter("ENTRY is an entry id of 64 hex characters")
+        _submit(node_url, keystore, key, RegReview(entry=entry_id, decision=decision, reason=reason), b"", wait,
+                timeout, as_json)
+
+    command.__doc__ = {"release": "Release a held transfer: it applies now (regulators only).",
+                       "reject": "Reject a held transfer: its funds go back to the sender (regulators only)."}[decision]
+    return command
+
+
+compliance.command("release")(_review("release"))
+compliance.command("reject")(_review("reject"))

@@ -126,6 +126,15 @@ def query_account(address: str, node_url: str, as_json: bool) -> None:
     emit(NodeClient(node_url).get(f"/v1/accounts/{address}"), as_json, lambda d: kv_table(f"account {address}", d))
 
 
+@query.command("params")
+@node_option
+@json_option
+def query_params(node_url: str, as_json: bool) -> None:
+    """The chain parameters in force (the council changes them by proposal)."""
+    data = NodeClient(node_url).get("/v1/params")
+    emit(data, as_json, lambda d: kv_table(f"chain parameters at height {d['height']}", d["params"]))
+
+
 @query.command("validators")
 @node_option
 @json_option

@@ -33,7 +33,7 @@ def _submit(
     if wait:
         view = client.wait_for_outcome(result["id"], timeout)
         result["status"] = view["status"]
-        for field in ("height", "reason"):
+        for field in ("height", "reason", "cause"):
             if field in view:
                 result[field] = view[field]
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)

@@ -24,7 +24,12 @@ NIL = b""
 
 class Checkpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The value decided at one height. Rounds are not part of it (a value may be
-    re-proposed in a later round); the round that decided it is in the certificate."""
+    re-proposed in a later round); the round that decided it is in the certificate.
+
+    `keywords` names, for each data entry it orders whose payload holds a keyword of a
+    content rule in force, the keywords found: validators check this against the payloads
+    before they vote, so execution (and a node that syncs without redacted bytes) never
+    needs a payload."""
 
     chain: str
     height: int
@@ -34,6 +39,7 @@ class Checkpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state_root: bytes
     results_root: bytes
     time_ms: int
+    keywords: tuple[tuple[bytes, tuple[str, ...]], ...] = ()
 
     @property
     def id(self) -> bytes:

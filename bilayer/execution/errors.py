@@ -11,3 +11,11 @@ class ExecutionRejected(Exception):
     def __init__(self, message: str = "", cause: str = "") -> None:
         super().__init__(message or self.code)
         self.cause = cause
+
+
+class InsufficientFunds(ExecutionRejected):
+    code = "insufficient_funds"
+
+
+class BalanceOverflow(ExecutionRejected):
+    code = "balance_overflow"

@@ -6,8 +6,15 @@ For each entry, in linearized order:
    first parent must be the author's last ordered entry. Otherwise the entry is REJECTED
    (`sequence_conflict`): this is where the loser of an author's fork ends.
 2. the author's chain advances (a later business rejection does not block the author);
-3. the compliance gate (bans, suspended services, freezes) may refuse it, with its code;
-4. the operation's module applies it or raises an `ExecutionRejected` with its code.
+3. payload limits: those of the chain parameters in force when it executes (a proposal
+   may have tightened them since the entry was accepted; proof of work and the DAG shape
+   are checked at ingress only);
+4. the compliance gate (bans, suspended services, freezes, interception and content rules)
+   may refuse it, with its code, or hold a transfer for review (HELD);
+5. the operation's module applies it or raises an `ExecutionRejected` with its code.
+
+Before the first entry of a checkpoint, held transfers whose review deadline has passed are
+rejected and refunded.
 
 Modules register a handler per operation kind; state changes of a rejected entry are
 discarded (each handler validates before it writes).
@@ -20,20 +27,29 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .. import codec
+from ..errors import BilayerError
 from ..genesis import Genesis
 from ..keys.address import public_key_from_address
 from ..ledger.entry import EntryHeader
 from ..ledger.operations import GovExecute, Operation, Transfer, decode_operation
-from .errors import ExecutionRejected
+from .errors import BalanceOverflow, ExecutionRejected, InsufficientFunds
 from .governance import (
+    CHAIN_PARAMS,
+    HELD_CODE,
+    MAX_BALANCE,
     ExecContext,
+    HeldForReview,
     apply_attest,
     apply_cancel,
     apply_execute,
     apply_propose,
     apply_reg_freeze,
+    apply_review,
     apply_vote,
+    chain_params,
     compliance_gate,
+    expire_holds,
+    hold_transfer,
     init_genesis,
 )
 from .merkle import merkle_root
@@ -43,18 +59,11 @@ from .state import State
 class Outcome(StrEnum):
     FINAL = "FINAL"
     REJECTED = "REJECTED"
+    HELD = "HELD"  # parked for review: a regulator's `reg.review` (or its deadline) decides it
 
 
 class SequenceConflict(ExecutionRejected):
     code = "sequence_conflict"
-
-
-class InsufficientFunds(ExecutionRejected):
-    code = "insufficient_funds"
-
-
-class BalanceOverflow(ExecutionRejected):
-    code = "balance_overflow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +82,6 @@ class EntryResult:
 
 Handler = Callable[[ExecContext, State, bytes, EntryHeader, Operation], None]
 
-MAX_BALANCE = 2**63 - 1
 
 
 def apply_transfer(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
@@ -103,6 +111,7 @@ HANDLERS: dict[str, Handler] = {
     "gov.cancel": apply_cancel,
     "reg.freeze": apply_reg_freeze,
     "id.attest": apply_attest,
+    "reg.review": apply_review,
 }
 
 
@@ -125,14 +134,38 @@ def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: Entry
         return EntryResult(entry_id, Outcome.REJECTED, "unknown_operation")
     try:
         op = decode_operation(header.kind, header.body)
-        compliance_gate(ctx, state, header, op)
+        _check_limits(state, header, op)
+        try:
+            compliance_gate(ctx, state, entry_id, header, op)
+        except HeldForReview as held:
+            assert isinstance(op, Transfer)
+            hold_transfer(ctx, state, entry_id, header, op, held.rule)
+            return EntryResult(entry_id, Outcome.HELD, HELD_CODE, f"proposal:{held.rule.decision}")
         handler(ctx, state, entry_id, header, op)
     except ExecutionRejected as exc:
         return EntryResult(entry_id, Outcome.REJECTED, exc.code, exc.cause)
     return EntryResult(entry_id, Outcome.FINAL, "", f"proposal:{op.proposal}" if isinstance(op, GovExecute) else "")
 
 
+class LimitExceeded(ExecutionRejected):
+    """An entry the chain's current parameters no longer admit; the code is the ingress one."""
+
+    def __init__(self, error: BilayerError) -> None:
+        super().__init__(error.message)
+        self.code = error.code
+
+
+def _check_limits(state: State, header: EntryHeader, op: Operation) -> None:
+    if state.get(CHAIN_PARAMS) is None:  # a bare state, not one made from a genesis
+        return
+    try:
+        op.check(header.payload_size, chain_params(state))
+    except BilayerError as exc:
+        raise LimitExceeded(exc) from None
+
+
 def execute(ctx: ExecContext, state: State, ordered: Sequence[tuple[bytes, EntryHeader]]) -> list[EntryResult]:
+    expire_holds(ctx, state)
     return [execute_entry(ctx, state, entry_id, header) for entry_id, header in ordered]
 
 

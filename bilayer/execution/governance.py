@@ -20,6 +20,13 @@ Keeper of these state keys:
     b"Q"  + kind              -> IdentityRule: the identity level entries of that kind need
     b"T:" + rule id           -> InterceptionRule (data, not code), by proposal number
     b"Tl"                     -> the interception rules in force: sorted (rule id, decision) pairs
+    b"H"  + entry id          -> HeldRecord: a transfer held for review, its funds in escrow
+    b"Hl"                     -> the review queue: sorted (deadline, entry id) of transfers still held
+    b"K:" + rule id           -> ContentRule (data, not code), by proposal number
+    b"Kl"                     -> the content rules in force: sorted (rule id, decision) pairs
+    b"D"  + entry id          -> RedactionRecord: the entry's payload is gone from every node
+    b"Np"                     -> the chain parameters, when a proposal replaced genesis' ones
+    b"Nl"                     -> the loosest parameters the chain ever had (what old entries were checked by)
 
 A proposal passes as soon as its yes-weight reaches the threshold of the whole council, or
 at its deadline when the votes cast reach the quorum and yes reaches the threshold of yes
@@ -27,23 +34,30 @@ and no; either way only with at least `min_approvals` distinct yes-voters. It ex
 a `gov.execute` entry from anyone) no earlier than the timelock after it passed, exactly
 once. Every step is an entry, so every decision is ordered, final
 and auditable like any transfer.
+
+Keyword content rules need the payload, which a node may no longer hold (redacted, or
+blocked): the validators that vote on a checkpoint find the keywords in its data entries
+and the checkpoint carries them (`ExecContext.keywords`), so execution itself never reads a
+payload and every node, even one that syncs without the bytes, computes the same results.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import msgspec
 
 from .. import codec
-from ..genesis import Genesis, GovernanceParams
+from ..genesis import ChainParams, Genesis, GovernanceParams
 from ..ledger.entry import EntryHeader
 from ..ledger.operations import (
     AppointIdentityProvider,
     BanIdentity,
     BanKey,
+    Data,
     FreezeAccount,
     GovAction,
     GovCancel,
@@ -53,10 +67,16 @@ from ..ledger.operations import (
     IdAttest,
     Operation,
     RatifyEmergency,
+    RecoverAssets,
+    RedactEntries,
     RegFreeze,
+    RegReview,
+    RemoveContentRule,
     RemoveInterceptionRule,
     ResumeService,
     RevokeIdentityProvider,
+    SetChainParams,
+    SetContentRule,
     SetCouncilMember,
     SetIdentityRule,
     SetInterceptionRule,
@@ -67,7 +87,7 @@ from ..ledger.operations import (
     UnfreezeAccount,
     decode_operation,
 )
-from .errors import ExecutionRejected
+from .errors import BalanceOverflow, ExecutionRejected, InsufficientFunds
 from .state import State
 
 
@@ -155,6 +175,34 @@ class AccountFrozen(ExecutionRejected):
     code = "account_frozen"
 
 
+class ContentBlocked(ExecutionRejected):
+    code = "content_blocked"
+
+
+class HeldEntryNotFound(ExecutionRejected):
+    code = "held_entry_not_found"
+
+
+class ReviewClosed(ExecutionRejected):
+    code = "review_closed"
+
+
+class ReviewQueueFull(ExecutionRejected):
+    code = "review_queue_full"
+
+
+class HeldForReview(Exception):
+    """Not a rejection: the gate parks the transfer until a regulator decides it."""
+
+    def __init__(self, rule: InterceptionRule) -> None:
+        super().__init__(f"held for review by rule {rule.rule_id!r}")
+        self.rule = rule
+
+
+MAX_HELD = 10_000
+MAX_BALANCE = 2**63 - 1
+
+
 class ProposalRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     number: int
     proposer: bytes
@@ -215,6 +263,8 @@ class InterceptionRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     counterparties: tuple[bytes, ...]
     max_identity_level: int
     decision: int
+    outcome: str = "reject"
+    review_ms: int = 0
 
     def matches(self, transfer: Transfer, author: bytes, author_level: int) -> bool:
         if transfer.amount < self.min_amount or (self.asset and transfer.asset != self.asset):
@@ -224,13 +274,56 @@ class InterceptionRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.max_identity_level < 0 or author_level <= self.max_identity_level
 
 
+class HeldRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    entry_id: bytes
+    author: bytes
+    to: bytes
+    asset: str
+    amount: int
+    rule_id: str
+    decision: int
+    held_ms: int
+    deadline_ms: int
+    status: str = "held"  # held | released | rejected | expired
+    decided_height: int = 0
+    decided_entry: bytes = b""
+    reason: str = ""
+
+
+class ContentRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    rule_id: str
+    payload_hash: bytes
+    keyword: str
+    media_type: str
+    max_size: int
+    decision: int
+
+    def matches(self, header: EntryHeader, media_type: str, keywords_found: tuple[str, ...]) -> bool:
+        return ((not self.payload_hash or header.payload_hash == self.payload_hash)
+                and (not self.keyword or self.keyword.lower() in keywords_found)
+                and (not self.media_type or media_type == self.media_type)
+                and (self.max_size < 0 or header.payload_size > self.max_size))
+
+
+class RedactionRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    decision: int
+    reason_code: str
+    time_ms: int
+    height: int
+
+
+NO_KEYWORDS: Mapping[bytes, tuple[str, ...]] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class ExecContext:
-    """What an entry's execution may depend on besides state: the checkpoint it is in."""
+    """What an entry's execution may depend on besides state: the checkpoint it is in, and
+    the content keywords its validators found in its data entries' payloads."""
 
     height: int
     time_ms: int
     governance: GovernanceParams
+    keywords: Mapping[bytes, tuple[str, ...]] = field(default_factory=lambda: NO_KEYWORDS)
 
 
 def council_key(key: bytes) -> bytes:
@@ -289,6 +382,72 @@ def interception_key(rule_id: str) -> bytes:
     return b"T:" + rule_id.encode()
 
 
+def held_key(entry_id: bytes) -> bytes:
+    return b"H" + entry_id
+
+
+def content_key(rule_id: str) -> bytes:
+    return b"K:" + rule_id.encode()
+
+
+def redaction_key(entry_id: bytes) -> bytes:
+    return b"D" + entry_id
+
+
+HELD_QUEUE = b"Hl"
+CHAIN_PARAMS = b"Np"
+LOOSEST_PARAMS = b"Nl"
+
+
+def redaction_of(state: State, entry_id: bytes) -> RedactionRecord | None:
+    raw = state.get(redaction_key(entry_id))
+    return None if raw is None else codec.decode(raw, RedactionRecord)
+
+
+def held_of(state: State, entry_id: bytes) -> HeldRecord | None:
+    raw = state.get(held_key(entry_id))
+    return None if raw is None else codec.decode(raw, HeldRecord)
+
+
+def review_queue(state: State) -> list[tuple[int, bytes]]:
+    raw = state.get(HELD_QUEUE)
+    return [] if raw is None else codec.decode(raw, list[tuple[int, bytes]])
+
+
+def _set_review_queue(state: State, queue: list[tuple[int, bytes]]) -> None:
+    if queue:
+        state.set(HELD_QUEUE, codec.encode(sorted(queue)))
+    else:
+        state.delete(HELD_QUEUE)
+
+
+def chain_params(state: State) -> ChainParams:
+    """The parameters in force (genesis' until a proposal replaces them)."""
+    raw = state.get(CHAIN_PARAMS) or b""
+    cached = state.derived.get("params")
+    if cached is not None and cached[0] == raw:
+        params: ChainParams = cached[1]
+        return params
+    params = codec.decode(raw, ChainParams) if raw else ChainParams()
+    state.derived["params"] = (raw, params)
+    return params
+
+
+def loosest_params(state: State) -> ChainParams:
+    """Entries accepted under any earlier parameters must stay acceptable to a node that syncs
+    later, or nodes would disagree on the DAG."""
+    raw = state.get(LOOSEST_PARAMS)
+    return chain_params(state) if raw is None else codec.decode(raw, ChainParams)
+
+
+def _looser(a: ChainParams, b: ChainParams) -> ChainParams:
+    return ChainParams(pow_bits=min(a.pow_bits, b.pow_bits), max_parents=max(a.max_parents, b.max_parents),
+                       max_header_bytes=max(a.max_header_bytes, b.max_header_bytes),
+                       max_data_bytes=max(a.max_data_bytes, b.max_data_bytes),
+                       max_memo_bytes=max(a.max_memo_bytes, b.max_memo_bytes),
+                       max_future_ms=max(a.max_future_ms, b.max_future_ms))
+
+
 def interception_rules(state: State) -> list[InterceptionRule]:
     return list(_compiled_rules(state).rules)
 
@@ -340,6 +499,56 @@ def _set_rule_index(state: State, index: dict[str, int]) -> None:
         state.delete(b"Tl")
 
 
+@dataclass(frozen=True)
+class _CompiledContent:
+    rules: tuple[ContentRule, ...]
+    keywords: tuple[str, ...]  # lower case, sorted, distinct
+
+    def first_match(self, header: EntryHeader, media_type: str, found: tuple[str, ...]) -> ContentRule | None:
+        for rule in self.rules:  # sorted by rule id
+            if rule.matches(header, media_type, found):
+                return rule
+        return None
+
+
+def _compiled_content(state: State) -> _CompiledContent:
+    raw = state.get(b"Kl") or b""
+    cached = state.derived.get("content")
+    if cached is not None and cached[0] == raw:
+        compiled: _CompiledContent = cached[1]
+        return compiled
+    rules = []
+    for rule_id, _ in ([] if not raw else codec.decode(raw, list[tuple[str, int]])):
+        value = state.get(content_key(rule_id))
+        if value is not None:
+            rules.append(codec.decode(value, ContentRule))
+    keywords = tuple(sorted({r.keyword.lower() for r in rules if r.keyword}))
+    compiled = _CompiledContent(tuple(rules), keywords)
+    state.derived["content"] = (raw, compiled)
+    return compiled
+
+
+def content_rules(state: State) -> list[ContentRule]:
+    return list(_compiled_content(state).rules)
+
+
+def content_keywords(state: State) -> tuple[str, ...]:
+    """The keywords of the content rules in force: what validators look for in payloads."""
+    return _compiled_content(state).keywords
+
+
+def keywords_in(payload: bytes, keywords: Iterable[str]) -> tuple[str, ...]:
+    """The keywords (ASCII, case-insensitive) that occur in `payload`, sorted."""
+    if not payload:
+        return ()
+    lowered = payload.lower()
+    return tuple(sorted(k for k in keywords if k.encode() in lowered))
+
+
+def blocking_content_rule(state: State, header: EntryHeader, op: Data, found: tuple[str, ...]) -> ContentRule | None:
+    return _compiled_content(state).first_match(header, op.media_type, found)
+
+
 def identity_of(state: State, key: bytes) -> IdentityRecord | None:
     raw = state.get(identity_key(key))
     return None if raw is None else codec.decode(raw, IdentityRecord)
@@ -350,6 +559,7 @@ def init_genesis(state: State, genesis: Genesis) -> None:
         set_council_weight(state, bytes.fromhex(member.public_key), member.weight)
     for regulator in genesis.regulators:
         state.set(regulator_key(bytes.fromhex(regulator.public_key)), codec.encode(regulator.name))
+    state.set(CHAIN_PARAMS, codec.encode(genesis.params))
 
 
 def get_emergency(state: State, number: int) -> EmergencyRecord:
@@ -484,13 +694,46 @@ def _carry_out(ctx: ExecContext, state: State, number: int, action: GovAction) -
         index = {} if raw is None else dict(codec.decode(raw, list[tuple[str, int]]))
         if isinstance(action, SetInterceptionRule):
             rule = InterceptionRule(action.rule_id, action.min_amount, action.asset, tuple(action.counterparties),
-                                    action.max_identity_level, number)
+                                    action.max_identity_level, number, action.outcome, action.review_ms)
             state.set(interception_key(action.rule_id), codec.encode(rule))
             index[action.rule_id] = number
         else:
             state.delete(interception_key(action.rule_id))
             index.pop(action.rule_id, None)
         _set_rule_index(state, index)
+    elif isinstance(action, SetContentRule | RemoveContentRule):
+        raw = state.get(b"Kl")
+        content_index = {} if raw is None else dict(codec.decode(raw, list[tuple[str, int]]))
+        if isinstance(action, SetContentRule):
+            content = ContentRule(action.rule_id, action.payload_hash, action.keyword.lower(), action.media_type,
+                                  action.max_size, number)
+            state.set(content_key(action.rule_id), codec.encode(content))
+            content_index[action.rule_id] = number
+        else:
+            state.delete(content_key(action.rule_id))
+            content_index.pop(action.rule_id, None)
+        if content_index:
+            state.set(b"Kl", codec.encode(sorted(content_index.items())))
+        else:
+            state.delete(b"Kl")
+    elif isinstance(action, RedactEntries):
+        record = codec.encode(RedactionRecord(number, action.reason_code, ctx.time_ms, ctx.height))
+        for redacted in action.entries:
+            state.set(redaction_key(redacted), record)
+    elif isinstance(action, RecoverAssets):
+        for asset in action.assets:
+            amount = state.balance(action.lost, asset)
+            if amount:
+                received = state.balance(action.to, asset) + amount
+                if received > MAX_BALANCE:
+                    raise BalanceOverflow(f"reissuing {asset} would overflow the new account")
+                state.set_balance(action.to, asset, received)
+                state.set_balance(action.lost, asset, 0)
+        state.set(banned_key(action.lost), decision)
+    elif isinstance(action, SetChainParams):
+        loosest = _looser(loosest_params(state), action.params)
+        state.set(CHAIN_PARAMS, codec.encode(action.params))
+        state.set(LOOSEST_PARAMS, codec.encode(loosest))
     elif isinstance(action, SetCouncilMember):
         if action.weight == 0 and council_total(state) - council_weight(state, action.key) <= 0:
             raise CouncilWouldBeEmpty("the council cannot remove its last member")
@@ -559,7 +802,7 @@ def frozen_by(state: State, account: bytes, now_ms: int) -> str:
     return ""
 
 
-def compliance_gate(ctx: ExecContext, state: State, header: EntryHeader, op: Operation) -> None:
+def compliance_gate(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
     """Every validator applies the same active rules at the same height, before any module.
     Each refusal names the decision that caused it."""
     raw = state.get(banned_key(header.author))
@@ -592,13 +835,89 @@ def compliance_gate(ctx: ExecContext, state: State, header: EntryHeader, op: Ope
         level = identity.level if identity is not None and identity.expires_ms > ctx.time_ms else -1
         interception = _compiled_rules(state).first_match(op, header.author, max(level, 0))
         if interception is not None:
+            if interception.outcome == "hold":
+                raise HeldForReview(interception)
             raise TransactionIntercepted(f"intercepted by rule {interception.rule_id!r}",
                                          f"proposal:{interception.decision}")
+    elif isinstance(op, Data):
+        blocking = blocking_content_rule(state, header, op, ctx.keywords.get(entry_id, ()))
+        if blocking is not None:
+            raise ContentBlocked(f"blocked by content rule {blocking.rule_id!r}", f"proposal:{blocking.decision}")
+
+
+# --- the review queue: transfers held by an interception rule ----------------------------------
+
+
+def hold_transfer(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Transfer,
+                  rule: InterceptionRule) -> None:
+    """Park the transfer with its funds in escrow, so a release cannot fail for want of them."""
+    queue = review_queue(state)
+    if len(queue) >= MAX_HELD:
+        raise ReviewQueueFull(f"{MAX_HELD} transfers already wait for review", f"proposal:{rule.decision}")
+    available = state.balance(header.author, op.asset)
+    if available < op.amount:
+        raise InsufficientFunds(f"balance {available} {op.asset} < {op.amount}")
+    state.set_balance(header.author, op.asset, available - op.amount)
+    window = rule.review_ms or ctx.governance.review_ms
+    record = HeldRecord(entry_id, header.author, op.to, op.asset, op.amount, rule.rule_id, rule.decision,
+                        ctx.time_ms, ctx.time_ms + window)
+    state.set(held_key(entry_id), codec.encode(record))
+    queue.append((record.deadline_ms, entry_id))
+    _set_review_queue(state, queue)
+
+
+def _close_hold(state: State, record: HeldRecord, status: str, height: int, decided_by: bytes, reason: str) -> None:
+    if status == "released":
+        received = state.balance(record.to, record.asset) + record.amount
+        if received > MAX_BALANCE:
+            raise BalanceOverflow()
+        state.set_balance(record.to, record.asset, received)
+    else:
+        state.set_balance(record.author, record.asset, state.balance(record.author, record.asset) + record.amount)
+    state.set(held_key(record.entry_id), codec.encode(msgspec.structs.replace(
+        record, status=status, decided_height=height, decided_entry=decided_by, reason=reason)))
+
+
+def expire_holds(ctx: ExecContext, state: State) -> list[bytes]:
+    """At the start of a checkpoint: undecided holds past their deadline are rejected and
+    refunded. Returns the expired entries."""
+    queue = review_queue(state)
+    due = bisect.bisect_right(queue, (ctx.time_ms, b"\xff" * 33))
+    if not due:
+        return []
+    expired = []
+    for _, entry_id in queue[:due]:
+        record = held_of(state, entry_id)
+        if record is not None and record.status == "held":
+            _close_hold(state, record, "expired", ctx.height, b"", "review deadline passed")
+            expired.append(entry_id)
+    _set_review_queue(state, queue[due:])
+    return expired
+
+
+def apply_review(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, RegReview)
+    if state.get(regulator_key(header.author)) is None:
+        raise NotRegulator("only a regulator decides held transfers")
+    record = held_of(state, op.entry)
+    if record is None:
+        raise HeldEntryNotFound(f"entry {op.entry.hex()} is not held for review")
+    if record.status != "held":
+        raise ReviewClosed(f"entry {op.entry.hex()} was already {record.status}")
+    if op.decision == "release":
+        for party in (record.author, record.to):
+            cause = frozen_by(state, party, ctx.time_ms)
+            if cause:
+                raise AccountFrozen("a party of the held transfer is frozen", cause)
+    _close_hold(state, record, "released" if op.decision == "release" else "rejected", ctx.height, entry_id,
+                op.reason)
+    _set_review_queue(state, [item for item in review_queue(state) if item[1] != op.entry])
 
 
 # --- rule dry-run: what a proposed action would have refused ---------------------------------
 
 DRY_RUN_DECISION = 0  # the hypothetical decision's number; real proposals start at 1
+HELD_CODE = "held_for_review"
 
 
 class _Overlay(State):
@@ -634,7 +953,10 @@ def dry_run(
     for entry_id, header in entries:
         try:
             op = decode_operation(header.kind, header.body)
-            compliance_gate(ctx, overlay, header, op)
+            compliance_gate(ctx, overlay, entry_id, header, op)
+        except HeldForReview as held:
+            if held.rule.decision == DRY_RUN_DECISION:
+                refused.append((entry_id, HELD_CODE))
         except ExecutionRejected as exc:
             if exc.cause == cause:
                 refused.append((entry_id, exc.code))

@@ -48,14 +48,36 @@ class SignedEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     payload: bytes
 
 
+class Tombstone(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a node serves in place of a payload it deleted: the decision that removed it
+    (`proposal:N` for a redaction or for the content rule that blocked the entry), the
+    reason code, and the checkpoint time and height at which it took effect."""
+
+    decision: str
+    reason_code: str
+    time_ms: int
+    height: int
+
+
+class WithheldEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An entry whose payload is gone, as nodes pass it on: the DAG and every root stay
+    verifiable from the header, which commits to the payload only by its hash."""
+
+    header: bytes
+    signature: bytes
+    tombstone: Tombstone
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """An entry whose encoding, limits, work and signature have been checked."""
+    """An entry whose encoding, limits, work and signature have been checked. `tombstone`
+    is set when it arrived without its payload (deleted by a decision)."""
 
     id: bytes
     header: EntryHeader
     signed: SignedEntry
     op: Operation
+    tombstone: Tombstone | None = None
 
     @property
     def author(self) -> bytes:

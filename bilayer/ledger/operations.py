@@ -175,13 +175,17 @@ class SetIdentityRule(msgspec.Struct, frozen=True, tag="set_identity_rule", forb
 class SetInterceptionRule(msgspec.Struct, frozen=True, tag="set_interception_rule", forbid_unknown_fields=True):
     """Intercept transfers, as data: those of at least `min_amount` (of `asset`, if given),
     touching a listed counterparty (if any are listed), whose author's identity level is at
-    most `max_identity_level` (-1: any author) are REJECTED (`transaction_intercepted`)."""
+    most `max_identity_level` (-1: any author) are REJECTED (`transaction_intercepted`), or,
+    with `outcome` "hold", HELD for review: a regulator releases or rejects each one, and
+    after `review_ms` (0: the chain's default) an undecided one is rejected."""
 
     rule_id: str
     min_amount: int = 0
     asset: str = ""
     counterparties: tuple[bytes, ...] = ()
     max_identity_level: int = -1
+    outcome: str = "reject"
+    review_ms: int = 0
 
 
 class RemoveInterceptionRule(msgspec.Struct, frozen=True, tag="remove_interception_rule",
@@ -196,13 +200,58 @@ class SetCouncilMember(msgspec.Struct, frozen=True, tag="set_council_member", fo
     weight: int
 
 
+class SetContentRule(msgspec.Struct, frozen=True, tag="set_content_rule", forbid_unknown_fields=True):
+    """Block `data` entries, as data: those whose payload has this SHA-256 `payload_hash`,
+    contains `keyword` (ASCII case-insensitive), has this `media_type`, or is larger than
+    `max_size` bytes; a rule naming several criteria needs all of them. A blocked entry is
+    REJECTED (`content_blocked`) and no node serves its payload."""
+
+    rule_id: str
+    payload_hash: bytes = b""
+    keyword: str = ""
+    media_type: str = ""
+    max_size: int = -1
+
+
+class RemoveContentRule(msgspec.Struct, frozen=True, tag="remove_content_rule", forbid_unknown_fields=True):
+    rule_id: str
+
+
+class RedactEntries(msgspec.Struct, frozen=True, tag="redact_entries", forbid_unknown_fields=True):
+    """Delete these entries' payloads on every node; each node serves a tombstone instead.
+    Ids commit to payload hashes only, so the DAG and every root stay verifiable."""
+
+    entries: tuple[bytes, ...]
+    reason_code: str
+
+
+class RecoverAssets(msgspec.Struct, frozen=True, tag="recover_assets", forbid_unknown_fields=True):
+    """A key proven lost or stolen: wipe its balances of `assets`, reissue them to `to`, and
+    deny the old key service so whoever holds it can do nothing more."""
+
+    lost: bytes
+    to: bytes
+    assets: tuple[str, ...]
+
+
+class SetChainParams(msgspec.Struct, frozen=True, tag="set_chain_params", forbid_unknown_fields=True):
+    """Replace the chain parameters (entry limits and proof of work) from the next checkpoint on."""
+
+    params: ChainParams
+
+
 GovAction = (
     FreezeAccount | UnfreezeAccount | BanKey | UnbanKey | SuspendService | ResumeService | RatifyEmergency
     | AppointIdentityProvider | RevokeIdentityProvider | BanIdentity | UnbanIdentity | SetIdentityRule
-    | SetCouncilMember | SetInterceptionRule | RemoveInterceptionRule
+    | SetCouncilMember | SetInterceptionRule | RemoveInterceptionRule | SetContentRule | RemoveContentRule
+    | RedactEntries | RecoverAssets | SetChainParams
 )
 
 MANAGEMENT_PREFIXES = ("gov.", "reg.", "id.")
+INTERCEPTION_OUTCOMES = ("reject", "hold")
+MAX_REVIEW_MS = 30 * 24 * 3600 * 1000
+MAX_REDACTIONS = 100
+_REASON_CODE = re.compile(r"[a-z0-9_]{1,48}")
 IDENTITY_LEVELS = {"unverified": 0, "verified": 1, "institution": 2}
 IDENTITY_ID_SIZE = 16
 
@@ -231,6 +280,26 @@ def _check_action(action: GovAction) -> None:
                 raise InvalidOperation("counterparties: at most 1000 public keys of 32 bytes")
             if action.max_identity_level not in (-1, *IDENTITY_LEVELS.values()):
                 raise InvalidOperation("max_identity_level is -1 (any author), 0, 1 or 2")
+            if action.outcome not in INTERCEPTION_OUTCOMES or not 0 <= action.review_ms <= MAX_REVIEW_MS:
+                raise InvalidOperation(f"outcome is 'reject' or 'hold'; review_ms is 0..{MAX_REVIEW_MS}")
+    elif isinstance(action, SetContentRule | RemoveContentRule):
+        if not _RULE_ID.fullmatch(action.rule_id):
+            raise InvalidOperation("rule_id: 1-32 characters of a-z, 0-9, '-' and '_'")
+        if isinstance(action, SetContentRule):
+            _check_content_rule(action)
+    elif isinstance(action, RedactEntries):
+        if not 0 < len(action.entries) <= MAX_REDACTIONS or any(len(e) != 32 for e in action.entries):
+            raise InvalidOperation(f"entries: 1-{MAX_REDACTIONS} entry ids of 32 bytes")
+        if not _REASON_CODE.fullmatch(action.reason_code):
+            raise InvalidOperation("reason_code: 1-48 characters of a-z, 0-9 and '_'")
+    elif isinstance(action, RecoverAssets):
+        if len(action.lost) != PUBLIC_KEY_SIZE or len(action.to) != PUBLIC_KEY_SIZE or action.lost == action.to:
+            raise InvalidOperation("lost and to are two different 32-byte public keys")
+        if not 0 < len(action.assets) <= 16 or len(set(action.assets)) != len(action.assets) or not all(
+                _ASSET.fullmatch(a) for a in action.assets):
+            raise InvalidOperation("assets: 1-16 distinct asset names")
+    elif isinstance(action, SetChainParams):
+        check_chain_params(action.params)
     elif isinstance(action, SetCouncilMember):
         if len(action.key) != PUBLIC_KEY_SIZE or not 0 <= action.weight <= 1_000_000:
             raise InvalidOperation("a council member is a 32-byte public key with a weight of 0..1000000")
@@ -244,6 +313,33 @@ def _check_action(action: GovAction) -> None:
             raise InvalidOperation("min_level is 0, 1 or 2 and above_amount is not negative")
 
 
+def _check_content_rule(rule: SetContentRule) -> None:
+    if rule.payload_hash and len(rule.payload_hash) != 32:
+        raise InvalidOperation("payload_hash is a 32-byte SHA-256")
+    if rule.keyword and (not rule.keyword.isascii() or not 0 < len(rule.keyword) <= 64):
+        raise InvalidOperation("keyword: 1-64 ASCII characters")
+    if rule.media_type and not _MEDIA_TYPE.fullmatch(rule.media_type):
+        raise InvalidOperation("media_type must look like 'type/subtype' in lower case")
+    if rule.max_size < -1:
+        raise InvalidOperation("max_size is -1 (no size criterion) or a size in bytes")
+    if not (rule.payload_hash or rule.keyword or rule.media_type or rule.max_size >= 0):
+        raise InvalidOperation("a content rule names at least one of payload_hash, keyword, media_type, max_size")
+
+
+def check_chain_params(params: ChainParams) -> None:
+    """Bounds that keep the chain usable whatever the council decides."""
+    if not 0 <= params.pow_bits <= 32:
+        raise InvalidOperation("pow_bits is 0..32")
+    if not 1 <= params.max_parents <= 64:
+        raise InvalidOperation("max_parents is 1..64")
+    if not 512 <= params.max_header_bytes <= 65536:
+        raise InvalidOperation("max_header_bytes is 512..65536")
+    if not 0 <= params.max_data_bytes <= 1 << 20 or not 0 <= params.max_memo_bytes <= 65536:
+        raise InvalidOperation("max_data_bytes is 0..1048576 and max_memo_bytes 0..65536")
+    if not 1000 <= params.max_future_ms <= 3_600_000:
+        raise InvalidOperation("max_future_ms is 1000..3600000")
+
+
 def _action_view(action: GovAction) -> dict[str, Any]:
     view = msgspec.to_builtins(action)
     for field in ("account", "key"):
@@ -254,6 +350,13 @@ def _action_view(action: GovAction) -> dict[str, Any]:
         view["identity"] = action.identity.hex()
     if isinstance(action, SetInterceptionRule):
         view["counterparties"] = [address_from_public_key(c) for c in action.counterparties]
+    if isinstance(action, SetContentRule):
+        view["payload_hash"] = action.payload_hash.hex()
+    if isinstance(action, RedactEntries):
+        view["entries"] = [e.hex() for e in action.entries]
+    if isinstance(action, RecoverAssets):
+        view["lost"] = address_from_public_key(action.lost)
+        view["to"] = address_from_public_key(action.to)
     return dict(view)
 
 
@@ -361,3 +464,26 @@ class IdAttest(Operation, frozen=True, forbid_unknown_fields=True):
     def view(self) -> dict[str, Any]:
         return {"kind": self.KIND, "subject": address_from_public_key(self.subject), "identity": self.identity.hex(),
                 "level": self.level, "expires_ms": self.expires_ms}
+
+
+@register
+class RegReview(Operation, frozen=True, forbid_unknown_fields=True):
+    """A regulator decides a transfer HELD for review: release it (it applies now) or reject it
+    (its funds go back to the sender)."""
+
+    KIND: ClassVar[str] = "reg.review"
+    entry: bytes
+    decision: str
+    reason: str
+
+    def check(self, payload_size: int, params: ChainParams) -> None:
+        if len(self.entry) != 32 or self.decision not in REVIEW_DECISIONS:
+            raise InvalidOperation("entry is a 32-byte entry id and decision is 'release' or 'reject'")
+        if not 0 < len(self.reason) <= MAX_REASON:
+            raise InvalidOperation(f"reason: 1-{MAX_REASON} characters")
+
+    def view(self) -> dict[str, Any]:
+        return {"kind": self.KIND, "entry": self.entry.hex(), "decision": self.decision, "reason": self.reason}
+
+
+REVIEW_DECISIONS = ("release", "reject")

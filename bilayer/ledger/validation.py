@@ -22,7 +22,7 @@ from ..errors import (
 )
 from ..genesis import ChainParams
 from ..keys.signing import verify
-from .entry import ENTRY_VERSION, Entry, EntryHeader, SignedEntry, entry_id, signing_message
+from .entry import ENTRY_VERSION, Entry, EntryHeader, SignedEntry, Tombstone, entry_id, signing_message
 from .operations import decode_operation
 from .pow import NONCE_SIZE, has_work
 
@@ -33,8 +33,11 @@ def decode_signed_entry(data: bytes) -> SignedEntry:
     return codec.decode_canonical(data, SignedEntry)
 
 
-def check_entry(signed: SignedEntry, *, chain_id: str, params: ChainParams, now_ms: int) -> Entry:
-    """Check one entry completely except for its place in the DAG; return it typed."""
+def check_entry(
+    signed: SignedEntry, *, chain_id: str, params: ChainParams, now_ms: int, tombstone: Tombstone | None = None
+) -> Entry:
+    """Check one entry completely except for its place in the DAG; return it typed. With a
+    `tombstone` the payload is known to be deleted: everything but the payload is checked."""
     if len(signed.header) > params.max_header_bytes:
         raise EntryTooLarge(f"header is {len(signed.header)} bytes; the limit is {params.max_header_bytes}")
     header = codec.decode_canonical(signed.header, EntryHeader)
@@ -48,13 +51,18 @@ def check_entry(signed: SignedEntry, *, chain_id: str, params: ChainParams, now_
     if len(set(header.parents)) != len(header.parents):
         raise DuplicateParents()
     op = decode_operation(header.kind, header.body)
-    if header.payload_size != len(signed.payload):
-        raise PayloadHashMismatch("payload_size does not match the payload")
-    op.check(len(signed.payload), params)
-    if len(signed.payload) > params.max_data_bytes:
-        raise PayloadTooLarge(f"payload is {len(signed.payload)} bytes; the limit is {params.max_data_bytes}")
-    if codec.sha256(signed.payload) != header.payload_hash:
-        raise PayloadHashMismatch()
+    if tombstone is not None:
+        if signed.payload:
+            raise BadEncoding("an entry passed on without its payload carries no payload bytes")
+        op.check(header.payload_size, params)
+    else:
+        if header.payload_size != len(signed.payload):
+            raise PayloadHashMismatch("payload_size does not match the payload")
+        op.check(len(signed.payload), params)
+        if len(signed.payload) > params.max_data_bytes:
+            raise PayloadTooLarge(f"payload is {len(signed.payload)} bytes; the limit is {params.max_data_bytes}")
+        if codec.sha256(signed.payload) != header.payload_hash:
+            raise PayloadHashMismatch()
     if header.time_ms > now_ms + params.max_future_ms:
         raise TimestampInFuture(f"timestamp is {header.time_ms - now_ms} ms ahead of this node's clock")
     id_ = entry_id(signed.header)
@@ -62,7 +70,7 @@ def check_entry(signed: SignedEntry, *, chain_id: str, params: ChainParams, now_
         raise InsufficientWork(f"the entry id needs {params.pow_bits} leading zero bits")
     if not verify(header.author, signing_message(id_), signed.signature):
         raise BadSignature()
-    return Entry(id=id_, header=header, signed=signed, op=op)
+    return Entry(id=id_, header=header, signed=signed, op=op, tombstone=tombstone)
 
 
 def _check_shape(header: EntryHeader) -> None:

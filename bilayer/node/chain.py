@@ -27,11 +27,18 @@ from ..consensus.messages import (
 from ..consensus.validators import ValidatorSet
 from ..errors import BilayerError
 from ..execution.executor import EntryResult, execute, genesis_state, results_root
-from ..execution.governance import ExecContext
+from ..execution.governance import (
+    ContentBlocked,
+    ExecContext,
+    RedactionRecord,
+    content_keywords,
+    keywords_in,
+    redaction_of,
+)
 from ..execution.merkle import EMPTY_ROOT
 from ..genesis import Genesis
 from ..ledger.dag import Dag
-from ..ledger.entry import EntryHeader
+from ..ledger.entry import EntryHeader, Tombstone
 from .storage import Storage, StoredCheckpoint, StoredResult
 
 log = logging.getLogger("bilayer.chain")
@@ -91,6 +98,35 @@ class ChainState:
     def missing_entries(self, checkpoint: Checkpoint, dag: Dag) -> tuple[bytes, ...]:
         return tuple(f for f in checkpoint.frontier if not dag.holds(f))
 
+    def order_of(self, frontier: tuple[bytes, ...], dag: Dag) -> list[bytes]:
+        """The entries a checkpoint with this frontier orders, in execution order."""
+
+        def parents_of(entry_id: bytes) -> tuple[bytes, ...]:
+            node = dag.nodes.get(entry_id)
+            if node is None:
+                raise MissingEntry(entry_id)
+            return node.parents
+
+        return linearize(parents_of, frontier, self.ordered, dag.root)
+
+    def keywords_found(
+        self, frontier: tuple[bytes, ...], dag: Dag, header_of: Callable[[bytes], EntryHeader],
+        payload_of: Callable[[bytes], bytes | None],
+    ) -> tuple[tuple[bytes, tuple[str, ...]], ...]:
+        """What the next checkpoint must say about keywords in its data entries' payloads,
+        by the content rules in force now. Redacted entries are not looked at."""
+        keywords = content_keywords(self.state)
+        if not keywords:
+            return ()
+        found = []
+        for entry_id in self.order_of(frontier, dag):
+            if header_of(entry_id).kind != "data" or redaction_of(self.state, entry_id) is not None:
+                continue
+            hits = keywords_in(payload_of(entry_id) or b"", keywords)
+            if hits:
+                found.append((entry_id, hits))
+        return tuple(found)
+
     def execute_next(
         self, finalized: FinalizedCheckpoint, dag: Dag, header_of: Callable[[bytes], EntryHeader]
     ) -> Applied:
@@ -109,15 +145,10 @@ class ChainState:
         if missing:
             raise MissingEntry(missing[0])
 
-        def parents_of(entry_id: bytes) -> tuple[bytes, ...]:
-            node = dag.nodes.get(entry_id)
-            if node is None:
-                raise MissingEntry(entry_id)
-            return node.parents
-
-        order = linearize(parents_of, checkpoint.frontier, self.ordered, dag.root)
+        order = self.order_of(checkpoint.frontier, dag)
         ordered_headers = [(entry_id, header_of(entry_id)) for entry_id in order]
-        context = ExecContext(checkpoint.height, checkpoint.time_ms, self.genesis.governance)
+        context = ExecContext(checkpoint.height, checkpoint.time_ms, self.genesis.governance,
+                              dict(checkpoint.keywords))
         results = execute(context, self.state, ordered_headers)
         self.results_root = results_root(results)
         self.state_root = self.state.root()
@@ -127,6 +158,21 @@ class ChainState:
         self.ordered.update(order)
         kinds = tuple(header.kind for _, header in ordered_headers)
         return Applied(checkpoint.height, checkpoint, results, self.state_root, self.results_root, kinds)
+
+
+def withheld_payloads(
+    checkpoint: Checkpoint, results: list[EntryResult], changes: list[tuple[bytes, bytes | None]]
+) -> list[tuple[bytes, Tombstone]]:
+    """The payloads this checkpoint's decisions remove: entries its content rules blocked,
+    and entries a proposal executed in it redacts."""
+    removed = [(r.entry_id, Tombstone(r.cause, r.code, checkpoint.time_ms, checkpoint.height))
+               for r in results if r.code == ContentBlocked.code]
+    for key, value in changes:
+        if value is not None and key[:1] == b"D" and len(key) == 33:
+            record = codec.decode(value, RedactionRecord)
+            removed.append((key[1:], Tombstone(f"proposal:{record.decision}", record.reason_code, record.time_ms,
+                                               record.height)))
+    return removed
 
 
 class Chain(ChainState):
@@ -165,13 +211,15 @@ class Chain(ChainState):
         applied = self.execute_next(finalized, dag, header_of)
         checkpoint = finalized.checkpoint
         results = applied.results
+        changes = self.state.take_dirty()
         try:
             self.storage.commit_checkpoint(
                 StoredCheckpoint(checkpoint.height, checkpoint.id, codec.encode(finalized), applied.state_root,
                                  applied.results_root, len(results), int(time.time() * 1000)),
                 [StoredResult(r.entry_id, checkpoint.height, i, str(r.outcome), r.code, r.cause, kind)
                  for i, (r, kind) in enumerate(zip(results, applied.kinds, strict=True))],
-                self.state.take_dirty(),
+                changes,
+                withheld_payloads(checkpoint, results, changes),
             )
         except BaseException:
             # memory ran ahead of the disk: go back to exactly what the disk holds, then report

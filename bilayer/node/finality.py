@@ -75,12 +75,22 @@ class ChainApp(ConsensusApp):
     Shared by the node runtime and the simulator: it reads only the chain state and the DAG."""
 
     def __init__(self, chain: ChainState, ingest: HoldsDag, me: bytes, clock_ms: Callable[[], int],
-                 heartbeat_ms: int) -> None:
+                 heartbeat_ms: int, header_of: Callable[[bytes], EntryHeader | None] = lambda entry_id: None,
+                 payload_of: Callable[[bytes], bytes | None] = lambda entry_id: None) -> None:
         self.chain = chain
         self.ingest = ingest
         self.me = me
         self.clock_ms = clock_ms
         self.heartbeat_ms = heartbeat_ms
+        self.header_of = header_of
+        self.payload_of = payload_of
+
+    def _header_of(self, entry_id: bytes) -> EntryHeader:
+        """Content keywords are looked for only while content rules are in force."""
+        header = self.header_of(entry_id)
+        if header is None:
+            raise MissingEntry(entry_id)
+        return header
 
     def propose_value(self, height: int, prev: Checkpoint | None) -> Checkpoint | None:
         if height != self.chain.height + 1:
@@ -98,6 +108,7 @@ class ChainApp(ConsensusApp):
             state_root=self.chain.state_root,
             results_root=self.chain.results_root,
             time_ms=max(now, self.chain.last_time_ms + 1),
+            keywords=self.chain.keywords_found(tuple(frontier), self.ingest.dag, self._header_of, self.payload_of),
         )
 
     def check_value(self, value: Checkpoint) -> Verdict:
@@ -115,6 +126,12 @@ class ChainApp(ConsensusApp):
         missing = chain.missing_entries(value, self.ingest.dag)
         if missing:
             return Missing(missing)
+        try:
+            keywords = chain.keywords_found(value.frontier, self.ingest.dag, self._header_of, self.payload_of)
+        except MissingEntry as absent:
+            return Missing((absent.entry_id,))
+        if value.keywords != keywords:
+            return Invalid("the content keywords it reports differ from the payloads")
         return Valid()
 
     def has_work(self, height: int) -> bool:
@@ -144,7 +161,8 @@ class Finality:
         self.commit_latency_ms: list[float] = []
         self.core: TendermintCore | None = None
         if signer.public_key in chain.validators:
-            app = ChainApp(chain, ingest, signer.public_key, clock_ms, heartbeat_ms)
+            app = ChainApp(chain, ingest, signer.public_key, clock_ms, heartbeat_ms, ingest.header_of,
+                           ingest.payload_of)
             self.core = TendermintCore(chain.genesis.chain_id, signer, chain.validators, app,
                                        self._load_signer_state(), timeouts or Timeouts())
         self._timers: set[asyncio.TimerHandle] = set()

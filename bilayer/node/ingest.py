@@ -23,7 +23,7 @@ from .. import codec
 from ..errors import BilayerError, Overloaded, RateLimited
 from ..genesis import Genesis
 from ..ledger.dag import Dag, ForkDetected, Known, Orphan, Placed
-from ..ledger.entry import Entry, EntryHeader, SignedEntry, entry_id
+from ..ledger.entry import Entry, EntryHeader, SignedEntry, WithheldEntry, entry_id
 from ..ledger.validation import check_entry
 from .metrics import NodeMetrics
 from .ratelimit import RateLimiter
@@ -133,6 +133,12 @@ class StorageFailed(BilayerError):
     http_status = 500
 
 
+class NotRequested(BilayerError):
+    """A peer passed on an entry without its payload that this node did not ask for."""
+
+    code = "not_requested"
+
+
 class Ingest:
     def __init__(
         self,
@@ -144,7 +150,8 @@ class Ingest:
     ) -> None:
         self.storage = storage
         self.genesis = genesis
-        self.params = genesis.params
+        self.params = genesis.params  # what clients' new entries must meet: the parameters in force
+        self.peer_params = genesis.params  # the loosest the chain ever had: older entries still pass
         self.metrics = metrics
         self.clock_ms = clock_ms
         self.dag = Dag(genesis.root)
@@ -227,9 +234,30 @@ class Ingest:
         if id_ in self.orphans:
             return SubmitResult(id_, Status.ORPHAN, tuple(self.orphans.held[id_].missing))
         try:
-            entry = check_entry(signed, chain_id=self.genesis.chain_id, params=self.params, now_ms=self.clock_ms())
+            params = self.params if source.startswith("api") else self.peer_params
+            entry = check_entry(signed, chain_id=self.genesis.chain_id, params=params, now_ms=self.clock_ms())
             if not self.author_limiter.allow(entry.author, self.clock_ms() / 1000):
                 raise RateLimited("this author is writing faster than the node's per-author limit")
+            return self._place(entry, source)
+        except BilayerError as exc:
+            self.metrics.entries_rejected.labels(exc.code).inc()
+            raise
+
+    def ingest_withheld(self, withheld: WithheldEntry, source: Source) -> SubmitResult:
+        """An entry a peer passes on without its payload, deleted there by a decision. Taken
+        only when this node asked for it (it needs the entry to complete the DAG or apply a
+        checkpoint); execution never reads payloads, so the node still verifies every root."""
+        if self._failed is not None:
+            raise StorageFailed(f"storage failed: {self._failed}")
+        id_ = entry_id(withheld.header)
+        if id_ in self.dag or id_ in self.orphans:
+            return SubmitResult(id_, Status.KNOWN)
+        if id_ not in self._requested:
+            raise NotRequested("an entry without its payload is taken only in answer to a request")
+        try:
+            signed = SignedEntry(withheld.header, withheld.signature, b"")
+            entry = check_entry(signed, chain_id=self.genesis.chain_id, params=self.peer_params,
+                                now_ms=self.clock_ms(), tombstone=withheld.tombstone)
             return self._place(entry, source)
         except BilayerError as exc:
             self.metrics.entries_rejected.labels(exc.code).inc()
@@ -295,6 +323,14 @@ class Ingest:
                 return None
             header = codec.decode(stored.signed.header, EntryHeader)
         return header
+
+    def payload_of(self, entry_id: bytes) -> bytes | None:
+        """The payload of a held entry, or None when it is unknown or withheld (a tombstone)."""
+        pending = self._uncommitted.get(entry_id)
+        if pending is not None:
+            return pending.signed.payload
+        stored = self.storage.get(entry_id)
+        return None if stored is None or stored.tombstone is not None else stored.signed.payload
 
     def forget_headers(self, entry_ids: Sequence[bytes]) -> None:
         for forgotten in entry_ids:

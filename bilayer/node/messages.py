@@ -11,7 +11,7 @@ import msgspec
 from .. import codec
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..errors import BadEncoding
-from ..ledger.entry import SignedEntry
+from ..ledger.entry import SignedEntry, WithheldEntry
 
 MAX_ITEMS = 5000
 MAX_IDS = 1024
@@ -21,6 +21,12 @@ class EntriesMsg(msgspec.Struct, frozen=True, tag="entries", forbid_unknown_fiel
     """Entries pushed to a peer (new ones) or sent in answer to `WantMsg`."""
 
     items: list[SignedEntry]
+
+
+class WithheldMsg(msgspec.Struct, frozen=True, tag="withheld", forbid_unknown_fields=True):
+    """Entries asked for whose payloads this node deleted by a decision: headers and tombstones."""
+
+    items: list[WithheldEntry]
 
 
 class WantMsg(msgspec.Struct, frozen=True, tag="want", forbid_unknown_fields=True):
@@ -58,7 +64,7 @@ class WantCheckpointsMsg(msgspec.Struct, frozen=True, tag="want_checkpoints", fo
     count: int
 
 
-PeerMessage = EntriesMsg | WantMsg | TipsMsg | ProposalMsg | VoteMsg | CheckpointMsg | WantCheckpointsMsg
+PeerMessage = EntriesMsg | WithheldMsg | WantMsg | TipsMsg | ProposalMsg | VoteMsg | CheckpointMsg | WantCheckpointsMsg
 
 _decoder: msgspec.msgpack.Decoder[PeerMessage] = msgspec.msgpack.Decoder(PeerMessage)
 
@@ -68,7 +74,7 @@ def decode_message(data: bytes) -> PeerMessage:
         message = _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError) as exc:
         raise BadEncoding(f"bad peer message: {exc}") from None
-    if isinstance(message, EntriesMsg) and len(message.items) > MAX_ITEMS:
+    if isinstance(message, EntriesMsg | WithheldMsg) and len(message.items) > MAX_ITEMS:
         raise BadEncoding(f"more than {MAX_ITEMS} entries in one message")
     if isinstance(message, WantMsg | TipsMsg) and len(message.ids) > MAX_IDS:
         raise BadEncoding(f"more than {MAX_IDS} ids in one message")

@@ -19,7 +19,7 @@ from typing import Any
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..errors import BilayerError, PeerProtocolError
 from ..keys.signing import Signer
-from ..ledger.entry import Entry, SignedEntry
+from ..ledger.entry import Entry, SignedEntry, WithheldEntry
 from .ingest import Ingest, Source
 from .messages import (
     MAX_IDS,
@@ -31,6 +31,7 @@ from .messages import (
     VoteMsg,
     WantCheckpointsMsg,
     WantMsg,
+    WithheldMsg,
     decode_message,
     encode_message,
 )
@@ -266,10 +267,21 @@ class PeerManager:
             for signed in message.items:
                 with contextlib.suppress(BilayerError):  # counted by ingest; one bad entry spoils nothing else
                     self.ingest.ingest(signed, peer.source)
+        elif isinstance(message, WithheldMsg):
+            if not self.limiter.allow(peer.key, time.monotonic(), cost=len(message.items)):
+                self.metrics.entries_rejected.labels("rate_limited").inc(len(message.items))
+                return
+            for item in message.items:
+                with contextlib.suppress(BilayerError):
+                    self.ingest.ingest_withheld(item, peer.source)
         elif isinstance(message, WantMsg):
             found = self.ingest.storage.get_many(message.ids[:MAX_WANT_ANSWER])
-            for batch in entry_batches([stored.signed for stored in found]):
+            for batch in entry_batches([stored.signed for stored in found if stored.tombstone is None]):
                 peer.enqueue(EntriesMsg(batch))
+            withheld = [WithheldEntry(s.signed.header, s.signed.signature, s.tombstone) for s in found
+                        if s.tombstone is not None]
+            if withheld:
+                peer.enqueue(WithheldMsg(withheld))
         elif isinstance(message, TipsMsg):
             unknown = [i for i in message.ids if not self.ingest.dag.holds(i) and i not in self.ingest.orphans]
             if unknown:
@@ -290,7 +302,8 @@ class PeerManager:
     def broadcast(self, entries: Sequence[Entry], sources: Sequence[Source]) -> None:
         """Push newly stored entries to every peer that did not send them."""
         for peer in self.links.values():
-            items = [e.signed for e, source in zip(entries, sources, strict=True) if source != peer.source]
+            items = [e.signed for e, source in zip(entries, sources, strict=True)
+                     if source != peer.source and e.tombstone is None]
             for batch in entry_batches(items):
                 peer.enqueue(EntriesMsg(batch))
 

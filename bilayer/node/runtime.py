@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from .. import __version__, codec
@@ -16,6 +17,7 @@ from ..consensus.core import Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..consensus.validators import ValidatorSet
 from ..errors import ConfigError, Overloaded
+from ..execution.governance import chain_params, loosest_params
 from ..genesis import Genesis, load_genesis
 from ..keys.keystore import Keystore
 from ..keys.signing import Signer
@@ -69,6 +71,7 @@ class LedgerNode:
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         if self.chain is not None:
             self.chain.on_applied.append(lambda applied: self._notify([r.entry_id for r in applied.results]))
+            self.chain.on_applied.append(lambda applied: self._follow_chain_params())
         else:
             gossip = self.ingest.announce
 
@@ -77,6 +80,12 @@ class LedgerNode:
                 self._notify([entry.id for entry in entries])
 
             self.ingest.announce = announce
+
+    def _follow_chain_params(self) -> None:
+        """Clients' new entries meet the parameters in force; peers' entries the loosest ever."""
+        if self.chain is not None:
+            self.ingest.params = chain_params(self.chain.state)
+            self.ingest.peer_params = loosest_params(self.chain.state)
 
     # --- clients waiting for an outcome ---------------------------------------------------
 
@@ -183,6 +192,7 @@ class LedgerNode:
         self._check_genesis_of_store()
         if self.chain is not None:
             self.chain.load()
+            self._follow_chain_params()
         loaded = self.ingest.load(self.chain.ordered if self.chain is not None else frozenset())
         log.info("loaded %d entries and %d checkpoints from %s", loaded,
                  self.chain.height if self.chain else 0, self.home.ledger_db)
@@ -231,14 +241,7 @@ class LedgerNode:
             "authors": len(self.ingest.dag.heads),
             "peers": len(self.peers.links),
             "isolated": self.peers.isolated,
-            "params": {
-                "pow_bits": self.genesis.params.pow_bits,
-                "max_parents": self.genesis.params.max_parents,
-                "max_header_bytes": self.genesis.params.max_header_bytes,
-                "max_data_bytes": self.genesis.params.max_data_bytes,
-                "max_memo_bytes": self.genesis.params.max_memo_bytes,
-                "max_future_ms": self.genesis.params.max_future_ms,
-            },
+            "params": msgspec.to_builtins(self.ingest.params),  # what a client's new entry must meet now
             "api": self.config.api.listen,
             "p2p": self.config.p2p.listen,
             "uptime_s": round(time.time() - self.started_s, 1),

@@ -14,8 +14,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..ledger.entry import Entry, SignedEntry
+from ..ledger.entry import Entry, SignedEntry, Tombstone
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -30,6 +31,13 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_author_seq ON entries (author, seq);
 CREATE TABLE IF NOT EXISTS payloads (id BLOB PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombstones (
+    id BLOB PRIMARY KEY,
+    decision TEXT NOT NULL,
+    reason_code TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    height INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS evidence (
     seqno INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -102,9 +110,22 @@ class StoredResult:
 
 @dataclass(frozen=True, slots=True)
 class StoredEntry:
+    """`tombstone` is set when the payload was deleted by a decision (then `signed.payload` is empty)."""
+
     seqno: int
     signed: SignedEntry
     received_ms: int
+    tombstone: Tombstone | None = None
+
+
+_ENTRY_COLUMNS = ("SELECT e.seqno, e.header, e.signature, p.payload, e.received_ms, t.decision, t.reason_code,"
+                  " t.time_ms, t.height FROM entries e LEFT JOIN payloads p ON p.id = e.id"
+                  " LEFT JOIN tombstones t ON t.id = e.id")
+
+
+def _stored_entry(row: tuple[Any, ...]) -> StoredEntry:
+    tombstone = None if row[5] is None else Tombstone(row[5], row[6], row[7], row[8])
+    return StoredEntry(row[0], SignedEntry(row[1], row[2], row[3] if row[3] is not None else b""), row[4], tombstone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +171,15 @@ class Storage:
                     "INSERT INTO entries (id, author, seq, header, signature, received_ms) VALUES (?,?,?,?,?,?)",
                     [(e.id, e.author, e.seq, e.signed.header, e.signed.signature, received_ms) for e in entries],
                 )
+                conn.executemany(  # a payload deleted by a decision never comes back
+                    "INSERT INTO payloads (id, payload) SELECT ?, ? WHERE NOT EXISTS"
+                    " (SELECT 1 FROM tombstones WHERE id = ?)",
+                    [(e.id, e.signed.payload, e.id) for e in entries if e.tombstone is None],
+                )
                 conn.executemany(
-                    "INSERT INTO payloads (id, payload) VALUES (?, ?)", [(e.id, e.signed.payload) for e in entries]
+                    "INSERT OR REPLACE INTO tombstones (id, decision, reason_code, time_ms, height) VALUES (?,?,?,?,?)",
+                    [(e.id, t.decision, t.reason_code, t.time_ms, t.height) for e in entries
+                     if (t := e.tombstone) is not None],
                 )
                 conn.execute("COMMIT")
             except BaseException:
@@ -177,14 +205,8 @@ class Storage:
         return int(row[0])
 
     def get(self, entry_id: bytes) -> StoredEntry | None:
-        row = self._reader.execute(
-            "SELECT e.seqno, e.header, e.signature, p.payload, e.received_ms FROM entries e"
-            " LEFT JOIN payloads p ON p.id = e.id WHERE e.id = ?",
-            (entry_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return StoredEntry(row[0], SignedEntry(row[1], row[2], row[3] if row[3] is not None else b""), row[4])
+        row = self._reader.execute(_ENTRY_COLUMNS + " WHERE e.id = ?", (entry_id,)).fetchone()
+        return None if row is None else _stored_entry(row)
 
     def get_many(self, entry_ids: Sequence[bytes]) -> list[StoredEntry]:
         found = []
@@ -199,12 +221,16 @@ class Storage:
         yield from self._reader.execute("SELECT id, header FROM entries ORDER BY seqno")
 
     def list_after(self, after_seqno: int, limit: int) -> list[StoredEntry]:
+        rows = self._reader.execute(_ENTRY_COLUMNS + " WHERE e.seqno > ? ORDER BY e.seqno LIMIT ?",
+                                    (after_seqno, limit)).fetchall()
+        return [_stored_entry(r) for r in rows]
+
+    def tombstones(self, after: bytes, limit: int) -> list[tuple[bytes, Tombstone]]:
         rows = self._reader.execute(
-            "SELECT e.seqno, e.header, e.signature, p.payload, e.received_ms FROM entries e"
-            " LEFT JOIN payloads p ON p.id = e.id WHERE e.seqno > ? ORDER BY e.seqno LIMIT ?",
-            (after_seqno, limit),
+            "SELECT id, decision, reason_code, time_ms, height FROM tombstones WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
         ).fetchall()
-        return [StoredEntry(r[0], SignedEntry(r[1], r[2], r[3] if r[3] is not None else b""), r[4]) for r in rows]
+        return [(bytes(r[0]), Tombstone(r[1], r[2], r[3], r[4])) for r in rows]
 
     def fork_evidence(self, limit: int = 1000) -> list[ForkEvidence]:
         rows = self._reader.execute(
@@ -224,8 +250,10 @@ class Storage:
         checkpoint: StoredCheckpoint,
         results: Sequence[StoredResult],
         state_changes: Sequence[tuple[bytes, bytes | None]],
+        tombstones: Sequence[tuple[bytes, Tombstone]] = (),
     ) -> None:
-        """Record a finalized checkpoint, its results and the state after it, atomically."""
+        """Record a finalized checkpoint, its results and the state after it, atomically; delete
+        the payloads its decisions remove (redactions, blocked content), leaving tombstones."""
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN")
@@ -244,6 +272,11 @@ class Storage:
                 conn.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
                                  [(k, v) for k, v in state_changes if v is not None])
                 conn.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in state_changes if v is None])
+                conn.executemany("DELETE FROM payloads WHERE id = ?", [(i,) for i, _ in tombstones])
+                conn.executemany(
+                    "INSERT OR REPLACE INTO tombstones (id, decision, reason_code, time_ms, height) VALUES (?,?,?,?,?)",
+                    [(i, t.decision, t.reason_code, t.time_ms, t.height) for i, t in tombstones],
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -136,7 +136,8 @@ class SimNode:
         return self.world.now + self.world.plan.skew.get(self.index, (1.0, 0))[1] + self.world.genesis.genesis_time_ms
 
     def _new_core(self) -> TendermintCore:
-        app = ChainApp(self.chain, self, self.signer.public_key, self._clock, heartbeat_ms=0)
+        app = ChainApp(self.chain, self, self.signer.public_key, self._clock, heartbeat_ms=0,
+                       header_of=self.headers.get)
         state = self.persisted
         if state is None or state.height <= self.chain.height:
             state = SignerState(height=self.chain.height + 1, round=0, phase=0, prev=self.chain.last)
