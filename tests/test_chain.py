@@ -23,7 +23,6 @@ from bilayer.consensus.messages import (
     VoteType,
     sign_vote,
 )
-from bilayer.consensus.validators import ValidatorSet
 from bilayer.execution.executor import Outcome, results_root
 from bilayer.execution.merkle import EMPTY_ROOT
 from bilayer.execution.state import author_key, balance_key
@@ -98,7 +97,7 @@ class Node:
 
 def open_node(path: Path) -> Node:
     storage = Storage(path)
-    chain = Chain(storage, GENESIS, ValidatorSet.from_genesis(GENESIS.validators))
+    chain = Chain(storage, GENESIS)
     chain.load()
     return Node(path, storage, chain, Ingest(storage, GENESIS, NodeMetrics()))
 
@@ -467,7 +466,7 @@ def test_damaged_state_table_is_detected_on_load(
         db.commit()
     storage = Storage(node.path)
     try:
-        chain = Chain(storage, GENESIS, ValidatorSet.from_genesis(GENESIS.validators))
+        chain = Chain(storage, GENESIS)
         with pytest.raises(RootMismatch, match="damaged") as raised:
             chain.load()
         assert raised.value.code == "state_diverged"
