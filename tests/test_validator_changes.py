@@ -31,15 +31,18 @@ from bilayer.execution.governance import (
 )
 from bilayer.execution.state import State
 from bilayer.genesis import ChainParams, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
+from bilayer.keys.keystore import Keystore
 from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import EntryHeader, SignedEntry
 from bilayer.ledger.operations import GovExecute, GovPropose, GovVote, Operation, SetValidator
+from bilayer.node import localnet
 from bilayer.node.chain import CertificateInvalid, Chain
 from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
 from bilayer.node.storage import Storage
 
 from .conftest import make_entry, seeded_signer
+from .test_cli import UNREACHABLE, assert_error, bilayer, bilayer_all
 
 VALIDATORS = [Signer(bytes([i + 1]) * 32) for i in range(4)]
 NEWCOMER = Signer(bytes([42]) * 32)
@@ -274,3 +277,39 @@ def test_history_survives_a_restart_and_a_node_from_genesis_verifies_old_certifi
     assert [(e.height, e.change) for e in fresh.chain.epochs] == epochs
     fresh.storage.close()
 
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_cli_set_validator_proposals_refuse_bad_input_with_a_code(tmp_path: Path) -> None:
+    keystore = tmp_path / "keys"
+    Keystore(keystore).create("council1")
+    propose_args = ("gov", "propose", "--action", "set-validator", "--reason", "rotation", "--key", "council1",
+                    "--node", UNREACHABLE)
+    no_power, bad_target, short_hex, by_hex, by_address, too_strong = bilayer_all([
+        (*propose_args, "--target", NEWCOMER.address),
+        (*propose_args, "--target", "bl1nope", "--power", "1"),
+        (*propose_args, "--target", NEWCOMER.public_key.hex()[:-1], "--power", "1"),
+        (*propose_args, "--target", NEWCOMER.public_key.hex(), "--power", "1"),
+        (*propose_args, "--target", NEWCOMER.address, "--power", "0"),
+        (*propose_args, "--target", NEWCOMER.address, "--power", "1001"),
+    ], keystore=keystore)
+    assert "--power" in assert_error(no_power, "bad_request")
+    assert_error(bad_target, "invalid_address")
+    assert_error(short_hex, "invalid_address")
+    assert_error(by_hex, "node_unreachable")  # accepted: it got as far as the node
+    assert_error(by_address, "node_unreachable")
+    assert too_strong.code == 2 and too_strong.err.startswith("error [usage]: ")
+
+
+def test_cli_add_node_refuses_bad_names_before_starting_anything(tmp_path: Path) -> None:
+    directory = tmp_path / "net"
+    missing = bilayer("localnet", "add-node", "--name", "validator4", "--dir", str(directory))
+    assert "localnet up" in assert_error(missing, "localnet_error")
+    localnet.create(directory, validators=1, ledger_nodes=0, pow_bits=0)
+    taken, bad = bilayer_all([("localnet", "add-node", "--name", name, "--dir", str(directory))
+                              for name in ("validator0", "Bad Name")])
+    assert "already has a node" in assert_error(taken, "localnet_error")
+    assert_error(bad, "localnet_error")
+    assert [n["name"] for n in localnet.read_manifest(directory)["nodes"]] == ["validator0"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..errors import BadRequest
 from ..keys.address import public_key_from_address
 from ..ledger.operations import (
@@ -19,6 +21,7 @@ from ..ledger.operations import (
     SetCouncilMember,
     SetIdentityRule,
     SetInterceptionRule,
+    SetValidator,
     SuspendService,
     UnbanIdentity,
     UnbanKey,
@@ -27,7 +30,15 @@ from ..ledger.operations import (
 
 ACTIONS = ("freeze", "unfreeze", "ban", "unban", "suspend", "resume", "ratify", "appoint-provider",
            "revoke-provider", "ban-identity", "unban-identity", "identity-rule", "council-member",
-           "intercept", "remove-intercept")
+           "intercept", "remove-intercept", "set-validator")
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def parse_key(text: str) -> bytes:
+    """A public key given as an address or as 64 hex characters (as genesis and node keys are shown)."""
+    if _HEX_KEY.fullmatch(text):
+        return bytes.fromhex(text)
+    return public_key_from_address(text)
 
 
 def parse_identity(text: str | None) -> bytes:
@@ -43,7 +54,8 @@ def parse_identity(text: str | None) -> bytes:
 def make_action(action: str, target: str | None, service: str | None, emergency: int | None,
                 identity: str | None = None, min_level: str | None = None, above: int = 0,
                 weight: int | None = None, rule_id: str | None = None, asset: str | None = None,
-                counterparties: tuple[str, ...] = (), max_level: str | None = None) -> GovAction:
+                counterparties: tuple[str, ...] = (), max_level: str | None = None, power: int | None = None,
+                name: str = "") -> GovAction:
     if action in ("intercept", "remove-intercept"):
         if not rule_id:
             raise BadRequest(f"--action {action} needs --rule-id")
@@ -71,6 +83,10 @@ def make_action(action: str, target: str | None, service: str | None, emergency:
         return RatifyEmergency(emergency)
     if not target:
         raise BadRequest(f"--action {action} needs --target ADDRESS")
+    if action == "set-validator":
+        if power is None:
+            raise BadRequest("--action set-validator needs --power (0 removes the validator)")
+        return SetValidator(parse_key(target), power, name)
     key = public_key_from_address(target)
     if action == "council-member":
         if weight is None:

@@ -12,6 +12,7 @@ from ..keys.address import public_key_from_address
 from ..ledger.operations import (
     IDENTITY_ID_SIZE,
     IDENTITY_LEVELS,
+    MAX_VALIDATOR_POWER,
     GovCancel,
     GovExecute,
     GovPropose,
@@ -32,8 +33,11 @@ def gov() -> None:
 @gov.command("propose")
 @click.option("--action", type=click.Choice(ACTIONS), required=True,
               help="freeze/unfreeze an account, ban/unban a key (deny it service), suspend/resume a service"
-                   " (an operation kind), ratify a regulator's emergency freeze.")
-@click.option("--target", default=None, help="The address the action applies to (freeze, unfreeze, ban, unban).")
+                   " (an operation kind), ratify a regulator's emergency freeze, add/reweight/remove a council"
+                   " member or a validator.")
+@click.option("--target", default=None,
+              help="The address the action applies to (freeze, unfreeze, ban, unban, council-member);"
+                   " set-validator also takes the validator's public key in hex.")
 @click.option("--service", default=None, help="The operation kind to suspend or resume (e.g. data).")
 @click.option("--emergency", type=click.IntRange(min=1), default=None, help="The emergency number to ratify.")
 @click.option("--identity", default=None, help="An identity id (hex) to ban or unban.")
@@ -43,6 +47,10 @@ def gov() -> None:
               help="identity-rule for transfers: only amounts above this need the level.")
 @click.option("--weight", type=click.IntRange(0, 1_000_000), default=None,
               help="council-member: the member's new weight (0 removes it).")
+@click.option("--power", type=click.IntRange(0, MAX_VALIDATOR_POWER), default=None,
+              help="set-validator: the validator's voting power (0 removes it). The change governs consensus from"
+                   " the second checkpoint after the one that executes the proposal.")
+@click.option("--name", default="", help="set-validator: the validator's name (default: kept, or from its address).")
 @click.option("--rule-id", default=None, help="intercept / remove-intercept: the rule's name (a-z, 0-9, -, _).")
 @click.option("--asset", default=None, help="intercept: only transfers of this asset.")
 @click.option("--counterparty", "counterparties", multiple=True,
@@ -53,13 +61,13 @@ def gov() -> None:
 @click.option("--legal-ref", default="", help="The legal basis (statute, court order...).")
 @_common
 def gov_propose(action: str, target: str | None, service: str | None, emergency: int | None,
-                identity: str | None, min_level: str | None, above: int, weight: int | None, rule_id: str | None,
-                asset: str | None, counterparties: tuple[str, ...], max_level: str | None, reason: str,
-                legal_ref: str, node_url: str, key: str, keystore: Path | None, wait: bool, timeout: float,
-                as_json: bool) -> None:
+                identity: str | None, min_level: str | None, above: int, weight: int | None, power: int | None,
+                name: str, rule_id: str | None, asset: str | None, counterparties: tuple[str, ...],
+                max_level: str | None, reason: str, legal_ref: str, node_url: str, key: str, keystore: Path | None,
+                wait: bool, timeout: float, as_json: bool) -> None:
     """Propose a management action (council members only). For intercept, --above is the minimum amount."""
     made = make_action(action, target, service, emergency, identity, min_level, above, weight, rule_id, asset,
-                       counterparties, max_level)
+                       counterparties, max_level, power, name)
     _submit(node_url, keystore, key, GovPropose(action=made, reason=reason, legal_ref=legal_ref), b"", wait,
             timeout, as_json)
 
