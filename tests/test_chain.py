@@ -23,7 +23,7 @@ from bilayer.consensus.messages import (
     VoteType,
     sign_vote,
 )
-from bilayer.execution.executor import Outcome, results_root
+from bilayer.execution.executor import Outcome, genesis_state, results_root
 from bilayer.execution.merkle import EMPTY_ROOT
 from bilayer.execution.state import author_key, balance_key
 from bilayer.genesis import Allocation, ChainParams, Genesis, GenesisValidator
@@ -179,7 +179,7 @@ def assert_nothing_stored(node: Node, genesis_root: bytes) -> None:
     assert node.chain.ordered == set()
     assert node.storage.latest_checkpoint() is None
     assert node.storage.results_at(1) == []
-    assert list(node.storage.state_items()) == []
+    assert dict(node.storage.state_items()) == dict(genesis_state(GENESIS).items())
 
 
 # --- applying checkpoints ---------------------------------------------------------------

@@ -279,6 +279,22 @@ def test_history_survives_a_restart_and_a_node_from_genesis_verifies_old_certifi
 
 
 
+def test_a_removed_genesis_validator_stays_removed_after_a_restart(tmp_path: Path) -> None:
+    """Removing deletes a key the genesis state wrote: the store must not bring it back."""
+    node = Node(tmp_path / "node.sqlite")
+    node.add(*Author(GENESIS).decide(SetValidator(VALIDATORS[3].public_key, 0), 1))
+    node.apply(signed_by(node.next_checkpoint(), OLD_QUORUM))
+    assert VALIDATORS[3].public_key not in node.chain.validators_at(3)
+    root = node.chain.state_root
+    node.storage.close()
+
+    restarted = Node(tmp_path / "node.sqlite")  # would raise RootMismatch if the key came back
+    assert restarted.chain.state_root == root and restarted.chain.height == 1
+    assert VALIDATORS[3].public_key not in restarted.chain.validators_at(3)
+    assert VALIDATORS[3].public_key in restarted.chain.validators_at(2)
+    restarted.storage.close()
+
+
 # --- the command line ------------------------------------------------------------------------
 
 

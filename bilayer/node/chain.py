@@ -189,6 +189,9 @@ class ChainState:
         return Applied(checkpoint.height, checkpoint, results, self.state_root, self.results_root, kinds)
 
 
+FULL_STATE_KEY = "state_includes_genesis"
+
+
 class Chain(ChainState):
     """ChainState persisted: each applied checkpoint is one SQLite transaction."""
 
@@ -199,14 +202,18 @@ class Chain(ChainState):
 
     def load(self) -> None:
         """Restore from storage; check that the stored state still matches its recorded root."""
+        from ..execution.state import State
+
+        if self.storage.get_meta(FULL_STATE_KEY) is None:
+            # a new store, or one that kept only the keys changed since genesis: from now on it holds
+            # the whole state, so a genesis key deleted later (a validator removed) stays deleted
+            items = dict(genesis_state(self.genesis).items())
+            items.update(self.storage.state_items())
+            self.storage.replace_state(items.items(), FULL_STATE_KEY)
         latest = self.storage.latest_checkpoint()
         if latest is None:
             return
-        genesis_items = dict(self.state.items())
-        genesis_items.update(self.storage.state_items())
-        from ..execution.state import State
-
-        self.state = State(genesis_items.items())
+        self.state = State(self.storage.state_items())
         self.epochs = []
         self._sync_epochs()
         self.state_root = self.state.root()
