@@ -92,6 +92,7 @@ class ChainState:
     def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
         self.epochs: list[ValidatorEpoch] = []
+        self._epoch_heights: list[int] = []
         self.height = 0
         self.last: Checkpoint | None = None
         self.last_time_ms = genesis.genesis_time_ms
@@ -113,13 +114,14 @@ class ChainState:
                 raise ConfigError(f"validator set change {number} is missing from the state")
             members = ValidatorSet(Validator(m.name, m.key, m.power) for m in change.members)
             self.epochs.append(ValidatorEpoch(change, members))
+            self._epoch_heights.append(change.height)
         if not self.epochs:
             raise ConfigError("the genesis names no validators")
 
     def epoch_at(self, height: int) -> ValidatorEpoch:
         """The set governing `height` (known up to `height + VALIDATOR_CHANGE_DELAY`; beyond, the
         latest known set, which a later change may still replace)."""
-        index = bisect.bisect_right([e.height for e in self.epochs], height) - 1
+        index = bisect.bisect_right(self._epoch_heights, height) - 1
         return self.epochs[max(0, index)]
 
     def validators_at(self, height: int) -> ValidatorSet:
@@ -214,7 +216,7 @@ class Chain(ChainState):
         if latest is None:
             return
         self.state = State(self.storage.state_items())
-        self.epochs = []
+        self.epochs, self._epoch_heights = [], []
         self._sync_epochs()
         self.state_root = self.state.root()
         if self.state_root != latest.state_root:
