@@ -105,6 +105,17 @@ def validate_genesis(genesis: Genesis) -> Genesis:
             regulator_key = b""
         if len(regulator_key) != 32:
             raise ConfigError(f"regulator {regulator.name}: public_key must be 64 hex characters")
+    validator_keys = set()
+    for validator in genesis.validators:
+        try:
+            key = bytes.fromhex(validator.public_key)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ConfigError(f"validator {validator.name}: public_key must be 64 hex characters")
+        if validator.power <= 0 or key in validator_keys:
+            raise ConfigError(f"validator {validator.name}: power must be positive and each key appear once")
+        validator_keys.add(key)
     for member in genesis.council:
         try:
             key = bytes.fromhex(member.public_key)

@@ -372,7 +372,11 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
         "/v1/peers": [("/v1/peers" + ignoring, 200, None)],
         "/v1/checkpoints/{height}": checkpoint_cases,
         "/v1/accounts/{address}": account_cases,
-        "/v1/validators": [("/v1/validators" + ignoring, 200, None)],
+        "/v1/validators": [("/v1/validators" + ignoring, 200, None), ("/v1/validators?height=1", 200, None)]
+        + [(f"/v1/validators?height={h}", 400, "bad_request") for h in ("abc", "0", "-1", "9" * 5000, "%00")],
+        "/v1/validators/history": [
+            (f"/v1/validators/history{q}", 404, "not_found") for q in ("", "?after=abc", "?limit=0", ignoring)
+        ],
         "/v1/gov/proposals": [(f"/v1/gov/proposals{q}", 404, "not_found") for q in ("", "?status=bogus", ignoring)],
         "/v1/gov/proposals/{number}": [
             (f"/v1/gov/proposals/{n}", 404, "not_found") for n in ("1", "0", "-1", "abc", "9" * 5000, "%00")

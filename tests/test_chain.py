@@ -23,8 +23,7 @@ from bilayer.consensus.messages import (
     VoteType,
     sign_vote,
 )
-from bilayer.consensus.validators import ValidatorSet
-from bilayer.execution.executor import Outcome, results_root
+from bilayer.execution.executor import Outcome, genesis_state, results_root
 from bilayer.execution.merkle import EMPTY_ROOT
 from bilayer.execution.state import author_key, balance_key
 from bilayer.genesis import Allocation, ChainParams, Genesis, GenesisValidator
@@ -98,7 +97,7 @@ class Node:
 
 def open_node(path: Path) -> Node:
     storage = Storage(path)
-    chain = Chain(storage, GENESIS, ValidatorSet.from_genesis(GENESIS.validators))
+    chain = Chain(storage, GENESIS)
     chain.load()
     return Node(path, storage, chain, Ingest(storage, GENESIS, NodeMetrics()))
 
@@ -180,7 +179,7 @@ def assert_nothing_stored(node: Node, genesis_root: bytes) -> None:
     assert node.chain.ordered == set()
     assert node.storage.latest_checkpoint() is None
     assert node.storage.results_at(1) == []
-    assert list(node.storage.state_items()) == []
+    assert dict(node.storage.state_items()) == dict(genesis_state(GENESIS).items())
 
 
 # --- applying checkpoints ---------------------------------------------------------------
@@ -467,7 +466,7 @@ def test_damaged_state_table_is_detected_on_load(
         db.commit()
     storage = Storage(node.path)
     try:
-        chain = Chain(storage, GENESIS, ValidatorSet.from_genesis(GENESIS.validators))
+        chain = Chain(storage, GENESIS)
         with pytest.raises(RootMismatch, match="damaged") as raised:
             chain.load()
         assert raised.value.code == "state_diverged"

@@ -9,7 +9,6 @@ import pytest
 
 from bilayer import codec
 from bilayer.consensus.messages import Checkpoint
-from bilayer.consensus.validators import ValidatorSet
 from bilayer.errors import BadEncoding, InvalidOperation, PayloadHashMismatch
 from bilayer.execution.executor import execute, genesis_state
 from bilayer.execution.governance import (
@@ -138,7 +137,7 @@ def test_a_content_rule_names_at_least_one_criterion() -> None:
 
 
 def test_checkpoints_carry_keywords_and_validators_check_them() -> None:
-    chain = ChainState(GENESIS, ValidatorSet.from_genesis(GENESIS.validators))
+    chain = ChainState(GENESIS)
     ledger = Ledger()
     ledger.state = chain.state
     ledger.decide(0, SetContentRule("words", keyword="passport"))

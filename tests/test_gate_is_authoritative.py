@@ -15,7 +15,6 @@ from bilayer.consensus.messages import (
     VoteType,
     sign_vote,
 )
-from bilayer.consensus.validators import ValidatorSet
 from bilayer.execution import executor
 from bilayer.genesis import Allocation, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
 from bilayer.keys.signing import Signer
@@ -41,7 +40,7 @@ GENESIS = Genesis(
 
 class Node:
     def __init__(self) -> None:
-        self.chain = ChainState(GENESIS, ValidatorSet.from_genesis(GENESIS.validators))
+        self.chain = ChainState(GENESIS)
         self.dag = Dag(GENESIS.root)
         self.headers: dict[bytes, EntryHeader] = {}
 

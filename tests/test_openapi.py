@@ -154,6 +154,11 @@ def test_routes_answer_as_documented(tmp_path: Path) -> None:
                 ("/v1/accounts/{address}", "/v1/accounts/nobody"),
                 ("/v1/validators", "/v1/validators"),
                 ("/v1/evidence", "/v1/evidence"),
+                ("/v1/validators/history", "/v1/validators/history"),
+                ("/v1/validators", "/v1/validators?height=3"),
+                ("/v1/validators", "/v1/validators?height=4"),
+                ("/v1/validators", "/v1/validators?height=zero"),
+                ("/v1/validators/history", "/v1/validators/history?limit=0"),
                 ("/v1/entries/{entry_id}", f"/v1/entries/{FUND.hex()}?wait=31"),
                 ("/v1/entries/{entry_id}", f"/v1/entries/{FUND.hex()}?wait=soon"),
                 ("/v1/entries/{entry_id}", f"/v1/entries/{FUND.hex()}"),  # ordered, but not stored on this node
@@ -169,7 +174,7 @@ def test_routes_answer_as_documented(tmp_path: Path) -> None:
     for template, status, body in answers:
         _check(doc, template, status, body)
     statuses = [status for _, status, _ in answers]
-    assert statuses == [200, 200, 404, 404, 400, 200, 200, 400, 200, 200, 400, 400, 404]
+    assert statuses == [200, 200, 404, 404, 400, 200, 200, 400, 200, 200, 200, 200, 404, 400, 400, 400, 400, 404]
     latest = answers[0][2]
     assert latest["height"] == 1 and [e["id"] for e in latest["entries"]] == [FUND.hex(), OVERSPEND.hex()]
     assert latest["entries"][1] == {"id": OVERSPEND.hex(), "outcome": "REJECTED", "reason": "insufficient_funds",
@@ -179,6 +184,9 @@ def test_routes_answer_as_documented(tmp_path: Path) -> None:
     assert answers[6][2]["balances"] == {"GLD": 7} and answers[6][2]["last_entry"] is None
     assert len(answers[8][2]["validators"]) == 4 and answers[8][2]["quorum_power"] == 3
     assert answers[9][2] == {"forks": [], "equivocations": []}
+    assert [(c["change"], c["height"], c["proposals"]) for c in answers[10][2]["changes"]] == [(1, 1, [])]
+    assert answers[8][2]["height"] == 2 and answers[8][2]["since_height"] == 1
+    assert answers[11][2]["height"] == 3 and len(answers[11][2]["validators"]) == 4
 
 
 def test_the_node_serves_this_document() -> None:

@@ -50,6 +50,31 @@ def test_sampled_campaign_seven_validators_two_byzantine() -> None:
     assert report.liveness_failures == 0, [(f.seed, f.liveness_failures) for f in report.failures][:3]
 
 
+def test_the_council_adds_and_removes_a_validator_under_faults() -> None:
+    report = run_campaign(range(2000, 2060), SimConfig(validators=4, byzantine=1, reconfigure=True))
+    assert report.safety_violations == 0, [f.violations for f in report.failures][:3]
+    assert report.liveness_failures == 0, [(f.seed, f.liveness_failures) for f in report.failures][:3]
+
+
+def test_a_validator_joins_signs_and_a_removed_one_stops_signing() -> None:
+    world = World(7, SimConfig(validators=4, faults=(), entries=60, reconfigure=True))
+    world.run()
+    assert not world.violations and not world.checker.liveness_failures
+    joiner, removed = world.nodes[-1], world.nodes[0]
+    epochs = joiner.chain.epochs
+    assert [(len(e.validators), e.change.proposals) for e in epochs] == [(4, ()), (5, (1,)), (4, (2,))]
+    added_at, removed_at = epochs[1].height, epochs[2].height
+    assert all([(e.height, e.change) for e in n.chain.epochs] == [(e.height, e.change) for e in epochs]
+               for n in world.nodes)
+    signers = {f.checkpoint.height: {s.validator for s in f.certificate.signatures} for f in joiner.finalized}
+    assert max(signers) > removed_at + 2, "too few checkpoints after the removal to tell"
+    assert all(world.joiner.public_key not in keys for h, keys in signers.items() if h < added_at)
+    assert any(world.joiner.public_key in keys for h, keys in signers.items() if h >= added_at)
+    assert all(removed.signer.public_key not in keys for h, keys in signers.items() if h >= removed_at)
+    assert joiner.core is not None and removed.core is None
+    assert removed.chain.height == joiner.chain.height  # it follows as a ledger node
+
+
 class _TwoFIsAQuorum(ValidatorSet):
     """Broken: counts 2f of 3f+1 as a quorum."""
 

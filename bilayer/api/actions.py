@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from ..ledger.operations import (
     SetCouncilMember,
     SetIdentityRule,
     SetInterceptionRule,
+    SetValidator,
     SuspendService,
     UnbanIdentity,
     UnbanKey,
@@ -40,7 +42,8 @@ from ..ledger.operations import (
 ACTIONS = ("freeze", "unfreeze", "ban", "unban", "suspend", "resume", "ratify", "appoint-provider",
            "revoke-provider", "ban-identity", "unban-identity", "identity-rule", "council-member",
            "intercept", "remove-intercept", "content-rule", "remove-content-rule", "redact", "recover",
-           "chain-params")
+           "chain-params", "set-validator")
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,15 @@ class ActionOptions:
     to: str | None = None
     assets: tuple[str, ...] = ()
     params: dict[str, int] = field(default_factory=dict)
+    power: int | None = None
+    name: str = ""
+
+
+def parse_key(text: str) -> bytes:
+    """A public key given as an address or as 64 hex characters (as genesis and node keys are shown)."""
+    if _HEX_KEY.fullmatch(text):
+        return bytes.fromhex(text)
+    return public_key_from_address(text)
 
 
 def parse_identity(text: str | None) -> bytes:
@@ -145,6 +157,10 @@ def make_action(action: str, o: ActionOptions, current_params: ChainParams | Non
         return RatifyEmergency(o.emergency)
     if not o.target:
         raise BadRequest(f"--action {action} needs --target ADDRESS")
+    if action == "set-validator":
+        if o.power is None:
+            raise BadRequest("--action set-validator needs --power (0 removes the validator)")
+        return SetValidator(parse_key(o.target), o.power, o.name)
     key = public_key_from_address(o.target)
     if action == "recover":
         if not o.to or not o.assets:

@@ -168,25 +168,47 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             "state_root": _hex("state root at that height"),
         },
     }
+    validator_set = {
+        "validators": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "public_key": _hex("Ed25519 public key"),
+                    "address": {"type": "string"},
+                    "power": {"type": "integer", "minimum": 1},
+                },
+            },
+        },
+        "total_power": {"type": "integer", "minimum": 0},
+        "max_faulty": {"type": "integer", "minimum": 0},
+        "quorum_power": {"type": "integer", "description": "absent when the chain has no validators"},
+    }
+    validator_change = {
+        "type": "object",
+        "description": "One change of the validator set: the set, the first height it governs (two after the"
+                       " checkpoint that executed it) and the proposals that decided it (none: genesis).",
+        "required": ["change", "height", "executed_height", "proposals", "validators", "total_power"],
+        "properties": {
+            "change": {"type": "integer", "minimum": 1, "description": "1 is the genesis set"},
+            "height": {"type": "integer", "minimum": 1, "description": "first height this set governs"},
+            "executed_height": {"type": ["integer", "null"], "description": "null for the genesis set"},
+            "proposals": {"type": "array", "items": {"type": "integer"}},
+            **validator_set,
+        },
+    }
     validators = {
         "type": "object",
         "required": ["validators", "total_power", "max_faulty"],
         "properties": {
-            "validators": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": {"type": "string"},
-                        "public_key": _hex("Ed25519 public key"),
-                        "address": {"type": "string"},
-                        "power": {"type": "integer", "minimum": 1},
-                    },
-                },
-            },
-            "total_power": {"type": "integer", "minimum": 0},
-            "max_faulty": {"type": "integer", "minimum": 0},
-            "quorum_power": {"type": "integer", "description": "absent when the chain has no validators"},
+            "height": {"type": "integer", "minimum": 1, "description": "the height this set votes on"},
+            "since_height": {"type": "integer", "minimum": 1, "description": "the height the set took effect"},
+            "proposals": {"type": "array", "items": {"type": "integer"},
+                          "description": "the proposals that made this set (none: genesis)"},
+            "next": {"$ref": "#/components/schemas/ValidatorChange",
+                     "description": "a change already executed that takes effect at a later height"},
+            **validator_set,
         },
     }
     equivocation = {
@@ -241,6 +263,7 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                 "Checkpoint": checkpoint,
                 "Account": account,
                 "Validators": validators,
+                "ValidatorChange": validator_change,
                 "Equivocation": equivocation,
             }
         },
@@ -406,8 +429,34 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             },
             "/v1/validators": {
                 "get": {
-                    "summary": "The validator set: keys, voting power and quorum",
-                    "responses": {"200": _json({"$ref": "#/components/schemas/Validators"}, "validators")},
+                    "summary": "The validator set: keys, voting power, quorum, and the height it took effect",
+                    "description": "The set that votes on the next height, or the one that governed `height`."
+                                   " 404 for a height whose set is not decided yet (sets are known two heights"
+                                   " ahead).",
+                    "parameters": [{"name": "height", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+                    "responses": {"200": _json({"$ref": "#/components/schemas/Validators"}, "validators"),
+                                  **_errors(400, 404)},
+                }
+            },
+            "/v1/validators/history": {
+                "get": {
+                    "summary": "Every validator set change, oldest first, with its height and the proposals behind it",
+                    "parameters": [
+                        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                         "description": "list the changes numbered after this one"},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    ],
+                    "responses": {
+                        "200": _json({
+                            "type": "object", "required": ["height", "changes"],
+                            "properties": {
+                                "height": {"type": "integer", "minimum": 0},
+                                "changes": {"type": "array",
+                                            "items": {"$ref": "#/components/schemas/ValidatorChange"}},
+                            },
+                        }, "the changes"),
+                        **_errors(400, 404),
+                    },
                 }
             },
             "/v1/gov/proposals": {

@@ -16,9 +16,11 @@ import msgspec
 from aiohttp import web
 
 from .. import __version__, codec
+from ..consensus.validators import ValidatorSet
 from ..errors import BadEncoding, BadRequest, BilayerError, ContentRefused, NotFound, PayloadWithheld, RateLimited
 from ..execution.errors import ExecutionRejected
 from ..execution.governance import (
+    VALIDATOR_CHANGE_DELAY,
     ExecContext,
     HeldRecord,
     IdentityRule,
@@ -62,7 +64,7 @@ from .views import b64, council_view, finalized_view, fork_view, proposal_view, 
 PROPOSAL_STATUSES = ("voting", "passed", "rejected", "executed", "cancelled")
 
 if TYPE_CHECKING:
-    from ..node.chain import Chain
+    from ..node.chain import Chain, ValidatorEpoch
     from ..node.runtime import LedgerNode
 
 log = logging.getLogger("bilayer.api")
@@ -621,12 +623,8 @@ async def get_identity(request: web.Request) -> web.Response:
     })
 
 
-async def get_validators(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    if node.validators is None:
-        return json_response({"validators": [], "total_power": 0, "max_faulty": 0})
-    validators = node.validators
-    return json_response({
+def _set_view(validators: ValidatorSet) -> dict[str, Any]:
+    return {
         "validators": [
             {"name": v.name, "public_key": v.public_key.hex(), "address": address_from_public_key(v.public_key),
              "power": v.power}
@@ -635,7 +633,43 @@ async def get_validators(request: web.Request) -> web.Response:
         "total_power": validators.total_power,
         "max_faulty": validators.max_faulty,
         "quorum_power": validators.total_power * 2 // 3 + 1,
-    })
+    }
+
+
+def _epoch_view(epoch: ValidatorEpoch) -> dict[str, Any]:
+    change = epoch.change
+    return {"change": change.number, "height": change.height, "executed_height": change.executed_height or None,
+            "proposals": list(change.proposals), **_set_view(epoch.validators)}
+
+
+async def get_validators(request: web.Request) -> web.Response:
+    """The set that votes on the next height (or governed `?height=`), and since when."""
+    node = request.app[NODE]
+    chain = node.chain
+    asked = _int_query(request, "height", 0, 1, 2**62) if "height" in request.query else None
+    if chain is None:
+        return json_response({"validators": [], "total_power": 0, "max_faulty": 0})
+    height = asked if asked is not None else chain.height + 1
+    if not chain.knows_validators_of(height):
+        raise NotFound(f"the validator set of height {height} is not decided yet (this node is at height"
+                       f" {chain.height}; sets are known {VALIDATOR_CHANGE_DELAY} heights ahead)")
+    epoch = chain.epoch_at(height)
+    view = {"height": height, "since_height": epoch.height, "proposals": list(epoch.change.proposals),
+            **_set_view(epoch.validators)}
+    following = chain.epoch_at(chain.height + VALIDATOR_CHANGE_DELAY)
+    if following.height > height:
+        view["next"] = _epoch_view(following)
+    return json_response(view)
+
+
+async def get_validator_history(request: web.Request) -> web.Response:
+    """Every validator set change, oldest first: the height it governs from and the proposals behind it."""
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    after = _int_query(request, "after", 0, 0, 2**62)
+    limit = _int_query(request, "limit", 100, 1, MAX_LIST)
+    epochs = [e for e in chain.epochs if e.change.number > after][:limit]
+    return json_response({"height": chain.height, "changes": [_epoch_view(e) for e in epochs]})
 
 
 async def get_status(request: web.Request) -> web.Response:
@@ -689,6 +723,7 @@ def build_app(
     app.router.add_get("/v1/checkpoints/{height}", get_checkpoint)
     app.router.add_get("/v1/accounts/{address}", get_account)
     app.router.add_get("/v1/validators", get_validators)
+    app.router.add_get("/v1/validators/history", get_validator_history)
     app.router.add_get("/v1/gov/proposals", list_proposals)
     app.router.add_get("/v1/gov/proposals/{number}", get_proposal_route)
     app.router.add_get("/v1/gov/council", get_council)

@@ -16,6 +16,7 @@ from ..keys.address import public_key_from_address
 from ..ledger.operations import (
     IDENTITY_ID_SIZE,
     IDENTITY_LEVELS,
+    MAX_VALIDATOR_POWER,
     GovCancel,
     GovExecute,
     GovPropose,
@@ -52,7 +53,7 @@ def _action_options(f: Any) -> Any:
                      help="What the council would decide; see the README's table of management actions."),
         click.option("--target", default=None,
                      help="The address the action applies to (freeze, ban, providers, council-member; recover:"
-                          " the lost key)."),
+                          " the lost key); set-validator also takes the validator's public key in hex."),
         click.option("--service", default=None, help="The operation kind to suspend or resume (e.g. data)."),
         click.option("--emergency", type=click.IntRange(min=1), default=None, help="The emergency number to ratify."),
         click.option("--identity", default=None, help="An identity id (hex) to ban or unban."),
@@ -62,6 +63,11 @@ def _action_options(f: Any) -> Any:
                      help="identity-rule: only transfer amounts above this; intercept: the minimum amount."),
         click.option("--weight", type=click.IntRange(0, 1_000_000), default=None,
                      help="council-member: the member's new weight (0 removes it)."),
+        click.option("--power", type=click.IntRange(0, MAX_VALIDATOR_POWER), default=None,
+                     help="set-validator: the validator's voting power (0 removes it). The change governs consensus"
+                          " from the second checkpoint after the one that executes the proposal."),
+        click.option("--name", default="",
+                     help="set-validator: the validator's name (default: kept, or from its address)."),
         click.option("--rule-id", default=None, help="intercept / content-rule: the rule's name (a-z, 0-9, -, _)."),
         click.option("--asset", "assets", multiple=True,
                      help="intercept: only transfers of this asset; recover: an asset to reissue (repeatable)."),

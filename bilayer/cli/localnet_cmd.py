@@ -75,6 +75,26 @@ def localnet_up(validators: int, ledger_nodes: int, consensus: str, pow_bits: in
     emit(manifest, as_json, human)
 
 
+@localnet.command("add-node")
+@click.option("--name", required=True, help="The new node's name (e.g. validator4).")
+@dir_option
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the node.")
+@json_option
+def localnet_add_node(name: str, directory: Path, timeout: float, as_json: bool) -> None:
+    """Create and start a node that is not in genesis, connected to every node of the network; it
+    follows the chain until a council proposal (set-validator) makes it a validator."""
+    node = net.add_node(directory, name, timeout=timeout)
+
+    def human(n: dict[str, Any]) -> None:
+        console.print(f"started {n['name']} (pid {n['pid']}) at {n['api_url']}, peers on {n['p2p']}")
+        console.print(f"public key: {n['public_key']}")
+        console.print(f"address:    {n['address']}")
+        console.print(f"make it a validator: bilayer gov propose --action set-validator --target {n['address']}"
+                      f" --power 1 --name {n['name']} --reason ... --key COUNCIL_KEY")
+
+    emit(node, as_json, human)
+
+
 @localnet.command("status")
 @dir_option
 @json_option

@@ -136,16 +136,37 @@ def query_params(node_url: str, as_json: bool) -> None:
 
 
 @query.command("validators")
+@click.option("--height", type=click.IntRange(min=1), default=None,
+              help="The set that governed this height (default: the set voting now).")
+@click.option("--history", is_flag=True, help="Every change of the set, with its height and proposals.")
 @node_option
 @json_option
-def query_validators(node_url: str, as_json: bool) -> None:
-    """The validator set."""
-    data = NodeClient(node_url).get("/v1/validators")
+def query_validators(height: int | None, history: bool, node_url: str, as_json: bool) -> None:
+    """The validator set, and since which height it governs."""
+    client = NodeClient(node_url)
+    if history:
+        changes = client.get("/v1/validators/history")
+
+        def human_history(d: dict[str, Any]) -> None:
+            for change in d["changes"]:
+                why = ", ".join(f"#{n}" for n in change["proposals"]) or "genesis"
+                console.print(f"from height {change['height']:<6} {len(change['validators'])} validators,"
+                              f" total power {change['total_power']}  ({why})")
+                for v in change["validators"]:
+                    console.print(f"  {v['name']:<12} power {v['power']:<4} {v['address']}")
+
+        emit(changes, as_json, human_history)
+        return
+    data = client.get("/v1/validators" + (f"?height={height}" if height is not None else ""))
 
     def human(d: dict[str, Any]) -> None:
-        console.print(f"{len(d['validators'])} validators, total power {d['total_power']},"
+        since = f" since height {d['since_height']}" if "since_height" in d else ""
+        console.print(f"{len(d['validators'])} validators{since}, total power {d['total_power']},"
                       f" tolerates {d['max_faulty']} faulty")
         for v in d["validators"]:
             console.print(f"  {v['name']:<12} power {v['power']:<4} {v['address']}")
+        if "next" in d:
+            console.print(f"from height {d['next']['height']}: {len(d['next']['validators'])} validators"
+                          f" (proposals {', '.join(str(n) for n in d['next']['proposals'])})")
 
     emit(data, as_json, human)

@@ -22,9 +22,11 @@ from .output import console, emit, json_option
               help="Comma-separated fault kinds: loss,delay,reorder,duplicate,partition,crash,skew (or all, none).")
 @click.option("--entries", type=click.IntRange(0, 10_000), default=40, show_default=True,
               help="Transfers submitted while faults are active.")
+@click.option("--reconfigure", is_flag=True,
+              help="The council adds a validator, then removes one, by proposal during the fault window.")
 @json_option
 def sim(seeds: int, start: int, seed: int | None, validators: int, byzantine: int, faults: str, entries: int,
-        as_json: bool) -> None:
+        reconfigure: bool, as_json: bool) -> None:
     """Deterministic simulation of the consensus layer under faults: a campaign of seeds."""
     from ..sim.campaign import parse_faults, run_campaign
     from ..sim.world import SimConfig
@@ -35,7 +37,8 @@ def sim(seeds: int, start: int, seed: int | None, validators: int, byzantine: in
         raise BadRequest(str(exc)) from None
     if byzantine > (validators - 1) // 3:
         raise BadRequest(f"{validators} validators tolerate at most {(validators - 1) // 3} byzantine")
-    config = SimConfig(validators=validators, byzantine=byzantine, faults=kinds, entries=entries)
+    config = SimConfig(validators=validators, byzantine=byzantine, faults=kinds, entries=entries,
+                       reconfigure=reconfigure)
     chosen = [seed] if seed is not None else range(start, start + seeds)
     with _progress(not as_json) as progress:
         tick = progress(f"simulating n={validators} f={byzantine}", len(chosen))

@@ -109,10 +109,14 @@ class EntriesAvailable:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """The host applied the decision of `height` (or synced it from peers); go to `height + 1`."""
+    """The host applied the decision of `height` (or synced it from peers); go to `height + 1`.
+
+    `validators` is the set of `height + 1` when it differs from this height's (a council
+    decision): the core counts votes and picks proposers with it from then on."""
 
     height: int
     checkpoint: Checkpoint
+    validators: ValidatorSet | None = None
 
 
 Event = Start | MessageReceived | TimeoutFired | EntriesAvailable | Applied
@@ -466,6 +470,8 @@ class TendermintCore:
             return
         self.height = event.height + 1
         self.prev = event.checkpoint
+        if event.validators is not None:
+            self.validators = event.validators
         self.round = 0
         self.phase = Phase.PROPOSE
         self.locked_round, self.locked_value = -1, None

@@ -27,6 +27,10 @@ Keeper of these state keys:
     b"D"  + entry id          -> RedactionRecord: the entry's payload is gone from every node
     b"Np"                     -> the chain parameters, when a proposal replaced genesis' ones
     b"Nl"                     -> the loosest parameters the chain ever had (what old entries were checked by)
+    b"V"  + key               -> ValidatorRecord: a validator's name and power (genesis, then proposals)
+    b"Vk"                     -> the validators' keys, sorted (the index: nothing scans the state)
+    b"Vc"                     -> the number of validator set changes recorded (genesis is the first)
+    b"Vh" + number (8 bytes)  -> ValidatorSetChange: the whole set, the height it governs from, and why
 
 A proposal passes as soon as its yes-weight reaches the threshold of the whole council, or
 at its deadline when the votes cast reach the quorum and yes reaches the threshold of yes
@@ -39,6 +43,11 @@ Keyword content rules need the payload, which a node may no longer hold (redacte
 blocked): the validators that vote on a checkpoint find the keywords in its data entries
 and the checkpoint carries them (`ExecContext.keywords`), so execution itself never reads a
 payload and every node, even one that syncs without the bytes, computes the same results.
+A `set_validator` proposal executed in checkpoint h changes the validator set that governs
+consensus from height h + VALIDATOR_CHANGE_DELAY (h + 2): the set of a height is then
+fixed by a state whose root is signed in the checkpoint before it, and a validator that
+joins has one whole checkpoint to start. Changes executed in one checkpoint form one
+recorded change.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ import msgspec
 
 from .. import codec
 from ..genesis import ChainParams, Genesis, GovernanceParams
+from ..keys.address import address_from_public_key
 from ..ledger.entry import EntryHeader
 from ..ledger.operations import (
     AppointIdentityProvider,
@@ -80,6 +90,7 @@ from ..ledger.operations import (
     SetCouncilMember,
     SetIdentityRule,
     SetInterceptionRule,
+    SetValidator,
     SuspendService,
     Transfer,
     UnbanIdentity,
@@ -89,6 +100,9 @@ from ..ledger.operations import (
 )
 from .errors import BalanceOverflow, ExecutionRejected, InsufficientFunds
 from .state import State
+
+VALIDATOR_CHANGE_DELAY = 2
+MAX_VALIDATORS = 100
 
 
 class NotCouncilMember(ExecutionRejected):
@@ -149,6 +163,18 @@ class TransactionIntercepted(ExecutionRejected):
 
 class CouncilWouldBeEmpty(ExecutionRejected):
     code = "council_would_be_empty"
+
+
+class ValidatorSetWouldBeEmpty(ExecutionRejected):
+    code = "validator_set_would_be_empty"
+
+
+class ValidatorNotFound(ExecutionRejected):
+    code = "validator_not_found"
+
+
+class ValidatorSetFull(ExecutionRejected):
+    code = "validator_set_full"
 
 
 class NotIdentityProvider(ExecutionRejected):
@@ -313,6 +339,26 @@ class RedactionRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 NO_KEYWORDS: Mapping[bytes, tuple[str, ...]] = MappingProxyType({})
+class ValidatorRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    power: int
+    decision: int  # the proposal that set it; 0: genesis
+
+
+class ValidatorMember(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    key: bytes
+    name: str
+    power: int
+
+
+class ValidatorSetChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One change of the validator set, kept forever: nodes verify old certificates with it."""
+
+    number: int  # 1: the genesis set
+    height: int  # the first height this set governs
+    executed_height: int  # the checkpoint whose execution decided it (0: genesis)
+    proposals: tuple[int, ...]
+    members: tuple[ValidatorMember, ...]  # sorted by key
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,7 +600,95 @@ def identity_of(state: State, key: bytes) -> IdentityRecord | None:
     return None if raw is None else codec.decode(raw, IdentityRecord)
 
 
+VALIDATOR_INDEX = b"Vk"
+VALIDATOR_CHANGES = b"Vc"
+
+
+def validator_key(key: bytes) -> bytes:
+    return b"V" + key
+
+
+def validator_change_key(number: int) -> bytes:
+    return b"Vh" + number.to_bytes(8, "big")
+
+
+def validator_record(state: State, key: bytes) -> ValidatorRecord | None:
+    raw = state.get(validator_key(key))
+    return None if raw is None else codec.decode(raw, ValidatorRecord)
+
+
+def validator_keys(state: State) -> list[bytes]:
+    raw = state.get(VALIDATOR_INDEX)
+    return [] if raw is None else codec.decode(raw, list[bytes])
+
+
+def validator_members(state: State) -> tuple[ValidatorMember, ...]:
+    """The set as executed so far (it governs consensus only from its change's height)."""
+    members = []
+    for key in validator_keys(state):
+        record = validator_record(state, key)
+        if record is not None:
+            members.append(ValidatorMember(key, record.name, record.power))
+    return tuple(members)
+
+
+def validator_change_count(state: State) -> int:
+    raw = state.get(VALIDATOR_CHANGES)
+    return 0 if raw is None else codec.decode(raw, int)
+
+
+def validator_change(state: State, number: int) -> ValidatorSetChange | None:
+    raw = state.get(validator_change_key(number))
+    return None if raw is None else codec.decode(raw, ValidatorSetChange)
+
+
+def _put_validator(state: State, key: bytes, record: ValidatorRecord | None) -> None:
+    keys = set(validator_keys(state))
+    if record is None:
+        state.delete(validator_key(key))
+        keys.discard(key)
+    else:
+        state.set(validator_key(key), codec.encode(record))
+        keys.add(key)
+    state.set(VALIDATOR_INDEX, codec.encode(sorted(keys)))
+
+
+def _record_validator_change(state: State, height: int, executed_height: int, proposal: int) -> None:
+    """Record the set now in state as governing from `height`; a second change executed in the
+    same checkpoint amends the first rather than add a change at the same height."""
+    count = validator_change_count(state)
+    last = validator_change(state, count) if count else None
+    proposals: tuple[int, ...] = (proposal,) if proposal else ()
+    if last is not None and last.height == height:
+        proposals = (*last.proposals, *proposals)
+    else:
+        count += 1
+        state.set(VALIDATOR_CHANGES, codec.encode(count))
+    change = ValidatorSetChange(count, height, executed_height, proposals, validator_members(state))
+    state.set(validator_change_key(count), codec.encode(change))
+
+
+def _set_validator(ctx: ExecContext, state: State, number: int, action: SetValidator) -> None:
+    current = validator_record(state, action.key)
+    if action.power == 0:
+        if current is None:
+            raise ValidatorNotFound(f"{address_from_public_key(action.key)} is not a validator")
+        if validator_keys(state) == [action.key]:
+            raise ValidatorSetWouldBeEmpty("the last validator cannot be removed")
+        _put_validator(state, action.key, None)
+    else:
+        if current is None and len(validator_keys(state)) >= MAX_VALIDATORS:
+            raise ValidatorSetFull(f"the validator set holds at most {MAX_VALIDATORS} validators")
+        name = action.name or (current.name if current is not None else address_from_public_key(action.key)[:12])
+        _put_validator(state, action.key, ValidatorRecord(name, action.power, number))
+    _record_validator_change(state, ctx.height + VALIDATOR_CHANGE_DELAY, ctx.height, number)
+
+
 def init_genesis(state: State, genesis: Genesis) -> None:
+    for validator in genesis.validators:
+        _put_validator(state, bytes.fromhex(validator.public_key), ValidatorRecord(validator.name, validator.power, 0))
+    if genesis.validators:
+        _record_validator_change(state, 1, 0, 0)
     for member in genesis.council:
         set_council_weight(state, bytes.fromhex(member.public_key), member.weight)
     for regulator in genesis.regulators:
@@ -738,6 +872,8 @@ def _carry_out(ctx: ExecContext, state: State, number: int, action: GovAction) -
         if action.weight == 0 and council_total(state) - council_weight(state, action.key) <= 0:
             raise CouncilWouldBeEmpty("the council cannot remove its last member")
         set_council_weight(state, action.key, action.weight)  # weight 0: no longer a member
+    elif isinstance(action, SetValidator):
+        _set_validator(ctx, state, number, action)
     elif isinstance(action, AppointIdentityProvider):
         state.set(provider_key(action.key), decision)
     elif isinstance(action, RevokeIdentityProvider):

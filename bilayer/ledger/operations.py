@@ -20,6 +20,7 @@ from ..keys.address import PUBLIC_KEY_SIZE, address_from_public_key
 
 _ASSET = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
 _RULE_ID = re.compile(r"[a-z0-9_-]{1,32}")
+_VALIDATOR_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 MAX_AMOUNT = 2**63 - 1
 
@@ -238,13 +239,24 @@ class SetChainParams(msgspec.Struct, frozen=True, tag="set_chain_params", forbid
     """Replace the chain parameters (entry limits and proof of work) from the next checkpoint on."""
 
     params: ChainParams
+MAX_VALIDATOR_POWER = 1000
+
+
+class SetValidator(msgspec.Struct, frozen=True, tag="set_validator", forbid_unknown_fields=True):
+    """Add a validator, change its voting power, or (power 0) remove it. The change governs
+    consensus from the second checkpoint after the one that executes it (see `node/chain.py`).
+    An empty `name` keeps the validator's name, or names a new one after its address."""
+
+    key: bytes
+    power: int
+    name: str = ""
 
 
 GovAction = (
     FreezeAccount | UnfreezeAccount | BanKey | UnbanKey | SuspendService | ResumeService | RatifyEmergency
     | AppointIdentityProvider | RevokeIdentityProvider | BanIdentity | UnbanIdentity | SetIdentityRule
     | SetCouncilMember | SetInterceptionRule | RemoveInterceptionRule | SetContentRule | RemoveContentRule
-    | RedactEntries | RecoverAssets | SetChainParams
+    | RedactEntries | RecoverAssets | SetChainParams | SetValidator
 )
 
 MANAGEMENT_PREFIXES = ("gov.", "reg.", "id.")
@@ -303,6 +315,13 @@ def _check_action(action: GovAction) -> None:
     elif isinstance(action, SetCouncilMember):
         if len(action.key) != PUBLIC_KEY_SIZE or not 0 <= action.weight <= 1_000_000:
             raise InvalidOperation("a council member is a 32-byte public key with a weight of 0..1000000")
+    elif isinstance(action, SetValidator):
+        if len(action.key) != PUBLIC_KEY_SIZE or not 0 <= action.power <= MAX_VALIDATOR_POWER:
+            raise InvalidOperation(f"a validator is a 32-byte public key with a power of 0..{MAX_VALIDATOR_POWER}"
+                                   " (0 removes it)")
+        if action.name and not _VALIDATOR_NAME.fullmatch(action.name):
+            raise InvalidOperation("a validator name: 1-32 characters of a-z, 0-9, '-' and '_', not starting"
+                                   " with '-' or '_'")
     elif isinstance(action, BanIdentity | UnbanIdentity):
         if len(action.identity) != IDENTITY_ID_SIZE:
             raise InvalidOperation(f"an identity id is {IDENTITY_ID_SIZE} bytes")
@@ -348,6 +367,8 @@ def _action_view(action: GovAction) -> dict[str, Any]:
             del view[field]
     if isinstance(action, BanIdentity | UnbanIdentity):
         view["identity"] = action.identity.hex()
+    if isinstance(action, SetValidator):
+        view["public_key"] = action.key.hex()
     if isinstance(action, SetInterceptionRule):
         view["counterparties"] = [address_from_public_key(c) for c in action.counterparties]
     if isinstance(action, SetContentRule):

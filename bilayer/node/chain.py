@@ -7,10 +7,18 @@ commit checkpoint, results and state changes in one SQLite transaction.
 
 Checkpoint h+1 carries the state root after h. A node whose own root differs from the one
 a quorum signed has diverged: it halts (`RootMismatch`) with a diagnostic rather than go on.
+
+The validator set of each height comes from the chain itself. A council decision executed
+in checkpoint h governs heights from h+2 (`VALIDATOR_CHANGE_DELAY`): after applying h a node
+knows the sets of h+1 and h+2, so it verifies the next certificate, and a validator that
+joins (or leaves) starts (or stops) its consensus core a whole checkpoint ahead of time.
+Every set change stays in state, so a restarted node, or one catching up from genesis,
+verifies each old certificate with the set of its own height.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections.abc import Callable
@@ -24,16 +32,20 @@ from ..consensus.messages import (
     FinalizedCheckpoint,
     verify_certificate,
 )
-from ..consensus.validators import ValidatorSet
-from ..errors import BilayerError
+from ..consensus.validators import Validator, ValidatorSet
+from ..errors import BilayerError, ConfigError
 from ..execution.executor import EntryResult, execute, genesis_state, results_root
 from ..execution.governance import (
+    VALIDATOR_CHANGE_DELAY,
     ContentBlocked,
     ExecContext,
     RedactionRecord,
+    ValidatorSetChange,
     content_keywords,
     keywords_in,
     redaction_of,
+    validator_change,
+    validator_change_count,
 )
 from ..execution.merkle import EMPTY_ROOT
 from ..genesis import Genesis
@@ -65,14 +77,27 @@ class Applied:
     kinds: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ValidatorEpoch:
+    """A validator set and the change (in state) that made it govern from `change.height`."""
+
+    change: ValidatorSetChange
+    validators: ValidatorSet
+
+    @property
+    def height(self) -> int:
+        return self.change.height
+
+
 class ChainState:
     """The in-memory part of finality: what has been decided and executed so far.
 
     Pure and storage-free, so the simulator runs exactly what nodes run."""
 
-    def __init__(self, genesis: Genesis, validators: ValidatorSet) -> None:
+    def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
-        self.validators = validators
+        self.epochs: list[ValidatorEpoch] = []
+        self._epoch_heights: list[int] = []
         self.height = 0
         self.last: Checkpoint | None = None
         self.last_time_ms = genesis.genesis_time_ms
@@ -81,6 +106,39 @@ class ChainState:
         self.state_root = self.state.root()
         self.results_root = EMPTY_ROOT
         self.ordered: set[bytes] = set()
+        self._sync_epochs()
+
+    # --- the validator set of each height -----------------------------------------------------
+
+    def _sync_epochs(self) -> None:
+        """Pick up the set changes recorded in state since the last call. A change is recorded
+        during the checkpoint that decides it and never amended afterwards."""
+        for number in range(len(self.epochs) + 1, validator_change_count(self.state) + 1):
+            change = validator_change(self.state, number)
+            if change is None:
+                raise ConfigError(f"validator set change {number} is missing from the state")
+            members = ValidatorSet(Validator(m.name, m.key, m.power) for m in change.members)
+            self.epochs.append(ValidatorEpoch(change, members))
+            self._epoch_heights.append(change.height)
+        if not self.epochs:
+            raise ConfigError("the genesis names no validators")
+
+    def epoch_at(self, height: int) -> ValidatorEpoch:
+        """The set governing `height` (known up to `height + VALIDATOR_CHANGE_DELAY`; beyond, the
+        latest known set, which a later change may still replace)."""
+        index = bisect.bisect_right(self._epoch_heights, height) - 1
+        return self.epochs[max(0, index)]
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        return self.epoch_at(height).validators
+
+    def knows_validators_of(self, height: int) -> bool:
+        return height <= self.height + VALIDATOR_CHANGE_DELAY
+
+    @property
+    def validators(self) -> ValidatorSet:
+        """The set of the next height: the one that votes now."""
+        return self.validators_at(self.height + 1)
 
     @property
     def prev_id(self) -> bytes:
@@ -134,7 +192,8 @@ class ChainState:
         MissingEntry (fetch, then retry) or RootMismatch (halt)."""
         checkpoint = finalized.checkpoint
         self.check_extends(checkpoint)
-        verify_certificate(self.genesis.chain_id, checkpoint, finalized.certificate, self.validators)
+        verify_certificate(self.genesis.chain_id, checkpoint, finalized.certificate,
+                           self.validators_at(checkpoint.height))
         if checkpoint.state_root != self.state_root or checkpoint.results_root != self.results_root:
             raise RootMismatch(
                 f"at height {checkpoint.height} a quorum signed state root {checkpoint.state_root.hex()} and results"
@@ -156,6 +215,7 @@ class ChainState:
         self.last = checkpoint
         self.last_time_ms = checkpoint.time_ms
         self.ordered.update(order)
+        self._sync_epochs()
         kinds = tuple(header.kind for _, header in ordered_headers)
         return Applied(checkpoint.height, checkpoint, results, self.state_root, self.results_root, kinds)
 
@@ -173,26 +233,33 @@ def withheld_payloads(
             removed.append((key[1:], Tombstone(f"proposal:{record.decision}", record.reason_code, record.time_ms,
                                                record.height)))
     return removed
+FULL_STATE_KEY = "state_includes_genesis"
 
 
 class Chain(ChainState):
     """ChainState persisted: each applied checkpoint is one SQLite transaction."""
 
-    def __init__(self, storage: Storage, genesis: Genesis, validators: ValidatorSet) -> None:
-        super().__init__(genesis, validators)
+    def __init__(self, storage: Storage, genesis: Genesis) -> None:
+        super().__init__(genesis)
         self.storage = storage
         self.on_applied: list[Callable[[Applied], None]] = []
 
     def load(self) -> None:
         """Restore from storage; check that the stored state still matches its recorded root."""
+        from ..execution.state import State
+
+        if self.storage.get_meta(FULL_STATE_KEY) is None:
+            # a new store, or one that kept only the keys changed since genesis: from now on it holds
+            # the whole state, so a genesis key deleted later (a validator removed) stays deleted
+            items = dict(genesis_state(self.genesis).items())
+            items.update(self.storage.state_items())
+            self.storage.replace_state(items.items(), FULL_STATE_KEY)
         latest = self.storage.latest_checkpoint()
         if latest is None:
             return
-        genesis_items = dict(self.state.items())
-        genesis_items.update(self.storage.state_items())
-        from ..execution.state import State
-
-        self.state = State(genesis_items.items())
+        self.state = State(self.storage.state_items())
+        self.epochs, self._epoch_heights = [], []
+        self._sync_epochs()
         self.state_root = self.state.root()
         if self.state_root != latest.state_root:
             raise RootMismatch(
@@ -223,7 +290,7 @@ class Chain(ChainState):
             )
         except BaseException:
             # memory ran ahead of the disk: go back to exactly what the disk holds, then report
-            ChainState.__init__(self, self.genesis, self.validators)
+            ChainState.__init__(self, self.genesis)
             self.load()
             raise
         for callback in self.on_applied:
@@ -231,4 +298,5 @@ class Chain(ChainState):
         return applied
 
 
-__all__ = ["Applied", "CertificateInvalid", "Chain", "ChainState", "MissingEntry", "NotNext", "RootMismatch"]
+__all__ = ["Applied", "CertificateInvalid", "Chain", "ChainState", "MissingEntry", "NotNext", "RootMismatch",
+           "ValidatorEpoch"]

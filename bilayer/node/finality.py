@@ -159,15 +159,21 @@ class Finality:
         self.halted: str | None = None
         self.pending: dict[int, FinalizedCheckpoint] = {}
         self.commit_latency_ms: list[float] = []
+        self.timeouts = timeouts or Timeouts()
+        self.heartbeat_ms = heartbeat_ms
         self.core: TendermintCore | None = None
-        if signer.public_key in chain.validators:
-            app = ChainApp(chain, ingest, signer.public_key, clock_ms, heartbeat_ms, ingest.header_of,
-                           ingest.payload_of)
-            self.core = TendermintCore(chain.genesis.chain_id, signer, chain.validators, app,
-                                       self._load_signer_state(), timeouts or Timeouts())
         self._timers: set[asyncio.TimerHandle] = set()
         self._entries_event_scheduled = False
         self._last_sync_request = 0.0
+        self._dropped_ahead = False
+        if signer.public_key in chain.validators:
+            self.core = self._new_core()
+
+    def _new_core(self) -> TendermintCore:
+        app = ChainApp(self.chain, self.ingest, self.signer.public_key, self.clock_ms, self.heartbeat_ms,
+                       self.ingest.header_of, self.ingest.payload_of)
+        return TendermintCore(self.chain.genesis.chain_id, self.signer, self.chain.validators, app,
+                              self._load_signer_state(), self.timeouts)
 
     @property
     def is_validator(self) -> bool:
@@ -182,6 +188,26 @@ class Finality:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+
+    def _follow_validator_set(self, height: int, checkpoint: Checkpoint) -> None:
+        """After applying `height`: join consensus if this node's key votes at `height + 1`, leave
+        it if it no longer does, else tell the core the next height's set when a decision changed it."""
+        chain = self.chain
+        following = chain.validators_at(height + 1)
+        member = self.signer.public_key in following
+        if self.core is None:
+            if member:
+                log.warning("this node joins the validator set at height %d", height + 1)
+                self.core = self._new_core()
+                self._feed(Start())
+            return
+        if not member:
+            log.warning("this node leaves the validator set at height %d; it follows as a ledger node", height + 1)
+            self.stop()
+            self.core = None
+            return
+        changed = following is not chain.validators_at(height)
+        self._feed(CoreApplied(height, checkpoint, following if changed else None))
 
     def _load_signer_state(self) -> SignerState | None:
         raw = self.chain.storage.get_meta(SIGNER_STATE_KEY)
@@ -258,9 +284,13 @@ class Finality:
             return
         try:  # only certified checkpoints may take a pending slot
             verify_certificate(self.chain.genesis.chain_id, finalized.checkpoint, finalized.certificate,
-                               self.chain.validators)
+                               self.chain.validators_at(height))
         except CertificateInvalid as exc:
-            log.warning("ignoring checkpoint %d from a peer: %s", height, exc)
+            if self.chain.knows_validators_of(height):
+                log.warning("ignoring checkpoint %d from a peer: %s", height, exc)
+            else:  # signed by a set this node cannot know yet: ask again once it does
+                log.debug("checkpoint %d is beyond the validator sets known here: %s", height, exc)
+                self._dropped_ahead = True
             return
         if len(self.pending) < 10_000:
             self.pending[height] = finalized
@@ -276,6 +306,8 @@ class Finality:
             self.pending.pop(finalized.checkpoint.height, None)
         for height in [h for h in self.pending if h <= self.chain.height]:
             del self.pending[height]
+        if self._dropped_ahead and self.chain.height + 1 not in self.pending and self._ask_for_checkpoints():
+            self._dropped_ahead = False
 
     def _apply(self, finalized: FinalizedCheckpoint, own: bool) -> bool:
         if self.halted:
@@ -303,7 +335,7 @@ class Finality:
             return False
         self.ingest.forget_headers([result.entry_id for result in applied.results])
         self.send(finalized)
-        self._feed(CoreApplied(height, finalized.checkpoint))
+        self._follow_validator_set(height, finalized.checkpoint)
         return True
 
     def _header_of(self, entry_id: bytes) -> EntryHeader:
@@ -312,12 +344,13 @@ class Finality:
             raise MissingEntry(entry_id)
         return header
 
-    def _ask_for_checkpoints(self) -> None:
+    def _ask_for_checkpoints(self) -> bool:
         now = time.monotonic()
         if now - self._last_sync_request < 0.5:
-            return
+            return False
         self._last_sync_request = now
         self.request_checkpoints(self.chain.height + 1, SYNC_BATCH)
+        return True
 
     def _halt(self, diagnostic: str) -> None:
         """Stop finalizing, say why in the log, the status and a HALTED file beside the data."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,10 +29,11 @@ from ..genesis import (
     GenesisRegulator,
     GenesisValidator,
     GovernanceParams,
+    load_genesis,
     write_genesis,
 )
 from ..keys.keystore import Keystore
-from .config import ApiConfig, ConsensusConfig, LimitsConfig, NodeConfig, NodeHome, P2PConfig, write_config
+from .config import ApiConfig, ConsensusConfig, LimitsConfig, NodeConfig, NodeHome, P2PConfig, load_config, write_config
 from .runtime import NODE_KEY_NAME
 
 MANIFEST = "localnet.json"
@@ -191,6 +193,41 @@ def create(
     return manifest
 
 
+_NODE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def add_node(directory: Path, name: str, *, timeout: float = 30.0) -> dict[str, Any]:
+    """Create and start one more node outside the genesis set: it dials every node of the network
+    (a full mesh with the validators, as a validator needs) and follows the chain as a ledger node
+    until a council decision makes its key a validator. Returns its manifest row with its key."""
+    directory = Path(directory).resolve()
+    manifest = read_manifest(directory)
+    if not _NODE_NAME.fullmatch(name):
+        raise LocalnetError("a node name: 1-32 characters of a-z, 0-9, '-' and '_', starting with a letter or digit")
+    if any(node["name"] == name for node in manifest["nodes"]):
+        raise LocalnetError(f"the localnet in {directory} already has a node named {name!r}")
+    if not manifest["nodes"]:
+        raise LocalnetError(f"the localnet in {directory} has no node to connect to")
+    template = load_config(NodeHome(Path(manifest["nodes"][0]["home"])))
+    home = NodeHome(directory / "nodes" / name)
+    if home.home.exists():
+        raise LocalnetError(f"{home.home} already exists; remove it or choose another name")
+    key = Keystore(home.config_dir).create(NODE_KEY_NAME)
+    p2p, api = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    config = NodeConfig(name=name, api=ApiConfig(api), p2p=P2PConfig(p2p, [n["p2p"] for n in manifest["nodes"]]),
+                        limits=template.limits, consensus=template.consensus)
+    write_config(home, config)
+    write_genesis(load_genesis(Path(manifest["genesis"])), home.config_dir / "genesis.json")
+    node: dict[str, Any] = {"name": name, "role": "ledger", "api_url": f"http://{api}", "p2p": p2p,
+                            "home": str(home.home), "log": str(home.home / "node.log"), "pid": None,
+                            "public_key": key.public_key.hex(), "address": key.address}
+    manifest["nodes"].append(node)
+    node["pid"] = start_node(node)
+    write_manifest(directory, manifest)
+    wait_ready(node, timeout)
+    return node
+
+
 def start_node(node: dict[str, Any]) -> int:
     log = open(node["log"], "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
@@ -248,7 +285,8 @@ def node_status(node: dict[str, Any]) -> dict[str, Any]:
     row["running"] = bool(node.get("pid")) and pid_alive(node["pid"])
     try:
         status = NodeClient(node["api_url"], timeout=2.0).status()
-        row.update(entries=status["entries"], tips=status["tips"], peers=status["peers"], healthy=status["healthy"])
+        row.update(role=status["role"], entries=status["entries"], tips=status["tips"], peers=status["peers"],
+                   healthy=status["healthy"])
         if status.get("finality"):
             row.update(height=status["height"], halted=status.get("halted"))
     except BilayerError as exc:

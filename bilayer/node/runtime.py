@@ -17,7 +17,7 @@ from ..consensus.core import Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..consensus.validators import ValidatorSet
 from ..errors import ConfigError, Overloaded
-from ..execution.governance import chain_params, loosest_params
+from ..execution.governance import VALIDATOR_CHANGE_DELAY, chain_params, loosest_params
 from ..genesis import Genesis, load_genesis
 from ..keys.keystore import Keystore
 from ..keys.signing import Signer
@@ -63,8 +63,7 @@ class LedgerNode:
             limits.connection_rate,
             limits.connection_burst,
         )
-        self.validators = ValidatorSet.from_genesis(genesis.validators) if genesis.validators else None
-        self.chain = Chain(self.storage, genesis, self.validators) if self.validators else None
+        self.chain = Chain(self.storage, genesis) if genesis.validators else None
         self.finality: Finality | None = None
         self.started_s = time.time()
         self._runner: web.AppRunner | None = None
@@ -124,8 +123,24 @@ class LedgerNode:
                     del self._waiters[entry_id]
 
     @property
+    def validators(self) -> ValidatorSet | None:
+        """The set voting on the next height (None without layer 2)."""
+        return self.chain.validators if self.chain is not None else None
+
+    @property
     def role(self) -> str:
         return "validator" if self.validators and self.signer.public_key in self.validators else "ledger"
+
+    def _follow_validator_keys(self) -> None:
+        """Consensus links: the sets of the heights known ahead, so a validator that
+        joins is heard as soon as it may speak and one that leaves until its last height."""
+        chain = self.chain
+        if chain is None:
+            return
+        keys: set[bytes] = set()
+        for height in range(chain.height + 1, chain.height + VALIDATOR_CHANGE_DELAY + 1):
+            keys.update(chain.validators_at(height).by_key)
+        self.peers.validator_keys = keys
 
     def _check_genesis_of_store(self) -> None:
         """A store belongs to one chain: refuse to run it under another genesis."""
@@ -156,7 +171,8 @@ class LedgerNode:
         finality = Finality(chain, self.ingest, self.signer, send, self.peers.request_checkpoints, timeouts,
                             consensus.heartbeat_ms)
         self.finality = finality
-        self.peers.validator_keys = {v.public_key for v in self.validators.members}
+        self._follow_validator_keys()
+        chain.on_applied.append(lambda applied: self._follow_validator_keys())
         self.peers.height = lambda: chain.height
         self.peers.on_consensus = finality.on_consensus_message
         self.peers.on_checkpoint = finality.on_finalized

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,6 +277,20 @@ class Storage:
                     "INSERT OR REPLACE INTO tombstones (id, decision, reason_code, time_ms, height) VALUES (?,?,?,?,?)",
                     [(i, t.decision, t.reason_code, t.time_ms, t.height) for i, t in tombstones],
                 )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def replace_state(self, items: Iterable[tuple[bytes, bytes]], marker: str) -> None:
+        """Write the whole state, and the meta `marker` that says the table holds all of it, atomically."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN")
+            try:
+                conn.execute("DELETE FROM state")
+                conn.executemany("INSERT INTO state (key, value) VALUES (?, ?)", items)
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (marker, b"1"))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

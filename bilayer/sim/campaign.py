@@ -46,13 +46,15 @@ class CampaignReport:
     def replay_command(self, seed: int) -> str:
         faults = ",".join(self.config.faults) if self.config.faults else "none"
         return (f"bilayer sim --seed {seed} --validators {self.config.validators}"
-                f" --byzantine {self.config.byzantine} --faults {faults}")
+                f" --byzantine {self.config.byzantine} --faults {faults}"
+                + (" --reconfigure" if self.config.reconfigure else ""))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "config": {"validators": self.config.validators, "byzantine": self.config.byzantine,
                        "faults": list(self.config.faults), "fault_window_ms": self.config.fault_window_ms,
-                       "liveness_window_ms": self.config.liveness_window_ms, "entries": self.config.entries},
+                       "liveness_window_ms": self.config.liveness_window_ms, "entries": self.config.entries,
+                       "reconfigure": self.config.reconfigure},
             "seeds": self.seeds,
             "checkpoints": self.checkpoints,
             "faults_injected": dict(sorted(self.faults.items())),

@@ -47,12 +47,12 @@ from ..consensus.linearize import MissingEntry
 from ..consensus.messages import CertificateInvalid, FinalizedCheckpoint, Proposal, Vote, verify_certificate
 from ..consensus.validators import ValidatorSet
 from ..errors import BilayerError
-from ..genesis import Allocation, ChainParams, Genesis, GenesisValidator
+from ..genesis import Allocation, ChainParams, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
 from ..keys.signing import Signer
 from ..ledger.dag import Dag, Orphan, Placed
 from ..ledger.entry import ENTRY_VERSION, EntryHeader
-from ..ledger.operations import Transfer
-from ..node.chain import ChainState, NotNext, RootMismatch
+from ..ledger.operations import GovExecute, GovPropose, GovVote, Operation, SetValidator, Transfer
+from ..node.chain import Applied, ChainState, NotNext, RootMismatch
 from ..node.finality import ChainApp
 
 CHAIN_ID = "sim"
@@ -60,6 +60,7 @@ FAULT_KINDS = ("loss", "delay", "reorder", "duplicate", "partition", "crash", "s
 BYZANTINE_KINDS = ("equivocate", "double_vote", "split_brain", "silent", "garbage", "withhold", "replay")
 
 CoreFactory = Callable[[str, Signer, ValidatorSet, ChainApp, SignerState | None, Timeouts], TendermintCore]
+COUNCIL_SIZE = 3
 
 
 def default_core(chain: str, signer: Signer, validators: ValidatorSet, app: ChainApp, state: SignerState | None,
@@ -77,6 +78,7 @@ class SimConfig:
     entries: int = 40
     users: int = 5
     tick_ms: int = 1000
+    reconfigure: bool = False  # the council adds a validator, then removes validator 0, during the fault window
 
 
 @dataclass
@@ -109,14 +111,15 @@ class Violation(Exception):
 
 
 class SimNode:
-    """One validator process: core + chain state + DAG, with what a crash keeps (persisted)."""
+    """One node process: chain state + DAG, and a consensus core while its key is in the validator
+    set of the next height; with what a crash keeps (persisted)."""
 
     def __init__(self, world: World, index: int, signer: Signer, core_factory: CoreFactory) -> None:
         self.world = world
         self.index = index
         self.signer = signer
         self.core_factory = core_factory
-        self.chain = ChainState(world.genesis, world.validators)
+        self.chain = ChainState(world.genesis)
         self.dag = Dag(world.genesis.root)
         self.headers: dict[bytes, EntryHeader] = {}
         self.finalized: list[FinalizedCheckpoint] = []
@@ -135,13 +138,15 @@ class SimNode:
     def _clock(self) -> int:
         return self.world.now + self.world.plan.skew.get(self.index, (1.0, 0))[1] + self.world.genesis.genesis_time_ms
 
-    def _new_core(self) -> TendermintCore:
+    def _new_core(self) -> TendermintCore | None:
+        if self.signer.public_key not in self.chain.validators:
+            return None
         app = ChainApp(self.chain, self, self.signer.public_key, self._clock, heartbeat_ms=0,
                        header_of=self.headers.get)
         state = self.persisted
         if state is None or state.height <= self.chain.height:
             state = SignerState(height=self.chain.height + 1, round=0, phase=0, prev=self.chain.last)
-        return self.core_factory(CHAIN_ID, self.signer, self.world.validators, app, state, self.world.timeouts)
+        return self.core_factory(CHAIN_ID, self.signer, self.chain.validators, app, state, self.world.timeouts)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -163,10 +168,22 @@ class SimNode:
     # --- core ---------------------------------------------------------------------------
 
     def step(self, event: Event) -> None:
-        if self.crashed:
+        if self.crashed or self.core is None:
             return
         for action in self.core.step(event):
             self.do(action)
+
+    def follow_validator_set(self, height: int, applied: Applied) -> None:
+        """As the node runtime does after applying `height`: join, leave, or pass on a new set."""
+        following = self.chain.validators_at(height + 1)
+        if self.signer.public_key not in following:
+            self.core = None
+        elif self.core is None:
+            self.core = self._new_core()
+            self.step(Start())
+        else:
+            changed = following is not self.chain.validators_at(height)
+            self.step(CoreApplied(height, applied.checkpoint, following if changed else None))
 
     def do(self, action: Action) -> None:
         world = self.world
@@ -181,7 +198,7 @@ class SimNode:
         elif isinstance(action, Commit):
             try:  # a core that decides without a real quorum certificate is unsafe, whatever follows
                 verify_certificate(CHAIN_ID, action.finalized.checkpoint, action.finalized.certificate,
-                                   world.validators)
+                                   self.chain.validators_at(action.finalized.checkpoint.height))
             except CertificateInvalid as exc:
                 world.violation(f"node {self.index} decided height {action.finalized.checkpoint.height}"
                                 f" without a quorum certificate: {exc}")
@@ -274,7 +291,7 @@ class SimNode:
             del self.pending[finalized.checkpoint.height]
             self.finalized.append(finalized)
             self.world.checker.on_applied(self.index, applied)
-            self.step(CoreApplied(applied.height, applied.checkpoint))
+            self.follow_validator_set(applied.height, applied)
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -329,12 +346,17 @@ class World:
         self.users = [Signer(bytes([seed % 241 + 3, 200 + i]) * 16) for i in range(config.users)]
         # writers that appear only once the network healed: their entries test liveness
         self.liveness_users = [Signer(bytes([seed % 239 + 5, 100 + i]) * 16) for i in range(3)]
+        # reconfiguration: a node outside the genesis set that the council makes a validator
+        self.joiner = Signer(bytes([seed % 233 + 7, 150]) * 16) if config.reconfigure else None
+        self.council = [Signer(bytes([seed % 229 + 9, 170 + i]) * 16) for i in range(COUNCIL_SIZE)]
+        council = tuple(GenesisCouncilMember(f"c{i}", c.public_key.hex()) for i, c in enumerate(self.council))
         self.genesis = Genesis(
             chain_id=CHAIN_ID, genesis_time_ms=1_700_000_000_000, params=ChainParams(pow_bits=0),
             allocations=tuple(Allocation(u.address, "SIM", 1_000) for u in self.users),
             validators=tuple(GenesisValidator(f"v{i}", s.public_key.hex(), 1) for i, s in enumerate(self.signers)),
+            council=council if config.reconfigure else (),
+            governance=GovernanceParams(timelock_ms=0) if config.reconfigure else GovernanceParams(),
         )
-        self.validators = ValidatorSet.from_genesis(self.genesis.validators)
         self.timeouts = Timeouts(propose_ms=600, propose_delta_ms=300, prevote_ms=300, prevote_delta_ms=150,
                                  precommit_ms=300, precommit_delta_ms=150, rebroadcast_ms=1500)
         self.plan = self._draw_faults()
@@ -353,7 +375,10 @@ class World:
                 self.nodes.append(byzantine_factory(self, index, signer, kind))
             else:
                 self.nodes.append(SimNode(self, index, signer, core_factory))
+        if self.joiner is not None:
+            self.nodes.append(SimNode(self, len(self.nodes), self.joiner, core_factory))
         self.user_chains: dict[bytes, list[bytes]] = {}
+        self.proposals = 0
         self.submitted: list[bytes] = []
         self.liveness_entries: list[bytes] = []
 
@@ -425,6 +450,9 @@ class World:
         for crashing, at, restart in self.plan.crashes:
             self.at(at, crashing, ("crash",))
             self.at(restart, crashing, ("restart",))
+        if self.joiner is not None:
+            self.at(config.fault_window_ms // 4, -1, ("set_validator", self.joiner.public_key, 1))
+            self.at(config.fault_window_ms // 2, -1, ("set_validator", self.signers[0].public_key, 0))
         self.at(config.fault_window_ms + 1, -1, ("liveness",))
         self.advance(config.fault_window_ms + config.liveness_window_ms)
         self.checker.finish()
@@ -480,6 +508,34 @@ class World:
         elif kind == "liveness":
             for user in self.liveness_users:
                 self.liveness_entries.append(self._submit(user))
+        elif kind == "set_validator":
+            self.council_decides(SetValidator(payload[1], payload[2]))
+
+    def council_decides(self, action: SetValidator) -> None:
+        """The council proposes, votes and executes `action`, each entry a child of the one before:
+        they are ordered in that sequence, so the execution finds the proposal passed (timelock 0),
+        and a later decision is ordered after an earlier one."""
+        first, second, third = self.council
+        self.proposals += 1
+        number = self.proposals
+        last = self._submit_op(first, GovPropose(action=action, reason="sim reconfiguration", legal_ref=""), None)
+        last = self._submit_op(second, GovVote(proposal=number, choice="yes"), last)
+        last = self._submit_op(third, GovVote(proposal=number, choice="yes"), last)
+        self._submit_op(first, GovExecute(proposal=number), last)
+
+    def _submit_op(self, author: Signer, op: Operation, after: bytes | None) -> bytes:
+        node = self.rng.choice([n for n in self.nodes if n.honest and not n.crashed] or self.nodes)
+        chain = self.user_chains.setdefault(author.public_key, [])
+        parents = [chain[-1]] if chain else [self.genesis.root]
+        if after is not None and after not in parents:
+            parents.append(after)
+        header = EntryHeader(ENTRY_VERSION, CHAIN_ID, author.public_key, len(chain), tuple(parents), self.now,
+                             op.KIND, codec.encode(op), codec.sha256(b""), 0, bytes(8))
+        entry_id = codec.sha256(codec.encode(header))
+        node.receive_entry(entry_id, header)
+        chain.append(entry_id)
+        self.submitted.append(entry_id)
+        return entry_id
 
     def _submit(self, fresh_user: Signer | None = None) -> bytes:
         """A client writes a transfer to a random live honest node, choosing parents from its tips."""
