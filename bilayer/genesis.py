@@ -88,48 +88,58 @@ class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return codec.sha256(GENESIS_TAG + codec.encode(self))
 
 
+_PARAM_BOUNDS = {
+    "pow_bits": (0, 32),
+    "max_parents": (1, 64),
+    "max_header_bytes": (256, 65536),
+    "max_data_bytes": (0, 1 << 20),
+    "max_memo_bytes": (0, 65536),
+    "max_future_ms": (1000, 3_600_000),
+}
+
+
+def chain_params_problem(params: ChainParams) -> str:
+    """What makes these parameters unusable ('' when nothing does). Genesis and the council's
+    proposals are held to the same bounds."""
+    for name, (low, high) in _PARAM_BOUNDS.items():
+        if not low <= getattr(params, name) <= high:
+            return f"{name} must be between {low} and {high}"
+    return ""
+
+
+def _public_key(text: str, who: str) -> bytes:
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(f"{who}: public_key must be 64 hex characters")
+    return key
+
+
 def validate_genesis(genesis: Genesis) -> Genesis:
     if not _CHAIN_ID.match(genesis.chain_id):
         raise ConfigError("chain_id: 1-48 characters of a-z, 0-9 and '-', starting with a letter or digit")
-    params = genesis.params
-    if not 0 <= params.pow_bits <= 32:
-        raise ConfigError("params.pow_bits must be between 0 and 32")
-    if not 1 <= params.max_parents <= 64:
-        raise ConfigError("params.max_parents must be between 1 and 64")
-    if params.max_header_bytes < 256 or params.max_data_bytes < 0 or params.max_memo_bytes < 0:
-        raise ConfigError("params: size limits are too small")
+    problem = chain_params_problem(genesis.params)
+    if problem:
+        raise ConfigError(f"params: {problem}")
     for regulator in genesis.regulators:
-        try:
-            regulator_key = bytes.fromhex(regulator.public_key)
-        except ValueError:
-            regulator_key = b""
-        if len(regulator_key) != 32:
-            raise ConfigError(f"regulator {regulator.name}: public_key must be 64 hex characters")
+        _public_key(regulator.public_key, f"regulator {regulator.name}")
     validator_keys = set()
     for validator in genesis.validators:
-        try:
-            key = bytes.fromhex(validator.public_key)
-        except ValueError:
-            key = b""
-        if len(key) != 32:
-            raise ConfigError(f"validator {validator.name}: public_key must be 64 hex characters")
+        key = _public_key(validator.public_key, f"validator {validator.name}")
         if validator.power <= 0 or key in validator_keys:
             raise ConfigError(f"validator {validator.name}: power must be positive and each key appear once")
         validator_keys.add(key)
     for member in genesis.council:
-        try:
-            key = bytes.fromhex(member.public_key)
-        except ValueError:
-            key = b""
-        if len(key) != 32:
-            raise ConfigError(f"council member {member.name}: public_key must be 64 hex characters")
+        _public_key(member.public_key, f"council member {member.name}")
         if member.weight <= 0:
             raise ConfigError(f"council member {member.name}: weight must be positive")
     gov = genesis.governance
     if not (0 < gov.quorum_bps <= 10_000 and 0 < gov.threshold_bps <= 10_000):
         raise ConfigError("governance: quorum_bps and threshold_bps are between 1 and 10000")
-    if gov.emergency_ratify_ms <= 0:
-        raise ConfigError("governance: emergency_ratify_ms must be positive")
+    if gov.emergency_ratify_ms <= 0 or gov.review_ms <= 0:
+        raise ConfigError("governance: emergency_ratify_ms and review_ms must be positive")
     if gov.min_approvals < 1:
         raise ConfigError("governance: min_approvals is at least 1")
     if gov.voting_period_ms <= 0 or gov.timelock_ms < 0:

@@ -34,9 +34,11 @@ from bilayer.ledger.operations import (
     GovVote,
     IdAttest,
     Operation,
+    RatifyEmergency,
     RecoverAssets,
     RedactEntries,
     RegFreeze,
+    RegIntercept,
     RegReview,
     RemoveContentRule,
     SetChainParams,
@@ -317,3 +319,31 @@ def test_no_single_member_regulator_or_validator_exceeds_its_role() -> None:
     assert ledger.run(2_002 + PARAMS.timelock_ms, (B, GovCancel(1))) == [rejected("not_proposer")]
     assert ledger.run(2_003 + PARAMS.voting_period_ms, (B, GovVote(1, "yes"))) == [rejected("vote_after_deadline")]
     assert ledger.state.balance(BOB.public_key, "BLY") == 1600  # nothing was frozen
+
+
+def test_a_regulators_interception_rule_acts_at_once_and_lapses_unless_ratified() -> None:
+    ledger = Ledger()
+    rule = SetInterceptionRule("sanctioned", counterparties=(BOB.public_key,))
+    assert ledger.run(0, (A, RegIntercept(rule, "r", ""))) == [rejected("not_regulator")]
+    assert ledger.run(1_000, (REGULATOR, RegIntercept(rule, "sanctions list update", "Reg 7"))) == [FINAL]
+    results = ledger.run(2_000, (ALICE, Transfer("BLY", 5, BOB.public_key)))
+    assert results == [rejected("transaction_intercepted")]
+    lapse = 1_000 + PARAMS.emergency_ratify_ms
+    assert ledger.run(lapse, (ALICE, Transfer("BLY", 5, BOB.public_key))) == [FINAL]  # lapsed unratified
+    # a lapsed emergency rule may be set again; a second one is ratified and stays
+    assert ledger.run(lapse + 1, (REGULATOR, RegIntercept(rule, "again", ""))) == [FINAL]
+    ledger.proposals = 0
+    ledger.decide(lapse + 2, RatifyEmergency(2))
+    later = lapse + 2 + PARAMS.timelock_ms + 10 * PARAMS.emergency_ratify_ms
+    assert ledger.run(later, (ALICE, Transfer("BLY", 5, BOB.public_key))) == [rejected("transaction_intercepted")]
+    # the regulator cannot replace a rule the council made
+    assert ledger.run(later, (REGULATOR, RegIntercept(SetInterceptionRule("sanctioned"), "r", ""))) == [
+        rejected("interception_rule_exists")]
+
+
+def test_an_emergency_rule_names_its_emergency_as_the_cause() -> None:
+    ledger = Ledger()
+    ledger.run(0, (REGULATOR, RegIntercept(SetInterceptionRule("big", min_amount=900, outcome="hold"), "r", "")))
+    ordered = [ledger.entry(ALICE, Transfer("BLY", 950, BOB.public_key))]
+    results = execute(ExecContext(2, 1_000, PARAMS), ledger.state, ordered)
+    assert (results[0].outcome, results[0].code, results[0].cause) == ("HELD", "held_for_review", "emergency:1")

@@ -140,6 +140,9 @@ def _valid_bodies() -> st.SearchStrategy[tuple[str, bytes]]:
                   expires_ms=st.integers(-5, 2**50)),
         st.builds(ops.RegReview, entry=key, decision=st.sampled_from(["release", "reject", "keep"]),
                   reason=st.text(max_size=50)),
+        st.builds(ops.RegIntercept, rule=st.builds(ops.SetInterceptionRule, st.text(max_size=12),
+                                                   st.integers(-5, 2**40)),
+                  reason=st.text(max_size=50), legal_ref=st.text(max_size=20)),
     )
     return st.one_of(
         data.map(lambda d: ("data", codec.encode(d))),
@@ -262,6 +265,7 @@ def test_every_operation_kind_is_fuzzed(kind: str) -> None:
         "gov.cancel": ops.GovCancel(proposal=1),
         "reg.freeze": ops.RegFreeze(account=bytes(32), reason="r", legal_ref=""),
         "reg.review": ops.RegReview(entry=bytes(32), decision="release", reason="r"),
+        "reg.intercept": ops.RegIntercept(rule=ops.SetInterceptionRule("r"), reason="r", legal_ref=""),
         "id.attest": ops.IdAttest(subject=bytes(32), identity=bytes(16), level=1, expires_ms=1),
     }
     assert kind in bodies, f"add a valid {kind!r} body to this test and to _valid_bodies"

@@ -196,3 +196,41 @@ def cli_error(*args: str) -> str:
                          timeout=120)
     assert run.returncode != 0
     return run.stdout + run.stderr
+
+
+def test_an_identity_ban_an_emergency_interception_and_a_resumed_service(network: dict[str, Any]) -> None:
+    node, alice, bob, tx = actors(network)
+    keys = network["keystore"]
+    provider = cli("keys", "new", "provider", "--keystore", keys)["address"]
+    carol = cli("keys", "show", "carol", "--keystore", keys)["address"]
+    identity = "ab" * 16
+    decide(tx, 1, "--action", "appoint-provider", "--target", provider)
+    for subject in (alice, carol):  # two keys of one person
+        attested = tx("provider", "identity", "attest", "--subject", subject, "--identity", identity, "--level",
+                      "verified")
+        assert attested["status"] == "FINAL", attested
+    decide(tx, 2, "--action", "ban-identity", "--identity", identity)
+    for key in ("alice", "carol"):
+        refused = tx(key, "tx", "transfer", "--to", bob, "--amount", "1")
+        assert (refused["status"], refused["reason"], refused["cause"]) == ("REJECTED", "identity_banned", "proposal:2")
+    assert tx("dave", "tx", "transfer", "--to", bob, "--amount", "1")["status"] == "FINAL"
+    assert cli("identity", "show", alice, "--node", node)["identity_banned"] is True
+
+    assert tx("council1", "reg", "intercept", "--rule-id", "sanctions", "--counterparty", bob, "--reason",
+              "x")["reason"] == "not_regulator"
+    assert tx("regulator", "reg", "intercept", "--rule-id", "sanctions", "--counterparty", bob, "--reason",
+              "sanctions list update")["status"] == "FINAL"
+    intercepted = tx("dave", "tx", "transfer", "--to", bob, "--amount", "1")
+    assert (intercepted["reason"], intercepted["cause"]) == ("transaction_intercepted", "emergency:1")
+    emergency = cli("compliance", "list", "--node", node)["emergencies"][0]
+    assert (emergency["action"], emergency["rule_id"], emergency["status"]) == ("intercept", "sanctions", "active")
+    time.sleep(max(0.0, (emergency["expires_ms"] - time.time() * 1000) / 1000) + 0.5)
+    assert tx("dave", "tx", "transfer", "--to", bob, "--amount", "1")["status"] == "FINAL"  # lapsed unratified
+    rules = cli("compliance", "list", "--node", node)["interception_rules"]
+    assert [(r["rule_id"], r["emergency"], r["in_force"]) for r in rules] == [("sanctions", 1, False)]
+
+    decide(tx, 3, "--action", "suspend", "--service", "data")
+    assert tx("dave", "tx", "data", "--text", "hello")["reason"] == "service_suspended"
+    decide(tx, 4, "--action", "resume", "--service", "data")
+    assert tx("dave", "tx", "data", "--text", "hello again")["status"] == "FINAL"
+    assert cli("compliance", "list", "--node", node)["suspended_services"] == []

@@ -21,6 +21,7 @@ from ..errors import BadEncoding, BadRequest, BilayerError, ContentRefused, NotF
 from ..execution.errors import ExecutionRejected
 from ..execution.governance import (
     VALIDATOR_CHANGE_DELAY,
+    EmergencyRecord,
     ExecContext,
     HeldRecord,
     IdentityRule,
@@ -501,8 +502,15 @@ async def list_management_actions(request: web.Request) -> web.Response:
         record = get_emergency(chain.state, number)
         if record.status(now) == "lapsed":
             lapses.append({"kind": "reg.lapse", "emergency": number, "time_ms": record.expires_ms,
-                           "account": address_from_public_key(record.account), "derived": True})
+                           **_emergency_target(record), "derived": True})
     return json_response({"height": chain.height, "actions": actions, "lapses": lapses[:MAX_LIST]})
+
+
+def _emergency_target(record: EmergencyRecord) -> dict[str, Any]:
+    """What a regulator's emergency act applies to: an account it froze, or a rule it set."""
+    if record.rule_id:
+        return {"action": "intercept", "rule_id": record.rule_id, "account": None}
+    return {"action": "freeze", "account": address_from_public_key(record.account)}
 
 
 async def get_council(request: web.Request) -> web.Response:
@@ -546,7 +554,7 @@ async def get_compliance(request: web.Request) -> web.Response:
     for number in range(emergency_count(state), 0, -1):
         record = get_emergency(state, number)
         emergencies.append({
-            "number": number, "status": record.status(now), "account": address_from_public_key(record.account),
+            "number": number, "status": record.status(now), **_emergency_target(record),
             "regulator": address_from_public_key(record.regulator), "reason": record.reason,
             "legal_ref": record.legal_ref, "entry": record.entry_id.hex(), "created_ms": record.created_ms,
             "expires_ms": record.expires_ms, "ratified_by": record.ratified_by or None,
@@ -555,7 +563,8 @@ async def get_compliance(request: web.Request) -> web.Response:
         {"rule_id": r.rule_id, "min_amount": r.min_amount, "asset": r.asset or None,
          "counterparties": [address_from_public_key(c) for c in r.counterparties],
          "max_identity_level": r.max_identity_level, "outcome": r.outcome, "review_ms": r.review_ms or None,
-         "decision": r.decision}
+         "decision": r.decision or None, "emergency": r.emergency or None,
+         "in_force": not r.emergency or get_emergency(state, r.emergency).active(now)}
         for r in interception_rules(state)
     ]
     contents = [

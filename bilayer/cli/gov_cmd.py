@@ -23,7 +23,9 @@ from ..ledger.operations import (
     GovVote,
     IdAttest,
     RegFreeze,
+    RegIntercept,
     RegReview,
+    SetInterceptionRule,
 )
 from .output import console, emit, json_option, kv_table
 from .query_cmd import node_option
@@ -211,7 +213,8 @@ def gov_show(proposal: int, node_url: str, as_json: bool) -> None:
 
 @click.group()
 def reg() -> None:
-    """The regulator's emergency powers (they lapse unless the council ratifies them)."""
+    """The regulator's powers: emergency freezes and interception rules (they lapse unless the
+    council ratifies them)."""
 
 
 @reg.command("freeze")
@@ -224,6 +227,33 @@ def reg_freeze(account: str, reason: str, legal_ref: str, node_url: str, key: st
     """Freeze an account immediately (regulators only)."""
     op = RegFreeze(account=public_key_from_address(account), reason=reason, legal_ref=legal_ref)
     _submit(node_url, keystore, key, op, b"", wait, timeout, as_json)
+
+
+@reg.command("intercept")
+@click.option("--rule-id", required=True, help="The rule's name (a-z, 0-9, -, _); not one the council made.")
+@click.option("--above", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Only transfers of at least this amount.")
+@click.option("--asset", default=None, help="Only transfers of this asset.")
+@click.option("--counterparty", "counterparties", multiple=True,
+              help="Only transfers from or to these addresses (repeatable).")
+@click.option("--max-level", type=click.Choice(sorted(IDENTITY_LEVELS)), default=None,
+              help="Only authors whose identity level is at most this.")
+@click.option("--outcome", type=click.Choice(["reject", "hold"]), default="reject", show_default=True)
+@click.option("--review-hours", type=click.FloatRange(0, 720), default=0,
+              help="With --outcome hold: how long a regulator has (0: the chain's default).")
+@click.option("--reason", required=True)
+@click.option("--legal-ref", default="")
+@_common
+def reg_intercept(rule_id: str, above: int, asset: str | None, counterparties: tuple[str, ...],
+                  max_level: str | None, outcome: str, review_hours: float, reason: str, legal_ref: str,
+                  node_url: str, key: str, keystore: Path | None, wait: bool, timeout: float, as_json: bool) -> None:
+    """Put an interception rule in force now (regulators only); it lapses unless the council ratifies it."""
+    options = ActionOptions(rule_id=rule_id, above=above, asset=asset, counterparties=counterparties,
+                            max_level=max_level, outcome=outcome, review_ms=int(review_hours * 3_600_000))
+    rule = make_action("intercept", options)
+    assert isinstance(rule, SetInterceptionRule)
+    _submit(node_url, keystore, key, RegIntercept(rule=rule, reason=reason, legal_ref=legal_ref), b"", wait,
+            timeout, as_json)
 
 
 @click.group()
@@ -270,6 +300,8 @@ def compliance_list(node_url: str, as_json: bool) -> None:
     data = NodeClient(node_url).get("/v1/compliance")
 
     def by(row: dict[str, Any]) -> str:
+        if row.get("emergency"):
+            return f"  by emergency #{row['emergency']}" + ("" if row["in_force"] else " (lapsed)")
         return f"  by proposal #{row['decision']}"
 
     sections: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
@@ -289,8 +321,9 @@ def compliance_list(node_url: str, as_json: bool) -> None:
         ("held for review", "review_queue", lambda r: f"{r['entry']}  {r['amount']} {r['asset']}  until"
                                                       f" {r['deadline_ms']}"),
         ("redacted entries", "redactions", lambda r: f"{r['entry']}  {r['reason_code']}" + by(r)),
-        ("emergency actions", "emergencies", lambda r: f"#{r['number']} {r['status']:<8} freeze {r['account']}"
-                                                       f"  until {r['expires_ms']}  {r['reason']}"),
+        ("emergency actions", "emergencies", lambda r: f"#{r['number']} {r['status']:<8} {r['action']}"
+                                                       f" {r['account'] or r.get('rule_id')}  until {r['expires_ms']}"
+                                                       f"  {r['reason']}"),
     ]
 
     def human(d: dict[str, Any]) -> None:

@@ -44,6 +44,7 @@ from .governance import (
     apply_execute,
     apply_propose,
     apply_reg_freeze,
+    apply_reg_intercept,
     apply_review,
     apply_vote,
     chain_params,
@@ -112,6 +113,7 @@ HANDLERS: dict[str, Handler] = {
     "reg.freeze": apply_reg_freeze,
     "id.attest": apply_attest,
     "reg.review": apply_review,
+    "reg.intercept": apply_reg_intercept,
 }
 
 
@@ -140,7 +142,7 @@ def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: Entry
         except HeldForReview as held:
             assert isinstance(op, Transfer)
             hold_transfer(ctx, state, entry_id, header, op, held.rule)
-            return EntryResult(entry_id, Outcome.HELD, HELD_CODE, f"proposal:{held.rule.decision}")
+            return EntryResult(entry_id, Outcome.HELD, HELD_CODE, held.rule.cause)
         handler(ctx, state, entry_id, header, op)
     except ExecutionRejected as exc:
         return EntryResult(entry_id, Outcome.REJECTED, exc.code, exc.cause)

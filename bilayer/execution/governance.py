@@ -12,7 +12,7 @@ Keeper of these state keys:
     b"S"  + kind              -> application (operation kind) suspended by proposal number
     b"R"  + key               -> a regulator (from genesis)
     b"En"                     -> the last emergency number
-    b"E"  + number (8 bytes)  -> EmergencyRecord (a regulator's immediate freeze)
+    b"E"  + number (8 bytes)  -> EmergencyRecord (a regulator's immediate freeze or interception rule)
     b"EF" + key               -> the emergency freezing that account
     b"P"  + key               -> an identity provider, appointed by proposal number
     b"I"  + key               -> IdentityRecord: the identity a provider attested for that key
@@ -53,7 +53,7 @@ recorded change.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -80,6 +80,7 @@ from ..ledger.operations import (
     RecoverAssets,
     RedactEntries,
     RegFreeze,
+    RegIntercept,
     RegReview,
     RemoveContentRule,
     RemoveInterceptionRule,
@@ -201,6 +202,10 @@ class AccountFrozen(ExecutionRejected):
     code = "account_frozen"
 
 
+class InterceptionRuleExists(ExecutionRejected):
+    code = "interception_rule_exists"
+
+
 class ContentBlocked(ExecutionRejected):
     code = "content_blocked"
 
@@ -258,6 +263,7 @@ class EmergencyRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     created_ms: int
     expires_ms: int
     ratified_by: int = 0  # the proposal that ratified it
+    rule_id: str = ""  # an emergency interception rule (then `account` is empty), else a freeze
 
     def active(self, now_ms: int) -> bool:
         return self.ratified_by > 0 or now_ms < self.expires_ms
@@ -288,9 +294,14 @@ class InterceptionRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     asset: str
     counterparties: tuple[bytes, ...]
     max_identity_level: int
-    decision: int
+    decision: int  # the proposal that made it (0 for a regulator's emergency rule)
     outcome: str = "reject"
     review_ms: int = 0
+    emergency: int = 0  # the regulator's emergency that made it: in force while that is
+
+    @property
+    def cause(self) -> str:
+        return f"emergency:{self.emergency}" if self.emergency else f"proposal:{self.decision}"
 
     def matches(self, transfer: Transfer, author: bytes, author_level: int) -> bool:
         if transfer.amount < self.min_amount or (self.asset and transfer.asset != self.asset):
@@ -487,11 +498,9 @@ def loosest_params(state: State) -> ChainParams:
 
 
 def _looser(a: ChainParams, b: ChainParams) -> ChainParams:
-    return ChainParams(pow_bits=min(a.pow_bits, b.pow_bits), max_parents=max(a.max_parents, b.max_parents),
-                       max_header_bytes=max(a.max_header_bytes, b.max_header_bytes),
-                       max_data_bytes=max(a.max_data_bytes, b.max_data_bytes),
-                       max_memo_bytes=max(a.max_memo_bytes, b.max_memo_bytes),
-                       max_future_ms=max(a.max_future_ms, b.max_future_ms))
+    """Each limit at its more permissive value: the least work, the largest sizes."""
+    return ChainParams(**{name: (min if name == "pow_bits" else max)(getattr(a, name), getattr(b, name))
+                          for name in ChainParams.__struct_fields__})
 
 
 def interception_rules(state: State) -> list[InterceptionRule]:
@@ -500,17 +509,20 @@ def interception_rules(state: State) -> list[InterceptionRule]:
 
 @dataclass(frozen=True)
 class _CompiledRules:
-    """Interception rules indexed for the gate: by counterparty, and the others by amount."""
+    """Interception rules indexed for the gate: by counterparty, and the others by asset (""
+    for any asset) and amount, so a transfer is checked only against rules it may match."""
 
     rules: tuple[InterceptionRule, ...]
     by_party: dict[bytes, tuple[InterceptionRule, ...]]
-    general: tuple[InterceptionRule, ...]  # no counterparties, sorted by min_amount
-    general_amounts: tuple[int, ...]
+    general: dict[str, tuple[tuple[InterceptionRule, ...], tuple[int, ...]]]  # sorted by min_amount
 
-    def first_match(self, transfer: Transfer, author: bytes, level: int) -> InterceptionRule | None:
+    def first_match(self, transfer: Transfer, author: bytes, level: int,
+                    in_force: Callable[[InterceptionRule], bool]) -> InterceptionRule | None:
         candidates = [*self.by_party.get(author, ()), *self.by_party.get(transfer.to, ())]
-        candidates.extend(self.general[: bisect.bisect_right(self.general_amounts, transfer.amount)])
-        matching = [r for r in candidates if r.matches(transfer, author, level)]
+        for asset in ("", transfer.asset):
+            rules, amounts = self.general.get(asset, ((), ()))
+            candidates.extend(rules[: bisect.bisect_right(amounts, transfer.amount)])
+        matching = [r for r in candidates if r.matches(transfer, author, level) and in_force(r)]
         return min(matching, key=lambda r: r.rule_id) if matching else None
 
 
@@ -531,11 +543,18 @@ def _compiled_rules(state: State) -> _CompiledRules:
         for rule in rules:
             for party in rule.counterparties:
                 by_party.setdefault(party, []).append(rule)
-        general = sorted((r for r in rules if not r.counterparties), key=lambda r: (r.min_amount, r.rule_id))
-        compiled = _CompiledRules(tuple(rules), {k: tuple(v) for k, v in by_party.items()}, tuple(general),
-                                  tuple(r.min_amount for r in general))
+        by_asset: dict[str, list[InterceptionRule]] = {}
+        for rule in sorted((r for r in rules if not r.counterparties), key=lambda r: (r.min_amount, r.rule_id)):
+            by_asset.setdefault(rule.asset, []).append(rule)
+        general = {asset: (tuple(listed), tuple(r.min_amount for r in listed)) for asset, listed in by_asset.items()}
+        compiled = _CompiledRules(tuple(rules), {k: tuple(v) for k, v in by_party.items()}, general)
         state.derived["interception"] = (raw, compiled)
     return compiled
+
+
+def _rule_index(state: State) -> dict[str, int]:
+    raw = state.get(b"Tl")
+    return {} if raw is None else dict(codec.decode(raw, list[tuple[str, int]]))
 
 
 def _set_rule_index(state: State, index: dict[str, int]) -> None:
@@ -543,6 +562,31 @@ def _set_rule_index(state: State, index: dict[str, int]) -> None:
         state.set(b"Tl", codec.encode(sorted(index.items())))
     else:
         state.delete(b"Tl")
+
+
+def interception_rule(state: State, rule_id: str) -> InterceptionRule | None:
+    raw = state.get(interception_key(rule_id))
+    return None if raw is None else codec.decode(raw, InterceptionRule)
+
+
+def _interception_rule(action: SetInterceptionRule, decision: int, emergency: int = 0) -> InterceptionRule:
+    return InterceptionRule(action.rule_id, action.min_amount, action.asset, tuple(action.counterparties),
+                            action.max_identity_level, decision, action.outcome, action.review_ms, emergency)
+
+
+def _put_interception_rule(state: State, rule: InterceptionRule) -> None:
+    """The index records each rule's decision, so the compiled rules change with any rule."""
+    state.set(interception_key(rule.rule_id), codec.encode(rule))
+    index = _rule_index(state)
+    index[rule.rule_id] = rule.decision or -rule.emergency
+    _set_rule_index(state, index)
+
+
+def _drop_interception_rule(state: State, rule_id: str) -> None:
+    state.delete(interception_key(rule_id))
+    index = _rule_index(state)
+    index.pop(rule_id, None)
+    _set_rule_index(state, index)
 
 
 @dataclass(frozen=True)
@@ -822,19 +866,16 @@ def _carry_out(ctx: ExecContext, state: State, number: int, action: GovAction) -
         if not emergency.active(ctx.time_ms):
             raise EmergencyLapsed(f"emergency {action.emergency} lapsed at {emergency.expires_ms}")
         state.set(emergency_key(emergency.number), codec.encode(msgspec.structs.replace(emergency, ratified_by=number)))
-        state.set(frozen_key(emergency.account), decision)
-    elif isinstance(action, SetInterceptionRule | RemoveInterceptionRule):
-        raw = state.get(b"Tl")
-        index = {} if raw is None else dict(codec.decode(raw, list[tuple[str, int]]))
-        if isinstance(action, SetInterceptionRule):
-            rule = InterceptionRule(action.rule_id, action.min_amount, action.asset, tuple(action.counterparties),
-                                    action.max_identity_level, number, action.outcome, action.review_ms)
-            state.set(interception_key(action.rule_id), codec.encode(rule))
-            index[action.rule_id] = number
+        if emergency.rule_id:  # the rule becomes the council's own
+            rule = interception_rule(state, emergency.rule_id)
+            if rule is not None and rule.emergency == emergency.number:
+                _put_interception_rule(state, msgspec.structs.replace(rule, decision=number, emergency=0))
         else:
-            state.delete(interception_key(action.rule_id))
-            index.pop(action.rule_id, None)
-        _set_rule_index(state, index)
+            state.set(frozen_key(emergency.account), decision)
+    elif isinstance(action, SetInterceptionRule):
+        _put_interception_rule(state, _interception_rule(action, number))
+    elif isinstance(action, RemoveInterceptionRule):
+        _drop_interception_rule(state, action.rule_id)
     elif isinstance(action, SetContentRule | RemoveContentRule):
         raw = state.get(b"Kl")
         content_index = {} if raw is None else dict(codec.decode(raw, list[tuple[str, int]]))
@@ -903,15 +944,31 @@ def _carry_out(ctx: ExecContext, state: State, number: int, action: GovAction) -
 
 def apply_reg_freeze(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
     assert isinstance(op, RegFreeze)
-    if state.get(regulator_key(header.author)) is None:
+    number = _new_emergency(ctx, state, entry_id, header.author, op.reason, op.legal_ref, account=op.account)
+    state.set(emergency_freeze_key(op.account), codec.encode(number))
+
+
+def _new_emergency(ctx: ExecContext, state: State, entry_id: bytes, regulator: bytes, reason: str, legal_ref: str,
+                   account: bytes = b"", rule_id: str = "") -> int:
+    if state.get(regulator_key(regulator)) is None:
         raise NotRegulator("only a regulator has emergency powers")
     number = emergency_count(state) + 1
-    record = EmergencyRecord(number=number, regulator=header.author, account=op.account, reason=op.reason,
-                             legal_ref=op.legal_ref, entry_id=entry_id, created_ms=ctx.time_ms,
-                             expires_ms=ctx.time_ms + ctx.governance.emergency_ratify_ms)
+    record = EmergencyRecord(number=number, regulator=regulator, account=account, reason=reason,
+                             legal_ref=legal_ref, entry_id=entry_id, created_ms=ctx.time_ms,
+                             expires_ms=ctx.time_ms + ctx.governance.emergency_ratify_ms, rule_id=rule_id)
     state.set(b"En", codec.encode(number))
     state.set(emergency_key(number), codec.encode(record))
-    state.set(emergency_freeze_key(op.account), codec.encode(number))
+    return number
+
+
+def apply_reg_intercept(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, RegIntercept)
+    existing = interception_rule(state, op.rule.rule_id)
+    if existing is not None and (not existing.emergency or get_emergency(state, existing.emergency).active(
+            ctx.time_ms)):
+        raise InterceptionRuleExists(f"interception rule {op.rule.rule_id!r} is in force; only the council changes it")
+    number = _new_emergency(ctx, state, entry_id, header.author, op.reason, op.legal_ref, rule_id=op.rule.rule_id)
+    _put_interception_rule(state, _interception_rule(op.rule, 0, emergency=number))
 
 
 def apply_attest(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
@@ -969,12 +1026,13 @@ def compliance_gate(ctx: ExecContext, state: State, entry_id: bytes, header: Ent
             if cause:
                 raise AccountFrozen("a party of this transfer is frozen", cause)
         level = identity.level if identity is not None and identity.expires_ms > ctx.time_ms else -1
-        interception = _compiled_rules(state).first_match(op, header.author, max(level, 0))
+        interception = _compiled_rules(state).first_match(
+            op, header.author, max(level, 0),
+            lambda rule: not rule.emergency or get_emergency(state, rule.emergency).active(ctx.time_ms))
         if interception is not None:
             if interception.outcome == "hold":
                 raise HeldForReview(interception)
-            raise TransactionIntercepted(f"intercepted by rule {interception.rule_id!r}",
-                                         f"proposal:{interception.decision}")
+            raise TransactionIntercepted(f"intercepted by rule {interception.rule_id!r}", interception.cause)
     elif isinstance(op, Data):
         blocking = blocking_content_rule(state, header, op, ctx.keywords.get(entry_id, ()))
         if blocking is not None:
@@ -989,7 +1047,7 @@ def hold_transfer(ctx: ExecContext, state: State, entry_id: bytes, header: Entry
     """Park the transfer with its funds in escrow, so a release cannot fail for want of them."""
     queue = review_queue(state)
     if len(queue) >= MAX_HELD:
-        raise ReviewQueueFull(f"{MAX_HELD} transfers already wait for review", f"proposal:{rule.decision}")
+        raise ReviewQueueFull(f"{MAX_HELD} transfers already wait for review", rule.cause)
     available = state.balance(header.author, op.asset)
     if available < op.amount:
         raise InsufficientFunds(f"balance {available} {op.asset} < {op.amount}")
@@ -1091,7 +1149,7 @@ def dry_run(
             op = decode_operation(header.kind, header.body)
             compliance_gate(ctx, overlay, entry_id, header, op)
         except HeldForReview as held:
-            if held.rule.decision == DRY_RUN_DECISION:
+            if held.rule.cause == cause:
                 refused.append((entry_id, HELD_CODE))
         except ExecutionRejected as exc:
             if exc.cause == cause:

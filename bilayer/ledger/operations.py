@@ -15,7 +15,7 @@ import msgspec
 
 from .. import codec
 from ..errors import BadEncoding, InvalidOperation, PayloadTooLarge, UnknownOperation
-from ..genesis import ChainParams
+from ..genesis import ChainParams, chain_params_problem
 from ..keys.address import PUBLIC_KEY_SIZE, address_from_public_key
 
 _ASSET = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
@@ -139,7 +139,8 @@ class ResumeService(msgspec.Struct, frozen=True, tag="resume_service", forbid_un
 
 
 class RatifyEmergency(msgspec.Struct, frozen=True, tag="ratify_emergency", forbid_unknown_fields=True):
-    """Make a regulator's emergency action permanent before it lapses."""
+    """Make a regulator's emergency action (a freeze, or an interception rule) permanent
+    before it lapses."""
 
     emergency: int
 
@@ -346,17 +347,9 @@ def _check_content_rule(rule: SetContentRule) -> None:
 
 
 def check_chain_params(params: ChainParams) -> None:
-    """Bounds that keep the chain usable whatever the council decides."""
-    if not 0 <= params.pow_bits <= 32:
-        raise InvalidOperation("pow_bits is 0..32")
-    if not 1 <= params.max_parents <= 64:
-        raise InvalidOperation("max_parents is 1..64")
-    if not 512 <= params.max_header_bytes <= 65536:
-        raise InvalidOperation("max_header_bytes is 512..65536")
-    if not 0 <= params.max_data_bytes <= 1 << 20 or not 0 <= params.max_memo_bytes <= 65536:
-        raise InvalidOperation("max_data_bytes is 0..1048576 and max_memo_bytes 0..65536")
-    if not 1000 <= params.max_future_ms <= 3_600_000:
-        raise InvalidOperation("max_future_ms is 1000..3600000")
+    problem = chain_params_problem(params)
+    if problem:
+        raise InvalidOperation(f"chain parameters: {problem}")
 
 
 def _action_view(action: GovAction) -> dict[str, Any]:
@@ -459,6 +452,26 @@ class RegFreeze(Operation, frozen=True, forbid_unknown_fields=True):
 
     def view(self) -> dict[str, Any]:
         return {"kind": self.KIND, "account": address_from_public_key(self.account), "reason": self.reason,
+                "legal_ref": self.legal_ref}
+
+
+@register
+class RegIntercept(Operation, frozen=True, forbid_unknown_fields=True):
+    """A regulator puts an interception rule in force at once; it lapses unless the council
+    ratifies it. It cannot replace a rule the council made."""
+
+    KIND: ClassVar[str] = "reg.intercept"
+    rule: SetInterceptionRule
+    reason: str
+    legal_ref: str
+
+    def check(self, payload_size: int, params: ChainParams) -> None:
+        _check_action(self.rule)
+        if not 0 < len(self.reason) <= MAX_REASON or len(self.legal_ref) > MAX_LEGAL_REF:
+            raise InvalidOperation(f"reason: 1-{MAX_REASON} characters; legal_ref: at most {MAX_LEGAL_REF}")
+
+    def view(self) -> dict[str, Any]:
+        return {"kind": self.KIND, "rule": _action_view(self.rule), "reason": self.reason,
                 "legal_ref": self.legal_ref}
 
 

@@ -233,6 +233,8 @@ def withheld_payloads(
             removed.append((key[1:], Tombstone(f"proposal:{record.decision}", record.reason_code, record.time_ms,
                                                record.height)))
     return removed
+
+
 FULL_STATE_KEY = "state_includes_genesis"
 
 
