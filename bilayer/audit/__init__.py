@@ -1,0 +1,1 @@
+"""Audit: proofs a light client checks offline, the audit index, fund tracing, evidence export."""
