@@ -14,6 +14,9 @@ from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import (
     AppointIdentityProvider,
+    AppointOperator,
+    AppPause,
+    AppResume,
     BanIdentity,
     BanKey,
     Data,
@@ -28,6 +31,7 @@ from bilayer.ledger.operations import (
     RegFreeze,
     ResumeService,
     RevokeIdentityProvider,
+    RevokeOperator,
     SetIdentityRule,
     SuspendService,
     Transfer,
@@ -190,6 +194,58 @@ def test_suspended_service_is_refused_until_resumed() -> None:
     ledger.run(5002, (B, propose(ResumeService("data"))), (B, GovVote(2, "yes")), (A, GovVote(2, "yes")))
     ledger.run(10_002, (C, GovExecute(2)))
     assert ledger.run(10_003, (ALICE, Data("text/plain"))) == [FINAL]
+
+
+OPERATOR = seeded_signer(31)
+
+
+def test_an_application_operator_pauses_and_resumes_only_its_own_application() -> None:
+    ledger = Ledger()
+    pause = AppPause(kind="data", reason="a leak of customer files through data entries")
+    assert ledger.run(0, (OPERATOR, pause)) == [rejected("not_application_operator")]
+    passed(ledger, 1000, AppointOperator(OPERATOR.public_key, "data"))
+    # only its own application: "transfer" is not the operator's
+    assert ledger.run(7000, (OPERATOR, AppPause(kind="transfer", reason="not mine"))) == [
+        rejected("not_application_operator")]
+    assert ledger.run(7001, (OPERATOR, AppResume(kind="data", reason="nothing to end"))) == [
+        rejected("service_not_paused")]
+    # the pause acts in the checkpoint that orders it, and names the pause entry as the cause
+    ledger.height += 1
+    pause_entry = ledger.entry(OPERATOR, pause)
+    results = execute(ExecContext(ledger.height, 7002, PARAMS), ledger.state,
+                      [pause_entry, ledger.entry(ALICE, Data("text/plain")),
+                       ledger.entry(ALICE, Transfer("BLY", 1, BOB.public_key))])
+    assert [(str(r.outcome), r.code) for r in results] == [FINAL, rejected("service_suspended"), FINAL]
+    assert results[1].cause == f"operator:{pause_entry[0].hex()}"
+    assert ledger.run(7003, (OPERATOR, AppResume(kind="data", reason="leak closed")),
+                      (ALICE, Data("text/plain"))) == [FINAL, FINAL]
+
+
+def test_an_operator_cannot_lift_the_councils_suspension_but_the_council_ends_its_pause() -> None:
+    ledger = Ledger()
+    passed(ledger, 0, AppointOperator(OPERATOR.public_key, "data"))
+    passed(ledger, 6000, SuspendService("data"))
+    assert ledger.run(12_000, (OPERATOR, AppResume(kind="data", reason="we fixed it"))) == [
+        rejected("suspended_by_council")]
+    assert ledger.run(12_001, (OPERATOR, AppPause(kind="data", reason="also pausing"))) == [FINAL]
+    passed(ledger, 13_000, ResumeService("data"))  # the council's resume ends the operator's pause too
+    assert ledger.run(19_000, (ALICE, Data("text/plain"))) == [FINAL]
+    # a revoked operator has no power left
+    passed(ledger, 20_000, RevokeOperator(OPERATOR.public_key, "data"))
+    assert ledger.run(26_000, (OPERATOR, AppPause(kind="data", reason="again"))) == [
+        rejected("not_application_operator")]
+
+
+def test_operators_are_appointed_for_applications_only() -> None:
+    import pytest
+
+    for kind in ("gov.vote", "app.pause", "no.such.kind"):
+        with pytest.raises(InvalidOperation):
+            propose(AppointOperator(OPERATOR.public_key, kind)).check(0, GENESIS.params)
+        with pytest.raises(InvalidOperation):
+            AppPause(kind=kind, reason="x").check(0, GENESIS.params)
+    with pytest.raises(InvalidOperation):
+        AppPause(kind="data", reason="").check(0, GENESIS.params)
 
 
 def test_management_itself_cannot_be_suspended() -> None:

@@ -234,3 +234,19 @@ def test_an_identity_ban_an_emergency_interception_and_a_resumed_service(network
     decide(tx, 4, "--action", "resume", "--service", "data")
     assert tx("dave", "tx", "data", "--text", "hello again")["status"] == "FINAL"
     assert cli("compliance", "list", "--node", node)["suspended_services"] == []
+
+    # the council appoints an operator of the data application, who pauses and resumes it at once
+    operator = cli("keys", "new", "operator", "--keystore", keys)["address"]
+    decide(tx, 5, "--action", "appoint-operator", "--target", operator, "--service", "data")
+    assert tx("operator", "app", "pause", "transfer", "--reason", "not mine")["reason"] == "not_application_operator"
+    paused = tx("operator", "app", "pause", "data", "--reason", "customer files leaking through data entries")
+    assert paused["status"] == "FINAL", paused
+    refused = tx("dave", "tx", "data", "--text", "during the pause")
+    assert (refused["reason"], refused["cause"]) == ("service_suspended", f"operator:{paused['id']}")
+    listed = cli("compliance", "list", "--node", node)
+    assert [(p["kind"], p["operator"]) for p in listed["paused_services"]] == [("data", operator)]
+    assert [(o["address"], o["kind"], o["decision"]) for o in listed["operators"]] == [(operator, "data", 5)]
+    assert tx("operator", "app", "resume", "data", "--reason", "leak closed")["status"] == "FINAL"
+    assert tx("dave", "tx", "data", "--text", "after the pause")["status"] == "FINAL"
+    acts = cli("audit", "actions", "--node", node)["actions"]
+    assert {"app.pause", "app.resume"} <= {a["kind"] for a in acts}

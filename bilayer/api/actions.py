@@ -16,6 +16,7 @@ from ..ledger.operations import (
     IDENTITY_ID_SIZE,
     IDENTITY_LEVELS,
     AppointIdentityProvider,
+    AppointOperator,
     BanIdentity,
     BanKey,
     FreezeAccount,
@@ -27,6 +28,7 @@ from ..ledger.operations import (
     RemoveInterceptionRule,
     ResumeService,
     RevokeIdentityProvider,
+    RevokeOperator,
     SetChainParams,
     SetContentRule,
     SetCouncilMember,
@@ -42,7 +44,7 @@ from ..ledger.operations import (
 ACTIONS = ("freeze", "unfreeze", "ban", "unban", "suspend", "resume", "ratify", "appoint-provider",
            "revoke-provider", "ban-identity", "unban-identity", "identity-rule", "council-member",
            "intercept", "remove-intercept", "content-rule", "remove-content-rule", "redact", "recover",
-           "chain-params", "set-validator")
+           "chain-params", "set-validator", "appoint-operator", "revoke-operator")
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -151,6 +153,11 @@ def make_action(action: str, o: ActionOptions, current_params: ChainParams | Non
         if not o.service:
             raise BadRequest(f"--action {action} needs --service KIND (an operation kind, e.g. data)")
         return SuspendService(o.service) if action == "suspend" else ResumeService(o.service)
+    if action in ("appoint-operator", "revoke-operator"):
+        if not o.service or not o.target:
+            raise BadRequest(f"--action {action} needs --target ADDRESS and --service KIND (the application)")
+        cls = AppointOperator if action == "appoint-operator" else RevokeOperator
+        return cls(public_key_from_address(o.target), o.service)
     if action == "ratify":
         if o.emergency is None:
             raise BadRequest("--action ratify needs --emergency NUMBER")

@@ -483,9 +483,10 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             },
             "/v1/compliance": {
                 "get": {
-                    "summary": "Freezes, bans, suspended services, identity providers, banned identities, identity"
-                               " rules, interception and content rules, the review queue, redactions and"
-                               " emergencies, each with the decision behind it",
+                    "summary": "Freezes, bans, suspended services, application operators and the services they"
+                               " paused, identity providers, banned identities, identity rules, interception and"
+                               " content rules, the review queue, redactions and emergencies, each with the"
+                               " decision behind it",
                     "responses": {"200": _json({"type": "object"}, "what is enforced"), **_errors(404)},
                 }
             },

@@ -18,6 +18,7 @@ from aiohttp import web
 from .. import __version__, codec
 from ..consensus.validators import ValidatorSet
 from ..errors import BadEncoding, BadRequest, BilayerError, ContentRefused, NotFound, PayloadWithheld, RateLimited
+from ..execution import operators
 from ..execution.errors import ExecutionRejected
 from ..execution.governance import (
     VALIDATOR_CHANGE_DELAY,
@@ -573,7 +574,12 @@ async def get_compliance(request: web.Request) -> web.Response:
          "decision": r.decision}
         for r in content_rules(state)
     ]
+    operator_rows = [{"address": address_from_public_key(key), "kind": kind, "decision": decision}
+                     for key, kind, decision in operators.operators(state)]
+    paused = [{"kind": kind, "operator": address_from_public_key(p.operator), "entry": p.entry_id.hex(),
+               "reason": p.reason, "time_ms": p.time_ms, "height": p.height} for kind, p in operators.pauses(state)]
     return json_response({"height": chain.height, "frozen_accounts": frozen, "banned_keys": banned,
+                          "operators": operator_rows, "paused_services": paused,
                           "interception_rules": intercepts, "content_rules": contents,
                           "review_queue": _review_queue_view(state, MAX_LIST), "redactions": redactions[:MAX_LIST],
                           "suspended_services": suspended, "identity_providers": providers,

@@ -17,6 +17,8 @@ from ..ledger.operations import (
     IDENTITY_ID_SIZE,
     IDENTITY_LEVELS,
     MAX_VALIDATOR_POWER,
+    AppPause,
+    AppResume,
     GovCancel,
     GovExecute,
     GovPropose,
@@ -56,7 +58,8 @@ def _action_options(f: Any) -> Any:
         click.option("--target", default=None,
                      help="The address the action applies to (freeze, ban, providers, council-member; recover:"
                           " the lost key); set-validator also takes the validator's public key in hex."),
-        click.option("--service", default=None, help="The operation kind to suspend or resume (e.g. data)."),
+        click.option("--service", default=None,
+                     help="The operation kind (application) to suspend, resume, or give an operator (e.g. data)."),
         click.option("--emergency", type=click.IntRange(min=1), default=None, help="The emergency number to ratify."),
         click.option("--identity", default=None, help="An identity id (hex) to ban or unban."),
         click.option("--min-level", type=click.Choice(sorted(IDENTITY_LEVELS)), default=None,
@@ -257,6 +260,30 @@ def reg_intercept(rule_id: str, above: int, asset: str | None, counterparties: t
 
 
 @click.group()
+def app() -> None:
+    """Application operators: pause and resume the application the council made them operators of."""
+
+
+def _operator_act(op_type: type[AppPause] | type[AppResume]) -> Any:
+    @click.argument("kind")
+    @click.option("--reason", required=True, help="Why (recorded on chain).")
+    @_common
+    def command(kind: str, reason: str, node_url: str, key: str, keystore: Path | None, wait: bool,
+                timeout: float, as_json: bool) -> None:
+        _submit(node_url, keystore, key, op_type(kind=kind, reason=reason), b"", wait, timeout, as_json)
+
+    command.__doc__ = {
+        AppPause: "Pause an application at once: its entries are refused (service_suspended) until resumed.",
+        AppResume: "End the operators' pause of an application (a council suspension stays).",
+    }[op_type]
+    return command
+
+
+app.command("pause")(_operator_act(AppPause))
+app.command("resume")(_operator_act(AppResume))
+
+
+@click.group()
 def identity() -> None:
     """Identities: providers appointed by the council bind keys to opaque identity ids."""
 
@@ -308,6 +335,9 @@ def compliance_list(node_url: str, as_json: bool) -> None:
         ("frozen accounts", "frozen_accounts", lambda r: r["address"] + by(r)),
         ("banned keys", "banned_keys", lambda r: r["address"] + by(r)),
         ("suspended services", "suspended_services", lambda r: r["kind"] + by(r)),
+        ("paused by operators", "paused_services",
+         lambda r: f"{r['kind']}  by {r['operator']}  since {r['time_ms']}  {r['reason']}"),
+        ("application operators", "operators", lambda r: f"{r['address']} of {r['kind']}" + by(r)),
         ("identity providers", "identity_providers", lambda r: r["address"] + by(r)),
         ("banned identities", "banned_identities", lambda r: r["identity"] + by(r)),
         ("identity rules", "identity_rules",

@@ -30,6 +30,7 @@ cli.add_command(gov_cmd.gov)
 cli.add_command(gov_cmd.compliance)
 cli.add_command(gov_cmd.reg)
 cli.add_command(gov_cmd.identity)
+cli.add_command(gov_cmd.app)
 cli.add_command(audit_cmd.audit)
 
 

@@ -39,6 +39,8 @@ from .governance import (
     MAX_BALANCE,
     ExecContext,
     HeldForReview,
+    apply_app_pause,
+    apply_app_resume,
     apply_attest,
     apply_cancel,
     apply_execute,
@@ -114,6 +116,8 @@ HANDLERS: dict[str, Handler] = {
     "id.attest": apply_attest,
     "reg.review": apply_review,
     "reg.intercept": apply_reg_intercept,
+    "app.pause": apply_app_pause,
+    "app.resume": apply_app_resume,
 }
 
 

@@ -10,6 +10,7 @@ Keeper of these state keys:
     b"F"  + key               -> frozen by proposal number (transfers from or to it are refused)
     b"X"  + key               -> banned by proposal number (every entry it authors is refused)
     b"S"  + kind              -> application (operation kind) suspended by proposal number
+                                 (operators.py keeps the operators and their own pauses: b"O", b"Y")
     b"R"  + key               -> a regulator (from genesis)
     b"En"                     -> the last emergency number
     b"E"  + number (8 bytes)  -> EmergencyRecord (a regulator's immediate freeze or interception rule)
@@ -65,6 +66,9 @@ from ..keys.address import address_from_public_key
 from ..ledger.entry import EntryHeader
 from ..ledger.operations import (
     AppointIdentityProvider,
+    AppointOperator,
+    AppPause,
+    AppResume,
     BanIdentity,
     BanKey,
     Data,
@@ -86,6 +90,7 @@ from ..ledger.operations import (
     RemoveInterceptionRule,
     ResumeService,
     RevokeIdentityProvider,
+    RevokeOperator,
     SetChainParams,
     SetContentRule,
     SetCouncilMember,
@@ -99,7 +104,9 @@ from ..ledger.operations import (
     UnfreezeAccount,
     decode_operation,
 )
+from . import operators
 from .errors import BalanceOverflow, ExecutionRejected, InsufficientFunds
+from .operators import OperatorPause
 from .state import State
 
 VALIDATOR_CHANGE_DELAY = 2
@@ -156,6 +163,10 @@ class EmergencyLapsed(ExecutionRejected):
 
 class ServiceSuspended(ExecutionRejected):
     code = "service_suspended"
+
+
+class SuspendedByCouncil(ExecutionRejected):
+    code = "suspended_by_council"
 
 
 class TransactionIntercepted(ExecutionRejected):
@@ -932,6 +943,11 @@ def _carry_out(ctx: ExecContext, state: State, number: int, action: GovAction) -
         state.set(suspended_key(action.kind), decision)
     elif isinstance(action, ResumeService):
         state.delete(suspended_key(action.kind))
+        operators.end_pause(state, action.kind)
+    elif isinstance(action, AppointOperator):
+        operators.appoint(state, action.key, action.kind, number)
+    elif isinstance(action, RevokeOperator):
+        operators.revoke(state, action.key, action.kind)
     elif isinstance(action, FreezeAccount):
         state.set(frozen_key(action.account), decision)
     elif isinstance(action, UnfreezeAccount):
@@ -969,6 +985,21 @@ def apply_reg_intercept(ctx: ExecContext, state: State, entry_id: bytes, header:
         raise InterceptionRuleExists(f"interception rule {op.rule.rule_id!r} is in force; only the council changes it")
     number = _new_emergency(ctx, state, entry_id, header.author, op.reason, op.legal_ref, rule_id=op.rule.rule_id)
     _put_interception_rule(state, _interception_rule(op.rule, 0, emergency=number))
+
+
+def apply_app_pause(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, AppPause)
+    operators.pause(state, op.kind, OperatorPause(header.author, entry_id, op.reason, ctx.time_ms, ctx.height))
+
+
+def apply_app_resume(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, AppResume)
+    operators.require_operator(state, header.author, op.kind)
+    council = state.get(suspended_key(op.kind))
+    if council is not None:
+        raise SuspendedByCouncil(f"the council suspended {op.kind!r}; only the council resumes it",
+                                 f"proposal:{codec.decode(council, int)}")
+    operators.resume(state, header.author, op.kind)
 
 
 def apply_attest(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
@@ -1009,6 +1040,9 @@ def compliance_gate(ctx: ExecContext, state: State, entry_id: bytes, header: Ent
     raw = state.get(suspended_key(header.kind))
     if raw is not None:
         raise ServiceSuspended(f"the {header.kind!r} service is suspended", f"proposal:{codec.decode(raw, int)}")
+    paused = operators.pause_of(state, header.kind)
+    if paused is not None:
+        raise ServiceSuspended(f"the {header.kind!r} service is paused by its operator", paused.cause)
     raw_rule = state.get(rule_key(header.kind))
     if raw_rule is not None:
         rule = codec.decode(raw_rule, IdentityRule)

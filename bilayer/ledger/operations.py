@@ -138,6 +138,19 @@ class ResumeService(msgspec.Struct, frozen=True, tag="resume_service", forbid_un
     kind: str
 
 
+class AppointOperator(msgspec.Struct, frozen=True, tag="appoint_operator", forbid_unknown_fields=True):
+    """Make a key the operator of one application (an operation kind): it may then pause and
+    resume that application at once (`app.pause`, `app.resume`), and nothing else."""
+
+    key: bytes
+    kind: str
+
+
+class RevokeOperator(msgspec.Struct, frozen=True, tag="revoke_operator", forbid_unknown_fields=True):
+    key: bytes
+    kind: str
+
+
 class RatifyEmergency(msgspec.Struct, frozen=True, tag="ratify_emergency", forbid_unknown_fields=True):
     """Make a regulator's emergency action (a freeze, or an interception rule) permanent
     before it lapses."""
@@ -257,10 +270,10 @@ GovAction = (
     FreezeAccount | UnfreezeAccount | BanKey | UnbanKey | SuspendService | ResumeService | RatifyEmergency
     | AppointIdentityProvider | RevokeIdentityProvider | BanIdentity | UnbanIdentity | SetIdentityRule
     | SetCouncilMember | SetInterceptionRule | RemoveInterceptionRule | SetContentRule | RemoveContentRule
-    | RedactEntries | RecoverAssets | SetChainParams | SetValidator
+    | RedactEntries | RecoverAssets | SetChainParams | SetValidator | AppointOperator | RevokeOperator
 )
 
-MANAGEMENT_PREFIXES = ("gov.", "reg.", "id.")
+MANAGEMENT_PREFIXES = ("gov.", "reg.", "id.", "app.")
 INTERCEPTION_OUTCOMES = ("reject", "hold")
 MAX_REVIEW_MS = 30 * 24 * 3600 * 1000
 MAX_REDACTIONS = 100
@@ -275,8 +288,11 @@ def _check_action(action: GovAction) -> None:
         if len(target) != PUBLIC_KEY_SIZE:
             raise InvalidOperation("the action's target must be a 32-byte public key")
     elif isinstance(action, SuspendService | ResumeService):
-        if action.kind not in _REGISTRY or action.kind.startswith(MANAGEMENT_PREFIXES):
-            raise InvalidOperation(f"{action.kind!r} is not an application operation kind that can be suspended")
+        _check_application_kind(action.kind)
+    elif isinstance(action, AppointOperator | RevokeOperator):
+        if len(action.key) != PUBLIC_KEY_SIZE:
+            raise InvalidOperation("an application operator is a 32-byte public key")
+        _check_application_kind(action.kind)
     elif isinstance(action, RatifyEmergency):
         if action.emergency < 1:
             raise InvalidOperation("emergency numbers start at 1")
@@ -327,10 +343,14 @@ def _check_action(action: GovAction) -> None:
         if len(action.identity) != IDENTITY_ID_SIZE:
             raise InvalidOperation(f"an identity id is {IDENTITY_ID_SIZE} bytes")
     elif isinstance(action, SetIdentityRule):
-        if action.kind not in _REGISTRY or action.kind.startswith(MANAGEMENT_PREFIXES):
-            raise InvalidOperation(f"{action.kind!r} is not an application operation kind")
+        _check_application_kind(action.kind)
         if action.min_level not in IDENTITY_LEVELS.values() or action.above_amount < 0:
             raise InvalidOperation("min_level is 0, 1 or 2 and above_amount is not negative")
+
+
+def _check_application_kind(kind: str) -> None:
+    if kind not in _REGISTRY or kind.startswith(MANAGEMENT_PREFIXES):
+        raise InvalidOperation(f"{kind!r} is not an application operation kind")
 
 
 def _check_content_rule(rule: SetContentRule) -> None:
@@ -521,3 +541,34 @@ class RegReview(Operation, frozen=True, forbid_unknown_fields=True):
 
 
 REVIEW_DECISIONS = ("release", "reject")
+
+
+# --- application operators: pause and resume their own application ----------------------------
+
+
+class _OperatorAct(Operation, frozen=True, forbid_unknown_fields=True):
+    kind: str
+    reason: str
+
+    def check(self, payload_size: int, params: ChainParams) -> None:
+        _check_application_kind(self.kind)
+        if not 0 < len(self.reason) <= MAX_REASON:
+            raise InvalidOperation(f"reason: 1-{MAX_REASON} characters")
+
+    def view(self) -> dict[str, Any]:
+        return {"kind": self.KIND, "application": self.kind, "reason": self.reason}
+
+
+@register
+class AppPause(_OperatorAct, frozen=True, forbid_unknown_fields=True):
+    """An application's operator pauses it at once: its entries are REJECTED
+    (`service_suspended`) until the operator or the council resumes it."""
+
+    KIND: ClassVar[str] = "app.pause"
+
+
+@register
+class AppResume(_OperatorAct, frozen=True, forbid_unknown_fields=True):
+    """An application's operator ends its own pause; it cannot lift the council's suspension."""
+
+    KIND: ClassVar[str] = "app.resume"

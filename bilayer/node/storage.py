@@ -339,10 +339,10 @@ class Storage:
         return [StoredResult(*r) for r in rows]
 
     def management_results(self, before_height: int, limit: int) -> list[StoredResult]:
-        """Results of management entries (gov.*, reg.*, id.*), newest first."""
+        """Results of management entries (gov.*, reg.*, id.*, app.*), newest first."""
         rows = self._reader.execute(
             "SELECT entry_id, height, position, outcome, code, cause, kind FROM results"
-            " WHERE (kind LIKE 'gov.%' OR kind LIKE 'reg.%' OR kind LIKE 'id.%') AND height < ?"
+            " WHERE (kind LIKE 'gov.%' OR kind LIKE 'reg.%' OR kind LIKE 'id.%' OR kind LIKE 'app.%') AND height < ?"
             " ORDER BY height DESC, position DESC LIMIT ?", (before_height, limit),
         ).fetchall()
         return [StoredResult(*r) for r in rows]
