@@ -120,6 +120,7 @@ def _valid_bodies() -> st.SearchStrategy[tuple[str, bytes]]:
         st.builds(ops.FreezeAccount, key),
         st.builds(ops.BanKey, key),
         st.builds(ops.SuspendService, st.text(max_size=12)),
+        st.builds(ops.AppointOperator, key, st.text(max_size=12)),
         st.builds(ops.RatifyEmergency, st.integers(-5, 2**40)),
         st.builds(ops.SetIdentityRule, st.text(max_size=12), st.integers(-2, 5), st.integers(-5, 2**40)),
         st.builds(ops.SetCouncilMember, key, st.integers(-5, 2**40)),
@@ -140,6 +141,8 @@ def _valid_bodies() -> st.SearchStrategy[tuple[str, bytes]]:
                   expires_ms=st.integers(-5, 2**50)),
         st.builds(ops.RegReview, entry=key, decision=st.sampled_from(["release", "reject", "keep"]),
                   reason=st.text(max_size=50)),
+        st.builds(ops.AppPause, kind=st.text(max_size=12), reason=st.text(max_size=50)),
+        st.builds(ops.AppResume, kind=st.text(max_size=12), reason=st.text(max_size=50)),
         st.builds(ops.RegIntercept, rule=st.builds(ops.SetInterceptionRule, st.text(max_size=12),
                                                    st.integers(-5, 2**40)),
                   reason=st.text(max_size=50), legal_ref=st.text(max_size=20)),
@@ -267,6 +270,8 @@ def test_every_operation_kind_is_fuzzed(kind: str) -> None:
         "reg.review": ops.RegReview(entry=bytes(32), decision="release", reason="r"),
         "reg.intercept": ops.RegIntercept(rule=ops.SetInterceptionRule("r"), reason="r", legal_ref=""),
         "id.attest": ops.IdAttest(subject=bytes(32), identity=bytes(16), level=1, expires_ms=1),
+        "app.pause": ops.AppPause(kind="data", reason="r"),
+        "app.resume": ops.AppResume(kind="data", reason="r"),
     }
     assert kind in bodies, f"add a valid {kind!r} body to this test and to _valid_bodies"
     assert kind == decode_operation(kind, codec.encode(bodies[kind])).KIND

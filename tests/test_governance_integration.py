@@ -24,7 +24,7 @@ def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
     directory = tmp_path / "net"
     localnet.create(directory, validators=4, ledger_nodes=1, pow_bits=4, limits=LimitsConfig(author_rate=0),
                     governance=GovernanceParams(voting_period_ms=60_000, timelock_ms=1_500,
-                                                emergency_ratify_ms=4_000))
+                                                emergency_ratify_ms=15_000))
     try:
         yield localnet.up(directory)
     finally:
