@@ -6,16 +6,19 @@ and 5xx only for real faults; no route ever answers with a stack trace.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from aiohttp import web
 
 from .. import __version__, codec
+from ..audit.export import build_package, parse_time_ms
+from ..audit.proof import ChainSource, prove_account, prove_entry
 from ..consensus.validators import ValidatorSet
 from ..errors import BadEncoding, BadRequest, BilayerError, ContentRefused, NotFound, PayloadWithheld, RateLimited
 from ..execution.errors import ExecutionRejected
@@ -58,10 +61,12 @@ from ..ledger.operations import (
 )
 from ..node.ingest import Status, SubmitResult
 from ..node.ratelimit import RateLimiter
+from ..node.storage import Storage
 from .actions import ACTIONS, make_action, options_from_query
 from .openapi import openapi_document
 from .views import b64, council_view, finalized_view, fork_view, proposal_view, stored_view
 
+T = TypeVar("T")
 PROPOSAL_STATUSES = ("voting", "passed", "rejected", "executed", "cancelled")
 
 if TYPE_CHECKING:
@@ -506,6 +511,65 @@ async def list_management_actions(request: web.Request) -> web.Response:
     return json_response({"height": chain.height, "actions": actions, "lapses": lapses[:MAX_LIST]})
 
 
+_ASSET = re.compile(r"[A-Z0-9]{1,16}")
+
+
+async def _with_history(node: LedgerNode, work: Callable[[ChainSource], T]) -> T:
+    """Run proof work in a worker thread on its own read connection: proofs re-execute history
+    from genesis (see bilayer/audit/proof.py), which must not stall this node's event loop."""
+    _finality_chain(node)
+
+    def withhold(entry_id: bytes, header: EntryHeader, payload: bytes) -> bool:
+        try:
+            _refuse_blocked_content(node, entry_id, header, payload)
+        except ContentRefused:
+            return True
+        return False
+
+    def run() -> T:
+        storage = Storage(node.storage.path)
+        try:
+            def header_of(entry_id: bytes) -> EntryHeader | None:
+                stored = storage.get(entry_id)
+                return None if stored is None else codec.decode(stored.signed.header, EntryHeader)
+
+            return work(ChainSource(node.genesis, storage, node.ingest.dag, header_of, withhold))
+        finally:
+            storage.close()
+
+    return await asyncio.to_thread(run)
+
+
+async def get_entry_proof(request: web.Request) -> web.Response:
+    """A self-contained proof of an entry's outcome, checkable offline against genesis alone."""
+    entry_id = _entry_id_param(request)
+    return json_response(await _with_history(request.app[NODE], lambda source: prove_entry(source, entry_id)))
+
+
+async def get_state_proof(request: web.Request) -> web.Response:
+    """An account's state keys with state proofs against the latest certified state root."""
+    address = request.match_info["address"]
+    public_key_from_address(address)
+    asset = request.query.get("asset")
+    if asset is not None and not _ASSET.fullmatch(asset):
+        raise BadRequest("asset is 1 to 16 characters A-Z and 0-9")
+    return json_response(await _with_history(request.app[NODE], lambda source: prove_account(source, address, asset)))
+
+
+async def get_evidence_export(request: web.Request) -> web.Response:
+    """An account's evidence package in a time window, as one JSON document."""
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    account = request.query.get("account", "")
+    public_key_from_address(account)
+    if "from" not in request.query or "to" not in request.query:
+        raise BadRequest("from and to are required: ms since the epoch or ISO-8601 times")
+    from_ms = parse_time_ms(request.query["from"], "from")
+    to_ms = parse_time_ms(request.query["to"], "to")
+    return json_response(await _with_history(
+        node, lambda source: build_package(source, chain.state, account, from_ms, to_ms)))
+
+
 def _emergency_target(record: EmergencyRecord) -> dict[str, Any]:
     """What a regulator's emergency act applies to: an account it froze, or a rule it set."""
     if record.rule_id:
@@ -741,6 +805,9 @@ def build_app(
     app.router.add_get("/v1/params", get_params)
     app.router.add_get("/v1/identities/{address}", get_identity)
     app.router.add_get("/v1/audit/actions", list_management_actions)
+    app.router.add_get("/v1/audit/proof/{entry_id}", get_entry_proof)
+    app.router.add_get("/v1/audit/state-proof/{address}", get_state_proof)
+    app.router.add_get("/v1/audit/export", get_evidence_export)
     app.router.add_get("/v1/gov/dry-run", gov_dry_run)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/openapi.json", get_openapi)

@@ -1,0 +1,351 @@
+"""Audit proofs: made from a chain finalized in process on SQLite, checked offline against
+genesis alone, and refused, with a code naming the part, when any part is tampered with."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from bilayer import codec
+from bilayer.audit.export import build_package, verify_directory, verify_document, write_package
+from bilayer.audit.proof import (
+    AccountProof,
+    EntryProof,
+    ProofInvalid,
+    StateInclusion,
+    ValidatorChangeProof,
+    decode_proof,
+    encode_proof,
+    prove_account,
+    prove_entry,
+    verify_proof,
+)
+from bilayer.bench.proof import ChainBuilder, seeded
+from bilayer.consensus.messages import CommitSignature, FinalizedCheckpoint, VoteType, sign_vote
+from bilayer.errors import NotFound, NotYetProvable
+from bilayer.execution.governance import validator_change_key
+from bilayer.genesis import Genesis, write_genesis
+from bilayer.ledger.entry import EntryHeader
+from bilayer.ledger.operations import Data
+
+from .test_cli import assert_error, bilayer
+
+NEWCOMER = seeded(9, 4)
+
+
+class Built:
+    """h1 adds NEWCOMER (it governs from h3) and orders a transfer; h2 a transfer and a data entry
+    with a payload; h3 a transfer; h4 one more, so everything up to h3 is provable."""
+
+    def __init__(self, path: Path) -> None:
+        self.builder = builder = ChainBuilder(path)
+        builder.add_validator(NEWCOMER)
+        self.t1 = builder.transfer(5)
+        builder.checkpoint()
+        self.t2 = builder.transfer(7)
+        self.data = builder.write(builder.alice, Data(media_type="text/plain"), b"the minutes of the meeting")
+        builder.checkpoint()
+        self.t3 = builder.transfer(11)
+        builder.checkpoint()
+        self.t4 = builder.transfer(13)
+        builder.checkpoint()
+        self.genesis = builder.genesis
+        self.source = builder.source()
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Iterator[Built]:
+    chain = Built(tmp_path / "chain.sqlite")
+    yield chain
+    chain.builder.close()
+
+
+def as_json(proof: EntryProof | AccountProof) -> dict[str, Any]:
+    return dict(json.loads(encode_proof(proof)))
+
+
+def tampered(proof: EntryProof | AccountProof, change: Callable[[dict[str, Any]], None]) -> EntryProof | AccountProof:
+    """The proof after editing its JSON, as an attacker holding the file would."""
+    document = as_json(proof)
+    change(document)
+    return decode_proof(json.dumps(document).encode())
+
+
+def refused(proof: EntryProof | AccountProof, genesis: Genesis) -> str:
+    with pytest.raises(ProofInvalid) as caught:
+        verify_proof(proof, genesis)
+    return caught.value.code
+
+
+def b64_flip(text: str, position: int = 0) -> str:
+    raw = bytearray(msgspec.json.decode(json.dumps(text).encode(), type=bytes))
+    raw[position] ^= 1
+    return msgspec.json.encode(bytes(raw)).decode().strip('"')
+
+
+def resign(finalized: dict[str, Any], signers: list[Any]) -> None:
+    """Make a certificate of valid precommits of `signers` for the checkpoint it is attached to."""
+    checkpoint = msgspec.convert(finalized, FinalizedCheckpoint).checkpoint
+    finalized["certificate"]["value_id"] = msgspec.to_builtins(checkpoint.id)
+    finalized["certificate"]["signatures"] = [
+        msgspec.to_builtins(CommitSignature(s.public_key, sign_vote(s, checkpoint.chain, checkpoint.height, 0,
+                                                                    VoteType.PRECOMMIT, checkpoint.id).signature))
+        for s in signers]
+
+
+# --- what a valid proof says --------------------------------------------------------------------
+
+
+def test_an_entry_proof_verifies_offline_and_says_what_it_proves(built: Built) -> None:
+    proof = decode_proof(encode_proof(prove_entry(built.source, built.t3)))
+    summary = verify_proof(proof, built.genesis)
+    assert summary["entry"] == built.t3.hex() and summary["outcome"] == "FINAL"
+    assert summary["height"] == 3 and summary["certified_by"] == 4
+    assert summary["validator_changes"] == 1  # the newcomer's change, certified by the genesis set
+    assert summary["payload"] == "present"
+
+
+def test_a_proof_before_and_after_a_set_change_each_use_the_set_of_their_heights(built: Built) -> None:
+    # t1: ordered at 1 and certified at 2, both by the genesis set; the change was executed at 1
+    summary = verify_proof(prove_entry(built.source, built.t1), built.genesis)
+    assert summary["height"] == 1 and summary["validator_changes"] == 1
+    # the certificate of height 4 needs the newcomer's set: 3 of the old 4 signers are not enough
+    proof = prove_entry(built.source, built.t3)
+    assert len(proof.certified_by.certificate.signatures) == 5
+
+
+def test_the_payload_is_proven_and_a_withheld_payload_leaves_the_rest_provable(built: Built) -> None:
+    proof = prove_entry(built.source, built.data)
+    assert proof.entry.payload == b"the minutes of the meeting"
+    assert verify_proof(proof, built.genesis)["payload"] == "present"
+    withholding = built.builder.source()
+    object.__setattr__(withholding, "withhold", lambda entry_id, header, payload: True)
+    withheld = prove_entry(withholding, built.data)
+    assert withheld.entry.payload is None
+    assert verify_proof(withheld, built.genesis)["payload"] == "withheld"
+
+
+def test_an_entry_of_the_latest_checkpoint_is_not_yet_provable(built: Built) -> None:
+    with pytest.raises(NotYetProvable) as caught:
+        prove_entry(built.source, built.t4)
+    assert caught.value.code == "not_yet_provable" and caught.value.http_status == 409
+    with pytest.raises(NotFound):
+        prove_entry(built.source, b"\x01" * 32)
+
+
+def test_an_account_proof_shows_balances_and_head_against_a_certified_state_root(built: Built) -> None:
+    proof = decode_proof(encode_proof(prove_account(built.source, built.builder.bob.address)))
+    summary = verify_proof(proof, built.genesis)
+    assert summary["height"] == 3 and summary["certified_by"] == 4
+    assert summary["balances"] == {"BLY": 5 + 7 + 11}  # t4 is in height 4, not yet certified
+    alice = verify_proof(prove_account(built.source, built.builder.alice.address, "BLY"), built.genesis)
+    assert alice["balances"] == {"BLY": 10**12 - 23} and alice["next_seq"] == 4
+    with pytest.raises(NotFound):
+        prove_account(built.source, built.builder.bob.address, "GOLD")
+
+
+# --- tampering with each part -------------------------------------------------------------------
+
+
+def test_tampering_with_the_entry_is_refused_with_its_code(built: Built) -> None:
+    proof = prove_entry(built.source, built.data)
+    genesis = built.genesis
+
+    def other_header(d: dict[str, Any]) -> None:
+        header = codec.decode(proof.entry.header, EntryHeader)
+        forged = msgspec.structs.replace(header, time_ms=header.time_ms + 1)
+        d["entry"]["header"] = msgspec.json.encode(codec.encode(forged)).decode().strip('"')
+
+    assert refused(tampered(proof, other_header), genesis) == "entry_signature_invalid"
+    assert refused(tampered(proof, lambda d: d["entry"].update(signature=b64_flip(d["entry"]["signature"]))),
+                   genesis) == "entry_signature_invalid"
+    assert refused(tampered(proof, lambda d: d["entry"].update(payload=b64_flip(d["entry"]["payload"]))),
+                   genesis) == "payload_mismatch"
+    assert refused(tampered(proof, lambda d: d["entry"].update(header=b64_flip(d["entry"]["header"], 0))),
+                   genesis) == "entry_malformed"
+
+
+def test_tampering_with_the_result_or_its_path_is_refused(built: Built) -> None:
+    proof = prove_entry(built.source, built.t2)
+    genesis = built.genesis
+    assert refused(tampered(proof, lambda d: d["result"].update(outcome="REJECTED", code="insufficient_funds")),
+                   genesis) == "result_path_invalid"
+    assert refused(tampered(proof, lambda d: d["result"].update(cause="proposal:1")), genesis) == "result_path_invalid"
+    assert refused(tampered(proof, lambda d: d["result"].update(index=d["result"]["index"] ^ 1)),
+                   genesis) == "result_path_invalid"
+    assert refused(tampered(proof, lambda d: d["result"]["path"].__setitem__(0, b64_flip(d["result"]["path"][0]))),
+                   genesis) == "result_path_invalid"
+    assert refused(tampered(proof, lambda d: d["result"]["path"].pop()), genesis) == "result_path_invalid"
+
+
+def test_tampering_with_certificates_is_refused_naming_what_failed(built: Built) -> None:
+    proof = prove_entry(built.source, built.t3)
+    genesis = built.genesis
+
+    def flip_signature(d: dict[str, Any]) -> None:
+        signature = d["certified_by"]["certificate"]["signatures"][0]
+        signature[1] = b64_flip(signature[1])
+
+    assert refused(tampered(proof, flip_signature), genesis) == "certificate_signature_invalid"
+    assert refused(tampered(proof, lambda d: d["certified_by"]["certificate"]["signatures"].__delitem__(
+        slice(0, 2))), genesis) == "certificate_no_quorum"
+    stranger = seeded(77, 5)
+    assert refused(tampered(proof, lambda d: resign(d["certified_by"], [*built.builder.validator_keys, stranger])),
+                   genesis) == "certificate_unknown_signer"
+    assert refused(tampered(proof, lambda d: d["ordered_in"]["certificate"]["signatures"].__delitem__(slice(0, 3))),
+                   genesis) == "certificate_no_quorum"
+    # a certificate moved from another checkpoint
+    other = as_json(prove_entry(built.source, built.t2))
+    moved = other["certified_by"]["certificate"]
+    assert refused(tampered(proof, lambda d: d["certified_by"].update(certificate=moved)),
+                   genesis) == "certificate_mismatch"
+
+
+def test_the_results_root_must_be_signed_by_the_next_checkpoint_of_the_same_chain(built: Built) -> None:
+    proof = prove_entry(built.source, built.t3)
+    other = as_json(prove_entry(built.source, built.t1))
+    assert refused(tampered(proof, lambda d: d.update(ordered_in=other["ordered_in"])),
+                   built.genesis) == "checkpoint_link_invalid"
+    assert refused(tampered(proof, lambda d: d.update(certified_by=other["certified_by"])),
+                   built.genesis) == "checkpoint_link_invalid"
+
+
+def test_a_wrong_genesis_is_refused(built: Built) -> None:
+    proof = prove_entry(built.source, built.t3)
+    other = msgspec.structs.replace(built.genesis, chain_id="another-chain")
+    assert refused(proof, other) == "genesis_mismatch"
+    richer = msgspec.structs.replace(built.genesis, genesis_time_ms=built.genesis.genesis_time_ms + 1)
+    assert refused(proof, richer) == "genesis_mismatch"
+
+
+def test_forged_or_omitted_validator_changes_are_refused(built: Built) -> None:
+    proof = prove_entry(built.source, built.t3)
+    assert isinstance(proof, EntryProof)
+    genesis = built.genesis
+    change = proof.validators.changes[0]
+
+    # a record edited to claim another set: its state proof no longer leads to the signed root
+    def other_set(d: dict[str, Any]) -> None:
+        d["validators"]["changes"][0]["record"]["value"] = b64_flip(d["validators"]["changes"][0]["record"]["value"],
+                                                                    -3)
+    assert refused(tampered(proof, other_set), genesis) in ("validator_change_invalid",)
+
+    # a whole forged change: attackers' own set, a made-up state, signed by themselves
+    attackers = [seeded(i, 6) for i in range(4)]
+    forged_record = msgspec.structs.replace(change.record, key=validator_change_key(2))
+    forged_checkpoint = msgspec.structs.replace(change.checkpoint.checkpoint, state_root=b"\x00" * 32)
+    forged = ValidatorChangeProof(forged_record, FinalizedCheckpoint(forged_checkpoint, change.checkpoint.certificate))
+    document = as_json(proof)
+    document["validators"]["changes"][0] = msgspec.to_builtins(forged)
+    resign(document["validators"]["changes"][0]["checkpoint"], attackers)
+    assert refused(decode_proof(json.dumps(document).encode()), genesis) == "certificate_unknown_signer"
+
+    # the change left out: the newcomer's signature on height 4 is by no validator the verifier knows
+    assert refused(tampered(proof, lambda d: d["validators"].update(changes=[])), genesis) == \
+        "certificate_unknown_signer"
+
+    # left out, and the newcomer's signature dropped (the old four are still a quorum of the old set): the
+    # certified state counts two changes and the proof walks one
+    def omitted(d: dict[str, Any]) -> None:
+        d["validators"]["changes"] = []
+        d["certified_by"]["certificate"]["signatures"] = [
+            s for s in d["certified_by"]["certificate"]["signatures"]
+            if s[0] != msgspec.json.encode(NEWCOMER.public_key).decode().strip('"')]
+    assert refused(tampered(proof, omitted), genesis) == "validator_chain_incomplete"
+
+    # a count proven against nothing the anchor signs
+    def other_count(d: dict[str, Any]) -> None:
+        d["validators"]["count"] = msgspec.to_builtins(StateInclusion(**{**msgspec.structs.asdict(
+            proof.validators.count), "value": codec.encode(1)}))
+    assert refused(tampered(proof, other_count), genesis) == "validator_chain_incomplete"
+
+
+def test_tampering_with_an_account_proof_is_refused(built: Built) -> None:
+    proof = prove_account(built.source, built.builder.bob.address, "BLY")
+    genesis = built.genesis
+
+    def richer(d: dict[str, Any]) -> None:
+        d["items"][0]["value"] = msgspec.json.encode(codec.encode(10**9)).decode().strip('"')
+
+    assert refused(tampered(proof, richer), genesis) == "state_proof_invalid"
+    assert refused(tampered(proof, lambda d: d.update(address=built.builder.alice.address)),
+                   genesis) == "state_proof_invalid"
+    assert refused(tampered(proof, lambda d: d.update(height=1)), genesis) == "checkpoint_link_invalid"
+
+
+def test_garbage_is_refused_as_malformed() -> None:
+    for data in (b"", b"{}", b"[1,2]", b'{"type": "entry", "format": 1}', b"\xff\x00"):
+        with pytest.raises(ProofInvalid) as caught:
+            decode_proof(data)
+        assert caught.value.code == "proof_malformed"
+
+
+# --- evidence export ----------------------------------------------------------------------------
+
+
+def test_an_export_lists_the_accounts_entries_in_the_window_and_verifies(built: Built, tmp_path: Path) -> None:
+    first, last = (built.source.finalized(h).checkpoint.time_ms for h in (2, 4))
+    package = build_package(built.source, built.builder.chain.state, built.builder.bob.address, first, last)
+    manifest = package.manifest
+    assert [item.id for item in manifest.entries] == [built.t2.hex(), built.t3.hex()]  # t1 is before the window
+    assert {item.role for item in manifest.entries} == {"received"}
+    assert [u.id for u in manifest.unproven] == [built.t4.hex()]
+    summary = verify_document(package)
+    assert summary["entries"] == 2 and summary["unproven"] == 1
+
+    out = tmp_path / "evidence"
+    write_package(package, out)
+    assert verify_directory(out, built.genesis)["entries"] == 2
+
+    # every file is hashed in the manifest: any edit is caught before any proof is read
+    victim = out / manifest.entries[0].file
+    victim.write_text(victim.read_text().replace('"FINAL"', '"REJECTED"'))
+    with pytest.raises(ProofInvalid) as caught:
+        verify_directory(out)
+    assert caught.value.code == "export_hash_mismatch"
+
+
+def test_an_export_refuses_an_entry_that_does_not_concern_the_account(built: Built) -> None:
+    first, last = (built.source.finalized(h).checkpoint.time_ms for h in (1, 4))
+    bob = build_package(built.source, built.builder.chain.state, built.builder.bob.address, first, last)
+    alice = build_package(built.source, built.builder.chain.state, built.builder.alice.address, first, last)
+    assert built.data.hex() in {item.id for item in alice.manifest.entries}
+    # slip alice's data entry into bob's package, hashes and all
+    item = next(i for i in alice.manifest.entries if i.id == built.data.hex())
+    files = {**bob.files, item.file: alice.files[item.file]}
+    digests = {**bob.manifest.files, item.file: alice.manifest.files[item.file]}
+    forged_item = msgspec.structs.replace(item, role="received")
+    manifest = msgspec.structs.replace(bob.manifest, entries=(*bob.manifest.entries, forged_item), files=digests)
+    with pytest.raises(ProofInvalid) as caught:
+        verify_document(msgspec.structs.replace(bob, manifest=manifest, files=files))
+    assert caught.value.code == "export_entry_unrelated"
+
+
+# --- the command line, offline ------------------------------------------------------------------
+
+
+def test_cli_verifies_a_proof_file_offline_and_names_a_failure(built: Built, tmp_path: Path) -> None:
+    genesis_file = tmp_path / "genesis.json"
+    write_genesis(built.genesis, genesis_file)
+    good = tmp_path / "proof.json"
+    good.write_bytes(encode_proof(prove_entry(built.source, built.t3)))
+    result = bilayer("audit", "verify", str(good), "--genesis", str(genesis_file), "--json")
+    assert result.code == 0, result
+    assert result.json()["entry"] == built.t3.hex() and result.json()["valid"] is True
+    human = bilayer("audit", "verify", str(good), "--genesis", str(genesis_file))
+    assert human.code == 0 and human.out.startswith("VALID: entry"), human
+
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(encode_proof(tampered(prove_entry(built.source, built.t3),
+                                          lambda d: d["result"].update(outcome="REJECTED"))))
+    assert "results root" in assert_error(bilayer("audit", "verify", str(bad), "--genesis", str(genesis_file)),
+                                          "result_path_invalid")
+    assert_error(bilayer("audit", "verify", str(good)), "bad_request")  # a single proof needs the genesis
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("not json")
+    assert_error(bilayer("audit", "verify", str(garbage), "--genesis", str(genesis_file)), "proof_malformed")
