@@ -68,6 +68,13 @@ class ChainBuilder:
         self.last: bytes | None = None
         self.proposals = 0
         self.time_ms = GENESIS_TIME_MS
+        self.unstored: list[Entry] = []
+
+    def flush(self) -> None:
+        """Store what was written since the last call, as one durable batch (as a node commits them)."""
+        if self.unstored:
+            self.storage.store_entries(self.unstored, self.time_ms)
+            self.unstored = []
 
     def write(self, signer: Signer, op: Operation, payload: bytes = b"") -> bytes:
         seq, head = self.heads.get(signer.public_key, (0, self.genesis.root))
@@ -76,8 +83,7 @@ class ChainBuilder:
         id_, signed = build_entry(signer, chain_id=CHAIN_ID, seq=seq, parents=parents, op=op, payload=payload,
                                   time_ms=self.time_ms, pow_bits=0)
         header = codec.decode(signed.header, EntryHeader)
-        self.storage.store_entries([Entry(id_, header, signed, decode_operation(header.kind, header.body))],
-                                   self.time_ms)
+        self.unstored.append(Entry(id_, header, signed, decode_operation(header.kind, header.body)))
         self.dag.add(id_, header)
         self.headers[id_] = header
         self.heads[signer.public_key] = (seq + 1, id_)
@@ -99,6 +105,7 @@ class ChainBuilder:
         self.write(second, GovExecute(self.proposals))
 
     def checkpoint(self) -> FinalizedCheckpoint:
+        self.flush()
         chain = self.chain
         height = chain.height + 1
         voters = chain.validators_at(height)
@@ -115,6 +122,7 @@ class ChainBuilder:
         return finalized
 
     def source(self) -> ChainSource:
+        self.flush()
         return ChainSource(self.genesis, self.storage, self.dag, self.headers.get)
 
     def close(self) -> None:

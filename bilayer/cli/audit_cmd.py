@@ -141,7 +141,8 @@ def _is_package(data: bytes) -> bool:
 
 @contextmanager
 def _progress(enabled: bool, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    if not enabled:
+    """A progress bar on a terminal's stderr; nothing at all when piped, so scripts see only results."""
+    if not enabled or not err_console.is_terminal:
         yield lambda n: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -166,7 +167,7 @@ def audit_export(node_url: str, account: str, start: str, end: str, out: Path, a
         raise ExportDirNotEmpty(f"{out} is not empty")
     query = f"?account={quote(account, safe='')}&from={from_ms}&to={to_ms}"
     client = NodeClient(node_url, timeout=EXPORT_TIMEOUT_S)
-    if as_json:
+    if as_json or not err_console.is_terminal:
         data = client.get(f"/v1/audit/export{query}")
     else:
         with err_console.status("the node is proving the entries in the window…"):
