@@ -3,16 +3,19 @@ genesis alone, and refused, with a code naming the part, when any part is tamper
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from bilayer import codec
-from bilayer.audit.export import build_package, verify_directory, verify_document, write_package
+from bilayer.audit.export import Package, build_package, verify_directory, verify_document, write_package
 from bilayer.audit.proof import (
     AccountProof,
     EntryProof,
@@ -31,16 +34,19 @@ from bilayer.errors import NotFound, NotYetProvable
 from bilayer.execution.governance import validator_change_key
 from bilayer.genesis import Genesis, write_genesis
 from bilayer.ledger.entry import EntryHeader
-from bilayer.ledger.operations import Data
+from bilayer.ledger.operations import Data, RedactEntries
+from bilayer.node.metrics import NodeMetrics
 
 from .test_cli import assert_error, bilayer
+from .test_openapi import _check, app_for, document
 
 NEWCOMER = seeded(9, 4)
 
 
 class Built:
-    """h1 adds NEWCOMER (it governs from h3) and orders a transfer; h2 a transfer and a data entry
-    with a payload; h3 a transfer; h4 one more, so everything up to h3 is provable."""
+    """h1 adds NEWCOMER (it governs from h3) and orders a transfer; h2 a transfer and two data
+    entries with payloads; h3 a transfer and the redaction of one of them (proposal 2); h4 one
+    more transfer, so everything up to h3 is provable."""
 
     def __init__(self, path: Path) -> None:
         self.builder = builder = ChainBuilder(path)
@@ -49,8 +55,10 @@ class Built:
         builder.checkpoint()
         self.t2 = builder.transfer(7)
         self.data = builder.write(builder.alice, Data(media_type="text/plain"), b"the minutes of the meeting")
+        self.personal = builder.write(builder.alice, Data(media_type="text/plain"), b"a home address")
         builder.checkpoint()
         self.t3 = builder.transfer(11)
+        self.redaction = builder.decide(RedactEntries(entries=(self.personal,), reason_code="personal_data"))
         builder.checkpoint()
         self.t4 = builder.transfer(13)
         builder.checkpoint()
@@ -119,15 +127,13 @@ def test_a_proof_before_and_after_a_set_change_each_use_the_set_of_their_heights
     assert len(proof.certified_by.certificate.signatures) == 5
 
 
-def test_the_payload_is_proven_and_a_withheld_payload_leaves_the_rest_provable(built: Built) -> None:
+def test_the_payload_is_proven_and_a_redacted_one_leaves_its_tombstone_and_stays_provable(built: Built) -> None:
     proof = prove_entry(built.source, built.data)
     assert proof.entry.payload == b"the minutes of the meeting"
     assert verify_proof(proof, built.genesis)["payload"] == "present"
-    withholding = built.builder.source()
-    object.__setattr__(withholding, "withhold", lambda entry_id, header, payload: True)
-    withheld = prove_entry(withholding, built.data)
-    assert withheld.entry.payload is None
-    assert verify_proof(withheld, built.genesis)["payload"] == "withheld"
+    redacted = prove_entry(built.source, built.personal)
+    assert redacted.entry.payload is None and redacted.entry.tombstone is not None
+    assert verify_proof(redacted, built.genesis)["payload"] == "withheld by proposal:2 (personal_data)"
 
 
 def test_an_entry_of_the_latest_checkpoint_is_not_yet_provable(built: Built) -> None:
@@ -144,7 +150,7 @@ def test_an_account_proof_shows_balances_and_head_against_a_certified_state_root
     assert summary["height"] == 3 and summary["certified_by"] == 4
     assert summary["balances"] == {"BLY": 5 + 7 + 11}  # t4 is in height 4, not yet certified
     alice = verify_proof(prove_account(built.source, built.builder.alice.address, "BLY"), built.genesis)
-    assert alice["balances"] == {"BLY": 10**12 - 23} and alice["next_seq"] == 4
+    assert alice["balances"] == {"BLY": 10**12 - 23} and alice["next_seq"] == 5
     with pytest.raises(NotFound):
         prove_account(built.source, built.builder.bob.address, "GOLD")
 
@@ -349,3 +355,56 @@ def test_cli_verifies_a_proof_file_offline_and_names_a_failure(built: Built, tmp
     garbage = tmp_path / "garbage.json"
     garbage.write_text("not json")
     assert_error(bilayer("audit", "verify", str(garbage), "--genesis", str(genesis_file)), "proof_malformed")
+
+
+# --- the routes ---------------------------------------------------------------------------------
+
+
+def test_routes_serve_proofs_and_packages_and_refuse_bad_requests_with_codes(
+    built: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bilayer.audit import export
+
+    builder = built.builder
+    node = SimpleNamespace(metrics=NodeMetrics(), chain=builder.chain, storage=builder.storage,
+                           genesis=builder.genesis, ingest=SimpleNamespace(dag=builder.dag))
+    window = f"from=0&to={10**13}"
+    asks = [
+        ("/v1/audit/proof/{entry_id}", f"/v1/audit/proof/{built.t3.hex()}"),
+        ("/v1/audit/proof/{entry_id}", f"/v1/audit/proof/{built.t4.hex()}"),
+        ("/v1/audit/proof/{entry_id}", f"/v1/audit/proof/{'ab' * 32}"),
+        ("/v1/audit/proof/{entry_id}", "/v1/audit/proof/xyz"),
+        ("/v1/audit/state-proof/{address}", f"/v1/audit/state-proof/{builder.bob.address}?asset=BLY"),
+        ("/v1/audit/state-proof/{address}", f"/v1/audit/state-proof/{builder.bob.address}?asset=bly"),
+        ("/v1/audit/state-proof/{address}", "/v1/audit/state-proof/bl1nobody"),
+        ("/v1/audit/export", f"/v1/audit/export?account={builder.bob.address}&{window}"),
+        ("/v1/audit/export", f"/v1/audit/export?account={builder.bob.address}&from=yesterday&to=1"),
+        ("/v1/audit/export", f"/v1/audit/export?account={builder.bob.address}"),
+        ("/v1/audit/export", f"/v1/audit/export?account={builder.bob.address}&from=2030-01-01T00:00:00Z&to=1"),
+    ]
+
+    async def scenario() -> list[tuple[str, int, Any]]:
+        answers = []
+        async with TestClient(TestServer(app_for(node))) as client:
+            for template, url in asks:
+                response = await client.get(url)
+                answers.append((template, response.status, await response.json()))
+            monkeypatch.setattr(export, "MAX_EXPORT_ITEMS", 1)
+            response = await client.get(f"/v1/audit/export?account={builder.bob.address}&{window}")
+            answers.append(("/v1/audit/export", response.status, await response.json()))
+        return answers
+
+    answers = asyncio.run(asyncio.wait_for(scenario(), 60))
+    doc = document()
+    for template, status, body in answers:
+        _check(doc, template, status, body)
+    assert [status for _, status, _ in answers] == [200, 409, 404, 400, 200, 400, 400, 200, 400, 400, 400, 413]
+    assert [body["error"]["code"] for _, status, body in answers if status != 200] == [
+        "not_yet_provable", "not_found", "bad_request", "bad_request", "invalid_address", "bad_request",
+        "bad_request", "bad_request", "export_too_large"]
+    entry = verify_proof(decode_proof(json.dumps(answers[0][2]).encode()), built.genesis)
+    assert entry["entry"] == built.t3.hex()
+    account = verify_proof(decode_proof(json.dumps(answers[4][2]).encode()), built.genesis)
+    assert account["balances"] == {"BLY": 23}
+    package = verify_document(msgspec.convert(answers[7][2], type=Package))
+    assert package["entries"] == 3 and package["unproven"] == 1

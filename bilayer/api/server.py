@@ -519,13 +519,6 @@ async def _with_history(node: LedgerNode, work: Callable[[ChainSource], T]) -> T
     from genesis (see bilayer/audit/proof.py), which must not stall this node's event loop."""
     _finality_chain(node)
 
-    def withhold(entry_id: bytes, header: EntryHeader, payload: bytes) -> bool:
-        try:
-            _refuse_blocked_content(node, entry_id, header, payload)
-        except ContentRefused:
-            return True
-        return False
-
     def run() -> T:
         storage = Storage(node.storage.path)
         try:
@@ -533,7 +526,7 @@ async def _with_history(node: LedgerNode, work: Callable[[ChainSource], T]) -> T
                 stored = storage.get(entry_id)
                 return None if stored is None else codec.decode(stored.signed.header, EntryHeader)
 
-            return work(ChainSource(node.genesis, storage, node.ingest.dag, header_of, withhold))
+            return work(ChainSource(node.genesis, storage, node.ingest.dag, header_of))
         finally:
             storage.close()
 

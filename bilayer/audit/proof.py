@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -271,14 +271,13 @@ def decode_proof(data: bytes) -> AuditProof:
 
 @dataclass(frozen=True)
 class ChainSource:
-    """What a node holds that proofs are made of. `withhold` says whether a stored payload must
-    not be served (a content rule in force matches it)."""
+    """What a node holds that proofs are made of. Proven entries are ordered, so a payload a
+    content rule blocks is already gone (execution left a tombstone)."""
 
     genesis: Genesis
     storage: Storage
     dag: Dag
     header_of: Callable[[bytes], EntryHeader | None]
-    withhold: Callable[[bytes, EntryHeader, bytes], bool] = field(default=lambda entry_id, header, payload: False)
 
     def header(self, id_: bytes) -> EntryHeader:
         header = self.header_of(id_)
@@ -380,11 +379,8 @@ def _entry_proof(source: ChainSource, id_: bytes, leaves: list[bytes], height: i
     result = source.storage.result(id_)
     if stored is None or result is None:
         raise NotFound(f"no entry {id_.hex()} on this node")
-    header = codec.decode(stored.signed.header, EntryHeader)
     if stored.tombstone is not None:
         entry = ProvenEntry(stored.signed.header, stored.signed.signature, None, stored.tombstone)
-    elif source.withhold(id_, header, stored.signed.payload):
-        entry = ProvenEntry(stored.signed.header, stored.signed.signature)
     else:
         entry = ProvenEntry(stored.signed.header, stored.signed.signature, stored.signed.payload)
     inclusion = ResultInclusion(result.outcome, result.code, result.cause, result.position, len(leaves),

@@ -30,7 +30,16 @@ from ..genesis import Allocation, ChainParams, Genesis, GenesisCouncilMember, Ge
 from ..keys.signing import Signer
 from ..ledger.dag import Dag
 from ..ledger.entry import Entry, EntryHeader, build_entry
-from ..ledger.operations import GovExecute, GovPropose, GovVote, Operation, SetValidator, Transfer, decode_operation
+from ..ledger.operations import (
+    GovAction,
+    GovExecute,
+    GovPropose,
+    GovVote,
+    Operation,
+    SetValidator,
+    Transfer,
+    decode_operation,
+)
 from ..node.chain import Chain
 from ..node.storage import Storage
 
@@ -94,15 +103,19 @@ class ChainBuilder:
         return self.write(self.alice, Transfer(asset="BLY", amount=amount, to=self.bob.public_key))
 
     def add_validator(self, signer: Signer) -> None:
-        """Propose, vote and execute a set change; it governs two checkpoints after the one ordering this."""
-        self.proposals += 1
+        """A set change: it governs two checkpoints after the one that orders this decision."""
         self.signers[signer.public_key] = signer
+        self.decide(SetValidator(signer.public_key, 1, f"n{self.proposals + 1}"))
+
+    def decide(self, action: GovAction) -> int:
+        """Propose, pass (two yes votes of two) and execute a council decision; its number."""
+        self.proposals += 1
         first, second = self.council
-        action = SetValidator(signer.public_key, 1, f"n{self.proposals}")
-        self.write(first, GovPropose(action=action, reason="rotation", legal_ref=""))
+        self.write(first, GovPropose(action=action, reason="audit test", legal_ref=""))
         self.write(first, GovVote(self.proposals, "yes"))
         self.write(second, GovVote(self.proposals, "yes"))
         self.write(second, GovExecute(self.proposals))
+        return self.proposals
 
     def checkpoint(self) -> FinalizedCheckpoint:
         self.flush()
