@@ -34,7 +34,7 @@ from bilayer.errors import NotFound, NotYetProvable
 from bilayer.execution.governance import validator_change_key
 from bilayer.genesis import Genesis, write_genesis
 from bilayer.ledger.entry import EntryHeader
-from bilayer.ledger.operations import Data, RedactEntries
+from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries
 from bilayer.node.metrics import NodeMetrics
 
 from .test_cli import assert_error, bilayer
@@ -44,9 +44,10 @@ NEWCOMER = seeded(9, 4)
 
 
 class Built:
-    """h1 adds NEWCOMER (it governs from h3) and orders a transfer; h2 a transfer and two data
-    entries with payloads; h3 a transfer and the redaction of one of them (proposal 2); h4 one
-    more transfer, so everything up to h3 is provable."""
+    """h1 adds NEWCOMER (proposal 1; it governs from h3) and orders a transfer to bob; h2 a
+    transfer, two data entries with payloads and a freeze of bob (proposal 2); h3 a transfer
+    the freeze refuses and the redaction of one data entry (proposal 3); h4 one more transfer,
+    so everything up to h3 is provable."""
 
     def __init__(self, path: Path) -> None:
         self.builder = builder = ChainBuilder(path)
@@ -56,6 +57,7 @@ class Built:
         self.t2 = builder.transfer(7)
         self.data = builder.write(builder.alice, Data(media_type="text/plain"), b"the minutes of the meeting")
         self.personal = builder.write(builder.alice, Data(media_type="text/plain"), b"a home address")
+        self.freeze = builder.decide(FreezeAccount(account=builder.bob.public_key))
         builder.checkpoint()
         self.t3 = builder.transfer(11)
         self.redaction = builder.decide(RedactEntries(entries=(self.personal,), reason_code="personal_data"))
@@ -112,7 +114,8 @@ def resign(finalized: dict[str, Any], signers: list[Any]) -> None:
 def test_an_entry_proof_verifies_offline_and_says_what_it_proves(built: Built) -> None:
     proof = decode_proof(encode_proof(prove_entry(built.source, built.t3)))
     summary = verify_proof(proof, built.genesis)
-    assert summary["entry"] == built.t3.hex() and summary["outcome"] == "FINAL"
+    assert summary["entry"] == built.t3.hex()
+    assert (summary["outcome"], summary["reason"], summary["cause"]) == ("REJECTED", "account_frozen", "proposal:2")
     assert summary["height"] == 3 and summary["certified_by"] == 4
     assert summary["validator_changes"] == 1  # the newcomer's change, certified by the genesis set
     assert summary["payload"] == "present"
@@ -133,7 +136,7 @@ def test_the_payload_is_proven_and_a_redacted_one_leaves_its_tombstone_and_stays
     assert verify_proof(proof, built.genesis)["payload"] == "present"
     redacted = prove_entry(built.source, built.personal)
     assert redacted.entry.payload is None and redacted.entry.tombstone is not None
-    assert verify_proof(redacted, built.genesis)["payload"] == "withheld by proposal:2 (personal_data)"
+    assert verify_proof(redacted, built.genesis)["payload"] == "withheld by proposal:3 (personal_data)"
 
 
 def test_an_entry_of_the_latest_checkpoint_is_not_yet_provable(built: Built) -> None:
@@ -148,9 +151,10 @@ def test_an_account_proof_shows_balances_and_head_against_a_certified_state_root
     proof = decode_proof(encode_proof(prove_account(built.source, built.builder.bob.address)))
     summary = verify_proof(proof, built.genesis)
     assert summary["height"] == 3 and summary["certified_by"] == 4
-    assert summary["balances"] == {"BLY": 5 + 7 + 11}  # t4 is in height 4, not yet certified
+    assert summary["balances"] == {"BLY": 5 + 7}  # t3 was refused; t4 is in height 4, not yet certified
+    assert summary["next_seq"] == 0 and summary["frozen_by"] == "proposal:2"
     alice = verify_proof(prove_account(built.source, built.builder.alice.address, "BLY"), built.genesis)
-    assert alice["balances"] == {"BLY": 10**12 - 23} and alice["next_seq"] == 5
+    assert alice["balances"] == {"BLY": 10**12 - 12} and alice["next_seq"] == 5 and "frozen_by" not in alice
     with pytest.raises(NotFound):
         prove_account(built.source, built.builder.bob.address, "GOLD")
 
@@ -301,8 +305,11 @@ def test_an_export_lists_the_accounts_entries_in_the_window_and_verifies(built: 
     assert [item.id for item in manifest.entries] == [built.t2.hex(), built.t3.hex()]  # t1 is before the window
     assert {item.role for item in manifest.entries} == {"received"}
     assert [u.id for u in manifest.unproven] == [built.t4.hex()]
+    # the freeze behind t3's refusal travels with it: the proposal and its execution, each proven
+    assert [item.role for item in manifest.acts] == ["proposal:2 proposed", "proposal:2 executed"]
     summary = verify_document(package)
-    assert summary["entries"] == 2 and summary["unproven"] == 1
+    assert summary["entries"] == 2 and summary["unproven"] == 1 and summary["acts"] == 2
+    assert summary["outcomes"] == {"FINAL": 1, "REJECTED": 1}
 
     out = tmp_path / "evidence"
     write_package(package, out)
@@ -348,7 +355,7 @@ def test_cli_verifies_a_proof_file_offline_and_names_a_failure(built: Built, tmp
 
     bad = tmp_path / "bad.json"
     bad.write_bytes(encode_proof(tampered(prove_entry(built.source, built.t3),
-                                          lambda d: d["result"].update(outcome="REJECTED"))))
+                                          lambda d: d["result"].update(outcome="FINAL", code="", cause=""))))
     assert "results root" in assert_error(bilayer("audit", "verify", str(bad), "--genesis", str(genesis_file)),
                                           "result_path_invalid")
     assert_error(bilayer("audit", "verify", str(good)), "bad_request")  # a single proof needs the genesis
@@ -405,6 +412,6 @@ def test_routes_serve_proofs_and_packages_and_refuse_bad_requests_with_codes(
     entry = verify_proof(decode_proof(json.dumps(answers[0][2]).encode()), built.genesis)
     assert entry["entry"] == built.t3.hex()
     account = verify_proof(decode_proof(json.dumps(answers[4][2]).encode()), built.genesis)
-    assert account["balances"] == {"BLY": 23}
+    assert account["balances"] == {"BLY": 12}
     package = verify_document(msgspec.convert(answers[7][2], type=Package))
     assert package["entries"] == 3 and package["unproven"] == 1

@@ -72,6 +72,7 @@ def test_proofs_and_an_export_from_a_live_network_verify_with_the_network_stoppe
 
     account = bilayer("audit", "verify", str(account_file), "--genesis", genesis, "--json").json()
     assert account["address"] == carol and account["balances"]["BLY"] >= 25
+    assert account["emergency_freeze"] == "emergency:1"
 
     package = bilayer("audit", "verify", str(evidence), "--json").json()
     manifest = json.loads((evidence / "manifest.json").read_text())

@@ -61,7 +61,12 @@ from ..execution.executor import EntryResult, Outcome, genesis_state
 from ..execution.governance import (
     VALIDATOR_CHANGE_DELAY,
     VALIDATOR_CHANGES,
+    IdentityRecord,
     ValidatorSetChange,
+    banned_key,
+    emergency_freeze_key,
+    frozen_key,
+    identity_key,
     validator_change,
     validator_change_count,
     validator_change_key,
@@ -389,9 +394,18 @@ def _entry_proof(source: ChainSource, id_: bytes, leaves: list[bytes], height: i
                       source.finalized(height), certified_by, validators)
 
 
+def _account_keys(public_key: bytes) -> list[bytes]:
+    """The account's keys besides balances: its author head, and the decisions that name it
+    (council freeze, emergency freeze, key ban) and its attested identity, when present."""
+    return [author_key(public_key), frozen_key(public_key), emergency_freeze_key(public_key), banned_key(public_key),
+            identity_key(public_key)]
+
+
 def prove_account(source: ChainSource, address: str, asset: str | None = None) -> AccountProof:
     """The account as of the latest height whose state root a final checkpoint signs (the one
-    before the latest checkpoint): its balances (or the one `asset`) and its author head."""
+    before the latest checkpoint): its balances (or the one `asset`), its author head, and the
+    freezes, ban and identity recorded for it. Only keys present can be proven (there is no
+    proof of absence), so a verifier learns what is recorded, not what is not."""
     public_key = public_key_from_address(address)
     latest = source.height
     if latest < 1:
@@ -403,7 +417,7 @@ def prove_account(source: ChainSource, address: str, asset: str | None = None) -
         keys = [balance_key(public_key, asset)]
     else:
         keys = [balance_key(public_key, a) for a in sorted(history.chain.state.balances_of(public_key))]
-    keys.append(author_key(public_key))
+    keys.extend(_account_keys(public_key))
     items = tuple(item for key in keys if (item := history.prove(key)) is not None)
     if asset is not None and not any(item.key == keys[0] for item in items):
         raise NotFound(f"{address} holds no {asset} at height {latest - 1} (a zero balance has no leaf to prove)")
@@ -568,7 +582,7 @@ def verify_account_proof(proof: AccountProof, genesis: Genesis) -> dict[str, Any
                                     f" {proof.height + 1}, not {certified.height}")
     verify_validator_chain(genesis, proof.validators, proof.certified_by)
     balances: dict[str, int] = {}
-    next_seq = 0
+    recorded: dict[str, Any] = {"next_seq": 0}
     balance_prefix = balance_key(public_key, "")
     for item in proof.items:
         if not item.verifies(certified.state_root):
@@ -578,13 +592,24 @@ def verify_account_proof(proof: AccountProof, genesis: Genesis) -> dict[str, Any
             if item.key.startswith(balance_prefix):
                 balances[item.key[len(balance_prefix):].decode()] = codec.decode(item.value, int)
             elif item.key == author_key(public_key):
-                next_seq = codec.decode(item.value, tuple[int, bytes])[0]
+                recorded["next_seq"] = codec.decode(item.value, tuple[int, bytes])[0]
+            elif item.key == frozen_key(public_key):
+                recorded["frozen_by"] = f"proposal:{codec.decode(item.value, int)}"
+            elif item.key == emergency_freeze_key(public_key):
+                recorded["emergency_freeze"] = f"emergency:{codec.decode(item.value, int)}"
+            elif item.key == banned_key(public_key):
+                recorded["banned_by"] = f"proposal:{codec.decode(item.value, int)}"
+            elif item.key == identity_key(public_key):
+                identity = codec.decode(item.value, IdentityRecord)
+                recorded["identity"] = {"id": identity.identity.hex(), "level": identity.level,
+                                        "expires_ms": identity.expires_ms,
+                                        "provider": address_from_public_key(identity.provider)}
             else:
                 raise StateProofInvalid(f"a proven state key is not one of {proof.address}'s")
         except (BadEncoding, UnicodeDecodeError):
             raise StateProofInvalid("a proven state value is malformed") from None
     return {"valid": True, "kind": "account", "chain_id": genesis.chain_id, "address": proof.address,
-            "height": proof.height, "certified_by": certified.height, "balances": balances, "next_seq": next_seq,
+            "height": proof.height, "certified_by": certified.height, "balances": balances, **recorded,
             "validator_changes": len(proof.validators.changes)}
 
 

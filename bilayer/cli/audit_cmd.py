@@ -99,6 +99,9 @@ def _print_verified(summary: dict[str, Any]) -> None:
     elif summary["kind"] == "account":
         console.print(f"VALID: {summary['address']} after height {summary['height']}: balances {summary['balances']},"
                       f" next seq {summary['next_seq']}")
+        for name in ("frozen_by", "emergency_freeze", "banned_by", "identity"):
+            if name in summary:
+                console.print(f"  {name.replace('_', ' ')}: {summary[name]}")
         console.print(f"  state root signed by checkpoint {summary['certified_by']};"
                       f" {summary['validator_changes']} validator set change(s) walked from genesis")
     else:
