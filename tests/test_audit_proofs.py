@@ -19,7 +19,7 @@ from bilayer.audit.export import Package, build_package, verify_directory, verif
 from bilayer.audit.proof import (
     AccountProof,
     EntryProof,
-    ProofInvalid,
+    HistoryCache,
     StateInclusion,
     ValidatorChangeProof,
     decode_proof,
@@ -30,7 +30,7 @@ from bilayer.audit.proof import (
 )
 from bilayer.bench.proof import ChainBuilder, seeded
 from bilayer.consensus.messages import CommitSignature, FinalizedCheckpoint, VoteType, sign_vote
-from bilayer.errors import NotFound, NotYetProvable
+from bilayer.errors import NotFound, NotYetProvable, ProofInvalid
 from bilayer.execution.governance import validator_change_key
 from bilayer.genesis import Genesis, write_genesis
 from bilayer.ledger.entry import EntryHeader
@@ -137,6 +137,15 @@ def test_the_payload_is_proven_and_a_redacted_one_leaves_its_tombstone_and_stays
     redacted = prove_entry(built.source, built.personal)
     assert redacted.entry.payload is None and redacted.entry.tombstone is not None
     assert verify_proof(redacted, built.genesis)["payload"] == "withheld by proposal:3 (personal_data)"
+
+
+def test_a_kept_history_walks_on_and_gives_the_same_proofs_in_any_order(built: Built) -> None:
+    cache = HistoryCache()
+    fresh = {id_: encode_proof(prove_entry(built.source, id_)) for id_ in (built.t1, built.t2, built.t3)}
+    for id_ in (built.t2, built.t3, built.t1, built.t3):  # forward, then back to height 1, then forward again
+        assert encode_proof(prove_entry(built.source, id_, cache)) == fresh[id_]
+    assert encode_proof(prove_account(built.source, built.builder.bob.address, cache=cache)) == encode_proof(
+        prove_account(built.source, built.builder.bob.address))
 
 
 def test_an_entry_of_the_latest_checkpoint_is_not_yet_provable(built: Built) -> None:

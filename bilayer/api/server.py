@@ -18,7 +18,7 @@ from aiohttp import web
 
 from .. import __version__, codec
 from ..audit.export import build_package, parse_time_ms
-from ..audit.proof import ChainSource, prove_account, prove_entry
+from ..audit.proof import ChainSource, HistoryCache, prove_account, prove_entry
 from ..consensus.validators import ValidatorSet
 from ..errors import BadEncoding, BadRequest, BilayerError, ContentRefused, NotFound, PayloadWithheld, RateLimited
 from ..execution.errors import ExecutionRejected
@@ -83,6 +83,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NODE: web.AppKey[LedgerNode] = web.AppKey("node")
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter")
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body")
+PROOF_HISTORY: web.AppKey[HistoryCache] = web.AppKey("proof_history")
 # A media type safe to echo in a Content-Type header (no CR/LF, no parameters).
 _SAFE_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
 
@@ -514,21 +515,26 @@ async def list_management_actions(request: web.Request) -> web.Response:
 _ASSET = re.compile(r"[A-Z0-9]{1,16}")
 
 
-async def _with_history(node: LedgerNode, work: Callable[[ChainSource], T]) -> T:
+async def _with_history(request: web.Request, work: Callable[[ChainSource, HistoryCache], T]) -> T:
     """Run proof work in a worker thread on its own read connection: proofs re-execute history
-    from genesis (see bilayer/audit/proof.py), which must not stall this node's event loop."""
+    (see bilayer/audit/proof.py), which must not stall this node's event loop."""
+    node, cache = request.app[NODE], request.app[PROOF_HISTORY]
     _finality_chain(node)
 
     def run() -> T:
-        storage = Storage(node.storage.path)
-        try:
-            def header_of(entry_id: bytes) -> EntryHeader | None:
-                stored = storage.get(entry_id)
-                return None if stored is None else codec.decode(stored.signed.header, EntryHeader)
+        with cache.lock:
+            storage = Storage(node.storage.path)
+            try:
+                def header_of(entry_id: bytes) -> EntryHeader | None:
+                    stored = storage.get(entry_id)
+                    return None if stored is None else codec.decode(stored.signed.header, EntryHeader)
 
-            return work(ChainSource(node.genesis, storage, node.ingest.dag, header_of))
-        finally:
-            storage.close()
+                return work(ChainSource(node.genesis, storage, node.ingest.dag, header_of), cache)
+            except BaseException:
+                cache.forget()  # a walk that stopped half-way is not kept
+                raise
+            finally:
+                storage.close()
 
     return await asyncio.to_thread(run)
 
@@ -536,7 +542,7 @@ async def _with_history(node: LedgerNode, work: Callable[[ChainSource], T]) -> T
 async def get_entry_proof(request: web.Request) -> web.Response:
     """A self-contained proof of an entry's outcome, checkable offline against genesis alone."""
     entry_id = _entry_id_param(request)
-    return json_response(await _with_history(request.app[NODE], lambda source: prove_entry(source, entry_id)))
+    return json_response(await _with_history(request, lambda source, cache: prove_entry(source, entry_id, cache)))
 
 
 async def get_state_proof(request: web.Request) -> web.Response:
@@ -546,7 +552,8 @@ async def get_state_proof(request: web.Request) -> web.Response:
     asset = request.query.get("asset")
     if asset is not None and not _ASSET.fullmatch(asset):
         raise BadRequest("asset is 1 to 16 characters A-Z and 0-9")
-    return json_response(await _with_history(request.app[NODE], lambda source: prove_account(source, address, asset)))
+    return json_response(await _with_history(request, lambda source, cache: prove_account(source, address, asset,
+                                                                                         cache)))
 
 
 async def get_evidence_export(request: web.Request) -> web.Response:
@@ -560,7 +567,7 @@ async def get_evidence_export(request: web.Request) -> web.Response:
     from_ms = parse_time_ms(request.query["from"], "from")
     to_ms = parse_time_ms(request.query["to"], "to")
     return json_response(await _with_history(
-        node, lambda source: build_package(source, chain.state, account, from_ms, to_ms)))
+        request, lambda source, cache: build_package(source, chain.state, account, from_ms, to_ms, cache=cache)))
 
 
 def _emergency_target(record: EmergencyRecord) -> dict[str, Any]:
@@ -775,6 +782,7 @@ def build_app(
     app[NODE] = node
     app[LIMITER] = RateLimiter(connection_rate, connection_burst)
     app[MAX_BODY] = max_request_bytes
+    app[PROOF_HISTORY] = HistoryCache()
     app.router.add_get("/", get_index)
     app.router.add_get("/v1/status", get_status)
     app.router.add_post("/v1/entries", post_entry)

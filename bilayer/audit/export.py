@@ -48,6 +48,7 @@ from .proof import (
     ChainSource,
     EntryProof,
     GenesisMismatch,
+    HistoryCache,
     ProofMalformed,
     decode_proof,
     encode_proof,
@@ -215,7 +216,7 @@ def _selected(source: ChainSource, public_key: bytes, from_ms: int, to_ms: int) 
 
 
 def build_package(source: ChainSource, state: State, account: str, from_ms: int, to_ms: int,
-                  progress: Callable[[int], None] = lambda n: None) -> Package:
+                  progress: Callable[[int], None] = lambda n: None, cache: HistoryCache | None = None) -> Package:
     """`state` is the node's current state: it names the decisions behind outcomes and freezes."""
     public_key = public_key_from_address(account)
     if from_ms > to_ms:
@@ -238,7 +239,7 @@ def build_package(source: ChainSource, state: State, account: str, from_ms: int,
         act_result = source.storage.result(act_id)
         heights[act_id] = act_result.height if act_result is not None else latest
     provable = [i for i, h in heights.items() if h < latest]
-    proofs = prove_entries(source, provable, progress)
+    proofs = prove_entries(source, provable, progress, cache)
 
     files: dict[str, str] = {GENESIS_FILE: msgspec.json.encode(source.genesis).decode()}
     entries, act_items, unproven = [], [], []

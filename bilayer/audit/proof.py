@@ -35,12 +35,14 @@ checkpoint id against one known by other means (`--trust`) would close that.
 
 Nodes keep only their current state, so the state proofs of past heights come from
 re-executing the chain from genesis with the node's own stored checkpoints and entries
-(`HistoricalState`): the same code that applied them first, so the roots must agree.
+(`HistoricalState`): the same code that applied them first, so the roots must agree. A node
+keeps the last such history (`HistoryCache`) and walks it on for later requests.
 """
 
 from __future__ import annotations
 
 import bisect
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -347,8 +349,34 @@ class HistoricalState:
         return ValidatorChain(tuple(self._changes), count)
 
 
-def prove_entries(source: ChainSource, ids: Iterable[bytes],
-                  progress: Callable[[int], None] = lambda n: None) -> dict[bytes, EntryProof]:
+class HistoryCache:
+    """The last re-executed history, kept between requests, so proofs of recent entries cost
+    only the checkpoints since the previous request; one request uses it at a time (`lock`),
+    which also bounds the work a node spends on proofs."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._kept: HistoricalState | None = None
+
+    def history(self, source: ChainSource, height: int) -> HistoricalState:
+        """A history at or below `height` (the kept one, or a new one from genesis), reading `source`."""
+        kept = self._kept
+        if kept is None or kept.height > height:
+            kept = HistoricalState(source)
+        kept.source = source
+        self._kept = kept
+        return kept
+
+    def forget(self) -> None:
+        self._kept = None
+
+
+def _history(source: ChainSource, height: int, cache: HistoryCache | None) -> HistoricalState:
+    return HistoricalState(source) if cache is None else cache.history(source, height)
+
+
+def prove_entries(source: ChainSource, ids: Iterable[bytes], progress: Callable[[int], None] = lambda n: None,
+                  cache: HistoryCache | None = None) -> dict[bytes, EntryProof]:
     """Entry proofs for many entries with one pass over the history (ascending heights)."""
     located = []
     for id_ in ids:
@@ -359,7 +387,7 @@ def prove_entries(source: ChainSource, ids: Iterable[bytes],
             raise NotYetProvable(f"entry {id_.hex()} is not ordered by a final checkpoint yet")
         located.append((result.height, id_))
     located.sort()
-    history = HistoricalState(source)
+    history = _history(source, located[0][0] if located else 0, cache)
     proofs: dict[bytes, EntryProof] = {}
     leaves_at: dict[int, list[bytes]] = {}
     for height, id_ in located:
@@ -374,8 +402,8 @@ def prove_entries(source: ChainSource, ids: Iterable[bytes],
     return proofs
 
 
-def prove_entry(source: ChainSource, id_: bytes) -> EntryProof:
-    return prove_entries(source, [id_])[id_]
+def prove_entry(source: ChainSource, id_: bytes, cache: HistoryCache | None = None) -> EntryProof:
+    return prove_entries(source, [id_], cache=cache)[id_]
 
 
 def _entry_proof(source: ChainSource, id_: bytes, leaves: list[bytes], height: int,
@@ -401,7 +429,8 @@ def _account_keys(public_key: bytes) -> list[bytes]:
             identity_key(public_key)]
 
 
-def prove_account(source: ChainSource, address: str, asset: str | None = None) -> AccountProof:
+def prove_account(source: ChainSource, address: str, asset: str | None = None,
+                  cache: HistoryCache | None = None) -> AccountProof:
     """The account as of the latest height whose state root a final checkpoint signs (the one
     before the latest checkpoint): its balances (or the one `asset`), its author head, and the
     freezes, ban and identity recorded for it. Only keys present can be proven (there is no
@@ -411,7 +440,7 @@ def prove_account(source: ChainSource, address: str, asset: str | None = None) -
     if latest < 1:
         raise NotYetProvable("no checkpoint is final yet, so no state root is signed")
     certified_by = source.finalized(latest)
-    history = HistoricalState(source)
+    history = _history(source, latest - 1, cache)
     history.advance_to(latest - 1)
     if asset is not None:
         keys = [balance_key(public_key, asset)]
