@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -84,6 +85,7 @@ NODE: web.AppKey[LedgerNode] = web.AppKey("node")
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter")
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body")
 PROOF_HISTORY: web.AppKey[HistoryCache] = web.AppKey("proof_history")
+PROOF_WORKER: web.AppKey[ThreadPoolExecutor] = web.AppKey("proof_worker")
 # A media type safe to echo in a Content-Type header (no CR/LF, no parameters).
 _SAFE_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
 
@@ -516,8 +518,9 @@ _ASSET = re.compile(r"[A-Z0-9]{1,16}")
 
 
 async def _with_history(request: web.Request, work: Callable[[ChainSource, HistoryCache], T]) -> T:
-    """Run proof work in a worker thread on its own read connection: proofs re-execute history
-    (see bilayer/audit/proof.py), which must not stall this node's event loop."""
+    """Run proof work on the proof thread with its own read connection: proofs re-execute history
+    (see bilayer/audit/proof.py), which must stall neither this node's event loop nor the
+    threads its storage commits run on; requests queue for that one thread."""
     node, cache = request.app[NODE], request.app[PROOF_HISTORY]
     _finality_chain(node)
 
@@ -536,7 +539,7 @@ async def _with_history(request: web.Request, work: Callable[[ChainSource, Histo
             finally:
                 storage.close()
 
-    return await asyncio.to_thread(run)
+    return await asyncio.get_running_loop().run_in_executor(request.app[PROOF_WORKER], run)
 
 
 async def get_entry_proof(request: web.Request) -> web.Response:
@@ -783,6 +786,12 @@ def build_app(
     app[LIMITER] = RateLimiter(connection_rate, connection_burst)
     app[MAX_BODY] = max_request_bytes
     app[PROOF_HISTORY] = HistoryCache()
+    app[PROOF_WORKER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="proofs")
+
+    async def stop_proof_worker(app: web.Application) -> None:
+        app[PROOF_WORKER].shutdown(wait=False, cancel_futures=True)
+
+    app.on_cleanup.append(stop_proof_worker)
     app.router.add_get("/", get_index)
     app.router.add_get("/v1/status", get_status)
     app.router.add_post("/v1/entries", post_entry)
