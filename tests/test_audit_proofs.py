@@ -34,7 +34,7 @@ from bilayer.errors import NotFound, NotYetProvable, ProofInvalid
 from bilayer.execution.governance import validator_change_key
 from bilayer.genesis import Genesis, write_genesis
 from bilayer.ledger.entry import EntryHeader
-from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries
+from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries, RegReview, SetInterceptionRule
 from bilayer.node.metrics import NodeMetrics
 
 from .test_cli import assert_error, bilayer
@@ -346,6 +346,29 @@ def test_an_export_refuses_an_entry_that_does_not_concern_the_account(built: Bui
     with pytest.raises(ProofInvalid) as caught:
         verify_document(msgspec.structs.replace(bob, manifest=manifest, files=files))
     assert caught.value.code == "export_entry_unrelated"
+
+
+def test_an_export_carries_the_review_that_released_a_held_transfer(tmp_path: Path) -> None:
+    builder = ChainBuilder(tmp_path / "held.sqlite")
+    try:
+        rule = builder.decide(SetInterceptionRule(rule_id="large", min_amount=1000, asset="BLY", outcome="hold"))
+        builder.checkpoint()
+        held = builder.transfer(5000)
+        builder.checkpoint()
+        release = builder.write(builder.regulator, RegReview(entry=held, decision="release", reason="documents seen"))
+        builder.checkpoint()
+        builder.transfer(1)
+        builder.checkpoint()
+        source = builder.source()
+        package = build_package(source, builder.chain.state, builder.bob.address, 0, 10**13)
+    finally:
+        builder.close()
+    assert [(item.id, item.role) for item in package.manifest.entries] == [(held.hex(), "received")]
+    roles = {item.id: item.role for item in package.manifest.acts}
+    assert roles[release.hex()] == f"review of {held.hex()}"
+    assert {roles[i] for i in roles if i != release.hex()} == {f"proposal:{rule} proposed", f"proposal:{rule} executed"}
+    summary = verify_document(package)
+    assert summary["outcomes"] == {"HELD": 1} and summary["acts"] == 3
 
 
 # --- the command line, offline ------------------------------------------------------------------

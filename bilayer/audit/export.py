@@ -224,12 +224,15 @@ def build_package(source: ChainSource, state: State, account: str, from_ms: int,
     latest = source.height
     selected = _selected(source, public_key, from_ms, to_ms)
     causes = {r.cause for r, _ in selected if r.cause} | _account_causes(state, public_key)
-    acts = _acts_of(state, causes)
+    found = _acts_of(state, causes)
     for result, _ in selected:
         held = held_of(state, result.entry_id)
         if held is not None and held.decided_entry:
-            acts.append((held.decided_entry, f"review of {result.entry_id.hex()}"))
-    acts = list({act_id: (act_id, role) for act_id, role in reversed(acts)}.values())[::-1]
+            found.append((held.decided_entry, f"review of {result.entry_id.hex()}"))
+    unique: dict[bytes, str] = {}
+    for act_id, role in found:
+        unique.setdefault(act_id, role)
+    acts = list(unique.items())
     if len(selected) + len(acts) > MAX_EXPORT_ITEMS:
         raise ExportTooLarge(f"{len(selected)} entries and {len(acts)} acts exceed {MAX_EXPORT_ITEMS};"
                              " narrow the window")

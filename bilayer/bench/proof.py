@@ -26,7 +26,15 @@ from ..consensus.messages import (
     _verified,
     sign_vote,
 )
-from ..genesis import Allocation, ChainParams, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
+from ..genesis import (
+    Allocation,
+    ChainParams,
+    Genesis,
+    GenesisCouncilMember,
+    GenesisRegulator,
+    GenesisValidator,
+    GovernanceParams,
+)
 from ..keys.signing import Signer
 from ..ledger.dag import Dag
 from ..ledger.entry import Entry, EntryHeader, build_entry
@@ -59,12 +67,14 @@ class ChainBuilder:
         self.validator_keys = [seeded(i, 1) for i in range(validators)]
         self.council = [seeded(i, 2) for i in range(2)]
         self.alice, self.bob = seeded(0, 3), seeded(1, 3)
+        self.regulator = seeded(0, 7)
         self.genesis = Genesis(
             CHAIN_ID, GENESIS_TIME_MS, params=ChainParams(pow_bits=0),
             allocations=(Allocation(self.alice.address, "BLY", 10**12),),
             validators=tuple(GenesisValidator(f"v{i}", s.public_key.hex(), 1)
                              for i, s in enumerate(self.validator_keys)),
             council=tuple(GenesisCouncilMember(f"c{i}", s.public_key.hex(), 1) for i, s in enumerate(self.council)),
+            regulators=(GenesisRegulator("regulator", self.regulator.public_key.hex()),),
             governance=GovernanceParams(timelock_ms=0),
         )
         self.signers = {s.public_key: s for s in self.validator_keys}
