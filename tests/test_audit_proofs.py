@@ -447,3 +447,49 @@ def test_routes_serve_proofs_and_packages_and_refuse_bad_requests_with_codes(
     assert account["balances"] == {"BLY": 12}
     package = verify_document(msgspec.convert(answers[7][2], type=Package))
     assert package["entries"] == 3 and package["unproven"] == 1
+
+
+# --- hostile files ------------------------------------------------------------------------------
+
+_PROOFS: dict[str, bytes] = {}
+
+
+def _sample_proofs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    if not _PROOFS:
+        chain = Built(tmp_path_factory.mktemp("fuzz") / "chain.sqlite")
+        try:
+            _PROOFS["entry"] = encode_proof(prove_entry(chain.source, chain.t3))
+            _PROOFS["account"] = encode_proof(prove_account(chain.source, chain.builder.bob.address))
+            _PROOFS["genesis"] = msgspec.json.encode(chain.genesis)
+        finally:
+            chain.builder.close()
+    return _PROOFS
+
+
+@pytest.mark.parametrize("kind", ["entry", "account"])
+def test_any_corruption_of_a_proof_file_is_a_coded_error_never_a_crash_nor_another_claim(
+    kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from bilayer.errors import BilayerError
+
+    samples = _sample_proofs(tmp_path_factory)
+    original, genesis = samples[kind], msgspec.json.decode(samples["genesis"], type=Genesis)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, len(original) - 1), st.integers(0, 255)), min_size=1, max_size=4))
+    def corrupted(edits: list[tuple[int, int]]) -> None:
+        data = bytearray(original)
+        for position, value in edits:
+            data[position] = value
+        try:
+            summary = verify_proof(decode_proof(bytes(data)), genesis)
+        except BilayerError as exc:
+            assert exc.code != "error" and exc.message
+        else:  # an edit the format ignores may pass, but it never changes what is proven
+            assert summary == expected
+
+    expected = verify_proof(decode_proof(original), genesis)
+    corrupted()

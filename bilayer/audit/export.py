@@ -288,7 +288,7 @@ def write_package(package: Package, out: Path, progress: Callable[[int], None] =
 def _read_manifest(data: bytes) -> Manifest:
     try:
         manifest = msgspec.json.decode(data, type=Manifest)
-    except msgspec.MsgspecError as exc:
+    except (msgspec.MsgspecError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
         raise ExportMalformed(f"the manifest is invalid: {exc}") from None
     if manifest.format != EXPORT_FORMAT:
         raise ExportMalformed(f"export format {manifest.format} is not supported")
@@ -315,7 +315,7 @@ def verify_package(manifest_bytes: bytes, read: Callable[[str], bytes | None], g
         raise ExportFileMissing("the package holds no genesis.json")
     try:
         packaged = validate_genesis(msgspec.json.decode(contents[GENESIS_FILE], type=Genesis))
-    except (msgspec.MsgspecError, ConfigError) as exc:
+    except (msgspec.MsgspecError, ValueError, ConfigError) as exc:
         raise ExportMalformed(f"genesis.json is invalid: {exc}") from None
     if genesis is not None and genesis.root != packaged.root:
         raise GenesisMismatch("the package's genesis is not the one given")
@@ -374,5 +374,5 @@ def verify_document(package: Package, genesis: Genesis | None = None) -> dict[st
 def decode_package(data: bytes) -> Package:
     try:
         return msgspec.json.decode(data, type=Package)
-    except msgspec.MsgspecError as exc:
+    except (msgspec.MsgspecError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
         raise ExportMalformed(f"not an evidence package: {exc}") from None

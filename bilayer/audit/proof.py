@@ -266,7 +266,7 @@ def encode_proof(proof: AuditProof) -> bytes:
 def decode_proof(data: bytes) -> AuditProof:
     try:
         proof: AuditProof = _json_decoder.decode(data)
-    except msgspec.MsgspecError as exc:
+    except (msgspec.MsgspecError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
         raise ProofMalformed(f"not an audit proof: {exc}") from None
     if proof.format != PROOF_FORMAT:
         raise ProofMalformed(f"proof format {proof.format} is not supported (this verifier reads {PROOF_FORMAT})")

@@ -177,7 +177,7 @@ def audit_export(node_url: str, account: str, start: str, end: str, out: Path, a
             data = client.get(f"/v1/audit/export{query}")
     try:
         package = msgspec.convert(data, type=Package)
-    except msgspec.MsgspecError as exc:
+    except (msgspec.MsgspecError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
         raise ExportMalformed(f"the node sent no evidence package: {exc}") from None
     with _progress(not as_json, "writing files", len(package.files)) as step:
         write_package(package, out, step)
