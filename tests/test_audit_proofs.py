@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bilayer import codec
-from bilayer.audit.export import Package, build_package, verify_directory, verify_document, write_package
+from bilayer.audit.export import ExportQuery, Package, build_package, verify_directory, verify_document, write_package
 from bilayer.audit.proof import (
     AccountProof,
     EntryProof,
@@ -309,7 +309,8 @@ def test_garbage_is_refused_as_malformed() -> None:
 
 def test_an_export_lists_the_accounts_entries_in_the_window_and_verifies(built: Built, tmp_path: Path) -> None:
     first, last = (built.source.finalized(h).checkpoint.time_ms for h in (2, 4))
-    package = build_package(built.source, built.builder.chain.state, built.builder.bob.address, first, last)
+    package = build_package(built.source, built.builder.chain.state,
+                            ExportQuery(built.builder.bob.address, from_ms=first, to_ms=last))
     manifest = package.manifest
     assert [item.id for item in manifest.entries] == [built.t2.hex(), built.t3.hex()]  # t1 is before the window
     assert {item.role for item in manifest.entries} == {"received"}
@@ -319,6 +320,11 @@ def test_an_export_lists_the_accounts_entries_in_the_window_and_verifies(built: 
     summary = verify_document(package)
     assert summary["entries"] == 2 and summary["unproven"] == 1 and summary["acts"] == 2
     assert summary["outcomes"] == {"FINAL": 1, "REJECTED": 1}
+
+    # the same window by heights
+    by_height = build_package(built.source, built.builder.chain.state,
+                              ExportQuery(built.builder.bob.address, from_height=2, to_height=4))
+    assert by_height.manifest.entries == manifest.entries and verify_document(by_height)["entries"] == 2
 
     out = tmp_path / "evidence"
     write_package(package, out)
@@ -334,8 +340,9 @@ def test_an_export_lists_the_accounts_entries_in_the_window_and_verifies(built: 
 
 def test_an_export_refuses_an_entry_that_does_not_concern_the_account(built: Built) -> None:
     first, last = (built.source.finalized(h).checkpoint.time_ms for h in (1, 4))
-    bob = build_package(built.source, built.builder.chain.state, built.builder.bob.address, first, last)
-    alice = build_package(built.source, built.builder.chain.state, built.builder.alice.address, first, last)
+    bob = build_package(built.source, built.builder.chain.state, ExportQuery(built.builder.bob.address, first, last))
+    alice = build_package(built.source, built.builder.chain.state,
+                          ExportQuery(built.builder.alice.address, first, last))
     assert built.data.hex() in {item.id for item in alice.manifest.entries}
     # slip alice's data entry into bob's package, hashes and all
     item = next(i for i in alice.manifest.entries if i.id == built.data.hex())
@@ -360,7 +367,7 @@ def test_an_export_carries_the_review_that_released_a_held_transfer(tmp_path: Pa
         builder.transfer(1)
         builder.checkpoint()
         source = builder.source()
-        package = build_package(source, builder.chain.state, builder.bob.address, 0, 10**13)
+        package = build_package(source, builder.chain.state, ExportQuery(builder.bob.address))
     finally:
         builder.close()
     assert [(item.id, item.role) for item in package.manifest.entries] == [(held.hex(), "received")]
@@ -419,6 +426,9 @@ def test_routes_serve_proofs_and_packages_and_refuse_bad_requests_with_codes(
         ("/v1/audit/export", f"/v1/audit/export?account={builder.bob.address}&{window}"),
         ("/v1/audit/export", f"/v1/audit/export?account={builder.bob.address}&from=yesterday&to=1"),
         ("/v1/audit/export", f"/v1/audit/export?account={builder.bob.address}"),
+        ("/v1/audit/export", f"/v1/audit/export?account={builder.bob.address}&from_height=0"),
+        ("/v1/audit/export", f"/v1/audit/export?account={builder.bob.address}&to={'9' * 5000}"),
+        ("/v1/audit/export", f"/v1/audit/export?account={builder.bob.address}&from_height=3&to_height=3"),
         ("/v1/audit/export", f"/v1/audit/export?account={builder.bob.address}&from=2030-01-01T00:00:00Z&to=1"),
     ]
 
@@ -437,10 +447,12 @@ def test_routes_serve_proofs_and_packages_and_refuse_bad_requests_with_codes(
     doc = document()
     for template, status, body in answers:
         _check(doc, template, status, body)
-    assert [status for _, status, _ in answers] == [200, 409, 404, 400, 200, 400, 400, 200, 400, 400, 400, 413]
+    assert [status for _, status, _ in answers] == [200, 409, 404, 400, 200, 400, 400, 200, 400, 400, 400, 400, 200,
+                                                    400, 413]
     assert [body["error"]["code"] for _, status, body in answers if status != 200] == [
         "not_yet_provable", "not_found", "bad_request", "bad_request", "invalid_address", "bad_request",
-        "bad_request", "bad_request", "export_too_large"]
+        "bad_request", "bad_request", "bad_request", "bad_request", "export_too_large"]
+    assert [item["id"] for item in answers[12][2]["manifest"]["entries"]] == [built.t3.hex()]
     entry = verify_proof(decode_proof(json.dumps(answers[0][2]).encode()), built.genesis)
     assert entry["entry"] == built.t3.hex()
     account = verify_proof(decode_proof(json.dumps(answers[4][2]).encode()), built.genesis)

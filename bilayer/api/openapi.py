@@ -627,15 +627,20 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             },
             "/v1/audit/export": {
                 "get": {
-                    "summary": "An evidence package for an account and a window of checkpoint time: every entry"
+                    "summary": "An evidence package for an account and a window of checkpoint times and/or"
+                               " heights: every entry"
                                " it authored or received, the management acts behind them, each with its proof,"
                                " and a manifest hashing every file",
                     "parameters": [
                         {"name": "account", "in": "query", "required": True, "schema": {"type": "string"}},
-                        {"name": "from", "in": "query", "required": True, "schema": {"type": "string"},
-                         "description": "ms since the epoch, or an ISO-8601 time (UTC unless stated)"},
-                        {"name": "to", "in": "query", "required": True, "schema": {"type": "string"},
+                        {"name": "from", "in": "query", "schema": {"type": "string"},
+                         "description": "checkpoint time: ms since the epoch, or an ISO-8601 time (UTC unless"
+                                        " stated); at least one bound of the window is required"},
+                        {"name": "to", "in": "query", "schema": {"type": "string"},
                          "description": "inclusive; same forms"},
+                        {"name": "from_height", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {"name": "to_height", "in": "query", "schema": {"type": "integer", "minimum": 1},
+                         "description": "inclusive"},
                     ],
                     "responses": {"200": _json({"$ref": "#/components/schemas/EvidencePackage"}, "the package"),
                                   **_errors(400, 404, 413)},

@@ -18,7 +18,7 @@ import msgspec
 from aiohttp import web
 
 from .. import __version__, codec
-from ..audit.export import build_package, parse_time_ms
+from ..audit.export import UNBOUNDED, ExportQuery, build_package, parse_height, parse_time_ms
 from ..audit.proof import ChainSource, HistoryCache, prove_account, prove_entry
 from ..consensus.validators import ValidatorSet
 from ..errors import BadEncoding, BadRequest, BilayerError, ContentRefused, NotFound, PayloadWithheld, RateLimited
@@ -563,14 +563,20 @@ async def get_evidence_export(request: web.Request) -> web.Response:
     """An account's evidence package in a time window, as one JSON document."""
     node = request.app[NODE]
     chain = _finality_chain(node)
-    account = request.query.get("account", "")
+    query = request.query
+    account = query.get("account", "")
     public_key_from_address(account)
-    if "from" not in request.query or "to" not in request.query:
-        raise BadRequest("from and to are required: ms since the epoch or ISO-8601 times")
-    from_ms = parse_time_ms(request.query["from"], "from")
-    to_ms = parse_time_ms(request.query["to"], "to")
+    if not {"from", "to", "from_height", "to_height"} & set(query):
+        raise BadRequest("name a window: from and to (ms since the epoch or ISO-8601), from_height and to_height")
+    window = ExportQuery(
+        account,
+        parse_time_ms(query["from"], "from") if "from" in query else 0,
+        parse_time_ms(query["to"], "to") if "to" in query else UNBOUNDED,
+        parse_height(query["from_height"], "from_height") if "from_height" in query else 1,
+        parse_height(query["to_height"], "to_height") if "to_height" in query else UNBOUNDED,
+    )
     return json_response(await _with_history(
-        request, lambda source, cache: build_package(source, chain.state, account, from_ms, to_ms, cache=cache)))
+        request, lambda source, cache: build_package(source, chain.state, window, cache=cache)))
 
 
 def _emergency_target(record: EmergencyRecord) -> dict[str, Any]:

@@ -100,10 +100,20 @@ class ExportDirNotEmpty(BilayerError):
     code = "export_dir_not_empty"
 
 
+UNBOUNDED = 2**62  # the largest height or time (ms) a window names
+
+
 class ExportQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The account, and the window: checkpoint times and heights, both inclusive."""
+
     account: str
-    from_ms: int
-    to_ms: int
+    from_ms: int = 0
+    to_ms: int = UNBOUNDED
+    from_height: int = 1
+    to_height: int = UNBOUNDED
+
+    def covers(self, height: int, time_ms: int) -> bool:
+        return self.from_height <= height <= self.to_height and self.from_ms <= time_ms <= self.to_ms
 
 
 class ExportItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -137,15 +147,24 @@ class Package(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     files: dict[str, str]
 
 
+def parse_height(text: str, name: str) -> int:
+    text = text.strip()
+    if not text.isdigit() or len(text) > 19 or not 1 <= int(text) <= UNBOUNDED:
+        raise BadRequest(f"{name} is a height from 1 to {UNBOUNDED}, not {text[:40]!r}")
+    return int(text)
+
+
 def parse_time_ms(text: str, name: str) -> int:
     """Milliseconds since the epoch, or an ISO-8601 time (UTC unless it says otherwise)."""
     text = text.strip()
     if text.isdigit():
+        if len(text) > 19 or int(text) > UNBOUNDED:
+            raise BadRequest(f"{name} is too far in the future")
         return int(text)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise BadRequest(f"{name} is milliseconds since the epoch or an ISO-8601 time, not {text!r}") from None
+        raise BadRequest(f"{name} is milliseconds since the epoch or an ISO-8601 time, not {text[:40]!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
@@ -198,13 +217,13 @@ def _account_causes(state: State, public_key: bytes) -> set[str]:
     return causes
 
 
-def _selected(source: ChainSource, public_key: bytes, from_ms: int, to_ms: int) -> list[tuple[StoredResult, str]]:
+def _selected(source: ChainSource, public_key: bytes, query: ExportQuery) -> list[tuple[StoredResult, str]]:
     found = []
-    for height in range(1, source.height + 1):
+    for height in range(max(1, query.from_height), min(source.height, query.to_height) + 1):
         time_ms = source.finalized(height).checkpoint.time_ms
-        if time_ms > to_ms:
+        if time_ms > query.to_ms:
             break
-        if time_ms < from_ms:
+        if not query.covers(height, time_ms):
             continue
         for result in source.storage.results_at(height):
             role = entry_concerns(source.header(result.entry_id), public_key)
@@ -215,14 +234,14 @@ def _selected(source: ChainSource, public_key: bytes, from_ms: int, to_ms: int) 
     return found
 
 
-def build_package(source: ChainSource, state: State, account: str, from_ms: int, to_ms: int,
+def build_package(source: ChainSource, state: State, query: ExportQuery,
                   progress: Callable[[int], None] = lambda n: None, cache: HistoryCache | None = None) -> Package:
     """`state` is the node's current state: it names the decisions behind outcomes and freezes."""
-    public_key = public_key_from_address(account)
-    if from_ms > to_ms:
+    public_key = public_key_from_address(query.account)
+    if query.from_ms > query.to_ms or query.from_height > query.to_height:
         raise BadRequest("the window's start is after its end")
     latest = source.height
-    selected = _selected(source, public_key, from_ms, to_ms)
+    selected = _selected(source, public_key, query)
     causes = {r.cause for r, _ in selected if r.cause} | _account_causes(state, public_key)
     found = _acts_of(state, causes)
     for result, _ in selected:
@@ -264,7 +283,7 @@ def build_package(source: ChainSource, state: State, account: str, from_ms: int,
         act_items.append(ExportItem(id_hex, name, role))
     digests = {name: hashlib.sha256(text.encode()).hexdigest() for name, text in files.items()}
     manifest = Manifest(EXPORT_FORMAT, source.genesis.chain_id, source.genesis.root.hex(),
-                        ExportQuery(account, from_ms, to_ms), latest, tuple(entries), tuple(act_items),
+                        query, latest, tuple(entries), tuple(act_items),
                         tuple(unproven), digests)
     return Package(manifest, files)
 
@@ -342,13 +361,14 @@ def verify_package(manifest_bytes: bytes, read: Callable[[str], bytes | None], g
         header = codec.decode(proof.entry.header, EntryHeader)
         if entry_concerns(header, public_key) != item.role:
             raise ExportEntryUnrelated(f"entry {item.id} is not {item.role} by {manifest.query.account}")
-        if not manifest.query.from_ms <= proof.ordered_in.checkpoint.time_ms <= manifest.query.to_ms:
+        ordered = proof.ordered_in.checkpoint
+        if not manifest.query.covers(ordered.height, ordered.time_ms):
             raise ExportEntryUnrelated(f"entry {item.id} was ordered outside the window")
         outcomes[summary["outcome"]] = outcomes.get(summary["outcome"], 0) + 1
     for item in manifest.acts:
         proven(item)
     return {"valid": True, "kind": "export", "chain_id": packaged.chain_id, "account": manifest.query.account,
-            "from_ms": manifest.query.from_ms, "to_ms": manifest.query.to_ms, "entries": len(manifest.entries),
+            "window": msgspec.to_builtins(manifest.query), "entries": len(manifest.entries),
             "outcomes": outcomes, "acts": len(manifest.acts), "unproven": len(manifest.unproven),
             "files": len(manifest.files)}
 

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..api.client import NodeClient
 from ..audit.export import (
+    UNBOUNDED,
     ExportDirNotEmpty,
     ExportMalformed,
     Package,
@@ -105,7 +106,9 @@ def _print_verified(summary: dict[str, Any]) -> None:
         console.print(f"  state root signed by checkpoint {summary['certified_by']};"
                       f" {summary['validator_changes']} validator set change(s) walked from genesis")
     else:
-        console.print(f"VALID: evidence for {summary['account']} from {summary['from_ms']} to {summary['to_ms']} ms:"
+        window = summary["window"]
+        console.print(f"VALID: evidence for {summary['account']} (times {window['from_ms']}..{window['to_ms']} ms,"
+                      f" heights {window['from_height']}..{window['to_height']}):"
                       f" {summary['entries']} entries {summary['outcomes']}, {summary['acts']} management acts,"
                       f" {summary['unproven']} not yet provable; {summary['files']} files match the manifest")
 
@@ -157,18 +160,27 @@ def _progress(enabled: bool, description: str, total: int | None) -> Iterator[Ca
 @audit.command("export")
 @node_option
 @click.option("--account", required=True, help="The account (address) the evidence is about.")
-@click.option("--from", "start", required=True, help="Window start: ISO-8601 (UTC unless stated) or ms since epoch.")
-@click.option("--to", "end", required=True, help="Window end, inclusive; same forms.")
+@click.option("--from", "start", default=None, help="Window start: ISO-8601 (UTC unless stated) or ms since epoch.")
+@click.option("--to", "end", default=None, help="Window end, inclusive; same forms.")
+@click.option("--from-height", type=click.IntRange(1, UNBOUNDED), default=None, help="First checkpoint height.")
+@click.option("--to-height", type=click.IntRange(1, UNBOUNDED), default=None, help="Last checkpoint height.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="A new (or empty) directory for the package.")
 @json_option
-def audit_export(node_url: str, account: str, start: str, end: str, out: Path, as_json: bool) -> None:
-    """Every entry of the account ordered in the window, the management acts behind them, each
-    with its proof, and a manifest hashing every file: `bilayer audit verify DIR` checks it."""
-    from_ms, to_ms = parse_time_ms(start, "--from"), parse_time_ms(end, "--to")
+def audit_export(node_url: str, account: str, start: str | None, end: str | None, from_height: int | None,
+                 to_height: int | None, out: Path, as_json: bool) -> None:
+    """Every entry of the account ordered in the window (checkpoint times and/or heights), the
+    management acts behind them, each with its proof, and a manifest hashing every file:
+    `bilayer audit verify DIR` checks it."""
+    window = {"from": None if start is None else parse_time_ms(start, "--from"),
+              "to": None if end is None else parse_time_ms(end, "--to"),
+              "from_height": from_height, "to_height": to_height}
+    if all(value is None for value in window.values()):
+        raise BadRequest("name a window: --from/--to (times) and/or --from-height/--to-height")
     if out.exists() and any(out.iterdir()):
         raise ExportDirNotEmpty(f"{out} is not empty")
-    query = f"?account={quote(account, safe='')}&from={from_ms}&to={to_ms}"
+    query = f"?account={quote(account, safe='')}" + "".join(
+        f"&{name}={value}" for name, value in window.items() if value is not None)
     client = NodeClient(node_url, timeout=EXPORT_TIMEOUT_S)
     if as_json or not err_console.is_terminal:
         data = client.get(f"/v1/audit/export{query}")
@@ -182,7 +194,7 @@ def audit_export(node_url: str, account: str, start: str, end: str, out: Path, a
     with _progress(not as_json, "writing files", len(package.files)) as step:
         write_package(package, out, step)
     manifest = package.manifest
-    summary = {"out": str(out), "account": account, "from_ms": from_ms, "to_ms": to_ms,
+    summary = {"out": str(out), "account": account, "window": msgspec.to_builtins(manifest.query),
                "entries": len(manifest.entries), "acts": len(manifest.acts), "unproven": len(manifest.unproven),
                "files": len(manifest.files) + 1, "height": manifest.height}
 
