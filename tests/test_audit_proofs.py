@@ -37,7 +37,7 @@ from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries, RegReview, SetInterceptionRule
 from bilayer.node.metrics import NodeMetrics
 
-from .test_cli import assert_error, bilayer
+from .test_cli import UNREACHABLE, assert_error, bilayer, bilayer_all
 from .test_openapi import _check, app_for, document
 
 NEWCOMER = seeded(9, 4)
@@ -505,3 +505,25 @@ def test_any_corruption_of_a_proof_file_is_a_coded_error_never_a_crash_nor_anoth
 
     expected = verify_proof(decode_proof(original), genesis)
     corrupted()
+
+
+def test_cli_refuses_bad_audit_requests_before_reaching_a_node(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "something").write_text("x")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    address = seeded(1, 3).address
+    results = bilayer_all([
+        ["audit", "proof", "--node", UNREACHABLE],
+        ["audit", "proof", "ab" * 32, "--account", address, "--node", UNREACHABLE],
+        ["audit", "export", "--account", address, "--out", str(tmp_path / "new"), "--node", UNREACHABLE],
+        ["audit", "export", "--account", address, "--from", "last tuesday", "--out", str(empty)],
+        ["audit", "export", "--account", address, "--from", "0", "--out", str(full), "--node", UNREACHABLE],
+        ["audit", "verify", str(empty)],
+        ["audit", "proof", "ab" * 32, "--node", UNREACHABLE],
+    ])
+    codes = ["bad_request", "bad_request", "bad_request", "bad_request", "export_dir_not_empty", "export_file_missing",
+             "node_unreachable"]
+    for result, code in zip(results, codes, strict=True):
+        assert_error(result, code)

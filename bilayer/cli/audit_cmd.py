@@ -71,10 +71,12 @@ def audit_actions(node_url: str, limit: int, before: int | None, as_json: bool) 
 @click.option("--asset", default=None, help="With --account: only this asset's balance.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the proof to this file instead of stdout.")
+@json_option
 def audit_proof(node_url: str, entry_id: str | None, account: str | None, asset: str | None,
-                out: Path | None) -> None:
+                out: Path | None, as_json: bool) -> None:
     """A self-contained proof (JSON) of an entry's outcome, or of an account's state, that
-    `bilayer audit verify` checks with no node running."""
+    `bilayer audit verify` checks with no node running. The proof is always one JSON document
+    (`--json` is accepted for uniformity, and makes errors JSON too)."""
     if (entry_id is None) == (account is None):
         raise BadRequest("give either an ENTRY_ID or --account ADDRESS")
     if account is not None:
