@@ -172,6 +172,27 @@ class BadRequest(BilayerError):
     code = "bad_request"
 
 
+class NotYetProvable(BilayerError):
+    """The entry or state is final, but the checkpoint that certifies its root is not yet."""
+
+    code = "not_yet_provable"
+    http_status = 409
+
+
+class ExportTooLarge(BilayerError):
+    """An evidence export would hold more than the cap; narrow the window."""
+
+    code = "export_too_large"
+    http_status = 413
+
+
+class ProofInvalid(BilayerError):
+    """An audit proof does not prove what it claims; subclasses name the part that failed."""
+
+    code = "proof_invalid"
+    http_status = 422
+
+
 class Overloaded(BilayerError):
     """The node is at capacity; retry later."""
 

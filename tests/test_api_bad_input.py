@@ -388,6 +388,14 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
         "/v1/params": [("/v1/params" + ignoring, 404, "not_found")],
         "/v1/audit/actions": [(f"/v1/audit/actions{q}", 404, "not_found") for q in ("", "?before=abc", ignoring)],
         "/v1/gov/dry-run": [(f"/v1/gov/dry-run{q}", 404, "not_found") for q in ("", "?action=nuke", ignoring)],
+        "/v1/audit/proof/{entry_id}": [(f"/v1/audit/proof/{bad}", 400, "bad_request") for bad in bad_ids]
+        + [(f"/v1/audit/proof/{known}", 404, "not_found")],
+        "/v1/audit/state-proof/{address}": [(f"/v1/audit/state-proof/{bad}", 400, "invalid_address")
+                                            for bad in bad_addresses]
+        + [(f"/v1/audit/state-proof/{address}?asset={a}", 400, "bad_request") for a in ("bly", "%00", "A" * 17, "")]
+        + [(f"/v1/audit/state-proof/{address}?asset=BLY", 404, "not_found")],
+        "/v1/audit/export": [(f"/v1/audit/export{q}", 404, "not_found")
+                             for q in ("", f"?account={address}&from=a&to=b", ignoring)],
         "/v1/identities/{address}": [(f"/v1/identities/{bad}", 400, "invalid_address") for bad in bad_addresses]
         + [(f"/v1/identities/{address}", 404, "not_found")],
         "/metrics": [("/metrics" + ignoring, 200, None)],

@@ -15,6 +15,57 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _json(_ERROR, "error with a stable code") for s in statuses}
 
 
+_B64 = {"type": "string", "contentEncoding": "base64"}
+_FINALIZED = {"type": "object", "required": ["checkpoint", "certificate"],
+              "description": "a checkpoint and its commit certificate (precommits of more than 2/3 of the power)"}
+_VALIDATOR_CHAIN = {
+    "type": "object", "required": ["changes", "count"],
+    "description": "validator set changes 2..n, each its `Vh` record with a state proof against the root signed by"
+                   " the checkpoint after its execution, and the change count in the anchor's state",
+}
+_ENTRY_PROOF = {
+    "type": "object",
+    "required": ["type", "format", "chain_id", "genesis_root", "entry", "result", "ordered_in", "certified_by",
+                 "validators"],
+    "properties": {
+        "type": {"type": "string", "enum": ["entry"]},
+        "format": {"type": "integer"},
+        "chain_id": {"type": "string"},
+        "genesis_root": _B64,
+        "entry": {"type": "object", "required": ["header", "signature"],
+                  "properties": {"header": _B64, "signature": _B64, "payload": {"oneOf": [_B64, {"type": "null"}]},
+                                 "tombstone": {"type": ["object", "null"]}}},
+        "result": {"type": "object", "required": ["outcome", "code", "cause", "index", "size", "path"]},
+        "ordered_in": _FINALIZED,
+        "certified_by": _FINALIZED,
+        "validators": _VALIDATOR_CHAIN,
+    },
+}
+_ACCOUNT_PROOF = {
+    "type": "object",
+    "required": ["type", "format", "chain_id", "genesis_root", "address", "height", "items", "certified_by",
+                 "validators"],
+    "properties": {
+        "type": {"type": "string", "enum": ["account"]},
+        "address": {"type": "string"},
+        "height": {"type": "integer", "description": "the state after this height"},
+        "items": {"type": "array", "items": {"type": "object"}, "description": "state proofs of the account's keys"},
+        "certified_by": _FINALIZED,
+        "validators": _VALIDATOR_CHAIN,
+    },
+}
+_EVIDENCE_PACKAGE = {
+    "type": "object",
+    "required": ["manifest", "files"],
+    "properties": {
+        "manifest": {"type": "object", "required": ["format", "chain_id", "genesis_root", "query", "height", "entries",
+                                                    "acts", "unproven", "files"]},
+        "files": {"type": "object", "additionalProperties": {"type": "string"},
+                  "description": "file name -> exact file text (genesis.json, entries/ID.json, acts/ID.json)"},
+    },
+}
+
+
 def _id_param() -> dict[str, Any]:
     return {
         "name": "entry_id",
@@ -265,6 +316,9 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                 "Validators": validators,
                 "ValidatorChange": validator_change,
                 "Equivocation": equivocation,
+                "EntryProof": _ENTRY_PROOF,
+                "AccountProof": _ACCOUNT_PROOF,
+                "EvidencePackage": _EVIDENCE_PACKAGE,
             }
         },
         "paths": {
@@ -544,6 +598,53 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     ],
                     "responses": {"200": _json({"type": "object"}, "the log"), **_errors(400, 404)},
+                }
+            },
+            "/v1/audit/proof/{entry_id}": {
+                "get": {
+                    "summary": "A self-contained proof of an entry's outcome that a light client checks offline"
+                               " against genesis.json alone (`bilayer audit verify`)",
+                    "description": "The signed entry (payload, or its tombstone), its result with the RFC 6962 audit"
+                                   " path to the results root of its height h, checkpoint h and the certified"
+                                   " checkpoint h+1 that signs that root, and the chain of validator set changes"
+                                   " from genesis. 409 not_yet_provable until h+1 is final.",
+                    "parameters": [_id_param()],
+                    "responses": {"200": _json({"$ref": "#/components/schemas/EntryProof"}, "the proof"),
+                                  **_errors(400, 404, 409)},
+                }
+            },
+            "/v1/audit/state-proof/{address}": {
+                "get": {
+                    "summary": "An account's balances and author head, with state proofs against the latest"
+                               " certified state root, its certificate and the validator set chain",
+                    "parameters": [
+                        _address_param(),
+                        {"name": "asset", "in": "query", "schema": {"type": "string", "pattern": "^[A-Z0-9]{1,16}$"},
+                         "description": "only this asset's balance"},
+                    ],
+                    "responses": {"200": _json({"$ref": "#/components/schemas/AccountProof"}, "the proof"),
+                                  **_errors(400, 404, 409)},
+                }
+            },
+            "/v1/audit/export": {
+                "get": {
+                    "summary": "An evidence package for an account and a window of checkpoint times and/or"
+                               " heights: every entry"
+                               " it authored or received, the management acts behind them, each with its proof,"
+                               " and a manifest hashing every file",
+                    "parameters": [
+                        {"name": "account", "in": "query", "required": True, "schema": {"type": "string"}},
+                        {"name": "from", "in": "query", "schema": {"type": "string"},
+                         "description": "checkpoint time: ms since the epoch, or an ISO-8601 time (UTC unless"
+                                        " stated); at least one bound of the window is required"},
+                        {"name": "to", "in": "query", "schema": {"type": "string"},
+                         "description": "inclusive; same forms"},
+                        {"name": "from_height", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {"name": "to_height", "in": "query", "schema": {"type": "integer", "minimum": 1},
+                         "description": "inclusive"},
+                    ],
+                    "responses": {"200": _json({"$ref": "#/components/schemas/EvidencePackage"}, "the package"),
+                                  **_errors(400, 404, 413)},
                 }
             },
             "/v1/identities/{address}": {

@@ -6,16 +6,20 @@ and 5xx only for real faults; no route ever answers with a stack trace.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from aiohttp import web
 
 from .. import __version__, codec
+from ..audit.export import UNBOUNDED, ExportQuery, build_package, parse_height, parse_time_ms
+from ..audit.proof import ChainSource, HistoryCache, prove_account, prove_entry
 from ..consensus.validators import ValidatorSet
 from ..errors import BadEncoding, BadRequest, BilayerError, ContentRefused, NotFound, PayloadWithheld, RateLimited
 from ..execution import operators
@@ -59,10 +63,12 @@ from ..ledger.operations import (
 )
 from ..node.ingest import Status, SubmitResult
 from ..node.ratelimit import RateLimiter
+from ..node.storage import Storage
 from .actions import ACTIONS, make_action, options_from_query
 from .openapi import openapi_document
 from .views import b64, council_view, finalized_view, fork_view, proposal_view, stored_view
 
+T = TypeVar("T")
 PROPOSAL_STATUSES = ("voting", "passed", "rejected", "executed", "cancelled")
 
 if TYPE_CHECKING:
@@ -79,6 +85,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NODE: web.AppKey[LedgerNode] = web.AppKey("node")
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter")
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body")
+PROOF_HISTORY: web.AppKey[HistoryCache] = web.AppKey("proof_history")
+PROOF_WORKER: web.AppKey[ThreadPoolExecutor] = web.AppKey("proof_worker")
 # A media type safe to echo in a Content-Type header (no CR/LF, no parameters).
 _SAFE_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
 
@@ -507,6 +515,71 @@ async def list_management_actions(request: web.Request) -> web.Response:
     return json_response({"height": chain.height, "actions": actions, "lapses": lapses[:MAX_LIST]})
 
 
+_ASSET = re.compile(r"[A-Z0-9]{1,16}")
+
+
+async def _with_history(request: web.Request, work: Callable[[ChainSource, HistoryCache], T]) -> T:
+    """Run proof work on the proof thread with its own read connection: proofs re-execute history
+    (see bilayer/audit/proof.py), which must stall neither this node's event loop nor the
+    threads its storage commits run on; requests queue for that one thread."""
+    node, cache = request.app[NODE], request.app[PROOF_HISTORY]
+    _finality_chain(node)
+
+    def run() -> T:
+        with cache.lock:
+            storage = Storage(node.storage.path)
+            try:
+                def header_of(entry_id: bytes) -> EntryHeader | None:
+                    stored = storage.get(entry_id)
+                    return None if stored is None else codec.decode(stored.signed.header, EntryHeader)
+
+                return work(ChainSource(node.genesis, storage, node.ingest.dag, header_of), cache)
+            except BaseException:
+                cache.forget()  # a walk that stopped half-way is not kept
+                raise
+            finally:
+                storage.close()
+
+    return await asyncio.get_running_loop().run_in_executor(request.app[PROOF_WORKER], run)
+
+
+async def get_entry_proof(request: web.Request) -> web.Response:
+    """A self-contained proof of an entry's outcome, checkable offline against genesis alone."""
+    entry_id = _entry_id_param(request)
+    return json_response(await _with_history(request, lambda source, cache: prove_entry(source, entry_id, cache)))
+
+
+async def get_state_proof(request: web.Request) -> web.Response:
+    """An account's state keys with state proofs against the latest certified state root."""
+    address = request.match_info["address"]
+    public_key_from_address(address)
+    asset = request.query.get("asset")
+    if asset is not None and not _ASSET.fullmatch(asset):
+        raise BadRequest("asset is 1 to 16 characters A-Z and 0-9")
+    return json_response(await _with_history(request, lambda source, cache: prove_account(source, address, asset,
+                                                                                         cache)))
+
+
+async def get_evidence_export(request: web.Request) -> web.Response:
+    """An account's evidence package in a time window, as one JSON document."""
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    query = request.query
+    account = query.get("account", "")
+    public_key_from_address(account)
+    if not {"from", "to", "from_height", "to_height"} & set(query):
+        raise BadRequest("name a window: from and to (ms since the epoch or ISO-8601), from_height and to_height")
+    window = ExportQuery(
+        account,
+        parse_time_ms(query["from"], "from") if "from" in query else 0,
+        parse_time_ms(query["to"], "to") if "to" in query else UNBOUNDED,
+        parse_height(query["from_height"], "from_height") if "from_height" in query else 1,
+        parse_height(query["to_height"], "to_height") if "to_height" in query else UNBOUNDED,
+    )
+    return json_response(await _with_history(
+        request, lambda source, cache: build_package(source, chain.state, window, cache=cache)))
+
+
 def _emergency_target(record: EmergencyRecord) -> dict[str, Any]:
     """What a regulator's emergency act applies to: an account it froze, or a rule it set."""
     if record.rule_id:
@@ -724,6 +797,13 @@ def build_app(
     app[NODE] = node
     app[LIMITER] = RateLimiter(connection_rate, connection_burst)
     app[MAX_BODY] = max_request_bytes
+    app[PROOF_HISTORY] = HistoryCache()
+    app[PROOF_WORKER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="proofs")
+
+    async def stop_proof_worker(app: web.Application) -> None:
+        app[PROOF_WORKER].shutdown(wait=False, cancel_futures=True)
+
+    app.on_cleanup.append(stop_proof_worker)
     app.router.add_get("/", get_index)
     app.router.add_get("/v1/status", get_status)
     app.router.add_post("/v1/entries", post_entry)
@@ -747,6 +827,9 @@ def build_app(
     app.router.add_get("/v1/params", get_params)
     app.router.add_get("/v1/identities/{address}", get_identity)
     app.router.add_get("/v1/audit/actions", list_management_actions)
+    app.router.add_get("/v1/audit/proof/{entry_id}", get_entry_proof)
+    app.router.add_get("/v1/audit/state-proof/{address}", get_state_proof)
+    app.router.add_get("/v1/audit/export", get_evidence_export)
     app.router.add_get("/v1/gov/dry-run", gov_dry_run)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/openapi.json", get_openapi)

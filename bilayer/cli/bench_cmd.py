@@ -121,3 +121,22 @@ def bench_gate(transfers: int, rules: int, repeats: int, as_json: bool) -> None:
     from ..bench.gate import GateBenchConfig, run_gate_bench
 
     emit(run_gate_bench(GateBenchConfig(transfers=transfers, rules=rules, repeats=repeats)), as_json, _print_report)
+
+
+@bench.command("proof")
+@click.option("--validators", type=click.IntRange(1, 100), default=4, show_default=True)
+@click.option("--checkpoints", type=click.IntRange(3, 100_000), default=200, show_default=True)
+@click.option("--entries", type=click.IntRange(1, 10_000), default=50, show_default=True,
+              help="Transfers per checkpoint (the results tree the audit path climbs).")
+@click.option("--changes", type=click.IntRange(0, 50), default=3, show_default=True,
+              help="Validator set changes along the chain (each adds one link to every proof).")
+@click.option("--repeats", type=click.IntRange(1, 100), default=15, show_default=True)
+@json_option
+def bench_proof(validators: int, checkpoints: int, entries: int, changes: int, repeats: int, as_json: bool) -> None:
+    """Size of an entry proof and of an account proof, and the median time to check one offline."""
+    from ..bench.proof import run_proof_bench
+
+    with _progress(not as_json) as progress:
+        report = run_proof_bench(validators=validators, checkpoints=checkpoints, entries=entries, changes=changes,
+                                 repeats=repeats, progress=progress)
+    emit(report, as_json, _print_report)

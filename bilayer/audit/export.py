@@ -1,0 +1,398 @@
+"""Evidence export: everything an auditor needs about one account in a time window, in a
+directory that proves itself offline.
+
+    DIR/manifest.json        format, chain id, genesis root, the query, counts, the sha256 of every file
+    DIR/genesis.json         the chain's genesis (what the verifier trusts)
+    DIR/entries/ID.json      an entry proof for every entry authored by, or transferring to, the
+                             account that a checkpoint timed within the window ordered
+    DIR/acts/ID.json         an entry proof for every management act behind them: the proposals
+                             and emergencies their results name as cause, the freezes and bans of
+                             the account, the review decisions of its held transfers
+
+The window is on checkpoint time (the time validators signed), not on the author's clock, so
+a verifier checks it from the proofs. Entries ordered in the latest checkpoint are listed as
+`unproven` (their results root is not signed yet). The same package travels as one JSON
+document (`{"manifest": ..., "files": {name: text}}`, what `GET /v1/audit/export` returns);
+the hashes are over the exact file texts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .. import codec
+from ..errors import BadRequest, BilayerError, ConfigError, ExportTooLarge, ProofInvalid
+from ..execution.governance import (
+    EmergencyRecord,
+    ProposalRecord,
+    banned_key,
+    emergency_freeze_key,
+    emergency_key,
+    frozen_key,
+    held_of,
+    proposal_key,
+)
+from ..execution.state import State
+from ..genesis import Genesis, validate_genesis
+from ..keys.address import public_key_from_address
+from ..ledger.entry import EntryHeader
+from ..node.storage import StoredResult
+from .proof import (
+    ChainSource,
+    EntryProof,
+    GenesisMismatch,
+    HistoryCache,
+    ProofMalformed,
+    decode_proof,
+    encode_proof,
+    entry_concerns,
+    prove_entries,
+    verify_entry_proof,
+)
+
+EXPORT_FORMAT = 1
+MAX_EXPORT_ITEMS = 2000
+MANIFEST = "manifest.json"
+GENESIS_FILE = "genesis.json"
+_FILE_NAME = re.compile(r"genesis\.json|(entries|acts)/[0-9a-f]{64}\.json")
+
+
+class ExportMalformed(ProofInvalid):
+    """The package is not an evidence export this verifier reads."""
+
+    code = "export_malformed"
+
+
+class ExportFileMissing(ProofInvalid):
+    """A file the manifest lists is missing."""
+
+    code = "export_file_missing"
+
+
+class ExportHashMismatch(ProofInvalid):
+    """A file differs from the hash the manifest records."""
+
+    code = "export_hash_mismatch"
+
+
+class ExportEntryMismatch(ProofInvalid):
+    """A listed entry's file proves another entry."""
+
+    code = "export_entry_mismatch"
+
+
+class ExportEntryUnrelated(ProofInvalid):
+    """A listed entry does not concern the account, or was not ordered in the window."""
+
+    code = "export_entry_unrelated"
+
+
+class ExportDirNotEmpty(BilayerError):
+    """The export directory exists and is not empty."""
+
+    code = "export_dir_not_empty"
+
+
+UNBOUNDED = 2**62  # the largest height or time (ms) a window names
+
+
+class ExportQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The account, and the window: checkpoint times and heights, both inclusive."""
+
+    account: str
+    from_ms: int = 0
+    to_ms: int = UNBOUNDED
+    from_height: int = 1
+    to_height: int = UNBOUNDED
+
+    def covers(self, height: int, time_ms: int) -> bool:
+        return self.from_height <= height <= self.to_height and self.from_ms <= time_ms <= self.to_ms
+
+
+class ExportItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`role`: authored, received (entries) or the act's part, e.g. "proposal:3 proposed"."""
+
+    id: str
+    file: str
+    role: str
+
+
+class Unproven(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str
+    role: str
+    reason: str
+
+
+class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    format: int
+    chain_id: str
+    genesis_root: str
+    query: ExportQuery
+    height: int
+    entries: tuple[ExportItem, ...]
+    acts: tuple[ExportItem, ...]
+    unproven: tuple[Unproven, ...]
+    files: dict[str, str]
+
+
+class Package(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    manifest: Manifest
+    files: dict[str, str]
+
+
+def parse_height(text: str, name: str) -> int:
+    text = text.strip()
+    if not text.isdigit() or len(text) > 19 or not 1 <= int(text) <= UNBOUNDED:
+        raise BadRequest(f"{name} is a height from 1 to {UNBOUNDED}, not {text[:40]!r}")
+    return int(text)
+
+
+def parse_time_ms(text: str, name: str) -> int:
+    """Milliseconds since the epoch, or an ISO-8601 time (UTC unless it says otherwise)."""
+    text = text.strip()
+    if text.isdigit():
+        if len(text) > 19 or int(text) > UNBOUNDED:
+            raise BadRequest(f"{name} is too far in the future")
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"{name} is milliseconds since the epoch or an ISO-8601 time, not {text[:40]!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+# --- building (on a node) ----------------------------------------------------------------------
+
+
+def _acts_of(state: State, causes: set[str]) -> list[tuple[bytes, str]]:
+    """The entries that made the named decisions: proposals (proposed, executed) and emergencies."""
+    acts: list[tuple[bytes, str]] = []
+    pending = sorted(causes)
+    seen: set[str] = set()
+    while pending:
+        cause = pending.pop(0)
+        if cause in seen:
+            continue
+        seen.add(cause)
+        kind, _, number_text = cause.partition(":")
+        if not number_text.isdigit():
+            continue
+        number = int(number_text)
+        if kind == "proposal":
+            raw = state.get(proposal_key(number))
+            if raw is None:
+                continue
+            proposal = codec.decode(raw, ProposalRecord)
+            acts.append((proposal.entry_id, f"{cause} proposed"))
+            if proposal.executed_entry:
+                acts.append((proposal.executed_entry, f"{cause} executed"))
+        elif kind == "emergency":
+            raw = state.get(emergency_key(number))
+            if raw is None:
+                continue
+            emergency = codec.decode(raw, EmergencyRecord)
+            acts.append((emergency.entry_id, f"{cause} ordered"))
+            if emergency.ratified_by:
+                pending.append(f"proposal:{emergency.ratified_by}")
+    return acts
+
+
+def _account_causes(state: State, public_key: bytes) -> set[str]:
+    """The decisions in force against the account: freezes (council or emergency) and key bans."""
+    causes = set()
+    for key, kind in ((frozen_key(public_key), "proposal"), (banned_key(public_key), "proposal"),
+                      (emergency_freeze_key(public_key), "emergency")):
+        raw = state.get(key)
+        if raw is not None:
+            causes.add(f"{kind}:{codec.decode(raw, int)}")
+    return causes
+
+
+def _selected(source: ChainSource, public_key: bytes, query: ExportQuery) -> list[tuple[StoredResult, str]]:
+    found = []
+    for height in range(max(1, query.from_height), min(source.height, query.to_height) + 1):
+        time_ms = source.finalized(height).checkpoint.time_ms
+        if time_ms > query.to_ms:
+            break
+        if not query.covers(height, time_ms):
+            continue
+        for result in source.storage.results_at(height):
+            role = entry_concerns(source.header(result.entry_id), public_key)
+            if role:
+                found.append((result, role))
+                if len(found) > MAX_EXPORT_ITEMS:
+                    raise ExportTooLarge(f"more than {MAX_EXPORT_ITEMS} entries in the window; narrow it")
+    return found
+
+
+def build_package(source: ChainSource, state: State, query: ExportQuery,
+                  progress: Callable[[int], None] = lambda n: None, cache: HistoryCache | None = None) -> Package:
+    """`state` is the node's current state: it names the decisions behind outcomes and freezes."""
+    public_key = public_key_from_address(query.account)
+    if query.from_ms > query.to_ms or query.from_height > query.to_height:
+        raise BadRequest("the window's start is after its end")
+    latest = source.height
+    selected = _selected(source, public_key, query)
+    causes = {r.cause for r, _ in selected if r.cause} | _account_causes(state, public_key)
+    found = _acts_of(state, causes)
+    for result, _ in selected:
+        held = held_of(state, result.entry_id)
+        if held is not None and held.decided_entry:
+            found.append((held.decided_entry, f"review of {result.entry_id.hex()}"))
+    unique: dict[bytes, str] = {}
+    for act_id, role in found:
+        unique.setdefault(act_id, role)
+    acts = list(unique.items())
+    if len(selected) + len(acts) > MAX_EXPORT_ITEMS:
+        raise ExportTooLarge(f"{len(selected)} entries and {len(acts)} acts exceed {MAX_EXPORT_ITEMS};"
+                             " narrow the window")
+
+    heights = {r.entry_id: r.height for r, _ in selected}
+    for act_id, _ in acts:
+        act_result = source.storage.result(act_id)
+        heights[act_id] = act_result.height if act_result is not None else latest
+    provable = [i for i, h in heights.items() if h < latest]
+    proofs = prove_entries(source, provable, progress, cache)
+
+    files: dict[str, str] = {GENESIS_FILE: msgspec.json.encode(source.genesis).decode()}
+    entries, act_items, unproven = [], [], []
+    for result, role in selected:
+        id_hex = result.entry_id.hex()
+        if result.entry_id not in proofs:
+            unproven.append(Unproven(id_hex, role, "not_yet_provable"))
+            continue
+        name = f"entries/{id_hex}.json"
+        files[name] = encode_proof(proofs[result.entry_id]).decode()
+        entries.append(ExportItem(id_hex, name, role))
+    for act_id, role in acts:
+        id_hex = act_id.hex()
+        if act_id not in proofs:
+            unproven.append(Unproven(id_hex, role, "not_yet_provable"))
+            continue
+        name = f"entries/{id_hex}.json" if f"entries/{id_hex}.json" in files else f"acts/{id_hex}.json"
+        files[name] = encode_proof(proofs[act_id]).decode()
+        act_items.append(ExportItem(id_hex, name, role))
+    digests = {name: hashlib.sha256(text.encode()).hexdigest() for name, text in files.items()}
+    manifest = Manifest(EXPORT_FORMAT, source.genesis.chain_id, source.genesis.root.hex(),
+                        query, latest, tuple(entries), tuple(act_items),
+                        tuple(unproven), digests)
+    return Package(manifest, files)
+
+
+def write_package(package: Package, out: Path, progress: Callable[[int], None] = lambda n: None) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportDirNotEmpty(f"{out} exists and is not an empty directory")
+    for name, text in package.files.items():
+        if not _FILE_NAME.fullmatch(name):
+            raise ExportMalformed(f"the package names a file outside its layout: {name!r}")
+        progress(1)
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode())
+    (out / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(package.manifest)) + b"\n")
+
+
+# --- verifying (offline) -----------------------------------------------------------------------
+
+
+def _read_manifest(data: bytes) -> Manifest:
+    try:
+        manifest = msgspec.json.decode(data, type=Manifest)
+    except (msgspec.MsgspecError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
+        raise ExportMalformed(f"the manifest is invalid: {exc}") from None
+    if manifest.format != EXPORT_FORMAT:
+        raise ExportMalformed(f"export format {manifest.format} is not supported")
+    for name in manifest.files:
+        if not _FILE_NAME.fullmatch(name):
+            raise ExportMalformed(f"the manifest names a file outside the package layout: {name!r}")
+    return manifest
+
+
+def verify_package(manifest_bytes: bytes, read: Callable[[str], bytes | None], genesis: Genesis | None = None,
+                   progress: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
+    """Check the manifest's hashes, then every proof, that each entry concerns the account and
+    lies in the window. `genesis`, when given, must be the package's own."""
+    manifest = _read_manifest(manifest_bytes)
+    contents: dict[str, bytes] = {}
+    for name, digest in manifest.files.items():
+        data = read(name)
+        if data is None:
+            raise ExportFileMissing(f"{name} is listed in the manifest but missing")
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ExportHashMismatch(f"{name} differs from the manifest's hash")
+        contents[name] = data
+    if GENESIS_FILE not in contents:
+        raise ExportFileMissing("the package holds no genesis.json")
+    try:
+        packaged = validate_genesis(msgspec.json.decode(contents[GENESIS_FILE], type=Genesis))
+    except (msgspec.MsgspecError, ValueError, ConfigError) as exc:
+        raise ExportMalformed(f"genesis.json is invalid: {exc}") from None
+    if genesis is not None and genesis.root != packaged.root:
+        raise GenesisMismatch("the package's genesis is not the one given")
+    if manifest.chain_id != packaged.chain_id or manifest.genesis_root != packaged.root.hex():
+        raise GenesisMismatch("the manifest names another chain than its genesis.json")
+    public_key = public_key_from_address(manifest.query.account)
+
+    def proven(item: ExportItem) -> tuple[EntryProof, dict[str, Any]]:
+        data = contents.get(item.file)
+        if data is None:
+            raise ExportFileMissing(f"{item.file} is not in the manifest's files")
+        proof = decode_proof(data)
+        if not isinstance(proof, EntryProof):
+            raise ProofMalformed(f"{item.file} is not an entry proof")
+        summary = verify_entry_proof(proof, packaged)
+        if summary["entry"] != item.id:
+            raise ExportEntryMismatch(f"{item.file} proves entry {summary['entry']}, not {item.id}")
+        progress(1)
+        return proof, summary
+
+    outcomes: dict[str, int] = {}
+    for item in manifest.entries:
+        proof, summary = proven(item)
+        header = codec.decode(proof.entry.header, EntryHeader)
+        if entry_concerns(header, public_key) != item.role:
+            raise ExportEntryUnrelated(f"entry {item.id} is not {item.role} by {manifest.query.account}")
+        ordered = proof.ordered_in.checkpoint
+        if not manifest.query.covers(ordered.height, ordered.time_ms):
+            raise ExportEntryUnrelated(f"entry {item.id} was ordered outside the window")
+        outcomes[summary["outcome"]] = outcomes.get(summary["outcome"], 0) + 1
+    for item in manifest.acts:
+        proven(item)
+    return {"valid": True, "kind": "export", "chain_id": packaged.chain_id, "account": manifest.query.account,
+            "window": msgspec.to_builtins(manifest.query), "entries": len(manifest.entries),
+            "outcomes": outcomes, "acts": len(manifest.acts), "unproven": len(manifest.unproven),
+            "files": len(manifest.files)}
+
+
+def verify_directory(directory: Path, genesis: Genesis | None = None,
+                     progress: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise ExportFileMissing(f"{directory} holds no {MANIFEST}")
+
+    def read(name: str) -> bytes | None:
+        path = directory / name
+        return path.read_bytes() if path.is_file() else None
+
+    return verify_package(manifest_path.read_bytes(), read, genesis, progress)
+
+
+def verify_document(package: Package, genesis: Genesis | None = None) -> dict[str, Any]:
+    return verify_package(msgspec.json.encode(package.manifest), lambda name: (
+        package.files[name].encode() if name in package.files else None), genesis)
+
+
+def decode_package(data: bytes) -> Package:
+    try:
+        return msgspec.json.decode(data, type=Package)
+    except (msgspec.MsgspecError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
+        raise ExportMalformed(f"not an evidence package: {exc}") from None
