@@ -714,6 +714,18 @@ async def get_index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+_STATIC_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\.(?:js|css)")
+
+
+async def get_static(request: web.Request) -> web.StreamResponse:
+    """The console's own scripts and styles; nothing else under this directory is served."""
+    name = request.match_info["filename"]
+    path = STATIC_DIR / name
+    if not _STATIC_NAME.fullmatch(name) or not path.is_file():
+        raise NotFound(f"no console file {name!r}")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
 async def _console_headers(request: web.Request, response: web.StreamResponse) -> None:
     if request.path == "/" or request.path.startswith("/static/"):
         response.headers["Content-Security-Policy"] = CONSOLE_CSP
@@ -744,10 +756,6 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
     return await serve_stream(request, node.stream, hello)
 
 
-async def _close_streams(app: web.Application) -> None:
-    app[NODE].stream.close()
-
-
 def build_app(
     node: LedgerNode, *, max_request_bytes: int, connection_rate: float, connection_burst: float
 ) -> web.Application:
@@ -756,9 +764,8 @@ def build_app(
     app[LIMITER] = RateLimiter(connection_rate, connection_burst)
     app[MAX_BODY] = max_request_bytes
     app.on_response_prepare.append(_console_headers)
-    app.on_shutdown.append(_close_streams)
     app.router.add_get("/", get_index)
-    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    app.router.add_get("/static/{filename}", get_static)
     app.router.add_get("/v1/stream", get_stream)
     app.router.add_post("/v1/entries/draft", post_entry_draft)
     app.router.add_get("/v1/status", get_status)
