@@ -7,6 +7,7 @@ Screenshots of each page go to `artifacts/console/` at the repository root (or `
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -179,11 +180,15 @@ def test_a_council_member_votes_in_the_browser(network: dict[str, Any], page: An
     visit(page, node, "governance", "governance")
     council2 = use_key(page, network["keystore"], "council2")
     page.click(f"tr[data-proposal='{number}'] button[data-vote='yes']")
-    outcome = page.wait_for_selector("#gov-result [data-outcome]")
-    assert outcome.get_attribute("data-outcome") == "FINAL", page.inner_text("#gov-result")
+    outcome = page.wait_for_selector("#flash [data-outcome]")  # kept above the page reloaded after the vote
+    assert outcome.get_attribute("data-outcome") == "FINAL", page.inner_text("#flash")
     vote_id = outcome.get_attribute("data-entry")
     page.wait_for_selector(f"tr[data-proposal='{number}'] [data-voter='{council2}']")
     shot(page, "governance-vote")
+
+    page.click(f"tr[data-proposal='{number}'] button[data-vote='no']")  # a second vote is refused on chain
+    refused = page.wait_for_selector("#flash [data-outcome='REJECTED']")
+    assert "double_vote" in refused.inner_text()
 
     shown = get_json(f"{node}/v1/gov/proposals/{number}")
     assert {"voter": council2, "weight": 1, "choice": "yes"} in shown["votes"]
@@ -204,8 +209,8 @@ def test_a_regulator_releases_a_held_transfer_in_the_browser(network: dict[str, 
     row = f"[data-held='{held['id']}']"
     page.fill(f"{row} input[name=reason]", "checked with the bank")
     page.click(f"{row} button[data-review='release']")
-    outcome = page.wait_for_selector(f"{row} [data-outcome]")
-    assert outcome.get_attribute("data-outcome") == "FINAL", page.inner_text(row)
+    outcome = page.wait_for_selector("#flash [data-outcome]")
+    assert outcome.get_attribute("data-outcome") == "FINAL", page.inner_text("#flash")
     page.wait_for_selector("text=Nothing is held for review.")
     shot(page, "compliance-release")
 
@@ -233,3 +238,37 @@ def test_a_trace_is_followed_in_the_browser(network: dict[str, Any], page: Any) 
     page.click(f"#trace-graph circle[data-node='{bob}']")
     page.wait_for_selector("main[data-ready='account']")
     assert bob in page.inner_text("main")
+
+
+def test_the_browser_refuses_to_sign_a_draft_the_node_altered(network: dict[str, Any], page: Any) -> None:
+    """A node that lies in its draft gets nothing signed: the page checks the id and the decoded header."""
+    node, _, _, tx = actors(network)
+    dave = cli("keys", "show", "dave", "--keystore", network["keystore"])["address"]
+    proposed = tx("council1", "gov", "propose", "--action", "freeze", "--target", dave, "--reason", "console lie")
+    number = next(p["number"] for p in get_json(f"{node}/v1/gov/proposals")["proposals"]
+                  if p["entry"] == proposed["id"])
+    visit(page, node, "governance", "governance")
+    use_key(page, network["keystore"], "council3")
+    other = cli("keys", "show", "alice", "--keystore", network["keystore"])["address"]
+    submitted: list[str] = []
+    page.on("request", lambda r: submitted.append(r.url) if r.method == "POST" and r.url.endswith("/v1/entries")
+            else None)
+
+    def another_author(route: Any) -> None:  # a well-formed draft, but for someone else's key
+        body = json.loads(route.request.post_data)
+        route.fulfill(response=route.fetch(post_data=json.dumps({**body, "author": other})))
+
+    def wrong_id(route: Any) -> None:
+        answer = route.fetch()
+        draft = answer.json()
+        route.fulfill(response=answer, json={**draft, "id": "00" * 32})
+
+    for tamper, what in [(another_author, "another author"), (wrong_id, "not the SHA-256")]:
+        page.route("**/v1/entries/draft", tamper)
+        page.click(f"tr[data-proposal='{number}'] button[data-vote='abstain']")
+        error = page.wait_for_selector("#gov-result .error[data-code='draft_mismatch']")
+        assert what in error.inner_text()
+        page.unroute("**/v1/entries/draft")
+    assert submitted == []
+    council3 = cli("keys", "show", "council3", "--keystore", network["keystore"])["address"]
+    assert all(v["voter"] != council3 for v in get_json(f"{node}/v1/gov/proposals/{number}")["votes"])

@@ -70,12 +70,18 @@ function outcomeView(view) {
     "data-entry": view.id }, bits);
 }
 
+// The outcome of the last signed action, kept across the page reload that shows its effect.
+let flash = null;
+
 async function submitInto(target, kind, op, payload = "", after = null) {
   target.replaceChildren(h("p", { class: "muted" }, "Drafting, checking, signing…"));
   try {
     const view = await signAndSubmit(kind, op, payload);
     target.replaceChildren(outcomeView(view));
-    if (after) after(view);
+    if (after) {
+      flash = h("div", { id: "flash" }, `${kind}: `, outcomeView(view));
+      after(view);
+    }
   } catch (err) {
     target.replaceChildren(errorBox(err));
   }
@@ -314,7 +320,7 @@ function proposeForm() {
       else if (key === "param") { const [pn, pv] = value.split("="); (op.params = op.params || {})[pn] = Number(pv); }
       else op[key] = INT_OPTIONS.has(key) ? Number(value) : value;
     }
-    submitInto(result, "gov.propose", op, "", () => setTimeout(route, 300));
+    submitInto(result, "gov.propose", op, "", () => route());
   });
   return panel("Propose (council members)", form);
 }
@@ -323,7 +329,7 @@ async function governancePage(focus) {
   const [council, list] = await Promise.all([api("/v1/gov/council"), api("/v1/gov/proposals")]);
   const details = await Promise.all(list.proposals.slice(0, 20).map((p) => api(`/v1/gov/proposals/${p.number}`)));
   const result = h("div", { id: "gov-result" });
-  const reload = () => setTimeout(route, 300);
+  const reload = () => route();
   const rows = details.map((p) => proposalRow(p, council.rules, result, reload));
   const proposals = rows.length
     ? h("table", {}, h("thead", {}, h("tr", {}, ["#", "status", "action", "tally", "votes", "deadlines", ""].map((t) => h("th", {}, t)))),
@@ -354,7 +360,7 @@ async function governancePage(focus) {
 // --- Compliance -------------------------------------------------------------------------------------
 
 function reviewTable(queue) {
-  const reload = () => setTimeout(route, 300);
+  const reload = () => route();
   return table([
     ["entry", (r) => entryLink(r.entry)], ["from", (r) => accountLink(r.from)], ["to", (r) => accountLink(r.to)],
     ["amount", (r) => `${r.amount} ${r.asset}`], ["rule", (r) => r.rule_id], ["deadline", (r) => relative(r.deadline_ms)],
@@ -516,6 +522,7 @@ async function route() {
   const nav = { entry: "explorer", account: "explorer", checkpoint: "explorer" }[section] || section;
   document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === nav));
   main.dataset.page = section;
+  delete main.dataset.ready;
   main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   let content;
   try {
@@ -533,6 +540,7 @@ async function route() {
     content = [h("h1", {}, "Error"), errorBox(err)];
   }
   main.replaceChildren(...[content].flat());
+  if (flash) { main.prepend(flash); flash = null; }
   main.dataset.ready = section;
 }
 
