@@ -423,7 +423,10 @@ function traceGraph(trace) {
     nodes.forEach((n, i) => spots.set(n.id, [60 + depth * 190, 40 + i * 60]));
   }
   const width = 120 + Math.max(...[0, ...columns.keys()]) * 190;
-  svg.setAttribute("viewBox", `0 0 ${Math.max(width, 400)} ${40 + rows * 60}`);
+  const [w, ht] = [Math.max(width, 400), 40 + rows * 60];
+  svg.setAttribute("viewBox", `0 0 ${w} ${ht}`);
+  svg.setAttribute("width", w);
+  svg.setAttribute("height", ht);
   const el = (tag, attrs, text) => {
     const node = document.createElementNS(SVG_NS, tag);
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
