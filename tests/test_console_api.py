@@ -144,7 +144,10 @@ def test_bad_drafts_get_stable_error_codes(single_node: dict[str, Any]) -> None:
     for body, status, code in cases:
         got_status, got = post_json(url, body)
         assert (got_status, got["error"]["code"]) == (status, code), (body, got)
-    assert post_json(url, b"\x80", "application/msgpack")[1]["error"]["code"] == "unsupported_media_type"
+    assert post_json(url, b"x", "text/plain")[1]["error"]["code"] == "unsupported_media_type"
+    assert post_json(url, b"\x80", "application/msgpack")[1]["error"]["code"] == "bad_request"
+    assert post_json(url, msgspec.msgpack.encode({"author": author, "kind": "data", "op": {}}),
+                     "application/msgpack")[0] == 200
     assert post_json(url, b"{not json")[1]["error"]["code"] == "bad_request"
 
 

@@ -737,11 +737,9 @@ async def post_entry_draft(request: web.Request) -> web.Response:
     """The header bytes to sign for an operation given as JSON; the key stays with the client."""
     node = request.app[NODE]
     body, is_msgpack = await _read_body(request)
-    if is_msgpack:
-        raise web.HTTPUnsupportedMediaType(reason="a draft request is JSON")
     _check_connection_rate(request, 1)
     try:
-        draft = msgspec.json.decode(body, type=DraftRequest)
+        draft = (msgspec.msgpack.decode if is_msgpack else msgspec.json.decode)(body, type=DraftRequest)
     except msgspec.MsgspecError as exc:
         raise BadRequest(f"body is not a draft request: {exc}") from None
     view = await make_draft(draft, node.ingest.dag, node.genesis.chain_id, node.genesis.root, node.ingest.params)
