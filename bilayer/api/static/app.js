@@ -153,9 +153,12 @@ function explorerPage() {
     h("span", {}, h("i", { class: "dot pending" }), "pending"), h("span", {}, h("i", { class: "dot covered" }), "covered by a checkpoint"),
     h("span", {}, h("i", { class: "dot rejected" }), "rejected"), h("span", {}, h("i", { class: "dot held" }), "held for review"));
   const refresh = h("div", {}, statusPanel());
+  let due = false; // at most one status reload per 2 s, however fast checkpoints come
   const listener = () => {
     if (!refresh.isConnected) { live.checkpointListeners.delete(listener); return; }
-    refresh.replaceChildren(statusPanel());
+    if (due) return;
+    due = true;
+    setTimeout(() => { due = false; if (refresh.isConnected) refresh.replaceChildren(statusPanel()); }, 2000);
   };
   live.checkpointListeners.add(listener);
   dag.schedule();
