@@ -276,7 +276,7 @@ def app_routes() -> set[tuple[str, str]]:
 
 def concrete(path: str, address: str) -> str:
     replaced = path.replace("{entry_id}", ZERO_ID).replace("{address}", address)
-    return replaced.replace("{height}", "1").replace("{number}", "1")
+    return replaced.replace("{height}", "1").replace("{number}", "1").replace("{filename}", "app.js")
 
 
 def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | None]]]:
@@ -398,12 +398,16 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
                              for q in ("", f"?account={address}&from=a&to=b", ignoring)],
         "/v1/identities/{address}": [(f"/v1/identities/{bad}", 400, "invalid_address") for bad in bad_addresses]
         + [(f"/v1/identities/{address}", 404, "not_found")],
+        "/static/{filename}": [(f"/static/{bad}", 404, "not_found") for bad in (
+            "index.html", "..%2Fserver.py", "..%2F..%2Fserver.py", "%00", "app.js%00", "APP.JS", "a" * 4000 + ".js",
+            ".js", "app.py", "missing.js")] + [("/static/app.js" + ignoring, 200, None)],
         "/metrics": [("/metrics" + ignoring, 200, None)],
         "/openapi.json": [("/openapi.json" + ignoring, 200, None)],
     }
 
 
-POST_ROUTES = {"/v1/entries", "/v1/entries/batch"}
+POST_ROUTES = {"/v1/entries", "/v1/entries/batch", "/v1/entries/draft"}
+STREAM_ROUTES = {"/v1/stream"}  # answers never end: tested below by reading the first event
 
 
 def test_every_route_has_hostile_cases() -> None:
@@ -412,7 +416,7 @@ def test_every_route_has_hostile_cases() -> None:
     fake = Stored([bytes(32)], {}, {}, Signer.generate(), 1)
     get_routes = {path for method, path in routes if method == "GET"}
     post_routes = {path for method, path in routes if method == "POST"}
-    assert get_routes == set(hostile_get_cases(fake))
+    assert get_routes == set(hostile_get_cases(fake)) | STREAM_ROUTES
     assert post_routes == POST_ROUTES
     assert {method for method, _ in routes} == {"GET", "POST"}
 
@@ -443,11 +447,27 @@ def test_unknown_routes_and_wrong_methods(api: Api, stored: Stored) -> None:
             if method in allowed:
                 continue
             target = concrete(path, address)
-            if method == "GET" and path == "/v1/entries/batch":
-                continue  # resolves to GET /v1/entries/{entry_id} with the id "batch"
+            if method == "GET" and path in ("/v1/entries/batch", "/v1/entries/draft"):
+                continue  # resolves to GET /v1/entries/{entry_id} with the id "batch" or "draft"
             assert_error(api.call(method, target, b"{}", "application/json"), 405, "method_not_allowed")
             tried += 1
     assert tried >= 40
+    assert_intact(api, stored)
+
+
+def test_the_stream_ignores_hostile_queries_and_starts_with_hello(api: Api, stored: Stored) -> None:
+    for query in ("", "?limit=abc&after=-1&x=%00%FF", "?" + "y=1&" * 200):
+        with socket.create_connection((api.host, api.port), timeout=TIMEOUT_S) as sock:
+            sock.sendall(f"GET /v1/stream{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            received = b""
+            deadline = time.monotonic() + TIMEOUT_S
+            while b"event: hello" not in received and time.monotonic() < deadline:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+        assert raw_status(received) == 200 and b"text/event-stream" in received, received[:300]
+        assert b"event: hello" in received
     assert_intact(api, stored)
 
 

@@ -90,6 +90,14 @@ def _hex(description: str) -> dict[str, Any]:
     return {"type": "string", "pattern": "^[0-9a-f]*$", "description": description}
 
 
+STREAM_DESCRIPTION = (
+    "`hello` first (chain_id, height, entries), then `entry` when an entry is accepted into the DAG (id, author,"
+    " seq, kind, parents, time_ms) and `checkpoint` when one is applied (height, id, time_ms, entry_count,"
+    " entries: at most 5000 ids, counts by outcome, rejected and held ids, state_root); `heartbeat` every 15 s"
+    " when idle. A client more than 2048 events behind gets `dropped` and is disconnected."
+)
+
+
 def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]:
     signed_entry = {
         "type": "object",
@@ -102,6 +110,39 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             },
             "signature": {"type": "string", "format": "byte", "description": "Ed25519 signature (base64)"},
             "payload": {"type": "string", "format": "byte", "description": "payload bytes (base64)"},
+        },
+    }
+    draft_request = {
+        "type": "object",
+        "required": ["author", "kind", "op"],
+        "properties": {
+            "author": {"type": "string", "description": "the author's address, or public key in hex"},
+            "kind": {"type": "string", "enum": ["transfer", "data", "gov.propose", "gov.vote", "gov.execute",
+                                                "gov.cancel", "reg.review", "reg.freeze"]},
+            "op": {"type": "object", "description": "the operation's fields: transfer {to, amount, asset}; data"
+                   " {media_type}; gov.vote {proposal, choice}; gov.execute and gov.cancel {proposal}; reg.review"
+                   " {entry, decision, reason}; reg.freeze {account, reason, legal_ref}; gov.propose {action,"
+                   " reason, legal_ref, and the action's options as the CLI names them: target, service, rule_id,"
+                   " above, asset, counterparties, outcome, review_ms, ...}"},
+            "payload": {"type": "string", "description": "text carried as the payload (memo or data), UTF-8"},
+        },
+    }
+    draft_view = {
+        "type": "object",
+        "required": ["id", "header", "author", "seq", "parents", "kind", "op", "payload_hash", "pow_bits"],
+        "properties": {
+            "id": _hex("SHA-256 of the header bytes"),
+            "header": _hex("the canonical header bytes, stamped"),
+            "author": {"type": "string"},
+            "chain": {"type": "string"},
+            "seq": {"type": "integer", "minimum": 0},
+            "parents": {"type": "array", "items": {"type": "string"}},
+            "kind": {"type": "string"},
+            "op": {"type": "object"},
+            "payload_hash": _hex("SHA-256 of the payload"),
+            "payload_size": {"type": "integer", "minimum": 0},
+            "pow_bits": {"type": "integer", "minimum": 0},
+            "time_ms": {"type": "integer"},
         },
     }
     submit_result = {
@@ -323,7 +364,37 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
         },
         "paths": {
             "/": {
-                "get": {"summary": "A small HTML index of these routes", "responses": {"200": {"description": "HTML"}}}
+                "get": {"summary": "The web console (HTML; a single page whose routes are in the URL fragment)",
+                        "responses": {"200": {"description": "HTML"}}}
+            },
+            "/static/{filename}": {
+                "get": {
+                    "summary": "The console's scripts (JavaScript modules) and style sheet",
+                    "parameters": [{"name": "filename", "in": "path", "required": True,
+                                    "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*[.](js|css)$"}}],
+                    "responses": {"200": {"description": "the file"}, **_errors(404)},
+                }
+            },
+            "/v1/stream": {
+                "get": {
+                    "summary": "Live events as server-sent events (text/event-stream)",
+                    "description": STREAM_DESCRIPTION,
+                    "responses": {"200": {"description": "an event stream",
+                                          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                                  **_errors(503)},
+                }
+            },
+            "/v1/entries/draft": {
+                "post": {
+                    "summary": "The header bytes to sign for an operation given as JSON (the key stays with"
+                               " the client)",
+                    "description": "The node picks the author's next seq, parents from its tips, hashes the payload"
+                                   " and stamps the proof of work. The client checks that `id` is SHA-256 of `header`"
+                                   " and that the decoded header is what it asked for, signs"
+                                   " `bilayer/entry/v1` || id with Ed25519 and submits to POST /v1/entries.",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": draft_request}}},
+                    "responses": {"200": _json(draft_view, "the draft"), **_errors(400, 413, 415, 429)},
+                }
             },
             "/v1/status": {
                 "get": {"summary": "Node and chain status", "responses": {"200": _json({"type": "object"}, "status")}}

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -65,7 +66,9 @@ from ..node.ingest import Status, SubmitResult
 from ..node.ratelimit import RateLimiter
 from ..node.storage import Storage
 from .actions import ACTIONS, make_action, options_from_query
+from .draft import DraftRequest, make_draft
 from .openapi import openapi_document
+from .stream import serve_stream
 from .views import b64, council_view, finalized_view, fork_view, proposal_view, stored_view
 
 T = TypeVar("T")
@@ -779,15 +782,55 @@ async def get_openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(__version__, operation_kinds()))
 
 
-_INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>bilayer node</title></head>
-<body><h1>bilayer node</h1><ul>
-<li><a href="/v1/status">/v1/status</a></li><li><a href="/v1/tips">/v1/tips</a></li>
-<li><a href="/v1/entries">/v1/entries</a></li><li><a href="/v1/evidence">/v1/evidence</a></li>
-<li><a href="/metrics">/metrics</a></li><li><a href="/openapi.json">/openapi.json</a></li></ul></body></html>"""
+STATIC_DIR = Path(__file__).parent / "static"
+# The console loads only its own files and talks only to this node: no inline script, nothing from elsewhere.
+CONSOLE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self';"
+               " object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
-async def get_index(request: web.Request) -> web.Response:
-    return web.Response(text=_INDEX, content_type="text/html")
+async def get_index(request: web.Request) -> web.StreamResponse:
+    """The web console (a single page; its routes are in the URL fragment)."""
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+_STATIC_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\.(?:js|css)")
+
+
+async def get_static(request: web.Request) -> web.StreamResponse:
+    """The console's own scripts and styles; nothing else under this directory is served."""
+    name = request.match_info["filename"]
+    path = STATIC_DIR / name
+    if not _STATIC_NAME.fullmatch(name) or not path.is_file():
+        raise NotFound(f"no console file {name!r}")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+async def _console_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path == "/" or request.path.startswith("/static/"):
+        response.headers["Content-Security-Policy"] = CONSOLE_CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+
+
+async def post_entry_draft(request: web.Request) -> web.Response:
+    """The header bytes to sign for an operation given as JSON; the key stays with the client."""
+    node = request.app[NODE]
+    body, is_msgpack = await _read_body(request)
+    _check_connection_rate(request, 1)
+    try:
+        draft = (msgspec.msgpack.decode if is_msgpack else msgspec.json.decode)(body, type=DraftRequest)
+    except msgspec.MsgspecError as exc:
+        raise BadRequest(f"body is not a draft request: {exc}") from None
+    view = await make_draft(draft, node.ingest.dag, node.genesis.chain_id, node.genesis.root, node.ingest.params)
+    return json_response(view)
+
+
+async def get_stream(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE]
+    chain = node.chain
+    hello = {"chain_id": node.genesis.chain_id, "height": chain.height if chain is not None else None,
+             "entries": len(node.ingest.dag), "time_ms": _now_ms()}
+    return await serve_stream(request, node.stream, hello)
 
 
 def build_app(
@@ -804,7 +847,11 @@ def build_app(
         app[PROOF_WORKER].shutdown(wait=False, cancel_futures=True)
 
     app.on_cleanup.append(stop_proof_worker)
+    app.on_response_prepare.append(_console_headers)
     app.router.add_get("/", get_index)
+    app.router.add_get("/static/{filename}", get_static)
+    app.router.add_get("/v1/stream", get_stream)
+    app.router.add_post("/v1/entries/draft", post_entry_draft)
     app.router.add_get("/v1/status", get_status)
     app.router.add_post("/v1/entries", post_entry)
     app.router.add_post("/v1/entries/batch", post_entries_batch)

@@ -86,3 +86,17 @@ def keys_list(keystore: Path | None, as_json: bool) -> None:
 def keys_show(name: str, keystore: Path | None, as_json: bool) -> None:
     """Show the address and public key of NAME (never the private key)."""
     emit(_view(open_keystore(keystore).info(name)), as_json, lambda d: kv_table(f"key {name}", d))
+
+
+@keys.command("export-seed")
+@click.argument("name")
+@keystore_option
+@json_option
+def keys_export_seed(name: str, keystore: Path | None, as_json: bool) -> None:
+    """Print the 32-byte Ed25519 seed of NAME in hex, to paste into the web console.
+
+    Whoever holds the seed can sign as this key: show it only on a screen you trust.
+    An encrypted key needs its passphrase ($BILAYER_PASSPHRASE)."""
+    signer = open_keystore(keystore).load(name)
+    emit({"name": name, "address": signer.address, "seed": signer.seed.hex()}, as_json,
+         lambda d: console.print(d["seed"], highlight=False))

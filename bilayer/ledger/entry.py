@@ -113,11 +113,30 @@ def build_entry(
     nonce_start: int = 0,
 ) -> tuple[bytes, SignedEntry]:
     """Make, stamp and sign an entry; returns (id, signed entry)."""
+    header_bytes = stamped_header(author=signer.public_key, chain_id=chain_id, seq=seq, parents=parents, op=op,
+                                  payload=payload, time_ms=time_ms, pow_bits=pow_bits, nonce_start=nonce_start)
+    id_ = entry_id(header_bytes)
+    return id_, SignedEntry(header=header_bytes, signature=signer.sign(signing_message(id_)), payload=payload)
+
+
+def stamped_header(
+    *,
+    author: bytes,
+    chain_id: str,
+    seq: int,
+    parents: list[bytes] | tuple[bytes, ...],
+    op: Operation,
+    payload: bytes,
+    time_ms: int,
+    pow_bits: int,
+    nonce_start: int = 0,
+) -> bytes:
+    """The canonical header bytes with a proof-of-work stamp: what the author signs the id of."""
     kind, body = encode_operation(op)
     header = EntryHeader(
         version=ENTRY_VERSION,
         chain=chain_id,
-        author=signer.public_key,
+        author=author,
         seq=seq,
         parents=tuple(parents),
         time_ms=time_ms,
@@ -127,8 +146,5 @@ def build_entry(
         payload_size=len(payload),
         nonce=bytes(NONCE_SIZE),
     )
-    unstamped = codec.encode(header)
-    prefix = unstamped[:-NONCE_SIZE]
-    header_bytes = prefix + find_nonce(prefix, pow_bits, nonce_start)
-    id_ = entry_id(header_bytes)
-    return id_, SignedEntry(header=header_bytes, signature=signer.sign(signing_message(id_)), payload=payload)
+    prefix = codec.encode(header)[:-NONCE_SIZE]
+    return prefix + find_nonce(prefix, pow_bits, nonce_start)

@@ -13,6 +13,7 @@ import msgspec
 from aiohttp import web
 
 from .. import __version__, codec
+from ..api.stream import StreamHub
 from ..consensus.core import Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..consensus.validators import ValidatorSet
@@ -79,6 +80,20 @@ class LedgerNode:
                 self._notify([entry.id for entry in entries])
 
             self.ingest.announce = announce
+        self.stream = StreamHub()
+        self._feed_stream()
+
+    def _feed_stream(self) -> None:
+        """Live events for `GET /v1/stream`: entries once stored, checkpoints once applied."""
+        if self.chain is not None:
+            self.chain.on_applied.append(self.stream.checkpoint_applied)
+        previous = self.ingest.announce
+
+        def announce(entries: Any, sources: Any) -> None:
+            previous(entries, sources)
+            self.stream.entries_accepted(entries)
+
+        self.ingest.announce = announce
 
     def _follow_chain_params(self) -> None:
         """Clients' new entries meet the parameters in force; peers' entries the loosest ever."""
@@ -236,6 +251,7 @@ class LedgerNode:
     async def stop(self) -> None:
         if self.finality is not None:
             self.finality.stop()
+        self.stream.close()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.peers.stop()
