@@ -51,6 +51,9 @@ class TraceLimits:
     dust: int = 0  # 0: a millionth of the starting amount, at least 1
 
 
+DEFAULT_LIMITS = TraceLimits()
+
+
 @dataclass(frozen=True, slots=True)
 class TraceRequest:
     start: str
