@@ -5,13 +5,17 @@ real commit certificates), one checkpoint per step so the order is the order wri
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from bilayer import codec
 from bilayer.audit import index as audit_index
@@ -52,10 +56,12 @@ from bilayer.ledger.operations import (
     decode_operation,
 )
 from bilayer.node.chain import Chain
+from bilayer.node.metrics import NodeMetrics
 from bilayer.node.storage import Storage
 
 from .conftest import make_entry, seeded_signer
 from .test_chain import VALIDATORS, finalize
+from .test_openapi import _check, app_for, document
 
 A, B, C, D, E, F = (seeded_signer(n) for n in range(31, 37))
 COUNCIL1, COUNCIL2, REGULATOR = seeded_signer(41), seeded_signer(42), seeded_signer(43)
@@ -388,3 +394,50 @@ def test_an_entry_that_moved_nothing_is_no_start(book: Book) -> None:
     with pytest.raises(TraceStartInvalid) as caught:
         book.trace(refused)
     assert caught.value.code == "trace_start_invalid"
+
+
+def test_routes_answer_as_documented_and_refuse_bad_requests_with_their_codes(book: Book) -> None:
+    ids = mixing_history(book)
+    fake = SimpleNamespace(metrics=NodeMetrics(), chain=book.chain, storage=book.storage)
+    start = ids["a_c"].hex()
+    asks = [
+        f"/v1/audit/trace?start={start}&direction=forward&hops=3",
+        f"/v1/audit/trace?start={D.address}&direction=backward&hops=2&asset=BLY",
+        f"/v1/audit/entries?counterparty={C.address}&limit=1",
+        "/v1/audit/trace?start=nonsense",
+        f"/v1/audit/trace?start={start}&direction=up",
+        f"/v1/audit/trace?start={start}&hops=11",
+        f"/v1/audit/trace?start={start}&hops=two",
+        f"/v1/audit/trace?start={start}&asset=bly",
+        f"/v1/audit/trace?start={start}&format=png",
+        f"/v1/audit/trace?start={'ab' * 32}",
+        "/v1/audit/entries?kind=teleport",
+    ]
+
+    async def scenario() -> tuple[list[tuple[int, Any]], str, str]:
+        answers = []
+        async with TestClient(TestServer(app_for(fake))) as client:
+            for url in asks:
+                response = await client.get(url)
+                answers.append((response.status, await response.json()))
+            drawing = await client.get(f"/v1/audit/trace?start={start}&hops=3&format=svg")
+            assert drawing.status == 200
+            return answers, drawing.headers["Content-Type"], await drawing.text()
+
+    answers, content_type, svg = asyncio.run(asyncio.wait_for(scenario(), 20))
+    doc = document()
+    for url, (status, body) in zip(asks, answers, strict=True):
+        _check(doc, url.split("?")[0], status, body)
+    assert answers[0] == (200, book.trace(ids["a_c"], "forward", hops=3))
+    assert answers[1][1]["edges"][0]["to"] == D.address and answers[1][1]["nodes"][0]["id"] == D.address
+    page = answers[2][1]
+    assert [e["id"] for e in page["entries"]] == [ids["a_c"].hex()] and page["next"] == "2:0"
+    assert [(status, body["error"]["code"]) for status, body in answers[3:]] == [
+        (400, "trace_start_invalid"), (400, "trace_direction_invalid"), (400, "trace_hops_invalid"),
+        (400, "trace_hops_invalid"), (400, "trace_asset_invalid"), (400, "bad_request"), (404, "not_found"),
+        (400, "audit_filter_invalid")]
+    assert content_type.startswith("image/svg+xml")
+    root = ElementTree.fromstring(svg)  # well-formed, one box per account, one labelled arrow per flow
+    assert root.tag.endswith("svg")
+    assert svg.count('class="node"') == 4 and svg.count('class="edge"') == 4
+    assert "10 BLY of 40" in svg and "5 BLY of 35" in svg
