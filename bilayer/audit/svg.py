@@ -11,7 +11,7 @@ from typing import Any
 
 from .trace import Trace, account_label
 
-COLUMN_WIDTH = 260
+COLUMN_WIDTH = 340
 ROW_HEIGHT = 64
 BOX_WIDTH = 190
 BOX_HEIGHT = 40
@@ -37,10 +37,10 @@ def render_svg(trace: Trace) -> str:
         for row, node in enumerate(members):
             place[(node.account, node.asset)] = (MARGIN + column * COLUMN_WIDTH,
                                                  TITLE_HEIGHT + MARGIN + row * ROW_HEIGHT)
-    width = MARGIN * 2 + (deepest + 1) * COLUMN_WIDTH
-    height = TITLE_HEIGHT + MARGIN * 2 + max((len(m) for m in columns.values()), default=1) * ROW_HEIGHT
     title = (f"{trace.request.direction} trace from {trace.request.start}, {trace.request.hops} hops, FIFO,"
              f" height {trace.height}" + (" (truncated)" if trace.truncated else ""))
+    width = max(MARGIN * 2 + deepest * COLUMN_WIDTH + BOX_WIDTH + 120, MARGIN * 2 + len(title) * 8)
+    height = TITLE_HEIGHT + MARGIN * 2 + max((len(m) for m in columns.values()), default=1) * ROW_HEIGHT
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
         ' font-family="monospace" font-size="11">',
@@ -58,17 +58,19 @@ def render_svg(trace: Trace) -> str:
         if x2 > x1:
             path = f"M {x1} {y1} C {x1 + 40} {y1}, {x2 - 40} {y2}, {x2} {y2}"
             lx, ly = (x1 + x2) // 2, (y1 + y2) // 2 - 4
-        else:  # a cycle, or a flow between accounts of one column: loop below the boxes
-            x1, x2 = source[0] + BOX_WIDTH // 2, target[0] + BOX_WIDTH // 2
-            y1, y2 = source[1] + BOX_HEIGHT, target[1] + BOX_HEIGHT
-            low = max(y1, y2) + ROW_HEIGHT // 2
-            path = f"M {x1} {y1} C {x1} {low}, {x2} {low}, {x2} {y2}"
-            lx, ly = (x1 + x2) // 2, low - 4
+        else:  # a cycle, or a flow between accounts of one column: a loop out to the right
+            x2 = target[0] + BOX_WIDTH
+            if source == target:  # a refund: back to the sender
+                y1, y2 = y1 - BOX_HEIGHT // 4, y2 + BOX_HEIGHT // 4
+            bulge = max(x1, x2) + 60 + abs(y2 - y1) // 4
+            path = f"M {x1} {y1} C {bulge} {y1}, {bulge} {y2}, {x2} {y2}"
+            lx, ly = bulge - 10, (y1 + y2) // 2
         label = f"{edge.traced:,} {edge.asset}" + ("" if edge.traced == edge.amount else f" of {edge.amount:,}")
         parts.append(f'<g class="edge"><title>{escape(edge.kind)} {edge.entry.hex()} at height {edge.height},'
                      f' hop {edge.hop}</title><path d="{path}" fill="none" stroke="#555" stroke-width="1.5"'
                      ' marker-end="url(#arrow)"/>'
-                     f'<text x="{lx}" y="{ly}" text-anchor="middle" fill="#a00">{escape(label)}</text></g>')
+                     f'<text x="{lx}" y="{ly}" text-anchor="middle" fill="#a00" stroke="#fff" stroke-width="3"'
+                     f' paint-order="stroke">{escape(label)}</text></g>')
     for node in trace.nodes:
         x, y = place[(node.account, node.asset)]
         label = account_label(node.account)
