@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import AuditFilterInvalid, NotFound
 from ..keys.address import address_from_public_key, public_key_from_address
 from ..ledger.operations import operation_kinds
-from .index import indexed_height
+from .index import account_id, account_keys, indexed_height
 
 OUTCOMES = ("FINAL", "REJECTED", "HELD")
 MAX_PAGE = 1000
@@ -103,16 +103,26 @@ def query_entries(conn: sqlite3.Connection, query: EntryQuery) -> dict[str, Any]
         raise NotFound("the audit index is being rebuilt; try again shortly")
     where: list[str] = []
     args: list[Any] = []
-    if query.counterparty is not None:
+    author: int | None = None
+    counterparty: int | None = None
+    for named, name in ((query.author, "author"), (query.counterparty, "counterparty")):
+        if named is not None:
+            number = account_id(conn, named)
+            if number is None:  # never seen: nothing matches
+                return {"height": height, "entries": [], "next": None}
+            author, counterparty = (number, counterparty) if name == "author" else (author, number)
+    if counterparty is not None:
         source = "audit_parties p JOIN audit_entries e ON e.height = p.height AND e.position = p.position"
         where.append("p.account = ?")
-        args.append(query.counterparty)
+        args.append(counterparty)
         order = "p.height DESC, p.position DESC"
         key = "p"
     else:
         source, order, key = "audit_entries e", "e.height DESC, e.position DESC", "e"
-    for column, value in (("author", query.author), ("asset", query.asset), ("kind", query.kind),
-                          ("outcome", query.outcome), ("code", query.code)):
+    filters: tuple[tuple[str, int | str | None], ...] = (
+        ("author", author), ("asset", query.asset), ("kind", query.kind), ("outcome", query.outcome),
+        ("code", query.code))
+    for column, value in filters:
         if value is not None:
             where.append(f"e.{column} = ?")
             args.append(value)
@@ -129,14 +139,15 @@ def query_entries(conn: sqlite3.Connection, query: EntryQuery) -> dict[str, Any]
         args.extend(query.before)
     sql = f"SELECT {_COLUMNS} FROM {source}" + (" WHERE " + " AND ".join(where) if where else "")
     rows = conn.execute(f"{sql} ORDER BY {order} LIMIT ?", (*args, query.limit)).fetchall()
+    parties = {(row[0], row[1]): [int(p[0]) for p in conn.execute(
+        "SELECT account FROM audit_parties WHERE height = ? AND position = ?", (row[0], row[1]))] for row in rows}
+    keys = account_keys(conn, {int(r[3]) for r in rows} | {a for named in parties.values() for a in named})
     entries = []
     for row in rows:
-        parties = conn.execute("SELECT account FROM audit_parties WHERE height = ? AND position = ? ORDER BY account",
-                               (row[0], row[1])).fetchall()
+        counterparties = sorted(address_from_public_key(keys[a]) for a in parties[(row[0], row[1])])
         entries.append({
             "id": bytes(row[2]).hex(), "height": row[0], "position": row[1], "time_ms": row[10],
-            "author": address_from_public_key(bytes(row[3])), "kind": row[4],
-            "counterparties": [address_from_public_key(bytes(p[0])) for p in parties],
+            "author": address_from_public_key(keys[int(row[3])]), "kind": row[4], "counterparties": counterparties,
             "asset": row[5], "amount": row[6], "outcome": row[7], "reason": row[8] or None, "cause": row[9] or None,
         })
     last = rows[-1] if len(rows) == query.limit else None

@@ -33,7 +33,7 @@ from typing import Any
 
 from ..errors import NotFound, TraceAssetInvalid, TraceDirectionInvalid, TraceHopsInvalid, TraceStartInvalid
 from ..keys.address import address_from_public_key, public_key_from_address
-from .index import GENESIS_ACCOUNT, indexed_height
+from .index import GENESIS_ACCOUNT, GENESIS_ID, account_id, account_keys, indexed_height
 
 METHOD = "fifo"
 DIRECTIONS = ("forward", "backward")
@@ -160,8 +160,8 @@ class _Flow:
     flow: int
     entry: bytes
     kind: str
-    source: bytes
-    target: bytes
+    source: int
+    target: int
     asset: str
     amount: int
     out_start: int | None
@@ -172,7 +172,7 @@ class _Flow:
 
     @classmethod
     def of(cls, row: tuple[Any, ...]) -> _Flow:
-        return cls(int(row[0]), bytes(row[1]), str(row[2]), bytes(row[3]), bytes(row[4]), str(row[5]), int(row[6]),
+        return cls(int(row[0]), bytes(row[1]), str(row[2]), int(row[3]), int(row[4]), str(row[5]), int(row[6]),
                    row[7], row[8], int(row[9] or 0), int(row[10] or 0), int(row[11] or 0))
 
 
@@ -186,28 +186,32 @@ def _merged(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+Frontier = dict[tuple[int, str], list[tuple[int, int]]]  # (account id, asset) -> coin intervals
+
+
 class _Tracer:
+    """Works on account ids; keys are looked up once, for the answer."""
+
     def __init__(self, conn: sqlite3.Connection, request: TraceRequest) -> None:
         self.conn = conn
         self.request = request
         self.forward = request.direction == "forward"
         self.limits = request.limits
-        self.edges: dict[int, TraceEdge] = {}
-        self.nodes: dict[tuple[bytes, str], TraceNode] = {}
+        self.edges: dict[int, tuple[_Flow, list[int]]] = {}  # flow -> (flow, [traced, hop])
+        self.nodes: dict[tuple[int, str], list[int]] = {}  # (account, asset) -> [depth, traced]
         self.rows_read = 0
         self.truncated = False
         self.dust = max(1, request.limits.dust)
 
-    def node(self, account: bytes, asset: str, depth: int, traced: int) -> bool:
-        key = (account, asset)
-        known = self.nodes.get(key)
+    def node(self, account: int, asset: str, depth: int, traced: int) -> bool:
+        known = self.nodes.get((account, asset))
         if known is None:
             if len(self.nodes) >= self.limits.max_nodes:
                 self.truncated = True
                 return False
-            self.nodes[key] = TraceNode(account, asset, depth, traced)
+            self.nodes[(account, asset)] = [depth, traced]
         else:
-            self.nodes[key] = TraceNode(account, asset, min(known.depth, depth), known.traced + traced)
+            known[0], known[1] = min(known[0], depth), known[1] + traced
         return True
 
     def edge(self, flow: _Flow, traced: int, hop: int) -> bool:
@@ -220,18 +224,14 @@ class _Tracer:
         if not self.node(reached, flow.asset, hop, traced):
             return False
         if known is None:
-            self.edges[flow.flow] = TraceEdge(flow.flow, flow.entry, flow.kind, flow.source, flow.target, flow.asset,
-                                              flow.amount, traced, flow.height, flow.position, flow.time_ms, hop)
+            self.edges[flow.flow] = (flow, [traced, hop])
         else:
-            self.edges[flow.flow] = TraceEdge(known.flow, known.entry, known.kind, known.source, known.target,
-                                              known.asset, known.amount, known.traced + traced, known.height,
-                                              known.position, known.time_ms, min(known.hop, hop))
+            known[1][0], known[1][1] = known[1][0] + traced, min(known[1][1], hop)
         return True
 
-    def follow(self, frontier: dict[tuple[bytes, str], list[tuple[int, int]]], hop: int
-               ) -> dict[tuple[bytes, str], list[tuple[int, int]]]:
+    def follow(self, frontier: Frontier, hop: int) -> Frontier:
         """One hop: the flows that carry the frontier's coins on, and where those coins land."""
-        following: dict[tuple[bytes, str], list[tuple[int, int]]] = defaultdict(list)
+        following: Frontier = defaultdict(list)
         query = _OUTFLOWS if self.forward else _INFLOWS
         for (account, asset) in sorted(frontier):
             for lo, hi in _merged(frontier[(account, asset)]):
@@ -261,24 +261,24 @@ class _Tracer:
                         following[(reached, asset)].append((far + start - near, far + end - near))
         return following
 
-    def start_from_entry(self, entry_id: bytes) -> dict[tuple[bytes, str], list[tuple[int, int]]]:
+    def start_from_entry(self, entry_id: bytes) -> Frontier:
         rows = self.conn.execute(f"SELECT {_FLOW_COLUMNS} FROM audit_flows WHERE entry_id = ? ORDER BY flow",
                                  (entry_id,)).fetchall()
         flows = [f for f in map(_Flow.of, rows) if f.in_start is not None]
         if not flows:
-            known = self.conn.execute("SELECT kind, outcome FROM audit_entries WHERE entry_id = ?",
-                                      (entry_id,)).fetchone()
-            if known is None and not rows:
-                raise NotFound(f"entry {entry_id.hex()} is not in the audit index (not ordered yet, or unknown)")
-            state = "is held for review" if rows else f"({known[0]}, {known[1]}) moved no funds"
-            raise TraceStartInvalid(f"entry {entry_id.hex()} {state}; a trace starts at an entry that moved funds")
+            if rows:
+                raise TraceStartInvalid(f"entry {entry_id.hex()} is held for review: its funds have not moved yet")
+            known = self.conn.execute("SELECT kind, outcome FROM results WHERE entry_id = ?", (entry_id,)).fetchone()
+            if known is None:
+                raise NotFound(f"entry {entry_id.hex()} is not ordered (unknown, or not final yet)")
+            raise TraceStartInvalid(f"entry {entry_id.hex()} ({known[0]}, {known[1]}) moved no funds; a trace starts"
+                                    " at an entry that did")
         if self.request.asset is not None:
             flows = [f for f in flows if f.asset == self.request.asset]
         if self.request.limits.dust == 0:
             self.dust = max(1, sum(f.amount for f in flows) // 1_000_000)
-        frontier: dict[tuple[bytes, str], list[tuple[int, int]]] = defaultdict(list)
+        frontier: Frontier = defaultdict(list)
         for flow in flows:
-            assert flow.out_start is not None or flow.source == GENESIS_ACCOUNT
             origin = flow.source if self.forward else flow.target
             self.node(origin, flow.asset, 0, flow.amount)
             if not self.edge(flow, flow.amount, 1):
@@ -290,16 +290,20 @@ class _Tracer:
                 frontier[(flow.source, flow.asset)].append((flow.out_start, flow.out_start + flow.amount))
         return frontier
 
-    def start_from_account(self, account: bytes) -> dict[tuple[bytes, str], list[tuple[int, int]]]:
+    def start_from_account(self, key: bytes) -> Frontier:
+        account = account_id(self.conn, key)
+        if account is None:
+            return {}
         rows = self.conn.execute("SELECT asset, total_in, total_out FROM audit_totals WHERE account = ? ORDER BY asset",
                                  (account,)).fetchall()
         if self.request.asset is not None:
             rows = [r for r in rows if r[0] == self.request.asset]
-        frontier: dict[tuple[bytes, str], list[tuple[int, int]]] = {}
+        frontier: Frontier = {}
         for asset, total_in, total_out in rows:
             moved = int(total_out if self.forward else total_in)
             if moved:
                 frontier[(account, str(asset))] = [(0, int(total_in))]
+                self.node(account, str(asset), 0, 0)
         if self.request.limits.dust == 0:
             self.dust = max(1, max((int(r[2] if self.forward else r[1]) for r in rows), default=0) // 1_000_000)
         return frontier
@@ -313,19 +317,22 @@ class _Tracer:
             frontier, first_hop = self.start_from_entry(key), 2
         else:
             frontier, first_hop = self.start_from_account(key), 1
-            for account, asset in frontier:
-                self.node(account, asset, 0, 0)
         for hop in range(first_hop, self.request.hops + 1):
             if not frontier or self.truncated:
                 break
             frontier = self.follow(frontier, hop)
-        if kind == "account":  # the start node holds what left it (forward) or reached it (backward) at hop 1
-            for (account, asset), node in list(self.nodes.items()):
-                if node.depth == 0:
-                    first = sum(e.traced for e in self.edges.values() if e.hop == 1 and e.asset == asset)
-                    self.nodes[(account, asset)] = TraceNode(account, asset, 0, first)
-        nodes = sorted(self.nodes.values(), key=lambda n: (n.depth, -n.traced, n.account, n.asset))
-        edges = sorted(self.edges.values(), key=lambda e: (e.hop, e.height, e.position, e.flow))
+        if kind == "account":  # the start holds what left it (forward) or reached it (backward) at hop 1
+            for (_, asset), figures in self.nodes.items():
+                if figures[0] == 0:
+                    figures[1] = sum(t[0] for f, t in self.edges.values() if t[1] == 1 and f.asset == asset)
+        ids = {a for a, _ in self.nodes} | {a for f, _ in self.edges.values() for a in (f.source, f.target)}
+        keys = account_keys(self.conn, ids)
+        keys[GENESIS_ID] = GENESIS_ACCOUNT
+        nodes = sorted((TraceNode(keys[a], asset, depth, traced) for (a, asset), (depth, traced) in self.nodes.items()),
+                       key=lambda n: (n.depth, -n.traced, n.account, n.asset))
+        edges = sorted((TraceEdge(f.flow, f.entry, f.kind, keys[f.source], keys[f.target], f.asset, f.amount, traced,
+                                  f.height, f.position, f.time_ms, hop) for f, (traced, hop) in self.edges.values()),
+                       key=lambda e: (e.hop, e.height, e.position, e.flow))
         return Trace(self.request, height, self.dust, tuple(nodes), tuple(edges), self.truncated)
 
 
