@@ -2,7 +2,8 @@
 
 The history is made as the chain makes it, except for signatures: transfers are generated
 (many accounts with genesis allocations, a few heavy hubs that take in and pay out a large
-share of the traffic, amounts drawn log-uniformly from the sender's balance), executed by
+share of the traffic; half the payments pass on most of the sender's balance, half are
+small, drawn log-uniformly), executed by
 the real executor checkpoint by checkpoint, and indexed by the same function a node calls
 inside each checkpoint commit, into a real SQLite file on disk (WAL, synchronous=FULL).
 Entries are not signed nor stamped (ids are hashes of a counter): signing a million entries
@@ -10,7 +11,8 @@ would time PyNaCl, not the index; execution and indexing are the node's own code
 
 Then traces of `hops` hops start at random transfers, forward and backward, and at random
 addresses, each on a fresh read connection as the API opens one; the report gives p50 and
-p99 per kind of start, the build rate and the size of the index on disk.
+p99 per kind of start (also from the hubs, where the bounds cut traces short), the build
+rate and the size of the index on disk.
 """
 
 from __future__ import annotations
@@ -91,7 +93,9 @@ def build_history(config: TraceBenchConfig, path: Path, progress: Progress) -> d
             while balances[sender] < 1:
                 sender = rng.choice(accounts)
             recipient = rng.choice(hubs) if rng.random() < config.hub_share else rng.choice(accounts)
-            amount = max(1, int(balances[sender] * 10 ** rng.uniform(-3, 0)))
+            # half the payments pass most of the balance on (mules, exchanges), half are small
+            share = rng.uniform(0.5, 1.0) if rng.random() < 0.5 else 10 ** rng.uniform(-3, 0)
+            amount = max(1, int(balances[sender] * share))
             if recipient != sender:
                 balances[sender] -= amount
                 balances[recipient] += amount
@@ -144,8 +148,10 @@ def time_traces(config: TraceBenchConfig, path: Path, progress: Progress) -> dic
                     picks.append(bytes(row[0]).hex())
             accounts = [address_from_public_key(_account(config.seed, rng.randrange(config.accounts)))
                         for _ in range(config.starts)]
+            hubs = [address_from_public_key(_account(config.seed, n % config.hubs)) for n in range(config.starts)]
         kinds = {"entry_forward": (picks, "forward"), "entry_backward": (picks, "backward"),
-                 "address_forward": (accounts, "forward"), "address_backward": (accounts, "backward")}
+                 "address_forward": (accounts, "forward"), "address_backward": (accounts, "backward"),
+                 "hub_forward": (hubs, "forward"), "hub_backward": (hubs, "backward")}
         report: dict[str, Any] = {}
         for name, (starts, direction) in kinds.items():
             advance = progress(f"tracing {name.replace('_', ' ')}", len(starts))
