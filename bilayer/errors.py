@@ -206,6 +206,36 @@ class InvalidAddress(BilayerError):
     code = "invalid_address"
 
 
+class TraceStartInvalid(BilayerError):
+    """A trace starts at an address or at the id of an entry that moved funds."""
+
+    code = "trace_start_invalid"
+
+
+class TraceDirectionInvalid(BilayerError):
+    """A trace goes forward (where funds went) or backward (where they came from)."""
+
+    code = "trace_direction_invalid"
+
+
+class TraceHopsInvalid(BilayerError):
+    """A trace follows between 1 and 10 hops."""
+
+    code = "trace_hops_invalid"
+
+
+class TraceAssetInvalid(BilayerError):
+    """An asset name is 1-16 characters of A-Z and 0-9, starting with a letter."""
+
+    code = "trace_asset_invalid"
+
+
+class AuditFilterInvalid(BilayerError):
+    """A filter of the audit index query is not valid."""
+
+    code = "audit_filter_invalid"
+
+
 class KeystoreError(BilayerError):
     """The keystore cannot satisfy the request."""
 

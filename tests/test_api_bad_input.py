@@ -387,6 +387,17 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
                                   for q in ("", "?limit=abc", ignoring)],
         "/v1/params": [("/v1/params" + ignoring, 404, "not_found")],
         "/v1/audit/actions": [(f"/v1/audit/actions{q}", 404, "not_found") for q in ("", "?before=abc", ignoring)],
+        "/v1/audit/entries": [(f"/v1/audit/entries{q}", 404, "not_found")
+                              for q in ("", "?author=nobody", "?limit=%00", ignoring)],
+        "/v1/audit/trace": [
+            ("/v1/audit/trace", 400, "trace_start_invalid"),
+            ("/v1/audit/trace?start=" + "%ff" * 1000, 400, "trace_start_invalid"),
+            (f"/v1/audit/trace?start={ZERO_ID}&direction=%00", 400, "trace_direction_invalid"),
+            (f"/v1/audit/trace?start={ZERO_ID}&hops=99999999999999999999999", 400, "trace_hops_invalid"),
+            (f"/v1/audit/trace?start={ZERO_ID}&asset=%0d%0a", 400, "trace_asset_invalid"),
+            (f"/v1/audit/trace?start={ZERO_ID}&max_edges=-1", 400, "bad_request"),
+            (f"/v1/audit/trace?start={ZERO_ID}", 404, "not_found"),
+        ],
         "/v1/gov/dry-run": [(f"/v1/gov/dry-run{q}", 404, "not_found") for q in ("", "?action=nuke", ignoring)],
         "/v1/audit/proof/{entry_id}": [(f"/v1/audit/proof/{bad}", 400, "bad_request") for bad in bad_ids]
         + [(f"/v1/audit/proof/{known}", 404, "not_found")],

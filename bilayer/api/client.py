@@ -29,13 +29,13 @@ class NodeClient:
         self.url = url
         self.timeout = timeout
 
-    def _request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Any:
+    def _fetch(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> bytes:
         request = urllib.request.Request(self.url + path, data=body, method=method)
         if content_type:
             request.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                data = response.read()
+                return bytes(response.read())
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:
@@ -46,12 +46,19 @@ class NodeClient:
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise NodeUnreachable(f"cannot reach node at {self.url}: {reason}") from None
+
+    def _request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Any:
+        data = self._fetch(method, path, body, content_type)
         try:
             return json.loads(data)
         except ValueError:
             raise RemoteError(
                 "bad_response", f"node at {self.url} answered with something that is not JSON", 502
             ) from None
+
+    def get_bytes(self, path: str) -> bytes:
+        """A non-JSON answer (an SVG drawing), as the node sent it."""
+        return self._fetch("GET", path)
 
     def get(self, path: str) -> Any:
         return self._request("GET", path)

@@ -96,9 +96,68 @@ STREAM_DESCRIPTION = (
     " entries: at most 5000 ids, counts by outcome, rejected and held ids, state_root); `heartbeat` every 15 s"
     " when idle. A client more than 2048 events behind gets `dropped` and is disconnected."
 )
+_TRACE_NODE = {
+    "type": "object",
+    "required": ["id", "depth", "traced", "asset"],
+    "properties": {
+        "id": {"type": "string", "description": "an address, or `genesis` (the source of genesis allocations)"},
+        "depth": {"type": "integer", "description": "fewest hops from the start"},
+        "traced": {"type": "integer", "description": "traced amount that reached it (the start: what it started"
+                                                     " with)"},
+        "asset": {"type": "string"},
+    },
+}
+_TRACE_EDGE = {
+    "type": "object",
+    "required": ["entry", "from", "to", "asset", "amount", "traced", "height", "time_ms", "hop"],
+    "properties": {
+        "entry": {"type": "string", "description": "the entry that moved the funds (genesis: the genesis root)"},
+        "kind": {"type": "string", "enum": ["genesis", "transfer", "release", "refund", "recovery"]},
+        "from": {"type": "string"},
+        "to": {"type": "string"},
+        "asset": {"type": "string"},
+        "amount": {"type": "integer", "description": "all the flow moved"},
+        "traced": {"type": "integer", "description": "the traced part of it"},
+        "height": {"type": "integer", "description": "the checkpoint at which the funds reached `to`"},
+        "time_ms": {"type": "integer"},
+        "hop": {"type": "integer"},
+    },
+}
 
 
 def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]:
+    audit_entries = {
+        "type": "object",
+        "required": ["height", "entries", "next"],
+        "properties": {
+            "height": {"type": "integer", "description": "the last checkpoint indexed"},
+            "entries": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "height": {"type": "integer"}, "position": {"type": "integer"},
+                "time_ms": {"type": "integer", "description": "the checkpoint's time"},
+                "author": {"type": "string"}, "kind": {"type": "string"},
+                "counterparties": {"type": "array", "items": {"type": "string"}},
+                "asset": {"type": ["string", "null"]}, "amount": {"type": ["integer", "null"]},
+                "outcome": {"type": "string", "enum": ["FINAL", "REJECTED", "HELD"]},
+                "reason": {"type": ["string", "null"]}, "cause": {"type": ["string", "null"]}}}},
+            "next": {"type": ["string", "null"], "description": "`before` of the next page; null on the last"},
+        },
+    }
+    trace = {
+        "type": "object",
+        "required": ["start", "direction", "hops", "asset", "method", "height", "nodes", "edges", "truncated"],
+        "properties": {
+            "start": {"type": "string"},
+            "direction": {"type": "string", "enum": ["forward", "backward"]},
+            "hops": {"type": "integer"},
+            "asset": {"type": ["string", "null"]},
+            "method": {"type": "string", "enum": ["fifo"]},
+            "height": {"type": "integer", "description": "the last checkpoint indexed"},
+            "dust": {"type": "integer", "description": "smallest traced amount followed"},
+            "nodes": {"type": "array", "items": _TRACE_NODE},
+            "edges": {"type": "array", "items": _TRACE_EDGE},
+            "truncated": {"type": "boolean", "description": "a bound (edges, nodes, rows read) cut the trace"},
+        },
+    }
     signed_entry = {
         "type": "object",
         "required": ["header", "signature", "payload"],
@@ -360,6 +419,8 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                 "EntryProof": _ENTRY_PROOF,
                 "AccountProof": _ACCOUNT_PROOF,
                 "EvidencePackage": _EVIDENCE_PACKAGE,
+                "AuditEntries": audit_entries,
+                "Trace": trace,
             }
         },
         "paths": {
@@ -716,6 +777,59 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                     ],
                     "responses": {"200": _json({"$ref": "#/components/schemas/EvidencePackage"}, "the package"),
                                   **_errors(400, 404, 413)},
+                }
+            },
+            "/v1/audit/entries": {
+                "get": {
+                    "summary": "Ordered entries from the audit index, newest first, by author, counterparty, asset,"
+                               " operation kind, outcome, reason code, height and checkpoint time; paged with `next`",
+                    "parameters": [
+                        *({"name": name, "in": "query", "schema": {"type": "string", "pattern": "^bl1[a-z2-7]{58}$"}}
+                          for name in ("author", "counterparty")),
+                        {"name": "asset", "in": "query", "schema": {"type": "string"}},
+                        {"name": "kind", "in": "query", "schema": {"type": "string", "enum": operation_kinds}},
+                        {"name": "outcome", "in": "query",
+                         "schema": {"type": "string", "enum": ["FINAL", "REJECTED", "HELD"]}},
+                        {"name": "code", "in": "query", "schema": {"type": "string"},
+                         "description": "reason code, e.g. insufficient_funds"},
+                        *({"name": name, "in": "query", "schema": {"type": "integer", "minimum": 0}}
+                          for name in ("from_height", "to_height", "from_time", "to_time")),
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                        {"name": "before", "in": "query", "schema": {"type": "string", "pattern": r"^\d+(:-?\d+)?$"},
+                         "description": "HEIGHT or HEIGHT:POSITION: only entries ordered before it (the `next` of"
+                                        " the previous page)"},
+                    ],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/AuditEntries"}, "a page of entries"),
+                        **_errors(400, 404),
+                    },
+                }
+            },
+            "/v1/audit/trace": {
+                "get": {
+                    "summary": "Fund tracing, first in first out: where the funds of an address or of one entry"
+                               " went (forward) or came from (backward), as a graph in JSON or drawn in SVG",
+                    "parameters": [
+                        {"name": "start", "in": "query", "required": True, "schema": {"type": "string"},
+                         "description": "an address (bl1...) or the id of an entry that moved funds"},
+                        {"name": "direction", "in": "query",
+                         "schema": {"type": "string", "enum": ["forward", "backward"], "default": "forward"}},
+                        {"name": "hops", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3}},
+                        {"name": "asset", "in": "query", "schema": {"type": "string"}},
+                        {"name": "format", "in": "query",
+                         "schema": {"type": "string", "enum": ["json", "svg"], "default": "json"}},
+                        {"name": "max_edges", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 2000}},
+                        {"name": "dust", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                         "description": "smallest traced amount followed; 0: a millionth of the starting amount"},
+                    ],
+                    "responses": {
+                        "200": {"description": "the trace", "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Trace"}},
+                            "image/svg+xml": {"schema": {"type": "string"}}}},
+                        **_errors(400, 404),
+                    },
                 }
             },
             "/v1/identities/{address}": {

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,8 +23,20 @@ from aiohttp import web
 from .. import __version__, codec
 from ..audit.export import UNBOUNDED, ExportQuery, build_package, parse_height, parse_time_ms
 from ..audit.proof import ChainSource, HistoryCache, prove_account, prove_entry
+from ..audit.query import parse_entry_query, query_entries
+from ..audit.svg import render_svg
+from ..audit.trace import DEFAULT_LIMITS, MAX_HOPS, TraceLimits, TraceRequest, check_request, trace
 from ..consensus.validators import ValidatorSet
-from ..errors import BadEncoding, BadRequest, BilayerError, ContentRefused, NotFound, PayloadWithheld, RateLimited
+from ..errors import (
+    BadEncoding,
+    BadRequest,
+    BilayerError,
+    ContentRefused,
+    NotFound,
+    PayloadWithheld,
+    RateLimited,
+    TraceHopsInvalid,
+)
 from ..execution import operators
 from ..execution.errors import ExecutionRejected
 from ..execution.governance import (
@@ -83,6 +97,7 @@ log = logging.getLogger("bilayer.api")
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 MAX_BATCH = 5000
 MAX_LIST = 1000
+MAX_TRACE_EDGES = 10_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NODE: web.AppKey[LedgerNode] = web.AppKey("node")
@@ -581,6 +596,49 @@ async def get_evidence_export(request: web.Request) -> web.Response:
     )
     return json_response(await _with_history(
         request, lambda source, cache: build_package(source, chain.state, window, cache=cache)))
+async def _audit_read(node: LedgerNode, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Audit queries read the index on a connection of their own in a worker thread, so a
+    long trace never stalls the event loop."""
+
+    def run() -> T:
+        with closing(node.storage.read_connection()) as conn:
+            return work(conn)
+
+    return await asyncio.to_thread(run)
+
+
+async def list_audit_entries(request: web.Request) -> web.Response:
+    """Ordered entries from the audit index by party, asset, kind, outcome, code, height and time."""
+    node = request.app[NODE]
+    _finality_chain(node)
+    query = parse_entry_query({name: request.query[name] for name in request.query})
+    return json_response(await _audit_read(node, lambda conn: query_entries(conn, query)))
+
+
+TRACE_FORMATS = ("json", "svg")
+
+
+async def get_audit_trace(request: web.Request) -> web.Response:
+    """Where funds went (forward) or came from (backward), FIFO, as JSON or an SVG flow graph."""
+    node = request.app[NODE]
+    query = request.query
+    try:
+        hops = int(query.get("hops", "3"))
+    except ValueError:
+        raise TraceHopsInvalid(f"hops is an integer between 1 and {MAX_HOPS}") from None
+    trace_request = TraceRequest(query.get("start", ""), query.get("direction", "forward"), hops, query.get("asset"),
+                                 TraceLimits(max_edges=_int_query(request, "max_edges", DEFAULT_LIMITS.max_edges, 1,
+                                                                  MAX_TRACE_EDGES),
+                                             dust=_int_query(request, "dust", 0, 0, 2**63 - 1)))
+    check_request(trace_request.start, trace_request.direction, trace_request.hops, trace_request.asset)
+    output = query.get("format", "json")
+    if output not in TRACE_FORMATS:
+        raise BadRequest("format is json or svg")
+    _finality_chain(node)
+    found = await _audit_read(node, lambda conn: trace(conn, trace_request))
+    if output == "svg":
+        return web.Response(text=render_svg(found), content_type="image/svg+xml")
+    return json_response(found.to_json())
 
 
 def _emergency_target(record: EmergencyRecord) -> dict[str, Any]:
@@ -877,6 +935,8 @@ def build_app(
     app.router.add_get("/v1/audit/proof/{entry_id}", get_entry_proof)
     app.router.add_get("/v1/audit/state-proof/{address}", get_state_proof)
     app.router.add_get("/v1/audit/export", get_evidence_export)
+    app.router.add_get("/v1/audit/entries", list_audit_entries)
+    app.router.add_get("/v1/audit/trace", get_audit_trace)
     app.router.add_get("/v1/gov/dry-run", gov_dry_run)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/openapi.json", get_openapi)

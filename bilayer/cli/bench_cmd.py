@@ -140,3 +140,27 @@ def bench_proof(validators: int, checkpoints: int, entries: int, changes: int, r
         report = run_proof_bench(validators=validators, checkpoints=checkpoints, entries=entries, changes=changes,
                                  repeats=repeats, progress=progress)
     emit(report, as_json, _print_report)
+
+
+@bench.command("trace")
+@click.option("--transfers", type=click.IntRange(1000, 10_000_000), default=1_000_000, show_default=True)
+@click.option("--accounts", type=click.IntRange(100, 10_000_000), default=100_000, show_default=True)
+@click.option("--hubs", type=click.IntRange(1, 10_000), default=50, show_default=True,
+              help="Heavy accounts that take in and pay out a large share of the traffic.")
+@click.option("--starts", type=click.IntRange(10, 100_000), default=300, show_default=True,
+              help="Random starts per kind (entry/address, forward/backward).")
+@click.option("--hops", type=click.IntRange(1, 10), default=5, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the SQLite file here (default: a temporary directory).")
+@json_option
+def bench_trace(transfers: int, accounts: int, hubs: int, starts: int, hops: int, seed: int, workdir: Path | None,
+                as_json: bool) -> None:
+    """Build a large indexed history on disk, then time FIFO traces from random starts (p50, p99)."""
+    from ..bench.trace import TraceBenchConfig, run_trace_bench
+
+    config = TraceBenchConfig(transfers=transfers, accounts=accounts, hubs=min(hubs, accounts), starts=starts,
+                              hops=hops, seed=seed)
+    with _progress(not as_json) as progress:
+        report = run_trace_bench(config, progress, workdir)
+    emit(report, as_json, _print_report)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import codec
+from ..audit import index as audit_index
 from ..consensus.linearize import MissingEntry, linearize
 from ..consensus.messages import (
     CertificateInvalid,
@@ -75,6 +76,7 @@ class Applied:
     state_root: bytes
     results_root: bytes
     kinds: tuple[str, ...] = ()
+    headers: tuple[EntryHeader, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +219,8 @@ class ChainState:
         self.ordered.update(order)
         self._sync_epochs()
         kinds = tuple(header.kind for _, header in ordered_headers)
-        return Applied(checkpoint.height, checkpoint, results, self.state_root, self.results_root, kinds)
+        return Applied(checkpoint.height, checkpoint, results, self.state_root, self.results_root, kinds,
+                       tuple(header for _, header in ordered_headers))
 
 
 def withheld_payloads(
@@ -258,6 +261,7 @@ class Chain(ChainState):
             self.storage.replace_state(items.items(), FULL_STATE_KEY)
         latest = self.storage.latest_checkpoint()
         if latest is None:
+            self._ensure_audit_index()
             return
         self.state = State(self.storage.state_items())
         self.epochs, self._epoch_heights = [], []
@@ -274,6 +278,12 @@ class Chain(ChainState):
         self.last_time_ms = finalized.checkpoint.time_ms
         self.results_root = latest.results_root
         self.ordered = set(self.storage.ordered_ids())
+        self._ensure_audit_index()
+
+    def _ensure_audit_index(self) -> None:
+        """The audit index is derived from the chain: rebuild it when missing or behind."""
+        genesis, state = self.genesis, self.state
+        self.storage.with_writer(lambda conn: audit_index.ensure_current(conn, genesis, state))
 
     def apply(self, finalized: FinalizedCheckpoint, dag: Dag, header_of: Callable[[bytes], EntryHeader]) -> Applied:
         """Verify, execute and durably record the next checkpoint (see `execute_next`)."""
@@ -281,6 +291,11 @@ class Chain(ChainState):
         checkpoint = finalized.checkpoint
         results = applied.results
         changes = self.state.take_dirty()
+        indexed = audit_index.CheckpointEntries(
+            checkpoint.height, checkpoint.time_ms,
+            [audit_index.OrderedEntry(r.entry_id, header, str(r.outcome), r.code, r.cause)
+             for r, header in zip(results, applied.headers, strict=True)])
+        state = self.state
         try:
             self.storage.commit_checkpoint(
                 StoredCheckpoint(checkpoint.height, checkpoint.id, codec.encode(finalized), applied.state_root,
@@ -289,6 +304,7 @@ class Chain(ChainState):
                  for i, (r, kind) in enumerate(zip(results, applied.kinds, strict=True))],
                 changes,
                 withheld_payloads(checkpoint, results, changes),
+                lambda conn: audit_index.maintain(conn, indexed, state),
             )
         except BaseException:
             # memory ran ahead of the disk: go back to exactly what the disk holds, then report

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..ledger.entry import Entry, SignedEntry, Tombstone
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -251,9 +253,11 @@ class Storage:
         results: Sequence[StoredResult],
         state_changes: Sequence[tuple[bytes, bytes | None]],
         tombstones: Sequence[tuple[bytes, Tombstone]] = (),
+        index: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         """Record a finalized checkpoint, its results and the state after it, atomically; delete
-        the payloads its decisions remove (redactions, blocked content), leaving tombstones."""
+        the payloads its decisions remove (redactions, blocked content), leaving tombstones;
+        `index` writes the audit index of this checkpoint in the same transaction."""
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN")
@@ -277,6 +281,8 @@ class Storage:
                     "INSERT OR REPLACE INTO tombstones (id, decision, reason_code, time_ms, height) VALUES (?,?,?,?,?)",
                     [(i, t.decision, t.reason_code, t.time_ms, t.height) for i, t in tombstones],
                 )
+                if index is not None:
+                    index(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -375,6 +381,20 @@ class Storage:
     def get_meta(self, key: str) -> bytes | None:
         row = self._reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    # --- the audit index (bilayer/audit/index.py keeps its tables) ----------------------------
+
+    def with_writer(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` on the writer connection (outside any transaction), alone."""
+        with self._write_lock:
+            return work(self._writer)
+
+    def read_connection(self) -> sqlite3.Connection:
+        """A connection of its own, for long reads in a worker thread (the audit queries)."""
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA query_only=1")
+        return conn
 
     def set_meta(self, key: str, value: bytes) -> None:
         with self._write_lock:
