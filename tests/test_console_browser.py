@@ -16,12 +16,10 @@ from typing import Any
 
 import pytest
 
-from bilayer import __version__
 from bilayer.api.client import NodeClient
-from bilayer.api.openapi import openapi_document
 from bilayer.genesis import GovernanceParams
 from bilayer.keys.keystore import Keystore
-from bilayer.ledger.operations import Data, operation_kinds
+from bilayer.ledger.operations import Data
 from bilayer.node import localnet
 from bilayer.node.config import LimitsConfig
 
@@ -34,7 +32,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 WAIT_MS = 30_000  # the longest any step waits for the page
-TRACE_DOCUMENTED = "/v1/audit/trace" in openapi_document(__version__, operation_kinds())["paths"]
 
 
 def artifacts_dir() -> Path:
@@ -221,7 +218,6 @@ def test_a_regulator_releases_a_held_transfer_in_the_browser(network: dict[str, 
     assert get_json(f"{node}/v1/accounts/{bob}")["balances"]["BLY"] == before + 600
 
 
-@pytest.mark.skipif(not TRACE_DOCUMENTED, reason="GET /v1/audit/trace is not merged yet (the route answers 404)")
 def test_a_trace_is_followed_in_the_browser(network: dict[str, Any], page: Any) -> None:
     node, alice, bob, tx = actors(network)
     carol = cli("keys", "show", "carol", "--keystore", network["keystore"])["address"]
@@ -232,7 +228,8 @@ def test_a_trace_is_followed_in_the_browser(network: dict[str, Any], page: Any) 
     visit(page, node, f"audit?start={alice}", "audit")
     page.wait_for_selector("#trace-graph")
     page.wait_for_selector(f"#trace-graph circle[data-node='{bob}']")
-    page.wait_for_selector(f"#trace-graph line[data-entry='{first['id']}']")
+    # a flat line has no height, which Playwright counts as hidden: it need only be drawn
+    page.wait_for_selector(f"#trace-graph line[data-entry='{first['id']}']", state="attached")
     shot(page, "audit-trace")
     assert page.locator("#trace-result a[href*='format=svg']").count() == 1
     page.click(f"#trace-graph circle[data-node='{bob}']")
