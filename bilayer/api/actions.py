@@ -95,7 +95,8 @@ def parse_identity(text: str | None) -> bytes:
     return identity
 
 
-def _hex32(text: str, what: str) -> bytes:
+def parse_hex32(text: str, what: str) -> bytes:
+    """32 bytes given as 64 hex characters (entry ids, hashes); `what` names them in the error."""
     try:
         value = bytes.fromhex(text)
     except ValueError:
@@ -113,7 +114,7 @@ def _rule_action(action: str, o: ActionOptions) -> GovAction:
     if action == "remove-content-rule":
         return RemoveContentRule(o.rule_id)
     if action == "content-rule":
-        return SetContentRule(rule_id=o.rule_id, payload_hash=_hex32(o.payload_hash, "--payload-hash")
+        return SetContentRule(rule_id=o.rule_id, payload_hash=parse_hex32(o.payload_hash, "--payload-hash")
                               if o.payload_hash else b"", keyword=o.keyword or "", media_type=o.media_type or "",
                               max_size=-1 if o.max_size is None else o.max_size)
     return SetInterceptionRule(
@@ -139,7 +140,7 @@ def make_action(action: str, o: ActionOptions, current_params: ChainParams | Non
     if action == "redact":
         if not o.entries or not o.reason_code:
             raise BadRequest("--action redact needs --entry ID (repeatable) and --reason-code")
-        return RedactEntries(tuple(_hex32(e, "an entry id") for e in o.entries), o.reason_code)
+        return RedactEntries(tuple(parse_hex32(e, "an entry id") for e in o.entries), o.reason_code)
     if action == "chain-params":
         return SetChainParams(_chain_params(current_params or ChainParams(), o.params))
     if action in ("ban-identity", "unban-identity"):

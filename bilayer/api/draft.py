@@ -33,7 +33,7 @@ from ..ledger.operations import (
     RegReview,
     Transfer,
 )
-from .actions import ACTIONS, ActionOptions, make_action, parse_key
+from .actions import ACTIONS, ActionOptions, make_action, parse_hex32, parse_key
 
 MAX_DRAFT_PARENTS = 4  # the author's previous entry and a few tips, as the CLI picks them
 
@@ -90,15 +90,6 @@ def _fields(op: dict[str, Any], shape: type[Any], kind: str) -> Any:
         raise BadRequest(f"op of a {kind} entry: {exc}") from None
 
 
-def _entry_id_hex(text: str) -> bytes:
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        value = b""
-    if len(value) != 32:
-        raise BadRequest("an entry id is 64 hex characters")
-    return value
-
 
 def operation_from_json(kind: str, op: dict[str, Any], params: ChainParams) -> Operation:
     """The typed operation a user described; governance actions read the CLI's options (`ActionOptions`)."""
@@ -117,7 +108,7 @@ def operation_from_json(kind: str, op: dict[str, Any], params: ChainParams) -> O
         r = _fields(op, _ReviewFields, kind)
         if r.decision not in REVIEW_DECISIONS:
             raise BadRequest("decision is release or reject")
-        return RegReview(entry=_entry_id_hex(r.entry), decision=r.decision, reason=r.reason)
+        return RegReview(entry=parse_hex32(r.entry, "an entry id"), decision=r.decision, reason=r.reason)
     if kind == "reg.freeze":
         f = _fields(op, _FreezeFields, kind)
         return RegFreeze(account=parse_key(f.account), reason=f.reason, legal_ref=f.legal_ref)

@@ -79,7 +79,7 @@ from ..ledger.operations import (
 from ..node.ingest import Status, SubmitResult
 from ..node.ratelimit import RateLimiter
 from ..node.storage import Storage
-from .actions import ACTIONS, make_action, options_from_query
+from .actions import ACTIONS, make_action, options_from_query, parse_hex32
 from .draft import DraftRequest, make_draft
 from .openapi import openapi_document
 from .stream import serve_stream
@@ -145,14 +145,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 def _entry_id_param(request: web.Request) -> bytes:
-    text = request.match_info["entry_id"]
-    try:
-        entry_id = bytes.fromhex(text)
-    except ValueError:
-        entry_id = b""
-    if len(entry_id) != 32:
-        raise BadRequest("an entry id is 64 hex characters")
-    return entry_id
+    return parse_hex32(request.match_info["entry_id"], "an entry id")
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
