@@ -139,13 +139,46 @@ def test_the_payload_is_proven_and_a_redacted_one_leaves_its_tombstone_and_stays
     assert verify_proof(redacted, built.genesis)["payload"] == "withheld by proposal:3 (personal_data)"
 
 
-def test_a_kept_history_walks_on_and_gives_the_same_proofs_in_any_order(built: Built) -> None:
+def test_a_kept_history_walks_on_and_proves_older_entries_without_walking_again(built: Built) -> None:
     cache = HistoryCache()
-    fresh = {id_: encode_proof(prove_entry(built.source, id_)) for id_ in (built.t1, built.t2, built.t3)}
-    for id_ in (built.t2, built.t3, built.t1, built.t3):  # forward, then back to height 1, then forward again
-        assert encode_proof(prove_entry(built.source, id_, cache)) == fresh[id_]
+    fresh = {id_: prove_entry(built.source, id_) for id_ in (built.t1, built.t2, built.t3)}
+    assert all(proof.validators.anchor is None for proof in fresh.values())  # each rests on its own h+1
+    for id_ in (built.t2, built.t3):  # forward: the same proofs as made from scratch
+        assert encode_proof(prove_entry(built.source, id_, cache)) == encode_proof(fresh[id_])
+    walked = cache.history(built.source, 3, exact=False)
+    assert walked.height == 3
+    # back to height 1: the kept history is not walked again; the count is proven at height 3,
+    # signed by checkpoint 4, and the proof says the same as one made from scratch
+    older = prove_entry(built.source, built.t1, cache)
+    assert cache.history(built.source, 1, exact=False) is walked and walked.height == 3
+    assert older.validators.anchor is not None and older.validators.anchor.checkpoint.height == 4
+    assert older.certified_by.checkpoint.height == 2
+    assert verify_proof(older, built.genesis) == verify_proof(fresh[built.t1], built.genesis)
     assert encode_proof(prove_account(built.source, built.builder.bob.address, cache=cache)) == encode_proof(
         prove_account(built.source, built.builder.bob.address))
+
+
+def test_an_anchor_must_be_certified_and_never_below_the_proven_height(built: Built) -> None:
+    cache = HistoryCache()
+    prove_entry(built.source, built.t3, cache)
+    older = prove_entry(built.source, built.t1, cache)
+    assert older.validators.anchor is not None
+    later = prove_entry(built.source, built.t3)  # rests on checkpoint 4
+
+    # an anchor older than the checkpoint the proof rests on could hide the changes that govern it
+    def old_anchor(d: dict[str, Any]) -> None:
+        d["validators"]["anchor"] = as_json(older)["certified_by"]
+    assert refused(tampered(later, old_anchor), built.genesis) == "validator_chain_incomplete"
+
+    # an anchor whose certificate is not a quorum's
+    def unsigned(d: dict[str, Any]) -> None:
+        d["validators"]["anchor"]["certificate"]["signatures"] = d["validators"]["anchor"]["certificate"][
+            "signatures"][:1]
+    assert refused(tampered(older, unsigned), built.genesis) == "certificate_no_quorum"
+
+    # with its anchor removed, the count proven at height 3 does not match the root checkpoint 2 signs
+    assert refused(tampered(older, lambda d: d["validators"].update(anchor=None)), built.genesis) == \
+        "validator_chain_incomplete"
 
 
 def test_an_entry_of_the_latest_checkpoint_is_not_yet_provable(built: Built) -> None:

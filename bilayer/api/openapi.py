@@ -21,7 +21,9 @@ _FINALIZED = {"type": "object", "required": ["checkpoint", "certificate"],
 _VALIDATOR_CHAIN = {
     "type": "object", "required": ["changes", "count"],
     "description": "validator set changes 2..n, each its `Vh` record with a state proof against the root signed by"
-                   " the checkpoint after its execution, and the change count in the anchor's state",
+                   " the checkpoint after its execution, and the change count in the anchor's state; `anchor`"
+                   " (optional) is a certified checkpoint later than the one the proof rests on, whose state"
+                   " the count is proven in",
 }
 _ENTRY_PROOF = {
     "type": "object",

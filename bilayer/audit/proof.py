@@ -24,7 +24,9 @@ carrying that root. Checkpoint e+1 is governed by change n-1 (changes apply two 
 execution), so a verifier walks the changes in order, each one certified by the set before
 it. The chain is complete when the change count `Vc`, proven in the state the anchor
 checkpoint (the one whose certificate signs the proven root) commits to, equals the number of
-changes presented: no change executed up to that height is left out. A certificate is always
+changes presented: no change executed up to that height is left out. The anchor is the
+checkpoint the proof rests on, or a later certified one the chain names (`anchor`), since a
+later count covers every earlier height; never an earlier one. A certificate is always
 checked against the set governing its own height: the last change whose first height is at
 most the checkpoint's height.
 
@@ -224,10 +226,14 @@ class ValidatorChangeProof(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
 
 
 class ValidatorChain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Changes 2..n, oldest first, and the change count in the anchor's state."""
+    """Changes 2..n, oldest first, and the change count in the anchor's state. The anchor is
+    the checkpoint the proof rests on (`certified_by`) unless `anchor` names a later one: a
+    node whose re-executed history has walked past the proven height proves the count there
+    rather than walking again from genesis, and a later count covers every earlier height."""
 
     changes: tuple[ValidatorChangeProof, ...]
     count: StateInclusion
+    anchor: FinalizedCheckpoint | None = None
 
 
 class EntryProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="entry"):
@@ -337,8 +343,12 @@ class HistoricalState:
         proof = self.chain.state.prove(key)
         return None if proof is None else StateInclusion.of(proof)
 
-    def validator_chain(self) -> ValidatorChain:
-        """The chain for an anchor certifying the state after the current height."""
+    def validator_chain(self, certified_height: int) -> ValidatorChain:
+        """The chain for a proof resting on checkpoint `certified_height`; the count is proven in
+        the state after the current height, which checkpoint height + 1 signs: the anchor, named
+        when it is not that same checkpoint."""
+        if certified_height > self.chain.height + 1:
+            raise ValueError("the history has not walked far enough for this proof")
         while self._pending:
             executed, record = self._pending[0]
             self._changes.append(ValidatorChangeProof(record, self.source.finalized(executed + 1)))
@@ -346,22 +356,26 @@ class HistoricalState:
         count = self.prove(VALIDATOR_CHANGES)
         if count is None:
             raise NotFound("this chain has no validators, so nothing is certified")
-        return ValidatorChain(tuple(self._changes), count)
+        anchor_height = self.chain.height + 1
+        anchor = None if anchor_height == certified_height else self.source.finalized(anchor_height)
+        return ValidatorChain(tuple(self._changes), count, anchor)
 
 
 class HistoryCache:
     """The last re-executed history, kept between requests, so proofs of recent entries cost
-    only the checkpoints since the previous request; one request uses it at a time (`lock`),
-    which also bounds the work a node spends on proofs."""
+    only the checkpoints since the previous request, and entry proofs of older heights cost no
+    walk at all (their validator chain is anchored at the kept height); one request uses it at
+    a time (`lock`), which also bounds the work a node spends on proofs."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._kept: HistoricalState | None = None
 
-    def history(self, source: ChainSource, height: int) -> HistoricalState:
-        """A history at or below `height` (the kept one, or a new one from genesis), reading `source`."""
+    def history(self, source: ChainSource, height: int, *, exact: bool = True) -> HistoricalState:
+        """A history at or below `height` (the kept one, or a new one from genesis), reading
+        `source`; with `exact=False` the kept one also when it is further on."""
         kept = self._kept
-        if kept is None or kept.height > height:
+        if kept is None or (exact and kept.height > height):
             kept = HistoricalState(source)
         kept.source = source
         self._kept = kept
@@ -371,8 +385,8 @@ class HistoryCache:
         self._kept = None
 
 
-def _history(source: ChainSource, height: int, cache: HistoryCache | None) -> HistoricalState:
-    return HistoricalState(source) if cache is None else cache.history(source, height)
+def _history(source: ChainSource, height: int, cache: HistoryCache | None, *, exact: bool = True) -> HistoricalState:
+    return HistoricalState(source) if cache is None else cache.history(source, height, exact=exact)
 
 
 def prove_entries(source: ChainSource, ids: Iterable[bytes], progress: Callable[[int], None] = lambda n: None,
@@ -387,17 +401,19 @@ def prove_entries(source: ChainSource, ids: Iterable[bytes], progress: Callable[
             raise NotYetProvable(f"entry {id_.hex()} is not ordered by a final checkpoint yet")
         located.append((result.height, id_))
     located.sort()
-    history = _history(source, located[0][0] if located else 0, cache)
+    history = _history(source, located[0][0] if located else 0, cache, exact=False)
     proofs: dict[bytes, EntryProof] = {}
     leaves_at: dict[int, list[bytes]] = {}
     for height, id_ in located:
         certified_by = source.finalized(height + 1)
-        history.advance_to(height)
+        if history.height < height:
+            history.advance_to(height)
         if height not in leaves_at:
             leaves_at.clear()
             leaves_at[height] = [leaf_hash(EntryResult(r.entry_id, Outcome(r.outcome), r.code, r.cause).leaf())
                                  for r in source.storage.results_at(height)]
-        proofs[id_] = _entry_proof(source, id_, leaves_at[height], height, certified_by, history.validator_chain())
+        proofs[id_] = _entry_proof(source, id_, leaves_at[height], height, certified_by,
+                                   history.validator_chain(height + 1))
         progress(1)
     return proofs
 
@@ -453,7 +469,7 @@ def prove_account(source: ChainSource, address: str, asset: str | None = None,
     if not items:
         raise NotFound(f"{address} has no state at height {latest - 1}")
     return AccountProof(PROOF_FORMAT, source.genesis.chain_id, source.genesis.root, address, latest - 1, items,
-                        certified_by, history.validator_chain())
+                        certified_by, history.validator_chain(latest))
 
 
 # --- verifying (offline) -----------------------------------------------------------------------
@@ -508,9 +524,15 @@ def genesis_change(genesis: Genesis) -> ValidatorSetChange:
     return change
 
 
-def verify_validator_chain(genesis: Genesis, chain: ValidatorChain, anchor: FinalizedCheckpoint) -> ValidatorHistory:
+def verify_validator_chain(genesis: Genesis, chain: ValidatorChain, certified: FinalizedCheckpoint) -> ValidatorHistory:
     """Walk the changes from the genesis set, each certified by the set before it; then check
-    the anchor's certificate and that its state counts exactly the changes walked."""
+    the anchor's certificate (and `certified`'s, the checkpoint the proof rests on, when the
+    anchor is a later one) and that the anchor's state counts exactly the changes walked. An
+    anchor below `certified` could leave out changes that govern it, so it is refused."""
+    anchor = chain.anchor or certified
+    if anchor.checkpoint.height < certified.checkpoint.height:
+        raise ValidatorChainIncomplete(f"the change count is proven at height {anchor.checkpoint.height}, below the"
+                                       f" checkpoint {certified.checkpoint.height} the proof rests on")
     previous = genesis_change(genesis)
     history = ValidatorHistory([previous.height], [_set_of(previous)])
     for number, proof in enumerate(chain.changes, start=2):
@@ -535,6 +557,8 @@ def verify_validator_chain(genesis: Genesis, chain: ValidatorChain, anchor: Fina
         history.sets.append(members)
         previous = change
     check_certificate(genesis.chain_id, anchor, history.at(anchor.checkpoint.height))
+    if anchor is not certified:
+        check_certificate(genesis.chain_id, certified, history.at(certified.checkpoint.height))
     count = chain.count
     if count.key != VALIDATOR_CHANGES or not count.verifies(anchor.checkpoint.state_root):
         raise ValidatorChainIncomplete(f"the change count is not proven against checkpoint {anchor.checkpoint.height}")
