@@ -348,10 +348,12 @@ def test_an_export_lists_the_accounts_entries_in_the_window_and_verifies(built: 
     assert [item.id for item in manifest.entries] == [built.t2.hex(), built.t3.hex()]  # t1 is before the window
     assert {item.role for item in manifest.entries} == {"received"}
     assert [u.id for u in manifest.unproven] == [built.t4.hex()]
-    # the freeze behind t3's refusal travels with it: the proposal and its execution, each proven
-    assert [item.role for item in manifest.acts] == ["proposal:2 proposed", "proposal:2 executed"]
+    # the freeze behind t3's refusal travels with it: the proposal, the votes that passed it and its
+    # execution, each proven
+    assert [item.role for item in manifest.acts] == ["proposal:2 proposed", "proposal:2 voted", "proposal:2 voted",
+                                                     "proposal:2 executed"]
     summary = verify_document(package)
-    assert summary["entries"] == 2 and summary["unproven"] == 1 and summary["acts"] == 2
+    assert summary["entries"] == 2 and summary["unproven"] == 1 and summary["acts"] == 4
     assert summary["outcomes"] == {"FINAL": 1, "REJECTED": 1}
 
     # the same window by heights
@@ -406,9 +408,10 @@ def test_an_export_carries_the_review_that_released_a_held_transfer(tmp_path: Pa
     assert [(item.id, item.role) for item in package.manifest.entries] == [(held.hex(), "received")]
     roles = {item.id: item.role for item in package.manifest.acts}
     assert roles[release.hex()] == f"review of {held.hex()}"
-    assert {roles[i] for i in roles if i != release.hex()} == {f"proposal:{rule} proposed", f"proposal:{rule} executed"}
+    assert sorted(roles[i] for i in roles if i != release.hex()) == [
+        f"proposal:{rule} executed", f"proposal:{rule} proposed", f"proposal:{rule} voted", f"proposal:{rule} voted"]
     summary = verify_document(package)
-    assert summary["outcomes"] == {"HELD": 1} and summary["acts"] == 3
+    assert summary["outcomes"] == {"HELD": 1} and summary["acts"] == 5
 
 
 # --- the command line, offline ------------------------------------------------------------------

@@ -6,8 +6,9 @@ directory that proves itself offline.
     DIR/entries/ID.json      an entry proof for every entry authored by, or transferring to, the
                              account that a checkpoint timed within the window ordered
     DIR/acts/ID.json         an entry proof for every management act behind them: the proposals
-                             and emergencies their results name as cause, the freezes and bans of
-                             the account, the review decisions of its held transfers
+                             (proposed, each counted vote, executed) and emergencies their results
+                             name as cause, the freezes and bans of the account, the review
+                             decisions of its held transfers
 
 The window is on checkpoint time (the time validators signed), not on the author's clock, so
 a verifier checks it from the proofs. Entries ordered in the latest checkpoint are listed as
@@ -43,6 +44,7 @@ from ..execution.state import State
 from ..genesis import Genesis, validate_genesis
 from ..keys.address import public_key_from_address
 from ..ledger.entry import EntryHeader
+from ..ledger.operations import GovVote, decode_operation
 from ..node.storage import StoredResult
 from .proof import (
     ChainSource,
@@ -173,8 +175,25 @@ def parse_time_ms(text: str, name: str) -> int:
 # --- building (on a node) ----------------------------------------------------------------------
 
 
-def _acts_of(state: State, causes: set[str]) -> list[tuple[bytes, str]]:
-    """The entries that made the named decisions: proposals (proposed, executed) and emergencies."""
+MAX_VOTES_SCANNED = 100_000
+
+
+def _votes_on(source: ChainSource, proposal: ProposalRecord) -> list[bytes]:
+    """The counted votes on a proposal: FINAL `gov.vote` entries naming it, from its height on."""
+    proposed = source.storage.result(proposal.entry_id)
+    if proposed is None:
+        return []
+    votes = []
+    for result in source.storage.final_results_of_kind("gov.vote", proposed.height, MAX_VOTES_SCANNED):
+        header = source.header(result.entry_id)
+        op = decode_operation(header.kind, header.body)
+        if isinstance(op, GovVote) and op.proposal == proposal.number:
+            votes.append(result.entry_id)
+    return votes
+
+
+def _acts_of(source: ChainSource, state: State, causes: set[str]) -> list[tuple[bytes, str]]:
+    """The entries that made the named decisions: proposals (proposed, voted, executed) and emergencies."""
     acts: list[tuple[bytes, str]] = []
     pending = sorted(causes)
     seen: set[str] = set()
@@ -193,6 +212,7 @@ def _acts_of(state: State, causes: set[str]) -> list[tuple[bytes, str]]:
                 continue
             proposal = codec.decode(raw, ProposalRecord)
             acts.append((proposal.entry_id, f"{cause} proposed"))
+            acts.extend((vote, f"{cause} voted") for vote in _votes_on(source, proposal))
             if proposal.executed_entry:
                 acts.append((proposal.executed_entry, f"{cause} executed"))
         elif kind == "emergency":
@@ -243,7 +263,7 @@ def build_package(source: ChainSource, state: State, query: ExportQuery,
     latest = source.height
     selected = _selected(source, public_key, query)
     causes = {r.cause for r, _ in selected if r.cause} | _account_causes(state, public_key)
-    found = _acts_of(state, causes)
+    found = _acts_of(source, state, causes)
     for result, _ in selected:
         held = held_of(state, result.entry_id)
         if held is not None and held.decided_entry:

@@ -337,6 +337,14 @@ class Storage:
         ).fetchall()
         return [StoredResult(*r) for r in rows]
 
+    def final_results_of_kind(self, kind: str, from_height: int, limit: int) -> list[StoredResult]:
+        rows = self._reader.execute(
+            "SELECT entry_id, height, position, outcome, code, cause, kind FROM results"
+            " WHERE kind = ? AND height >= ? AND outcome = 'FINAL' ORDER BY height, position LIMIT ?",
+            (kind, from_height, limit),
+        ).fetchall()
+        return [StoredResult(*r) for r in rows]
+
     def final_results_since(self, height: int, limit: int) -> list[StoredResult]:
         rows = self._reader.execute(
             "SELECT entry_id, height, position, outcome, code, cause, kind FROM results"
