@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -56,10 +57,38 @@ class LocalnetError(BilayerError):
     code = "localnet_error"
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PORT = 10_000
+_handed_out: set[int] = set()  # not bound until their nodes start: never hand one out twice
+
+
+def _ephemeral_start() -> int:
+    """Where the system starts handing out ports for outgoing connections (Linux: 32768)."""
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the ephemeral range. A port is chosen when the localnet is created
+    but bound only when its node starts; one from the ephemeral range may meanwhile be taken
+    by any outgoing connection on the machine, and the node would fail to start."""
+    rng = random.Random()
+    top = _ephemeral_start() - 1
+    for _ in range(200):
+        port = rng.randint(_LOWEST_PORT, top) if top > _LOWEST_PORT else 0
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen = int(s.getsockname()[1])
+        _handed_out.add(chosen)
+        return chosen
+    raise LocalnetError("no free port on 127.0.0.1 below the ephemeral range")
 
 
 def pid_alive(pid: int) -> bool:
