@@ -20,7 +20,6 @@ from bilayer.audit.proof import (
     AccountProof,
     EntryProof,
     HistoryCache,
-    StateInclusion,
     ValidatorChangeProof,
     decode_proof,
     encode_proof,
@@ -32,6 +31,7 @@ from bilayer.bench.proof import ChainBuilder, seeded
 from bilayer.consensus.messages import CommitSignature, FinalizedCheckpoint, VoteType, sign_vote
 from bilayer.errors import NotFound, NotYetProvable, ProofInvalid
 from bilayer.execution.governance import validator_change_key
+from bilayer.execution.state import StateProof
 from bilayer.genesis import Genesis, write_genesis
 from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries, RegReview, SetInterceptionRule
@@ -312,7 +312,7 @@ def test_forged_or_omitted_validator_changes_are_refused(built: Built) -> None:
 
     # a count proven against nothing the anchor signs
     def other_count(d: dict[str, Any]) -> None:
-        d["validators"]["count"] = msgspec.to_builtins(StateInclusion(**{**msgspec.structs.asdict(
+        d["validators"]["count"] = msgspec.to_builtins(StateProof(**{**msgspec.structs.asdict(
             proof.validators.count), "value": codec.encode(1)}))
     assert refused(tampered(proof, other_count), genesis) == "validator_chain_incomplete"
 

@@ -132,7 +132,7 @@ def test_state_root_is_order_independent_and_proofs_verify() -> None:
         assert proof is not None and proof.value == value and proof.verify(root)
     forged = one.prove(items[0][0])
     assert forged is not None
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     assert not replace(forged, value=codec.encode(999)).verify(root)
     one.set(items[0][0], codec.encode(1))

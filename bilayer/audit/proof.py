@@ -197,31 +197,10 @@ class ResultInclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     path: tuple[bytes, ...]
 
 
-class StateInclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """`State.prove` as data."""
-
-    key: bytes
-    value: bytes
-    bucket: int
-    bucket_index: int
-    bucket_size: int
-    bucket_path: tuple[bytes, ...]
-    top_path: tuple[bytes, ...]
-
-    @classmethod
-    def of(cls, proof: StateProof) -> StateInclusion:
-        return cls(proof.key, proof.value, proof.bucket, proof.bucket_index, proof.bucket_size, proof.bucket_path,
-                   proof.top_path)
-
-    def verifies(self, state_root: bytes) -> bool:
-        return StateProof(self.key, self.value, self.bucket, self.bucket_index, self.bucket_size, self.bucket_path,
-                          self.top_path).verify(state_root)
-
-
 class ValidatorChangeProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Change n's record (`Vh` + n) in the state after its executing height e, and checkpoint e+1."""
 
-    record: StateInclusion
+    record: StateProof
     checkpoint: FinalizedCheckpoint
 
 
@@ -232,7 +211,7 @@ class ValidatorChain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rather than walking again from genesis, and a later count covers every earlier height."""
 
     changes: tuple[ValidatorChangeProof, ...]
-    count: StateInclusion
+    count: StateProof
     anchor: FinalizedCheckpoint | None = None
 
 
@@ -255,7 +234,7 @@ class AccountProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag=
     genesis_root: bytes
     address: str
     height: int
-    items: tuple[StateInclusion, ...]
+    items: tuple[StateProof, ...]
     certified_by: FinalizedCheckpoint
     validators: ValidatorChain
 
@@ -318,7 +297,7 @@ class HistoricalState:
         self.source = source
         self.chain = ChainState(source.genesis)
         self._changes: list[ValidatorChangeProof] = []
-        self._pending: list[tuple[int, StateInclusion]] = []  # (executed height, record) awaiting e+1
+        self._pending: list[tuple[int, StateProof]] = []  # (executed height, record) awaiting e+1
 
     @property
     def height(self) -> int:
@@ -337,11 +316,10 @@ class HistoricalState:
         for number in range(known + 1, validator_change_count(state) + 1):
             proof = state.prove(validator_change_key(number))
             assert proof is not None  # the count says it is there
-            self._pending.append((self.chain.height, StateInclusion.of(proof)))
+            self._pending.append((self.chain.height, proof))
 
-    def prove(self, key: bytes) -> StateInclusion | None:
-        proof = self.chain.state.prove(key)
-        return None if proof is None else StateInclusion.of(proof)
+    def prove(self, key: bytes) -> StateProof | None:
+        return self.chain.state.prove(key)
 
     def validator_chain(self, certified_height: int) -> ValidatorChain:
         """The chain for a proof resting on checkpoint `certified_height`; the count is proven in
@@ -550,7 +528,7 @@ def verify_validator_chain(genesis: Genesis, chain: ValidatorChain, certified: F
         if finalized.checkpoint.height != change.executed_height + 1:
             raise ValidatorChangeInvalid(f"change {number} must be proven by checkpoint {change.executed_height + 1}")
         check_certificate(genesis.chain_id, finalized, history.at(finalized.checkpoint.height))
-        if not record.verifies(finalized.checkpoint.state_root):
+        if not record.verify(finalized.checkpoint.state_root):
             raise ValidatorChangeInvalid(f"change {number} is not in the state checkpoint"
                                          f" {finalized.checkpoint.height} signs")
         history.heights.append(change.height)
@@ -560,7 +538,7 @@ def verify_validator_chain(genesis: Genesis, chain: ValidatorChain, certified: F
     if anchor is not certified:
         check_certificate(genesis.chain_id, certified, history.at(certified.checkpoint.height))
     count = chain.count
-    if count.key != VALIDATOR_CHANGES or not count.verifies(anchor.checkpoint.state_root):
+    if count.key != VALIDATOR_CHANGES or not count.verify(anchor.checkpoint.state_root):
         raise ValidatorChainIncomplete(f"the change count is not proven against checkpoint {anchor.checkpoint.height}")
     try:
         recorded = codec.decode(count.value, int)
@@ -638,7 +616,7 @@ def verify_account_proof(proof: AccountProof, genesis: Genesis) -> dict[str, Any
     recorded: dict[str, Any] = {"next_seq": 0}
     balance_prefix = balance_key(public_key, "")
     for item in proof.items:
-        if not item.verifies(certified.state_root):
+        if not item.verify(certified.state_root):
             raise StateProofInvalid(f"a state key of {proof.address} is not in the state checkpoint"
                                     f" {certified.height} signs")
         try:

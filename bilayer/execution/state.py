@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from .. import codec
 from .merkle import inclusion_proof, leaf_hash, root_from_inclusion, root_of_hashes, verify_inclusion
@@ -41,8 +42,9 @@ def state_leaf(key: bytes, value: bytes) -> bytes:
     return leaf_hash(codec.encode((key, value)))
 
 
-@dataclass(frozen=True, slots=True)
-class StateProof:
+class StateProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A key's value with its bucket path and top path: as data, it travels in audit proofs."""
+
     key: bytes
     value: bytes
     bucket: int
