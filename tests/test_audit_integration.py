@@ -79,10 +79,7 @@ def test_a_chain_of_transfers_is_traced_and_the_index_is_rebuilt(network: dict[s
     store = NodeHome(Path(ledger["home"])).ledger_db
 
     def restart(between: Any) -> None:
-        localnet.stop_pids([ledger["pid"]])
-        between()
-        ledger["pid"] = localnet.start_node(ledger)
-        localnet.wait_ready(ledger, 60)
+        localnet.restart_node(Path(network["dir"]), ledger["name"], lambda _: between())
 
     def drop_index() -> None:
         with closing(sqlite3.connect(store)) as conn:

@@ -26,7 +26,9 @@ def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
                     governance=GovernanceParams(voting_period_ms=60_000, timelock_ms=1_500,
                                                 emergency_ratify_ms=15_000))
     try:
-        yield localnet.up(directory)
+        manifest = localnet.up(directory)
+        manifest["dir"] = directory
+        yield manifest
     finally:
         localnet.down(directory)
 

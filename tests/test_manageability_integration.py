@@ -139,10 +139,8 @@ def test_a_redacted_payload_is_gone_from_every_node_and_the_chain_still_verifies
     # entry without its bytes, and re-executes every checkpoint from genesis to the same roots
     ledger = next(n for n in network["nodes"] if n["role"] == "ledger")
     height = cli("query", "checkpoint", "latest", "--node", node)["height"]
-    localnet.stop_pids([ledger["pid"]])
-    shutil.rmtree(NodeHome(Path(ledger["home"])).data_dir)
-    ledger["pid"] = localnet.start_node(ledger)
-    localnet.wait_ready(ledger, 30)
+    localnet.restart_node(Path(network["dir"]), ledger["name"],
+                          lambda stopped: shutil.rmtree(NodeHome(Path(stopped["home"])).data_dir))
     wait_until(lambda: cli("query", "status", "--node", node).get("height", 0) >= height, "the resync", 90)
     validator = next(n["api_url"] for n in network["nodes"] if n["role"] == "validator")
     for h in range(1, height + 1):

@@ -309,6 +309,23 @@ def up(directory: Path, *, timeout: float = 30.0, progress: Callable[[str], None
     return manifest
 
 
+def restart_node(directory: Path, name: str, while_stopped: Callable[[dict[str, Any]], None] = lambda _: None,
+                 timeout: float = 60.0) -> dict[str, Any]:
+    """Stop one node, run `while_stopped` on it (wipe its data, say), start it again and record
+    its new pid, so `down` stops it too."""
+    manifest = read_manifest(directory)
+    node: dict[str, Any] | None = next((n for n in manifest["nodes"] if n["name"] == name), None)
+    if node is None:
+        raise LocalnetError(f"no node {name!r} in {directory}")
+    if node.get("pid") and pid_alive(node["pid"]):
+        stop_pids([node["pid"]])
+    while_stopped(node)
+    node["pid"] = start_node(node)
+    write_manifest(directory, manifest)
+    wait_ready(node, timeout)
+    return node
+
+
 def node_status(node: dict[str, Any]) -> dict[str, Any]:
     row = {"name": node["name"], "role": node["role"], "api_url": node["api_url"], "pid": node.get("pid")}
     row["running"] = bool(node.get("pid")) and pid_alive(node["pid"])
