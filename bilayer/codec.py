@@ -53,5 +53,14 @@ def decode_canonical(data: bytes, kind: type[T]) -> T:
     return value
 
 
+def from_hex(text: str, size: int) -> bytes | None:
+    """`size` bytes written as hex, or None when the text is not exactly that; callers name the error."""
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        return None
+    return value if len(value) == size else None
+
+
 def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()

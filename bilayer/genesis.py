@@ -108,11 +108,8 @@ def chain_params_problem(params: ChainParams) -> str:
 
 
 def _public_key(text: str, who: str) -> bytes:
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
+    key = codec.from_hex(text, 32)
+    if key is None:
         raise ConfigError(f"{who}: public_key must be 64 hex characters")
     return key
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +57,22 @@ def transfer_to(recipient: Signer, amount: int = 1) -> Transfer:
     return Transfer(asset="BLY", amount=amount, to=recipient.public_key)
 
 
+@contextmanager
+def running_localnet(directory: Path, timeout: float = 30.0, **options: Any) -> Iterator[dict[str, Any]]:
+    """A localnet of real processes made with `localnet.create(directory, **options)`, up for the
+    block; its manifest also names its `dir`. Every process is stopped afterwards."""
+    localnet.create(directory, **options)
+    try:
+        manifest = localnet.up(directory, timeout=timeout)
+        manifest["dir"] = directory
+        yield manifest
+    finally:
+        localnet.down(directory)
+
+
 @pytest.fixture
 def single_node(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """One real ledger node process (pow 4 bits, no rate limits); yields its manifest."""
-    manifest = localnet.create(
-        tmp_path / "net",
-        validators=0,
-        ledger_nodes=1,
-        pow_bits=TEST_POW_BITS,
-        limits=LimitsConfig(author_rate=0, connection_rate=0),
-    )
-    try:
-        yield localnet.up(tmp_path / "net", timeout=30)
-    finally:
-        localnet.down(tmp_path / "net")
-        del manifest
+    with running_localnet(tmp_path / "net", validators=0, ledger_nodes=1, pow_bits=TEST_POW_BITS,
+                          limits=LimitsConfig(author_rate=0, connection_rate=0)) as manifest:
+        yield manifest

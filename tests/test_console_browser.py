@@ -20,9 +20,9 @@ from bilayer.api.client import NodeClient
 from bilayer.genesis import GovernanceParams
 from bilayer.keys.keystore import Keystore
 from bilayer.ledger.operations import Data
-from bilayer.node import localnet
 from bilayer.node.config import LimitsConfig
 
+from .conftest import running_localnet
 from .test_governance_integration import actors, cli
 from .test_manageability_integration import decide
 
@@ -59,14 +59,11 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One localnet for the module, as the governance integration tests make theirs (a 1.5 s timelock)."""
-    directory = tmp_path_factory.mktemp("console") / "net"
-    localnet.create(directory, validators=4, ledger_nodes=1, pow_bits=4, limits=LimitsConfig(author_rate=0),
-                    governance=GovernanceParams(voting_period_ms=600_000, timelock_ms=1_500,
-                                                emergency_ratify_ms=60_000))
-    try:
-        yield localnet.up(directory)
-    finally:
-        localnet.down(directory)
+    with running_localnet(tmp_path_factory.mktemp("console") / "net", validators=4, ledger_nodes=1, pow_bits=4,
+                          limits=LimitsConfig(author_rate=0),
+                          governance=GovernanceParams(voting_period_ms=600_000, timelock_ms=1_500,
+                                                      emergency_ratify_ms=60_000)) as manifest:
+        yield manifest
 
 
 @pytest.fixture

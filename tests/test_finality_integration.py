@@ -25,7 +25,7 @@ from bilayer.ledger.operations import Transfer
 from bilayer.node import localnet
 from bilayer.node.config import ConsensusConfig, LimitsConfig
 
-from .conftest import make_entry
+from .conftest import make_entry, running_localnet
 
 pytestmark = pytest.mark.slow
 
@@ -96,16 +96,10 @@ def kill9(pid: int) -> None:
 
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    directory = tmp_path / "net"
-    localnet.create(directory, validators=4, ledger_nodes=1, pow_bits=4,
-                    limits=LimitsConfig(author_rate=0, connection_rate=0),
-                    consensus=ConsensusConfig(propose_ms=800, propose_delta_ms=200))
-    try:
-        manifest = localnet.up(directory)
-        manifest["dir"] = directory
+    with running_localnet(tmp_path / "net", validators=4, ledger_nodes=1, pow_bits=4,
+                          limits=LimitsConfig(author_rate=0, connection_rate=0),
+                          consensus=ConsensusConfig(propose_ms=800, propose_delta_ms=200)) as manifest:
         yield manifest
-    finally:
-        localnet.down(directory)
 
 
 class Wallets:

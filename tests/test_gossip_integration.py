@@ -25,7 +25,7 @@ from bilayer.ledger.entry import SignedEntry
 from bilayer.node import localnet
 from bilayer.node.config import LimitsConfig
 
-from .conftest import make_entry, seeded_signer, transfer_to
+from .conftest import make_entry, running_localnet, seeded_signer, transfer_to
 
 pytestmark = pytest.mark.slow
 
@@ -103,15 +103,9 @@ def wait_for_count(api_url: str, count: int, timeout: float = 60.0) -> int:
 
 @pytest.fixture
 def line_net(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    directory = tmp_path / "net"
-    localnet.create(directory, validators=0, ledger_nodes=3, pow_bits=4, topology="line",
-                    limits=LimitsConfig(author_rate=0, connection_rate=0))
-    try:
-        manifest = localnet.up(directory)
-        manifest["dir"] = directory
+    with running_localnet(tmp_path / "net", validators=0, ledger_nodes=3, pow_bits=4, topology="line",
+                          limits=LimitsConfig(author_rate=0, connection_rate=0)) as manifest:
         yield manifest
-    finally:
-        localnet.down(directory)
 
 
 def test_entries_reach_the_end_of_the_line_and_dags_match(line_net: dict[str, Any]) -> None:

@@ -13,24 +13,20 @@ from typing import Any
 import pytest
 
 from bilayer.genesis import GovernanceParams
-from bilayer.node import localnet
 from bilayer.node.config import LimitsConfig
+
+from .conftest import running_localnet
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    directory = tmp_path / "net"
-    localnet.create(directory, validators=4, ledger_nodes=1, pow_bits=4, limits=LimitsConfig(author_rate=0),
-                    governance=GovernanceParams(voting_period_ms=60_000, timelock_ms=1_500,
-                                                emergency_ratify_ms=15_000))
-    try:
-        manifest = localnet.up(directory)
-        manifest["dir"] = directory
+    with running_localnet(tmp_path / "net", validators=4, ledger_nodes=1, pow_bits=4,
+                          limits=LimitsConfig(author_rate=0),
+                          governance=GovernanceParams(voting_period_ms=60_000, timelock_ms=1_500,
+                                                      emergency_ratify_ms=15_000)) as manifest:
         yield manifest
-    finally:
-        localnet.down(directory)
 
 
 def cli(*args: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from bilayer.genesis import GovernanceParams, load_genesis
 from bilayer.node import localnet
 from bilayer.node.config import LimitsConfig
 
+from .conftest import running_localnet
 from .test_finality_integration import Wallets, checkpoints, funded, height, http, submit, wait_until
 from .test_governance_integration import cli
 
@@ -23,16 +24,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    directory = tmp_path / "net"
-    localnet.create(directory, validators=4, ledger_nodes=1, pow_bits=4,
-                    limits=LimitsConfig(author_rate=0, connection_rate=0),
-                    governance=GovernanceParams(voting_period_ms=60_000, timelock_ms=1_500))
-    try:
-        manifest = localnet.up(directory)
-        manifest["dir"] = directory
+    with running_localnet(tmp_path / "net", validators=4, ledger_nodes=1, pow_bits=4,
+                          limits=LimitsConfig(author_rate=0, connection_rate=0),
+                          governance=GovernanceParams(voting_period_ms=60_000, timelock_ms=1_500)) as manifest:
         yield manifest
-    finally:
-        localnet.down(directory)
 
 
 class Council:

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from .. import codec
 from ..errors import BadRequest
 from ..genesis import ChainParams
 from ..keys.address import public_key_from_address
@@ -86,22 +87,16 @@ def parse_key(text: str) -> bytes:
 
 
 def parse_identity(text: str | None) -> bytes:
-    try:
-        identity = bytes.fromhex(text or "")
-    except ValueError:
-        identity = b""
-    if len(identity) != IDENTITY_ID_SIZE:
+    identity = codec.from_hex(text or "", IDENTITY_ID_SIZE)
+    if identity is None:
         raise BadRequest(f"an identity id is {IDENTITY_ID_SIZE * 2} hex characters")
     return identity
 
 
 def parse_hex32(text: str, what: str) -> bytes:
     """32 bytes given as 64 hex characters (entry ids, hashes); `what` names them in the error."""
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        value = b""
-    if len(value) != 32:
+    value = codec.from_hex(text, 32)
+    if value is None:
         raise BadRequest(f"{what} is 64 hex characters")
     return value
 

@@ -9,6 +9,7 @@ shows, while an unbounded queue would let one slow reader exhaust the node's mem
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from aiohttp import web
 
 from ..errors import Overloaded
 from ..keys.address import address_from_public_key
+
+log = logging.getLogger("bilayer.api.stream")
 
 if TYPE_CHECKING:
     from ..ledger.entry import Entry
@@ -156,7 +159,7 @@ async def serve_stream(request: web.Request, hub: StreamHub, hello: dict[str, An
                 break
             await response.write(frame)
     except ConnectionResetError:
-        pass  # the client went away
+        log.debug("a stream client went away")
     finally:
         hub.unsubscribe(subscriber)
     return response

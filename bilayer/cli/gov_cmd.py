@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import click
 import msgspec
 
+from .. import codec
 from ..api.actions import ACTIONS, ActionOptions, make_action, parse_identity
 from ..api.client import NodeClient
 from ..genesis import ChainParams
@@ -392,11 +393,8 @@ def _review(decision: str) -> Any:
     @_common
     def command(entry: str, reason: str, node_url: str, key: str, keystore: Path | None, wait: bool,
                 timeout: float, as_json: bool) -> None:
-        try:
-            entry_id = bytes.fromhex(entry)
-        except ValueError:
-            entry_id = b""
-        if len(entry_id) != 32:
+        entry_id = codec.from_hex(entry, 32)
+        if entry_id is None:
             raise click.BadParameter("ENTRY is an entry id of 64 hex characters")
         _submit(node_url, keystore, key, RegReview(entry=entry_id, decision=decision, reason=reason), b"", wait,
                 timeout, as_json)

@@ -4,6 +4,7 @@ from typing import Any
 
 import click
 
+from ..api.actions import parse_hex32
 from ..api.client import NodeClient
 from ..errors import BadRequest
 from ..keys.address import public_key_from_address
@@ -39,13 +40,7 @@ def query_status(node_url: str, as_json: bool) -> None:
 @json_option
 def query_entry(entry_id: str, node_url: str, payload: bool, as_json: bool) -> None:
     """One entry by id."""
-    try:
-        raw_id = bytes.fromhex(entry_id)
-    except ValueError:
-        raw_id = b""
-    if len(raw_id) != 32:
-        raise BadRequest("an entry id is 64 hex characters")
-    data = NodeClient(node_url).entry(raw_id.hex())
+    data = NodeClient(node_url).entry(parse_hex32(entry_id, "an entry id").hex())
     if not payload:
         data.pop("payload", None)
         data.pop("header_bytes", None)
