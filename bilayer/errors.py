@@ -87,6 +87,12 @@ class SequenceReused(EntryInvalid):
     http_status = 409
 
 
+class NotAFork(EntryInvalid):
+    """Fork evidence must be two different entries one author signed at one sequence number."""
+
+    code = "invalid_fork_evidence"
+
+
 class SequenceGap(EntryInvalid):
     """The sequence number does not follow the author's previous entry."""
 

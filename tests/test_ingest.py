@@ -85,6 +85,7 @@ def test_fork_is_refused_and_kept_as_evidence(tmp_path: Path, genesis: Genesis) 
         await ingest.submit(first, "api:test")
         with pytest.raises(SequenceReused):
             await ingest.submit(second, "api:test")
+        await ingest.flush()
         evidence = ingest.storage.fork_evidence()
         assert len(evidence) == 1
         assert evidence[0].first.header == first.header
@@ -142,3 +143,125 @@ def test_orphan_pool_is_bounded_in_count_and_time(genesis: Genesis) -> None:
     assert pool.expire(now_ms=1350) == 2
     assert pool.expire(now_ms=10_000) == 1
     assert len(pool) == 0 and pool.waiting == {}
+
+
+def fork_pair(genesis: Genesis, seq: int = 0, parent: bytes | None = None, signer=ALICE):  # type: ignore[no-untyped-def]
+    parents = [parent or genesis.root]
+    return (make_entry(signer, genesis, seq=seq, parents=parents, payload=b"one"),
+            make_entry(signer, genesis, seq=seq, parents=parents, payload=b"two"))
+
+
+def test_a_fork_half_from_a_peer_is_stored_beside_the_other_and_both_survive_a_reopen(
+    tmp_path: Path, genesis: Genesis
+) -> None:
+    """Another node took the second half, so the chain must order it: a fork is evidence, not a fault."""
+    (first_id, first), (second_id, second) = fork_pair(genesis)
+    announced: list[bytes] = []
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.announce_evidence = lambda evidence, source: announced.extend(e.second.header for e in evidence)
+        ingest.start()
+        await ingest.submit(first, "api:test")
+        assert (await ingest.submit(second, "peer:aa")).status == Status.STORED
+        _, child = make_entry(seeded_signer(2), genesis, parents=[first_id, second_id])
+        assert (await ingest.submit(child, "api:test")).status == Status.STORED
+        await ingest.flush()
+        assert ingest.healthy
+        assert ingest.storage.count() == 3
+        assert [(e.first.header, e.second.header) for e in ingest.storage.fork_evidence()] == [
+            (first.header, second.header)]
+        assert announced == [second.header]
+        await ingest.stop()
+        ingest.storage.close()
+
+    run(scenario())
+    reopened = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+    assert reopened.load() == 3
+    assert first_id in reopened.dag and second_id in reopened.dag
+
+
+def test_a_fork_half_this_node_asked_for_is_admitted_from_any_source(tmp_path: Path, genesis: Genesis) -> None:
+    (_, first), (second_id, second) = fork_pair(genesis)
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.start()
+        await ingest.submit(first, "api:test")
+        ingest.fetch_missing([second_id])
+        assert (await ingest.submit(second, "api:test")).status == Status.STORED
+        await ingest.flush()
+        assert ingest.storage.count() == 2 and len(ingest.storage.fork_evidence()) == 1
+        await ingest.stop()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("source", ["api:test", "peer:aa"])
+def test_two_fork_halves_waiting_for_one_parent_meet_as_a_fork(tmp_path: Path, genesis: Genesis, source: str) -> None:
+    """Orphans are placed one at a time, so the second half is seen as a fork, never stored blind."""
+    (parent_id, parent), = chain(genesis, 1, signer=seeded_signer(3))
+    (first_id, first), (second_id, second) = fork_pair(genesis, parent=parent_id)
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.start()
+        assert (await ingest.submit(first, source)).status == Status.ORPHAN
+        assert (await ingest.submit(second, source)).status == Status.ORPHAN
+        await ingest.submit(parent, "api:test")
+        await ingest.flush()
+        stored = {first_id, second_id} & set(ingest.dag.nodes)
+        assert len(stored) == (1 if source.startswith("api") else 2)
+        assert len(ingest.storage.fork_evidence()) == 1
+        assert ingest.healthy
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_fork_evidence_from_a_peer_is_checked_kept_once_and_passed_on(tmp_path: Path, genesis: Genesis) -> None:
+    from bilayer.errors import BadSignature, NotAFork
+
+    (_, first), (_, second) = fork_pair(genesis)
+    (_, other), _ = fork_pair(genesis, signer=seeded_signer(4))
+    passed_on: list[str] = []
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.announce_evidence = lambda evidence, source: passed_on.append(source)
+        ingest.start()
+        with pytest.raises(NotAFork):
+            ingest.ingest_evidence(first, first, "peer:aa")
+        with pytest.raises(NotAFork):
+            ingest.ingest_evidence(first, other, "peer:aa")
+        with pytest.raises(BadSignature):
+            ingest.ingest_evidence(first, SignedEntry(second.header, bytes(64), b""), "peer:aa")
+        assert ingest.ingest_evidence(first, second, "peer:aa") is True
+        assert ingest.ingest_evidence(second, first, "peer:bb") is False  # one proof per fork is enough
+        await ingest.flush()
+        assert len(ingest.storage.fork_evidence()) == 1 and ingest.storage.count() == 0
+        assert passed_on == ["peer:aa"]
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_a_store_made_with_the_unique_author_sequence_index_is_upgraded_on_open(
+    tmp_path: Path, genesis: Genesis
+) -> None:
+    """A node stuck on the old unique index recovers by being restarted on the new code."""
+    import sqlite3
+
+    from bilayer.ledger.validation import check_entry
+
+    path = tmp_path / "db.sqlite"
+    Storage(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX entries_by_author_seq")
+        conn.execute("CREATE UNIQUE INDEX entries_author_seq ON entries (author, seq)")
+    storage = Storage(path)
+    halves = [check_entry(s, chain_id=genesis.chain_id, params=genesis.params, now_ms=2**62)
+              for _, s in fork_pair(genesis)]
+    storage.store_entries(halves, 1)
+    storage.store_entries(halves, 2)  # storing again changes nothing
+    assert storage.count() == 2

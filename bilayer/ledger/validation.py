@@ -13,6 +13,7 @@ from ..errors import (
     DuplicateParents,
     EntryTooLarge,
     InsufficientWork,
+    NotAFork,
     ParentCountOutOfRange,
     PayloadHashMismatch,
     PayloadTooLarge,
@@ -38,14 +39,7 @@ def check_entry(
 ) -> Entry:
     """Check one entry completely except for its place in the DAG; return it typed. With a
     `tombstone` the payload is known to be deleted: everything but the payload is checked."""
-    if len(signed.header) > params.max_header_bytes:
-        raise EntryTooLarge(f"header is {len(signed.header)} bytes; the limit is {params.max_header_bytes}")
-    header = codec.decode_canonical(signed.header, EntryHeader)
-    if header.version != ENTRY_VERSION:
-        raise UnsupportedVersion(f"entry version {header.version} (this node speaks {ENTRY_VERSION})")
-    if header.chain != chain_id:
-        raise WrongChain(f"entry is for chain {header.chain!r}, this is {chain_id!r}")
-    _check_shape(header)
+    header = _decode_header(signed.header, chain_id, params)
     if not 1 <= len(header.parents) <= params.max_parents:
         raise ParentCountOutOfRange(f"{len(header.parents)} parents; allowed 1..{params.max_parents}")
     if len(set(header.parents)) != len(header.parents):
@@ -65,12 +59,51 @@ def check_entry(
             raise PayloadHashMismatch()
     if header.time_ms > now_ms + params.max_future_ms:
         raise TimestampInFuture(f"timestamp is {header.time_ms - now_ms} ms ahead of this node's clock")
-    id_ = entry_id(signed.header)
+    id_ = _check_signature(signed.header, header, signed.signature, params)
+    return Entry(id=id_, header=header, signed=signed, op=op, tombstone=tombstone)
+
+
+def check_signed_header(header_bytes: bytes, signature: bytes, *, chain_id: str, params: ChainParams) -> EntryHeader:
+    """What a header and its signature prove without the payload or the DAG: who signed
+    what, on this chain, with the work stamp. Enough to check evidence against an author."""
+    header = _decode_header(header_bytes, chain_id, params)
+    _check_signature(header_bytes, header, signature, params)
+    return header
+
+
+def check_fork(
+    first: tuple[bytes, bytes], second: tuple[bytes, bytes], *, chain_id: str, params: ChainParams
+) -> EntryHeader:
+    """Check a fork proof, (header, signature) twice; return the first header."""
+    if first[0] == second[0]:
+        raise NotAFork("the two entries are the same entry")
+    one = check_signed_header(*first, chain_id=chain_id, params=params)
+    two = check_signed_header(*second, chain_id=chain_id, params=params)
+    if one.author != two.author or one.seq != two.seq:
+        raise NotAFork("the two entries differ in author or sequence number")
+    return one
+
+
+def _decode_header(header_bytes: bytes, chain_id: str, params: ChainParams) -> EntryHeader:
+    if len(header_bytes) > params.max_header_bytes:
+        raise EntryTooLarge(f"header is {len(header_bytes)} bytes; the limit is {params.max_header_bytes}")
+    header = codec.decode_canonical(header_bytes, EntryHeader)
+    if header.version != ENTRY_VERSION:
+        raise UnsupportedVersion(f"entry version {header.version} (this node speaks {ENTRY_VERSION})")
+    if header.chain != chain_id:
+        raise WrongChain(f"entry is for chain {header.chain!r}, this is {chain_id!r}")
+    _check_shape(header)
+    return header
+
+
+def _check_signature(header_bytes: bytes, header: EntryHeader, signature: bytes, params: ChainParams) -> bytes:
+    """The work stamp, then the signature (the costly check, last); returns the entry id."""
+    id_ = entry_id(header_bytes)
     if not has_work(id_, params.pow_bits):
         raise InsufficientWork(f"the entry id needs {params.pow_bits} leading zero bits")
-    if not verify(header.author, signing_message(id_), signed.signature):
+    if not verify(header.author, signing_message(id_), signature):
         raise BadSignature()
-    return Entry(id=id_, header=header, signed=signed, op=op, tombstone=tombstone)
+    return id_
 
 
 def _check_shape(header: EntryHeader) -> None:

@@ -3,7 +3,10 @@
 check (stateless, signature last) -> rate limit by author -> place in the DAG
   -> placed: queued for the next durable batch, then announced to peers
   -> orphan: held (bounded count and time) while its parents are fetched
-  -> fork: refused, both signed headers kept as evidence
+  -> fork: evidence, kept and passed on to every peer; then the half that came second is
+     refused when a client sends it (409), and admitted when a peer sends it or this node
+     asked for it: another node took it, so the chain must order it, and execution rejects
+     whichever half is ordered second
 
 This object owns the in-memory DAG and the orphan pool. It does no network I/O itself:
 `announce` and `request` are callbacks the runtime wires to the peer links.
@@ -22,18 +25,19 @@ from enum import StrEnum
 from .. import codec
 from ..errors import BilayerError, Overloaded, RateLimited
 from ..genesis import Genesis
-from ..ledger.dag import Dag, ForkDetected, Known, Orphan, Placed
+from ..ledger.dag import Dag, ForkDetected, Known, Orphan, Placed, Placement
 from ..ledger.entry import Entry, EntryHeader, SignedEntry, WithheldEntry, entry_id
-from ..ledger.validation import check_entry
+from ..ledger.validation import check_entry, check_fork
 from .metrics import NodeMetrics
 from .ratelimit import RateLimiter
-from .storage import Storage
+from .storage import ForkEvidence, Storage
 
 log = logging.getLogger("bilayer.ingest")
 
 Source = str  # "api:<client>" or "peer:<node key hex>"
 Announce = Callable[[Sequence[Entry], Sequence[Source]], None]
 Request = Callable[[Sequence[bytes]], None]
+AnnounceEvidence = Callable[[Sequence[ForkEvidence], Source], None]
 
 MAX_BATCH = 2000
 WANT_RETRY_MS = 2000
@@ -127,7 +131,8 @@ class OrphanPool:
 
 
 class StorageFailed(BilayerError):
-    """The node could not write to its storage; it accepts nothing until restarted."""
+    """The node could not write to its disk (full, I/O error): it accepts nothing until it is
+    restarted on a working disk. Never caused by what a client or a peer sends."""
 
     code = "storage_failed"
     http_status = 500
@@ -159,6 +164,10 @@ class Ingest:
         self.author_limiter = RateLimiter(limits.author_rate, limits.author_burst)
         self.announce: Announce = lambda entries, sources: None
         self.request: Request = lambda ids: None
+        self.announce_evidence: AnnounceEvidence = lambda evidence, source: None
+        self._evidence: list[ForkEvidence] = []  # found since the last durable batch
+        self._evidence_unwritten: set[tuple[bytes, int]] = set()
+        self._evidence_written: asyncio.Future[None] | None = None
         self._queue: list[tuple[Entry, Source]] = []
         self._uncommitted: dict[bytes, Entry] = {}
         self._headers: dict[bytes, EntryHeader] = {}  # entries not yet ordered by a checkpoint
@@ -191,9 +200,11 @@ class Ingest:
             await asyncio.gather(self._writer_task, return_exceptions=True)
 
     async def flush(self) -> None:
-        """Wait until everything placed so far is on disk."""
+        """Wait until everything placed (and every fork found) so far is on disk."""
         pending = [f for f in self._committed.values() if not f.done()]
-        if self._queue:
+        if self._evidence_written is not None:
+            pending.append(self._evidence_written)
+        if self._queue or self._evidence:
             self._wake.set()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
@@ -227,7 +238,7 @@ class Ingest:
     def ingest(self, signed: SignedEntry, source: Source) -> SubmitResult:
         """Check and place one entry; raise its typed error when it is refused."""
         if self._failed is not None:
-            raise StorageFailed(f"storage failed: {self._failed}")
+            raise StorageFailed(f"this node cannot write to its disk ({self._failed}); restart it on a working disk")
         id_ = entry_id(signed.header)
         if id_ in self.dag:
             return SubmitResult(id_, Status.KNOWN)
@@ -248,7 +259,7 @@ class Ingest:
         only when this node asked for it (it needs the entry to complete the DAG or apply a
         checkpoint); execution never reads payloads, so the node still verifies every root."""
         if self._failed is not None:
-            raise StorageFailed(f"storage failed: {self._failed}")
+            raise StorageFailed(f"this node cannot write to its disk ({self._failed}); restart it on a working disk")
         id_ = entry_id(withheld.header)
         if id_ in self.dag or id_ in self.orphans:
             return SubmitResult(id_, Status.KNOWN)
@@ -263,14 +274,18 @@ class Ingest:
             self.metrics.entries_rejected.labels(exc.code).inc()
             raise
 
-    def _place(self, entry: Entry, source: Source) -> SubmitResult:
+    def _placement(self, entry: Entry, source: Source) -> Placement:
+        """Where the entry stands in the DAG (see the module docstring for forks)."""
         try:
-            placement = self.dag.placement(entry.id, entry.header)
+            return self.dag.placement(entry.id, entry.header)
         except ForkDetected as fork:
-            self._keep_fork_evidence(fork.existing_id, entry)
-            if entry.id not in self._requested:
+            self._keep_fork_evidence(fork.existing_id, entry.signed, source)
+            if source.startswith("api") and entry.id not in self._requested:
                 raise
-            placement = self.dag.placement(entry.id, entry.header, allow_fork=True)
+            return self.dag.placement(entry.id, entry.header, allow_fork=True)
+
+    def _place(self, entry: Entry, source: Source) -> SubmitResult:
+        placement = self._placement(entry, source)
         if isinstance(placement, Known):
             return SubmitResult(entry.id, Status.KNOWN)
         if isinstance(placement, Orphan):
@@ -285,34 +300,32 @@ class Ingest:
         return SubmitResult(entry.id, Status.STORED)
 
     def _accept(self, entry: Entry, source: Source) -> None:
-        """Place an entry, then every orphan it (transitively) completes."""
-        ready = [(entry, source)]
-        while ready:
-            current, current_source = ready.pop()
-            self.dag.add(current.id, current.header)
-            self._headers[current.id] = current.header
-            self._uncommitted[current.id] = current
-            self._committed[current.id] = asyncio.get_running_loop().create_future()
-            self._queue.append((current, current_source))
-            self._requested.pop(current.id, None)
-            for orphan in self.orphans.parent_arrived(current.id):
-                try:
-                    placement = self.dag.placement(
-                        orphan.entry.id, orphan.entry.header, allow_fork=orphan.entry.id in self._requested
-                    )
-                except ForkDetected as fork:
-                    self._keep_fork_evidence(fork.existing_id, orphan.entry)
-                    self.metrics.entries_rejected.labels(fork.code).inc()
-                    continue
-                except BilayerError as exc:
-                    self.metrics.entries_rejected.labels(exc.code).inc()
-                    continue
-                if isinstance(placement, Placed):
-                    ready.append((orphan.entry, orphan.source))
-                elif isinstance(placement, Orphan):
-                    self.orphans.add(orphan.entry, placement.missing, self.clock_ms(), orphan.source)
+        """Place an entry, then every orphan it (transitively) completes. Each orphan is placed
+        only when its turn comes, so two halves of a fork waiting on one parent meet as a fork."""
+        self._add(entry, source)
+        waiting = self.orphans.parent_arrived(entry.id)
+        while waiting:
+            orphan = waiting.pop()
+            try:
+                placement = self._placement(orphan.entry, orphan.source)
+            except BilayerError as exc:
+                self.metrics.entries_rejected.labels(exc.code).inc()
+                continue
+            if isinstance(placement, Placed):
+                self._add(orphan.entry, orphan.source)
+                waiting.extend(self.orphans.parent_arrived(orphan.entry.id))
+            elif isinstance(placement, Orphan):
+                self.orphans.add(orphan.entry, placement.missing, self.clock_ms(), orphan.source)
         self.metrics.orphans.set(len(self.orphans))
         self._wake.set()
+
+    def _add(self, entry: Entry, source: Source) -> None:
+        self.dag.add(entry.id, entry.header)
+        self._headers[entry.id] = entry.header
+        self._uncommitted[entry.id] = entry
+        self._committed[entry.id] = asyncio.get_running_loop().create_future()
+        self._queue.append((entry, source))
+        self._requested.pop(entry.id, None)
 
     def header_of(self, entry_id: bytes) -> EntryHeader | None:
         """The header of a held entry (memory for entries not yet ordered, else storage)."""
@@ -352,16 +365,41 @@ class Ingest:
         self.fetch_missing(self.orphans.missing_parents()[:1024])
         self.metrics.orphans.set(len(self.orphans))
 
-    def _keep_fork_evidence(self, existing_id: bytes, second: Entry) -> None:
-        self.metrics.forks.inc()
+    # --- fork evidence ------------------------------------------------------------------
+
+    def _keep_fork_evidence(self, existing_id: bytes, second: SignedEntry, source: Source) -> None:
         first = self._uncommitted.get(existing_id)
         first_signed = first.signed if first else None
         if first_signed is None:
             stored = self.storage.get(existing_id)
             first_signed = stored.signed if stored else None
-        if first_signed is None:
-            return
-        self.storage.store_fork_evidence(second.author, second.seq, first_signed, second.signed, self.clock_ms())
+        if first_signed is not None:
+            self._record_fork(first_signed, second, source)
+
+    def ingest_evidence(self, first: SignedEntry, second: SignedEntry, source: Source) -> bool:
+        """Fork evidence a peer passes on; True when it is new here (then it is kept and passed on)."""
+        check_fork((first.header, first.signature), (second.header, second.signature),
+                   chain_id=self.genesis.chain_id, params=self.peer_params)
+        return self._record_fork(first, second, source)
+
+    def _record_fork(self, first: SignedEntry, second: SignedEntry, source: Source) -> bool:
+        """Keep one proof per (author, seq), written with the next durable batch, and pass it on."""
+        header = codec.decode(first.header, EntryHeader)
+        key = (header.author, header.seq)
+        if key in self._evidence_unwritten or self.storage.has_fork_evidence(*key):
+            return False
+        self.metrics.forks.inc()
+        log.warning("fork: author %s signed two entries at sequence %d; evidence kept", header.author.hex()[:16],
+                    header.seq)
+        evidence = ForkEvidence(0, header.author, header.seq, SignedEntry(first.header, first.signature, b""),
+                                SignedEntry(second.header, second.signature, b""), self.clock_ms())
+        self._evidence.append(evidence)
+        self._evidence_unwritten.add(key)
+        if self._evidence_written is None:
+            self._evidence_written = asyncio.get_running_loop().create_future()
+        self._wake.set()
+        self.announce_evidence([evidence], source)
+        return True
 
     # --- durable batches ----------------------------------------------------------------
 
@@ -369,21 +407,29 @@ class Ingest:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
+            while self._queue or self._evidence:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                evidence, self._evidence = self._evidence, []
+                evidence_written, self._evidence_written = self._evidence_written, None
                 entries = [entry for entry, _ in batch]
                 started = time.perf_counter()
                 try:
-                    await asyncio.to_thread(self.storage.store_entries, entries, self.clock_ms())
-                except Exception as exc:  # disk full, I/O error: a real fault, stop accepting
-                    log.critical("storage failed; refusing new entries: %s", exc)
+                    await asyncio.to_thread(self.storage.store_entries, entries, self.clock_ms(), evidence)
+                except Exception as exc:  # the disk (input cannot fail a write): stop accepting
+                    log.critical("storage_failed: the node cannot write to %s (%s); it refuses new entries until"
+                                 " it is restarted on a working disk", self.storage.path, exc)
                     self._failed = exc
+                    if evidence_written is not None:
+                        evidence_written.set_result(None)  # nothing more will be written: stop waiting
                     for entry in entries:
                         future = self._committed.pop(entry.id, None)
                         if future is not None and not future.done():
                             future.set_exception(StorageFailed(str(exc)))
                     return
                 self.metrics.commit_seconds.observe(time.perf_counter() - started)
+                self._evidence_unwritten.difference_update((e.author, e.seq) for e in evidence)
+                if evidence_written is not None:
+                    evidence_written.set_result(None)
                 for entry, source in batch:
                     self._uncommitted.pop(entry.id, None)
                     future = self._committed.pop(entry.id, None)
@@ -391,7 +437,8 @@ class Ingest:
                         future.set_result(None)
                     self.metrics.entries_accepted.labels(source.split(":", 1)[0]).inc()
                 self._refresh_gauges()
-                self.announce(entries, [source for _, source in batch])
+                if entries:
+                    self.announce(entries, [source for _, source in batch])
 
     def _refresh_gauges(self) -> None:
         self.metrics.entries_stored.set(len(self.dag))

@@ -29,6 +29,22 @@ class WithheldMsg(msgspec.Struct, frozen=True, tag="withheld", forbid_unknown_fi
     items: list[WithheldEntry]
 
 
+class ForkProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Two entries one author signed at one sequence number: the signed headers prove it."""
+
+    first_header: bytes
+    first_signature: bytes
+    second_header: bytes
+    second_signature: bytes
+
+
+class EvidenceMsg(msgspec.Struct, frozen=True, tag="evidence", forbid_unknown_fields=True):
+    """Fork evidence a node found, passed on so that every node holds it, including nodes
+    that never see the refused half as an entry."""
+
+    forks: list[ForkProof]
+
+
 class WantMsg(msgspec.Struct, frozen=True, tag="want", forbid_unknown_fields=True):
     """Ask a peer for entries by id (missing parents, unknown tips)."""
 
@@ -64,7 +80,8 @@ class WantCheckpointsMsg(msgspec.Struct, frozen=True, tag="want_checkpoints", fo
     count: int
 
 
-PeerMessage = EntriesMsg | WithheldMsg | WantMsg | TipsMsg | ProposalMsg | VoteMsg | CheckpointMsg | WantCheckpointsMsg
+PeerMessage = (EntriesMsg | WithheldMsg | WantMsg | TipsMsg | ProposalMsg | VoteMsg | CheckpointMsg
+               | WantCheckpointsMsg | EvidenceMsg)
 
 _decoder: msgspec.msgpack.Decoder[PeerMessage] = msgspec.msgpack.Decoder(PeerMessage)
 
@@ -76,6 +93,8 @@ def decode_message(data: bytes) -> PeerMessage:
         raise BadEncoding(f"bad peer message: {exc}") from None
     if isinstance(message, EntriesMsg | WithheldMsg) and len(message.items) > MAX_ITEMS:
         raise BadEncoding(f"more than {MAX_ITEMS} entries in one message")
+    if isinstance(message, EvidenceMsg) and len(message.forks) > MAX_IDS:
+        raise BadEncoding(f"more than {MAX_IDS} fork proofs in one message")
     if isinstance(message, WantMsg | TipsMsg) and len(message.ids) > MAX_IDS:
         raise BadEncoding(f"more than {MAX_IDS} ids in one message")
     return message

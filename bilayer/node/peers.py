@@ -25,6 +25,8 @@ from .messages import (
     MAX_IDS,
     CheckpointMsg,
     EntriesMsg,
+    EvidenceMsg,
+    ForkProof,
     PeerMessage,
     ProposalMsg,
     TipsMsg,
@@ -37,6 +39,7 @@ from .messages import (
 )
 from .metrics import NodeMetrics
 from .ratelimit import RateLimiter
+from .storage import ForkEvidence
 from .transport import MAX_FRAME, SecureLink, handshake
 
 log = logging.getLogger("bilayer.peers")
@@ -137,6 +140,7 @@ class PeerManager:
         self.checkpoints_from: Callable[[int, int], list[FinalizedCheckpoint]] = lambda start, count: []
         ingest.announce = self.broadcast
         ingest.request = self.request
+        ingest.announce_evidence = self.broadcast_evidence
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -274,6 +278,14 @@ class PeerManager:
             for item in message.items:
                 with contextlib.suppress(BilayerError):
                     self.ingest.ingest_withheld(item, peer.source)
+        elif isinstance(message, EvidenceMsg):
+            if not self.limiter.allow(peer.key, time.monotonic(), cost=len(message.forks)):
+                return
+            for proof in message.forks:
+                with contextlib.suppress(BilayerError):  # a bad proof spoils nothing else
+                    self.ingest.ingest_evidence(SignedEntry(proof.first_header, proof.first_signature, b""),
+                                                SignedEntry(proof.second_header, proof.second_signature, b""),
+                                                peer.source)
         elif isinstance(message, WantMsg):
             found = self.ingest.storage.get_many(message.ids[:MAX_WANT_ANSWER])
             for batch in entry_batches([stored.signed for stored in found if stored.tombstone is None]):
@@ -306,6 +318,14 @@ class PeerManager:
                      if source != peer.source and e.tombstone is None]
             for batch in entry_batches(items):
                 peer.enqueue(EntriesMsg(batch))
+
+    def broadcast_evidence(self, evidence: Sequence[ForkEvidence], source: Source) -> None:
+        """Pass fork evidence on to every peer but the one it came from."""
+        message = EvidenceMsg([ForkProof(e.first.header, e.first.signature, e.second.header, e.second.signature)
+                               for e in evidence])
+        for peer in self.links.values():
+            if peer.source != source:
+                peer.enqueue(message)
 
     def request(self, ids: Sequence[bytes]) -> None:
         for start in range(0, len(ids), MAX_IDS):

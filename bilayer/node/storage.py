@@ -1,5 +1,10 @@
 """The node's SQLite store: entries in arrival order, payloads beside them, fork evidence.
 
+Nothing a client or a peer sends can make a write fail: an author may sign two entries at
+one sequence number (a fork, and both halves may be needed in the DAG), so (author, seq)
+is indexed but not unique; storing an entry twice is a no-op; evidence and tombstones are
+idempotent. A write that still fails is a fault of the disk, never of the input.
+
 WAL journal with `synchronous=FULL`: a batch is on disk when its commit returns, and a
 client hears "stored" only after that. Payloads live in their own table so a redaction
 deletes the bytes and nothing else. One writer connection, used by one task at a time
@@ -31,7 +36,8 @@ CREATE TABLE IF NOT EXISTS entries (
     signature BLOB NOT NULL,
     received_ms INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS entries_author_seq ON entries (author, seq);
+DROP INDEX IF EXISTS entries_author_seq;
+CREATE INDEX IF NOT EXISTS entries_by_author_seq ON entries (author, seq);
 CREATE TABLE IF NOT EXISTS payloads (id BLOB PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tombstones (
     id BLOB PRIMARY KEY,
@@ -163,21 +169,26 @@ class Storage:
 
     # --- writes (worker thread) -----------------------------------------------------
 
-    def store_entries(self, entries: Sequence[Entry], received_ms: int) -> None:
-        """Commit a batch durably; the entries are known valid and absent."""
+    def store_entries(
+        self, entries: Sequence[Entry], received_ms: int, evidence: Sequence[ForkEvidence] = ()
+    ) -> None:
+        """Commit a batch durably, with the fork evidence found since the last one. An entry
+        already stored is left as it is."""
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN")
             try:
                 conn.executemany(
-                    "INSERT INTO entries (id, author, seq, header, signature, received_ms) VALUES (?,?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO entries (id, author, seq, header, signature, received_ms)"
+                    " VALUES (?,?,?,?,?,?)",
                     [(e.id, e.author, e.seq, e.signed.header, e.signed.signature, received_ms) for e in entries],
                 )
                 conn.executemany(  # a payload deleted by a decision never comes back
-                    "INSERT INTO payloads (id, payload) SELECT ?, ? WHERE NOT EXISTS"
+                    "INSERT OR IGNORE INTO payloads (id, payload) SELECT ?, ? WHERE NOT EXISTS"
                     " (SELECT 1 FROM tombstones WHERE id = ?)",
                     [(e.id, e.signed.payload, e.id) for e in entries if e.tombstone is None],
                 )
+                self._insert_evidence(conn, evidence)
                 conn.executemany(
                     "INSERT OR REPLACE INTO tombstones (id, decision, reason_code, time_ms, height) VALUES (?,?,?,?,?)",
                     [(e.id, t.decision, t.reason_code, t.time_ms, t.height) for e in entries
@@ -188,17 +199,27 @@ class Storage:
                 conn.execute("ROLLBACK")
                 raise
 
-    def store_fork_evidence(
-        self, author: bytes, seq: int, first: SignedEntry, second: SignedEntry, now_ms: int
-    ) -> bool:
-        """Keep proof of a fork; False when this exact pair was already recorded."""
+    @staticmethod
+    def _insert_evidence(conn: sqlite3.Connection, evidence: Sequence[ForkEvidence]) -> None:
+        """One proof per (author, seq) is enough: later pairs for the same fork are not kept."""
+        conn.executemany(
+            "INSERT INTO evidence (kind, author, seq, first_header, first_signature, second_header,"
+            " second_signature, detected_ms) SELECT 'fork', ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
+            " (SELECT 1 FROM evidence WHERE kind = 'fork' AND author = ? AND seq = ?)",
+            [(e.author, e.seq, e.first.header, e.first.signature, e.second.header, e.second.signature,
+              e.detected_ms, e.author, e.seq) for e in evidence],
+        )
+
+    def store_fork_evidence(self, evidence: Sequence[ForkEvidence]) -> None:
         with self._write_lock:
-            cursor = self._writer.execute(
-                "INSERT OR IGNORE INTO evidence (kind, author, seq, first_header, first_signature, second_header,"
-                " second_signature, detected_ms) VALUES ('fork', ?, ?, ?, ?, ?, ?, ?)",
-                (author, seq, first.header, first.signature, second.header, second.signature, now_ms),
-            )
-            return cursor.rowcount > 0
+            conn = self._writer
+            conn.execute("BEGIN")
+            try:
+                self._insert_evidence(conn, evidence)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     # --- reads (event loop) -----------------------------------------------------------
 
@@ -233,6 +254,11 @@ class Storage:
             (after, limit),
         ).fetchall()
         return [(bytes(r[0]), Tombstone(r[1], r[2], r[3], r[4])) for r in rows]
+
+    def has_fork_evidence(self, author: bytes, seq: int) -> bool:
+        row = self._reader.execute("SELECT 1 FROM evidence WHERE kind = 'fork' AND author = ? AND seq = ?",
+                                   (author, seq)).fetchone()
+        return row is not None
 
     def fork_evidence(self, limit: int = 1000) -> list[ForkEvidence]:
         rows = self._reader.execute(
