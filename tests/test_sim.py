@@ -104,14 +104,36 @@ def test_safety_checker_flags_divergence_rollback_and_flipped_outcomes() -> None
 
     a = Checkpoint("sim", 1, first.root, b"p" * 32, (), b"s" * 32, b"r" * 32, 1)
     b = Checkpoint("sim", 1, first.root, b"p" * 32, (), b"s" * 32, b"r" * 32, 2)
-    result = EntryResult(b"e" * 32, Outcome.FINAL)
-    checker.on_applied(0, Applied(1, a, [result], b"S" * 32, b"R" * 32))
-    checker.on_applied(1, Applied(1, b, [result], b"S" * 32, b"R" * 32))
+    entry_id, header = world._hostile_entry(world.hostile[0], 0, [first.root], 1)
+    twin_id, twin = world._hostile_entry(world.hostile[0], 0, [first.root], 2)
+    result = EntryResult(entry_id, Outcome.FINAL)
+    checker.on_applied(0, Applied(1, a, [result], b"S" * 32, b"R" * 32, headers=(header,)))
+    checker.on_applied(1, Applied(1, b, [result], b"S" * 32, b"R" * 32, headers=(header,)))
     assert any("two checkpoints at height 1" in v for v in world.violations)
-    checker.on_applied(2, Applied(1, a, [EntryResult(b"e" * 32, Outcome.REJECTED, "x")], b"S" * 32, b"R" * 32))
+    checker.on_applied(2, Applied(1, a, [EntryResult(entry_id, Outcome.REJECTED, "x")], b"S" * 32, b"R" * 32,
+                                  headers=(header,)))
     assert any("and then" in v for v in world.violations)
     checker.on_applied(2, Applied(3, a, [], b"S" * 32, b"R" * 32))
     assert any("went from height 1 to 3" in v for v in world.violations)
+    checker.on_applied(3, Applied(1, a, [EntryResult(twin_id, Outcome.FINAL)], b"S" * 32, b"R" * 32, headers=(twin,)))
+    assert any("two FINAL entries by author" in v for v in world.violations)
+
+
+def test_hostile_authors_fork_replay_and_withhold_and_every_node_ends_with_the_evidence() -> None:
+    """Forks raced to two nodes at one instant, replays and withheld parents, under every fault:
+    no safety violation, and every fork any node found is evidence on every honest node."""
+    worlds = []
+    for seed in range(12):
+        world = World(seed, SimConfig(byzantine=1, hostile_actions=30), byzantine_factory=byzantine_node)
+        world.run()
+        assert not world.violations, (seed, world.violations[:3])
+        assert not world.checker.liveness_failures, (seed, world.checker.liveness_failures[:3])
+        worlds.append(world)
+    assert sum(w.stats.author_forks for w in worlds) > 50
+    assert sum(w.stats.author_replays for w in worlds) > 50 and sum(w.stats.author_withheld for w in worlds) > 50
+    assert sum(len(w.nodes[0].evidence) for w in worlds) > 50
+    codes = {code for w in worlds for _, code in w.checker.outcomes.values()}
+    assert "sequence_conflict" in codes
 
 
 def test_fault_kinds_parse() -> None:

@@ -62,6 +62,8 @@ def sim(seeds: int, start: int, seed: int | None, validators: int, byzantine: in
             rows[f"faults: {kind}"] = str(count)
         for kind, count in d["byzantine_behaviours"].items():
             rows[f"byzantine: {kind}"] = str(count)
+        for kind, count in d["hostile_authors"].items():
+            rows[f"hostile authors: {kind}"] = str(count)
         for key, value in rows.items():
             table.add_row(key, value)
         console.print(table)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import codec
 from ..errors import MissingAuthorParent, SequenceGap, SequenceReused
 from .entry import EntryHeader
 
@@ -50,6 +51,16 @@ class ForkDetected(SequenceReused):
     def __init__(self, message: str, existing_id: bytes) -> None:
         super().__init__(message)
         self.existing_id = existing_id
+
+
+NO_FORKS = bytes(32)
+
+
+def fork_digest_with(digest: bytes, author: bytes, seq: int) -> bytes:
+    """The digest of a set of forks is the XOR of one hash per (author, seq): order-free and
+    updated in place, so two nodes holding the same evidence have the same digest."""
+    one = codec.sha256(author + seq.to_bytes(8, "big"))
+    return bytes(a ^ b for a, b in zip(digest, one, strict=True))
 
 
 class Dag:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -157,6 +158,7 @@ class Finality:
         self.request_checkpoints = request_checkpoints
         self.clock_ms = clock_ms
         self.halted: str | None = None
+        self.storage_error: str | None = None  # the disk refused the last checkpoint: retried every second
         self.pending: dict[int, FinalizedCheckpoint] = {}
         self.commit_latency_ms: list[float] = []
         self.timeouts = timeouts or Timeouts()
@@ -333,6 +335,17 @@ class Finality:
         except RootMismatch as exc:
             self._halt(str(exc))
             return False
+        except (sqlite3.Error, OSError) as exc:  # the disk, never the checkpoint: keep it and try again
+            self.pending[height] = finalized
+            diagnostic = f"storage_failed: cannot record checkpoint {height}: {exc}"
+            if diagnostic != self.storage_error:
+                log.critical("%s; retrying every second (a restart on a working disk also recovers)", diagnostic)
+            self.storage_error = diagnostic
+            asyncio.get_running_loop().call_later(1.0, self._drain_pending)
+            return False
+        if self.storage_error is not None:
+            log.warning("checkpoint %d recorded: storage works again", height)
+            self.storage_error = None
         self.ingest.forget_headers([result.entry_id for result in applied.results])
         self.send(finalized)
         self._follow_validator_set(height, finalized.checkpoint)
@@ -381,6 +394,8 @@ class Finality:
 
     def status(self) -> dict[str, Any]:
         view: dict[str, Any] = {"height": self.chain.height, "halted": self.halted}
+        if self.storage_error is not None:
+            view["storage_error"] = self.storage_error
         if self.core is not None:
             view.update(round=self.core.round, phase=int(self.core.phase))
         return view

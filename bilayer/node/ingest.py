@@ -25,7 +25,7 @@ from enum import StrEnum
 from .. import codec
 from ..errors import BilayerError, Overloaded, RateLimited
 from ..genesis import Genesis
-from ..ledger.dag import Dag, ForkDetected, Known, Orphan, Placed, Placement
+from ..ledger.dag import NO_FORKS, Dag, ForkDetected, Known, Orphan, Placed, Placement, fork_digest_with
 from ..ledger.entry import Entry, EntryHeader, SignedEntry, WithheldEntry, entry_id
 from ..ledger.validation import check_entry, check_fork
 from .metrics import NodeMetrics
@@ -168,6 +168,7 @@ class Ingest:
         self._evidence: list[ForkEvidence] = []  # found since the last durable batch
         self._evidence_unwritten: set[tuple[bytes, int]] = set()
         self._evidence_written: asyncio.Future[None] | None = None
+        self.fork_digest = NO_FORKS  # of every fork kept here: peers compare it to learn what they miss
         self._queue: list[tuple[Entry, Source]] = []
         self._uncommitted: dict[bytes, Entry] = {}
         self._headers: dict[bytes, EntryHeader] = {}  # entries not yet ordered by a checkpoint
@@ -181,6 +182,8 @@ class Ingest:
 
     def load(self, ordered: Container[bytes] = frozenset()) -> int:
         """Rebuild the DAG index from storage (arrival order puts parents first)."""
+        for author, seq in self.storage.fork_keys():
+            self.fork_digest = fork_digest_with(self.fork_digest, author, seq)
         for raw_id, header_bytes in self.storage.headers_in_order():
             id_ = bytes(raw_id)
             header = codec.decode(bytes(header_bytes), EntryHeader)
@@ -395,6 +398,7 @@ class Ingest:
                                 SignedEntry(second.header, second.signature, b""), self.clock_ms())
         self._evidence.append(evidence)
         self._evidence_unwritten.add(key)
+        self.fork_digest = fork_digest_with(self.fork_digest, header.author, header.seq)
         if self._evidence_written is None:
             self._evidence_written = asyncio.get_running_loop().create_future()
         self._wake.set()

@@ -52,11 +52,13 @@ class WantMsg(msgspec.Struct, frozen=True, tag="want", forbid_unknown_fields=Tru
 
 
 class TipsMsg(msgspec.Struct, frozen=True, tag="tips", forbid_unknown_fields=True):
-    """The sender's DAG tips and finalized height: anti-entropy, so a node that was away
-    learns which entries and checkpoints it missed."""
+    """The sender's DAG tips, finalized height and the digest of the forks it holds as
+    evidence: anti-entropy, so a node that was away learns which entries, checkpoints and
+    fork evidence it missed."""
 
     ids: list[bytes]
     height: int = 0
+    forks: bytes = b""
 
 
 class ProposalMsg(msgspec.Struct, frozen=True, tag="proposal", forbid_unknown_fields=True):

@@ -19,6 +19,7 @@ from typing import Any
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..errors import BilayerError, PeerProtocolError
 from ..keys.signing import Signer
+from ..ledger.dag import NO_FORKS
 from ..ledger.entry import Entry, SignedEntry, WithheldEntry
 from .ingest import Ingest, Source
 from .messages import (
@@ -238,7 +239,7 @@ class PeerManager:
         log.info("peer %s connected (%s)", peer.key.hex()[:12], link.peer_listen)
         sender = asyncio.get_running_loop().create_task(self._send_loop(peer))
         try:
-            peer.enqueue(TipsMsg(sorted(self.ingest.dag.tips)[:MAX_IDS], self.height()))
+            peer.enqueue(self._tips())
             while self._running:
                 data = await link.recv()
                 self._dispatch(peer, decode_message(data))
@@ -298,6 +299,8 @@ class PeerManager:
             unknown = [i for i in message.ids if not self.ingest.dag.holds(i) and i not in self.ingest.orphans]
             if unknown:
                 peer.enqueue(WantMsg(unknown))
+            if message.forks != self.ingest.fork_digest and self.ingest.fork_digest != NO_FORKS:
+                self.broadcast_evidence(self.ingest.storage.recent_fork_evidence(MAX_IDS), peer=peer)
             peer.height = max(0, message.height)
             if peer.height > self.height():
                 peer.enqueue(WantCheckpointsMsg(self.height() + 1, MAX_CHECKPOINTS_ANSWER))
@@ -319,13 +322,19 @@ class PeerManager:
             for batch in entry_batches(items):
                 peer.enqueue(EntriesMsg(batch))
 
-    def broadcast_evidence(self, evidence: Sequence[ForkEvidence], source: Source) -> None:
-        """Pass fork evidence on to every peer but the one it came from."""
+    def broadcast_evidence(self, evidence: Sequence[ForkEvidence], source: Source = "",
+                           peer: PeerLink | None = None) -> None:
+        """Pass fork evidence on to one peer, or to every peer but the one it came from."""
+        if not evidence:
+            return
         message = EvidenceMsg([ForkProof(e.first.header, e.first.signature, e.second.header, e.second.signature)
                                for e in evidence])
-        for peer in self.links.values():
-            if peer.source != source:
-                peer.enqueue(message)
+        for link in [peer] if peer is not None else self.links.values():
+            if link.source != source:
+                link.enqueue(message)
+
+    def _tips(self) -> TipsMsg:
+        return TipsMsg(sorted(self.ingest.dag.tips)[:MAX_IDS], self.height(), self.ingest.fork_digest)
 
     def request(self, ids: Sequence[bytes]) -> None:
         for start in range(0, len(ids), MAX_IDS):
@@ -354,7 +363,7 @@ class PeerManager:
         while self._running:
             await asyncio.sleep(TIPS_INTERVAL_S)
             self.ingest.maintain()
-            tips = TipsMsg(sorted(self.ingest.dag.tips)[:MAX_IDS], self.height())
+            tips = self._tips()
             for peer in self.links.values():
                 peer.enqueue(tips)
 

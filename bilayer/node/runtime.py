@@ -266,7 +266,7 @@ class LedgerNode:
             "chain_id": self.genesis.chain_id,
             "genesis_root": self.genesis.root.hex(),
             "node_key": self.signer.public_key.hex(),
-            "healthy": self.ingest.healthy,
+            "healthy": self.ingest.healthy and (self.finality is None or self.finality.storage_error is None),
             "entries": len(self.ingest.dag),
             "tips": len(self.ingest.dag.tips),
             "orphans": len(self.ingest.orphans),

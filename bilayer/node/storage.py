@@ -260,10 +260,21 @@ class Storage:
                                    (author, seq)).fetchone()
         return row is not None
 
+    def fork_keys(self) -> Iterator[tuple[bytes, int]]:
+        for author, seq in self._reader.execute("SELECT author, seq FROM evidence WHERE kind = 'fork'"):
+            yield bytes(author), int(seq)
+
+    def recent_fork_evidence(self, limit: int) -> list[ForkEvidence]:
+        """The newest fork proofs first: what a peer that lacks some is sent."""
+        return self._forks("ORDER BY seqno DESC", limit)
+
     def fork_evidence(self, limit: int = 1000) -> list[ForkEvidence]:
+        return self._forks("ORDER BY seqno", limit)
+
+    def _forks(self, order: str, limit: int) -> list[ForkEvidence]:
         rows = self._reader.execute(
             "SELECT seqno, author, seq, first_header, first_signature, second_header, second_signature, detected_ms"
-            " FROM evidence WHERE kind = 'fork' ORDER BY seqno LIMIT ?",
+            f" FROM evidence WHERE kind = 'fork' {order} LIMIT ?",
             (limit,),
         ).fetchall()
         return [

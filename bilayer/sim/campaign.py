@@ -20,6 +20,7 @@ class SeedResult:
     liveness_failures: tuple[str, ...]
     faults: tuple[str, ...]
     byzantine: tuple[str, ...]
+    hostile: tuple[tuple[str, int], ...]  # what the hostile authors did, and the forks found
     events: int
     seconds: float
 
@@ -33,6 +34,7 @@ class CampaignReport:
     seconds: float = 0.0
     faults: Counter[str] = field(default_factory=Counter)
     byzantine: Counter[str] = field(default_factory=Counter)
+    hostile: Counter[str] = field(default_factory=Counter)
     failures: list[SeedResult] = field(default_factory=list)
 
     @property
@@ -54,11 +56,13 @@ class CampaignReport:
             "config": {"validators": self.config.validators, "byzantine": self.config.byzantine,
                        "faults": list(self.config.faults), "fault_window_ms": self.config.fault_window_ms,
                        "liveness_window_ms": self.config.liveness_window_ms, "entries": self.config.entries,
-                       "reconfigure": self.config.reconfigure},
+                       "reconfigure": self.config.reconfigure, "hostile_authors": self.config.hostile_authors,
+                       "hostile_actions": self.config.hostile_actions},
             "seeds": self.seeds,
             "checkpoints": self.checkpoints,
             "faults_injected": dict(sorted(self.faults.items())),
             "byzantine_behaviours": dict(sorted(self.byzantine.items())),
+            "hostile_authors": dict(sorted(self.hostile.items())),
             "safety_violations": self.safety_violations,
             "liveness_failures": self.liveness_failures,
             "seconds": round(self.seconds, 2),
@@ -102,6 +106,9 @@ def run_seed(seed: int, config: SimConfig, core_factory: CoreFactory = default_c
         liveness_failures=tuple(world.checker.liveness_failures),
         faults=tuple(_fault_names(world)),
         byzantine=tuple(sorted(world.byzantine_kinds.values())),
+        hostile=(("forks_raced", world.stats.author_forks), ("replays", world.stats.author_replays),
+                 ("parents_withheld", world.stats.author_withheld),
+                 ("forks_in_evidence", len(set().union(*(n.evidence for n in world.nodes if n.honest))))),
         events=world.stats.events,
         seconds=time.perf_counter() - started,
     )
@@ -118,6 +125,7 @@ def run_campaign(seeds: Iterable[int], config: SimConfig, core_factory: CoreFact
         report.seconds += result.seconds
         report.faults.update(result.faults)
         report.byzantine.update(result.byzantine)
+        report.hostile.update(dict(result.hostile))
         if result.violations or result.liveness_failures:
             report.failures.append(result)
         tick(result)

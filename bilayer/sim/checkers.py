@@ -5,10 +5,12 @@ Safety (checked as each honest node applies a checkpoint):
 * a node's history only grows, one height at a time (never rolls back, never skips);
 * honest nodes agree on the state root and results root after every height;
 * an entry's outcome (FINAL or REJECTED, and its reason) never differs between nodes or
-  changes later.
+  changes later;
+* at most one entry per author and sequence number is ever FINAL (forks).
 
 Liveness (checked at the end): entries submitted after the network healed are ordered by
-every honest node within the liveness window.
+every honest node within the liveness window, and every fork any honest node found is
+known as evidence to every honest node.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Checker:
         self.outcomes: dict[bytes, tuple[str, str]] = {}
         self.heights: dict[int, int] = {}
         self.liveness_failures: list[str] = []
+        self.final_at: dict[tuple[bytes, int], bytes] = {}  # (author, seq) -> the FINAL entry
 
     def on_applied(self, node: int, applied: Applied) -> None:
         if not self.world.nodes[node].honest:
@@ -46,16 +49,26 @@ class Checker:
         roots = (applied.state_root, applied.results_root)
         if self.roots.setdefault(height, roots) != roots:
             self.world.violation(f"node {node} computed other roots at height {height}")
-        for result in applied.results:
+        for result, header in zip(applied.results, applied.headers, strict=True):
+            if str(result.outcome) == "FINAL":
+                winner = self.final_at.setdefault((header.author, header.seq), result.entry_id)
+                if winner != result.entry_id:
+                    self.world.violation(f"two FINAL entries by author {header.author.hex()[:12]} at sequence"
+                                         f" {header.seq}: {winner.hex()[:12]} and {result.entry_id.hex()[:12]}")
             outcome = (str(result.outcome), result.code)
             if self.outcomes.setdefault(result.entry_id, outcome) != outcome:
                 self.world.violation(f"entry {result.entry_id.hex()[:12]} was {self.outcomes[result.entry_id]}"
                                      f" and then {outcome} (node {node})")
 
     def finish(self) -> None:
+        forks = set().union(*(n.evidence for n in self.world.nodes if n.honest))
         for node in self.world.nodes:
             if not node.honest:
                 continue
+            unknown = forks - node.evidence.keys()
+            if unknown:
+                self.liveness_failures.append(f"node {node.index} lacks evidence of {len(unknown)} of {len(forks)}"
+                                              " forks after the network healed")
             missing = [e for e in self.world.liveness_entries if e not in node.chain.ordered]
             if missing:
                 self.liveness_failures.append(

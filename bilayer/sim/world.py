@@ -3,8 +3,9 @@ DAG rules, on a virtual clock, with every fault drawn from one seed.
 
 One seed fixes everything: the traffic (transfers between users, including forks), the
 faults (loss, delay, reordering, duplication, partitions that heal, crashes and restarts
-from persisted state, clock skew) and the byzantine behaviours. Replaying a seed replays
-the run event for event.
+from persisted state, clock skew), the byzantine validators and the hostile authors
+(clients that race two halves of a fork to two nodes at one instant, replay old entries, and
+withhold parents for a while or for good). Replaying a seed replays the run event for event.
 
 What is simulated is only what lies outside the machine-independent code: the network,
 the clock, storage (kept in memory; a crash loses exactly what a process loses) and the
@@ -49,7 +50,7 @@ from ..consensus.validators import ValidatorSet
 from ..errors import BilayerError
 from ..genesis import Allocation, ChainParams, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
 from ..keys.signing import Signer
-from ..ledger.dag import Dag, Orphan, Placed
+from ..ledger.dag import NO_FORKS, Dag, ForkDetected, Orphan, Placed, Placement, fork_digest_with
 from ..ledger.entry import ENTRY_VERSION, EntryHeader
 from ..ledger.operations import GovExecute, GovPropose, GovVote, Operation, SetValidator, Transfer
 from ..node.chain import Applied, ChainState, NotNext, RootMismatch
@@ -58,6 +59,7 @@ from ..node.finality import ChainApp
 CHAIN_ID = "sim"
 FAULT_KINDS = ("loss", "delay", "reorder", "duplicate", "partition", "crash", "skew")
 BYZANTINE_KINDS = ("equivocate", "double_vote", "split_brain", "silent", "garbage", "withhold", "replay")
+HOSTILE_AUTHOR_KINDS = ("fork", "replay", "withhold")
 
 CoreFactory = Callable[[str, Signer, ValidatorSet, ChainApp, SignerState | None, Timeouts], TendermintCore]
 COUNCIL_SIZE = 3
@@ -79,6 +81,8 @@ class SimConfig:
     users: int = 5
     tick_ms: int = 1000
     reconfigure: bool = False  # the council adds a validator, then removes validator 0, during the fault window
+    hostile_authors: int = 2  # clients that fork, replay and withhold parents
+    hostile_actions: int = 12
 
 
 @dataclass
@@ -104,6 +108,9 @@ class Stats:
     restarts: int = 0
     equivocations_seen: int = 0
     byzantine_actions: int = 0
+    author_forks: int = 0
+    author_replays: int = 0
+    author_withheld: int = 0
 
 
 class Violation(Exception):
@@ -127,7 +134,10 @@ class SimNode:
         self.crashed = False
         self.epoch = 0  # timers of an earlier incarnation are void
         self.requested: set[bytes] = set()
-        self.orphans: dict[bytes, EntryHeader] = {}
+        self.orphans: dict[bytes, tuple[EntryHeader, bool]] = {}  # header, came from a peer
+        # (author, seq) -> the proof: both ids and headers (kept, like the node's evidence table)
+        self.evidence: dict[tuple[bytes, int], tuple[bytes, EntryHeader, bytes, EntryHeader]] = {}
+        self.fork_digest = NO_FORKS
         self.pending: dict[int, FinalizedCheckpoint] = {}
         self.core = self._new_core()
 
@@ -222,39 +232,82 @@ class SimNode:
     def holds(self, entry_id: bytes) -> bool:
         return self.dag.holds(entry_id)
 
-    def receive_entry(self, entry_id: bytes, header: EntryHeader) -> str:
+    def placement(self, entry_id: bytes, header: EntryHeader, from_peer: bool) -> Placement:
+        """As the node's ingest: a fork is evidence; a client's second half is refused, a peer's
+        (or one this node asked for) is admitted, and execution rejects the half ordered second."""
+        try:
+            return self.dag.placement(entry_id, header)
+        except ForkDetected as fork:
+            first = self.headers.get(fork.existing_id)
+            if first is not None:
+                self.record_fork(fork.existing_id, first, entry_id, header, None)
+            if not from_peer and entry_id not in self.requested:
+                raise
+            return self.dag.placement(entry_id, header, allow_fork=True)
+
+    def record_fork(self, first_id: bytes, first: EntryHeader, second_id: bytes, second: EntryHeader,
+                    source: int | None) -> None:
+        key = (first.author, first.seq)
+        if key in self.evidence:
+            return
+        self.evidence[key] = (first_id, first, second_id, second)
+        self.fork_digest = fork_digest_with(self.fork_digest, *key)
+        message = ("evidence", first_id, first, second_id, second)
+        for other in range(len(self.world.nodes)):
+            if other not in (self.index, source):
+                self.world.send(self.index, other, message)
+
+    def receive_evidence(self, src: int, message: tuple[Any, ...]) -> None:
+        """Fork evidence a peer passes on: checked (ids, one author, one seq, two entries), kept once."""
+        _, first_id, first, second_id, second = message
+        if (first_id == second_id or codec.sha256(codec.encode(first)) != first_id
+                or codec.sha256(codec.encode(second)) != second_id
+                or (first.author, first.seq) != (second.author, second.seq)):
+            return
+        self.record_fork(first_id, first, second_id, second, src)
+
+    def share_evidence(self, dst: int) -> None:
+        """What a node sends a peer whose digest of forks differs from its own: every proof it holds."""
+        for proof in self.evidence.values():
+            self.world.send(self.index, dst, ("evidence", *proof))
+
+    def add(self, entry_id: bytes, header: EntryHeader) -> None:
+        self.dag.add(entry_id, header)
+        self.headers[entry_id] = header
+        self.requested.discard(entry_id)
+
+    def receive_entry(self, entry_id: bytes, header: EntryHeader, from_peer: bool = False) -> str:
         """Place an entry as the node's ingest does: 'placed', 'orphan', 'known' or 'refused'."""
         if entry_id in self.dag:
             return "known"
         try:
-            placement = self.dag.placement(entry_id, header, allow_fork=entry_id in self.requested)
-        except BilayerError:  # a fork at the door, a broken author chain
+            placement = self.placement(entry_id, header, from_peer)
+        except BilayerError:  # a client's fork at the door, a broken author chain
             return "refused"
         if isinstance(placement, Orphan):
-            self.orphans[entry_id] = header
+            self.orphans[entry_id] = (header, from_peer)
             self.requested.update(placement.missing)
             self.broadcast(("want", placement.missing))
             return "orphan"
         if not isinstance(placement, Placed):
             return "known"
-        ready = [(entry_id, header)]
-        placed = []
-        while ready:
-            current_id, current = ready.pop()
-            if current_id in self.dag:
-                continue
-            self.dag.add(current_id, current)
-            self.headers[current_id] = current
-            self.requested.discard(current_id)
-            placed.append((current_id, current))
-            for orphan_id, orphan in list(self.orphans.items()):
-                if all(self.dag.holds(p) for p in orphan.parents):
-                    del self.orphans[orphan_id]
-                    try:
-                        if isinstance(self.dag.placement(orphan_id, orphan, allow_fork=True), Placed):
-                            ready.append((orphan_id, orphan))
-                    except BilayerError:
-                        pass
+        placed = [(entry_id, header)]
+        self.add(entry_id, header)
+        progress = True
+        while progress:  # orphans are placed one at a time: two halves of a fork waiting on one parent meet as a fork
+            progress = False
+            for orphan_id, (orphan, orphan_from_peer) in list(self.orphans.items()):
+                if not all(self.dag.holds(p) for p in orphan.parents):
+                    continue
+                del self.orphans[orphan_id]
+                try:
+                    orphan_placement = self.placement(orphan_id, orphan, orphan_from_peer)
+                except BilayerError:
+                    continue
+                if isinstance(orphan_placement, Placed):
+                    self.add(orphan_id, orphan)
+                    placed.append((orphan_id, orphan))
+                    progress = True
         if placed:
             self.broadcast(("entries", tuple(placed)))
             self.drain_pending()
@@ -306,7 +359,9 @@ class SimNode:
             self.step(MessageReceived(consensus))
         elif kind == "entries":
             for entry_id, header in message[1]:
-                self.receive_entry(entry_id, header)
+                self.receive_entry(entry_id, header, from_peer=True)
+        elif kind == "evidence":
+            self.receive_evidence(src, message)
         elif kind == "want":
             found = tuple((i, self.headers[i]) for i in message[1] if i in self.headers)
             if found:
@@ -318,6 +373,8 @@ class SimNode:
                 self.world.send(self.index, src, ("want", unknown))
             if message[2] > self.chain.height:
                 self.world.send(self.index, src, ("want_checkpoints", self.chain.height + 1))
+            if message[3] != self.fork_digest and self.evidence:
+                self.share_evidence(src)
         elif kind == "want_checkpoints":
             start = message[1]
             for finalized in self.finalized[start - 1:start + 9]:
@@ -328,7 +385,7 @@ class SimNode:
     def tick(self) -> None:
         """Anti-entropy, as the runtime does every few seconds: tips and height to every peer."""
         if not self.crashed:
-            self.broadcast(("tips", tuple(sorted(self.dag.tips)), self.chain.height))
+            self.broadcast(("tips", tuple(sorted(self.dag.tips)), self.chain.height, self.fork_digest))
 
 
 class World:
@@ -346,13 +403,14 @@ class World:
         self.users = [Signer(bytes([seed % 241 + 3, 200 + i]) * 16) for i in range(config.users)]
         # writers that appear only once the network healed: their entries test liveness
         self.liveness_users = [Signer(bytes([seed % 239 + 5, 100 + i]) * 16) for i in range(3)]
+        self.hostile = [Signer(bytes([seed % 227 + 11, 190 + i]) * 16) for i in range(config.hostile_authors)]
         # reconfiguration: a node outside the genesis set that the council makes a validator
         self.joiner = Signer(bytes([seed % 233 + 7, 150]) * 16) if config.reconfigure else None
         self.council = [Signer(bytes([seed % 229 + 9, 170 + i]) * 16) for i in range(COUNCIL_SIZE)]
         council = tuple(GenesisCouncilMember(f"c{i}", c.public_key.hex()) for i, c in enumerate(self.council))
         self.genesis = Genesis(
             chain_id=CHAIN_ID, genesis_time_ms=1_700_000_000_000, params=ChainParams(pow_bits=0),
-            allocations=tuple(Allocation(u.address, "SIM", 1_000) for u in self.users),
+            allocations=tuple(Allocation(u.address, "SIM", 1_000) for u in self.users + self.hostile),
             validators=tuple(GenesisValidator(f"v{i}", s.public_key.hex(), 1) for i, s in enumerate(self.signers)),
             council=council if config.reconfigure else (),
             governance=GovernanceParams(timelock_ms=0) if config.reconfigure else GovernanceParams(),
@@ -381,6 +439,7 @@ class World:
         self.proposals = 0
         self.submitted: list[bytes] = []
         self.liveness_entries: list[bytes] = []
+        self.sent: list[tuple[bytes, EntryHeader]] = []  # every entry a client sent: what a replay resends
 
     # --- the seed's choices -----------------------------------------------------------------
 
@@ -447,6 +506,8 @@ class World:
         self.start_nodes()
         for _ in range(config.entries):
             self.at(self.rng.randint(0, config.fault_window_ms), -1, ("submit",))
+        for _ in range(config.hostile_actions if self.hostile else 0):
+            self.at(self.rng.randint(0, config.fault_window_ms), -1, ("hostile", self.rng.choice(HOSTILE_AUTHOR_KINDS)))
         for crashing, at, restart in self.plan.crashes:
             self.at(at, crashing, ("crash",))
             self.at(restart, crashing, ("restart",))
@@ -505,6 +566,10 @@ class World:
             if self.nodes[node].crashed:
                 self.stats.restarts += 1
                 self.nodes[node].restart()
+        elif kind == "hostile":
+            self._hostile_author(payload[1])
+        elif kind == "publish":
+            self._deliver(payload[1], payload[2])
         elif kind == "liveness":
             for user in self.liveness_users:
                 self.liveness_entries.append(self._submit(user))
@@ -558,4 +623,46 @@ class World:
         if node.receive_entry(entry_id, header) in ("placed", "orphan") and seq == len(chain):
             chain.append(entry_id)
         self.submitted.append(entry_id)
+        self.sent.append((entry_id, header))
         return entry_id
+
+    # --- hostile authors ----------------------------------------------------------------------
+
+    def _live_honest(self) -> list[SimNode]:
+        return [n for n in self.nodes if n.honest and not n.crashed] or [n for n in self.nodes if n.honest]
+
+    def _deliver(self, entry_id: bytes, header: EntryHeader, node: SimNode | None = None) -> str:
+        self.sent.append((entry_id, header))
+        return (node or self.rng.choice(self._live_honest())).receive_entry(entry_id, header)
+
+    def _hostile_entry(self, author: Signer, seq: int, parents: list[bytes], amount: int) -> tuple[bytes, EntryHeader]:
+        op = Transfer(asset="SIM", amount=amount, to=self.rng.choice(self.users).public_key)
+        header = EntryHeader(ENTRY_VERSION, CHAIN_ID, author.public_key, seq, tuple(parents), self.now, "transfer",
+                             codec.encode(op), codec.sha256(b""), 0, bytes(8))
+        return codec.sha256(codec.encode(header)), header
+
+    def _hostile_author(self, behaviour: str) -> None:
+        """One act of a hostile client, drawn from the seed."""
+        author = self.rng.choice(self.hostile)
+        chain = self.user_chains.setdefault(author.public_key, [])
+        parents = [chain[-1]] if chain else [self.genesis.root]
+        if behaviour == "fork":  # two halves at one seq, raced to two nodes at the same instant
+            self.stats.author_forks += 1
+            left = self._hostile_entry(author, len(chain), parents, self.rng.randint(1, 600))
+            right = self._hostile_entry(author, len(chain), parents, self.rng.randint(601, 1200))
+            live = self._live_honest()
+            first, second = (self.rng.sample(live, 2) if len(live) > 1 else (live[0], live[0]))
+            outcomes = (self._deliver(*left, node=first), self._deliver(*right, node=second))
+            if "placed" in outcomes or "orphan" in outcomes:  # the author goes on from one of the halves
+                chain.append(left[0] if outcomes[0] in ("placed", "orphan") else right[0])
+        elif behaviour == "replay" and self.sent:  # an old entry again, to any node
+            self.stats.author_replays += 1
+            self._deliver(*self.rng.choice(self.sent))
+        elif behaviour == "withhold":  # an entry whose own parent is kept back, for a while or for good
+            self.stats.author_withheld += 1
+            hidden = self._hostile_entry(author, len(chain), parents, self.rng.randint(1, 50))
+            shown = self._hostile_entry(author, len(chain) + 1, [hidden[0]], self.rng.randint(1, 50))
+            self._deliver(*shown)
+            chain.extend((hidden[0], shown[0]))
+            if self.rng.random() < 0.5:
+                self.at(self.now + self.rng.randint(100, 5000), -1, ("publish", *hidden))
