@@ -227,3 +227,19 @@ def test_twenty_forks_under_ordinary_load(net: dict[str, Any]) -> None:
     found = outcomes(urls[0], [entry_id for entry_id, _ in transfers], timeout=LIMIT)
     assert all(view["status"] == "FINAL" for view in found.values())
     assert_network_agrees_and_finalizes(net)
+
+
+def test_the_network_bench_measures_transfers_under_a_fork_flood(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "bilayer", "bench", "network", "--transactions", "600", "--ledger-nodes", "2",
+         "--rate", "400", "--forks", "40", "--fork-rate", "40", "--workdir", str(tmp_path), "--json"],
+        capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads(run.stdout)["results"]
+    assert results["finalized"] == results["final"] == 600
+    assert results["fork_pairs_sent"] > 0
+    assert set(results["fork_halves_by_status"]) <= {"201", "409"}

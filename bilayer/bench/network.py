@@ -9,6 +9,11 @@ the nodes it submits to) and watches one node's checkpoints to time finality:
   checkpoint that finalized it was first seen; checkpoints are polled every 10 ms);
 * the Ed25519 verification bound measured in the same run: PyNaCl verifications per second
   on one core x cores / validators (every validator checks every entry), and the ratio.
+
+With `forks` an attacker joins the run: that many authors each sign two entries at one
+sequence number and race the halves to two different nodes at the same instant, `fork_rate`
+pairs per second until the transfers are final; the figures are then those of the honest
+transfers under the attack.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,7 @@ from .. import codec
 from ..genesis import Allocation, load_genesis
 from ..keys.signing import Signer
 from ..ledger.entry import SignedEntry, build_entry
-from ..ledger.operations import Transfer
+from ..ledger.operations import Data, Transfer
 from ..node import localnet
 from ..node.config import LimitsConfig
 from .ledger import measure_verify_rate
@@ -48,6 +53,8 @@ class NetworkBenchConfig:
     connections: int = 8
     pow_bits: int = 8
     timeout_s: float = 300.0
+    forks: int = 0  # fork pairs raced to two nodes during the run
+    fork_rate: float = 50.0  # pairs per second
 
 
 def make_transfers(chain_id: str, root: bytes, senders: list[Signer], count: int,
@@ -71,13 +78,27 @@ def make_transfers(chain_id: str, root: bytes, senders: list[Signer], count: int
     return made
 
 
+def make_forks(chain_id: str, root: bytes, count: int, pow_bits: int) -> list[tuple[SignedEntry, SignedEntry]]:
+    """`count` attackers, each with two different entries at sequence 0."""
+    now = int(time.time() * 1000)
+    pairs = []
+    for index in range(count):
+        attacker = Signer(b"\xf0" + index.to_bytes(4, "big") * 7 + b"\x0f" * 3)
+        halves = [build_entry(attacker, chain_id=chain_id, seq=0, parents=[root], op=Data(media_type="text/plain"),
+                              payload=side, time_ms=now, pow_bits=pow_bits)[1] for side in (b"left", b"right")]
+        pairs.append((halves[0], halves[1]))
+    return pairs
+
+
 async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, SignedEntry]],
-                 config: NetworkBenchConfig, tick: Callable[[int], None]) -> dict[str, Any]:
+                 config: NetworkBenchConfig, tick: Callable[[int], None],
+                 forks: Sequence[tuple[SignedEntry, SignedEntry]] = ()) -> dict[str, Any]:
     batches = [entries[i:i + config.batch] for i in range(0, len(entries), config.batch)]
     sent_at: dict[bytes, float] = {}
     final_at: dict[bytes, float] = {}
     outcome: dict[bytes, str] = {}
     refused = 0
+    fork_answers: dict[int, int] = {}
     done = asyncio.Event()
     timeout = aiohttp.ClientTimeout(total=60)
     connector = aiohttp.TCPConnector(limit=config.connections * 2)
@@ -131,7 +152,21 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
                     raise RuntimeError(f"batch refused by {url}: {body}")
                 refused += sum(1 for r in body["results"] if "error" in r)
 
+        async def post_half(url: str, signed: SignedEntry) -> None:
+            async with session.post(f"{url}/v1/entries", data=codec.encode(signed),
+                                    headers={"Content-Type": "application/msgpack"}) as response:
+                fork_answers[response.status] = fork_answers.get(response.status, 0) + 1
+
+        async def attack() -> None:
+            for index, (left, right) in enumerate(forks):
+                if done.is_set():
+                    return
+                await asyncio.gather(post_half(urls[index % len(urls)], left),
+                                     post_half(urls[(index + 1) % len(urls)], right))
+                await asyncio.sleep(max(0.0, started + (index + 1) / config.fork_rate - time.perf_counter()))
+
         watcher = asyncio.ensure_future(watch())
+        attacker = asyncio.ensure_future(attack())
         try:
             await asyncio.gather(*(send(w) for w in range(config.connections)))
             submitted = time.perf_counter()
@@ -140,6 +175,7 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
             pass
         finally:
             done.set()
+            await attacker
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
         end_height = (await (await session.get(f"{watch_url}/v1/status")).json())["height"]
@@ -156,6 +192,8 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
         "finalized_tx_per_s": round(len(final_at) / elapsed, 1) if elapsed > 0 else 0.0,
         "submitted_tx_per_s": round(len(entries) / (submitted - started), 1),
         "checkpoints": end_height - start_height,
+        "fork_pairs_sent": sum(fork_answers.values()) // 2,
+        "fork_halves_by_status": {str(k): v for k, v in sorted(fork_answers.items())},
         "latency_ms": {
             "p50": _percentile(latencies, 50),
             "p90": _percentile(latencies, 90),
@@ -185,13 +223,14 @@ def run_network_bench(config: NetworkBenchConfig, progress: Progress, workdir: P
         genesis = load_genesis(Path(manifest["genesis"]))
         entries = make_transfers(genesis.chain_id, genesis.root, senders, config.transactions, config.pow_bits,
                                  progress("signing transfers", config.transactions))
+        forks = make_forks(genesis.chain_id, genesis.root, config.forks, config.pow_bits)
         try:
             localnet.up(directory)
             nodes = manifest["nodes"]
             targets = [n["api_url"] for n in nodes if n["role"] == "ledger"] or [n["api_url"] for n in nodes]
             watch_url = targets[0]
             results = asyncio.run(_drive(targets, watch_url, entries, config,
-                                         progress("finalizing", config.transactions)))
+                                         progress("finalizing", config.transactions), forks))
         finally:
             localnet.down(directory)
     verify_after = measure_verify_rate()

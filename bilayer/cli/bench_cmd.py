@@ -96,16 +96,21 @@ def bench_ledger(
 @click.option("--connections", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--pow-bits", type=click.IntRange(0, 24), default=8, show_default=True,
               help="Difficulty of the benchmark chain (stamps are made before timing starts).")
+@click.option("--forks", type=click.IntRange(0, 100_000), default=0, show_default=True,
+              help="An attacker races this many fork pairs (two entries at one seq) to two nodes during the run.")
+@click.option("--fork-rate", type=click.FloatRange(min=0.1), default=50.0, show_default=True,
+              help="Fork pairs per second.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @json_option
 def bench_network(validators: int, ledger_nodes: int, transactions: int, accounts: int, rate: float, batch: int,
-                  connections: int, pow_bits: int, workdir: Path | None, as_json: bool) -> None:
+                  connections: int, pow_bits: int, forks: int, fork_rate: float, workdir: Path | None,
+                  as_json: bool) -> None:
     """Finalized tx/s and submit-to-final latency of a local network, against the Ed25519 bound."""
     from ..bench.network import NetworkBenchConfig, run_network_bench
 
     config = NetworkBenchConfig(validators=validators, ledger_nodes=ledger_nodes, transactions=transactions,
                                 accounts=accounts, rate=rate, batch=batch, connections=connections,
-                                pow_bits=pow_bits)
+                                pow_bits=pow_bits, forks=forks, fork_rate=fork_rate)
     with _progress(not as_json) as progress:
         report = run_network_bench(config, progress, workdir)
     emit(report, as_json, _print_report)
