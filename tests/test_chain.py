@@ -639,6 +639,39 @@ def test_a_failed_commit_leaves_the_chain_unchanged(node: Node, monkeypatch: pyt
     open_node(node.path).storage.close()  # and the store is consistent
 
 
+def test_a_checkpoint_the_disk_refuses_is_kept_and_recorded_once_the_disk_works(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk fault is reported (status, log) and retried every second; it never halts the node."""
+    import asyncio
+
+    from bilayer.node.finality import Finality
+
+    node.add(S.fund, S.overspend)
+    finalized = finalize(next_checkpoint(node.chain, [OVERSPEND]))
+    node.ingest.header_of = node.headers.get  # type: ignore[method-assign]
+    real_commit = node.storage.commit_checkpoint
+
+    def disk_error(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async def scenario() -> None:
+        finality = Finality(node.chain, node.ingest, OUTSIDER, lambda message: None, lambda start, count: None)
+        monkeypatch.setattr(node.storage, "commit_checkpoint", disk_error)
+        finality.on_finalized(finalized)
+        assert node.chain.height == 0 and finality.halted is None
+        assert "disk is full" in finality.status()["storage_error"]
+        monkeypatch.setattr(node.storage, "commit_checkpoint", real_commit)
+        for _ in range(40):  # bounded: the retry comes within a second
+            await asyncio.sleep(0.05)
+            if node.chain.height == 1:
+                break
+        assert node.chain.height == 1
+        assert "storage_error" not in finality.status()
+
+    asyncio.run(scenario())
+
+
 def test_junk_checkpoint_from_a_peer_does_not_block_the_real_one(node: Node) -> None:
     from bilayer.node.finality import Finality
 

@@ -265,3 +265,46 @@ def test_a_store_made_with_the_unique_author_sequence_index_is_upgraded_on_open(
     storage.store_entries(halves, 1)
     storage.store_entries(halves, 2)  # storing again changes nothing
     assert storage.count() == 2
+
+
+@pytest.mark.parametrize("withheld_first", [True, False])
+def test_an_entry_and_its_withheld_header_racing_store_one_entry(
+    tmp_path: Path, genesis: Genesis, withheld_first: bool
+) -> None:
+    """A node that asked for an entry may get it twice: whole from one peer, as a redacted
+    header from another. Whichever comes second is known; nothing fails."""
+    from bilayer.ledger.entry import Tombstone, WithheldEntry
+
+    entry_id, signed = make_entry(ALICE, genesis, payload=b"secret")
+    withheld = WithheldEntry(signed.header, signed.signature, Tombstone("proposal:1", "personal_data", 1, 1))
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.start()
+        ingest.fetch_missing([entry_id])
+        arrivals = [lambda: ingest.ingest_withheld(withheld, "peer:aa"), lambda: ingest.ingest(signed, "peer:bb")]
+        first, second = arrivals if withheld_first else arrivals[::-1]
+        assert first().status == Status.STORED
+        assert second().status == Status.KNOWN
+        await ingest.flush()
+        assert ingest.healthy and ingest.storage.count() == 1
+        stored = ingest.storage.get(entry_id)
+        assert stored is not None and (stored.tombstone is not None) == withheld_first
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_one_entry_from_a_client_and_a_peer_at_once_is_stored_once(tmp_path: Path, genesis: Genesis) -> None:
+    _, signed = make_entry(ALICE, genesis)
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.start()
+        results = await asyncio.gather(ingest.submit(signed, "api:test"), ingest.submit(signed, "peer:aa"))
+        assert sorted(r.status for r in results) == [Status.KNOWN, Status.STORED]
+        await ingest.flush()
+        assert ingest.healthy and ingest.storage.count() == 1
+        await ingest.stop()
+
+    run(scenario())
