@@ -380,17 +380,25 @@ class Ingest:
             self._record_fork(first_signed, second, source)
 
     def ingest_evidence(self, first: SignedEntry, second: SignedEntry, source: Source) -> bool:
-        """Fork evidence a peer passes on; True when it is new here (then it is kept and passed on)."""
+        """Fork evidence a peer passes on; True when it is new here (then it is kept and passed on).
+        Every peer that finds a fork passes it on, so a proof already held is dropped before its
+        two signatures are checked."""
+        if self._holds_fork(codec.decode_canonical(first.header, EntryHeader)):
+            return False
         check_fork((first.header, first.signature), (second.header, second.signature),
                    chain_id=self.genesis.chain_id, params=self.peer_params)
         return self._record_fork(first, second, source)
 
+    def _holds_fork(self, header: EntryHeader) -> bool:
+        key = (header.author, header.seq)
+        return key in self._evidence_unwritten or self.storage.has_fork_evidence(*key)
+
     def _record_fork(self, first: SignedEntry, second: SignedEntry, source: Source) -> bool:
         """Keep one proof per (author, seq), written with the next durable batch, and pass it on."""
         header = codec.decode(first.header, EntryHeader)
-        key = (header.author, header.seq)
-        if key in self._evidence_unwritten or self.storage.has_fork_evidence(*key):
+        if self._holds_fork(header):
             return False
+        key = (header.author, header.seq)
         self.metrics.forks.inc()
         log.warning("fork: author %s signed two entries at sequence %d; evidence kept", header.author.hex()[:16],
                     header.seq)
