@@ -68,7 +68,7 @@ def proposal(w: World, lots: tuple[bytes, ...], **changes: Any) -> ProposeReceip
     fields: dict[str, Any] = {
         "number": info.next_receipt_no, "depositor": key("dep"), "lots": lots,
         "goods": goods(sum(x.net_kg for x in listed if x), sum(x.pieces for x in listed if x)),
-        "terms": Terms(3, T0 + YEAR, 50, "CNY"), "negotiable": True, "rights_notice": digest("n"),
+        "terms": Terms(3, w.time + YEAR, 50, "CNY"), "negotiable": True, "rights_notice": digest("n"),
         "issue_place": "Qingdao", "signer": "clerk"}
     fields.update(changes)
     return ProposeReceipt(**fields)

@@ -190,6 +190,10 @@ class Keeper:
                 if (warehouse is None or r.warehouse == warehouse) and (holder is None or r.holder == holder)
                 and (status is None or r.status == status) and (frozen is None or (r.frozen_case > 0) == frozen)]
 
+    def holdings(self) -> list[tuple[bytes, bytes]]:
+        """The holder index as (holder, receipt id) pairs, for checking it against the records."""
+        return [(key[len(BY_HOLDER):-32], key[-32:]) for key in self._keys(BY_HOLDER)]
+
     def parties(self) -> list[Party]:
         found = (self._read(key, Party) for key in self._keys(PARTY))
         return [p for p in found if p is not None]
