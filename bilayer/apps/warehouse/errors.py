@@ -144,10 +144,6 @@ class DeviceKeyInUse(WarehouseRejected):
     code = "warehouse.device_key_in_use"
 
 
-class DeviceMismatch(WarehouseRejected):
-    code = "warehouse.device_mismatch"
-
-
 class LocationNotCovered(WarehouseRejected):
     code = "warehouse.location_not_covered"
 
