@@ -94,6 +94,29 @@ def test_the_reference_example_with_sensor_data_validates(validator: Any) -> Non
     assert list(validator.iter_errors(document)) == []
 
 
+def test_a_receipts_evidence_exports_as_a_valid_epcis_document(validator: Any) -> None:
+    from bilayer.apps.warehouse.operations import Surrender
+    from bilayer.apps.warehouse.queries import evidence_document, evidence_of, lineage
+
+    from .test_warehouse_world import COILS, digest, standard_world
+    w = standard_world()
+    wb = "urn:epc:id:giai:6901234.wh1WB"
+    lots = tuple(w.intake("wh1", wb, coil, 23_000 + i) for i, coil in enumerate(COILS[:3]))
+    rid = w.issue("wh1", "dep", lots)
+    w.do("dep", Surrender(rid, digest("collector"), lots[:1]))
+    out, rest = w.receipt(rid).children
+    w.weigh(wb, "shipping", COILS[0], 23_000)
+    assert [r.id for r in lineage(w.k, rest)] == [rid, out, rest]
+    assert [e.reading.biz_step for e in evidence_of(w.k, out)] == ["receiving", "shipping"]
+    assert sorted(e.event_id for e in evidence_of(w.k, rest)) == sorted(w.receipt(rest).evidence)
+    document = json.loads(as_json(evidence_document(w.k, rid, "2026-11-30T10:00:00.000+08:00")))
+    listed = [e["eventID"] for e in document["epcisBody"]["eventList"]]
+    assert listed == [epcis.event_uri(e.event_id) for e in evidence_of(w.k, rid)]
+    assert {epcis.event_uri(e) for e in w.receipt(rid).evidence} < set(listed) and len(listed) == 4
+    errors = sorted(validator.iter_errors(document), key=str)
+    assert errors == [], errors[0].message
+
+
 def test_render_then_parse_is_the_identity_and_the_id_is_the_hash() -> None:
     reading = weighing()
     event = epcis.render(reading)

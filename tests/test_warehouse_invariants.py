@@ -140,3 +140,18 @@ def test_refusal_codes_are_unique_and_namespaced() -> None:
     assert all(code.startswith("warehouse.") for code in codes)
     kinds = [op.KIND for op in OPERATIONS]
     assert len(kinds) == len(set(kinds)) and all(k.startswith("warehouse.") for k in kinds)
+
+
+def test_apply_takes_a_plain_state_and_a_refusal_leaves_it_untouched() -> None:
+    from bilayer.apps.warehouse import Context, apply
+    from bilayer.apps.warehouse.errors import WarehouseRejected
+    from bilayer.apps.warehouse.operations import RegisterParty
+
+    state = State()
+    op = RegisterParty(key("bank"), "bank", "Bank", "91310000MA1FL0000X", "Shanghai")
+    with pytest.raises(WarehouseRejected) as info:
+        apply(state, Context(digest("e1"), key("someone"), 1, 0), op)
+    assert info.value.code == "warehouse.not_council" and len(state) == 0
+    apply(state, Context(digest("e2"), key("council"), 2, 0, council=True), op)
+    party = Keeper(state).party(key("bank"))
+    assert party is not None and party.role == "bank" and party.appointed_entry == digest("e2")

@@ -27,6 +27,7 @@ from bilayer.apps.warehouse.operations import (
     RejectReceipt,
     ReleasePledge,
     RequestPledge,
+    RevokeParty,
     SplitReceipt,
     Surrender,
     UnfreezeReceipt,
@@ -176,6 +177,16 @@ def test_a_transfer_needs_the_transferee_and_the_bailee_in_either_order() -> Non
     w.do("wh1", Countersign(rid, back))
     assert w.receipt(rid).holder == key("dep")
     assert violations(w.k) == []
+
+
+def test_an_offer_completes_only_while_the_counterparty_is_still_appointed() -> None:
+    w, rid, _ = active()
+    offer = w.do("dep", OfferTransfer(rid, key("buyer")))
+    w.do("buyer", AcceptTransfer(rid, offer))
+    w.do("bank_a", RevokeParty(key("buyer"), "KYC failed"))
+    w.refused("warehouse.party_revoked", "wh1", Countersign(rid, offer))
+    w.do("dep", CancelOffer(rid, offer))
+    assert w.receipt(rid).holder == key("dep")
 
 
 def test_an_offer_is_withdrawn_or_refused_and_then_cannot_be_accepted() -> None:

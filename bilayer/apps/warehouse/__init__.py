@@ -1,9 +1,12 @@
 """Warehouse finance (钢宝): steel in supervised warehouses, electronic receipts and pledges.
 
 The pure domain core of the application: typed operations (`operations.py`), the records
-they create (`records.py`), the keeper that owns every key under `b"W"` (`keeper.py`), the
-transition function (`transitions.py`), EPCIS 2.0 device evidence (`epcis.py`), and the
-invariants (`invariants.py`). The chain wiring registers `OPERATIONS` and calls
+they create (`records.py`), the keeper that owns every key under `b"W"` and serves the
+register (`keeper.py`), the transition function (`transitions.py`), EPCIS 2.0 device
+evidence (`epcis.py`), the invariants (`invariants.py`), and reads across records: lineage,
+evidence, and a receipt's evidence as one EPCIS document (`queries.py`).
+
+The chain wiring registers `OPERATIONS` and calls
 `apply(state, Context(entry_id, author, height, time_ms, council=..., regulator=...), op)`
 for each; a refusal is a `WarehouseRejected` with a stable `warehouse.*` code and leaves the
 state unchanged. A malformed operation or EPCIS event is refused at ingress

@@ -621,6 +621,7 @@ def _complete(k: Keeper, ctx: Context, receipt: Receipt, offer: Offer) -> None:
     if not (offer.accepted and offer.countersigned):
         k.put_receipt(_changed(receipt, ctx, offer=offer))
         return
+    _party(k, offer.to, *(HOLDER_ROLES if offer.kind == "transfer" else ("bank",)))  # still appointed now
     endorsements = _endorse(receipt, ctx, offer.kind, offer.by, offer.to, receipt.warehouse)
     if offer.kind == "transfer":
         k.put_receipt(_changed(receipt, ctx, status="active", holder=offer.to, offer=None, endorsements=endorsements))
