@@ -138,6 +138,8 @@ def test_refusal_codes_are_unique_and_namespaced() -> None:
     codes = [c.code for c in classes]
     assert len(codes) == len(set(codes))
     assert all(code.startswith("warehouse.") for code in codes)
+    from bilayer.apps.warehouse import APPLY
+    assert set(APPLY) == set(OPERATIONS)
     kinds = [op.KIND for op in OPERATIONS]
     assert len(kinds) == len(set(kinds)) and all(k.startswith("warehouse.") for k in kinds)
 

@@ -396,29 +396,30 @@ def test_a_paper_receipt_keeps_its_lots_until_brought_back_over_exactly_them() -
 def test_a_frozen_receipt_moves_only_by_unfreeze_under_its_case_or_by_void() -> None:
     w, rid, lots = pledged()
     w.refused("warehouse.not_regulator", "bank_a", OpenCase("fraud_suspected", "PBoC order 7", "coils missing"))
+    w.do("council", OpenCase("ghost_stock", "council resolution 3", "audit"), council=True)
     w.do("reg", OpenCase("fraud_suspected", "PBoC order 7", "coils missing"), regulator=True)
     w.do("reg", OpenCase("court_order", "Qingdao court 12", "attachment"), regulator=True)
     w.refused("warehouse.not_regulator", "reg", FreezeReceipt(rid, 1))
-    w.refused("warehouse.case_unknown", "reg", FreezeReceipt(rid, 3), regulator=True)
-    w.do("reg", FreezeReceipt(rid, 1), regulator=True)
-    w.refused("warehouse.already_frozen", "reg", FreezeReceipt(rid, 2), regulator=True)
+    w.refused("warehouse.case_unknown", "reg", FreezeReceipt(rid, 4), regulator=True)
+    w.do("reg", FreezeReceipt(rid, 2), regulator=True)
+    w.refused("warehouse.already_frozen", "reg", FreezeReceipt(rid, 3), regulator=True)
     for signer, op in (("bank_a", ReleasePledge(rid)), ("bank_a", DeclareDefault(rid, DAY)),
                        ("dep", OfferTransfer(rid, key("buyer"))), ("dep", RequestPledge(rid, key("bank_b"), "f")),
                        ("dep", Surrender(rid, digest("c"))), ("anyone", ExpireReceipt(rid)),
                        ("wh1", ExtendReceipt(rid, T0 + 2 * YEAR)), ("bank_a", ReleasePledge(rid, (lots[0],)))):
         w.refused("warehouse.receipt_frozen", signer, op)
-    w.refused("warehouse.case_mismatch", "reg", UnfreezeReceipt(rid, 2), regulator=True)
-    w.refused("warehouse.not_regulator", "reg", UnfreezeReceipt(rid, 1))
-    w.do("reg", UnfreezeReceipt(rid, 1), regulator=True)
-    w.refused("warehouse.not_frozen", "reg", UnfreezeReceipt(rid, 1), regulator=True)
+    w.refused("warehouse.case_mismatch", "reg", UnfreezeReceipt(rid, 3), regulator=True)
+    w.refused("warehouse.not_regulator", "reg", UnfreezeReceipt(rid, 2))
+    w.do("reg", UnfreezeReceipt(rid, 2), regulator=True)
+    w.refused("warehouse.not_frozen", "reg", UnfreezeReceipt(rid, 2), regulator=True)
     w.do("bank_a", ReleasePledge(rid))
-    w.do("reg", FreezeReceipt(rid, 2), regulator=True)
-    w.refused("warehouse.not_council", "reg", VoidReceipt(rid, 2), regulator=True)
+    w.do("reg", FreezeReceipt(rid, 3), regulator=True)
+    w.refused("warehouse.not_council", "reg", VoidReceipt(rid, 3), regulator=True)
     w.refused("warehouse.case_unknown", "council", VoidReceipt(rid, 9), council=True)
-    w.do("council", VoidReceipt(rid, 2), council=True)
+    w.do("council", VoidReceipt(rid, 1), council=True)
     assert status(w, rid) == "void" and all(w.k.lot(k).receipt == b"" for k in lots)  # type: ignore[union-attr]
-    w.refused("warehouse.wrong_status", "council", VoidReceipt(rid, 2), council=True)
-    w.refused("warehouse.wrong_status", "reg", FreezeReceipt(rid, 1), regulator=True)
+    w.refused("warehouse.wrong_status", "council", VoidReceipt(rid, 1), council=True)
+    w.refused("warehouse.wrong_status", "reg", FreezeReceipt(rid, 2), regulator=True)
     assert violations(w.k) == []
 
 

@@ -70,7 +70,8 @@ Receipt lifecycle (`records.TRANSITIONS` is this table as data)
     ACTIVE ──convert_to_paper: holder──► CONVERTED_TO_PAPER (lots stay bound to the paper;
                               a later propose with `replaces_paper` over the same lots brings it back)
     any live ──void_receipt: council, citing a case──► VOID
-    overlay FROZEN ──freeze_receipt / unfreeze_receipt: regulator, citing a case (open_case)
+    overlay FROZEN ──freeze_receipt / unfreeze_receipt: regulator, citing a case
+                              (open_case: a regulator, or the council)
 
 Children are new receipts, numbered from the warehouse's series, with parents/children lineage.
 

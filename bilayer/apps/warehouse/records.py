@@ -321,8 +321,8 @@ TRANSITIONS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = Mappin
     "freeze_receipt": (_ALL_LIVE, _ALL_LIVE),  # an overlay: the state stays, only the overlay changes
     "unfreeze_receipt": (_ALL_LIVE, _ALL_LIVE),
 })
-"""Children created by a transition (split, merge, partial release, partial surrender,
-return from paper) start in `active`, `pledged` or `delivery_pending`, recorded as
-"propose" of a child in the lineage, not as a move of the parent."""
+"""A split, merge, partial release or partial surrender moves the parent to `superseded`
+and issues new receipts (children, with lineage) that start in one of `CHILD_STATES`; a
+child is an issuance, not a move of any receipt."""
 
 CHILD_STATES: Final = frozenset({"active", "pledged", "defaulted", "delivery_pending"})

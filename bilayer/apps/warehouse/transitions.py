@@ -801,7 +801,7 @@ def apply_convert_to_paper(k: Keeper, ctx: Context, op: ConvertToPaper) -> None:
 
 
 def apply_open_case(k: Keeper, ctx: Context, op: OpenCase) -> None:
-    _ensure(ctx.regulator, NotRegulator, "cases are opened by a regulator")
+    _ensure(ctx.regulator or ctx.council, NotRegulator, "cases are opened by a regulator or the council")
     number = k.last_case() + 1
     k.put_case(Case(number, op.reason_code, op.legal_ref, op.summary, ctx.author, ctx.height, ctx.time_ms))
 
