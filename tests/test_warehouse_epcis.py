@@ -207,3 +207,12 @@ def test_any_reading_round_trips(seq: int, ms: int, tare: Decimal, extra: Decima
     data = as_json(epcis.render(reading)).decode()
     assert epcis.parse(data.encode()) == reading
     assert epcis.net_weight(reading) == int(extra * 1000)
+
+
+def test_canonical_json_has_one_spelling_per_value() -> None:
+    value = {"b": 'é"\n\u2028', "a": [1, True, None, Decimal("23.480"), Decimal("-0.0"), Decimal("1E+2")]}
+    text = epcis.canonical_json(value)
+    assert text == '{"a":[1,true,null,23.48,0,100],"b":"é\\"\\n\u2028"}'.encode()
+    assert json.loads(text) == {"a": [1, True, None, 23.48, 0, 100], "b": 'é"\n\u2028'}
+    with pytest.raises(EpcisInvalid):
+        epcis.canonical_json({"x": Decimal("NaN")})

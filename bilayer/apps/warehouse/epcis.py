@@ -299,9 +299,14 @@ def canonical_json(value: Any) -> bytes:
     return _canon(value).encode()
 
 
+_quote = json.encoder.encode_basestring  # JSON string escaping, UTF-8 kept as is (the C version when present)
+
+
 def _canon(value: Any) -> str:
+    if isinstance(value, str):
+        return _quote(value)
     if isinstance(value, dict):
-        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _canon(value[k]) for k in sorted(value)) + "}"
+        return "{" + ",".join(_quote(k) + ":" + _canon(value[k]) for k in sorted(value)) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_canon(v) for v in value) + "]"
     if isinstance(value, bool) or value is None:
@@ -310,8 +315,6 @@ def _canon(value: Any) -> str:
         return str(value)
     if isinstance(value, Decimal):
         return _decimal_text(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
     raise TypeError(f"no canonical JSON for {type(value).__name__}")
 
 
