@@ -157,3 +157,15 @@ def test_apply_takes_a_plain_state_and_a_refusal_leaves_it_untouched() -> None:
     apply(state, Context(digest("e2"), key("council"), 2, 0, council=True), op)
     party = Keeper(state).party(key("bank"))
     assert party is not None and party.role == "bank" and party.appointed_entry == digest("e2")
+
+
+def test_records_and_operations_render_for_the_api_with_hex_ids() -> None:
+    from bilayer.apps.warehouse.operations import Countersign
+    from bilayer.apps.warehouse.records import to_view
+
+    w, free, _, _ = world()
+    view = to_view(w.receipt(free))
+    assert view["id"] == free.hex() and view["holder"] == key("dep").hex() and view["status"] == "active"
+    assert view["goods"]["quantity_kg"] == 40_000 and view["endorsements"][0]["kind"] == "issue"
+    assert Countersign(free, digest("o")).view() == {"kind": "warehouse.countersign", "receipt": free.hex(),
+                                                     "offer": digest("o").hex()}

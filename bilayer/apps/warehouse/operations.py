@@ -14,14 +14,14 @@ can never change an outcome.
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from ...errors import PayloadTooLarge
 from ...genesis import ChainParams
 from ...ledger.operations import Operation
 from .epcis import MAX_URI, Reading, check_reading
 from .errors import EvidenceInvalid
-from .records import DEVICE_KINDS, ROLES, Calibration, DeviceKind, Goods, Role, Terms
+from .records import DEVICE_KINDS, ROLES, Calibration, DeviceKind, Goods, Role, Terms, to_view
 
 KEY_SIZE: Final = 32
 HASH_SIZE: Final = 32
@@ -85,6 +85,9 @@ class WarehouseOperation(Operation, frozen=True, forbid_unknown_fields=True):
 
     def check_body(self) -> None:
         """The rules of this operation's fields; raise `EvidenceInvalid`."""
+
+    def view(self) -> dict[str, Any]:
+        return {"kind": self.KIND, **to_view(self)}
 
 
 class _OnReceipt(WarehouseOperation, frozen=True, forbid_unknown_fields=True):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 import msgspec
 
@@ -264,6 +264,21 @@ class Case(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     opened_by: bytes
     height: int
     time_ms: int
+
+
+def to_view(value: Any) -> Any:
+    """A record or operation as JSON-ready builtins for the API and CLI: bytes as hex."""
+    return _hexed(msgspec.to_builtins(value, builtin_types=(bytes,)))
+
+
+def _hexed(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: _hexed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hexed(v) for v in value]
+    return value
 
 
 def lot_key(mill: str, heat: str, coil: str) -> bytes:
