@@ -21,7 +21,9 @@ Parties and who appoints them
     device                                        proposed by its warehouse, approved by the
                                                   warehouse's supervisor; revoked by either
 
-A party is revoked by whoever appointed it, or by the council. A revoked party signs nothing.
+A party is revoked by whoever appointed it, or by the council. A revoked party moves no
+receipt (it may still withdraw or refuse an offer); an offer takes effect only while its
+counterparty is still appointed.
 
 Evidence
 --------
@@ -108,6 +110,12 @@ Left out of WAREHOUSE.md, and why
   a device signs its own entries and its bins are declared at registration.
 * Amendments of receipt data, uncancel, the Kansas 30-day merge limit, external registry
   checks (中登网/中仓登 numbers are stored, not verified), insurance validation.
+* Partial release and partial delivery by weight: both go by whole lots (a coil is the unit
+  that is weighed, marked and tracked); a lot's net weight is its intake weighing.
+* Extension by the warehouse with the controllers' consent: the warehouse extends alone (it
+  only lengthens storage); a revoked bank's pledges move only by the council's void.
+* A lot's record is rewritten when a shipped coil is taken in again; its earlier history
+  stays in the evidence records and in the receipts that listed it.
 """
 
 from .epcis import Reading, event_hash, event_uri, parse, render
