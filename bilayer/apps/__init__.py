@@ -1,0 +1,1 @@
+"""Applications on bilayer: one package each, executed on chain behind the compliance gate."""

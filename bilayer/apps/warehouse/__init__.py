@@ -1,0 +1,133 @@
+"""Warehouse finance (钢宝): steel in supervised warehouses, electronic receipts and pledges.
+
+The pure domain core of the application: typed operations (`operations.py`), the records
+they create (`records.py`), the keeper that owns every key under `b"W"` and serves the
+register (`keeper.py`), the transition function (`transitions.py`), EPCIS 2.0 device
+evidence (`epcis.py`), the invariants (`invariants.py`), and reads across records: lineage,
+evidence, and a receipt's evidence as one EPCIS document (`queries.py`).
+
+The chain wiring registers `OPERATIONS` and calls
+`apply(state, Context(entry_id, author, height, time_ms, council=..., regulator=...), op)`
+for each; a refusal is a `WarehouseRejected` with a stable `warehouse.*` code and leaves the
+state unchanged. A malformed operation or EPCIS event is refused at ingress
+(`EvidenceInvalid`, an `InvalidOperation`).
+
+Parties and who appoints them
+-----------------------------
+
+    warehouse (保管人), bank, supervisor (监管方)   the council (ctx.council)
+    depositor                                     the council, a warehouse or a bank (after KYC)
+    inspector                                     the council or a supervisor
+    device                                        proposed by its warehouse, approved by the
+                                                  warehouse's supervisor; revoked by either
+
+A party is revoked by whoever appointed it, or by the council. A revoked party moves no
+receipt (it may still withdraw or refuse an offer); an offer takes effect only while its
+counterparty is still appointed.
+
+Evidence
+--------
+
+A device signs entries with its own key, each carrying one EPCIS 2.0 ObjectEvent as a typed
+`Reading`; the event id is the canonical hash of its JSON rendering. A reading is refused
+from an unregistered (`device_unknown`), unapproved (`device_not_active`), revoked
+(`device_revoked`) or uncalibrated (`device_uncalibrated`) device, signed by another key
+(`wrong_signer`), outside the device's read point or warehouse (`location_not_covered`), out
+of sequence (`out_of_sequence`), with a clock more than five minutes off the checkpoint's
+(`clock_skew`), or twice (`duplicate_event`); a weighbridge's receiving or shipping event
+carries a weighing (`weighing_required`). At ingress: not the supported EPCIS subset
+(`epcis_invalid`, `epcis_unsupported_field`), masses not in KGM/TNE (`epcis_wrong_unit`),
+negative, NaN or sub-kilogram quantities (`epcis_bad_quantity`), gross - tare != net
+(`epcis_weighing_inconsistent`), oversized (`epcis_too_large`), a wrong eventID
+(`epcis_event_id_mismatch`).
+
+A lot (mill + heat + coil number, chain-wide) is booked by its warehouse against the
+weighbridge `receiving` event that weighed it: its net weight is the weighed net.
+
+Receipt lifecycle (`records.TRANSITIONS` is this table as data)
+---------------------------------------------------------------
+
+    (none) ──propose: warehouse, over booked lots, next number of its series──► PROPOSED  [holder: warehouse]
+    PROPOSED ──accept: depositor, + supervisor sign-off if the warehouse requires it──► ACTIVE [holder: depositor]
+    PROPOSED ──reject: depositor or supervisor; withdraw: warehouse──► VOID
+    ACTIVE ──offer_transfer: holder──► TRANSFER_OFFERED
+    TRANSFER_OFFERED ──accept_transfer: transferee + countersign: warehouse (either order)──► ACTIVE
+                              [holder := transferee]
+    ACTIVE ──request_pledge: holder──► PLEDGE_REQUESTED
+    PLEDGE_REQUESTED ──confirm_pledge: bank + countersign: warehouse (either order)──► PLEDGED [pledge live]
+    TRANSFER_OFFERED | PLEDGE_REQUESTED ──cancel_offer: offeror, counterparty or warehouse──► ACTIVE
+    PLEDGED | DEFAULTED ──release_pledge (all lots): pledgee──► ACTIVE
+    PLEDGED | DEFAULTED ──release_pledge (some lots): pledgee──► SUPERSEDED
+                              ⇒ child ACTIVE (released lots) + child PLEDGED|DEFAULTED (rest, same pledge)
+    PLEDGED ──declare_default: pledgee, with a cure period──► DEFAULTED
+    DEFAULTED ──cure_default: pledgee, before the deadline──► PLEDGED
+    DEFAULTED (deadline passed) | EXPIRED (under pledge) ──invoke_pledge: pledgee──► ACTIVE [holder := pledgee]
+    ACTIVE | EXPIRED (free) ──surrender: holder──► DELIVERY_PENDING [holder: warehouse, as custodian]
+                              (some lots: SUPERSEDED ⇒ child DELIVERY_PENDING + child ACTIVE for the rest)
+    DELIVERY_PENDING ──cancel_receipt: warehouse, outbound weighings since surrender cover every lot──► CANCELLED
+    ACTIVE ──split_receipt: holder──► SUPERSEDED ⇒ children ACTIVE
+    ACTIVE (n) ──merge_receipts: holder (same warehouse, holder, depositor, terms, goods)──► SUPERSEDED ⇒ child ACTIVE
+    ACTIVE | PLEDGED | DEFAULTED ──expire_receipt: anyone, after the storage period──► EXPIRED
+    ACTIVE | PLEDGED | DEFAULTED | EXPIRED ──extend_receipt: warehouse──► the same (or pre-expiry) state
+    ACTIVE ──convert_to_paper: holder──► CONVERTED_TO_PAPER (lots stay bound to the paper;
+                              a later propose with `replaces_paper` over the same lots brings it back)
+    any live ──void_receipt: council, citing a case──► VOID
+    overlay FROZEN ──freeze_receipt / unfreeze_receipt: regulator, citing a case
+                              (open_case: a regulator, or the council)
+
+Children are new receipts, numbered from the warehouse's series, with parents/children lineage.
+
+Invariants (`invariants.violations` checks them over a whole state)
+-------------------------------------------------------------------
+
+    INV-1  one holder: a live receipt has exactly one holder, a depositor or bank (the warehouse
+           while proposed or surrendered); transfers replace it atomically.
+    INV-2  a lot backs at most one live (or paper) receipt on the whole chain; a lot is in stock
+           at one warehouse at a time (`lot_held_elsewhere`, `lot_already_receipted`).
+    INV-3  a receipt's quantity and pieces are the sums of its lots' weighed nets (`quantity_mismatch`).
+    INV-4  at most one live pledge (`already_pledged`); nothing moves a pledged receipt without
+           the pledgee (`receipt_pledged`); children of a partial release keep the pledge.
+    INV-5  no receipt without finalized weighbridge intake evidence at its warehouse.
+    INV-7  split, merge, partial release and partial delivery conserve lots and quantity.
+    INV-8  frozen is absorbing: every transition is refused (`receipt_frozen`) until the
+           regulator unfreezes under the same case, or the council voids.
+    INV-11 receipt numbers are consumed in order and never reused (`receipt_number_out_of_series`).
+    INV-12 a paper receipt's lots back no electronic receipt until it is brought back.
+
+Left out of WAREHOUSE.md, and why
+---------------------------------
+
+* The HELD overlay, reconciliation rules R1-R12, INV-6 (no outflow without instruction, beyond
+  cancel requiring outbound evidence), INV-9 (over-issuance), facilities, prices, valuation and
+  margin calls: issue #13, which builds them on these records.
+* Delivery instructions as separate records with consumed quantities: a surrender is the
+  instruction here (whole lots, one collector reference).
+* Auction after invocation, interception (hold for review) of transfers to sanctioned parties,
+  and deny-service: the chain's compliance gate does the latter two for every operation kind.
+* The GS1 CBV 2.0 event-hash algorithm: our id hashes the canonical JSON of the supported
+  subset, which is as syntax-independent for JSON but not equal to GS1's pre-hash string.
+* Gateways signing for devices, AssociationEvents for bin membership, heartbeats as a rule:
+  a device signs its own entries and its bins are declared at registration.
+* Amendments of receipt data, uncancel, the Kansas 30-day merge limit, external registry
+  checks (中登网/中仓登 numbers are stored, not verified), insurance validation.
+* Partial release and partial delivery by weight: both go by whole lots (a coil is the unit
+  that is weighed, marked and tracked); a lot's net weight is its intake weighing.
+* Extension by the warehouse with the controllers' consent: the warehouse extends alone (it
+  only lengthens storage); a revoked bank's pledges move only by the council's void.
+* A lot's record is rewritten when a shipped coil is taken in again; its earlier history
+  stays in the evidence records and in the receipts that listed it.
+"""
+
+from .epcis import Reading, event_hash, event_uri, parse, render
+from .errors import EvidenceInvalid, WarehouseRejected
+from .invariants import violations
+from .keeper import Keeper
+from .operations import OPERATIONS
+from .records import TRANSITIONS, Receipt, lot_key, lot_urn, receipt_id
+from .transitions import APPLY, APPLY_BY_KIND, Context, apply
+
+__all__ = [
+    "APPLY", "APPLY_BY_KIND", "OPERATIONS", "TRANSITIONS", "Context", "EvidenceInvalid", "Keeper", "Reading",
+    "Receipt", "WarehouseRejected", "apply", "event_hash", "event_uri", "lot_key", "lot_urn", "parse",
+    "receipt_id", "render", "violations",
+]

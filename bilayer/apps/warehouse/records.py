@@ -1,0 +1,343 @@
+"""The warehouse application's records, and its lifecycle as data.
+
+Every record is a frozen msgspec struct stored as canonical msgpack under the keeper's
+`b"W"` prefix. Amounts are integers (kilograms, minor currency units, milliseconds); keys
+are 32-byte Ed25519 public keys; hashes are 32-byte SHA-256 digests.
+
+`TRANSITIONS` is the receipt state machine as a table (operation kind → the states it may
+start from → the state it leads to), in the style of h11's `_state.py`: the apply functions
+consult it, and the tests check every observed move against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final, Literal, get_args
+
+import msgspec
+
+from ... import codec
+from .epcis import Reading
+
+Role = Literal["warehouse", "depositor", "bank", "supervisor", "inspector"]
+DeviceKind = Literal["weighbridge", "gate_reader", "camera", "lidar", "door", "rfid_gate", "gnss_tag", "env"]
+DeviceStatus = Literal["pending", "active", "revoked"]
+LotStatus = Literal["in_stock", "shipped"]
+Status = Literal[
+    "proposed", "active", "transfer_offered", "pledge_requested", "pledged", "defaulted", "delivery_pending",
+    "expired", "superseded", "cancelled", "void", "converted_to_paper",
+]
+PledgeStatus = Literal["live", "released", "invoked", "void"]
+EndorsementKind = Literal["issue", "transfer", "pledge", "release", "invoke", "surrender", "convert"]
+
+ROLES: Final = get_args(Role)
+DEVICE_KINDS: Final = get_args(DeviceKind)
+STATUSES: Final = get_args(Status)
+
+LIVE: Final[frozenset[str]] = frozenset({
+    "proposed", "active", "transfer_offered", "pledge_requested", "pledged", "defaulted", "delivery_pending", "expired",
+})
+"""A live receipt stands for goods in the warehouse; the others are history."""
+
+UNDER_PLEDGE: Final[frozenset[str]] = frozenset({"pledged", "defaulted"})
+
+
+class Party(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A registered key with one role; `appointed_by` empty means by the council."""
+
+    key: bytes
+    role: Role
+    name: str
+    uscc: str  # 统一社会信用代码
+    domicile: str
+    appointed_by: bytes
+    appointed_entry: bytes
+    appointed_height: int
+    revoked: bool = False
+
+
+class WarehouseInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A bailee (保管人): its storage place, its bins, its supervisor, its receipt series."""
+
+    key: bytes
+    location: str  # the EPCIS bizLocation id (an SGLN URN)
+    supervisor: bytes
+    bins: tuple[str, ...]
+    require_signoff: bool  # receipts need the supervisor's sign-off besides the depositor's acceptance
+    next_receipt_no: int = 1
+
+
+class Calibration(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    certificate: bytes  # hash of the calibration certificate
+    accuracy_class: str  # OIML R76 class for scales ("III"), "" for devices that do not weigh
+    scale_interval_g: int  # e, the verification scale interval; 0 for devices that do not weigh
+    expires_ms: int
+
+
+class Device(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    device_id: str  # GIAI URN
+    kind: DeviceKind
+    warehouse: bytes
+    bins: tuple[str, ...]
+    public_key: bytes
+    read_point: str
+    calibration: Calibration
+    status: DeviceStatus = "pending"
+    last_seq: int = -1
+
+
+class Evidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A finalized device reading; `lot` is the lot whose intake it recorded, once registered."""
+
+    event_id: bytes
+    reading: Reading
+    device_kind: DeviceKind
+    warehouse: bytes
+    net_kg: int  # -1: the event weighs nothing
+    entry: bytes
+    height: int
+    lot: bytes = b""
+
+
+class Lot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A steel coil or bundle, identified across the chain by mill, heat and coil number."""
+
+    key: bytes
+    mill: str
+    heat: str
+    coil: str
+    form: str
+    grade: str
+    spec: str
+    pieces: int
+    net_kg: int
+    intake_event: bytes
+    mill_cert: bytes
+    production_date: str
+    warehouse: bytes
+    bin: str
+    status: LotStatus = "in_stock"
+    receipt: bytes = b""
+    outbound_event: bytes = b""
+    outbound_height: int = -1
+    inspection: bytes = b""
+
+
+class Goods(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Civil Code art. 909(2): kind, quantity, quality, packaging, pieces and marks."""
+
+    commodity: str
+    spec: str
+    grade: str
+    producer: str
+    packaging: str
+    marks: str
+    pieces: int
+    quantity_kg: int
+
+
+class Insurance(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    insurer: str
+    sum_insured: int
+    currency: str
+    until_ms: int
+
+
+class Terms(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Art. 909(3)-(7): shrinkage standard, storage period, fee, insurance (the place is the warehouse)."""
+
+    shrinkage_permille: int
+    storage_until_ms: int
+    fee_per_tonne_day: int  # minor units of `currency`
+    currency: str
+    insurance: Insurance | None = None
+
+
+class Offer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A pending transfer or pledge: it completes when the counterparty accepts and the
+    bailee countersigns, in either order (Civil Code: endorsement plus the bailee's seal)."""
+
+    kind: Literal["transfer", "pledge"]
+    id: bytes  # the offering entry
+    by: bytes
+    to: bytes
+    at_ms: int
+    facility: str = ""
+    registration: str = ""
+    accepted: bool = False
+    countersigned: bool = False
+
+
+class Endorsement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    kind: EndorsementKind
+    endorser: bytes
+    endorsee: bytes
+    countersigned_by: bytes
+    entry: bytes
+    height: int
+    time_ms: int
+
+
+class Delivery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    surrendered_by: bytes
+    collector_ref: bytes  # hash of 提货人有效证件: the identity document stays off chain
+    height: int
+    time_ms: int
+
+
+class Receipt(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An electronic warehouse receipt (仓单) with the elements of art. 909 and GB/T 30332."""
+
+    id: bytes
+    number: int
+    warehouse: bytes
+    negotiable: bool
+    rights_notice: bytes  # hash of the 凭证权利提示 text
+    issue_place: str
+    signer: str  # 填发人
+    issued_ms: int
+    issued_height: int
+    issue_entry: bytes
+    depositor: bytes
+    depositor_name: str
+    depositor_domicile: str
+    depositor_uscc: str
+    holder: bytes
+    goods: Goods
+    lots: tuple[bytes, ...]
+    bins: tuple[str, ...]
+    terms: Terms
+    evidence: tuple[bytes, ...]  # intake event ids
+    mill_certs: tuple[bytes, ...]
+    status: Status
+    accept_by_ms: int
+    doc_kind: str = "仓单"
+    depositor_accepted: bool = False
+    signed_off: bool = False
+    parents: tuple[bytes, ...] = ()
+    children: tuple[bytes, ...] = ()
+    pledge: bytes = b""
+    offer: Offer | None = None
+    endorsements: tuple[Endorsement, ...] = ()
+    delivery: Delivery | None = None
+    frozen_case: int = 0
+    expired_from: str = ""
+    paper_ref: str = ""
+    replaces_paper: bytes = b""
+    replaced_by: bytes = b""  # for a paper receipt: the electronic receipt that brought it back
+    version: int = 0
+    last_entry: bytes = b""
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE
+
+    @property
+    def binds_lots(self) -> bool:
+        """Its lots back it: live, or on paper and not yet brought back (INV-2, INV-12)."""
+        return self.status in LIVE or (self.status == "converted_to_paper" and not self.replaced_by)
+
+
+class Pledge(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One pledge (priority 1 only); it follows the pledged remainder through partial releases."""
+
+    id: bytes  # the requesting entry
+    pledgor: bytes
+    pledgee: bytes
+    receipts: tuple[bytes, ...]
+    facility: str
+    registration: str  # external registry number (中登网), if any
+    confirmed_height: int
+    status: PledgeStatus = "live"
+    cure_deadline_ms: int = 0  # > 0 while the pledgee has declared a default
+
+
+class Case(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A regulator's recorded case: freezes cite it, the council's voids cite it."""
+
+    number: int
+    reason_code: str
+    legal_ref: str
+    summary: str
+    opened_by: bytes
+    height: int
+    time_ms: int
+
+
+def to_view(value: Any) -> Any:
+    """A record or operation as JSON-ready builtins for the API and CLI: bytes as hex."""
+    return _hexed(msgspec.to_builtins(value, builtin_types=(bytes,)))
+
+
+def _hexed(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: _hexed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hexed(v) for v in value]
+    return value
+
+
+def lot_key(mill: str, heat: str, coil: str) -> bytes:
+    """The chain-wide identity of a lot: the same coil has the same key at every warehouse."""
+    return hashlib.sha256(codec.encode(("bilayer.warehouse.lot", mill, heat, coil))).digest()
+
+
+def lot_urn(mill: str, heat: str, coil: str) -> str:
+    """The lot's EPC in device events."""
+    return f"urn:bl:lot:{mill}:{heat}:{coil}"
+
+
+def lot_key_of_urn(epc: str) -> bytes | None:
+    """The lot key an EPC names, or None when it names no lot."""
+    parts = epc.split(":")
+    if len(parts) != 6 or parts[:3] != ["urn", "bl", "lot"]:
+        return None
+    return lot_key(parts[3], parts[4], parts[5])
+
+
+def receipt_id(warehouse: bytes, number: int) -> bytes:
+    """H(warehouse, number): a number of a warehouse's series names one receipt forever."""
+    return hashlib.sha256(codec.encode(("bilayer.warehouse.receipt", warehouse, number))).digest()
+
+
+# --- the receipt lifecycle as data ---------------------------------------------------------------
+
+_ALL_LIVE = frozenset(LIVE)
+
+TRANSITIONS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = MappingProxyType({
+    # kind: (states it starts from, states it may lead to)
+    "propose_receipt": (frozenset({"none"}), frozenset({"proposed"})),
+    "accept_receipt": (frozenset({"proposed"}), frozenset({"proposed", "active"})),
+    "reject_receipt": (frozenset({"proposed"}), frozenset({"void"})),
+    "offer_transfer": (frozenset({"active"}), frozenset({"transfer_offered"})),
+    "accept_transfer": (frozenset({"transfer_offered"}), frozenset({"transfer_offered", "active"})),
+    "request_pledge": (frozenset({"active"}), frozenset({"pledge_requested"})),
+    "confirm_pledge": (frozenset({"pledge_requested"}), frozenset({"pledge_requested", "pledged"})),
+    "countersign": (frozenset({"transfer_offered", "pledge_requested"}),
+                    frozenset({"transfer_offered", "pledge_requested", "active", "pledged"})),
+    "cancel_offer": (frozenset({"transfer_offered", "pledge_requested"}), frozenset({"active"})),
+    "release_pledge": (frozenset({"pledged", "defaulted"}), frozenset({"active", "superseded"})),
+    "declare_default": (frozenset({"pledged"}), frozenset({"defaulted"})),
+    "cure_default": (frozenset({"defaulted"}), frozenset({"pledged"})),
+    "invoke_pledge": (frozenset({"defaulted", "expired"}), frozenset({"active"})),
+    "surrender": (frozenset({"active", "expired"}), frozenset({"delivery_pending", "superseded"})),
+    "cancel_receipt": (frozenset({"delivery_pending"}), frozenset({"cancelled"})),
+    "split_receipt": (frozenset({"active"}), frozenset({"superseded"})),
+    "merge_receipts": (frozenset({"active"}), frozenset({"superseded"})),
+    "expire_receipt": (frozenset({"active", "pledged", "defaulted"}), frozenset({"expired"})),
+    "extend_receipt": (frozenset({"active", "pledged", "defaulted", "expired"}),
+                       frozenset({"active", "pledged", "defaulted"})),
+    "convert_to_paper": (frozenset({"active"}), frozenset({"converted_to_paper"})),
+    "void_receipt": (_ALL_LIVE, frozenset({"void"})),
+    "freeze_receipt": (_ALL_LIVE, _ALL_LIVE),  # an overlay: the state stays, only the overlay changes
+    "unfreeze_receipt": (_ALL_LIVE, _ALL_LIVE),
+})
+"""A split, merge, partial release or partial surrender moves the parent to `superseded`
+and issues new receipts (children, with lineage) that start in one of `CHILD_STATES`; a
+child is an issuance, not a move of any receipt."""
+
+CHILD_STATES: Final = frozenset({"active", "pledged", "defaulted", "delivery_pending"})
