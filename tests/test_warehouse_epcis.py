@@ -56,7 +56,8 @@ def refused(code: str, data: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def validator() -> Any:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     path = EPCIS_DIR / "EPCIS-JSON-Schema.json"
     if not path.exists():
         pytest.skip(f"the GS1 EPCIS reference folder is not at {EPCIS_DIR}")
