@@ -187,6 +187,17 @@ class WarehouseMachine(RuleBasedStateMachine):
         if r is not None and not self.step(self.signer(data, self.name(r.holder)), OfferTransfer(r.id, key(to))):
             self.answers(data, r.id)
 
+    @rule(data=st.data(), to=st.sampled_from(["dep", "dep2", "buyer"]))
+    def transfer_by_the_book(self, data: st.DataObject, to: str) -> None:
+        """An offer answered by exactly the right parties, so completed transfers are common."""
+        r = self.pick(data, self.receipts("active"))
+        if r is None or self.step(self.name(r.holder), OfferTransfer(r.id, key(to))):
+            return
+        offered = self.w.k.receipt(r.id)
+        assert offered is not None and offered.offer is not None
+        self.step(self.name(r.warehouse), Countersign(r.id, offered.offer.id))
+        self.step(to, AcceptTransfer(r.id, offered.offer.id))
+
     @rule(data=st.data(), bank=st.sampled_from(["bank_a", "bank_b", "buyer"]))
     def request_pledge(self, data: st.DataObject, bank: str) -> None:
         r = self.pick(data, self.receipts())
