@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from .. import __version__, codec
 from ..audit.export import UNBOUNDED, ExportQuery, build_package, parse_height, parse_time_ms
@@ -81,6 +82,7 @@ from ..node.ratelimit import RateLimiter
 from ..node.storage import Storage
 from .actions import ACTIONS, make_action, options_from_query, parse_hex32
 from .draft import DraftRequest, make_draft
+from .guard import ConnectionGuard
 from .openapi import openapi_document
 from .stream import serve_stream
 from .views import b64, council_view, finalized_view, fork_view, proposal_view, stored_view
@@ -885,9 +887,15 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(
-    node: LedgerNode, *, max_request_bytes: int, connection_rate: float, connection_burst: float
+    node: LedgerNode,
+    *,
+    max_request_bytes: int,
+    connection_rate: float,
+    connection_burst: float,
+    guard: ConnectionGuard | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=max_request_bytes)
+    middlewares: list[Middleware] = [errors_middleware] if guard is None else [guard.middleware(), errors_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=max_request_bytes)
     app[NODE] = node
     app[LIMITER] = RateLimiter(connection_rate, connection_burst)
     app[MAX_BODY] = max_request_bytes

@@ -18,12 +18,26 @@ from .peers import split_host_port
 
 
 class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The HTTP port. Connections are capped in total and per client address (the total is
+    also kept below the process's descriptor limit); a connection must send its request
+    headers within `header_timeout_s` and a request body within `body_timeout_s`."""
+
     listen: str = "127.0.0.1:8700"
+    max_connections: int = 1024
+    max_connections_per_ip: int = 256
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
 
 
 class P2PConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Peer links. Of `max_inbound` links others open to this node, strangers (keys outside
+    every validator set the node knows) may hold all but one per known validator, and at
+    most `max_inbound_per_ip` from one address."""
+
     listen: str = "127.0.0.1:9700"
     peers: list[str] = []
+    max_inbound: int = 128
+    max_inbound_per_ip: int = 32
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

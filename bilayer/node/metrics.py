@@ -36,5 +36,20 @@ class NodeMetrics:
             "bilayer_http_requests", "HTTP requests answered, by route and status", ["route", "status"], registry=r
         )
 
+        self.http_connections = Gauge("bilayer_http_connections", "Open HTTP connections", registry=r)
+        self.http_dropped = Counter(
+            "bilayer_http_connections_dropped",
+            "HTTP connections closed or refused by the guard, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.accept_errors = Counter(
+            "bilayer_accept_errors", "Failed accept() calls (out of descriptors or memory)", registry=r
+        )
+        self.peer_evictions = Counter(
+            "bilayer_peer_links_evicted", "Inbound peer links closed or refused to keep slots, by reason",
+            ["reason"], registry=r
+        )
+
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

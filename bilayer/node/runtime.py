@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import msgspec
 from aiohttp import web
 
 from .. import __version__, codec
+from ..api.guard import AcceptErrorLog, ConnectionGuard, GuardedSite
 from ..api.stream import StreamHub
 from ..consensus.core import Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
@@ -27,12 +29,15 @@ from .config import NodeConfig, NodeHome, load_config
 from .finality import Finality
 from .ingest import Ingest, IngestLimits
 from .metrics import NodeMetrics
-from .peers import PeerManager, split_host_port
+from .peers import MAX_PENDING_HANDSHAKES, PeerManager, split_host_port
+from .process import raise_fd_limit
 from .storage import Storage
 
 log = logging.getLogger("bilayer.node")
 
 NODE_KEY_NAME = "node_key"
+# Descriptors kept for the store, its journal, logs, outbound dials and the odd file.
+FD_RESERVE = 64
 
 
 def load_node_key(home: NodeHome) -> Signer:
@@ -63,11 +68,14 @@ class LedgerNode:
             self.metrics,
             limits.connection_rate,
             limits.connection_burst,
+            config.p2p.max_inbound,
+            config.p2p.max_inbound_per_ip,
         )
         self.chain = Chain(self.storage, genesis) if genesis.validators else None
         self.finality: Finality | None = None
         self.started_s = time.time()
         self._runner: web.AppRunner | None = None
+        self.http_guard: ConnectionGuard | None = None
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         if self.chain is not None:
             self.chain.on_applied.append(lambda applied: self._notify([r.entry_id for r in applied.results]))
@@ -231,22 +239,45 @@ class LedgerNode:
         await self.peers.start()
         self._start_finality()
         limits = self.config.limits
+        self.http_guard = self._make_http_guard()
         app = build_app(
             self,
             max_request_bytes=limits.max_request_bytes,
             connection_rate=limits.connection_rate,
             connection_burst=limits.connection_burst,
+            guard=self.http_guard,
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = split_host_port(self.config.api.listen)
-        await web.TCPSite(self._runner, host, port, backlog=1024).start()
+        await GuardedSite(self._runner, host, port, guard=self.http_guard, backlog=1024).start()
         log.info(
             "node %s serving API on http://%s, peers on %s",
             self.config.name,
             self.config.api.listen,
             self.config.p2p.listen,
         )
+
+    def _make_http_guard(self) -> ConnectionGuard:
+        """The API's connection caps, the total kept below the descriptors this process may
+        open, less what peer links, the store and the logs need."""
+        api = self.config.api
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        reserve = self.config.p2p.max_inbound + MAX_PENDING_HANDSHAKES + len(self.config.p2p.peers) + FD_RESERVE
+        ceiling = api.max_connections if soft == resource.RLIM_INFINITY else max(16, int(soft) - reserve)
+        total = min(api.max_connections, ceiling)
+        if total < api.max_connections:
+            log.info("API connections capped at %d (open-file limit %d)", total, soft)
+        metrics = self.metrics
+
+        def dropped(reason: str) -> None:
+            metrics.http_dropped.labels(reason).inc()
+
+        guard = ConnectionGuard(max_connections=total, max_per_ip=min(api.max_connections_per_ip, total),
+                                header_timeout_s=api.header_timeout_s, body_timeout_s=api.body_timeout_s,
+                                on_drop=dropped)
+        metrics.http_connections.set_function(lambda: len(guard))
+        return guard
 
     async def stop(self) -> None:
         if self.finality is not None:
@@ -300,9 +331,11 @@ class LedgerNode:
 
 
 async def run_forever(home_dir: Path) -> None:
+    raise_fd_limit()
     node = LedgerNode.from_home(home_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(AcceptErrorLog(on_error=node.metrics.accept_errors.inc))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, node.peers.isolate)  # cut every peer link
