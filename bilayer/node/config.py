@@ -64,6 +64,14 @@ class ConsensusConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat_ms: int = 0
 
 
+class FaultHooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Fault hooks for test networks only. With `fault_signals`, SIGUSR1 cuts every peer
+    link and SIGUSR2 restores them (the fault campaigns use it); without it, SIGUSR1 reopens
+    the log file as logrotate expects and SIGUSR2 is ignored."""
+
+    fault_signals: bool = False
+
+
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str = "node"
     genesis: str = "genesis.json"
@@ -72,6 +80,7 @@ class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     p2p: P2PConfig = P2PConfig()
     limits: LimitsConfig = LimitsConfig()
     consensus: ConsensusConfig = ConsensusConfig()
+    testing: FaultHooksConfig = FaultHooksConfig()
 
 
 class NodeHome:

@@ -28,6 +28,7 @@ from .chain import Chain
 from .config import NodeConfig, NodeHome, load_config
 from .finality import Finality
 from .ingest import Ingest, IngestLimits
+from .logs import NodeLog
 from .metrics import NodeMetrics
 from .peers import MAX_PENDING_HANDSHAKES, PeerManager, split_host_port
 from .process import raise_fd_limit
@@ -125,6 +126,13 @@ class LedgerNode:
             for future in self._waiters.pop(entry_id, ()):
                 if not future.done():
                     future.set_result(None)
+
+    def _release_waiters(self) -> None:
+        for waiting in self._waiters.values():
+            for future in waiting:
+                if not future.done():
+                    future.set_result(None)
+        self._waiters.clear()
 
     async def wait_for_entry(self, entry_id: bytes, timeout: float) -> None:
         """Return when the entry is FINAL or REJECTED (stored, without validators), or on timeout."""
@@ -247,7 +255,7 @@ class LedgerNode:
             connection_burst=limits.connection_burst,
             guard=self.http_guard,
         )
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=STOP_GRACE_S)
         await self._runner.setup()
         host, port = split_host_port(self.config.api.listen)
         await GuardedSite(self._runner, host, port, guard=self.http_guard, backlog=1024).start()
@@ -280,8 +288,11 @@ class LedgerNode:
         return guard
 
     async def stop(self) -> None:
+        """Stop promptly: clients long-polling for an outcome get their answer (as of now) at
+        once, streams end, and what is still running gets `STOP_GRACE_S`."""
         if self.finality is not None:
             self.finality.stop()
+        self._release_waiters()
         self.stream.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -330,7 +341,13 @@ class LedgerNode:
         return view
 
 
-async def run_forever(home_dir: Path) -> None:
+# How long a stopping node lets requests in flight finish; long-polls are answered at once.
+STOP_GRACE_S = 3.0
+
+
+async def run_forever(home_dir: Path, node_log: NodeLog | None = None) -> None:
+    """Run until SIGINT or SIGTERM. SIGHUP reopens the log file; SIGUSR1 and SIGUSR2 are the
+    fault hooks of `[testing] fault_signals`, else logrotate's reopen and nothing."""
     raise_fd_limit()
     node = LedgerNode.from_home(home_dir)
     stop = asyncio.Event()
@@ -338,8 +355,21 @@ async def run_forever(home_dir: Path) -> None:
     loop.set_exception_handler(AcceptErrorLog(on_error=node.metrics.accept_errors.inc))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, node.peers.isolate)  # cut every peer link
-    loop.add_signal_handler(signal.SIGUSR2, node.peers.rejoin)  # and restore them
+
+    def reopen_log(name: str) -> None:
+        if node_log is not None and node_log.reopen():
+            log.info("%s: log file reopened", name)
+        else:
+            log.info("%s: logging to standard error, nothing to reopen; the node keeps running", name)
+
+    loop.add_signal_handler(signal.SIGHUP, reopen_log, "SIGHUP")
+    if node.config.testing.fault_signals:
+        log.warning("[testing] fault_signals is on: SIGUSR1 cuts every peer link, SIGUSR2 restores them")
+        loop.add_signal_handler(signal.SIGUSR1, node.peers.isolate)
+        loop.add_signal_handler(signal.SIGUSR2, node.peers.rejoin)
+    else:
+        loop.add_signal_handler(signal.SIGUSR1, reopen_log, "SIGUSR1")
+        loop.add_signal_handler(signal.SIGUSR2, log.info, "SIGUSR2 ignored: [testing] fault_signals is off")
     await node.start()
     try:
         await stop.wait()
