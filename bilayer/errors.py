@@ -272,6 +272,13 @@ class ConfigError(BilayerError):
     code = "config_error"
 
 
+class NodeRunning(BilayerError):
+    """A node process holds this home; stop it first."""
+
+    code = "node_running"
+    http_status = 409
+
+
 class NodeUnreachable(BilayerError):
     """The node did not answer."""
 

@@ -1,9 +1,16 @@
-"""What a node process asks of the operating system: enough file descriptors."""
+"""What a node process asks of the operating system: enough file descriptors, and its
+home to itself."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import resource
+from pathlib import Path
+
+from ..errors import NodeRunning
 
 log = logging.getLogger("bilayer.node")
 
@@ -28,3 +35,52 @@ def raise_fd_limit() -> int:
         log.info("open-file limit raised from %d to %d", soft, target)
         return target
     return int(soft)
+
+
+LOCK_NAME = "LOCK"
+
+
+class HomeLock:
+    """An exclusive `flock` on `DATA_DIR/LOCK`, held while a process uses a node's store.
+
+    Taken before the database is opened, so a second `node run` (or an offline tool such
+    as `audit reindex`) on a live home is refused without touching the data. The kernel
+    drops the lock when the process ends, even by SIGKILL: a stale file never blocks a
+    restart. The file records the holder's pid for the refusal message."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self, purpose: str = "node run") -> HomeLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise NodeRunning(
+                f"a node process (pid {holder}) is using {self.path.parent}; stop it before '{purpose}'",
+                pid=holder,
+            ) from None
+        except OSError:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+
+    def __enter__(self) -> HomeLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -31,7 +31,7 @@ from .ingest import Ingest, IngestLimits
 from .logs import NodeLog
 from .metrics import NodeMetrics
 from .peers import MAX_PENDING_HANDSHAKES, PeerManager, split_host_port
-from .process import raise_fd_limit
+from .process import HomeLock, raise_fd_limit
 from .storage import Storage
 
 log = logging.getLogger("bilayer.node")
@@ -349,6 +349,11 @@ async def run_forever(home_dir: Path, node_log: NodeLog | None = None) -> None:
     """Run until SIGINT or SIGTERM. SIGHUP reopens the log file; SIGUSR1 and SIGUSR2 are the
     fault hooks of `[testing] fault_signals`, else logrotate's reopen and nothing."""
     raise_fd_limit()
+    with HomeLock(NodeHome(home_dir).data_dir).acquire("node run"):
+        await _run_until_stopped(home_dir, node_log)
+
+
+async def _run_until_stopped(home_dir: Path, node_log: NodeLog | None) -> None:
     node = LedgerNode.from_home(home_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
