@@ -206,6 +206,13 @@ class Overloaded(BilayerError):
     http_status = 503
 
 
+class NotReady(BilayerError):
+    """The node runs but should not take client traffic now (catching up, no peers, halted or storage failing)."""
+
+    code = "not_ready"
+    http_status = 503
+
+
 class InvalidAddress(BilayerError):
     """The text is not a valid bilayer address (wrong prefix, length or checksum)."""
 

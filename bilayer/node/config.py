@@ -27,6 +27,7 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_connections_per_ip: int = 256
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
+    cors_allowed_origins: list[str] = []  # browser origins allowed to call the API ("*": any); none by default
 
 
 class P2PConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

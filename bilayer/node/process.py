@@ -8,6 +8,8 @@ import fcntl
 import logging
 import os
 import resource
+import subprocess
+from functools import cache
 from pathlib import Path
 
 from ..errors import NodeRunning
@@ -35,6 +37,22 @@ def raise_fd_limit() -> int:
         log.info("open-file limit raised from %d to %d", soft, target)
         return target
     return int(soft)
+
+
+@cache
+def build_commit() -> str:
+    """The source commit of this build: `BILAYER_BUILD_COMMIT` (set by packagers), else the
+    git checkout the package runs from, else "unknown"."""
+    from_env = os.environ.get("BILAYER_BUILD_COMMIT", "").strip()
+    if from_env:
+        return from_env[:40]
+    try:
+        run = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = run.stdout.strip()
+    return commit if run.returncode == 0 and commit else "unknown"
 
 
 LOCK_NAME = "LOCK"

@@ -24,7 +24,7 @@ from ..execution.governance import VALIDATOR_CHANGE_DELAY, chain_params, loosest
 from ..genesis import Genesis, load_genesis
 from ..keys.keystore import Keystore
 from ..keys.signing import Signer
-from .chain import Chain
+from .chain import Applied, Chain
 from .config import NodeConfig, NodeHome, load_config
 from .finality import Finality
 from .ingest import Ingest, IngestLimits
@@ -77,10 +77,12 @@ class LedgerNode:
         self.started_s = time.time()
         self._runner: web.AppRunner | None = None
         self.http_guard: ConnectionGuard | None = None
+        self._last_checkpoint_ms: int | None = None
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         if self.chain is not None:
             self.chain.on_applied.append(lambda applied: self._notify([r.entry_id for r in applied.results]))
             self.chain.on_applied.append(lambda applied: self._follow_chain_params())
+            self.chain.on_applied.append(self._observe_checkpoint)
         else:
             gossip = self.ingest.announce
 
@@ -103,6 +105,73 @@ class LedgerNode:
             self.stream.entries_accepted(entries)
 
         self.ingest.announce = announce
+
+    # --- what operators watch: checkpoints in the log and metrics, health and readiness ---------
+
+    def _observe_checkpoint(self, applied: Applied) -> None:
+        """One INFO line and the consensus metrics per checkpoint applied (own or a peer's)."""
+        chain = self.chain
+        stored = self.storage.checkpoint(applied.height)
+        if chain is None or stored is None:
+            return
+        certificate = codec.decode(stored.finalized, FinalizedCheckpoint).certificate
+        signed = {s.validator for s in certificate.signatures}
+        voters = chain.validators_at(applied.height)
+        missing = [v for v in voters.members if v.public_key not in signed]
+        time_ms = applied.checkpoint.time_ms
+        interval_s = None if self._last_checkpoint_ms is None else (time_ms - self._last_checkpoint_ms) / 1000
+        self._last_checkpoint_ms = time_ms
+        log.info("checkpoint %d committed: %d entries, round %d, time %s, %d/%d validators signed%s",
+                 applied.height, len(applied.results), certificate.round,
+                 time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_ms / 1000)) + f".{time_ms % 1000:03d}Z",
+                 len(voters) - len(missing), len(voters),
+                 "" if interval_s is None else f", {interval_s:.3f} s after the previous")
+        metrics = self.metrics
+        metrics.height.set(applied.height)
+        metrics.round.set(certificate.round)
+        metrics.checkpoint_entries.inc(len(applied.results))
+        if interval_s is not None:
+            metrics.checkpoint_interval.observe(max(0.0, interval_s))
+        metrics.missing_validators.set(len(missing))
+        metrics.missing_validators_power.set(sum(v.power for v in missing))
+        self._observe_validators()
+
+    def _observe_validators(self) -> None:
+        validators = self.validators
+        if validators is None:
+            return
+        metrics = self.metrics
+        metrics.validators.set(len(validators))
+        metrics.validators_power.set(validators.total_power)
+        metrics.validator_power.clear()
+        for member in validators.members:
+            metrics.validator_power.labels(member.name).set(member.power)
+
+    # A node is catching up while a peer reports a checkpoint this many heights ahead of it.
+    CATCHING_UP_LAG = 2
+
+    def catching_up(self) -> bool:
+        chain = self.chain
+        if chain is None:
+            return False
+        best = max((peer.height for peer in self.peers.links.values()), default=0)
+        return best >= chain.height + self.CATCHING_UP_LAG
+
+    def not_ready(self) -> list[str]:
+        """Why this node should not take client traffic now (empty when ready)."""
+        reasons = []
+        if self.catching_up():
+            reasons.append("catching_up")
+        expects_peers = bool(self.config.p2p.peers) or (self.validators is not None and len(self.validators) > 1)
+        if self.peers.isolated:
+            reasons.append("isolated")
+        elif expects_peers and not self.peers.links:
+            reasons.append("no_peers")
+        if self.finality is not None and self.finality.halted:
+            reasons.append("halted")
+        if not self.ingest.healthy or (self.finality is not None and self.finality.storage_error is not None):
+            reasons.append("storage_failed")
+        return reasons
 
     def _follow_chain_params(self) -> None:
         """Clients' new entries meet the parameters in force; peers' entries the loosest ever."""
@@ -240,6 +309,13 @@ class LedgerNode:
         if self.chain is not None:
             self.chain.load()
             self._follow_chain_params()
+            self._last_checkpoint_ms = self.chain.last_time_ms if self.chain.last else None
+            self.metrics.height.set(self.chain.height)
+            self._observe_validators()
+            storage = self.storage
+            self.metrics.byzantine_validators.set_function(
+                lambda: len({row[0] for row in storage.equivocations(10_000)}))
+        self.metrics.catching_up.set_function(lambda: int(self.catching_up()))
         loaded = self.ingest.load(self.chain.ordered if self.chain is not None else frozenset())
         log.info("loaded %d entries and %d checkpoints from %s", loaded,
                  self.chain.height if self.chain else 0, self.home.ledger_db)
@@ -254,6 +330,7 @@ class LedgerNode:
             connection_rate=limits.connection_rate,
             connection_burst=limits.connection_burst,
             guard=self.http_guard,
+            cors_allowed_origins=self.config.api.cors_allowed_origins,
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=STOP_GRACE_S)
         await self._runner.setup()
@@ -315,6 +392,7 @@ class LedgerNode:
             "authors": len(self.ingest.dag.heads),
             "peers": len(self.peers.links),
             "isolated": self.peers.isolated,
+            "catching_up": self.catching_up(),
             "params": msgspec.to_builtins(self.ingest.params),  # what a client's new entry must meet now
             "api": self.config.api.listen,
             "p2p": self.config.p2p.listen,
