@@ -32,6 +32,7 @@ from .logs import NodeLog
 from .metrics import NodeMetrics
 from .peers import MAX_PENDING_HANDSHAKES, PeerManager, split_host_port
 from .process import HomeLock, raise_fd_limit
+from .scrub import PayloadScrubber
 from .storage import Storage
 
 log = logging.getLogger("bilayer.node")
@@ -78,6 +79,7 @@ class LedgerNode:
         self._runner: web.AppRunner | None = None
         self.http_guard: ConnectionGuard | None = None
         self._last_checkpoint_ms: int | None = None
+        self.scrubber: PayloadScrubber | None = None
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         if self.chain is not None:
             self.chain.on_applied.append(lambda applied: self._notify([r.entry_id for r in applied.results]))
@@ -306,6 +308,11 @@ class LedgerNode:
         from ..api.server import build_app
 
         self._check_genesis_of_store()
+        self.scrubber = PayloadScrubber(self.storage)
+        self.scrubber.scrub_now()
+        if self.chain is not None:
+            scrubber = self.scrubber
+            self.chain.on_applied.append(lambda applied: scrubber.after_checkpoint())
         if self.chain is not None:
             self.chain.load()
             self._follow_chain_params()
@@ -375,6 +382,8 @@ class LedgerNode:
             await self._runner.cleanup()
         await self.peers.stop()
         await self.ingest.stop()
+        if self.scrubber is not None:
+            await self.scrubber.close()
         self.storage.close()
 
     def status(self) -> dict[str, Any]:
