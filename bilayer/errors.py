@@ -267,6 +267,12 @@ class KeyExists(KeystoreError):
     code = "key_exists"
 
 
+class PassphraseRequired(KeystoreError):
+    """A new key is encrypted unless asked otherwise, and no passphrase was given."""
+
+    code = "passphrase_required"
+
+
 class BadPassphrase(KeystoreError):
     """The passphrase does not decrypt the key."""
 
