@@ -200,3 +200,17 @@ def test_health_and_ready_in_process() -> None:
     assert (health, ready) == (200, 200)
     assert refused["status"] == 503 and refused["error"]["code"] == "not_ready"
     assert refused["error"]["details"]["reasons"] == ["halted", "storage_failed"]
+
+
+def test_build_commit_comes_from_the_environment_or_bilayers_own_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bilayer.node.process import build_commit
+
+    build_commit.cache_clear()
+    try:
+        monkeypatch.setenv("BILAYER_BUILD_COMMIT", "0123456789ab")
+        assert build_commit() == "0123456789ab"
+        build_commit.cache_clear()
+        monkeypatch.delenv("BILAYER_BUILD_COMMIT")
+        assert re.fullmatch(r"[0-9a-f]{12}|unknown", build_commit())
+    finally:
+        build_commit.cache_clear()

@@ -46,13 +46,17 @@ def build_commit() -> str:
     from_env = os.environ.get("BILAYER_BUILD_COMMIT", "").strip()
     if from_env:
         return from_env[:40]
+    package = Path(__file__).resolve().parent.parent
     try:
-        run = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+        run = subprocess.run(["git", "rev-parse", "--show-toplevel", "--short=12", "HEAD"], cwd=package,
                              capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    commit = run.stdout.strip()
-    return commit if run.returncode == 0 and commit else "unknown"
+    lines = run.stdout.split()
+    # only a checkout of bilayer itself, not some repository an installed copy happens to sit in
+    if run.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() / "bilayer" != package:
+        return "unknown"
+    return lines[1]
 
 
 LOCK_NAME = "LOCK"
