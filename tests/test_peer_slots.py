@@ -172,3 +172,33 @@ def test_strangers_from_one_address_are_capped() -> None:
     _link(manager, b"b" * 32, "10.0.0.1", 0)
     assert not manager._make_room(b"n" * 32, "10.0.0.1")
     assert manager._make_room(b"n" * 32, "10.0.0.2")
+
+
+def test_silent_connections_give_way_when_handshakes_are_at_their_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(peers, "MAX_PENDING_HANDSHAKES", 2)
+
+    async def scenario() -> tuple[bytes, float, float | None]:
+        port = localnet.free_port()
+        ingest = SimpleNamespace(maintain=lambda: None)
+        manager = PeerManager(Signer.generate(), "c", f"127.0.0.1:{port}", [], cast(Any, ingest), NodeMetrics(),
+                              0, 0)
+        await manager.start()
+        silent = []
+        try:
+            silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+            start = time.monotonic()
+            # the oldest silent connection is closed at once: its hello arrives, then end of stream
+            received = await asyncio.wait_for(silent[0][0].read(), 4)
+            waited = time.monotonic() - start
+            evicted = manager.metrics.registry.get_sample_value("bilayer_peer_links_evicted_total",
+                                                                {"reason": "slow_handshake"})
+            return received, waited, evicted
+        finally:
+            for _, writer in silent:
+                writer.close()
+            await manager.stop()
+
+    received, waited, evicted = asyncio.run(asyncio.wait_for(scenario(), 20))
+    assert evicted == 1
+    assert waited < 2.0  # well before the 5 s handshake timeout
+    assert 0 < len(received) < transport.MAX_HANDSHAKE_FRAME  # the node's hello frame, then nothing more
