@@ -206,6 +206,13 @@ class Overloaded(BilayerError):
     http_status = 503
 
 
+class NotReady(BilayerError):
+    """The node runs but should not take client traffic now (catching up, no peers, halted or storage failing)."""
+
+    code = "not_ready"
+    http_status = 503
+
+
 class InvalidAddress(BilayerError):
     """The text is not a valid bilayer address (wrong prefix, length or checksum)."""
 
@@ -260,6 +267,12 @@ class KeyExists(KeystoreError):
     code = "key_exists"
 
 
+class PassphraseRequired(KeystoreError):
+    """A new key is encrypted unless asked otherwise, and no passphrase was given."""
+
+    code = "passphrase_required"
+
+
 class BadPassphrase(KeystoreError):
     """The passphrase does not decrypt the key."""
 
@@ -270,6 +283,13 @@ class ConfigError(BilayerError):
     """A configuration or genesis file is missing or invalid."""
 
     code = "config_error"
+
+
+class NodeRunning(BilayerError):
+    """A node process holds this home; stop it first."""
+
+    code = "node_running"
+    http_status = 409
 
 
 class NodeUnreachable(BilayerError):

@@ -413,6 +413,8 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
             "index.html", "..%2Fserver.py", "..%2F..%2Fserver.py", "%00", "app.js%00", "APP.JS", "a" * 4000 + ".js",
             ".js", "app.py", "missing.js")] + [("/static/app.js" + ignoring, 200, None)],
         "/metrics": [("/metrics" + ignoring, 200, None)],
+        "/health": [("/health" + ignoring, 200, None)],
+        "/ready": [("/ready" + ignoring, 200, None)],  # a lone ledger node has no peers to wait for
         "/openapi.json": [("/openapi.json" + ignoring, 200, None)],
     }
 

@@ -43,8 +43,8 @@ def answers(node: str, first: str, last: str, mule: str) -> list[Any]:
 def test_a_chain_of_transfers_is_traced_and_the_index_is_rebuilt(network: dict[str, Any], tmp_path: Path) -> None:
     node, alice, bob, tx = actors(network)
     keys = network["keystore"]
-    mule1 = cli("keys", "new", "mule1", "--keystore", keys)["address"]
-    mule2 = cli("keys", "new", "mule2", "--keystore", keys)["address"]
+    mule1 = cli("keys", "new", "mule1", "--plaintext", "--keystore", keys)["address"]
+    mule2 = cli("keys", "new", "mule2", "--plaintext", "--keystore", keys)["address"]
     first = tx("alice", "tx", "transfer", "--to", mule1, "--amount", "100")
     middle = tx("mule1", "tx", "transfer", "--to", mule2, "--amount", "60")
     last = tx("mule2", "tx", "transfer", "--to", bob, "--amount", "25")

@@ -140,7 +140,7 @@ def test_usage_error_with_json_is_a_json_object(keystore: Path) -> None:
 
 
 def test_keys_new_list_show_json(keystore: Path) -> None:
-    created = bilayer("keys", "new", "alice", "--json", keystore=keystore)
+    created = bilayer("keys", "new", "alice", "--plaintext", "--json", keystore=keystore)
     assert created.code == 0, created
     assert created.err == ""
     alice = created.json()
@@ -151,7 +151,7 @@ def test_keys_new_list_show_json(keystore: Path) -> None:
     assert public_key_from_address(alice["address"]).hex() == alice["public_key"]
     assert Keystore(keystore).info("alice").address == alice["address"]
 
-    bob = bilayer("keys", "new", "bob", "--json", keystore=keystore).json()
+    bob = bilayer("keys", "new", "bob", "--plaintext", "--json", keystore=keystore).json()
 
     listed = bilayer("keys", "list", "--json", keystore=keystore)
     assert listed.code == 0, listed
@@ -168,7 +168,7 @@ def test_keys_new_list_show_json(keystore: Path) -> None:
 
 
 def test_keys_new_list_show_human(keystore: Path) -> None:
-    created = bilayer("keys", "new", "carol", keystore=keystore)
+    created = bilayer("keys", "new", "carol", "--plaintext", keystore=keystore)
     assert created.code == 0, created
     address = Keystore(keystore).info("carol").address
     assert "created key carol" in created.out
@@ -197,7 +197,7 @@ def test_keys_list_of_empty_or_missing_keystore(keystore: Path) -> None:
 
 def test_keystore_option_overrides_the_environment(tmp_path: Path, keystore: Path) -> None:
     other = tmp_path / "other"
-    result = bilayer("keys", "new", "dave", "--keystore", str(other), "--json", keystore=keystore)
+    result = bilayer("keys", "new", "dave", "--plaintext", "--keystore", str(other), "--json", keystore=keystore)
     assert result.code == 0, result
     assert Path(result.json()["keystore"]) == other
     assert Keystore(other).info("dave").name == "dave"
@@ -205,8 +205,9 @@ def test_keystore_option_overrides_the_environment(tmp_path: Path, keystore: Pat
 
 
 def test_keys_new_twice_is_key_exists(keystore: Path) -> None:
-    first = bilayer("keys", "new", "alice", "--json", keystore=keystore).json()
-    human, as_json = bilayer_all([("keys", "new", "alice"), ("keys", "new", "alice", "--json")], keystore=keystore)
+    first = bilayer("keys", "new", "alice", "--plaintext", "--json", keystore=keystore).json()
+    human, as_json = bilayer_all([("keys", "new", "alice", "--plaintext"), ("keys", "new", "alice", "--json")],
+                                 keystore=keystore)
     assert "alice" in assert_error(human, "key_exists")
     assert "alice" in assert_json_error(as_json, "key_exists")
     assert Keystore(keystore).info("alice").address == first["address"]
@@ -234,6 +235,19 @@ def test_damaged_key_file_is_a_keystore_error_not_a_crash(keystore: Path) -> Non
     result = bilayer("keys", "list", "--json", keystore=keystore)
     assert result.code == 0, result
     assert result.json() == []
+
+
+def test_keys_new_encrypts_by_default_and_plaintext_is_explicit(keystore: Path) -> None:
+    refused = bilayer("keys", "new", "eve", "--json", keystore=keystore)  # no passphrase, no terminal
+    assert "BILAYER_PASSPHRASE" in assert_json_error(refused, "passphrase_required")
+    assert not (keystore / "eve.json").exists()
+    created = bilayer("keys", "new", "eve", "--json", keystore=keystore, env={ENV_PASSPHRASE: "pw"})
+    assert created.code == 0, created
+    assert created.json()["encrypted"] is True and Keystore(keystore).info("eve").encrypted
+    assert Keystore(keystore).load("eve", "pw").address == created.json()["address"]
+    plain = bilayer("keys", "new", "scratch", "--plaintext", keystore=keystore)
+    assert plain.code == 0 and "(plaintext)" in plain.out
+    assert not Keystore(keystore).info("scratch").encrypted
 
 
 def test_encrypted_key_and_passphrase(keystore: Path) -> None:

@@ -167,7 +167,7 @@ def test_a_redacted_payload_is_gone_from_every_node_and_the_chain_still_verifies
 def test_assets_of_a_lost_key_are_recovered_and_chain_parameters_change(network: dict[str, Any]) -> None:
     node, alice, _, tx = actors(network)
     carol = cli("keys", "show", "carol", "--keystore", network["keystore"])["address"]
-    fresh = cli("keys", "new", "carol-new", "--keystore", network["keystore"])["address"]
+    fresh = cli("keys", "new", "carol-new", "--plaintext", "--keystore", network["keystore"])["address"]
     owned = cli("query", "account", carol, "--node", node)["balances"]["BLY"]
     decide(tx, 1, "--action", "recover", "--target", carol, "--to", fresh, "--asset", "BLY")
     assert cli("query", "account", carol, "--node", node)["balances"].get("BLY", 0) == 0
@@ -199,7 +199,7 @@ def cli_error(*args: str) -> str:
 def test_an_identity_ban_an_emergency_interception_and_a_resumed_service(network: dict[str, Any]) -> None:
     node, alice, bob, tx = actors(network)
     keys = network["keystore"]
-    provider = cli("keys", "new", "provider", "--keystore", keys)["address"]
+    provider = cli("keys", "new", "provider", "--plaintext", "--keystore", keys)["address"]
     carol = cli("keys", "show", "carol", "--keystore", keys)["address"]
     identity = "ab" * 16
     decide(tx, 1, "--action", "appoint-provider", "--target", provider)
@@ -234,7 +234,7 @@ def test_an_identity_ban_an_emergency_interception_and_a_resumed_service(network
     assert cli("compliance", "list", "--node", node)["suspended_services"] == []
 
     # the council appoints an operator of the data application, who pauses and resumes it at once
-    operator = cli("keys", "new", "operator", "--keystore", keys)["address"]
+    operator = cli("keys", "new", "operator", "--plaintext", "--keystore", keys)["address"]
     decide(tx, 5, "--action", "appoint-operator", "--target", operator, "--service", "data")
     assert tx("operator", "app", "pause", "transfer", "--reason", "not mine")["reason"] == "not_application_operator"
     paused = tx("operator", "app", "pause", "data", "--reason", "customer files leaking through data entries")

@@ -460,7 +460,10 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                 }
             },
             "/v1/status": {
-                "get": {"summary": "Node and chain status", "responses": {"200": _json({"type": "object"}, "status")}}
+                "get": {"summary": "Node and chain status",
+                        "description": "`catching_up` is true while a peer reports checkpoints two or more heights"
+                                       " ahead of this node.",
+                        "responses": {"200": _json({"type": "object"}, "status")}}
             },
             "/v1/entries": {
                 "post": {
@@ -846,6 +849,24 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             },
             "/metrics": {
                 "get": {"summary": "Prometheus metrics (text format)", "responses": {"200": {"description": "metrics"}}}
+            },
+            "/health": {
+                "get": {
+                    "summary": "Liveness: the process answers (a halted or lagging node is alive)",
+                    "responses": {"200": _json({"type": "object", "required": ["status"],
+                                                "properties": {"status": {"const": "ok"},
+                                                               "uptime_s": {"type": "number"}}}, "alive")},
+                }
+            },
+            "/ready": {
+                "get": {
+                    "summary": "Readiness: caught up, linked to peers, not halted, storage working",
+                    "description": "503 `not_ready` lists `details.reasons`: `catching_up`, `no_peers`, `isolated`,"
+                                   " `halted`, `storage_failed`.",
+                    "responses": {"200": _json({"type": "object", "required": ["status"],
+                                                "properties": {"status": {"const": "ready"}}}, "ready"),
+                                  **_errors(503)},
+                }
             },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
         },

@@ -11,7 +11,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from .. import __version__, codec
 from ..audit.export import UNBOUNDED, ExportQuery, build_package, parse_height, parse_time_ms
@@ -33,6 +34,7 @@ from ..errors import (
     BilayerError,
     ContentRefused,
     NotFound,
+    NotReady,
     PayloadWithheld,
     RateLimited,
     TraceHopsInvalid,
@@ -81,6 +83,7 @@ from ..node.ratelimit import RateLimiter
 from ..node.storage import Storage
 from .actions import ACTIONS, make_action, options_from_query, parse_hex32
 from .draft import DraftRequest, make_draft
+from .guard import ConnectionGuard
 from .openapi import openapi_document
 from .stream import serve_stream
 from .views import b64, council_view, finalized_view, fork_view, proposal_view, stored_view
@@ -128,6 +131,7 @@ def error_response(exc: BilayerError) -> web.Response:
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     node = request.app[NODE]
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    started = time.monotonic()
     try:
         response = await handler(request)
     except BilayerError as exc:
@@ -141,7 +145,35 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.exception("internal error on %s %s", request.method, request.path)
         response = json_response({"error": {"code": "internal", "message": "internal error; see the node log"}}, 500)
     node.metrics.http_requests.labels(route, str(response.status)).inc()
+    node.metrics.http_seconds.labels(route).observe(time.monotonic() - started)
     return response
+
+
+CORS_METHODS = "GET, POST, OPTIONS"
+CORS_MAX_AGE_S = 600
+
+
+def cors_middleware(allowed: Sequence[str]) -> Middleware:
+    """Cross-origin access for browser apps on the listed origins ("*": any); preflights answered here."""
+    any_origin = "*" in allowed
+    origins = frozenset(allowed)
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is None or not (any_origin or origin in origins):
+            return await handler(request)
+        allow = {"Access-Control-Allow-Origin": "*" if any_origin else origin, "Vary": "Origin"}
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return web.Response(status=204, headers={
+                **allow, "Access-Control-Allow-Methods": CORS_METHODS,
+                "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "Content-Type"),
+                "Access-Control-Max-Age": str(CORS_MAX_AGE_S)})
+        response = await handler(request)
+        response.headers.update(allow)
+        return response
+
+    return cors
 
 
 def _entry_id_param(request: web.Request) -> bytes:
@@ -829,6 +861,21 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.Response(body=node.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
+async def get_health(request: web.Request) -> web.Response:
+    """Liveness: the process answers. A halted or lagging node is alive; restarting it would not help."""
+    node = request.app[NODE]
+    return json_response({"status": "ok", "uptime_s": round(time.time() - node.started_s, 1)})
+
+
+async def get_ready(request: web.Request) -> web.Response:
+    """Readiness: caught up, linked to peers, not halted, storage working; else 503 with the reasons."""
+    node = request.app[NODE]
+    reasons = node.not_ready()
+    if reasons:
+        raise NotReady("not ready: " + ", ".join(reasons), reasons=reasons)
+    return json_response({"status": "ready"})
+
+
 async def get_openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(__version__, operation_kinds()))
 
@@ -885,9 +932,19 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(
-    node: LedgerNode, *, max_request_bytes: int, connection_rate: float, connection_burst: float
+    node: LedgerNode,
+    *,
+    max_request_bytes: int,
+    connection_rate: float,
+    connection_burst: float,
+    guard: ConnectionGuard | None = None,
+    cors_allowed_origins: Sequence[str] = (),
 ) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=max_request_bytes)
+    middlewares: list[Middleware] = [] if guard is None else [guard.middleware()]
+    if cors_allowed_origins:
+        middlewares.append(cors_middleware(cors_allowed_origins))
+    middlewares.append(errors_middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=max_request_bytes)
     app[NODE] = node
     app[LIMITER] = RateLimiter(connection_rate, connection_burst)
     app[MAX_BODY] = max_request_bytes
@@ -932,5 +989,7 @@ def build_app(
     app.router.add_get("/v1/audit/trace", get_audit_trace)
     app.router.add_get("/v1/gov/dry-run", gov_dry_run)
     app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/health", get_health)
+    app.router.add_get("/ready", get_ready)
     app.router.add_get("/openapi.json", get_openapi)
     return app

@@ -325,12 +325,14 @@ def audit_reindex(data_dir: Path, genesis_file: Path | None, as_json: bool) -> N
     from ..execution.state import State
     from ..genesis import load_genesis
     from ..node.config import load_config
+    from ..node.process import HomeLock
     from ..node.storage import Storage
 
     store, home = _store_of(data_dir)
     if genesis_file is None:
         genesis_file = NodeHome(home).genesis_file(load_config(NodeHome(home)))
     genesis = load_genesis(genesis_file)
+    lock = HomeLock(store.parent).acquire("audit reindex")  # never under a running node
     storage = Storage(store)
     try:
         recorded = storage.get_meta("genesis_root")
@@ -358,6 +360,7 @@ def audit_reindex(data_dir: Path, genesis_file: Path | None, as_json: bool) -> N
             flows = int(conn.execute("SELECT count(*) FROM audit_flows").fetchone()[0])
     finally:
         storage.close()
+        lock.release()
     report_data = {"store": str(store), "height": last, "entries": entries, "flows": flows,
                    "seconds": round(time.monotonic() - started, 3)}
     emit(report_data, as_json, lambda d: console.print(

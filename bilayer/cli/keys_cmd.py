@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..keys.keystore import ENV_KEYSTORE, KeyInfo, Keystore, default_keystore
+from ..errors import KeyExists, KeyNotFound, PassphraseRequired
+from ..keys.keystore import ENV_KEYSTORE, ENV_PASSPHRASE, KeyInfo, Keystore, default_keystore
 from .output import console, emit, json_option, kv_table
 
 keystore_option = click.option(
@@ -37,24 +40,39 @@ def keys() -> None:
 @keys.command("new")
 @click.argument("name")
 @keystore_option
-@click.option("--encrypt", is_flag=True, help="Encrypt the key with a passphrase (prompted, or $BILAYER_PASSPHRASE).")
+@click.option("--encrypt/--plaintext", default=True, show_default=True,
+              help=f"Seal the seed under a passphrase (${ENV_PASSPHRASE}, else asked at a terminal), or store it"
+                   " in the clear (throwaway keys only).")
 @json_option
 def keys_new(name: str, keystore: Path | None, encrypt: bool, as_json: bool) -> None:
-    """Generate a key called NAME."""
-    import os
-
-    passphrase = None
-    if encrypt:
-        passphrase = os.environ.get("BILAYER_PASSPHRASE") or click.prompt(
-            "passphrase", hide_input=True, confirmation_prompt=True
-        )
+    """Generate a key called NAME, encrypted unless --plaintext."""
     store = open_keystore(keystore)
+    try:  # refuse a taken or invalid name before asking for a passphrase
+        store.info(name)
+        raise KeyExists(f"a key named {name!r} already exists in {store.path}")
+    except KeyNotFound:
+        pass
+    passphrase = _new_passphrase() if encrypt else None
     info = store.create(name, passphrase=passphrase)
     emit(
         _view(info) | {"keystore": str(store.path)},
         as_json,
-        lambda d: console.print(f"created key [bold]{d['name']}[/bold]  {d['address']}  in {d['keystore']}"),
+        lambda d: console.print(f"created key [bold]{d['name']}[/bold]  {d['address']}  in {d['keystore']}"
+                                + ("" if d["encrypted"] else "  (plaintext)")),
     )
+
+
+def _new_passphrase() -> str:
+    """From the environment (scripts), else asked twice at a terminal; never empty."""
+    from_env = os.environ.get(ENV_PASSPHRASE)
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        raise PassphraseRequired(
+            f"keys are encrypted by default: set ${ENV_PASSPHRASE}, run at a terminal to be asked,"
+            " or pass --plaintext for a throwaway key"
+        )
+    return str(click.prompt("passphrase", hide_input=True, confirmation_prompt=True))
 
 
 @keys.command("list")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import shutil
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from ..errors import BilayerError, ConfigError
 from ..genesis import Allocation, ChainParams, Genesis, load_genesis, validate_genesis, write_genesis
 from ..keys.keystore import Keystore
 from ..node.config import ApiConfig, NodeConfig, NodeHome, P2PConfig, write_config
+from ..node.logs import LOG_FORMATS, LogFormat, NodeLog
 from ..node.runtime import NODE_KEY_NAME, run_forever
 from .output import console, emit, json_option
 
@@ -124,7 +124,11 @@ def node_init(
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
-def node_run(home: Path, log_level: str) -> None:
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
+              help="text, or json: one JSON object per line.")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append the log to this file (SIGHUP or SIGUSR1 reopens it) instead of standard error.")
+def node_run(home: Path, log_level: str, log_format: LogFormat, log_file: Path | None) -> None:
     """Run the node in the foreground until SIGINT or SIGTERM."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_forever(home))
+    node_log = NodeLog(log_level, log_format, log_file)
+    asyncio.run(run_forever(home, node_log))

@@ -18,12 +18,27 @@ from .peers import split_host_port
 
 
 class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The HTTP port. Connections are capped in total and per client address (the total is
+    also kept below the process's descriptor limit); a connection must send its request
+    headers within `header_timeout_s` and a request body within `body_timeout_s`."""
+
     listen: str = "127.0.0.1:8700"
+    max_connections: int = 1024
+    max_connections_per_ip: int = 256
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    cors_allowed_origins: list[str] = []  # browser origins allowed to call the API ("*": any); none by default
 
 
 class P2PConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Peer links. Of `max_inbound` links others open to this node, strangers (keys outside
+    every validator set the node knows) may hold all but one per known validator, and at
+    most `max_inbound_per_ip` from one address."""
+
     listen: str = "127.0.0.1:9700"
     peers: list[str] = []
+    max_inbound: int = 128
+    max_inbound_per_ip: int = 32
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -50,6 +65,14 @@ class ConsensusConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat_ms: int = 0
 
 
+class FaultHooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Fault hooks for test networks only. With `fault_signals`, SIGUSR1 cuts every peer
+    link and SIGUSR2 restores them (the fault campaigns use it); without it, SIGUSR1 reopens
+    the log file as logrotate expects and SIGUSR2 is ignored."""
+
+    fault_signals: bool = False
+
+
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str = "node"
     genesis: str = "genesis.json"
@@ -58,6 +81,7 @@ class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     p2p: P2PConfig = P2PConfig()
     limits: LimitsConfig = LimitsConfig()
     consensus: ConsensusConfig = ConsensusConfig()
+    testing: FaultHooksConfig = FaultHooksConfig()
 
 
 class NodeHome:

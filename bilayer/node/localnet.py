@@ -34,7 +34,17 @@ from ..genesis import (
     write_genesis,
 )
 from ..keys.keystore import Keystore
-from .config import ApiConfig, ConsensusConfig, LimitsConfig, NodeConfig, NodeHome, P2PConfig, load_config, write_config
+from .config import (
+    ApiConfig,
+    ConsensusConfig,
+    FaultHooksConfig,
+    LimitsConfig,
+    NodeConfig,
+    NodeHome,
+    P2PConfig,
+    load_config,
+    write_config,
+)
 from .runtime import NODE_KEY_NAME
 
 MANIFEST = "localnet.json"
@@ -140,8 +150,10 @@ def create(
     consensus: ConsensusConfig | None = None,
     extra_allocations: tuple[Allocation, ...] = (),
     governance: GovernanceParams | None = None,
+    testing: FaultHooksConfig | None = None,
 ) -> dict[str, Any]:
-    """Lay out keys, genesis and node homes; start nothing.
+    """Lay out keys, genesis and node homes; start nothing. `testing` turns on fault hooks
+    (the campaign runner's disconnect signals).
 
     Validators dial each other (a full mesh: consensus messages are not relayed); ledger nodes
     dial every validator and the ledger nodes before them (`topology="line"` instead chains
@@ -191,7 +203,7 @@ def create(
         api = f"127.0.0.1:{free_port()}"
         config = NodeConfig(
             name=name, api=ApiConfig(api), p2p=P2PConfig(p2p[name], dial), limits=limits or LimitsConfig(),
-            consensus=consensus or ConsensusConfig(),
+            consensus=consensus or ConsensusConfig(), testing=testing or FaultHooksConfig(),
         )
         home = homes[name]
         write_config(home, config)
@@ -244,7 +256,7 @@ def add_node(directory: Path, name: str, *, timeout: float = 30.0) -> dict[str, 
     key = Keystore(home.config_dir).create(NODE_KEY_NAME)
     p2p, api = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     config = NodeConfig(name=name, api=ApiConfig(api), p2p=P2PConfig(p2p, [n["p2p"] for n in manifest["nodes"]]),
-                        limits=template.limits, consensus=template.consensus)
+                        limits=template.limits, consensus=template.consensus, testing=template.testing)
     write_config(home, config)
     write_genesis(load_genesis(Path(manifest["genesis"])), home.config_dir / "genesis.json")
     node: dict[str, Any] = {"name": name, "role": "ledger", "api_url": f"http://{api}", "p2p": p2p,

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from .. import __version__
+from .process import build_commit
 
 
 class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # resident memory, open descriptors, CPU seconds, start time
+        PlatformCollector(registry=r)
+        self.build_info = Gauge("bilayer_build_info", "The running build (always 1)", ["version", "commit"],
+                                registry=r)
+        self.build_info.labels(__version__, build_commit()).set(1)
         self.entries_accepted = Counter(
             "bilayer_entries_accepted", "Entries stored by this node", ["source"], registry=r
         )
@@ -34,6 +50,62 @@ class NodeMetrics:
         )
         self.http_requests = Counter(
             "bilayer_http_requests", "HTTP requests answered, by route and status", ["route", "status"], registry=r
+        )
+
+        self.http_connections = Gauge("bilayer_http_connections", "Open HTTP connections", registry=r)
+        self.http_dropped = Counter(
+            "bilayer_http_connections_dropped",
+            "HTTP connections closed or refused by the guard, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.accept_errors = Counter(
+            "bilayer_accept_errors", "Failed accept() calls (out of descriptors or memory)", registry=r
+        )
+        self.http_seconds = Histogram(
+            "bilayer_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route (long-polls and streams included as they last)",
+            ["route"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+        )
+        # consensus (layer 2), as of the last checkpoint this node applied
+        self.height = Gauge("bilayer_consensus_height", "Height of the last checkpoint applied", registry=r)
+        self.round = Gauge("bilayer_consensus_round", "Round that decided the last checkpoint", registry=r)
+        self.checkpoint_interval = Histogram(
+            "bilayer_consensus_checkpoint_interval_seconds",
+            "Time between consecutive checkpoints (their timestamps)",
+            registry=r,
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+        )
+        self.checkpoint_entries = Counter(
+            "bilayer_consensus_entries_ordered", "Entries ordered by the checkpoints applied", registry=r
+        )
+        self.validators = Gauge("bilayer_consensus_validators", "Validators of the set voting next", registry=r)
+        self.validators_power = Gauge(
+            "bilayer_consensus_validators_power", "Total voting power of the set voting next", registry=r
+        )
+        self.validator_power = Gauge(
+            "bilayer_consensus_validator_power", "Voting power of each validator of the set voting next",
+            ["validator"], registry=r
+        )
+        self.missing_validators = Gauge(
+            "bilayer_consensus_missing_validators",
+            "Validators whose precommit is not in the last checkpoint's certificate",
+            registry=r,
+        )
+        self.missing_validators_power = Gauge(
+            "bilayer_consensus_missing_validators_power", "Voting power of the missing validators", registry=r
+        )
+        self.byzantine_validators = Gauge(
+            "bilayer_consensus_byzantine_validators", "Validators with recorded equivocations", registry=r
+        )
+        self.catching_up = Gauge(
+            "bilayer_catching_up", "1 while peers report checkpoints this node has not applied yet", registry=r
+        )
+        self.peer_evictions = Counter(
+            "bilayer_peer_links_evicted", "Inbound peer links closed or refused to keep slots, by reason",
+            ["reason"], registry=r
         )
 
     def render(self) -> bytes:

@@ -4,6 +4,14 @@ Gossip is push plus pull. A node pushes every batch it stores to every peer but 
 it came from; asks peers for parents it lacks (`WantMsg`); and every few seconds tells its
 peers its tips (`TipsMsg`), so a node that was down or partitioned pulls what it missed.
 A peer that sends a bad frame or message loses its link; the node carries on.
+
+Inbound slots are open to anyone, so they are kept from squatters. Validators of every set
+the node knows are always let in, displacing the least useful stranger if the node is
+full; strangers share what is left (`max_inbound` less one slot per known validator), at
+most `max_inbound_per_ip` from one address, and a stranger that has brought nothing new
+for `STRANGER_IDLE_S` gives its slot to the next stranger who asks. Handshakes in
+progress are capped too; when they are, the oldest (an honest one takes milliseconds)
+gives way.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from ..errors import BilayerError, PeerProtocolError
 from ..keys.signing import Signer
 from ..ledger.dag import NO_FORKS
 from ..ledger.entry import Entry, SignedEntry, WithheldEntry
-from .ingest import Ingest, Source
+from .ingest import Ingest, Source, Status
 from .messages import (
     MAX_IDS,
     CheckpointMsg,
@@ -48,12 +56,16 @@ log = logging.getLogger("bilayer.peers")
 TIPS_INTERVAL_S = 2.0
 OUTBOX_LIMIT = 2000
 MAX_CHECKPOINTS_ANSWER = 100
-MAX_INBOUND_LINKS = 128
+MAX_PENDING_HANDSHAKES = 32
+STRANGER_IDLE_S = 30.0
 MAX_WANT_ANSWER = 2000
 ENTRIES_PER_MESSAGE = 1000
 # Room for msgpack framing and the box's MAC: an EntriesMsg frame stays under MAX_FRAME.
 MESSAGE_BYTES = MAX_FRAME - 64 * 1024
 ENTRY_OVERHEAD = 64
+
+
+_NEW = (Status.STORED, Status.ORPHAN)
 
 
 def entry_batches(items: Sequence[SignedEntry]) -> Iterator[list[SignedEntry]]:
@@ -79,10 +91,14 @@ def split_host_port(address: str) -> tuple[str, int]:
 
 
 class PeerLink:
-    def __init__(self, link: SecureLink) -> None:
+    def __init__(self, link: SecureLink, inbound: bool = False, ip: str = "") -> None:
         self.link = link
         self.key = link.peer_key
         self.source: Source = "peer:" + link.peer_key.hex()
+        self.inbound = inbound
+        self.ip = ip
+        # when the peer last brought something new (an entry this node stored)
+        self.last_useful = time.monotonic()
         self._urgent: deque[bytes] = deque()
         self._normal: deque[bytes] = deque()
         self._ready = asyncio.Event()
@@ -120,6 +136,8 @@ class PeerManager:
         metrics: NodeMetrics,
         entry_rate: float,
         entry_burst: float,
+        max_inbound: int = 128,
+        max_inbound_per_ip: int = 32,
     ) -> None:
         self.signer = signer
         self.chain_id = chain_id
@@ -133,7 +151,9 @@ class PeerManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
         self.isolated = False
-        self._inbound = 0
+        self.max_inbound = max_inbound
+        self.max_inbound_per_ip = max_inbound_per_ip
+        self._handshaking: dict[asyncio.StreamWriter, None] = {}  # oldest first
         self.validator_keys: set[bytes] = set()
         self.height: Callable[[], int] = lambda: 0
         self.on_consensus: Callable[[Proposal | Vote], None] = lambda message: None
@@ -183,20 +203,68 @@ class PeerManager:
         if self.isolated:
             writer.close()
             return
-        if self._inbound >= MAX_INBOUND_LINKS:
-            writer.close()  # anyone may connect, but not without bound
-            return
-        self._inbound += 1
+        if len(self._handshaking) >= MAX_PENDING_HANDSHAKES:
+            oldest = next(iter(self._handshaking))
+            del self._handshaking[oldest]
+            oldest.close()
+            self.metrics.peer_evictions.labels("slow_handshake").inc()
+        self._handshaking[writer] = None
         try:
-            try:
-                link = await handshake(reader, writer, self.signer, self.chain_id, self.listen)
-            except (PeerProtocolError, OSError) as exc:
-                self._count_error(exc)
-                writer.close()
-                return
-            await self._run(link)
+            link = await handshake(reader, writer, self.signer, self.chain_id, self.listen)
+        except (PeerProtocolError, OSError) as exc:
+            self._count_error(exc)
+            writer.close()
+            return
         finally:
-            self._inbound -= 1
+            self._handshaking.pop(writer, None)
+        peername = writer.get_extra_info("peername")
+        ip = str(peername[0]) if isinstance(peername, tuple) and peername else "?"
+        if not self._make_room(link.peer_key, ip):
+            link.close()
+            return
+        await self._run(link, inbound=True, ip=ip)
+
+    def _inbound_links(self) -> list[PeerLink]:
+        return [p for p in self.links.values() if p.inbound]
+
+    def _make_room(self, key: bytes, ip: str) -> bool:
+        """Whether a peer that just proved `key` from `ip` may hold an inbound link, closing a
+        stranger's link to make room when that is the rule (see the module doc)."""
+        if key in self.links:
+            return True  # `_run` keeps the link already open
+        inbound = self._inbound_links()
+        strangers = sorted((p for p in inbound if p.key not in self.validator_keys), key=lambda p: p.last_useful)
+        if key in self.validator_keys:
+            if len(inbound) < self.max_inbound:
+                return True
+            return self._evict(strangers[:1], "validator_needs_slot")
+        now = time.monotonic()
+        idle = [p for p in strangers if now - p.last_useful >= STRANGER_IDLE_S]
+        same_ip = [p for p in strangers if p.ip == ip]
+        if len(same_ip) >= self.max_inbound_per_ip and not self._evict(
+                [p for p in idle if p.ip == ip][:1], "stranger_idle"):
+            self.metrics.peer_evictions.labels("refused_per_ip").inc()
+            return False
+        stranger_slots = max(0, self.max_inbound - len(self.validator_keys))
+        inbound = self._inbound_links()
+        strangers = [p for p in strangers if p.key in self.links]
+        if (len(strangers) >= stranger_slots or len(inbound) >= self.max_inbound) and not self._evict(
+                [p for p in idle if p.key in self.links][:1], "stranger_idle"):
+            self.metrics.peer_evictions.labels("refused_full").inc()
+            return False
+        return True
+
+    def _evict(self, victims: list[PeerLink], reason: str) -> bool:
+        if not victims:
+            return False
+        for peer in victims:
+            log.info("closing the link of stranger %s (%s) to free its slot: %s", peer.key.hex()[:12], peer.ip,
+                     reason)
+            del self.links[peer.key]  # its slot is free now; its task ends once the socket closes
+            peer.link.close()
+            self.metrics.peer_evictions.labels(reason).inc()
+        self.metrics.peers.set(len(self.links))
+        return True
 
     async def _dial_loop(self, address: str) -> None:
         host, port = split_host_port(address)
@@ -229,11 +297,11 @@ class PeerManager:
             log.warning("peer link refused: %s", exc)
         self.metrics.peer_errors.labels(code).inc()
 
-    async def _run(self, link: SecureLink) -> None:
+    async def _run(self, link: SecureLink, inbound: bool = False, ip: str = "") -> None:
         if link.peer_key in self.links or self.isolated:
             link.close()  # one link per peer is enough
             return
-        peer = PeerLink(link)
+        peer = PeerLink(link, inbound, ip)
         self.links[peer.key] = peer
         self.metrics.peers.set(len(self.links))
         log.info("peer %s connected (%s)", peer.key.hex()[:12], link.peer_listen)
@@ -271,14 +339,16 @@ class PeerManager:
                 return
             for signed in message.items:
                 with contextlib.suppress(BilayerError):  # counted by ingest; one bad entry spoils nothing else
-                    self.ingest.ingest(signed, peer.source)
+                    if self.ingest.ingest(signed, peer.source).status in _NEW:
+                        peer.last_useful = time.monotonic()
         elif isinstance(message, WithheldMsg):
             if not self.limiter.allow(peer.key, time.monotonic(), cost=len(message.items)):
                 self.metrics.entries_rejected.labels("rate_limited").inc(len(message.items))
                 return
             for item in message.items:
                 with contextlib.suppress(BilayerError):
-                    self.ingest.ingest_withheld(item, peer.source)
+                    if self.ingest.ingest_withheld(item, peer.source).status in _NEW:
+                        peer.last_useful = time.monotonic()
         elif isinstance(message, EvidenceMsg):
             if not self.limiter.allow(peer.key, time.monotonic(), cost=len(message.forks)):
                 return

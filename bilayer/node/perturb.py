@@ -46,7 +46,7 @@ from ..keys.signing import Signer
 from ..ledger.entry import build_entry
 from ..ledger.operations import Transfer
 from . import localnet
-from .config import ConsensusConfig, LimitsConfig
+from .config import ConsensusConfig, FaultHooksConfig, LimitsConfig
 
 ACTIONS = ("kill", "restart", "pause", "resume", "disconnect", "reconnect")
 
@@ -191,7 +191,8 @@ def run_campaign(manifest: Manifest, directory: Path | None = None,
         where = Path(directory) if directory else Path(tmp) / "net"
         net = localnet.create(where, validators=manifest.validators, ledger_nodes=manifest.ledger_nodes,
                               pow_bits=manifest.pow_bits, limits=LimitsConfig(author_rate=0, connection_rate=0),
-                              consensus=ConsensusConfig(propose_ms=800, propose_delta_ms=300))
+                              consensus=ConsensusConfig(propose_ms=800, propose_delta_ms=300),
+                              testing=FaultHooksConfig(fault_signals=True))  # `disconnect` is SIGUSR1
         try:
             net = localnet.up(where)
             by_name = {n["name"]: n for n in net["nodes"]}

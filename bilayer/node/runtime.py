@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import msgspec
 from aiohttp import web
 
 from .. import __version__, codec
+from ..api.guard import AcceptErrorLog, ConnectionGuard, GuardedSite
 from ..api.stream import StreamHub
 from ..consensus.core import Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
@@ -22,17 +24,22 @@ from ..execution.governance import VALIDATOR_CHANGE_DELAY, chain_params, loosest
 from ..genesis import Genesis, load_genesis
 from ..keys.keystore import Keystore
 from ..keys.signing import Signer
-from .chain import Chain
+from .chain import Applied, Chain
 from .config import NodeConfig, NodeHome, load_config
 from .finality import Finality
 from .ingest import Ingest, IngestLimits
+from .logs import NodeLog
 from .metrics import NodeMetrics
-from .peers import PeerManager, split_host_port
+from .peers import MAX_PENDING_HANDSHAKES, PeerManager, split_host_port
+from .process import HomeLock, raise_fd_limit
+from .scrub import PayloadScrubber
 from .storage import Storage
 
 log = logging.getLogger("bilayer.node")
 
 NODE_KEY_NAME = "node_key"
+# Descriptors kept for the store, its journal, logs, outbound dials and the odd file.
+FD_RESERVE = 64
 
 
 def load_node_key(home: NodeHome) -> Signer:
@@ -63,15 +70,21 @@ class LedgerNode:
             self.metrics,
             limits.connection_rate,
             limits.connection_burst,
+            config.p2p.max_inbound,
+            config.p2p.max_inbound_per_ip,
         )
         self.chain = Chain(self.storage, genesis) if genesis.validators else None
         self.finality: Finality | None = None
         self.started_s = time.time()
         self._runner: web.AppRunner | None = None
+        self.http_guard: ConnectionGuard | None = None
+        self._last_checkpoint_ms: int | None = None
+        self.scrubber: PayloadScrubber | None = None
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         if self.chain is not None:
             self.chain.on_applied.append(lambda applied: self._notify([r.entry_id for r in applied.results]))
             self.chain.on_applied.append(lambda applied: self._follow_chain_params())
+            self.chain.on_applied.append(self._observe_checkpoint)
         else:
             gossip = self.ingest.announce
 
@@ -95,6 +108,73 @@ class LedgerNode:
 
         self.ingest.announce = announce
 
+    # --- what operators watch: checkpoints in the log and metrics, health and readiness ---------
+
+    def _observe_checkpoint(self, applied: Applied) -> None:
+        """One INFO line and the consensus metrics per checkpoint applied (own or a peer's)."""
+        chain = self.chain
+        stored = self.storage.checkpoint(applied.height)
+        if chain is None or stored is None:
+            return
+        certificate = codec.decode(stored.finalized, FinalizedCheckpoint).certificate
+        signed = {s.validator for s in certificate.signatures}
+        voters = chain.validators_at(applied.height)
+        missing = [v for v in voters.members if v.public_key not in signed]
+        time_ms = applied.checkpoint.time_ms
+        interval_s = None if self._last_checkpoint_ms is None else (time_ms - self._last_checkpoint_ms) / 1000
+        self._last_checkpoint_ms = time_ms
+        log.info("checkpoint %d committed: %d entries, round %d, time %s, %d/%d validators signed%s",
+                 applied.height, len(applied.results), certificate.round,
+                 time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_ms / 1000)) + f".{time_ms % 1000:03d}Z",
+                 len(voters) - len(missing), len(voters),
+                 "" if interval_s is None else f", {interval_s:.3f} s after the previous")
+        metrics = self.metrics
+        metrics.height.set(applied.height)
+        metrics.round.set(certificate.round)
+        metrics.checkpoint_entries.inc(len(applied.results))
+        if interval_s is not None:
+            metrics.checkpoint_interval.observe(max(0.0, interval_s))
+        metrics.missing_validators.set(len(missing))
+        metrics.missing_validators_power.set(sum(v.power for v in missing))
+        self._observe_validators()
+
+    def _observe_validators(self) -> None:
+        validators = self.validators
+        if validators is None:
+            return
+        metrics = self.metrics
+        metrics.validators.set(len(validators))
+        metrics.validators_power.set(validators.total_power)
+        metrics.validator_power.clear()
+        for member in validators.members:
+            metrics.validator_power.labels(member.name).set(member.power)
+
+    # A node is catching up while a peer reports a checkpoint this many heights ahead of it.
+    CATCHING_UP_LAG = 2
+
+    def catching_up(self) -> bool:
+        chain = self.chain
+        if chain is None:
+            return False
+        best = max((peer.height for peer in self.peers.links.values()), default=0)
+        return best >= chain.height + self.CATCHING_UP_LAG
+
+    def not_ready(self) -> list[str]:
+        """Why this node should not take client traffic now (empty when ready)."""
+        reasons = []
+        if self.catching_up():
+            reasons.append("catching_up")
+        expects_peers = bool(self.config.p2p.peers) or (self.validators is not None and len(self.validators) > 1)
+        if self.peers.isolated:
+            reasons.append("isolated")
+        elif expects_peers and not self.peers.links:
+            reasons.append("no_peers")
+        if self.finality is not None and self.finality.halted:
+            reasons.append("halted")
+        if not self.ingest.healthy or (self.finality is not None and self.finality.storage_error is not None):
+            reasons.append("storage_failed")
+        return reasons
+
     def _follow_chain_params(self) -> None:
         """Clients' new entries meet the parameters in force; peers' entries the loosest ever."""
         if self.chain is not None:
@@ -117,6 +197,13 @@ class LedgerNode:
             for future in self._waiters.pop(entry_id, ()):
                 if not future.done():
                     future.set_result(None)
+
+    def _release_waiters(self) -> None:
+        for waiting in self._waiters.values():
+            for future in waiting:
+                if not future.done():
+                    future.set_result(None)
+        self._waiters.clear()
 
     async def wait_for_entry(self, entry_id: bytes, timeout: float) -> None:
         """Return when the entry is FINAL or REJECTED (stored, without validators), or on timeout."""
@@ -221,9 +308,21 @@ class LedgerNode:
         from ..api.server import build_app
 
         self._check_genesis_of_store()
+        self.scrubber = PayloadScrubber(self.storage)
+        self.scrubber.scrub_now()
+        if self.chain is not None:
+            scrubber = self.scrubber
+            self.chain.on_applied.append(lambda applied: scrubber.after_checkpoint())
         if self.chain is not None:
             self.chain.load()
             self._follow_chain_params()
+            self._last_checkpoint_ms = self.chain.last_time_ms if self.chain.last else None
+            self.metrics.height.set(self.chain.height)
+            self._observe_validators()
+            storage = self.storage
+            self.metrics.byzantine_validators.set_function(
+                lambda: len({row[0] for row in storage.equivocations(10_000)}))
+        self.metrics.catching_up.set_function(lambda: int(self.catching_up()))
         loaded = self.ingest.load(self.chain.ordered if self.chain is not None else frozenset())
         log.info("loaded %d entries and %d checkpoints from %s", loaded,
                  self.chain.height if self.chain else 0, self.home.ledger_db)
@@ -231,16 +330,19 @@ class LedgerNode:
         await self.peers.start()
         self._start_finality()
         limits = self.config.limits
+        self.http_guard = self._make_http_guard()
         app = build_app(
             self,
             max_request_bytes=limits.max_request_bytes,
             connection_rate=limits.connection_rate,
             connection_burst=limits.connection_burst,
+            guard=self.http_guard,
+            cors_allowed_origins=self.config.api.cors_allowed_origins,
         )
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=STOP_GRACE_S)
         await self._runner.setup()
         host, port = split_host_port(self.config.api.listen)
-        await web.TCPSite(self._runner, host, port, backlog=1024).start()
+        await GuardedSite(self._runner, host, port, guard=self.http_guard, backlog=1024).start()
         log.info(
             "node %s serving API on http://%s, peers on %s",
             self.config.name,
@@ -248,14 +350,40 @@ class LedgerNode:
             self.config.p2p.listen,
         )
 
+    def _make_http_guard(self) -> ConnectionGuard:
+        """The API's connection caps, the total kept below the descriptors this process may
+        open, less what peer links, the store and the logs need."""
+        api = self.config.api
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        reserve = self.config.p2p.max_inbound + MAX_PENDING_HANDSHAKES + len(self.config.p2p.peers) + FD_RESERVE
+        ceiling = api.max_connections if soft == resource.RLIM_INFINITY else max(16, int(soft) - reserve)
+        total = min(api.max_connections, ceiling)
+        if total < api.max_connections:
+            log.info("API connections capped at %d (open-file limit %d)", total, soft)
+        metrics = self.metrics
+
+        def dropped(reason: str) -> None:
+            metrics.http_dropped.labels(reason).inc()
+
+        guard = ConnectionGuard(max_connections=total, max_per_ip=min(api.max_connections_per_ip, total),
+                                header_timeout_s=api.header_timeout_s, body_timeout_s=api.body_timeout_s,
+                                on_drop=dropped)
+        metrics.http_connections.set_function(lambda: len(guard))
+        return guard
+
     async def stop(self) -> None:
+        """Stop promptly: clients long-polling for an outcome get their answer (as of now) at
+        once, streams end, and what is still running gets `STOP_GRACE_S`."""
         if self.finality is not None:
             self.finality.stop()
+        self._release_waiters()
         self.stream.close()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.peers.stop()
         await self.ingest.stop()
+        if self.scrubber is not None:
+            await self.scrubber.close()
         self.storage.close()
 
     def status(self) -> dict[str, Any]:
@@ -273,6 +401,7 @@ class LedgerNode:
             "authors": len(self.ingest.dag.heads),
             "peers": len(self.peers.links),
             "isolated": self.peers.isolated,
+            "catching_up": self.catching_up(),
             "params": msgspec.to_builtins(self.ingest.params),  # what a client's new entry must meet now
             "api": self.config.api.listen,
             "p2p": self.config.p2p.listen,
@@ -299,14 +428,40 @@ class LedgerNode:
         return view
 
 
-async def run_forever(home_dir: Path) -> None:
+# How long a stopping node lets requests in flight finish; long-polls are answered at once.
+STOP_GRACE_S = 3.0
+
+
+async def run_forever(home_dir: Path, node_log: NodeLog | None = None) -> None:
+    """Run until SIGINT or SIGTERM. SIGHUP reopens the log file; SIGUSR1 and SIGUSR2 are the
+    fault hooks of `[testing] fault_signals`, else logrotate's reopen and nothing."""
+    raise_fd_limit()
+    with HomeLock(NodeHome(home_dir).data_dir).acquire("node run"):
+        await _run_until_stopped(home_dir, node_log)
+
+
+async def _run_until_stopped(home_dir: Path, node_log: NodeLog | None) -> None:
     node = LedgerNode.from_home(home_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(AcceptErrorLog(on_error=node.metrics.accept_errors.inc))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, node.peers.isolate)  # cut every peer link
-    loop.add_signal_handler(signal.SIGUSR2, node.peers.rejoin)  # and restore them
+
+    def reopen_log(name: str) -> None:
+        if node_log is not None and node_log.reopen():
+            log.info("%s: log file reopened", name)
+        else:
+            log.info("%s: logging to standard error, nothing to reopen; the node keeps running", name)
+
+    loop.add_signal_handler(signal.SIGHUP, reopen_log, "SIGHUP")
+    if node.config.testing.fault_signals:
+        log.warning("[testing] fault_signals is on: SIGUSR1 cuts every peer link, SIGUSR2 restores them")
+        loop.add_signal_handler(signal.SIGUSR1, node.peers.isolate)
+        loop.add_signal_handler(signal.SIGUSR2, node.peers.rejoin)
+    else:
+        loop.add_signal_handler(signal.SIGUSR1, reopen_log, "SIGUSR1")
+        loop.add_signal_handler(signal.SIGUSR2, log.info, "SIGUSR2 ignored: [testing] fault_signals is off")
     await node.start()
     try:
         await stop.wait()

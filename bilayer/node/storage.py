@@ -151,6 +151,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, whatever the build's default
     return conn
 
 
@@ -438,6 +439,7 @@ class Storage:
         """A connection of its own, for long reads in a worker thread (the audit queries)."""
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA query_only=1")
         return conn
 
