@@ -16,8 +16,10 @@ For each entry, in linearized order:
 Before the first entry of a checkpoint, held transfers whose review deadline has passed are
 rejected and refunded.
 
-Modules register a handler per operation kind; state changes of a rejected entry are
-discarded (each handler validates before it writes).
+Steps 3 to 5 run inside a state transaction: committed when the entry is FINAL or HELD,
+rolled back on any refusal, so a REJECTED entry changes nothing but its author's chain (step
+2), whatever its handler wrote before it refused. Modules register a handler per operation
+kind and need not order their checks before their writes.
 """
 
 from __future__ import annotations
@@ -138,6 +140,21 @@ def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: Entry
     handler = HANDLERS.get(header.kind)
     if handler is None:
         return EntryResult(entry_id, Outcome.REJECTED, "unknown_operation")
+    state.begin_transaction()
+    try:
+        result = _apply(ctx, state, entry_id, header, handler)
+    except BaseException:
+        state.rollback_transaction()
+        raise
+    if result.outcome is Outcome.REJECTED:
+        state.rollback_transaction()
+    else:
+        state.commit_transaction()
+    return result
+
+
+def _apply(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, handler: Handler) -> EntryResult:
+    """Steps 3 to 5, inside the entry's transaction."""
     try:
         op = decode_operation(header.kind, header.body)
         _check_limits(state, header, op)

@@ -1148,44 +1148,28 @@ DRY_RUN_DECISION = 0  # the hypothetical decision's number; real proposals start
 HELD_CODE = "held_for_review"
 
 
-class _Overlay(State):
-    """A proposed action's writes over a read-only state, for the dry-run."""
-
-    def __init__(self, base: State) -> None:  # no super().__init__: nothing of its own to commit
-        self._base = base
-        self._changes: dict[bytes, bytes | None] = {}
-        self.derived = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        if key in self._changes:
-            return self._changes[key]
-        return self._base.get(key)
-
-    def set(self, key: bytes, value: bytes) -> None:
-        self._changes[key] = value
-
-    def delete(self, key: bytes) -> None:
-        self._changes[key] = None
-
-
 def dry_run(
     state: State, action: GovAction, ctx: ExecContext, entries: Iterable[tuple[bytes, EntryHeader]]
 ) -> list[tuple[bytes, str]]:
     """The entries (already final) that the gate would have refused had `action` been in force,
-    with the reason code each would have got. Uses the gate itself over an overlay; identities
-    and other rules are taken as they are now."""
-    overlay = _Overlay(state)
-    _carry_out(ctx, overlay, DRY_RUN_DECISION, action)
-    cause = f"proposal:{DRY_RUN_DECISION}"
-    refused = []
-    for entry_id, header in entries:
-        try:
-            op = decode_operation(header.kind, header.body)
-            compliance_gate(ctx, overlay, entry_id, header, op)
-        except HeldForReview as held:
-            if held.rule.cause == cause:
-                refused.append((entry_id, HELD_CODE))
-        except ExecutionRejected as exc:
-            if exc.cause == cause:
-                refused.append((entry_id, exc.code))
-    return refused
+    with the reason code each would have got. Uses the gate itself, inside a state transaction
+    that is always rolled back (the caller holds the state alone meanwhile: nothing awaits
+    in here); identities and other rules are taken as they are now."""
+    state.begin_transaction()
+    try:
+        _carry_out(ctx, state, DRY_RUN_DECISION, action)
+        cause = f"proposal:{DRY_RUN_DECISION}"
+        refused = []
+        for entry_id, header in entries:
+            try:
+                op = decode_operation(header.kind, header.body)
+                compliance_gate(ctx, state, entry_id, header, op)
+            except HeldForReview as held:
+                if held.rule.cause == cause:
+                    refused.append((entry_id, HELD_CODE))
+            except ExecutionRejected as exc:
+                if exc.cause == cause:
+                    refused.append((entry_id, exc.code))
+        return refused
+    finally:
+        state.rollback_transaction()

@@ -10,12 +10,25 @@ first byte of SHA-256(key)); a bucket's root is the Merkle root of its leaves
 `encode((key, value))` sorted by key; the state root is the Merkle root of the 256 bucket
 roots. A change re-hashes only its bucket, and an inclusion proof is a bucket path plus a
 top path, so light clients can check any account against a checkpoint.
+
+State transactions make "a rejected entry changes nothing" a mechanism rather than a
+discipline of each handler (as execution-specs' `begin_transaction`): the executor opens
+one around each entry and commits it when the entry is FINAL or HELD, or rolls it back on
+any refusal. Transactions nest. Each keeps an undo journal of the first value it overwrote
+per key (and the bucket roots and dirty marks it disturbed), so reads and writes go straight
+to the live maps and a rollback puts back exactly what was there. The root, proofs and the
+dirty list are not available during a transaction: they would commit to writes that may yet
+be undone.
+
+A key index grouped by the keys' first two bytes serves ordered prefix scans, so a keeper
+lists its own keys (a council of five among a million accounts) without walking the state.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -62,13 +75,35 @@ class StateProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return verify_inclusion(leaf_hash(bucket_root), self.bucket, BUCKETS, self.top_path, state_root)
 
 
+class InTransaction(Exception):
+    """A commitment (root, proof, dirty list) was asked for while a transaction is open, or a
+    transaction was closed that is not open: a bug in the caller, never an outcome."""
+
+
+@dataclass(slots=True)
+class _Journal:
+    """What one open transaction must restore on rollback."""
+
+    values: dict[bytes, bytes | None] = field(default_factory=dict)  # first overwritten value (None: absent)
+    newly_dirty: set[bytes] = field(default_factory=set)  # keys this transaction first marked dirty
+    roots: dict[int, bytes | None] = field(default_factory=dict)  # bucket roots before it touched them
+
+
+def _group(key: bytes) -> bytes:
+    return key[:2]
+
+
 class State:
     def __init__(self, items: Iterable[tuple[bytes, bytes]] = ()) -> None:
         self._values: dict[bytes, bytes] = {}
         self._buckets: list[dict[bytes, bytes]] = [{} for _ in range(BUCKETS)]
         self._bucket_roots: list[bytes | None] = [None] * BUCKETS
+        self._groups: dict[bytes, set[bytes]] = {}  # first two bytes -> keys: the prefix index
         self._dirty: set[bytes] = set()
-        self.derived: dict[str, Any] = {}  # caches of decoded state, owned by the modules that fill them
+        self._journals: list[_Journal] = []
+        # caches of decoded state, owned by the modules that fill them; each entry names the raw
+        # bytes it was decoded from and is used only while they match, so it survives rollbacks
+        self.derived: dict[str, Any] = {}
         for key, value in items:
             self.set(key, value)
         self._dirty.clear()
@@ -80,6 +115,10 @@ class State:
 
     def set(self, key: bytes, value: bytes) -> None:
         bucket = bucket_of(key)
+        if self._journals:
+            self._journal(key, bucket)
+        if key not in self._values:
+            self._groups.setdefault(_group(key), set()).add(key)
         self._values[key] = value
         self._buckets[bucket][key] = value
         self._bucket_roots[bucket] = None
@@ -89,19 +128,101 @@ class State:
         if key not in self._values:
             return
         bucket = bucket_of(key)
-        del self._values[key]
-        del self._buckets[bucket][key]
+        if self._journals:
+            self._journal(key, bucket)
+        self._unset(key, bucket)
         self._bucket_roots[bucket] = None
         self._dirty.add(key)
+
+    def _unset(self, key: bytes, bucket: int) -> None:
+        del self._values[key]
+        del self._buckets[bucket][key]
+        group = self._groups[_group(key)]
+        group.discard(key)
+        if not group:
+            del self._groups[_group(key)]
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         return iter(self._values.items())
 
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """The keys starting with `prefix`, in key order, with their values. Only the keys
+        that share the prefix's first two bytes are looked at (for a one-byte prefix, its up
+        to 256 groups), never the whole state."""
+        if len(prefix) >= 2:
+            candidates: Iterable[bytes] = self._groups.get(prefix[:2], ())
+        elif prefix:
+            groups = [self._groups.get(prefix + bytes([b]), ()) for b in range(256)]
+            candidates = [key for group in groups for key in group]
+            if prefix in self._values:
+                candidates.append(prefix)
+        else:
+            candidates = list(self._values)
+        for key in sorted(k for k in candidates if k.startswith(prefix)):
+            yield key, self._values[key]
+
     def take_dirty(self) -> list[tuple[bytes, bytes | None]]:
         """Keys changed since the last call, with their values, None when deleted (for persisting)."""
+        self._require_no_transaction("the changed keys")
         changed = [(key, self._values.get(key)) for key in sorted(self._dirty)]
         self._dirty.clear()
         return changed
+
+    # --- transactions -----------------------------------------------------------------------
+
+    def begin_transaction(self) -> None:
+        """Start a transaction; it ends with exactly one commit or rollback. Transactions nest."""
+        self._journals.append(_Journal())
+
+    def commit_transaction(self) -> None:
+        """Keep the writes; an inner transaction's journal joins the outer one, so rolling the
+        outer back still undoes them."""
+        if not self._journals:
+            raise InTransaction("commit without an open transaction")
+        inner = self._journals.pop()
+        if self._journals:
+            outer = self._journals[-1]
+            for key, before in inner.values.items():
+                outer.values.setdefault(key, before)
+            outer.newly_dirty |= inner.newly_dirty
+            for bucket, root in inner.roots.items():
+                outer.roots.setdefault(bucket, root)
+
+    def rollback_transaction(self) -> None:
+        """Undo every write since the matching `begin_transaction`."""
+        if not self._journals:
+            raise InTransaction("rollback without an open transaction")
+        journal = self._journals.pop()
+        for key, before in journal.values.items():
+            bucket = bucket_of(key)
+            if before is None:
+                if key in self._values:
+                    self._unset(key, bucket)
+            else:
+                if key not in self._values:
+                    self._groups.setdefault(_group(key), set()).add(key)
+                self._values[key] = before
+                self._buckets[bucket][key] = before
+        self._dirty -= journal.newly_dirty
+        for bucket, root in journal.roots.items():
+            self._bucket_roots[bucket] = root
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self._journals)
+
+    def _journal(self, key: bytes, bucket: int) -> None:
+        journal = self._journals[-1]
+        if key not in journal.values:
+            journal.values[key] = self._values.get(key)
+            if key not in self._dirty:
+                journal.newly_dirty.add(key)
+        if bucket not in journal.roots:
+            journal.roots[bucket] = self._bucket_roots[bucket]
+
+    def _require_no_transaction(self, what: str) -> None:
+        if self._journals:
+            raise InTransaction(f"{what} cannot be computed inside a state transaction")
 
     def __len__(self) -> int:
         return len(self._values)
@@ -117,8 +238,7 @@ class State:
 
     def balances_of(self, public_key: bytes) -> dict[str, int]:
         prefix = b"B" + public_key
-        return {key[len(prefix):].decode(): codec.decode(value, int)
-                for key, value in self._values.items() if key.startswith(prefix)}
+        return {key[len(prefix):].decode(): codec.decode(value, int) for key, value in self.scan(prefix)}
 
     def author_head(self, public_key: bytes) -> tuple[int, bytes | None]:
         raw = self.get(author_key(public_key))
@@ -144,9 +264,11 @@ class State:
         return root
 
     def root(self) -> bytes:
+        self._require_no_transaction("the state root")
         return root_of_hashes([leaf_hash(self.bucket_root(b)) for b in range(BUCKETS)])
 
     def prove(self, key: bytes) -> StateProof | None:
+        self._require_no_transaction("a state proof")
         value = self.get(key)
         if value is None:
             return None
