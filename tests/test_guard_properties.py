@@ -26,7 +26,10 @@ from bilayer import codec
 from bilayer.errors import BilayerError, ContentRefused
 from bilayer.execution.errors import ExecutionRejected
 from bilayer.execution.executor import EntryResult, execute_entry, genesis_state, results_root
-from bilayer.execution.governance import MAX_BALANCE, ContentBlocked, ExecContext, expire_holds
+from bilayer.execution.governance.context import MAX_BALANCE, ExecContext
+from bilayer.execution.governance.council import Council
+from bilayer.execution.governance.review import expire_holds
+from bilayer.execution.governance.rules import ContentBlocked
 from bilayer.execution.state import State, author_key
 from bilayer.genesis import (
     Allocation,
@@ -215,8 +218,7 @@ class Runner:
                 self.checkpoint([step])
 
     def proposal_count(self) -> int:
-        raw = self.state.get(b"Gn")
-        return 0 if raw is None else codec.decode(raw, int)
+        return Council(self.state).proposal_count()
 
 
 EXAMPLES = 600

@@ -7,8 +7,9 @@ import pytest
 
 from bilayer import codec
 from bilayer.execution.executor import execute, genesis_state
-from bilayer.execution.governance import MAX_BALANCE, ExecContext, get_proposal
-from bilayer.execution.state import InTransaction, State
+from bilayer.execution.governance.context import MAX_BALANCE, ExecContext
+from bilayer.execution.governance.council import Council
+from bilayer.execution.state import InTransaction, State, author_key
 from bilayer.genesis import Allocation, ChainParams, Genesis, GenesisCouncilMember
 from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import GovExecute, GovPropose, GovVote, Operation, RecoverAssets
@@ -50,12 +51,12 @@ def test_a_rejected_recovery_moves_no_asset() -> None:
     assert run(PARAMS.timelock_ms, (C, GovExecute(1))) == [("REJECTED", "balance_overflow")]
     assert state.balance(LOST.public_key, "BLY") == 1000
     assert state.balance(NEW.public_key, "BLY") == 0
-    assert get_proposal(state, 1).status == "passed"
+    assert Council(state).proposal(1).status == "passed"
     changed = {key for key, _ in state.take_dirty()}
-    assert changed == {b"A" + C.public_key}  # only the executor's chain advanced
+    assert changed == {author_key(C.public_key)}  # only the executor's chain advanced
     after = dict(state.items())
-    del after[b"A" + C.public_key]
-    before.pop(b"A" + C.public_key, None)
+    del after[author_key(C.public_key)]
+    before.pop(author_key(C.public_key), None)
     assert after == before
 
 

@@ -9,7 +9,7 @@ import msgspec
 
 from .. import codec
 from ..consensus.messages import FinalizedCheckpoint
-from ..execution.governance import ProposalRecord, council_total, effective
+from ..execution.governance.council import Council, ProposalRecord, effective
 from ..execution.state import State
 from ..genesis import GovernanceParams
 from ..keys.address import address_from_public_key
@@ -113,7 +113,8 @@ def fork_view(evidence: ForkEvidence) -> dict[str, Any]:
 
 def proposal_view(record: ProposalRecord, state: State, params: GovernanceParams, now_ms: int) -> dict[str, Any]:
     """A proposal as of `now_ms` (its status decided at the deadline if it had not passed before)."""
-    current = effective(record, council_total(state), params, now_ms)
+    total = Council(state).total()
+    current = effective(record, total, params, now_ms)
     action = GovPropose(action=record.action, reason=record.reason, legal_ref=record.legal_ref).view()["action"]
     view: dict[str, Any] = {
         "number": current.number,
@@ -126,7 +127,7 @@ def proposal_view(record: ProposalRecord, state: State, params: GovernanceParams
         "created_ms": current.created_ms,
         "deadline_ms": current.deadline_ms,
         "tally": {"yes": current.yes, "no": current.no, "abstain": current.abstain, "approvals": current.approvals,
-                  "council_weight": council_total(state)},
+                  "council_weight": total},
         "passed_ms": current.passed_ms if current.passed_ms >= 0 else None,
         "executable_from_ms": current.passed_ms + params.timelock_ms if current.passed_ms >= 0 else None,
     }
@@ -137,8 +138,4 @@ def proposal_view(record: ProposalRecord, state: State, params: GovernanceParams
 
 
 def council_view(state: State) -> list[dict[str, Any]]:
-    members = []
-    for key, value in sorted(state.items()):
-        if key[:1] == b"C" and len(key) == 33 and codec.decode(value, int) > 0:
-            members.append({"address": address_from_public_key(key[1:]), "weight": codec.decode(value, int)})
-    return members
+    return [{"address": address_from_public_key(key), "weight": weight} for key, weight in Council(state).members()]

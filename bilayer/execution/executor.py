@@ -24,7 +24,7 @@ kind and need not order their checks before their writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -35,28 +35,11 @@ from ..keys.address import public_key_from_address
 from ..ledger.entry import EntryHeader
 from ..ledger.operations import GovExecute, Operation, Transfer, decode_operation
 from .errors import BalanceOverflow, ExecutionRejected, InsufficientFunds
-from .governance import (
-    CHAIN_PARAMS,
-    HELD_CODE,
-    MAX_BALANCE,
-    ExecContext,
-    HeldForReview,
-    apply_app_pause,
-    apply_app_resume,
-    apply_attest,
-    apply_cancel,
-    apply_execute,
-    apply_propose,
-    apply_reg_freeze,
-    apply_reg_intercept,
-    apply_review,
-    apply_vote,
-    chain_params,
-    compliance_gate,
-    expire_holds,
-    hold_transfer,
-    init_genesis,
-)
+from .governance import council, emergency, identity, params, review, services, validator_set
+from .governance.context import MAX_BALANCE, ExecContext, Handler
+from .governance.gate import HELD_CODE, HeldForReview, compliance_gate
+from .governance.params import Params
+from .governance.review import expire_holds, hold_transfer
 from .merkle import merkle_root
 from .state import State
 
@@ -85,10 +68,6 @@ class EntryResult:
         return codec.encode((self.entry_id, str(self.outcome), self.code, self.cause))
 
 
-Handler = Callable[[ExecContext, State, bytes, EntryHeader, Operation], None]
-
-
-
 def apply_transfer(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
     assert isinstance(op, Transfer)
     available = state.balance(header.author, op.asset)
@@ -110,16 +89,16 @@ def apply_data(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHea
 HANDLERS: dict[str, Handler] = {
     "transfer": apply_transfer,
     "data": apply_data,
-    "gov.propose": apply_propose,
-    "gov.vote": apply_vote,
-    "gov.execute": apply_execute,
-    "gov.cancel": apply_cancel,
-    "reg.freeze": apply_reg_freeze,
-    "id.attest": apply_attest,
-    "reg.review": apply_review,
-    "reg.intercept": apply_reg_intercept,
-    "app.pause": apply_app_pause,
-    "app.resume": apply_app_resume,
+    "gov.propose": council.apply_propose,
+    "gov.vote": council.apply_vote,
+    "gov.execute": council.apply_execute,
+    "gov.cancel": council.apply_cancel,
+    "reg.freeze": emergency.apply_reg_freeze,
+    "reg.intercept": emergency.apply_reg_intercept,
+    "reg.review": review.apply_review,
+    "id.attest": identity.apply_attest,
+    "app.pause": services.apply_app_pause,
+    "app.resume": services.apply_app_resume,
 }
 
 
@@ -128,7 +107,10 @@ def genesis_state(genesis: Genesis) -> State:
     for allocation in genesis.allocations:
         key = public_key_from_address(allocation.address)
         state.set_balance(key, allocation.asset, state.balance(key, allocation.asset) + allocation.amount)
-    init_genesis(state, genesis)
+    validator_set.init_genesis(state, genesis)
+    council.init_genesis(state, genesis)
+    emergency.init_genesis(state, genesis)
+    params.init_genesis(state, genesis)
     return state
 
 
@@ -179,10 +161,11 @@ class LimitExceeded(ExecutionRejected):
 
 
 def _check_limits(state: State, header: EntryHeader, op: Operation) -> None:
-    if state.get(CHAIN_PARAMS) is None:  # a bare state, not one made from a genesis
+    chain = Params(state)
+    if not chain.recorded():  # a bare state, not one made from a genesis
         return
     try:
-        op.check(header.payload_size, chain_params(state))
+        op.check(header.payload_size, chain.current())
     except BilayerError as exc:
         raise LimitExceeded(exc) from None
 

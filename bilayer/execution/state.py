@@ -15,7 +15,7 @@ State transactions make "a rejected entry changes nothing" a mechanism rather th
 discipline of each handler (as execution-specs' `begin_transaction`): the executor opens
 one around each entry and commits it when the entry is FINAL or HELD, or rolls it back on
 any refusal. Transactions nest. Each keeps an undo journal of the first value it overwrote
-per key (and the bucket roots and dirty marks it disturbed), so reads and writes go straight
+per key (and whether the key was already to be persisted), so reads and writes go straight
 to the live maps and a rollback puts back exactly what was there. The root, proofs and the
 dirty list are not available during a transaction: they would commit to writes that may yet
 be undone.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -80,13 +79,9 @@ class InTransaction(Exception):
     transaction was closed that is not open: a bug in the caller, never an outcome."""
 
 
-@dataclass(slots=True)
-class _Journal:
-    """What one open transaction must restore on rollback."""
-
-    values: dict[bytes, bytes | None] = field(default_factory=dict)  # first overwritten value (None: absent)
-    newly_dirty: set[bytes] = field(default_factory=set)  # keys this transaction first marked dirty
-    roots: dict[int, bytes | None] = field(default_factory=dict)  # bucket roots before it touched them
+# An open transaction's journal: for each key it wrote, the value before its first write (None:
+# absent) and whether the key was already marked dirty then.
+_Journal = dict[bytes, tuple[bytes | None, bool]]
 
 
 def _group(key: bytes) -> bytes:
@@ -116,7 +111,9 @@ class State:
     def set(self, key: bytes, value: bytes) -> None:
         bucket = bucket_of(key)
         if self._journals:
-            self._journal(key, bucket)
+            journal = self._journals[-1]
+            if key not in journal:
+                journal[key] = (self._values.get(key), key in self._dirty)
         if key not in self._values:
             self._groups.setdefault(_group(key), set()).add(key)
         self._values[key] = value
@@ -129,7 +126,9 @@ class State:
             return
         bucket = bucket_of(key)
         if self._journals:
-            self._journal(key, bucket)
+            journal = self._journals[-1]
+            if key not in journal:
+                journal[key] = (self._values[key], key in self._dirty)
         self._unset(key, bucket)
         self._bucket_roots[bucket] = None
         self._dirty.add(key)
@@ -172,7 +171,7 @@ class State:
 
     def begin_transaction(self) -> None:
         """Start a transaction; it ends with exactly one commit or rollback. Transactions nest."""
-        self._journals.append(_Journal())
+        self._journals.append({})
 
     def commit_transaction(self) -> None:
         """Keep the writes; an inner transaction's journal joins the outer one, so rolling the
@@ -182,18 +181,15 @@ class State:
         inner = self._journals.pop()
         if self._journals:
             outer = self._journals[-1]
-            for key, before in inner.values.items():
-                outer.values.setdefault(key, before)
-            outer.newly_dirty |= inner.newly_dirty
-            for bucket, root in inner.roots.items():
-                outer.roots.setdefault(bucket, root)
+            for key, before in inner.items():
+                outer.setdefault(key, before)
 
     def rollback_transaction(self) -> None:
-        """Undo every write since the matching `begin_transaction`."""
+        """Undo every write since the matching `begin_transaction`. The buckets it touched
+        are re-hashed when a root is next asked for."""
         if not self._journals:
             raise InTransaction("rollback without an open transaction")
-        journal = self._journals.pop()
-        for key, before in journal.values.items():
+        for key, (before, was_dirty) in self._journals.pop().items():
             bucket = bucket_of(key)
             if before is None:
                 if key in self._values:
@@ -203,22 +199,13 @@ class State:
                     self._groups.setdefault(_group(key), set()).add(key)
                 self._values[key] = before
                 self._buckets[bucket][key] = before
-        self._dirty -= journal.newly_dirty
-        for bucket, root in journal.roots.items():
-            self._bucket_roots[bucket] = root
+            self._bucket_roots[bucket] = None
+            if not was_dirty:
+                self._dirty.discard(key)
 
     @property
     def in_transaction(self) -> bool:
         return bool(self._journals)
-
-    def _journal(self, key: bytes, bucket: int) -> None:
-        journal = self._journals[-1]
-        if key not in journal.values:
-            journal.values[key] = self._values.get(key)
-            if key not in self._dirty:
-                journal.newly_dirty.add(key)
-        if bucket not in journal.roots:
-            journal.roots[bucket] = self._bucket_roots[bucket]
 
     def _require_no_transaction(self, what: str) -> None:
         if self._journals:
@@ -279,3 +266,23 @@ class State:
         top = [leaf_hash(self.bucket_root(b)) for b in range(BUCKETS)]
         return StateProof(key, value, bucket, index, len(keys), tuple(inclusion_proof(leaves, index)),
                           tuple(inclusion_proof(top, bucket)))
+
+
+class Keeper:
+    """One power's typed view of the keys it owns: read methods for anyone (the API, the
+    node, audit), write methods for execution. Nothing outside a keeper parses its keys."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def _decision(self, key: bytes) -> int | None:
+        """Keys whose value is the number of the decision behind them."""
+        raw = self.state.get(key)
+        return None if raw is None else codec.decode(raw, int)
+
+    def _decisions(self, prefix: bytes, size: int) -> list[tuple[bytes, int]]:
+        """(the rest of the key, decision) for keys of `prefix` whose rest is `size` bytes long."""
+        return [(key[len(prefix):], codec.decode(value, int)) for key, value in self.state.scan(prefix)
+                if len(key) == len(prefix) + size]

@@ -1,0 +1,56 @@
+"""Accounts the council froze: transfers from or to them are refused.
+
+Keeper of these state keys:
+
+    b"F" + key  -> frozen by proposal number
+
+A regulator's emergency freeze is the emergency keeper's (`emergency.py`); the gate
+consults both (`gate.frozen_by`).
+"""
+
+from __future__ import annotations
+
+from ... import codec
+from ...keys.address import PUBLIC_KEY_SIZE
+from ...ledger.operations import FreezeAccount, UnfreezeAccount
+from ..errors import ExecutionRejected
+from ..state import Keeper, State
+from .actions import effect
+from .context import ExecContext
+
+
+class AccountFrozen(ExecutionRejected):
+    code = "account_frozen"
+
+
+def frozen_key(account: bytes) -> bytes:
+    """Public for proofs: an account proof proves this key against a state root."""
+    return b"F" + account
+
+
+class Freezes(Keeper):
+    __slots__ = ()
+
+    def decision(self, account: bytes) -> int | None:
+        """The proposal that froze `account`, or None."""
+        return self._decision(frozen_key(account))
+
+    def frozen_accounts(self) -> list[tuple[bytes, int]]:
+        """(account, deciding proposal), in key order."""
+        return self._decisions(b"F", PUBLIC_KEY_SIZE)
+
+    def freeze(self, account: bytes, number: int) -> None:
+        self.state.set(frozen_key(account), codec.encode(number))
+
+    def unfreeze(self, account: bytes) -> None:
+        self.state.delete(frozen_key(account))
+
+
+@effect(FreezeAccount)
+def freeze_account(ctx: ExecContext, state: State, number: int, action: FreezeAccount) -> None:
+    Freezes(state).freeze(action.account, number)
+
+
+@effect(UnfreezeAccount)
+def unfreeze_account(ctx: ExecContext, state: State, number: int, action: UnfreezeAccount) -> None:
+    Freezes(state).unfreeze(action.account)

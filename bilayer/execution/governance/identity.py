@@ -1,0 +1,200 @@
+"""Identities: providers the council appoints attest keys; the council denies service to
+keys and identities, and sets the identity level each operation kind needs.
+
+Keeper of these state keys:
+
+    b"P"  + key       -> an identity provider, appointed by proposal number
+    b"I"  + key       -> IdentityRecord: the identity a provider attested for that key
+    b"X"  + key       -> key banned by proposal number (every entry it authors is refused)
+    b"XI" + identity  -> identity banned by proposal number (all its keys are refused)
+    b"Q"  + kind      -> IdentityRule: the identity level entries of that kind need
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ... import codec
+from ...keys.address import PUBLIC_KEY_SIZE
+from ...ledger.entry import EntryHeader
+from ...ledger.operations import (
+    IDENTITY_ID_SIZE,
+    AppointIdentityProvider,
+    BanIdentity,
+    BanKey,
+    IdAttest,
+    Operation,
+    RevokeIdentityProvider,
+    SetIdentityRule,
+    UnbanIdentity,
+    UnbanKey,
+)
+from ..errors import ExecutionRejected
+from ..state import Keeper, State
+from .actions import effect
+from .context import ExecContext
+
+
+class NotIdentityProvider(ExecutionRejected):
+    code = "not_identity_provider"
+
+
+class IdentityRequired(ExecutionRejected):
+    code = "identity_required"
+
+
+class IdentityExpired(ExecutionRejected):
+    code = "identity_expired"
+
+
+class IdentityLevelTooLow(ExecutionRejected):
+    code = "identity_level_too_low"
+
+
+class IdentityBanned(ExecutionRejected):
+    code = "identity_banned"
+
+
+class IdentityRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    identity: bytes
+    level: int
+    expires_ms: int
+    provider: bytes
+    entry_id: bytes
+
+
+class IdentityRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    min_level: int
+    above_amount: int
+    decision: int
+
+
+def _provider_key(key: bytes) -> bytes:
+    return b"P" + key
+
+
+def identity_key(key: bytes) -> bytes:
+    """Public for proofs: an account proof proves this key against a state root."""
+    return b"I" + key
+
+
+def banned_key(key: bytes) -> bytes:
+    """Public for proofs: an account proof proves this key against a state root."""
+    return b"X" + key
+
+
+def _banned_identity_key(identity: bytes) -> bytes:
+    return b"XI" + identity
+
+
+def _rule_key(kind: str) -> bytes:
+    return b"Q" + kind.encode()
+
+
+class Identities(Keeper):
+    __slots__ = ()
+
+    def provider_decision(self, key: bytes) -> int | None:
+        """The proposal that appointed `key` an identity provider, or None."""
+        return self._decision(_provider_key(key))
+
+    def providers(self) -> list[tuple[bytes, int]]:
+        return self._decisions(b"P", PUBLIC_KEY_SIZE)
+
+    def identity_of(self, key: bytes) -> IdentityRecord | None:
+        raw = self.state.get(identity_key(key))
+        return None if raw is None else codec.decode(raw, IdentityRecord)
+
+    def key_ban(self, key: bytes) -> int | None:
+        """The proposal that denied `key` service, or None."""
+        return self._decision(banned_key(key))
+
+    def banned_keys(self) -> list[tuple[bytes, int]]:
+        return self._decisions(b"X", PUBLIC_KEY_SIZE)
+
+    def identity_ban(self, identity: bytes) -> int | None:
+        return self._decision(_banned_identity_key(identity))
+
+    def banned_identities(self) -> list[tuple[bytes, int]]:
+        return self._decisions(b"XI", IDENTITY_ID_SIZE)
+
+    def rule(self, kind: str) -> IdentityRule | None:
+        raw = self.state.get(_rule_key(kind))
+        return None if raw is None else codec.decode(raw, IdentityRule)
+
+    def rules(self) -> list[tuple[str, IdentityRule]]:
+        return [(key[1:].decode(), codec.decode(value, IdentityRule)) for key, value in self.state.scan(b"Q")]
+
+    def attest(self, subject: bytes, record: IdentityRecord) -> None:
+        self.state.set(identity_key(subject), codec.encode(record))
+
+    def set_provider(self, key: bytes, number: int | None) -> None:
+        if number is None:
+            self.state.delete(_provider_key(key))
+        else:
+            self.state.set(_provider_key(key), codec.encode(number))
+
+    def ban_key(self, key: bytes, number: int | None) -> None:
+        """Deny `key` service by proposal `number`; None lifts the ban."""
+        if number is None:
+            self.state.delete(banned_key(key))
+        else:
+            self.state.set(banned_key(key), codec.encode(number))
+
+    def ban_identity(self, identity: bytes, number: int | None) -> None:
+        if number is None:
+            self.state.delete(_banned_identity_key(identity))
+        else:
+            self.state.set(_banned_identity_key(identity), codec.encode(number))
+
+    def set_rule(self, kind: str, rule: IdentityRule | None) -> None:
+        if rule is None:
+            self.state.delete(_rule_key(kind))
+        else:
+            self.state.set(_rule_key(kind), codec.encode(rule))
+
+
+def apply_attest(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, IdAttest)
+    identities = Identities(state)
+    if identities.provider_decision(header.author) is None:
+        raise NotIdentityProvider("only identity providers appointed by the council attest identities")
+    identities.attest(op.subject, IdentityRecord(op.identity, op.level, op.expires_ms, header.author, entry_id))
+
+
+@effect(AppointIdentityProvider)
+def appoint_provider(ctx: ExecContext, state: State, number: int, action: AppointIdentityProvider) -> None:
+    Identities(state).set_provider(action.key, number)
+
+
+@effect(RevokeIdentityProvider)
+def revoke_provider(ctx: ExecContext, state: State, number: int, action: RevokeIdentityProvider) -> None:
+    Identities(state).set_provider(action.key, None)
+
+
+@effect(BanKey)
+def ban_key(ctx: ExecContext, state: State, number: int, action: BanKey) -> None:
+    Identities(state).ban_key(action.key, number)
+
+
+@effect(UnbanKey)
+def unban_key(ctx: ExecContext, state: State, number: int, action: UnbanKey) -> None:
+    Identities(state).ban_key(action.key, None)
+
+
+@effect(BanIdentity)
+def ban_identity(ctx: ExecContext, state: State, number: int, action: BanIdentity) -> None:
+    Identities(state).ban_identity(action.identity, number)
+
+
+@effect(UnbanIdentity)
+def unban_identity(ctx: ExecContext, state: State, number: int, action: UnbanIdentity) -> None:
+    Identities(state).ban_identity(action.identity, None)
+
+
+@effect(SetIdentityRule)
+def set_identity_rule(ctx: ExecContext, state: State, number: int, action: SetIdentityRule) -> None:
+    """Level 0 removes the rule."""
+    rule = IdentityRule(action.min_level, action.above_amount, number) if action.min_level else None
+    Identities(state).set_rule(action.kind, rule)
+

@@ -1,0 +1,166 @@
+"""Applications (operation kinds) as services: the council suspends and resumes them, and
+appoints operators, each of whom may pause and resume its own application at once.
+
+Keeper of these state keys:
+
+    b"S" + kind         -> application suspended by proposal number
+    b"O" + key + kind   -> the number of the proposal that made `key` an operator of `kind`
+    b"Y" + kind         -> OperatorPause: the application is paused by one of its operators
+
+An operator's whole power is over its own application: `app.pause` takes effect in the
+checkpoint that orders it (entries of that kind are REJECTED `service_suspended`, with cause
+`operator:<pause entry id>`), and `app.resume` ends it. An operator cannot lift a suspension
+the council decided, and the council's `resume_service` ends an operator's pause as well:
+the council outranks the role it appoints. Revoking an operator leaves its pause in force
+until someone resumes.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ... import codec
+from ...keys.address import PUBLIC_KEY_SIZE
+from ...ledger.entry import EntryHeader
+from ...ledger.operations import (
+    AppointOperator,
+    AppPause,
+    AppResume,
+    Operation,
+    ResumeService,
+    RevokeOperator,
+    SuspendService,
+)
+from ..errors import ExecutionRejected
+from ..state import Keeper, State
+from .actions import effect
+from .context import ExecContext, decision_cause
+
+
+class ServiceSuspended(ExecutionRejected):
+    code = "service_suspended"
+
+
+class SuspendedByCouncil(ExecutionRejected):
+    code = "suspended_by_council"
+
+
+class NotApplicationOperator(ExecutionRejected):
+    code = "not_application_operator"
+
+
+class ServiceNotPaused(ExecutionRejected):
+    code = "service_not_paused"
+
+
+class OperatorPause(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    operator: bytes
+    entry_id: bytes
+    reason: str
+    time_ms: int
+    height: int
+
+    @property
+    def cause(self) -> str:
+        return f"operator:{self.entry_id.hex()}"
+
+
+def _suspended_key(kind: str) -> bytes:
+    return b"S" + kind.encode()
+
+
+def _operator_key(key: bytes, kind: str) -> bytes:
+    return b"O" + key + kind.encode()
+
+
+def _pause_key(kind: str) -> bytes:
+    return b"Y" + kind.encode()
+
+
+class Services(Keeper):
+    __slots__ = ()
+
+    def suspension(self, kind: str) -> int | None:
+        """The proposal that suspended `kind`, or None."""
+        return self._decision(_suspended_key(kind))
+
+    def suspended(self) -> list[tuple[str, int]]:
+        return [(key[1:].decode(), codec.decode(value, int)) for key, value in self.state.scan(b"S")]
+
+    def pause_of(self, kind: str) -> OperatorPause | None:
+        raw = self.state.get(_pause_key(kind))
+        return None if raw is None else codec.decode(raw, OperatorPause)
+
+    def pauses(self) -> list[tuple[str, OperatorPause]]:
+        return [(key[1:].decode(), codec.decode(value, OperatorPause)) for key, value in self.state.scan(b"Y")]
+
+    def is_operator(self, key: bytes, kind: str) -> bool:
+        return self.state.get(_operator_key(key, kind)) is not None
+
+    def operators(self) -> list[tuple[bytes, str, int]]:
+        """(operator key, application kind, appointing proposal), in key order."""
+        return [(key[1:1 + PUBLIC_KEY_SIZE], key[1 + PUBLIC_KEY_SIZE:].decode(), codec.decode(value, int))
+                for key, value in self.state.scan(b"O") if len(key) > 1 + PUBLIC_KEY_SIZE]
+
+    def require_operator(self, author: bytes, kind: str) -> None:
+        if not self.is_operator(author, kind):
+            raise NotApplicationOperator(
+                f"only an operator of {kind!r} appointed by the council may pause or resume it")
+
+    def suspend(self, kind: str, number: int) -> None:
+        self.state.set(_suspended_key(kind), codec.encode(number))
+
+    def resume(self, kind: str) -> None:
+        """The council's resumption ends its suspension and any operator's pause."""
+        self.state.delete(_suspended_key(kind))
+        self.state.delete(_pause_key(kind))
+
+    def appoint(self, key: bytes, kind: str, number: int) -> None:
+        self.state.set(_operator_key(key, kind), codec.encode(number))
+
+    def revoke(self, key: bytes, kind: str) -> None:
+        self.state.delete(_operator_key(key, kind))
+
+    def pause(self, kind: str, record: OperatorPause) -> None:
+        self.require_operator(record.operator, kind)
+        self.state.set(_pause_key(kind), codec.encode(record))
+
+    def end_pause(self, author: bytes, kind: str) -> None:
+        self.require_operator(author, kind)
+        council = self.suspension(kind)
+        if council is not None:
+            raise SuspendedByCouncil(f"the council suspended {kind!r}; only the council resumes it",
+                                     decision_cause(council))
+        if self.pause_of(kind) is None:
+            raise ServiceNotPaused(f"{kind!r} is not paused by its operators")
+        self.state.delete(_pause_key(kind))
+
+
+def apply_app_pause(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, AppPause)
+    Services(state).pause(op.kind, OperatorPause(header.author, entry_id, op.reason, ctx.time_ms, ctx.height))
+
+
+def apply_app_resume(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    assert isinstance(op, AppResume)
+    Services(state).end_pause(header.author, op.kind)
+
+
+@effect(SuspendService)
+def suspend_service(ctx: ExecContext, state: State, number: int, action: SuspendService) -> None:
+    Services(state).suspend(action.kind, number)
+
+
+@effect(ResumeService)
+def resume_service(ctx: ExecContext, state: State, number: int, action: ResumeService) -> None:
+    Services(state).resume(action.kind)
+
+
+@effect(AppointOperator)
+def appoint_operator(ctx: ExecContext, state: State, number: int, action: AppointOperator) -> None:
+    Services(state).appoint(action.key, action.kind, number)
+
+
+@effect(RevokeOperator)
+def revoke_operator(ctx: ExecContext, state: State, number: int, action: RevokeOperator) -> None:
+    Services(state).revoke(action.key, action.kind)
