@@ -40,17 +40,13 @@ from ..errors import (
 from ..execution.errors import ExecutionRejected
 from ..execution.governance.context import ExecContext
 from ..execution.governance.council import Council, ProposalNotFound
-from ..execution.governance.emergency import Emergencies, EmergencyRecord
-from ..execution.governance.freezes import Freezes
+from ..execution.governance.emergency import Emergencies
 from ..execution.governance.gate import dry_run
 from ..execution.governance.identity import Identities
 from ..execution.governance.params import Params
-from ..execution.governance.redaction import Redactions
-from ..execution.governance.review import HeldRecord, ReviewQueue
+from ..execution.governance.review import ReviewQueue
 from ..execution.governance.rules import Rules, keywords_in
-from ..execution.governance.services import Services
 from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY
-from ..execution.state import State
 from ..keys.address import address_from_public_key, public_key_from_address
 from ..ledger.entry import EntryHeader, SignedEntry
 from ..ledger.operations import (
@@ -69,7 +65,18 @@ from .actions import ACTIONS, make_action, options_from_query, parse_hex32
 from .draft import DraftRequest, make_draft
 from .openapi import openapi_document
 from .stream import serve_stream
-from .views import b64, council_view, finalized_view, fork_view, proposal_view, stored_view
+from .views import (
+    b64,
+    compliance_view,
+    council_view,
+    emergency_target,
+    finalized_view,
+    fork_view,
+    held_view,
+    proposal_view,
+    review_queue_view,
+    stored_view,
+)
 
 T = TypeVar("T")
 PROPOSAL_STATUSES = ("voting", "passed", "rejected", "executed", "cancelled")
@@ -242,7 +249,7 @@ async def get_entry(request: web.Request) -> web.Response:
     held = None
     if result is not None and result.outcome == "HELD" and node.chain is not None:
         record = ReviewQueue(node.chain.state).held(entry_id)
-        held = None if record is None else _held_view(record)
+        held = None if record is None else held_view(record)
     view = stored_view(stored, result, review=held)
     if stored.tombstone is None and "payload" in view:
         try:
@@ -508,7 +515,7 @@ async def list_management_actions(request: web.Request) -> web.Response:
     for record in Emergencies(chain.state).newest_first():
         if record.status(now) == "lapsed":
             lapses.append({"kind": "reg.lapse", "emergency": record.number, "time_ms": record.expires_ms,
-                           **_emergency_target(record), "derived": True})
+                           **emergency_target(record), "derived": True})
     return json_response({"height": chain.height, "actions": actions, "lapses": lapses[:MAX_LIST]})
 
 
@@ -620,13 +627,6 @@ async def get_audit_trace(request: web.Request) -> web.Response:
     return json_response(found.to_json())
 
 
-def _emergency_target(record: EmergencyRecord) -> dict[str, Any]:
-    """What a regulator's emergency act applies to: an account it froze, or a rule it set."""
-    if record.rule_id:
-        return {"action": "intercept", "rule_id": record.rule_id, "account": None}
-    return {"action": "freeze", "account": address_from_public_key(record.account)}
-
-
 async def get_council(request: web.Request) -> web.Response:
     node = request.app[NODE]
     chain = _finality_chain(node)
@@ -636,79 +636,9 @@ async def get_council(request: web.Request) -> web.Response:
 
 
 async def get_compliance(request: web.Request) -> web.Response:
-    """Everything the gate enforces, each with the decision behind it, read from each power's
-    keeper by prefix: the cost follows the size of the lists, not of the state."""
     node = request.app[NODE]
     chain = _finality_chain(node)
-    state = chain.state
-    now = _now_ms()
-    identities, services, emergencies = Identities(state), Services(state), Emergencies(state)
-
-    def by_key(rows: list[tuple[bytes, int]]) -> list[dict[str, Any]]:
-        return [{"address": address_from_public_key(key), "decision": decision} for key, decision in rows]
-
-    emergency_rows = [{
-        "number": record.number, "status": record.status(now), **_emergency_target(record),
-        "regulator": address_from_public_key(record.regulator), "reason": record.reason,
-        "legal_ref": record.legal_ref, "entry": record.entry_id.hex(), "created_ms": record.created_ms,
-        "expires_ms": record.expires_ms, "ratified_by": record.ratified_by or None,
-    } for record in emergencies.newest_first()[:MAX_LIST]]
-    intercepts = [
-        {"rule_id": r.rule_id, "min_amount": r.min_amount, "asset": r.asset or None,
-         "counterparties": [address_from_public_key(c) for c in r.counterparties],
-         "max_identity_level": r.max_identity_level, "outcome": r.outcome, "review_ms": r.review_ms or None,
-         "decision": r.decision or None, "emergency": r.emergency or None,
-         "in_force": not r.emergency or emergencies.get(r.emergency).active(now)}
-        for r in Rules(state).interception_rules()
-    ]
-    contents = [
-        {"rule_id": r.rule_id, "payload_hash": r.payload_hash.hex() or None, "keyword": r.keyword or None,
-         "media_type": r.media_type or None, "max_size": None if r.max_size < 0 else r.max_size,
-         "decision": r.decision}
-        for r in Rules(state).content_rules()
-    ]
-    redactions = [{"entry": entry_id.hex(), "decision": record.decision, "reason_code": record.reason_code,
-                   "time_ms": record.time_ms, "height": record.height}
-                  for entry_id, record in Redactions(state).all()[:MAX_LIST]]
-    return json_response({
-        "height": chain.height,
-        "frozen_accounts": by_key(Freezes(state).frozen_accounts()),
-        "banned_keys": by_key(identities.banned_keys()),
-        "operators": [{"address": address_from_public_key(key), "kind": kind, "decision": decision}
-                      for key, kind, decision in services.operators()],
-        "paused_services": [{"kind": kind, "operator": address_from_public_key(p.operator), "entry": p.entry_id.hex(),
-                             "reason": p.reason, "time_ms": p.time_ms, "height": p.height}
-                            for kind, p in services.pauses()],
-        "interception_rules": intercepts,
-        "content_rules": contents,
-        "review_queue": _review_queue_view(state, MAX_LIST),
-        "redactions": redactions,
-        "suspended_services": [{"kind": kind, "decision": decision} for kind, decision in services.suspended()],
-        "identity_providers": by_key(identities.providers()),
-        "banned_identities": [{"identity": identity.hex(), "decision": decision}
-                              for identity, decision in identities.banned_identities()],
-        "identity_rules": [{"kind": kind, "min_level": rule.min_level, "above_amount": rule.above_amount,
-                            "decision": rule.decision} for kind, rule in identities.rules()],
-        "emergencies": emergency_rows,
-    })
-
-
-def _held_view(record: HeldRecord) -> dict[str, Any]:
-    return {"entry": record.entry_id.hex(), "status": record.status, "from": address_from_public_key(record.author),
-            "to": address_from_public_key(record.to), "asset": record.asset, "amount": record.amount,
-            "rule_id": record.rule_id, "decision": record.decision, "held_ms": record.held_ms,
-            "deadline_ms": record.deadline_ms, "decided_height": record.decided_height or None,
-            "decided_by": record.decided_entry.hex() or None, "reason": record.reason or None}
-
-
-def _review_queue_view(state: State, limit: int) -> list[dict[str, Any]]:
-    rows = []
-    review = ReviewQueue(state)
-    for _, entry_id in review.queue()[:limit]:
-        record = review.held(entry_id)
-        if record is not None:
-            rows.append(_held_view(record))
-    return rows
+    return json_response({"height": chain.height, **compliance_view(chain.state, _now_ms(), MAX_LIST)})
 
 
 async def get_review_queue(request: web.Request) -> web.Response:
@@ -717,7 +647,7 @@ async def get_review_queue(request: web.Request) -> web.Response:
     chain = _finality_chain(node)
     limit = _int_query(request, "limit", 100, 1, MAX_LIST)
     queue = ReviewQueue(chain.state).queue()
-    return json_response({"height": chain.height, "count": len(queue), "held": _review_queue_view(chain.state, limit)})
+    return json_response({"height": chain.height, "count": len(queue), "held": review_queue_view(chain.state, limit)})
 
 
 async def get_params(request: web.Request) -> web.Response:

@@ -37,7 +37,7 @@ from ..ledger.operations import GovExecute, Operation, Transfer, decode_operatio
 from .errors import BalanceOverflow, ExecutionRejected, InsufficientFunds
 from .governance import council, emergency, identity, params, review, services, validator_set
 from .governance.context import MAX_BALANCE, ExecContext, Handler
-from .governance.gate import HELD_CODE, HeldForReview, compliance_gate
+from .governance.gate import HELD_CODE, Gate, HeldForReview
 from .governance.params import Params
 from .governance.review import expire_holds, hold_transfer
 from .merkle import merkle_root
@@ -114,7 +114,9 @@ def genesis_state(genesis: Genesis) -> State:
     return state
 
 
-def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader) -> EntryResult:
+def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader,
+                  gate: Gate | None = None) -> EntryResult:
+    """`gate`: the gate bound to `state`, when the caller executes many entries."""
     next_seq, last = state.author_head(header.author)
     if header.seq != next_seq or (header.seq > 0 and header.parents[0] != last):
         return EntryResult(entry_id, Outcome.REJECTED, SequenceConflict.code)
@@ -122,33 +124,25 @@ def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: Entry
     handler = HANDLERS.get(header.kind)
     if handler is None:
         return EntryResult(entry_id, Outcome.REJECTED, "unknown_operation")
-    state.begin_transaction()
-    try:
-        result = _apply(ctx, state, entry_id, header, handler)
-    except BaseException:
-        state.rollback_transaction()
-        raise
-    if result.outcome is Outcome.REJECTED:
-        state.rollback_transaction()
-    else:
-        state.commit_transaction()
-    return result
-
-
-def _apply(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, handler: Handler) -> EntryResult:
-    """Steps 3 to 5, inside the entry's transaction."""
+    state.begin_transaction()  # steps 3 to 5: kept on FINAL or HELD, undone on any refusal
     try:
         op = decode_operation(header.kind, header.body)
         _check_limits(state, header, op)
         try:
-            compliance_gate(ctx, state, entry_id, header, op)
+            (gate or Gate(state)).check(ctx, entry_id, header, op)
         except HeldForReview as held:
             assert isinstance(op, Transfer)
             hold_transfer(ctx, state, entry_id, header, op, held.rule)
+            state.commit_transaction()
             return EntryResult(entry_id, Outcome.HELD, HELD_CODE, held.rule.cause)
         handler(ctx, state, entry_id, header, op)
     except ExecutionRejected as exc:
+        state.rollback_transaction()
         return EntryResult(entry_id, Outcome.REJECTED, exc.code, exc.cause)
+    except BaseException:
+        state.rollback_transaction()
+        raise
+    state.commit_transaction()
     return EntryResult(entry_id, Outcome.FINAL, "", f"proposal:{op.proposal}" if isinstance(op, GovExecute) else "")
 
 
@@ -161,18 +155,19 @@ class LimitExceeded(ExecutionRejected):
 
 
 def _check_limits(state: State, header: EntryHeader, op: Operation) -> None:
-    chain = Params(state)
-    if not chain.recorded():  # a bare state, not one made from a genesis
+    params = Params(state).in_force()
+    if params is None:  # a bare state, not one made from a genesis
         return
     try:
-        op.check(header.payload_size, chain.current())
+        op.check(header.payload_size, params)
     except BilayerError as exc:
         raise LimitExceeded(exc) from None
 
 
 def execute(ctx: ExecContext, state: State, ordered: Sequence[tuple[bytes, EntryHeader]]) -> list[EntryResult]:
     expire_holds(ctx, state)
-    return [execute_entry(ctx, state, entry_id, header) for entry_id, header in ordered]
+    gate = Gate(state)
+    return [execute_entry(ctx, state, entry_id, header, gate) for entry_id, header in ordered]
 
 
 def results_root(results: Sequence[EntryResult]) -> bytes:

@@ -26,8 +26,9 @@ lists its own keys (a council of five among a million accounts) without walking 
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -46,7 +47,10 @@ def author_key(public_key: bytes) -> bytes:
     return b"A" + public_key
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def bucket_of(key: bytes) -> int:
+    """Remembered for the most recent keys: the accounts an execution touches repeat, and a
+    hash costs more than the lookup."""
     return hashlib.sha256(key).digest()[0]
 
 
@@ -99,14 +103,13 @@ class State:
         # caches of decoded state, owned by the modules that fill them; each entry names the raw
         # bytes it was decoded from and is used only while they match, so it survives rollbacks
         self.derived: dict[str, Any] = {}
+        # the value of a key, or None: the map's own method, as reads are most of execution's work
+        self.get: Callable[[bytes], bytes | None] = self._values.get
         for key, value in items:
             self.set(key, value)
         self._dirty.clear()
 
     # --- raw access ---------------------------------------------------------------------
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._values.get(key)
 
     def set(self, key: bytes, value: bytes) -> None:
         bucket = bucket_of(key)

@@ -70,9 +70,12 @@ def emergency_key(number: int) -> bytes:
     return b"E" + number.to_bytes(8, "big")
 
 
+EMERGENCY_FROZEN = b"EF"
+
+
 def emergency_freeze_key(account: bytes) -> bytes:
     """Public for proofs: an account proof proves this key against a state root."""
-    return b"EF" + account
+    return EMERGENCY_FROZEN + account
 
 
 class Emergencies(Keeper):
@@ -94,8 +97,10 @@ class Emergencies(Keeper):
         return [self.get(number) for number in range(self.count(), 0, -1)]
 
     def freeze_of(self, account: bytes) -> int | None:
-        """The emergency that froze `account` (in force or not), or None."""
-        return self._decision(emergency_freeze_key(account))
+        """The emergency that froze `account` (in force or not), or None. (The gate asks twice
+        per transfer: one lookup, no helper.)"""
+        raw = self.state.get(EMERGENCY_FROZEN + account)
+        return None if raw is None else codec.decode(raw, int)
 
     def add(self, ctx: ExecContext, entry_id: bytes, regulator: bytes, reason: str, legal_ref: str,
             account: bytes = b"", rule_id: str = "") -> int:

@@ -36,62 +36,85 @@ class HeldForReview(Exception):
         self.rule = rule
 
 
+class Gate:
+    """The gate over one state, with the keepers it consults bound once (per checkpoint, not
+    per entry: a keeper is a view, it holds no values of its own)."""
+
+    __slots__ = ("emergencies", "freezes", "identities", "rules", "services", "state")
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.identities = Identities(state)
+        self.services = Services(state)
+        self.freezes = Freezes(state)
+        self.emergencies = Emergencies(state)
+        self.rules = Rules(state)
+
+    def frozen_by(self, account: bytes, now_ms: int) -> str:
+        """The decision freezing `account` ("proposal:N" or "emergency:N"), or "" when it is not frozen."""
+        decision = self.freezes.decision(account)
+        if decision is not None:
+            return decision_cause(decision)
+        number = self.emergencies.freeze_of(account)
+        if number is not None and self.emergencies.get(number).active(now_ms):
+            return f"emergency:{number}"
+        return ""
+
+    def check(self, ctx: ExecContext, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+        """Raise the first refusal that applies, or `HeldForReview`; return if the entry passes."""
+        identities, services = self.identities, self.services
+        decision = identities.key_ban(header.author)
+        if decision is not None:
+            raise IdentityBanned("this key is denied service", decision_cause(decision))
+        identity = identities.identity_of(header.author)
+        if identity is not None:
+            decision = identities.identity_ban(identity.identity)
+            if decision is not None:
+                raise IdentityBanned("the identity behind this key is denied service", decision_cause(decision))
+        decision = services.suspension(header.kind)
+        if decision is not None:
+            raise ServiceSuspended(f"the {header.kind!r} service is suspended", decision_cause(decision))
+        paused = services.pause_of(header.kind)
+        if paused is not None:
+            raise ServiceSuspended(f"the {header.kind!r} service is paused by its operator", paused.cause)
+        rule = identities.rule(header.kind)
+        if rule is not None:
+            cause = decision_cause(rule.decision)
+            if not isinstance(op, Transfer) or op.amount > rule.above_amount:
+                if identity is None:
+                    raise IdentityRequired(f"{header.kind} needs an attested identity of level {rule.min_level}",
+                                           cause)
+                if identity.expires_ms <= ctx.time_ms:
+                    raise IdentityExpired("the attested identity of this key has expired", cause)
+                if identity.level < rule.min_level:
+                    raise IdentityLevelTooLow(f"{header.kind} needs identity level {rule.min_level}", cause)
+        if isinstance(op, Transfer):
+            for party in (header.author, op.to):
+                cause = self.frozen_by(party, ctx.time_ms)
+                if cause:
+                    raise AccountFrozen("a party of this transfer is frozen", cause)
+            level = identity.level if identity is not None and identity.expires_ms > ctx.time_ms else -1
+            emergencies = self.emergencies
+            interception = self.rules.first_interception(
+                op, header.author, max(level, 0),
+                lambda rule: not rule.emergency or emergencies.get(rule.emergency).active(ctx.time_ms))
+            if interception is not None:
+                if interception.outcome == "hold":
+                    raise HeldForReview(interception)
+                raise TransactionIntercepted(f"intercepted by rule {interception.rule_id!r}", interception.cause)
+        elif isinstance(op, Data):
+            blocking = self.rules.blocking_content_rule(header, op, ctx.keywords.get(entry_id, ()))
+            if blocking is not None:
+                raise ContentBlocked(f"blocked by content rule {blocking.rule_id!r}",
+                                     decision_cause(blocking.decision))
+
+
 def frozen_by(state: State, account: bytes, now_ms: int) -> str:
-    """The decision freezing `account` ("proposal:N" or "emergency:N"), or "" when it is not frozen."""
-    decision = Freezes(state).decision(account)
-    if decision is not None:
-        return decision_cause(decision)
-    emergencies = Emergencies(state)
-    number = emergencies.freeze_of(account)
-    if number is not None and emergencies.get(number).active(now_ms):
-        return f"emergency:{number}"
-    return ""
+    return Gate(state).frozen_by(account, now_ms)
 
 
 def compliance_gate(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
-    identities, services = Identities(state), Services(state)
-    decision = identities.key_ban(header.author)
-    if decision is not None:
-        raise IdentityBanned("this key is denied service", decision_cause(decision))
-    identity = identities.identity_of(header.author)
-    if identity is not None:
-        decision = identities.identity_ban(identity.identity)
-        if decision is not None:
-            raise IdentityBanned("the identity behind this key is denied service", decision_cause(decision))
-    decision = services.suspension(header.kind)
-    if decision is not None:
-        raise ServiceSuspended(f"the {header.kind!r} service is suspended", decision_cause(decision))
-    paused = services.pause_of(header.kind)
-    if paused is not None:
-        raise ServiceSuspended(f"the {header.kind!r} service is paused by its operator", paused.cause)
-    rule = identities.rule(header.kind)
-    if rule is not None:
-        cause = decision_cause(rule.decision)
-        if not isinstance(op, Transfer) or op.amount > rule.above_amount:
-            if identity is None:
-                raise IdentityRequired(f"{header.kind} needs an attested identity of level {rule.min_level}", cause)
-            if identity.expires_ms <= ctx.time_ms:
-                raise IdentityExpired("the attested identity of this key has expired", cause)
-            if identity.level < rule.min_level:
-                raise IdentityLevelTooLow(f"{header.kind} needs identity level {rule.min_level}", cause)
-    if isinstance(op, Transfer):
-        for party in (header.author, op.to):
-            cause = frozen_by(state, party, ctx.time_ms)
-            if cause:
-                raise AccountFrozen("a party of this transfer is frozen", cause)
-        level = identity.level if identity is not None and identity.expires_ms > ctx.time_ms else -1
-        emergencies = Emergencies(state)
-        interception = Rules(state).first_interception(
-            op, header.author, max(level, 0),
-            lambda rule: not rule.emergency or emergencies.get(rule.emergency).active(ctx.time_ms))
-        if interception is not None:
-            if interception.outcome == "hold":
-                raise HeldForReview(interception)
-            raise TransactionIntercepted(f"intercepted by rule {interception.rule_id!r}", interception.cause)
-    elif isinstance(op, Data):
-        blocking = Rules(state).blocking_content_rule(header, op, ctx.keywords.get(entry_id, ()))
-        if blocking is not None:
-            raise ContentBlocked(f"blocked by content rule {blocking.rule_id!r}", decision_cause(blocking.decision))
+    Gate(state).check(ctx, entry_id, header, op)
 
 
 # --- rule dry-run: what a proposed action would have refused ---------------------------------
@@ -110,11 +133,12 @@ def dry_run(
     try:
         carry_out(ctx, state, DRY_RUN_DECISION, action)
         cause = decision_cause(DRY_RUN_DECISION)
+        gate = Gate(state)
         refused = []
         for entry_id, header in entries:
             try:
                 op = decode_operation(header.kind, header.body)
-                compliance_gate(ctx, state, entry_id, header, op)
+                gate.check(ctx, entry_id, header, op)
             except HeldForReview as held:
                 if held.rule.cause == cause:
                     refused.append((entry_id, HELD_CODE))

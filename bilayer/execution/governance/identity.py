@@ -73,25 +73,31 @@ def _provider_key(key: bytes) -> bytes:
     return b"P" + key
 
 
+IDENTITY, BANNED, BANNED_IDENTITY, RULE = b"I", b"X", b"XI", b"Q"
+
+
 def identity_key(key: bytes) -> bytes:
     """Public for proofs: an account proof proves this key against a state root."""
-    return b"I" + key
+    return IDENTITY + key
 
 
 def banned_key(key: bytes) -> bytes:
     """Public for proofs: an account proof proves this key against a state root."""
-    return b"X" + key
+    return BANNED + key
 
 
 def _banned_identity_key(identity: bytes) -> bytes:
-    return b"XI" + identity
+    return BANNED_IDENTITY + identity
 
 
 def _rule_key(kind: str) -> bytes:
-    return b"Q" + kind.encode()
+    return RULE + kind.encode()
 
 
 class Identities(Keeper):
+    """The gate reads a key's ban, identity, identity ban and its kind's rule for every entry:
+    those reads are one lookup each, with no helper in between."""
+
     __slots__ = ()
 
     def provider_decision(self, key: bytes) -> int | None:
@@ -102,28 +108,30 @@ class Identities(Keeper):
         return self._decisions(b"P", PUBLIC_KEY_SIZE)
 
     def identity_of(self, key: bytes) -> IdentityRecord | None:
-        raw = self.state.get(identity_key(key))
+        raw = self.state.get(IDENTITY + key)
         return None if raw is None else codec.decode(raw, IdentityRecord)
 
     def key_ban(self, key: bytes) -> int | None:
         """The proposal that denied `key` service, or None."""
-        return self._decision(banned_key(key))
+        raw = self.state.get(BANNED + key)
+        return None if raw is None else codec.decode(raw, int)
 
     def banned_keys(self) -> list[tuple[bytes, int]]:
-        return self._decisions(b"X", PUBLIC_KEY_SIZE)
+        return self._decisions(BANNED, PUBLIC_KEY_SIZE)
 
     def identity_ban(self, identity: bytes) -> int | None:
-        return self._decision(_banned_identity_key(identity))
+        raw = self.state.get(BANNED_IDENTITY + identity)
+        return None if raw is None else codec.decode(raw, int)
 
     def banned_identities(self) -> list[tuple[bytes, int]]:
-        return self._decisions(b"XI", IDENTITY_ID_SIZE)
+        return self._decisions(BANNED_IDENTITY, IDENTITY_ID_SIZE)
 
     def rule(self, kind: str) -> IdentityRule | None:
-        raw = self.state.get(_rule_key(kind))
+        raw = self.state.get(RULE + kind.encode())
         return None if raw is None else codec.decode(raw, IdentityRule)
 
     def rules(self) -> list[tuple[str, IdentityRule]]:
-        return [(key[1:].decode(), codec.decode(value, IdentityRule)) for key, value in self.state.scan(b"Q")]
+        return [(key[1:].decode(), codec.decode(value, IdentityRule)) for key, value in self.state.scan(RULE)]
 
     def attest(self, subject: bytes, record: IdentityRecord) -> None:
         self.state.set(identity_key(subject), codec.encode(record))

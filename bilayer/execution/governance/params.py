@@ -39,9 +39,9 @@ class Params(Keeper):
         raw = self.state.get(LOOSEST_PARAMS)
         return self.current() if raw is None else codec.decode(raw, ChainParams)
 
-    def recorded(self) -> bool:
-        """False for a bare state, not one made from a genesis: then no limits apply."""
-        return self.state.get(CHAIN_PARAMS) is not None
+    def in_force(self) -> ChainParams | None:
+        """The parameters execution applies: None in a bare state, not one made from a genesis."""
+        return None if self.state.get(CHAIN_PARAMS) is None else self.current()
 
     def replace(self, params: ChainParams) -> None:
         loosest = _looser(self.loosest(), params)

@@ -65,34 +65,40 @@ class OperatorPause(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return f"operator:{self.entry_id.hex()}"
 
 
+SUSPENDED, OPERATOR, PAUSED = b"S", b"O", b"Y"
+
+
 def _suspended_key(kind: str) -> bytes:
-    return b"S" + kind.encode()
+    return SUSPENDED + kind.encode()
 
 
 def _operator_key(key: bytes, kind: str) -> bytes:
-    return b"O" + key + kind.encode()
+    return OPERATOR + key + kind.encode()
 
 
 def _pause_key(kind: str) -> bytes:
-    return b"Y" + kind.encode()
+    return PAUSED + kind.encode()
 
 
 class Services(Keeper):
+    """The gate reads an entry kind's suspension and pause for every entry: one lookup each."""
+
     __slots__ = ()
 
     def suspension(self, kind: str) -> int | None:
         """The proposal that suspended `kind`, or None."""
-        return self._decision(_suspended_key(kind))
+        raw = self.state.get(SUSPENDED + kind.encode())
+        return None if raw is None else codec.decode(raw, int)
 
     def suspended(self) -> list[tuple[str, int]]:
-        return [(key[1:].decode(), codec.decode(value, int)) for key, value in self.state.scan(b"S")]
+        return [(key[1:].decode(), codec.decode(value, int)) for key, value in self.state.scan(SUSPENDED)]
 
     def pause_of(self, kind: str) -> OperatorPause | None:
-        raw = self.state.get(_pause_key(kind))
+        raw = self.state.get(PAUSED + kind.encode())
         return None if raw is None else codec.decode(raw, OperatorPause)
 
     def pauses(self) -> list[tuple[str, OperatorPause]]:
-        return [(key[1:].decode(), codec.decode(value, OperatorPause)) for key, value in self.state.scan(b"Y")]
+        return [(key[1:].decode(), codec.decode(value, OperatorPause)) for key, value in self.state.scan(PAUSED)]
 
     def is_operator(self, key: bytes, kind: str) -> bool:
         return self.state.get(_operator_key(key, kind)) is not None
@@ -100,7 +106,7 @@ class Services(Keeper):
     def operators(self) -> list[tuple[bytes, str, int]]:
         """(operator key, application kind, appointing proposal), in key order."""
         return [(key[1:1 + PUBLIC_KEY_SIZE], key[1 + PUBLIC_KEY_SIZE:].decode(), codec.decode(value, int))
-                for key, value in self.state.scan(b"O") if len(key) > 1 + PUBLIC_KEY_SIZE]
+                for key, value in self.state.scan(OPERATOR) if len(key) > 1 + PUBLIC_KEY_SIZE]
 
     def require_operator(self, author: bytes, kind: str) -> None:
         if not self.is_operator(author, kind):
