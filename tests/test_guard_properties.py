@@ -7,6 +7,7 @@ amounts, actions on what does not exist):
 * executing the same ordered entries twice from the same state gives the same roots, and the
   incrementally kept root equals one computed afresh from the keys (rollbacks leave no stale
   bucket root behind);
+* a refusal whose cause names a proposal has a code its action's spec declares;
 * every error code is unique across the package (`test_error_codes_are_unique`).
 """
 
@@ -26,6 +27,7 @@ from bilayer import codec
 from bilayer.errors import BilayerError, ContentRefused
 from bilayer.execution.errors import ExecutionRejected
 from bilayer.execution.executor import EntryResult, execute_entry, genesis_state, results_root
+from bilayer.execution.governance.actions import spec_of
 from bilayer.execution.governance.context import MAX_BALANCE, ExecContext
 from bilayer.execution.governance.council import Council
 from bilayer.execution.governance.review import expire_holds
@@ -192,6 +194,7 @@ class Runner:
             self.outcomes[str(result.outcome)] += 1
             if result.outcome == "REJECTED":
                 self.check_unchanged(before, header.author)
+            self.check_declared(result)
             self.results.append(result)
         self.roots.append(self.state.root())
 
@@ -203,6 +206,13 @@ class Runner:
         before.pop(head, None)
         assert after == before, "a REJECTED entry changed state"
         assert self.state.root() == expected_root, "a REJECTED entry changed the state root"
+
+    def check_declared(self, result: EntryResult) -> None:
+        """A refusal that names a decision is one its action's spec declares it can cause."""
+        kind, _, number = result.cause.partition(":")
+        if kind == "proposal" and result.code:
+            action = Council(self.state).proposal(int(number)).action
+            assert result.code in spec_of(action).refusals, (result.code, type(action).__name__)
 
     def run(self, history: list[typing.Any]) -> None:
         for step in history:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..execution.governance.actions import action_specs
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -700,7 +702,9 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                     "summary": "Which already-final entries a proposed action would have refused (nothing is"
                                " written); identities and other rules are taken as they are now",
                     "parameters": [
-                        {"name": "action", "in": "query", "required": True, "schema": {"type": "string"}},
+                        {"name": "action", "in": "query", "required": True,
+                         "description": "; ".join(f"`{s.name}`: {s.summary}" for s in action_specs()),
+                         "schema": {"type": "string", "enum": [s.name for s in action_specs()]}},
                         {"name": "target", "in": "query", "schema": {"type": "string"}},
                         {"name": "service", "in": "query", "schema": {"type": "string"}},
                         {"name": "identity", "in": "query", "schema": {"type": "string"}},

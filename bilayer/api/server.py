@@ -43,6 +43,7 @@ from ..execution.governance.council import Council, ProposalNotFound
 from ..execution.governance.emergency import Emergencies
 from ..execution.governance.gate import dry_run
 from ..execution.governance.identity import Identities
+from ..execution.governance.options import parse_hex32
 from ..execution.governance.params import Params
 from ..execution.governance.review import ReviewQueue
 from ..execution.governance.rules import Rules, keywords_in
@@ -61,7 +62,7 @@ from ..ledger.operations import (
 from ..node.ingest import Status, SubmitResult
 from ..node.ratelimit import RateLimiter
 from ..node.storage import Storage
-from .actions import ACTIONS, make_action, options_from_query, parse_hex32
+from .actions import ACTIONS, make_action, options_from_query
 from .draft import DraftRequest, make_draft
 from .openapi import openapi_document
 from .stream import serve_stream

@@ -37,9 +37,10 @@ from ..ledger.operations import GovExecute, Operation, Transfer, decode_operatio
 from .errors import BalanceOverflow, ExecutionRejected, InsufficientFunds
 from .governance import council, emergency, identity, params, review, services, validator_set
 from .governance.context import MAX_BALANCE, ExecContext, Handler
-from .governance.gate import HELD_CODE, Gate, HeldForReview
+from .governance.gate import Gate, HeldForReview
 from .governance.params import Params
 from .governance.review import expire_holds, hold_transfer
+from .governance.rules import HELD_CODE
 from .merkle import merkle_root
 from .state import State
 

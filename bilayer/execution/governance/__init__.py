@@ -12,13 +12,15 @@
     recovery.py       (balances)          assets of a lost key reissued to a new one
     params.py         Np, Nl              the chain parameters in force, and the loosest ever
     gate.py           (reads only)        the compliance gate that consults them, and the rule dry-run
-    actions.py                            the registry of governance actions' effects
+    actions.py                            the registry of governance actions (one ActionSpec each)
+    options.py                            the words users describe actions in (CLI, API, drafts)
 
 Each keeper is a typed view (`Council(state)`, `Identities(state)`, ...) with read methods
 for the API, the node and audit, and write methods for execution; nothing else parses their
 keys. The balances (b"B") and authors' chains (b"A") are the state's own (`state.py`).
-Every power module registers the effects of its own governance actions, so importing this
-package makes the registry whole, which is checked here.
+Every power module registers the specs of its own governance actions (name, proposer,
+build from user options, effect, refusals), so importing this package makes the registry
+whole, which is checked here.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ from . import (
     services,
     validator_set,
 )
-from .actions import actions_without_effect
+from .actions import unregistered_actions
 
 __all__ = ["council", "emergency", "freezes", "gate", "identity", "params", "recovery", "redaction", "review",
            "rules", "services", "validator_set"]
 
-if actions_without_effect():
-    raise ImportError(f"governance actions without an effect: {sorted(t.__name__ for t in actions_without_effect())}")
+if unregistered_actions():
+    raise ImportError(f"governance actions without a spec: {sorted(t.__name__ for t in unregistered_actions())}")

@@ -21,14 +21,16 @@ from __future__ import annotations
 import msgspec
 
 from ... import codec
+from ...errors import BadRequest
 from ...genesis import Genesis, GovernanceParams
 from ...keys.address import PUBLIC_KEY_SIZE
 from ...ledger.entry import EntryHeader
 from ...ledger.operations import GovAction, GovCancel, GovExecute, GovPropose, GovVote, Operation, SetCouncilMember
 from ..errors import ExecutionRejected
 from ..state import Keeper, State
-from .actions import carry_out, effect
+from .actions import ActionSpec, Proposer, carry_out, register_action, spec_of
 from .context import ExecContext
+from .options import ActionOptions
 
 
 class NotCouncilMember(ExecutionRejected):
@@ -167,13 +169,18 @@ def init_genesis(state: State, genesis: Genesis) -> None:
         council.set_weight(bytes.fromhex(member.public_key), member.weight)
 
 
+def may_propose(state: State, proposer: Proposer, key: bytes) -> bool:
+    """Whether `key` holds the role an action's spec says may propose it."""
+    return proposer is Proposer.COUNCIL and Council(state).weight(key) > 0
+
+
 # --- handlers -----------------------------------------------------------------------------------
 
 
 def apply_propose(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
     assert isinstance(op, GovPropose)
     council = Council(state)
-    if council.weight(header.author) <= 0:
+    if not may_propose(state, spec_of(op.action).proposer, header.author):
         raise NotCouncilMember("only council members propose")
     council.add_proposal(ProposalRecord(
         number=council.proposal_count() + 1, proposer=header.author, entry_id=entry_id, action=op.action,
@@ -233,10 +240,21 @@ def apply_cancel(ctx: ExecContext, state: State, entry_id: bytes, header: EntryH
     council.put_proposal(msgspec.structs.replace(record, status="cancelled"))
 
 
-@effect(SetCouncilMember)
 def set_council_member(ctx: ExecContext, state: State, number: int, action: SetCouncilMember) -> None:
     """Weight 0 removes the member; the council cannot remove its last one."""
     council = Council(state)
     if action.weight == 0 and council.total() - council.weight(action.key) <= 0:
         raise CouncilWouldBeEmpty("the council cannot remove its last member")
     council.set_weight(action.key, action.weight)
+
+
+def _council_member(o: ActionOptions) -> SetCouncilMember:
+    key = o.target_key("council-member")
+    if o.weight is None:
+        raise BadRequest("--action council-member needs --weight (0 removes the member)")
+    return SetCouncilMember(key, o.weight)
+
+
+register_action(ActionSpec(
+    SetCouncilMember, "council-member", "add a council member, change its weight, or (weight 0) remove it",
+    build=lambda o, _: _council_member(o), effect=set_council_member))

@@ -14,15 +14,17 @@ from __future__ import annotations
 import msgspec
 
 from ... import codec
+from ...errors import BadRequest
 from ...genesis import Genesis
 from ...ledger.entry import EntryHeader
 from ...ledger.operations import Operation, RatifyEmergency, RegFreeze, RegIntercept
 from ..errors import ExecutionRejected
 from ..state import Keeper, State
-from .actions import effect
+from .actions import ActionSpec, register_action
 from .context import ExecContext
-from .freezes import Freezes
-from .rules import InterceptionRuleExists, Rules, interception_rule
+from .freezes import AccountFrozen, Freezes
+from .options import ActionOptions
+from .rules import HELD_CODE, InterceptionRuleExists, Rules, TransactionIntercepted, interception_rule
 
 
 class NotRegulator(ExecutionRejected):
@@ -141,7 +143,6 @@ def apply_reg_intercept(ctx: ExecContext, state: State, entry_id: bytes, header:
     rules.put_interception_rule(interception_rule(op.rule, 0, emergency=number))
 
 
-@effect(RatifyEmergency)
 def ratify_emergency(ctx: ExecContext, state: State, number: int, action: RatifyEmergency) -> None:
     """The council makes a regulator's act its own before it lapses: the freeze, or the rule."""
     emergencies = Emergencies(state)
@@ -156,3 +157,15 @@ def ratify_emergency(ctx: ExecContext, state: State, number: int, action: Ratify
             rules.put_interception_rule(msgspec.structs.replace(rule, decision=number, emergency=0))
     else:
         Freezes(state).freeze(emergency.account, number)
+
+
+def _ratify(o: ActionOptions) -> RatifyEmergency:
+    if o.emergency is None:
+        raise BadRequest("--action ratify needs --emergency NUMBER")
+    return RatifyEmergency(o.emergency)
+
+
+register_action(ActionSpec(
+    RatifyEmergency, "ratify", "make a regulator's emergency freeze or interception rule the council's own",
+    build=lambda o, _: _ratify(o), effect=ratify_emergency,
+    refusals=(AccountFrozen.code, TransactionIntercepted.code, HELD_CODE, "review_queue_full")))

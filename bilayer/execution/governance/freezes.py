@@ -15,7 +15,7 @@ from ...keys.address import PUBLIC_KEY_SIZE
 from ...ledger.operations import FreezeAccount, UnfreezeAccount
 from ..errors import ExecutionRejected
 from ..state import Keeper, State
-from .actions import effect
+from .actions import ActionSpec, register_action
 from .context import ExecContext
 
 
@@ -51,11 +51,18 @@ class Freezes(Keeper):
         self.state.delete(frozen_key(account))
 
 
-@effect(FreezeAccount)
 def freeze_account(ctx: ExecContext, state: State, number: int, action: FreezeAccount) -> None:
     Freezes(state).freeze(action.account, number)
 
 
-@effect(UnfreezeAccount)
 def unfreeze_account(ctx: ExecContext, state: State, number: int, action: UnfreezeAccount) -> None:
     Freezes(state).unfreeze(action.account)
+
+
+register_action(ActionSpec(
+    FreezeAccount, "freeze", "freeze an account: transfers from or to it are refused",
+    build=lambda o, _: FreezeAccount(o.target_key("freeze")), effect=freeze_account,
+    refusals=(AccountFrozen.code,)))
+register_action(ActionSpec(
+    UnfreezeAccount, "unfreeze", "lift the council's freeze of an account",
+    build=lambda o, _: UnfreezeAccount(o.target_key("unfreeze")), effect=unfreeze_account))

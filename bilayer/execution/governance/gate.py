@@ -22,10 +22,8 @@ from .context import ExecContext, decision_cause
 from .emergency import Emergencies
 from .freezes import AccountFrozen, Freezes
 from .identity import Identities, IdentityBanned, IdentityExpired, IdentityLevelTooLow, IdentityRequired
-from .rules import ContentBlocked, InterceptionRule, Rules, TransactionIntercepted
+from .rules import HELD_CODE, ContentBlocked, InterceptionRule, Rules, TransactionIntercepted
 from .services import Services, ServiceSuspended
-
-HELD_CODE = "held_for_review"
 
 
 class HeldForReview(Exception):

@@ -15,10 +15,12 @@ from __future__ import annotations
 import msgspec
 
 from ... import codec
+from ...errors import BadRequest
 from ...keys.address import PUBLIC_KEY_SIZE
 from ...ledger.entry import EntryHeader
 from ...ledger.operations import (
     IDENTITY_ID_SIZE,
+    IDENTITY_LEVELS,
     AppointIdentityProvider,
     BanIdentity,
     BanKey,
@@ -31,8 +33,9 @@ from ...ledger.operations import (
 )
 from ..errors import ExecutionRejected
 from ..state import Keeper, State
-from .actions import effect
+from .actions import ActionSpec, register_action
 from .context import ExecContext
+from .options import ActionOptions, parse_identity
 
 
 class NotIdentityProvider(ExecutionRejected):
@@ -170,39 +173,62 @@ def apply_attest(ctx: ExecContext, state: State, entry_id: bytes, header: EntryH
     identities.attest(op.subject, IdentityRecord(op.identity, op.level, op.expires_ms, header.author, entry_id))
 
 
-@effect(AppointIdentityProvider)
 def appoint_provider(ctx: ExecContext, state: State, number: int, action: AppointIdentityProvider) -> None:
     Identities(state).set_provider(action.key, number)
 
 
-@effect(RevokeIdentityProvider)
 def revoke_provider(ctx: ExecContext, state: State, number: int, action: RevokeIdentityProvider) -> None:
     Identities(state).set_provider(action.key, None)
 
 
-@effect(BanKey)
 def ban_key(ctx: ExecContext, state: State, number: int, action: BanKey) -> None:
     Identities(state).ban_key(action.key, number)
 
 
-@effect(UnbanKey)
 def unban_key(ctx: ExecContext, state: State, number: int, action: UnbanKey) -> None:
     Identities(state).ban_key(action.key, None)
 
 
-@effect(BanIdentity)
 def ban_identity(ctx: ExecContext, state: State, number: int, action: BanIdentity) -> None:
     Identities(state).ban_identity(action.identity, number)
 
 
-@effect(UnbanIdentity)
 def unban_identity(ctx: ExecContext, state: State, number: int, action: UnbanIdentity) -> None:
     Identities(state).ban_identity(action.identity, None)
 
 
-@effect(SetIdentityRule)
 def set_identity_rule(ctx: ExecContext, state: State, number: int, action: SetIdentityRule) -> None:
     """Level 0 removes the rule."""
     rule = IdentityRule(action.min_level, action.above_amount, number) if action.min_level else None
     Identities(state).set_rule(action.kind, rule)
 
+
+def _identity_rule(o: ActionOptions) -> SetIdentityRule:
+    if not o.service or o.min_level is None:
+        raise BadRequest("--action identity-rule needs --service KIND and --min-level")
+    return SetIdentityRule(kind=o.service, min_level=IDENTITY_LEVELS[o.min_level], above_amount=o.above)
+
+
+_LEVEL_CODES = (IdentityRequired.code, IdentityExpired.code, IdentityLevelTooLow.code)
+
+register_action(ActionSpec(
+    AppointIdentityProvider, "appoint-provider", "appoint an identity provider, who may then attest keys",
+    build=lambda o, _: AppointIdentityProvider(o.target_key("appoint-provider")), effect=appoint_provider))
+register_action(ActionSpec(
+    RevokeIdentityProvider, "revoke-provider", "revoke an identity provider (its attestations stay)",
+    build=lambda o, _: RevokeIdentityProvider(o.target_key("revoke-provider")), effect=revoke_provider))
+register_action(ActionSpec(
+    BanKey, "ban", "deny a key service: every entry it authors is refused",
+    build=lambda o, _: BanKey(o.target_key("ban")), effect=ban_key, refusals=(IdentityBanned.code,)))
+register_action(ActionSpec(
+    UnbanKey, "unban", "lift a key's ban", build=lambda o, _: UnbanKey(o.target_key("unban")), effect=unban_key))
+register_action(ActionSpec(
+    BanIdentity, "ban-identity", "deny service to every key attested to an identity",
+    build=lambda o, _: BanIdentity(parse_identity(o.identity)), effect=ban_identity,
+    refusals=(IdentityBanned.code,)))
+register_action(ActionSpec(
+    UnbanIdentity, "unban-identity", "lift an identity's ban",
+    build=lambda o, _: UnbanIdentity(parse_identity(o.identity)), effect=unban_identity))
+register_action(ActionSpec(
+    SetIdentityRule, "identity-rule", "the identity level entries of a kind need (unverified removes the rule)",
+    build=lambda o, _: _identity_rule(o), effect=set_identity_rule, refusals=_LEVEL_CODES))

@@ -8,12 +8,16 @@ Keeper of these state keys:
 
 from __future__ import annotations
 
+import msgspec
+
 from ... import codec
+from ...errors import BadRequest
 from ...genesis import ChainParams, Genesis
 from ...ledger.operations import SetChainParams
 from ..state import Keeper, State
-from .actions import effect
+from .actions import ActionSpec, register_action
 from .context import ExecContext
+from .options import ActionOptions
 
 CHAIN_PARAMS = b"Np"
 LOOSEST_PARAMS = b"Nl"
@@ -59,6 +63,19 @@ def init_genesis(state: State, genesis: Genesis) -> None:
     state.set(CHAIN_PARAMS, codec.encode(genesis.params))
 
 
-@effect(SetChainParams)
 def set_chain_params(ctx: ExecContext, state: State, number: int, action: SetChainParams) -> None:
     Params(state).replace(action.params)
+
+
+def _chain_params(o: ActionOptions, current: ChainParams) -> SetChainParams:
+    """Changes the parameters in force only where told."""
+    unknown = sorted(set(o.params) - set(ChainParams.__struct_fields__))
+    if unknown or not o.params:
+        raise BadRequest(f"--action chain-params needs --param NAME=VALUE with NAME one of"
+                         f" {', '.join(ChainParams.__struct_fields__)}")
+    return SetChainParams(msgspec.structs.replace(current, **o.params))
+
+
+register_action(ActionSpec(
+    SetChainParams, "chain-params", "new chain parameters (entry limits, proof of work) from the next checkpoint",
+    build=_chain_params, effect=set_chain_params))

@@ -8,15 +8,17 @@ entry's state transaction being rolled back, no asset has moved.
 
 from __future__ import annotations
 
+from ...errors import BadRequest
+from ...keys.address import public_key_from_address
 from ...ledger.operations import RecoverAssets
 from ..errors import BalanceOverflow
 from ..state import State
-from .actions import effect
+from .actions import ActionSpec, register_action
 from .context import MAX_BALANCE, ExecContext
-from .identity import Identities
+from .identity import Identities, IdentityBanned
+from .options import ActionOptions
 
 
-@effect(RecoverAssets)
 def recover_assets(ctx: ExecContext, state: State, number: int, action: RecoverAssets) -> None:
     for asset in action.assets:
         amount = state.balance(action.lost, asset)
@@ -27,3 +29,15 @@ def recover_assets(ctx: ExecContext, state: State, number: int, action: RecoverA
             state.set_balance(action.to, asset, received)
             state.set_balance(action.lost, asset, 0)
     Identities(state).ban_key(action.lost, number)
+
+
+def _recover(o: ActionOptions) -> RecoverAssets:
+    lost = o.target_key("recover")
+    if not o.to or not o.assets:
+        raise BadRequest("--action recover needs --target LOST_ADDRESS, --to NEW_ADDRESS and --asset (repeatable)")
+    return RecoverAssets(lost, public_key_from_address(o.to), tuple(o.assets))
+
+
+register_action(ActionSpec(
+    RecoverAssets, "recover", "reissue a lost key's assets to a new address and deny the old key service",
+    build=lambda o, _: _recover(o), effect=recover_assets, refusals=(IdentityBanned.code,)))

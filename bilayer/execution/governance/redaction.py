@@ -14,10 +14,12 @@ from collections.abc import Iterable
 import msgspec
 
 from ... import codec
+from ...errors import BadRequest
 from ...ledger.operations import RedactEntries
 from ..state import Keeper, State
-from .actions import effect
+from .actions import ActionSpec, register_action
 from .context import ExecContext
+from .options import ActionOptions, parse_hex32
 
 ENTRY_ID_SIZE = 32
 
@@ -63,8 +65,18 @@ def redactions_among(changes: Iterable[tuple[bytes, bytes | None]]) -> list[tupl
     return found
 
 
-@effect(RedactEntries)
 def redact_entries(ctx: ExecContext, state: State, number: int, action: RedactEntries) -> None:
     redactions = Redactions(state)
     for entry_id in action.entries:
         redactions.redact(entry_id, RedactionRecord(number, action.reason_code, ctx.time_ms, ctx.height))
+
+
+def _redact(o: ActionOptions) -> RedactEntries:
+    if not o.entries or not o.reason_code:
+        raise BadRequest("--action redact needs --entry ID (repeatable) and --reason-code")
+    return RedactEntries(tuple(parse_hex32(e, "an entry id") for e in o.entries), o.reason_code)
+
+
+register_action(ActionSpec(
+    RedactEntries, "redact", "delete entries' payloads from every node, leaving tombstones",
+    build=lambda o, _: _redact(o), effect=redact_entries))

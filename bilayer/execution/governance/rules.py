@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import msgspec
 
 from ... import codec
+from ...keys.address import public_key_from_address
 from ...ledger.entry import EntryHeader
 from ...ledger.operations import (
+    IDENTITY_LEVELS,
     Data,
     RemoveContentRule,
     RemoveInterceptionRule,
@@ -36,8 +38,9 @@ from ...ledger.operations import (
 )
 from ..errors import ExecutionRejected
 from ..state import Keeper, State
-from .actions import effect
+from .actions import ActionSpec, register_action
 from .context import ExecContext, decision_cause
+from .options import ActionOptions, parse_hex32
 
 
 class TransactionIntercepted(ExecutionRejected):
@@ -89,6 +92,8 @@ class ContentRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 and (not self.media_type or media_type == self.media_type)
                 and (self.max_size < 0 or header.payload_size > self.max_size))
 
+
+HELD_CODE = "held_for_review"  # the code of a HELD outcome: not a refusal, the transfer awaits review
 
 INTERCEPTION_INDEX = b"Tl"
 CONTENT_INDEX = b"Kl"
@@ -251,22 +256,49 @@ def interception_rule(action: SetInterceptionRule, decision: int, emergency: int
                             action.max_identity_level, decision, action.outcome, action.review_ms, emergency)
 
 
-@effect(SetInterceptionRule)
 def set_interception_rule(ctx: ExecContext, state: State, number: int, action: SetInterceptionRule) -> None:
     Rules(state).put_interception_rule(interception_rule(action, number))
 
 
-@effect(RemoveInterceptionRule)
 def remove_interception_rule(ctx: ExecContext, state: State, number: int, action: RemoveInterceptionRule) -> None:
     Rules(state).drop_interception_rule(action.rule_id)
 
 
-@effect(SetContentRule)
 def set_content_rule(ctx: ExecContext, state: State, number: int, action: SetContentRule) -> None:
     Rules(state).put_content_rule(ContentRule(action.rule_id, action.payload_hash, action.keyword.lower(),
                                               action.media_type, action.max_size, number))
 
 
-@effect(RemoveContentRule)
 def remove_content_rule(ctx: ExecContext, state: State, number: int, action: RemoveContentRule) -> None:
     Rules(state).drop_content_rule(action.rule_id)
+
+
+def _interception(o: ActionOptions) -> SetInterceptionRule:
+    return SetInterceptionRule(
+        rule_id=o.rule("intercept"), min_amount=o.above, asset=o.asset or "",
+        counterparties=tuple(public_key_from_address(c) for c in o.counterparties),
+        max_identity_level=IDENTITY_LEVELS[o.max_level] if o.max_level else -1,
+        outcome=o.outcome, review_ms=o.review_ms,
+    )
+
+
+def _content(o: ActionOptions) -> SetContentRule:
+    return SetContentRule(rule_id=o.rule("content-rule"),
+                          payload_hash=parse_hex32(o.payload_hash, "--payload-hash") if o.payload_hash else b"",
+                          keyword=o.keyword or "", media_type=o.media_type or "",
+                          max_size=-1 if o.max_size is None else o.max_size)
+
+
+register_action(ActionSpec(
+    SetInterceptionRule, "intercept", "an interception rule: matching transfers are refused or held for review",
+    build=lambda o, _: _interception(o), effect=set_interception_rule,
+    refusals=(TransactionIntercepted.code, HELD_CODE, "review_queue_full")))
+register_action(ActionSpec(
+    RemoveInterceptionRule, "remove-intercept", "lift an interception rule",
+    build=lambda o, _: RemoveInterceptionRule(o.rule("remove-intercept")), effect=remove_interception_rule))
+register_action(ActionSpec(
+    SetContentRule, "content-rule", "a content rule: matching data entries are refused and their payloads deleted",
+    build=lambda o, _: _content(o), effect=set_content_rule, refusals=(ContentBlocked.code,)))
+register_action(ActionSpec(
+    RemoveContentRule, "remove-content-rule", "lift a content rule",
+    build=lambda o, _: RemoveContentRule(o.rule("remove-content-rule")), effect=remove_content_rule))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import msgspec
 
 from ... import codec
+from ...errors import BadRequest
 from ...keys.address import PUBLIC_KEY_SIZE
 from ...ledger.entry import EntryHeader
 from ...ledger.operations import (
@@ -33,8 +34,9 @@ from ...ledger.operations import (
 )
 from ..errors import ExecutionRejected
 from ..state import Keeper, State
-from .actions import effect
+from .actions import ActionSpec, register_action
 from .context import ExecContext, decision_cause
+from .options import ActionOptions
 
 
 class ServiceSuspended(ExecutionRejected):
@@ -152,21 +154,38 @@ def apply_app_resume(ctx: ExecContext, state: State, entry_id: bytes, header: En
     Services(state).end_pause(header.author, op.kind)
 
 
-@effect(SuspendService)
 def suspend_service(ctx: ExecContext, state: State, number: int, action: SuspendService) -> None:
     Services(state).suspend(action.kind, number)
 
 
-@effect(ResumeService)
 def resume_service(ctx: ExecContext, state: State, number: int, action: ResumeService) -> None:
     Services(state).resume(action.kind)
 
 
-@effect(AppointOperator)
 def appoint_operator(ctx: ExecContext, state: State, number: int, action: AppointOperator) -> None:
     Services(state).appoint(action.key, action.kind, number)
 
 
-@effect(RevokeOperator)
 def revoke_operator(ctx: ExecContext, state: State, number: int, action: RevokeOperator) -> None:
     Services(state).revoke(action.key, action.kind)
+
+
+def _operator_action(o: ActionOptions, action: str) -> tuple[bytes, str]:
+    if not o.service or not o.target:
+        raise BadRequest(f"--action {action} needs --target ADDRESS and --service KIND (the application)")
+    return o.target_key(action), o.service
+
+
+register_action(ActionSpec(
+    SuspendService, "suspend", "suspend an application: its entries are refused",
+    build=lambda o, _: SuspendService(o.service_kind("suspend")), effect=suspend_service,
+    refusals=(ServiceSuspended.code, SuspendedByCouncil.code)))
+register_action(ActionSpec(
+    ResumeService, "resume", "resume an application (ends the council's suspension and any operator's pause)",
+    build=lambda o, _: ResumeService(o.service_kind("resume")), effect=resume_service))
+register_action(ActionSpec(
+    AppointOperator, "appoint-operator", "make a key the operator of an application (it may pause and resume it)",
+    build=lambda o, _: AppointOperator(*_operator_action(o, "appoint-operator")), effect=appoint_operator))
+register_action(ActionSpec(
+    RevokeOperator, "revoke-operator", "revoke an application's operator (its pause stays until resumed)",
+    build=lambda o, _: RevokeOperator(*_operator_action(o, "revoke-operator")), effect=revoke_operator))

@@ -18,13 +18,15 @@ from __future__ import annotations
 import msgspec
 
 from ... import codec
+from ...errors import BadRequest
 from ...genesis import Genesis
 from ...keys.address import address_from_public_key
 from ...ledger.operations import SetValidator
 from ..errors import ExecutionRejected
 from ..state import Keeper, State
-from .actions import effect
+from .actions import ActionSpec, register_action
 from .context import ExecContext
+from .options import ActionOptions, parse_key
 
 VALIDATOR_CHANGE_DELAY = 2
 MAX_VALIDATORS = 100
@@ -138,7 +140,6 @@ def init_genesis(state: State, genesis: Genesis) -> None:
         validators.record_change(1, 0, 0)
 
 
-@effect(SetValidator)
 def set_validator(ctx: ExecContext, state: State, number: int, action: SetValidator) -> None:
     """Power 0 removes the validator; the set is never empty nor larger than MAX_VALIDATORS."""
     validators = Validators(state)
@@ -155,3 +156,16 @@ def set_validator(ctx: ExecContext, state: State, number: int, action: SetValida
         name = action.name or (current.name if current is not None else address_from_public_key(action.key)[:12])
         validators.put(action.key, ValidatorRecord(name, action.power, number))
     validators.record_change(ctx.height + VALIDATOR_CHANGE_DELAY, ctx.height, number)
+
+
+def _set_validator(o: ActionOptions) -> SetValidator:
+    if not o.target:
+        raise BadRequest("--action set-validator needs --target ADDRESS")
+    if o.power is None:
+        raise BadRequest("--action set-validator needs --power (0 removes the validator)")
+    return SetValidator(parse_key(o.target), o.power, o.name)
+
+
+register_action(ActionSpec(
+    SetValidator, "set-validator", "add a validator, change its power, or (power 0) remove it, from height h+2",
+    build=lambda o, _: _set_validator(o), effect=set_validator))
