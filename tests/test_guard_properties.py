@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import bilayer
 from bilayer import codec
+from bilayer.apps.notary.operations import NotaryRegister, NotaryTransfer
 from bilayer.errors import BilayerError, ContentRefused
 from bilayer.execution.errors import ExecutionRejected
 from bilayer.execution.executor import EntryResult, execute_entry, genesis_state, results_root
@@ -69,7 +70,8 @@ GENESIS = Genesis(
 # --- generated fields: mostly valid, some hostile ---------------------------------------------
 
 keys = st.sampled_from([s.public_key for s in ACTORS] + [b"\x00" * 31])
-kinds = st.sampled_from(["transfer", "transfer", "data", "data", "gov.vote", "nope"])
+kinds = st.sampled_from(["transfer", "transfer", "data", "data", "notary.transfer", "gov.vote", "nope"])
+documents = st.sampled_from([codec.sha256(b"deed"), codec.sha256(b"will"), b"\x01"])
 assets = st.sampled_from(["BLY", "BLY", "GLD", "GLD", "bad asset"])
 amounts = st.sampled_from([1, 5, 5, 500, 1000, MAX_BALANCE, 0])
 identities = st.sampled_from([b"\x01" * 16, b"\x02" * 16, b"\x02" * 16, b"\x03" * 15])
@@ -148,6 +150,8 @@ OPERATIONS: dict[str, st.SearchStrategy[typing.Any]] = {
                             st.sampled_from(["release", "reject", "drop"])),
     "app.pause": st.builds(ops.AppPause, kinds, reasons),
     "app.resume": st.builds(ops.AppResume, kinds, reasons),
+    "notary.register": st.builds(NotaryRegister, documents, st.sampled_from(["deed", "deed", ""])),
+    "notary.transfer": st.builds(NotaryTransfer, documents, keys),
 }
 signers = st.sampled_from(ACTORS)
 steps = st.one_of(

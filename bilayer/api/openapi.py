@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..execution.application import installed_applications
 from ..execution.governance.actions import action_specs
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -688,6 +689,20 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                     ],
                     "responses": {"200": _json({"type": "object"}, "the review queue"), **_errors(400, 404)},
+                }
+            },
+            "/v1/apps/{app}/{query}": {
+                "get": {
+                    "summary": "An installed application's read query, as of the latest checkpoint: "
+                               + "; ".join(f"`{app.name}` ({app.summary}): "
+                                           + ", ".join(f"`{name}`" for name in sorted(app.queries))
+                                           for app in installed_applications()),
+                    "parameters": [
+                        {"name": "app", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": [app.name for app in installed_applications()]}},
+                        {"name": "query", "in": "path", "required": True, "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": _json({"type": "object"}, "the query's answer"), **_errors(400, 404)},
                 }
             },
             "/v1/params": {

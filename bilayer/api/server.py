@@ -37,6 +37,7 @@ from ..errors import (
     RateLimited,
     TraceHopsInvalid,
 )
+from ..execution.application import application
 from ..execution.errors import ExecutionRejected
 from ..execution.governance.context import ExecContext
 from ..execution.governance.council import Council, ProposalNotFound
@@ -651,6 +652,20 @@ async def get_review_queue(request: web.Request) -> web.Response:
     return json_response({"height": chain.height, "count": len(queue), "held": review_queue_view(chain.state, limit)})
 
 
+async def get_app_query(request: web.Request) -> web.Response:
+    """An installed application's read query, over the state as of the latest checkpoint."""
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    name, query_name = request.match_info["app"], request.match_info["query"]
+    found = application(name)
+    if found is None:
+        raise NotFound(f"no application {name!r} is installed")
+    query = found.queries.get(query_name)
+    if query is None:
+        raise NotFound(f"application {name!r} has no query {query_name!r}; it has {', '.join(sorted(found.queries))}")
+    return json_response({"height": chain.height, **query(chain.state, request.query)})
+
+
 async def get_params(request: web.Request) -> web.Response:
     """The chain parameters in force, and the loosest ever (what old entries were admitted by)."""
     node = request.app[NODE]
@@ -836,6 +851,7 @@ def build_app(
     app.router.add_get("/v1/compliance", get_compliance)
     app.router.add_get("/v1/compliance/review", get_review_queue)
     app.router.add_get("/v1/params", get_params)
+    app.router.add_get("/v1/apps/{app}/{query}", get_app_query)
     app.router.add_get("/v1/identities/{address}", get_identity)
     app.router.add_get("/v1/audit/actions", list_management_actions)
     app.router.add_get("/v1/audit/proof/{entry_id}", get_entry_proof)

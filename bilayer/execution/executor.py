@@ -34,6 +34,7 @@ from ..genesis import Genesis
 from ..keys.address import public_key_from_address
 from ..ledger.entry import EntryHeader
 from ..ledger.operations import GovExecute, Operation, Transfer, decode_operation
+from .application import installed_applications
 from .errors import BalanceOverflow, ExecutionRejected, InsufficientFunds
 from .governance import council, emergency, identity, params, review, services, validator_set
 from .governance.context import MAX_BALANCE, ExecContext, Handler
@@ -100,6 +101,7 @@ HANDLERS: dict[str, Handler] = {
     "id.attest": identity.apply_attest,
     "app.pause": services.apply_app_pause,
     "app.resume": services.apply_app_resume,
+    **{kind: handler for app in installed_applications() for kind, handler in app.handlers().items()},
 }
 
 

@@ -35,6 +35,11 @@ class Operation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """A JSON-friendly rendering for the API and CLI."""
         return {"kind": self.KIND, **msgspec.to_builtins(self)}
 
+    def parties(self, author: bytes) -> tuple[bytes, ...]:
+        """The accounts this operation moves value or rights between: the gate refuses it when
+        one of them is frozen."""
+        return ()
+
 
 _REGISTRY: dict[str, type[Operation]] = {}
 
@@ -87,6 +92,9 @@ class Transfer(Operation, frozen=True, forbid_unknown_fields=True):
 
     def view(self) -> dict[str, Any]:
         return {"kind": self.KIND, "asset": self.asset, "amount": self.amount, "to": address_from_public_key(self.to)}
+
+    def parties(self, author: bytes) -> tuple[bytes, ...]:
+        return (author, self.to)
 
 
 @register

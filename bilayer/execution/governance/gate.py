@@ -4,9 +4,11 @@ caused it ("proposal:N", "emergency:N", "operator:<entry id>").
 
 In order: a banned key, or a key attested to a banned identity (`identity_banned`); a
 suspended or paused application (`service_suspended`); the identity rule of the entry's kind
-(`identity_required`, `identity_expired`, `identity_level_too_low`); for a transfer, a frozen
-party (`account_frozen`) and the interception rules (`transaction_intercepted`, or HELD for
-review); for a data entry, the content rules (`content_blocked`).
+(`identity_required`, `identity_expired`, `identity_level_too_low`); a frozen party of the
+operation (`account_frozen`: a transfer's sender and recipient, the parties an application's
+operation names); for a transfer, the interception rules (`transaction_intercepted`, or HELD
+for review); for a data entry, the content rules (`content_blocked`). Applications' entries
+pass the same gate, with nothing for them to write.
 """
 
 from __future__ import annotations
@@ -86,11 +88,11 @@ class Gate:
                     raise IdentityExpired("the attested identity of this key has expired", cause)
                 if identity.level < rule.min_level:
                     raise IdentityLevelTooLow(f"{header.kind} needs identity level {rule.min_level}", cause)
+        for party in op.parties(header.author):
+            cause = self.frozen_by(party, ctx.time_ms)
+            if cause:
+                raise AccountFrozen(f"a party of this {header.kind} is frozen", cause)
         if isinstance(op, Transfer):
-            for party in (header.author, op.to):
-                cause = self.frozen_by(party, ctx.time_ms)
-                if cause:
-                    raise AccountFrozen("a party of this transfer is frozen", cause)
             level = identity.level if identity is not None and identity.expires_ms > ctx.time_ms else -1
             emergencies = self.emergencies
             interception = self.rules.first_interception(
