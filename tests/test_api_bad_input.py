@@ -276,6 +276,7 @@ def app_routes() -> set[tuple[str, str]]:
 
 def concrete(path: str, address: str) -> str:
     replaced = path.replace("{entry_id}", ZERO_ID).replace("{address}", address)
+    replaced = replaced.replace("{app}", "notary").replace("{query}", "document")
     return replaced.replace("{height}", "1").replace("{number}", "1").replace("{filename}", "app.js")
 
 
@@ -386,6 +387,9 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
         "/v1/compliance/review": [(f"/v1/compliance/review{q}", 404, "not_found")
                                   for q in ("", "?limit=abc", ignoring)],
         "/v1/params": [("/v1/params" + ignoring, 404, "not_found")],
+        "/v1/apps/{app}/{query}": [(f"/v1/apps/{q}", 404, "not_found") for q in (
+            "notary/document", "notary/document?hash=%00", "nope/document", "notary/nope", "a" * 4000 + "/q",
+            "%00/%00", "notary/owned" + ignoring)],
         "/v1/audit/actions": [(f"/v1/audit/actions{q}", 404, "not_found") for q in ("", "?before=abc", ignoring)],
         "/v1/audit/entries": [(f"/v1/audit/entries{q}", 404, "not_found")
                               for q in ("", "?author=nobody", "?limit=%00", ignoring)],

@@ -30,7 +30,7 @@ from bilayer.audit.proof import (
 from bilayer.bench.proof import ChainBuilder, seeded
 from bilayer.consensus.messages import CommitSignature, FinalizedCheckpoint, VoteType, sign_vote
 from bilayer.errors import NotFound, NotYetProvable, ProofInvalid
-from bilayer.execution.governance import validator_change_key
+from bilayer.execution.governance.validator_set import validator_change_key
 from bilayer.execution.state import StateProof
 from bilayer.genesis import Genesis, write_genesis
 from bilayer.ledger.entry import EntryHeader

@@ -11,16 +11,11 @@ from bilayer import codec
 from bilayer.consensus.messages import Checkpoint
 from bilayer.errors import BadEncoding, InvalidOperation, PayloadHashMismatch
 from bilayer.execution.executor import execute, genesis_state
-from bilayer.execution.governance import (
-    ExecContext,
-    chain_params,
-    content_keywords,
-    held_of,
-    keywords_in,
-    loosest_params,
-    redaction_of,
-    review_queue,
-)
+from bilayer.execution.governance.context import ExecContext
+from bilayer.execution.governance.params import Params
+from bilayer.execution.governance.redaction import Redactions
+from bilayer.execution.governance.review import ReviewQueue
+from bilayer.execution.governance.rules import Rules, keywords_in
 from bilayer.genesis import Allocation, ChainParams, Genesis, GenesisCouncilMember, GenesisRegulator, GenesisValidator
 from bilayer.keys.signing import Signer
 from bilayer.ledger.dag import Dag
@@ -118,8 +113,8 @@ def test_content_rules_block_by_hash_media_type_size_and_keyword() -> None:
     ledger.decide(10_000, SetContentRule("exe", media_type="application/x-msdownload"))
     ledger.decide(20_000, SetContentRule("big", max_size=100))
     ledger.decide(30_000, SetContentRule("words", keyword="Passport"))
-    assert content_keywords(ledger.state) == ("passport",)
-    assert keywords_in(b"my PASSPORT number", content_keywords(ledger.state)) == ("passport",)
+    assert Rules(ledger.state).content_keywords() == ("passport",)
+    assert keywords_in(b"my PASSPORT number", Rules(ledger.state).content_keywords()) == ("passport",)
     assert ledger.run(40_000, (ALICE, Data("text/plain"), bad),
                       (ALICE, Data("application/x-msdownload"), b"MZ"),
                       (ALICE, Data("text/plain"), b"x" * 101),
@@ -127,7 +122,7 @@ def test_content_rules_block_by_hash_media_type_size_and_keyword() -> None:
                       (ALICE, Data("text/plain"), b"x" * 100),
                       keywords={3: ("passport",)}) == [rejected("content_blocked")] * 4 + [FINAL]
     ledger.decide(50_000, RemoveContentRule("words"))
-    assert content_keywords(ledger.state) == ()
+    assert Rules(ledger.state).content_keywords() == ()
     assert ledger.run(60_000, (ALICE, Data("text/plain"), b"my passport"), keywords={0: ("passport",)}) == [FINAL]
 
 
@@ -175,16 +170,16 @@ def test_a_held_transfer_waits_in_escrow_until_a_regulator_releases_it() -> None
         ("HELD", "held_for_review"), rejected("insufficient_funds")]  # the first's funds are in escrow
     held_id = ledger.ids[-2]
     assert ledger.state.balance(ALICE.public_key, "BLY") == 400
-    assert [entry for _, entry in review_queue(ledger.state)] == [held_id]
+    assert [entry for _, entry in ReviewQueue(ledger.state).queue()] == [held_id]
     assert ledger.run(11_000, (BOB, RegReview(held_id, "release", "checked"))) == [rejected("not_regulator")]
     assert ledger.run(11_000, (REGULATOR, RegReview(b"\x01" * 32, "release", "checked"))) == [
         rejected("held_entry_not_found")]
     assert ledger.run(12_000, (REGULATOR, RegReview(held_id, "release", "invoice checked"))) == [FINAL]
     assert ledger.state.balance(BOB.public_key, "BLY") == 1600
-    record = held_of(ledger.state, held_id)
+    record = ReviewQueue(ledger.state).held(held_id)
     assert record is not None and record.status == "released" and record.decided_height == ledger.height
     assert ledger.run(13_000, (REGULATOR, RegReview(held_id, "reject", "again"))) == [rejected("review_closed")]
-    assert review_queue(ledger.state) == []
+    assert ReviewQueue(ledger.state).queue() == []
 
 
 def test_a_rejected_or_expired_hold_returns_the_funds() -> None:
@@ -195,11 +190,11 @@ def test_a_rejected_or_expired_hold_returns_the_funds() -> None:
     assert ledger.run(20_000, (REGULATOR, RegReview(to_reject, "reject", "sanctioned party"))) == [FINAL]
     assert ledger.state.balance(ALICE.public_key, "BLY") == 1000
     assert ledger.run(69_999, (OUTSIDER, Data("text/plain"))) == [FINAL]
-    assert held_of(ledger.state, to_expire).status == "held"  # type: ignore[union-attr]
+    assert ReviewQueue(ledger.state).held(to_expire).status == "held"  # type: ignore[union-attr]
     ledger.run(70_000, (OUTSIDER, Data("text/plain")))  # the deadline passes at the start of this checkpoint
-    record = held_of(ledger.state, to_expire)
+    record = ReviewQueue(ledger.state).held(to_expire)
     assert record is not None and record.status == "expired"
-    assert ledger.state.balance(BOB.public_key, "BLY") == 1000 and review_queue(ledger.state) == []
+    assert ledger.state.balance(BOB.public_key, "BLY") == 1000 and ReviewQueue(ledger.state).queue() == []
     assert ledger.run(71_000, (REGULATOR, RegReview(to_expire, "release", "late"))) == [rejected("review_closed")]
 
 
@@ -219,7 +214,7 @@ def test_redaction_records_a_tombstone_and_the_node_deletes_the_bytes(tmp_path: 
     ledger.run(0, (ALICE, Data("text/plain"), b"home address of a witness"))
     target = ledger.ids[-1]
     ledger.decide(1_000, RedactEntries((target,), "personal_data"))
-    record = redaction_of(ledger.state, target)
+    record = Redactions(ledger.state).of(target)
     assert record is not None and record.reason_code == "personal_data" and record.decision == 1
 
     storage = Storage(tmp_path / "ledger.db")
@@ -275,11 +270,11 @@ def test_assets_of_a_lost_key_are_reissued_only_by_a_passed_proposal_after_its_t
 
 def test_chain_parameters_change_by_proposal_and_old_entries_stay_acceptable() -> None:
     ledger = Ledger()
-    assert chain_params(ledger.state) == GENESIS.params
+    assert Params(ledger.state).current() == GENESIS.params
     tighter = ChainParams(pow_bits=0, max_data_bytes=10, max_memo_bytes=4)
     ledger.decide(0, SetChainParams(tighter))
-    assert chain_params(ledger.state) == tighter
-    assert loosest_params(ledger.state).max_data_bytes == GENESIS.params.max_data_bytes
+    assert Params(ledger.state).current() == tighter
+    assert Params(ledger.state).loosest().max_data_bytes == GENESIS.params.max_data_bytes
     assert ledger.run(10_000, (ALICE, Data("text/plain"), b"x" * 11), (ALICE, Data("text/plain"), b"x" * 10),
                       (ALICE, Transfer("BLY", 1, BOB.public_key), b"memo!")) == [
         rejected("payload_too_large"), FINAL, rejected("payload_too_large")]

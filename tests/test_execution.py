@@ -6,7 +6,7 @@ import pytest
 
 from bilayer import codec
 from bilayer.execution.executor import Outcome, execute, genesis_state, results_root
-from bilayer.execution.governance import ExecContext
+from bilayer.execution.governance.context import ExecContext
 from bilayer.execution.merkle import (
     EMPTY_ROOT,
     inclusion_proof,

@@ -23,7 +23,9 @@ from hypothesis import strategies as st
 
 from bilayer import codec
 from bilayer.api import server
+from bilayer.apps.notary.operations import NotaryRegister, NotaryTransfer
 from bilayer.errors import BadEncoding, BilayerError, PeerProtocolError
+from bilayer.execution.application import installed_applications
 from bilayer.genesis import ChainParams, Genesis
 from bilayer.keys.address import address_from_public_key, public_key_from_address
 from bilayer.ledger.entry import EntryHeader, SignedEntry, entry_id, signing_message
@@ -33,6 +35,8 @@ from bilayer.node import messages, transport
 from bilayer.node.messages import EntriesMsg, TipsMsg, WantMsg, decode_message
 
 from .conftest import make_entry, seeded_signer
+
+installed_applications()  # their operation kinds are fuzzed like the chain's own
 
 PROPERTY = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 FEW = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -143,6 +147,8 @@ def _valid_bodies() -> st.SearchStrategy[tuple[str, bytes]]:
                   reason=st.text(max_size=50)),
         st.builds(ops.AppPause, kind=st.text(max_size=12), reason=st.text(max_size=50)),
         st.builds(ops.AppResume, kind=st.text(max_size=12), reason=st.text(max_size=50)),
+        st.builds(NotaryRegister, document=key, title=st.text(max_size=210)),
+        st.builds(NotaryTransfer, document=key, to=key),
         st.builds(ops.RegIntercept, rule=st.builds(ops.SetInterceptionRule, st.text(max_size=12),
                                                    st.integers(-5, 2**40)),
                   reason=st.text(max_size=50), legal_ref=st.text(max_size=20)),
@@ -272,6 +278,8 @@ def test_every_operation_kind_is_fuzzed(kind: str) -> None:
         "id.attest": ops.IdAttest(subject=bytes(32), identity=bytes(16), level=1, expires_ms=1),
         "app.pause": ops.AppPause(kind="data", reason="r"),
         "app.resume": ops.AppResume(kind="data", reason="r"),
+        "notary.register": NotaryRegister(document=bytes(32), title="deed"),
+        "notary.transfer": NotaryTransfer(document=bytes(32), to=bytes(32)),
     }
     assert kind in bodies, f"add a valid {kind!r} body to this test and to _valid_bodies"
     assert kind == decode_operation(kind, codec.encode(bodies[kind])).KIND

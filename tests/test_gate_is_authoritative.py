@@ -15,7 +15,7 @@ from bilayer.consensus.messages import (
     VoteType,
     sign_vote,
 )
-from bilayer.execution import executor
+from bilayer.execution.governance.gate import Gate
 from bilayer.genesis import Allocation, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
 from bilayer.keys.signing import Signer
 from bilayer.ledger.dag import Dag
@@ -92,7 +92,7 @@ def test_a_checkpoint_built_without_the_gate_is_refused(monkeypatch: pytest.Monk
     first = honest.next_checkpoint(2_000)
     honest.apply(first)
     with monkeypatch.context() as patch:
-        patch.setattr(executor, "compliance_gate", lambda *args: None)  # the cheater lets the banned key through
+        patch.setattr(Gate, "check", lambda *args: None)  # the cheater lets the banned key through
         cheater.apply(first)
     assert honest.chain.state.balance(BOB.public_key, "BLY") == 100
     assert cheater.chain.state.balance(BOB.public_key, "BLY") == 90

@@ -7,7 +7,9 @@ from pathlib import Path
 from bilayer import codec
 from bilayer.errors import InvalidOperation
 from bilayer.execution.executor import execute, genesis_state
-from bilayer.execution.governance import ExecContext, council_total, frozen_key, get_proposal
+from bilayer.execution.governance.context import ExecContext
+from bilayer.execution.governance.council import Council
+from bilayer.execution.governance.freezes import Freezes
 from bilayer.execution.state import State
 from bilayer.genesis import Allocation, Genesis, GenesisCouncilMember, GenesisRegulator, GovernanceParams
 from bilayer.keys.signing import Signer
@@ -90,15 +92,15 @@ def propose(action: object) -> GovPropose:
 
 def test_freeze_by_proposal_then_unfreeze() -> None:
     ledger = Ledger()
-    assert council_total(ledger.state) == 4
+    assert Council(ledger.state).total() == 4
     assert ledger.run(1000, (OUTSIDER, propose(FreezeAccount(BOB.public_key)))) == [rejected("not_council_member")]
     assert ledger.run(1000, (A, propose(FreezeAccount(BOB.public_key)))) == [FINAL]
-    record = get_proposal(ledger.state, 1)
+    record = Council(ledger.state).proposal(1)
     assert record.status == "voting" and record.proposer == A.public_key and record.deadline_ms == 11_000
     assert ledger.run(2000, (B, GovVote(1, "yes"))) == [FINAL]
-    assert get_proposal(ledger.state, 1).status == "voting"  # 1 of 4 is below two thirds
+    assert Council(ledger.state).proposal(1).status == "voting"  # 1 of 4 is below two thirds
     assert ledger.run(3000, (A, GovVote(1, "yes")), (A, GovVote(1, "no"))) == [FINAL, rejected("double_vote")]
-    assert get_proposal(ledger.state, 1).status == "passed" and get_proposal(ledger.state, 1).passed_ms == 3000
+    assert Council(ledger.state).proposal(1).status == "passed" and Council(ledger.state).proposal(1).passed_ms == 3000
     assert ledger.run(7999, (OUTSIDER, GovExecute(1))) == [rejected("timelock_not_expired")]
     assert ledger.run(8000, (OUTSIDER, GovExecute(1))) == [FINAL]  # anyone may execute a passed proposal
     assert ledger.run(8001, (OUTSIDER, GovExecute(1))) == [rejected("proposal_already_executed")]
@@ -111,7 +113,7 @@ def test_freeze_by_proposal_then_unfreeze() -> None:
     assert ledger.run(9500, (C, propose(UnfreezeAccount(BOB.public_key))), (A, GovVote(2, "yes")),
                       (C, GovVote(2, "yes"))) == [FINAL, FINAL, FINAL]
     assert ledger.run(14_500, (B, GovExecute(2))) == [FINAL]
-    assert ledger.state.get(frozen_key(BOB.public_key)) is None
+    assert Freezes(ledger.state).decision(BOB.public_key) is None
     assert ledger.run(15_000, (BOB, Transfer("BLY", 5, ALICE.public_key))) == [FINAL]
 
 
@@ -122,7 +124,7 @@ def test_votes_close_at_the_deadline_and_quorum_decides() -> None:
     assert ledger.run(10_000, (A, GovVote(1, "yes"))) == [rejected("vote_after_deadline")]
     # at the deadline: quorum 2 of 4 reached, but yes is 1 of 2 decided: below two thirds
     assert ledger.run(20_000, (B, GovExecute(1))) == [rejected("proposal_not_passed")]
-    assert get_proposal(ledger.state, 1).status == "voting"  # stored record; decided lazily
+    assert Council(ledger.state).proposal(1).status == "voting"  # stored record; decided lazily
 
     ledger.run(21_000, (A, propose(BanKey(OUTSIDER.public_key))))
     ledger.run(22_000, (B, GovVote(2, "yes")), (C, GovVote(2, "yes")))  # 2 of 4 cast: quorum; yes 2/2
@@ -135,7 +137,7 @@ def test_votes_close_at_the_deadline_and_quorum_decides() -> None:
 def test_only_the_proposer_cancels_and_a_cancelled_proposal_never_executes() -> None:
     ledger = Ledger()
     ledger.run(0, (A, propose(FreezeAccount(ALICE.public_key))), (A, GovVote(1, "yes")), (B, GovVote(1, "yes")))
-    assert get_proposal(ledger.state, 1).status == "passed"
+    assert Council(ledger.state).proposal(1).status == "passed"
     assert ledger.run(100, (B, GovCancel(1))) == [rejected("not_proposer")]
     assert ledger.run(200, (A, GovCancel(1))) == [FINAL]
     assert ledger.run(9000, (B, GovExecute(1))) == [rejected("proposal_not_passed")]
@@ -147,7 +149,7 @@ def test_only_the_proposer_cancels_and_a_cancelled_proposal_never_executes() -> 
 def test_no_single_member_exceeds_its_weight() -> None:
     ledger = Ledger()
     ledger.run(0, (A, propose(FreezeAccount(ALICE.public_key))), (A, GovVote(1, "yes")))
-    assert get_proposal(ledger.state, 1).status == "voting"  # the heaviest member alone cannot pass it
+    assert Council(ledger.state).proposal(1).status == "voting"  # the heaviest member alone cannot pass it
     assert ledger.run(20_000, (A, GovExecute(1))) == [rejected("proposal_not_passed")]
 
 
@@ -262,8 +264,7 @@ ALICE_ID, BOB_ID = b"\xa1" * 16, b"\xb0" * 16
 
 def passed(ledger: Ledger, time_ms: int, action: object) -> None:
     """Propose, vote with A and B (3 of 4: passes at once), execute after the timelock."""
-    number = ledger.state.get(b"Gn")
-    next_number = (0 if number is None else codec.decode(number, int)) + 1
+    next_number = Council(ledger.state).proposal_count() + 1
     ledger.run(time_ms, (A, propose(action)), (A, GovVote(next_number, "yes")), (B, GovVote(next_number, "yes")))
     assert ledger.run(time_ms + PARAMS.timelock_ms, (C, GovExecute(next_number))) == [FINAL]
 
@@ -314,7 +315,7 @@ def test_every_gate_refusal_names_the_decision_behind_it() -> None:
 
 
 def test_dry_run_reports_what_a_rule_would_have_refused_and_changes_nothing() -> None:
-    from bilayer.execution.governance import dry_run
+    from bilayer.execution.governance.gate import dry_run
 
     ledger = Ledger()
     history = [ledger.entry(BOB, Transfer("BLY", 5, ALICE.public_key)),
@@ -340,14 +341,14 @@ def test_the_council_changes_itself_by_proposal() -> None:
     ledger = Ledger()
     newcomer = seeded_signer(40)
     passed(ledger, 0, SetCouncilMember(newcomer.public_key, 3))
-    assert council_total(ledger.state) == 7
+    assert Council(ledger.state).total() == 7
     assert ledger.run(6000, (newcomer, propose(BanKey(OUTSIDER.public_key)))) == [FINAL]
     # the newcomer's weight counts at once: with A, 5 of 7 pass the removal of B
     ledger.run(7000, (A, propose(SetCouncilMember(B.public_key, 0))), (A, GovVote(3, "yes")),
                (newcomer, GovVote(3, "yes")))
-    assert get_proposal(ledger.state, 3).status == "passed"
+    assert Council(ledger.state).proposal(3).status == "passed"
     assert ledger.run(12_000, (C, GovExecute(3))) == [FINAL]
-    assert council_total(ledger.state) == 6
+    assert Council(ledger.state).total() == 6
     assert ledger.run(13_000, (B, GovVote(2, "yes"))) == [rejected("not_council_member")]
 
 

@@ -20,15 +20,9 @@ from bilayer.consensus.messages import (
 from bilayer.errors import InvalidOperation
 from bilayer.execution.errors import ExecutionRejected
 from bilayer.execution.executor import execute, genesis_state
-from bilayer.execution.governance import (
-    MAX_VALIDATORS,
-    ExecContext,
-    ValidatorSetWouldBeEmpty,
-    get_proposal,
-    validator_change,
-    validator_change_count,
-    validator_members,
-)
+from bilayer.execution.governance.context import ExecContext
+from bilayer.execution.governance.council import Council
+from bilayer.execution.governance.validator_set import MAX_VALIDATORS, Validators, ValidatorSetWouldBeEmpty
 from bilayer.execution.state import State
 from bilayer.genesis import ChainParams, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
 from bilayer.keys.keystore import Keystore
@@ -131,28 +125,28 @@ def test_valid_actions_pass_and_render_the_target() -> None:
 
 def test_genesis_set_is_in_state_as_the_first_change() -> None:
     state = genesis_state(GENESIS)
-    assert [(m.key, m.name, m.power) for m in validator_members(state)] == sorted(
+    assert [(m.key, m.name, m.power) for m in Validators(state).members()] == sorted(
         (s.public_key, f"v{i}", 1) for i, s in enumerate(VALIDATORS))
-    assert validator_change_count(state) == 1
-    first = validator_change(state, 1)
+    assert Validators(state).change_count() == 1
+    first = Validators(state).change(1)
     assert first is not None and first.height == 1 and first.executed_height == 0 and first.proposals == ()
 
 
 def test_adding_reweighting_and_removing_record_each_change_for_two_heights_later() -> None:
     results, state = run(GENESIS, 5, (SetValidator(NEWCOMER.public_key, 2), 1))
     assert results == [("FINAL", "")] * 4
-    members = {m.key: (m.name, m.power) for m in validator_members(state)}
+    members = {m.key: (m.name, m.power) for m in Validators(state).members()}
     assert members[NEWCOMER.public_key] == (NEWCOMER.address[:12], 2)
-    change = validator_change(state, 2)
+    change = Validators(state).change(2)
     assert change is not None and (change.height, change.executed_height, change.proposals) == (7, 5, (1,))
-    assert get_proposal(state, 1).status == "executed"
+    assert Council(state).proposal(1).status == "executed"
 
     # two decisions executed in one checkpoint make one change; a reweight keeps the name
     results, state = run(GENESIS, 9, (SetValidator(VALIDATORS[0].public_key, 0), 1),
                          (SetValidator(VALIDATORS[1].public_key, 5), 2))
     assert results == [("FINAL", "")] * 8
-    assert validator_change_count(state) == 2
-    change = validator_change(state, 2)
+    assert Validators(state).change_count() == 2
+    change = Validators(state).change(2)
     assert change is not None and change.height == 11 and change.proposals == (1, 2)
     assert {m.name: m.power for m in change.members} == {"v1": 5, "v2": 1, "v3": 1}
     assert [m.key for m in change.members] == sorted(m.key for m in change.members)
@@ -163,15 +157,15 @@ def test_the_last_validator_cannot_be_removed() -> None:
     results, state = run(alone, 3, (SetValidator(VALIDATORS[0].public_key, 0), 1))
     assert results[-1] == ("REJECTED", "validator_set_would_be_empty")
     assert issubclass(ValidatorSetWouldBeEmpty, ExecutionRejected)
-    assert [m.key for m in validator_members(state)] == [VALIDATORS[0].public_key]
-    assert validator_change_count(state) == 1
-    assert get_proposal(state, 1).status == "passed"  # not executed: it may not be carried out
+    assert [m.key for m in Validators(state).members()] == [VALIDATORS[0].public_key]
+    assert Validators(state).change_count() == 1
+    assert Council(state).proposal(1).status == "passed"  # not executed: it may not be carried out
 
 
 def test_removing_a_key_that_is_no_validator_is_refused() -> None:
     results, state = run(GENESIS, 3, (SetValidator(NEWCOMER.public_key, 0), 1))
     assert results[-1] == ("REJECTED", "validator_not_found")
-    assert validator_change_count(state) == 1
+    assert Validators(state).change_count() == 1
 
 
 def test_the_set_is_bounded() -> None:

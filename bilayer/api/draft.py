@@ -17,6 +17,7 @@ import msgspec
 
 from .. import codec
 from ..errors import BadRequest
+from ..execution.governance.options import ActionOptions, parse_hex32, parse_key
 from ..genesis import ChainParams
 from ..keys.address import address_from_public_key
 from ..ledger.dag import Dag
@@ -33,7 +34,7 @@ from ..ledger.operations import (
     RegReview,
     Transfer,
 )
-from .actions import ACTIONS, ActionOptions, make_action, parse_hex32, parse_key
+from .actions import ACTIONS, make_action
 
 MAX_DRAFT_PARENTS = 4  # the author's previous entry and a few tips, as the CLI picks them
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..execution.application import installed_applications
+from ..execution.governance.actions import action_specs
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -691,6 +694,20 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                     "responses": {"200": _json({"type": "object"}, "the review queue"), **_errors(400, 404)},
                 }
             },
+            "/v1/apps/{app}/{query}": {
+                "get": {
+                    "summary": "An installed application's read query, as of the latest checkpoint: "
+                               + "; ".join(f"`{app.name}` ({app.summary}): "
+                                           + ", ".join(f"`{name}`" for name in sorted(app.queries))
+                                           for app in installed_applications()),
+                    "parameters": [
+                        {"name": "app", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": [app.name for app in installed_applications()]}},
+                        {"name": "query", "in": "path", "required": True, "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": _json({"type": "object"}, "the query's answer"), **_errors(400, 404)},
+                }
+            },
             "/v1/params": {
                 "get": {
                     "summary": "The chain parameters in force (changed by proposal), and the loosest the chain ever"
@@ -703,7 +720,9 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                     "summary": "Which already-final entries a proposed action would have refused (nothing is"
                                " written); identities and other rules are taken as they are now",
                     "parameters": [
-                        {"name": "action", "in": "query", "required": True, "schema": {"type": "string"}},
+                        {"name": "action", "in": "query", "required": True,
+                         "description": "; ".join(f"`{s.name}`: {s.summary}" for s in action_specs()),
+                         "schema": {"type": "string", "enum": [s.name for s in action_specs()]}},
                         {"name": "target", "in": "query", "schema": {"type": "string"}},
                         {"name": "service", "in": "query", "schema": {"type": "string"}},
                         {"name": "identity", "in": "query", "schema": {"type": "string"}},

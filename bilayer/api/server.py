@@ -39,34 +39,18 @@ from ..errors import (
     RateLimited,
     TraceHopsInvalid,
 )
-from ..execution import operators
+from ..execution.application import application
 from ..execution.errors import ExecutionRejected
-from ..execution.governance import (
-    VALIDATOR_CHANGE_DELAY,
-    EmergencyRecord,
-    ExecContext,
-    HeldRecord,
-    IdentityRule,
-    ProposalNotFound,
-    RedactionRecord,
-    banned_identity_key,
-    blocking_content_rule,
-    chain_params,
-    content_keywords,
-    content_rules,
-    dry_run,
-    emergency_count,
-    get_emergency,
-    get_proposal,
-    held_of,
-    identity_of,
-    interception_rules,
-    keywords_in,
-    loosest_params,
-    review_queue,
-    vote_key,
-)
-from ..execution.state import State
+from ..execution.governance.context import ExecContext
+from ..execution.governance.council import Council, ProposalNotFound
+from ..execution.governance.emergency import Emergencies
+from ..execution.governance.gate import dry_run
+from ..execution.governance.identity import Identities
+from ..execution.governance.options import parse_hex32
+from ..execution.governance.params import Params
+from ..execution.governance.review import ReviewQueue
+from ..execution.governance.rules import Rules, keywords_in
+from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY
 from ..keys.address import address_from_public_key, public_key_from_address
 from ..ledger.entry import EntryHeader, SignedEntry
 from ..ledger.operations import (
@@ -81,12 +65,23 @@ from ..ledger.operations import (
 from ..node.ingest import Status, SubmitResult
 from ..node.ratelimit import RateLimiter
 from ..node.storage import Storage
-from .actions import ACTIONS, make_action, options_from_query, parse_hex32
+from .actions import ACTIONS, make_action, options_from_query
 from .draft import DraftRequest, make_draft
 from .guard import ConnectionGuard
 from .openapi import openapi_document
 from .stream import serve_stream
-from .views import b64, council_view, finalized_view, fork_view, proposal_view, stored_view
+from .views import (
+    b64,
+    compliance_view,
+    council_view,
+    emergency_target,
+    finalized_view,
+    fork_view,
+    held_view,
+    proposal_view,
+    review_queue_view,
+    stored_view,
+)
 
 T = TypeVar("T")
 PROPOSAL_STATUSES = ("voting", "passed", "rejected", "executed", "cancelled")
@@ -287,8 +282,8 @@ async def get_entry(request: web.Request) -> web.Response:
     result = node.storage.result(entry_id)
     held = None
     if result is not None and result.outcome == "HELD" and node.chain is not None:
-        record = held_of(node.chain.state, entry_id)
-        held = None if record is None else _held_view(record)
+        record = ReviewQueue(node.chain.state).held(entry_id)
+        held = None if record is None else held_view(record)
     view = stored_view(stored, result, review=held)
     if stored.tombstone is None and "payload" in view:
         try:
@@ -334,8 +329,8 @@ def _refuse_blocked_content(node: LedgerNode, entry_id: bytes, header: EntryHead
         return
     op = decode_operation(header.kind, header.body)
     assert isinstance(op, Data)
-    found = keywords_in(payload, content_keywords(chain.state))
-    rule = blocking_content_rule(chain.state, header, op, found)
+    rules = Rules(chain.state)
+    rule = rules.blocking_content_rule(header, op, keywords_in(payload, rules.content_keywords()))
     if rule is not None:
         raise ContentRefused(f"content rule {rule.rule_id!r} (proposal {rule.decision}) blocks this payload")
 
@@ -440,10 +435,9 @@ async def list_proposals(request: web.Request) -> web.Response:
     wanted = request.query.get("status")
     if wanted is not None and wanted not in PROPOSAL_STATUSES:
         raise BadRequest(f"status is one of {', '.join(PROPOSAL_STATUSES)}")
-    raw = chain.state.get(b"Gn")
-    count = 0 if raw is None else codec.decode(raw, int)
-    views = [proposal_view(get_proposal(chain.state, n), chain.state, node.genesis.governance, _now_ms())
-             for n in range(count, 0, -1)]
+    council = Council(chain.state)
+    views = [proposal_view(council.proposal(n), chain.state, node.genesis.governance, _now_ms())
+             for n in range(council.proposal_count(), 0, -1)]
     if wanted is not None:
         views = [v for v in views if v["status"] == wanted]
     return json_response({"height": chain.height, "proposals": views[:MAX_LIST]})
@@ -459,15 +453,16 @@ async def get_proposal_route(request: web.Request) -> web.Response:
     if not 1 <= number <= 2**62:
         raise BadRequest("a proposal number is a positive integer")
     try:
-        record = get_proposal(chain.state, number)
+        record = Council(chain.state).proposal(number)
     except ProposalNotFound:
         raise NotFound(f"no proposal {number} (as of height {chain.height})") from None
     view = proposal_view(record, chain.state, node.genesis.governance, _now_ms())
     votes = []
-    for member in council_view(chain.state):
-        choice = chain.state.get(vote_key(number, public_key_from_address(member["address"])))
+    council = Council(chain.state)
+    for member, weight in council.members():
+        choice = council.vote_of(number, member)
         if choice is not None:
-            votes.append({"voter": member["address"], "weight": member["weight"], "choice": codec.decode(choice, str)})
+            votes.append({"voter": address_from_public_key(member), "weight": weight, "choice": choice})
     view["votes"] = votes
     view["height"] = chain.height
     affected = node.storage.results_caused_by(f"proposal:{number}", MAX_LIST)
@@ -495,8 +490,9 @@ async def gov_dry_run(request: web.Request) -> web.Response:
     if options.outcome not in INTERCEPTION_OUTCOMES:
         raise BadRequest("outcome is reject or hold")
     try:
-        action = make_action(action_name, options, chain_params(chain.state))
-        GovPropose(action=action, reason="dry run", legal_ref="").check(0, chain_params(chain.state))
+        params = Params(chain.state).current()
+        action = make_action(action_name, options, params)
+        GovPropose(action=action, reason="dry run", legal_ref="").check(0, params)
     except (TypeError, BilayerError) as exc:
         raise BadRequest(f"this action is not valid: {exc}") from None
     since = _int_query(request, "since", 1, 1, 2**62)
@@ -550,11 +546,10 @@ async def list_management_actions(request: web.Request) -> web.Response:
         })
     now = _now_ms()
     lapses = []
-    for number in range(emergency_count(chain.state), 0, -1):
-        record = get_emergency(chain.state, number)
+    for record in Emergencies(chain.state).newest_first():
         if record.status(now) == "lapsed":
-            lapses.append({"kind": "reg.lapse", "emergency": number, "time_ms": record.expires_ms,
-                           **_emergency_target(record), "derived": True})
+            lapses.append({"kind": "reg.lapse", "emergency": record.number, "time_ms": record.expires_ms,
+                           **emergency_target(record), "derived": True})
     return json_response({"height": chain.height, "actions": actions, "lapses": lapses[:MAX_LIST]})
 
 
@@ -666,13 +661,6 @@ async def get_audit_trace(request: web.Request) -> web.Response:
     return json_response(found.to_json())
 
 
-def _emergency_target(record: EmergencyRecord) -> dict[str, Any]:
-    """What a regulator's emergency act applies to: an account it froze, or a rule it set."""
-    if record.rule_id:
-        return {"action": "intercept", "rule_id": record.rule_id, "account": None}
-    return {"action": "freeze", "account": address_from_public_key(record.account)}
-
-
 async def get_council(request: web.Request) -> web.Response:
     node = request.app[NODE]
     chain = _finality_chain(node)
@@ -684,83 +672,7 @@ async def get_council(request: web.Request) -> web.Response:
 async def get_compliance(request: web.Request) -> web.Response:
     node = request.app[NODE]
     chain = _finality_chain(node)
-    state = chain.state
-    frozen: list[dict[str, Any]] = []
-    banned: list[dict[str, Any]] = []
-    suspended: list[dict[str, Any]] = []
-    providers: list[dict[str, Any]] = []
-    banned_identities: list[dict[str, Any]] = []
-    rules: list[dict[str, Any]] = []
-    redactions: list[dict[str, Any]] = []
-    for key, value in sorted(state.items()):
-        if len(key) == 33 and key[:1] in (b"F", b"X", b"P"):
-            row = {"address": address_from_public_key(key[1:]), "decision": codec.decode(value, int)}
-            {b"F": frozen, b"X": banned, b"P": providers}[key[:1]].append(row)
-        elif key[:2] == b"XI":
-            banned_identities.append({"identity": key[2:].hex(), "decision": codec.decode(value, int)})
-        elif key[:1] == b"S":
-            suspended.append({"kind": key[1:].decode(), "decision": codec.decode(value, int)})
-        elif key[:1] == b"D" and len(key) == 33:
-            redaction = codec.decode(value, RedactionRecord)
-            redactions.append({"entry": key[1:].hex(), "decision": redaction.decision,
-                               "reason_code": redaction.reason_code, "time_ms": redaction.time_ms,
-                               "height": redaction.height})
-        elif key[:1] == b"Q":
-            rule = codec.decode(value, IdentityRule)
-            rules.append({"kind": key[1:].decode(), "min_level": rule.min_level, "above_amount": rule.above_amount,
-                          "decision": rule.decision})
-    now = _now_ms()
-    emergencies = []
-    for number in range(emergency_count(state), 0, -1):
-        record = get_emergency(state, number)
-        emergencies.append({
-            "number": number, "status": record.status(now), **_emergency_target(record),
-            "regulator": address_from_public_key(record.regulator), "reason": record.reason,
-            "legal_ref": record.legal_ref, "entry": record.entry_id.hex(), "created_ms": record.created_ms,
-            "expires_ms": record.expires_ms, "ratified_by": record.ratified_by or None,
-        })
-    intercepts = [
-        {"rule_id": r.rule_id, "min_amount": r.min_amount, "asset": r.asset or None,
-         "counterparties": [address_from_public_key(c) for c in r.counterparties],
-         "max_identity_level": r.max_identity_level, "outcome": r.outcome, "review_ms": r.review_ms or None,
-         "decision": r.decision or None, "emergency": r.emergency or None,
-         "in_force": not r.emergency or get_emergency(state, r.emergency).active(now)}
-        for r in interception_rules(state)
-    ]
-    contents = [
-        {"rule_id": r.rule_id, "payload_hash": r.payload_hash.hex() or None, "keyword": r.keyword or None,
-         "media_type": r.media_type or None, "max_size": None if r.max_size < 0 else r.max_size,
-         "decision": r.decision}
-        for r in content_rules(state)
-    ]
-    operator_rows = [{"address": address_from_public_key(key), "kind": kind, "decision": decision}
-                     for key, kind, decision in operators.operators(state)]
-    paused = [{"kind": kind, "operator": address_from_public_key(p.operator), "entry": p.entry_id.hex(),
-               "reason": p.reason, "time_ms": p.time_ms, "height": p.height} for kind, p in operators.pauses(state)]
-    return json_response({"height": chain.height, "frozen_accounts": frozen, "banned_keys": banned,
-                          "operators": operator_rows, "paused_services": paused,
-                          "interception_rules": intercepts, "content_rules": contents,
-                          "review_queue": _review_queue_view(state, MAX_LIST), "redactions": redactions[:MAX_LIST],
-                          "suspended_services": suspended, "identity_providers": providers,
-                          "banned_identities": banned_identities, "identity_rules": rules,
-                          "emergencies": emergencies[:MAX_LIST]})
-
-
-def _held_view(record: HeldRecord) -> dict[str, Any]:
-    return {"entry": record.entry_id.hex(), "status": record.status, "from": address_from_public_key(record.author),
-            "to": address_from_public_key(record.to), "asset": record.asset, "amount": record.amount,
-            "rule_id": record.rule_id, "decision": record.decision, "held_ms": record.held_ms,
-            "deadline_ms": record.deadline_ms, "decided_height": record.decided_height or None,
-            "decided_by": record.decided_entry.hex() or None, "reason": record.reason or None}
-
-
-def _review_queue_view(state: State, limit: int) -> list[dict[str, Any]]:
-    rows = []
-    for _, entry_id in review_queue(state)[:limit]:
-        record = held_of(state, entry_id)
-        if record is not None:
-            rows.append(_held_view(record))
-    return rows
+    return json_response({"height": chain.height, **compliance_view(chain.state, _now_ms(), MAX_LIST)})
 
 
 async def get_review_queue(request: web.Request) -> web.Response:
@@ -768,16 +680,31 @@ async def get_review_queue(request: web.Request) -> web.Response:
     node = request.app[NODE]
     chain = _finality_chain(node)
     limit = _int_query(request, "limit", 100, 1, MAX_LIST)
-    queue = review_queue(chain.state)
-    return json_response({"height": chain.height, "count": len(queue), "held": _review_queue_view(chain.state, limit)})
+    queue = ReviewQueue(chain.state).queue()
+    return json_response({"height": chain.height, "count": len(queue), "held": review_queue_view(chain.state, limit)})
+
+
+async def get_app_query(request: web.Request) -> web.Response:
+    """An installed application's read query, over the state as of the latest checkpoint."""
+    node = request.app[NODE]
+    chain = _finality_chain(node)
+    name, query_name = request.match_info["app"], request.match_info["query"]
+    found = application(name)
+    if found is None:
+        raise NotFound(f"no application {name!r} is installed")
+    query = found.queries.get(query_name)
+    if query is None:
+        raise NotFound(f"application {name!r} has no query {query_name!r}; it has {', '.join(sorted(found.queries))}")
+    return json_response({"height": chain.height, **query(chain.state, request.query)})
 
 
 async def get_params(request: web.Request) -> web.Response:
     """The chain parameters in force, and the loosest ever (what old entries were admitted by)."""
     node = request.app[NODE]
     chain = _finality_chain(node)
-    return json_response({"height": chain.height, "params": msgspec.to_builtins(chain_params(chain.state)),
-                          "loosest": msgspec.to_builtins(loosest_params(chain.state))})
+    params = Params(chain.state)
+    return json_response({"height": chain.height, "params": msgspec.to_builtins(params.current()),
+                          "loosest": msgspec.to_builtins(params.loosest())})
 
 
 async def get_identity(request: web.Request) -> web.Response:
@@ -785,10 +712,11 @@ async def get_identity(request: web.Request) -> web.Response:
     address = request.match_info["address"]
     public_key = public_key_from_address(address)
     chain = _finality_chain(node)
-    record = identity_of(chain.state, public_key)
+    identities = Identities(chain.state)
+    record = identities.identity_of(public_key)
     if record is None:
         raise NotFound(f"no identity is attested for {address} (as of height {chain.height})")
-    banned = chain.state.get(banned_identity_key(record.identity)) is not None
+    banned = identities.identity_ban(record.identity) is not None
     return json_response({
         "address": address, "identity": record.identity.hex(), "level": record.level,
         "expires_ms": record.expires_ms, "expired": record.expires_ms <= _now_ms(),
@@ -980,6 +908,7 @@ def build_app(
     app.router.add_get("/v1/compliance", get_compliance)
     app.router.add_get("/v1/compliance/review", get_review_queue)
     app.router.add_get("/v1/params", get_params)
+    app.router.add_get("/v1/apps/{app}/{query}", get_app_query)
     app.router.add_get("/v1/identities/{address}", get_identity)
     app.router.add_get("/v1/audit/actions", list_management_actions)
     app.router.add_get("/v1/audit/proof/{entry_id}", get_entry_proof)

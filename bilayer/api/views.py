@@ -9,7 +9,14 @@ import msgspec
 
 from .. import codec
 from ..consensus.messages import FinalizedCheckpoint
-from ..execution.governance import ProposalRecord, council_total, effective
+from ..execution.governance.council import Council, ProposalRecord, effective
+from ..execution.governance.emergency import Emergencies, EmergencyRecord
+from ..execution.governance.freezes import Freezes
+from ..execution.governance.identity import Identities
+from ..execution.governance.redaction import Redactions
+from ..execution.governance.review import HeldRecord, ReviewQueue
+from ..execution.governance.rules import Rules
+from ..execution.governance.services import Services
 from ..execution.state import State
 from ..genesis import GovernanceParams
 from ..keys.address import address_from_public_key
@@ -113,7 +120,8 @@ def fork_view(evidence: ForkEvidence) -> dict[str, Any]:
 
 def proposal_view(record: ProposalRecord, state: State, params: GovernanceParams, now_ms: int) -> dict[str, Any]:
     """A proposal as of `now_ms` (its status decided at the deadline if it had not passed before)."""
-    current = effective(record, council_total(state), params, now_ms)
+    total = Council(state).total()
+    current = effective(record, total, params, now_ms)
     action = GovPropose(action=record.action, reason=record.reason, legal_ref=record.legal_ref).view()["action"]
     view: dict[str, Any] = {
         "number": current.number,
@@ -126,7 +134,7 @@ def proposal_view(record: ProposalRecord, state: State, params: GovernanceParams
         "created_ms": current.created_ms,
         "deadline_ms": current.deadline_ms,
         "tally": {"yes": current.yes, "no": current.no, "abstain": current.abstain, "approvals": current.approvals,
-                  "council_weight": council_total(state)},
+                  "council_weight": total},
         "passed_ms": current.passed_ms if current.passed_ms >= 0 else None,
         "executable_from_ms": current.passed_ms + params.timelock_ms if current.passed_ms >= 0 else None,
     }
@@ -137,8 +145,77 @@ def proposal_view(record: ProposalRecord, state: State, params: GovernanceParams
 
 
 def council_view(state: State) -> list[dict[str, Any]]:
-    members = []
-    for key, value in sorted(state.items()):
-        if key[:1] == b"C" and len(key) == 33 and codec.decode(value, int) > 0:
-            members.append({"address": address_from_public_key(key[1:]), "weight": codec.decode(value, int)})
-    return members
+    return [{"address": address_from_public_key(key), "weight": weight} for key, weight in Council(state).members()]
+
+
+def emergency_target(record: EmergencyRecord) -> dict[str, Any]:
+    """What a regulator's emergency act applies to: an account it froze, or a rule it set."""
+    if record.rule_id:
+        return {"action": "intercept", "rule_id": record.rule_id, "account": None}
+    return {"action": "freeze", "account": address_from_public_key(record.account)}
+
+
+def held_view(record: HeldRecord) -> dict[str, Any]:
+    return {"entry": record.entry_id.hex(), "status": record.status, "from": address_from_public_key(record.author),
+            "to": address_from_public_key(record.to), "asset": record.asset, "amount": record.amount,
+            "rule_id": record.rule_id, "decision": record.decision, "held_ms": record.held_ms,
+            "deadline_ms": record.deadline_ms, "decided_height": record.decided_height or None,
+            "decided_by": record.decided_entry.hex() or None, "reason": record.reason or None}
+
+
+def review_queue_view(state: State, limit: int) -> list[dict[str, Any]]:
+    """Transfers held for review, soonest deadline first."""
+    review = ReviewQueue(state)
+    rows = []
+    for _, held_id in review.queue()[:limit]:
+        record = review.held(held_id)
+        if record is not None:
+            rows.append(held_view(record))
+    return rows
+
+
+def compliance_view(state: State, now_ms: int, limit: int) -> dict[str, Any]:
+    """Everything the gate enforces, each with the decision behind it, read from each power's
+    keeper by prefix: the cost follows the length of the lists, not the size of the state."""
+    identities, services, emergencies, rules = Identities(state), Services(state), Emergencies(state), Rules(state)
+
+    def by_key(rows: list[tuple[bytes, int]]) -> list[dict[str, Any]]:
+        return [{"address": address_from_public_key(key), "decision": decision} for key, decision in rows]
+
+    return {
+        "frozen_accounts": by_key(Freezes(state).frozen_accounts()),
+        "banned_keys": by_key(identities.banned_keys()),
+        "operators": [{"address": address_from_public_key(key), "kind": kind, "decision": decision}
+                      for key, kind, decision in services.operators()],
+        "paused_services": [{"kind": kind, "operator": address_from_public_key(p.operator), "entry": p.entry_id.hex(),
+                             "reason": p.reason, "time_ms": p.time_ms, "height": p.height}
+                            for kind, p in services.pauses()],
+        "interception_rules": [
+            {"rule_id": r.rule_id, "min_amount": r.min_amount, "asset": r.asset or None,
+             "counterparties": [address_from_public_key(c) for c in r.counterparties],
+             "max_identity_level": r.max_identity_level, "outcome": r.outcome, "review_ms": r.review_ms or None,
+             "decision": r.decision or None, "emergency": r.emergency or None,
+             "in_force": not r.emergency or emergencies.get(r.emergency).active(now_ms)}
+            for r in rules.interception_rules()],
+        "content_rules": [
+            {"rule_id": r.rule_id, "payload_hash": r.payload_hash.hex() or None, "keyword": r.keyword or None,
+             "media_type": r.media_type or None, "max_size": None if r.max_size < 0 else r.max_size,
+             "decision": r.decision}
+            for r in rules.content_rules()],
+        "review_queue": review_queue_view(state, limit),
+        "redactions": [{"entry": redacted.hex(), "decision": record.decision, "reason_code": record.reason_code,
+                        "time_ms": record.time_ms, "height": record.height}
+                       for redacted, record in Redactions(state).all()[:limit]],
+        "suspended_services": [{"kind": kind, "decision": decision} for kind, decision in services.suspended()],
+        "identity_providers": by_key(identities.providers()),
+        "banned_identities": [{"identity": identity.hex(), "decision": decision}
+                              for identity, decision in identities.banned_identities()],
+        "identity_rules": [{"kind": kind, "min_level": rule.min_level, "above_amount": rule.above_amount,
+                            "decision": rule.decision} for kind, rule in identities.rules()],
+        "emergencies": [{
+            "number": record.number, "status": record.status(now_ms), **emergency_target(record),
+            "regulator": address_from_public_key(record.regulator), "reason": record.reason,
+            "legal_ref": record.legal_ref, "entry": record.entry_id.hex(), "created_ms": record.created_ms,
+            "expires_ms": record.expires_ms, "ratified_by": record.ratified_by or None,
+        } for record in emergencies.newest_first()[:limit]],
+    }

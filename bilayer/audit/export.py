@@ -30,16 +30,11 @@ import msgspec
 
 from .. import codec
 from ..errors import BadRequest, BilayerError, ConfigError, ExportTooLarge, ProofInvalid
-from ..execution.governance import (
-    EmergencyRecord,
-    ProposalRecord,
-    banned_key,
-    emergency_freeze_key,
-    emergency_key,
-    frozen_key,
-    held_of,
-    proposal_key,
-)
+from ..execution.governance.council import Council, ProposalNotFound, ProposalRecord
+from ..execution.governance.emergency import Emergencies, EmergencyNotFound
+from ..execution.governance.freezes import Freezes
+from ..execution.governance.identity import Identities
+from ..execution.governance.review import ReviewQueue
 from ..execution.state import State
 from ..genesis import Genesis, validate_genesis
 from ..keys.address import public_key_from_address
@@ -207,19 +202,19 @@ def _acts_of(source: ChainSource, state: State, causes: set[str]) -> list[tuple[
             continue
         number = int(number_text)
         if kind == "proposal":
-            raw = state.get(proposal_key(number))
-            if raw is None:
+            try:
+                proposal = Council(state).proposal(number)
+            except ProposalNotFound:
                 continue
-            proposal = codec.decode(raw, ProposalRecord)
             acts.append((proposal.entry_id, f"{cause} proposed"))
             acts.extend((vote, f"{cause} voted") for vote in _votes_on(source, proposal))
             if proposal.executed_entry:
                 acts.append((proposal.executed_entry, f"{cause} executed"))
         elif kind == "emergency":
-            raw = state.get(emergency_key(number))
-            if raw is None:
+            try:
+                emergency = Emergencies(state).get(number)
+            except EmergencyNotFound:
                 continue
-            emergency = codec.decode(raw, EmergencyRecord)
             acts.append((emergency.entry_id, f"{cause} ordered"))
             if emergency.ratified_by:
                 pending.append(f"proposal:{emergency.ratified_by}")
@@ -228,13 +223,9 @@ def _acts_of(source: ChainSource, state: State, causes: set[str]) -> list[tuple[
 
 def _account_causes(state: State, public_key: bytes) -> set[str]:
     """The decisions in force against the account: freezes (council or emergency) and key bans."""
-    causes = set()
-    for key, kind in ((frozen_key(public_key), "proposal"), (banned_key(public_key), "proposal"),
-                      (emergency_freeze_key(public_key), "emergency")):
-        raw = state.get(key)
-        if raw is not None:
-            causes.add(f"{kind}:{codec.decode(raw, int)}")
-    return causes
+    found = [("proposal", Freezes(state).decision(public_key)), ("proposal", Identities(state).key_ban(public_key)),
+             ("emergency", Emergencies(state).freeze_of(public_key))]
+    return {f"{kind}:{number}" for kind, number in found if number is not None}
 
 
 def _selected(source: ChainSource, public_key: bytes, query: ExportQuery) -> list[tuple[StoredResult, str]]:
@@ -265,7 +256,7 @@ def build_package(source: ChainSource, state: State, query: ExportQuery,
     causes = {r.cause for r, _ in selected if r.cause} | _account_causes(state, public_key)
     found = _acts_of(source, state, causes)
     for result, _ in selected:
-        held = held_of(state, result.entry_id)
+        held = ReviewQueue(state).held(result.entry_id)
         if held is not None and held.decided_entry:
             found.append((held.decided_entry, f"review of {result.entry_id.hex()}"))
     unique: dict[bytes, str] = {}

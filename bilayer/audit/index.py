@@ -35,7 +35,8 @@ from typing import Any
 
 from .. import codec
 from ..errors import BilayerError
-from ..execution.governance import get_proposal, held_of
+from ..execution.governance.council import Council
+from ..execution.governance.review import ReviewQueue
 from ..execution.state import State
 from ..genesis import Genesis
 from ..keys.address import public_key_from_address
@@ -329,7 +330,7 @@ def _parties(op: Operation, state: State) -> list[bytes]:
         return _action_parties(op.action)
     if isinstance(op, GovExecute):
         try:
-            return _action_parties(get_proposal(state, op.proposal).action)
+            return _action_parties(Council(state).proposal(op.proposal).action)
         except BilayerError:
             return []
     if isinstance(op, RegFreeze):
@@ -339,7 +340,7 @@ def _parties(op: Operation, state: State) -> list[bytes]:
     if isinstance(op, IdAttest):
         return [op.subject]
     if isinstance(op, RegReview):
-        record = held_of(state, op.entry)
+        record = ReviewQueue(state).held(op.entry)
         return [] if record is None else [record.author, record.to]
     return []
 
@@ -365,7 +366,7 @@ def index_checkpoint(conn: sqlite3.Connection, checkpoint: CheckpointEntries, st
     flows = _Flows(conn)
     height, time_ms = checkpoint.height, checkpoint.time_ms
     for entry_id in flows.pending_holds():  # expired at the start of this checkpoint, before any entry
-        record = held_of(state, entry_id)
+        record = ReviewQueue(state).held(entry_id)
         if record is not None and record.status == "expired" and record.decided_height == height:
             flows.close_hold(entry_id, False, height, -1, time_ms)
     keys: set[bytes] = set()
@@ -395,7 +396,7 @@ def index_checkpoint(conn: sqlite3.Connection, checkpoint: CheckpointEntries, st
         elif isinstance(op, RegReview) and item.outcome == "FINAL":
             flows.close_hold(op.entry, op.decision == "release", height, position, time_ms)
         elif isinstance(op, GovExecute) and item.outcome == "FINAL":
-            action = get_proposal(state, op.proposal).action
+            action = Council(state).proposal(op.proposal).action
             if isinstance(action, RecoverAssets):
                 for recovered in action.assets:
                     balance = flows.balance(action.lost, recovered)

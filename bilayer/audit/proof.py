@@ -62,17 +62,14 @@ from ..consensus.messages import (
 from ..consensus.validators import Validator, ValidatorSet
 from ..errors import BadEncoding, BilayerError, NotFound, NotYetProvable, ProofInvalid
 from ..execution.executor import EntryResult, Outcome, genesis_state
-from ..execution.governance import (
+from ..execution.governance.emergency import emergency_freeze_key
+from ..execution.governance.freezes import frozen_key
+from ..execution.governance.identity import IdentityRecord, banned_key, identity_key
+from ..execution.governance.validator_set import (
     VALIDATOR_CHANGE_DELAY,
     VALIDATOR_CHANGES,
-    IdentityRecord,
+    Validators,
     ValidatorSetChange,
-    banned_key,
-    emergency_freeze_key,
-    frozen_key,
-    identity_key,
-    validator_change,
-    validator_change_count,
     validator_change_key,
 )
 from ..execution.merkle import inclusion_proof, leaf_hash, verify_inclusion
@@ -313,7 +310,7 @@ class HistoricalState:
     def _record_changes(self) -> None:
         state = self.chain.state
         known = 1 + len(self._changes) + len(self._pending)
-        for number in range(known + 1, validator_change_count(state) + 1):
+        for number in range(known + 1, Validators(state).change_count() + 1):
             proof = state.prove(validator_change_key(number))
             assert proof is not None  # the count says it is there
             self._pending.append((self.chain.height, proof))
@@ -496,7 +493,7 @@ def _set_of(change: ValidatorSetChange) -> ValidatorSet:
 
 
 def genesis_change(genesis: Genesis) -> ValidatorSetChange:
-    change = validator_change(genesis_state(genesis), 1)
+    change = Validators(genesis_state(genesis)).change(1)
     if change is None:
         raise GenesisMismatch("the genesis names no validators, so it certifies nothing")
     return change

@@ -18,7 +18,9 @@ from typing import Any
 
 from .. import codec
 from ..execution.executor import execute, genesis_state
-from ..execution.governance import ExecContext, IdentityRecord, _carry_out, identity_key
+from ..execution.governance.actions import carry_out
+from ..execution.governance.context import ExecContext
+from ..execution.governance.identity import Identities, IdentityRecord
 from ..execution.state import State
 from ..genesis import Allocation, ChainParams, Genesis, GovernanceParams
 from ..keys.signing import Signer
@@ -53,13 +55,13 @@ def _rate(genesis: Genesis, entries: list[tuple[bytes, EntryHeader]], rules: int
     context = ExecContext(1, 1, GovernanceParams())
     if scanned:
         for author in {header.author for _, header in entries}:
-            state.set(identity_key(author), codec.encode(IdentityRecord(b"\x01" * 16, 2, 2**62, b"", b"")))
+            Identities(state).attest(author, IdentityRecord(b"\x01" * 16, 2, 2**62, b"", b""))
     for number in range(1, rules + 1):
         if scanned:
             rule = SetInterceptionRule(rule_id=f"r{number}", max_identity_level=1)
         else:
             rule = SetInterceptionRule(rule_id=f"r{number}", min_amount=10**12)
-        _carry_out(context, state, number, rule)
+        carry_out(context, state, number, rule)
     gc.collect()  # the set-up's garbage must not be collected inside the timed run
     started = time.perf_counter()
     results = execute(context, state, entries)

@@ -33,7 +33,7 @@ from .. import codec
 from ..audit import index as audit_index
 from ..audit.trace import TraceLimits, TraceRequest, trace
 from ..execution.executor import execute, genesis_state
-from ..execution.governance import ExecContext
+from ..execution.governance.context import ExecContext
 from ..genesis import Allocation, ChainParams, Genesis, GovernanceParams
 from ..keys.address import address_from_public_key
 from ..ledger.entry import EntryHeader

@@ -128,6 +128,20 @@ def bench_gate(transfers: int, rules: int, repeats: int, as_json: bool) -> None:
     emit(run_gate_bench(GateBenchConfig(transfers=transfers, rules=rules, repeats=repeats)), as_json, _print_report)
 
 
+@bench.command("listing")
+@click.option("--accounts", type=click.IntRange(1000, 10_000_000), default=1_000_000, show_default=True)
+@click.option("--records", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="Compliance records of each kind (freezes, bans, providers, redactions, rules).")
+@click.option("--repeats", type=click.IntRange(1, 50), default=5, show_default=True)
+@json_option
+def bench_listing(accounts: int, records: int, repeats: int, as_json: bool) -> None:
+    """Time the compliance and council listings (read by prefix) in a state of N accounts."""
+    from ..bench.listing import ListingBenchConfig, run_listing_bench
+
+    emit(run_listing_bench(ListingBenchConfig(accounts=accounts, records=records, repeats=repeats)), as_json,
+         _print_report)
+
+
 @bench.command("proof")
 @click.option("--validators", type=click.IntRange(1, 100), default=4, show_default=True)
 @click.option("--checkpoints", type=click.IntRange(3, 100_000), default=200, show_default=True)

@@ -10,8 +10,10 @@ import click
 import msgspec
 
 from .. import codec
-from ..api.actions import ACTIONS, ActionOptions, make_action, parse_identity
+from ..api.actions import ACTIONS, make_action
 from ..api.client import NodeClient
+from ..execution.governance.actions import action_specs
+from ..execution.governance.options import ActionOptions, parse_identity
 from ..genesis import ChainParams
 from ..keys.address import public_key_from_address
 from ..ledger.operations import (
@@ -55,7 +57,8 @@ def _action_options(f: Any) -> Any:
     """The options that describe a management action: shared by propose and dry-run."""
     options = [
         click.option("--action", type=click.Choice(ACTIONS), required=True,
-                     help="What the council would decide; see the README's table of management actions."),
+                     help="What the council would decide: " + "; ".join(
+                         f"{spec.name}: {spec.summary}" for spec in action_specs()) + "."),
         click.option("--target", default=None,
                      help="The address the action applies to (freeze, ban, providers, council-member; recover:"
                           " the lost key); set-validator also takes the validator's public key in hex."),

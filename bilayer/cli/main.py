@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -10,6 +11,7 @@ import click
 
 from .. import __version__
 from ..errors import BilayerError
+from ..execution.application import installed_applications
 from . import audit_cmd, bench_cmd, gov_cmd, keys_cmd, localnet_cmd, node_cmd, query_cmd, sim_cmd, tx_cmd
 
 
@@ -32,6 +34,9 @@ cli.add_command(gov_cmd.reg)
 cli.add_command(gov_cmd.identity)
 cli.add_command(gov_cmd.app)
 cli.add_command(audit_cmd.audit)
+for _app in installed_applications():  # each installed application's own command group
+    _module, _, _name = _app.cli.partition(":")
+    cli.add_command(getattr(importlib.import_module(_module), _name))
 
 
 def _fail(code: str, message: str, exit_code: int = 1) -> None:

@@ -4,9 +4,9 @@ from typing import Any
 
 import click
 
-from ..api.actions import parse_hex32
 from ..api.client import NodeClient
 from ..errors import BadRequest
+from ..execution.governance.options import parse_hex32
 from ..keys.address import public_key_from_address
 from .output import console, emit, json_option, kv_table
 

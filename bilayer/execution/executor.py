@@ -16,13 +16,15 @@ For each entry, in linearized order:
 Before the first entry of a checkpoint, held transfers whose review deadline has passed are
 rejected and refunded.
 
-Modules register a handler per operation kind; state changes of a rejected entry are
-discarded (each handler validates before it writes).
+Steps 3 to 5 run inside a state transaction: committed when the entry is FINAL or HELD,
+rolled back on any refusal, so a REJECTED entry changes nothing but its author's chain (step
+2), whatever its handler wrote before it refused. Modules register a handler per operation
+kind and need not order their checks before their writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -32,29 +34,14 @@ from ..genesis import Genesis
 from ..keys.address import public_key_from_address
 from ..ledger.entry import EntryHeader
 from ..ledger.operations import GovExecute, Operation, Transfer, decode_operation
+from .application import installed_applications
 from .errors import BalanceOverflow, ExecutionRejected, InsufficientFunds
-from .governance import (
-    CHAIN_PARAMS,
-    HELD_CODE,
-    MAX_BALANCE,
-    ExecContext,
-    HeldForReview,
-    apply_app_pause,
-    apply_app_resume,
-    apply_attest,
-    apply_cancel,
-    apply_execute,
-    apply_propose,
-    apply_reg_freeze,
-    apply_reg_intercept,
-    apply_review,
-    apply_vote,
-    chain_params,
-    compliance_gate,
-    expire_holds,
-    hold_transfer,
-    init_genesis,
-)
+from .governance import council, emergency, identity, params, review, services, validator_set
+from .governance.context import MAX_BALANCE, ExecContext, Handler
+from .governance.gate import Gate, HeldForReview
+from .governance.params import Params
+from .governance.review import expire_holds, hold_transfer
+from .governance.rules import HELD_CODE
 from .merkle import merkle_root
 from .state import State
 
@@ -83,10 +70,6 @@ class EntryResult:
         return codec.encode((self.entry_id, str(self.outcome), self.code, self.cause))
 
 
-Handler = Callable[[ExecContext, State, bytes, EntryHeader, Operation], None]
-
-
-
 def apply_transfer(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
     assert isinstance(op, Transfer)
     available = state.balance(header.author, op.asset)
@@ -108,16 +91,17 @@ def apply_data(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHea
 HANDLERS: dict[str, Handler] = {
     "transfer": apply_transfer,
     "data": apply_data,
-    "gov.propose": apply_propose,
-    "gov.vote": apply_vote,
-    "gov.execute": apply_execute,
-    "gov.cancel": apply_cancel,
-    "reg.freeze": apply_reg_freeze,
-    "id.attest": apply_attest,
-    "reg.review": apply_review,
-    "reg.intercept": apply_reg_intercept,
-    "app.pause": apply_app_pause,
-    "app.resume": apply_app_resume,
+    "gov.propose": council.apply_propose,
+    "gov.vote": council.apply_vote,
+    "gov.execute": council.apply_execute,
+    "gov.cancel": council.apply_cancel,
+    "reg.freeze": emergency.apply_reg_freeze,
+    "reg.intercept": emergency.apply_reg_intercept,
+    "reg.review": review.apply_review,
+    "id.attest": identity.apply_attest,
+    "app.pause": services.apply_app_pause,
+    "app.resume": services.apply_app_resume,
+    **{kind: handler for app in installed_applications() for kind, handler in app.handlers().items()},
 }
 
 
@@ -126,11 +110,16 @@ def genesis_state(genesis: Genesis) -> State:
     for allocation in genesis.allocations:
         key = public_key_from_address(allocation.address)
         state.set_balance(key, allocation.asset, state.balance(key, allocation.asset) + allocation.amount)
-    init_genesis(state, genesis)
+    validator_set.init_genesis(state, genesis)
+    council.init_genesis(state, genesis)
+    emergency.init_genesis(state, genesis)
+    params.init_genesis(state, genesis)
     return state
 
 
-def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader) -> EntryResult:
+def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader,
+                  gate: Gate | None = None) -> EntryResult:
+    """`gate`: the gate bound to `state`, when the caller executes many entries."""
     next_seq, last = state.author_head(header.author)
     if header.seq != next_seq or (header.seq > 0 and header.parents[0] != last):
         return EntryResult(entry_id, Outcome.REJECTED, SequenceConflict.code)
@@ -138,18 +127,25 @@ def execute_entry(ctx: ExecContext, state: State, entry_id: bytes, header: Entry
     handler = HANDLERS.get(header.kind)
     if handler is None:
         return EntryResult(entry_id, Outcome.REJECTED, "unknown_operation")
+    state.begin_transaction()  # steps 3 to 5: kept on FINAL or HELD, undone on any refusal
     try:
         op = decode_operation(header.kind, header.body)
         _check_limits(state, header, op)
         try:
-            compliance_gate(ctx, state, entry_id, header, op)
+            (gate or Gate(state)).check(ctx, entry_id, header, op)
         except HeldForReview as held:
             assert isinstance(op, Transfer)
             hold_transfer(ctx, state, entry_id, header, op, held.rule)
+            state.commit_transaction()
             return EntryResult(entry_id, Outcome.HELD, HELD_CODE, held.rule.cause)
         handler(ctx, state, entry_id, header, op)
     except ExecutionRejected as exc:
+        state.rollback_transaction()
         return EntryResult(entry_id, Outcome.REJECTED, exc.code, exc.cause)
+    except BaseException:
+        state.rollback_transaction()
+        raise
+    state.commit_transaction()
     return EntryResult(entry_id, Outcome.FINAL, "", f"proposal:{op.proposal}" if isinstance(op, GovExecute) else "")
 
 
@@ -162,17 +158,19 @@ class LimitExceeded(ExecutionRejected):
 
 
 def _check_limits(state: State, header: EntryHeader, op: Operation) -> None:
-    if state.get(CHAIN_PARAMS) is None:  # a bare state, not one made from a genesis
+    params = Params(state).in_force()
+    if params is None:  # a bare state, not one made from a genesis
         return
     try:
-        op.check(header.payload_size, chain_params(state))
+        op.check(header.payload_size, params)
     except BilayerError as exc:
         raise LimitExceeded(exc) from None
 
 
 def execute(ctx: ExecContext, state: State, ordered: Sequence[tuple[bytes, EntryHeader]]) -> list[EntryResult]:
     expire_holds(ctx, state)
-    return [execute_entry(ctx, state, entry_id, header) for entry_id, header in ordered]
+    gate = Gate(state)
+    return [execute_entry(ctx, state, entry_id, header, gate) for entry_id, header in ordered]
 
 
 def results_root(results: Sequence[EntryResult]) -> bytes:

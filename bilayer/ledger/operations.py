@@ -35,6 +35,11 @@ class Operation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """A JSON-friendly rendering for the API and CLI."""
         return {"kind": self.KIND, **msgspec.to_builtins(self)}
 
+    def parties(self, author: bytes) -> tuple[bytes, ...]:
+        """The accounts this operation moves value or rights between: the gate refuses it when
+        one of them is frozen."""
+        return ()
+
 
 _REGISTRY: dict[str, type[Operation]] = {}
 
@@ -88,6 +93,9 @@ class Transfer(Operation, frozen=True, forbid_unknown_fields=True):
     def view(self) -> dict[str, Any]:
         return {"kind": self.KIND, "asset": self.asset, "amount": self.amount, "to": address_from_public_key(self.to)}
 
+    def parties(self, author: bytes) -> tuple[bytes, ...]:
+        return (author, self.to)
+
 
 @register
 class Data(Operation, frozen=True, forbid_unknown_fields=True):
@@ -110,75 +118,149 @@ MAX_REASON = 2000
 MAX_LEGAL_REF = 200
 
 
-class FreezeAccount(msgspec.Struct, frozen=True, tag="freeze_account", forbid_unknown_fields=True):
+class Action(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A governance action: the struct a proposal carries (tagged by `type` on the wire).
+    Its spec in `execution/governance` names it and gives its effect; here are only its
+    stateless rules and its JSON rendering, which layer 1 needs to admit an entry."""
+
+    def check(self) -> None:
+        """Stateless rules of this action; raise `InvalidOperation`."""
+
+    def view(self) -> dict[str, Any]:
+        """JSON for the API and CLI: keys as addresses (`target`)."""
+        view = msgspec.to_builtins(self)
+        for field in ("account", "key"):
+            if field in view:
+                view["target"] = address_from_public_key(getattr(self, field))
+                del view[field]
+        return dict(view)
+
+
+def _check_key(key: bytes, problem: str) -> None:
+    if len(key) != PUBLIC_KEY_SIZE:
+        raise InvalidOperation(problem)
+
+
+def _check_rule_id(rule_id: str) -> None:
+    if not _RULE_ID.fullmatch(rule_id):
+        raise InvalidOperation("rule_id: 1-32 characters of a-z, 0-9, '-' and '_'")
+
+
+class FreezeAccount(Action, frozen=True, tag="freeze_account", forbid_unknown_fields=True):
     account: bytes
 
+    def check(self) -> None:
+        _check_key(self.account, "the action's target must be a 32-byte public key")
 
-class UnfreezeAccount(msgspec.Struct, frozen=True, tag="unfreeze_account", forbid_unknown_fields=True):
+
+class UnfreezeAccount(Action, frozen=True, tag="unfreeze_account", forbid_unknown_fields=True):
     account: bytes
 
+    def check(self) -> None:
+        _check_key(self.account, "the action's target must be a 32-byte public key")
 
-class BanKey(msgspec.Struct, frozen=True, tag="ban_key", forbid_unknown_fields=True):
+
+class BanKey(Action, frozen=True, tag="ban_key", forbid_unknown_fields=True):
     """Deny service to a key: every entry it authors is REJECTED (`identity_banned`)."""
 
     key: bytes
 
+    def check(self) -> None:
+        _check_key(self.key, "the action's target must be a 32-byte public key")
 
-class UnbanKey(msgspec.Struct, frozen=True, tag="unban_key", forbid_unknown_fields=True):
+
+class UnbanKey(Action, frozen=True, tag="unban_key", forbid_unknown_fields=True):
     key: bytes
 
+    def check(self) -> None:
+        _check_key(self.key, "the action's target must be a 32-byte public key")
 
-class SuspendService(msgspec.Struct, frozen=True, tag="suspend_service", forbid_unknown_fields=True):
+
+class SuspendService(Action, frozen=True, tag="suspend_service", forbid_unknown_fields=True):
     """Stop an application: every entry of this operation kind is REJECTED (`service_suspended`)."""
 
     kind: str
 
+    def check(self) -> None:
+        _check_application_kind(self.kind)
 
-class ResumeService(msgspec.Struct, frozen=True, tag="resume_service", forbid_unknown_fields=True):
+
+class ResumeService(Action, frozen=True, tag="resume_service", forbid_unknown_fields=True):
     kind: str
 
+    def check(self) -> None:
+        _check_application_kind(self.kind)
 
-class AppointOperator(msgspec.Struct, frozen=True, tag="appoint_operator", forbid_unknown_fields=True):
+
+class AppointOperator(Action, frozen=True, tag="appoint_operator", forbid_unknown_fields=True):
     """Make a key the operator of one application (an operation kind): it may then pause and
     resume that application at once (`app.pause`, `app.resume`), and nothing else."""
 
     key: bytes
     kind: str
 
+    def check(self) -> None:
+        _check_key(self.key, "an application operator is a 32-byte public key")
+        _check_application_kind(self.kind)
 
-class RevokeOperator(msgspec.Struct, frozen=True, tag="revoke_operator", forbid_unknown_fields=True):
+
+class RevokeOperator(Action, frozen=True, tag="revoke_operator", forbid_unknown_fields=True):
     key: bytes
     kind: str
 
+    def check(self) -> None:
+        _check_key(self.key, "an application operator is a 32-byte public key")
+        _check_application_kind(self.kind)
 
-class RatifyEmergency(msgspec.Struct, frozen=True, tag="ratify_emergency", forbid_unknown_fields=True):
+
+class RatifyEmergency(Action, frozen=True, tag="ratify_emergency", forbid_unknown_fields=True):
     """Make a regulator's emergency action (a freeze, or an interception rule) permanent
     before it lapses."""
 
     emergency: int
 
+    def check(self) -> None:
+        if self.emergency < 1:
+            raise InvalidOperation("emergency numbers start at 1")
 
-class AppointIdentityProvider(msgspec.Struct, frozen=True, tag="appoint_identity_provider",
-                              forbid_unknown_fields=True):
+
+class AppointIdentityProvider(Action, frozen=True, tag="appoint_identity_provider", forbid_unknown_fields=True):
     key: bytes
 
+    def check(self) -> None:
+        _check_key(self.key, "an identity provider is a 32-byte public key")
 
-class RevokeIdentityProvider(msgspec.Struct, frozen=True, tag="revoke_identity_provider",
-                             forbid_unknown_fields=True):
+
+class RevokeIdentityProvider(Action, frozen=True, tag="revoke_identity_provider", forbid_unknown_fields=True):
     key: bytes
 
+    def check(self) -> None:
+        _check_key(self.key, "an identity provider is a 32-byte public key")
 
-class BanIdentity(msgspec.Struct, frozen=True, tag="ban_identity", forbid_unknown_fields=True):
+
+class BanIdentity(Action, frozen=True, tag="ban_identity", forbid_unknown_fields=True):
     """Deny service to every key attested to this identity (`identity_banned`)."""
 
     identity: bytes
 
+    def check(self) -> None:
+        _check_identity(self.identity)
 
-class UnbanIdentity(msgspec.Struct, frozen=True, tag="unban_identity", forbid_unknown_fields=True):
+    def view(self) -> dict[str, Any]:
+        return {**super().view(), "identity": self.identity.hex()}
+
+
+class UnbanIdentity(Action, frozen=True, tag="unban_identity", forbid_unknown_fields=True):
     identity: bytes
 
+    def check(self) -> None:
+        _check_identity(self.identity)
 
-class SetIdentityRule(msgspec.Struct, frozen=True, tag="set_identity_rule", forbid_unknown_fields=True):
+    def view(self) -> dict[str, Any]:
+        return {**super().view(), "identity": self.identity.hex()}
+
+
+class SetIdentityRule(Action, frozen=True, tag="set_identity_rule", forbid_unknown_fields=True):
     """Entries of `kind` (transfers: above `above_amount`) need an identity of `min_level`;
     `min_level` 0 removes the rule."""
 
@@ -186,8 +268,13 @@ class SetIdentityRule(msgspec.Struct, frozen=True, tag="set_identity_rule", forb
     min_level: int
     above_amount: int = 0
 
+    def check(self) -> None:
+        _check_application_kind(self.kind)
+        if self.min_level not in IDENTITY_LEVELS.values() or self.above_amount < 0:
+            raise InvalidOperation("min_level is 0, 1 or 2 and above_amount is not negative")
 
-class SetInterceptionRule(msgspec.Struct, frozen=True, tag="set_interception_rule", forbid_unknown_fields=True):
+
+class SetInterceptionRule(Action, frozen=True, tag="set_interception_rule", forbid_unknown_fields=True):
     """Intercept transfers, as data: those of at least `min_amount` (of `asset`, if given),
     touching a listed counterparty (if any are listed), whose author's identity level is at
     most `max_identity_level` (-1: any author) are REJECTED (`transaction_intercepted`), or,
@@ -202,20 +289,40 @@ class SetInterceptionRule(msgspec.Struct, frozen=True, tag="set_interception_rul
     outcome: str = "reject"
     review_ms: int = 0
 
+    def check(self) -> None:
+        _check_rule_id(self.rule_id)
+        if self.min_amount < 0 or (self.asset and not _ASSET.fullmatch(self.asset)):
+            raise InvalidOperation("min_amount is not negative and asset, if given, is an asset name")
+        if len(self.counterparties) > 1000 or any(len(c) != PUBLIC_KEY_SIZE for c in self.counterparties):
+            raise InvalidOperation("counterparties: at most 1000 public keys of 32 bytes")
+        if self.max_identity_level not in (-1, *IDENTITY_LEVELS.values()):
+            raise InvalidOperation("max_identity_level is -1 (any author), 0, 1 or 2")
+        if self.outcome not in INTERCEPTION_OUTCOMES or not 0 <= self.review_ms <= MAX_REVIEW_MS:
+            raise InvalidOperation(f"outcome is 'reject' or 'hold'; review_ms is 0..{MAX_REVIEW_MS}")
 
-class RemoveInterceptionRule(msgspec.Struct, frozen=True, tag="remove_interception_rule",
-                             forbid_unknown_fields=True):
+    def view(self) -> dict[str, Any]:
+        return {**super().view(), "counterparties": [address_from_public_key(c) for c in self.counterparties]}
+
+
+class RemoveInterceptionRule(Action, frozen=True, tag="remove_interception_rule", forbid_unknown_fields=True):
     rule_id: str
 
+    def check(self) -> None:
+        _check_rule_id(self.rule_id)
 
-class SetCouncilMember(msgspec.Struct, frozen=True, tag="set_council_member", forbid_unknown_fields=True):
+
+class SetCouncilMember(Action, frozen=True, tag="set_council_member", forbid_unknown_fields=True):
     """Add a council member, change its weight, or (weight 0) remove it."""
 
     key: bytes
     weight: int
 
+    def check(self) -> None:
+        if len(self.key) != PUBLIC_KEY_SIZE or not 0 <= self.weight <= 1_000_000:
+            raise InvalidOperation("a council member is a 32-byte public key with a weight of 0..1000000")
 
-class SetContentRule(msgspec.Struct, frozen=True, tag="set_content_rule", forbid_unknown_fields=True):
+
+class SetContentRule(Action, frozen=True, tag="set_content_rule", forbid_unknown_fields=True):
     """Block `data` entries, as data: those whose payload has this SHA-256 `payload_hash`,
     contains `keyword` (ASCII case-insensitive), has this `media_type`, or is larger than
     `max_size` bytes; a rule naming several criteria needs all of them. A blocked entry is
@@ -227,20 +334,49 @@ class SetContentRule(msgspec.Struct, frozen=True, tag="set_content_rule", forbid
     media_type: str = ""
     max_size: int = -1
 
+    def check(self) -> None:
+        _check_rule_id(self.rule_id)
+        if self.payload_hash and len(self.payload_hash) != 32:
+            raise InvalidOperation("payload_hash is a 32-byte SHA-256")
+        if self.keyword and (not self.keyword.isascii() or not 0 < len(self.keyword) <= 64):
+            raise InvalidOperation("keyword: 1-64 ASCII characters")
+        if self.media_type and not _MEDIA_TYPE.fullmatch(self.media_type):
+            raise InvalidOperation("media_type must look like 'type/subtype' in lower case")
+        if self.max_size < -1:
+            raise InvalidOperation("max_size is -1 (no size criterion) or a size in bytes")
+        if not (self.payload_hash or self.keyword or self.media_type or self.max_size >= 0):
+            raise InvalidOperation("a content rule names at least one of payload_hash, keyword, media_type,"
+                                   " max_size")
 
-class RemoveContentRule(msgspec.Struct, frozen=True, tag="remove_content_rule", forbid_unknown_fields=True):
+    def view(self) -> dict[str, Any]:
+        return {**super().view(), "payload_hash": self.payload_hash.hex()}
+
+
+class RemoveContentRule(Action, frozen=True, tag="remove_content_rule", forbid_unknown_fields=True):
     rule_id: str
 
+    def check(self) -> None:
+        _check_rule_id(self.rule_id)
 
-class RedactEntries(msgspec.Struct, frozen=True, tag="redact_entries", forbid_unknown_fields=True):
+
+class RedactEntries(Action, frozen=True, tag="redact_entries", forbid_unknown_fields=True):
     """Delete these entries' payloads on every node; each node serves a tombstone instead.
     Ids commit to payload hashes only, so the DAG and every root stay verifiable."""
 
     entries: tuple[bytes, ...]
     reason_code: str
 
+    def check(self) -> None:
+        if not 0 < len(self.entries) <= MAX_REDACTIONS or any(len(e) != 32 for e in self.entries):
+            raise InvalidOperation(f"entries: 1-{MAX_REDACTIONS} entry ids of 32 bytes")
+        if not _REASON_CODE.fullmatch(self.reason_code):
+            raise InvalidOperation("reason_code: 1-48 characters of a-z, 0-9 and '_'")
 
-class RecoverAssets(msgspec.Struct, frozen=True, tag="recover_assets", forbid_unknown_fields=True):
+    def view(self) -> dict[str, Any]:
+        return {**super().view(), "entries": [e.hex() for e in self.entries]}
+
+
+class RecoverAssets(Action, frozen=True, tag="recover_assets", forbid_unknown_fields=True):
     """A key proven lost or stolen: wipe its balances of `assets`, reissue them to `to`, and
     deny the old key service so whoever holds it can do nothing more."""
 
@@ -248,15 +384,30 @@ class RecoverAssets(msgspec.Struct, frozen=True, tag="recover_assets", forbid_un
     to: bytes
     assets: tuple[str, ...]
 
+    def check(self) -> None:
+        if len(self.lost) != PUBLIC_KEY_SIZE or len(self.to) != PUBLIC_KEY_SIZE or self.lost == self.to:
+            raise InvalidOperation("lost and to are two different 32-byte public keys")
+        if not 0 < len(self.assets) <= 16 or len(set(self.assets)) != len(self.assets) or not all(
+                _ASSET.fullmatch(a) for a in self.assets):
+            raise InvalidOperation("assets: 1-16 distinct asset names")
 
-class SetChainParams(msgspec.Struct, frozen=True, tag="set_chain_params", forbid_unknown_fields=True):
+    def view(self) -> dict[str, Any]:
+        return {**super().view(), "lost": address_from_public_key(self.lost), "to": address_from_public_key(self.to)}
+
+
+class SetChainParams(Action, frozen=True, tag="set_chain_params", forbid_unknown_fields=True):
     """Replace the chain parameters (entry limits and proof of work) from the next checkpoint on."""
 
     params: ChainParams
+
+    def check(self) -> None:
+        check_chain_params(self.params)
+
+
 MAX_VALIDATOR_POWER = 1000
 
 
-class SetValidator(msgspec.Struct, frozen=True, tag="set_validator", forbid_unknown_fields=True):
+class SetValidator(Action, frozen=True, tag="set_validator", forbid_unknown_fields=True):
     """Add a validator, change its voting power, or (power 0) remove it. The change governs
     consensus from the second checkpoint after the one that executes it (see `node/chain.py`).
     An empty `name` keeps the validator's name, or names a new one after its address."""
@@ -264,6 +415,17 @@ class SetValidator(msgspec.Struct, frozen=True, tag="set_validator", forbid_unkn
     key: bytes
     power: int
     name: str = ""
+
+    def check(self) -> None:
+        if len(self.key) != PUBLIC_KEY_SIZE or not 0 <= self.power <= MAX_VALIDATOR_POWER:
+            raise InvalidOperation(f"a validator is a 32-byte public key with a power of 0..{MAX_VALIDATOR_POWER}"
+                                   " (0 removes it)")
+        if self.name and not _VALIDATOR_NAME.fullmatch(self.name):
+            raise InvalidOperation("a validator name: 1-32 characters of a-z, 0-9, '-' and '_', not starting"
+                                   " with '-' or '_'")
+
+    def view(self) -> dict[str, Any]:
+        return {**super().view(), "public_key": self.key.hex()}
 
 
 GovAction = (
@@ -282,70 +444,9 @@ IDENTITY_LEVELS = {"unverified": 0, "verified": 1, "institution": 2}
 IDENTITY_ID_SIZE = 16
 
 
-def _check_action(action: GovAction) -> None:
-    if isinstance(action, FreezeAccount | UnfreezeAccount | BanKey | UnbanKey):
-        target = action.account if isinstance(action, FreezeAccount | UnfreezeAccount) else action.key
-        if len(target) != PUBLIC_KEY_SIZE:
-            raise InvalidOperation("the action's target must be a 32-byte public key")
-    elif isinstance(action, SuspendService | ResumeService):
-        _check_application_kind(action.kind)
-    elif isinstance(action, AppointOperator | RevokeOperator):
-        if len(action.key) != PUBLIC_KEY_SIZE:
-            raise InvalidOperation("an application operator is a 32-byte public key")
-        _check_application_kind(action.kind)
-    elif isinstance(action, RatifyEmergency):
-        if action.emergency < 1:
-            raise InvalidOperation("emergency numbers start at 1")
-    elif isinstance(action, AppointIdentityProvider | RevokeIdentityProvider):
-        if len(action.key) != PUBLIC_KEY_SIZE:
-            raise InvalidOperation("an identity provider is a 32-byte public key")
-    elif isinstance(action, SetInterceptionRule | RemoveInterceptionRule):
-        if not _RULE_ID.fullmatch(action.rule_id):
-            raise InvalidOperation("rule_id: 1-32 characters of a-z, 0-9, '-' and '_'")
-        if isinstance(action, SetInterceptionRule):
-            if action.min_amount < 0 or (action.asset and not _ASSET.fullmatch(action.asset)):
-                raise InvalidOperation("min_amount is not negative and asset, if given, is an asset name")
-            if len(action.counterparties) > 1000 or any(len(c) != PUBLIC_KEY_SIZE for c in action.counterparties):
-                raise InvalidOperation("counterparties: at most 1000 public keys of 32 bytes")
-            if action.max_identity_level not in (-1, *IDENTITY_LEVELS.values()):
-                raise InvalidOperation("max_identity_level is -1 (any author), 0, 1 or 2")
-            if action.outcome not in INTERCEPTION_OUTCOMES or not 0 <= action.review_ms <= MAX_REVIEW_MS:
-                raise InvalidOperation(f"outcome is 'reject' or 'hold'; review_ms is 0..{MAX_REVIEW_MS}")
-    elif isinstance(action, SetContentRule | RemoveContentRule):
-        if not _RULE_ID.fullmatch(action.rule_id):
-            raise InvalidOperation("rule_id: 1-32 characters of a-z, 0-9, '-' and '_'")
-        if isinstance(action, SetContentRule):
-            _check_content_rule(action)
-    elif isinstance(action, RedactEntries):
-        if not 0 < len(action.entries) <= MAX_REDACTIONS or any(len(e) != 32 for e in action.entries):
-            raise InvalidOperation(f"entries: 1-{MAX_REDACTIONS} entry ids of 32 bytes")
-        if not _REASON_CODE.fullmatch(action.reason_code):
-            raise InvalidOperation("reason_code: 1-48 characters of a-z, 0-9 and '_'")
-    elif isinstance(action, RecoverAssets):
-        if len(action.lost) != PUBLIC_KEY_SIZE or len(action.to) != PUBLIC_KEY_SIZE or action.lost == action.to:
-            raise InvalidOperation("lost and to are two different 32-byte public keys")
-        if not 0 < len(action.assets) <= 16 or len(set(action.assets)) != len(action.assets) or not all(
-                _ASSET.fullmatch(a) for a in action.assets):
-            raise InvalidOperation("assets: 1-16 distinct asset names")
-    elif isinstance(action, SetChainParams):
-        check_chain_params(action.params)
-    elif isinstance(action, SetCouncilMember):
-        if len(action.key) != PUBLIC_KEY_SIZE or not 0 <= action.weight <= 1_000_000:
-            raise InvalidOperation("a council member is a 32-byte public key with a weight of 0..1000000")
-    elif isinstance(action, SetValidator):
-        if len(action.key) != PUBLIC_KEY_SIZE or not 0 <= action.power <= MAX_VALIDATOR_POWER:
-            raise InvalidOperation(f"a validator is a 32-byte public key with a power of 0..{MAX_VALIDATOR_POWER}"
-                                   " (0 removes it)")
-        if action.name and not _VALIDATOR_NAME.fullmatch(action.name):
-            raise InvalidOperation("a validator name: 1-32 characters of a-z, 0-9, '-' and '_', not starting"
-                                   " with '-' or '_'")
-    elif isinstance(action, BanIdentity | UnbanIdentity):
-        if len(action.identity) != IDENTITY_ID_SIZE:
-            raise InvalidOperation(f"an identity id is {IDENTITY_ID_SIZE} bytes")
-    elif isinstance(action, SetIdentityRule):
-        _check_application_kind(action.kind)
-        if action.min_level not in IDENTITY_LEVELS.values() or action.above_amount < 0:
-            raise InvalidOperation("min_level is 0, 1 or 2 and above_amount is not negative")
+def _check_identity(identity: bytes) -> None:
+    if len(identity) != IDENTITY_ID_SIZE:
+        raise InvalidOperation(f"an identity id is {IDENTITY_ID_SIZE} bytes")
 
 
 def _check_application_kind(kind: str) -> None:
@@ -353,45 +454,10 @@ def _check_application_kind(kind: str) -> None:
         raise InvalidOperation(f"{kind!r} is not an application operation kind")
 
 
-def _check_content_rule(rule: SetContentRule) -> None:
-    if rule.payload_hash and len(rule.payload_hash) != 32:
-        raise InvalidOperation("payload_hash is a 32-byte SHA-256")
-    if rule.keyword and (not rule.keyword.isascii() or not 0 < len(rule.keyword) <= 64):
-        raise InvalidOperation("keyword: 1-64 ASCII characters")
-    if rule.media_type and not _MEDIA_TYPE.fullmatch(rule.media_type):
-        raise InvalidOperation("media_type must look like 'type/subtype' in lower case")
-    if rule.max_size < -1:
-        raise InvalidOperation("max_size is -1 (no size criterion) or a size in bytes")
-    if not (rule.payload_hash or rule.keyword or rule.media_type or rule.max_size >= 0):
-        raise InvalidOperation("a content rule names at least one of payload_hash, keyword, media_type, max_size")
-
-
 def check_chain_params(params: ChainParams) -> None:
     problem = chain_params_problem(params)
     if problem:
         raise InvalidOperation(f"chain parameters: {problem}")
-
-
-def _action_view(action: GovAction) -> dict[str, Any]:
-    view = msgspec.to_builtins(action)
-    for field in ("account", "key"):
-        if field in view:
-            view["target"] = address_from_public_key(getattr(action, field))
-            del view[field]
-    if isinstance(action, BanIdentity | UnbanIdentity):
-        view["identity"] = action.identity.hex()
-    if isinstance(action, SetValidator):
-        view["public_key"] = action.key.hex()
-    if isinstance(action, SetInterceptionRule):
-        view["counterparties"] = [address_from_public_key(c) for c in action.counterparties]
-    if isinstance(action, SetContentRule):
-        view["payload_hash"] = action.payload_hash.hex()
-    if isinstance(action, RedactEntries):
-        view["entries"] = [e.hex() for e in action.entries]
-    if isinstance(action, RecoverAssets):
-        view["lost"] = address_from_public_key(action.lost)
-        view["to"] = address_from_public_key(action.to)
-    return dict(view)
 
 
 @register
@@ -404,14 +470,14 @@ class GovPropose(Operation, frozen=True, forbid_unknown_fields=True):
     legal_ref: str
 
     def check(self, payload_size: int, params: ChainParams) -> None:
-        _check_action(self.action)
+        self.action.check()
         if not 0 < len(self.reason) <= MAX_REASON or len(self.legal_ref) > MAX_LEGAL_REF:
             raise InvalidOperation(f"reason: 1-{MAX_REASON} characters; legal_ref: at most {MAX_LEGAL_REF}")
         if payload_size > params.max_memo_bytes:
             raise PayloadTooLarge(f"a proposal's payload holds at most {params.max_memo_bytes} bytes")
 
     def view(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "action": _action_view(self.action), "reason": self.reason,
+        return {"kind": self.KIND, "action": self.action.view(), "reason": self.reason,
                 "legal_ref": self.legal_ref}
 
 
@@ -486,12 +552,12 @@ class RegIntercept(Operation, frozen=True, forbid_unknown_fields=True):
     legal_ref: str
 
     def check(self, payload_size: int, params: ChainParams) -> None:
-        _check_action(self.rule)
+        self.rule.check()
         if not 0 < len(self.reason) <= MAX_REASON or len(self.legal_ref) > MAX_LEGAL_REF:
             raise InvalidOperation(f"reason: 1-{MAX_REASON} characters; legal_ref: at most {MAX_LEGAL_REF}")
 
     def view(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "rule": _action_view(self.rule), "reason": self.reason,
+        return {"kind": self.KIND, "rule": self.rule.view(), "reason": self.reason,
                 "legal_ref": self.legal_ref}
 
 

@@ -36,18 +36,10 @@ from ..consensus.messages import (
 from ..consensus.validators import Validator, ValidatorSet
 from ..errors import BilayerError, ConfigError
 from ..execution.executor import EntryResult, execute, genesis_state, results_root
-from ..execution.governance import (
-    VALIDATOR_CHANGE_DELAY,
-    ContentBlocked,
-    ExecContext,
-    RedactionRecord,
-    ValidatorSetChange,
-    content_keywords,
-    keywords_in,
-    redaction_of,
-    validator_change,
-    validator_change_count,
-)
+from ..execution.governance.context import ExecContext
+from ..execution.governance.redaction import Redactions, redactions_among
+from ..execution.governance.rules import ContentBlocked, Rules, keywords_in
+from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY, Validators, ValidatorSetChange
 from ..execution.merkle import EMPTY_ROOT
 from ..genesis import Genesis
 from ..ledger.dag import Dag
@@ -115,8 +107,9 @@ class ChainState:
     def _sync_epochs(self) -> None:
         """Pick up the set changes recorded in state since the last call. A change is recorded
         during the checkpoint that decides it and never amended afterwards."""
-        for number in range(len(self.epochs) + 1, validator_change_count(self.state) + 1):
-            change = validator_change(self.state, number)
+        validators = Validators(self.state)
+        for number in range(len(self.epochs) + 1, validators.change_count() + 1):
+            change = validators.change(number)
             if change is None:
                 raise ConfigError(f"validator set change {number} is missing from the state")
             members = ValidatorSet(Validator(m.name, m.key, m.power) for m in change.members)
@@ -175,12 +168,12 @@ class ChainState:
     ) -> tuple[tuple[bytes, tuple[str, ...]], ...]:
         """What the next checkpoint must say about keywords in its data entries' payloads,
         by the content rules in force now. Redacted entries are not looked at."""
-        keywords = content_keywords(self.state)
+        keywords = Rules(self.state).content_keywords()
         if not keywords:
             return ()
         found = []
         for entry_id in self.order_of(frontier, dag):
-            if header_of(entry_id).kind != "data" or redaction_of(self.state, entry_id) is not None:
+            if header_of(entry_id).kind != "data" or Redactions(self.state).of(entry_id) is not None:
                 continue
             hits = keywords_in(payload_of(entry_id) or b"", keywords)
             if hits:
@@ -230,11 +223,9 @@ def withheld_payloads(
     and entries a proposal executed in it redacts."""
     removed = [(r.entry_id, Tombstone(r.cause, r.code, checkpoint.time_ms, checkpoint.height))
                for r in results if r.code == ContentBlocked.code]
-    for key, value in changes:
-        if value is not None and key[:1] == b"D" and len(key) == 33:
-            record = codec.decode(value, RedactionRecord)
-            removed.append((key[1:], Tombstone(f"proposal:{record.decision}", record.reason_code, record.time_ms,
-                                               record.height)))
+    for entry_id, record in redactions_among(changes):
+        removed.append((entry_id, Tombstone(f"proposal:{record.decision}", record.reason_code, record.time_ms,
+                                            record.height)))
     return removed
 
 

@@ -20,7 +20,8 @@ from ..consensus.core import Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..consensus.validators import ValidatorSet
 from ..errors import ConfigError, Overloaded
-from ..execution.governance import VALIDATOR_CHANGE_DELAY, chain_params, loosest_params
+from ..execution.governance.params import Params
+from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY
 from ..genesis import Genesis, load_genesis
 from ..keys.keystore import Keystore
 from ..keys.signing import Signer
@@ -178,8 +179,9 @@ class LedgerNode:
     def _follow_chain_params(self) -> None:
         """Clients' new entries meet the parameters in force; peers' entries the loosest ever."""
         if self.chain is not None:
-            self.ingest.params = chain_params(self.chain.state)
-            self.ingest.peer_params = loosest_params(self.chain.state)
+            params = Params(self.chain.state)
+            self.ingest.params = params.current()
+            self.ingest.peer_params = params.loosest()
 
     # --- clients waiting for an outcome ---------------------------------------------------
 
