@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bilayer.execution.governance import GovernanceParams
+from bilayer.genesis import GovernanceParams
 from bilayer.node import localnet
 from bilayer.node.config import LimitsConfig
 from bilayer.node.scrub import PayloadScrubber
