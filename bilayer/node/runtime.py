@@ -41,6 +41,9 @@ log = logging.getLogger("bilayer.node")
 NODE_KEY_NAME = "node_key"
 # Descriptors kept for the store, its journal, logs, outbound dials and the odd file.
 FD_RESERVE = 64
+# Connections the kernel queues for the API. The event loop accepts up to this many in one
+# turn, before the connection guard sees any of them, so they count against the open files.
+API_BACKLOG = 256
 
 
 def load_node_key(home: NodeHome) -> Signer:
@@ -344,7 +347,7 @@ class LedgerNode:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=STOP_GRACE_S)
         await self._runner.setup()
         host, port = split_host_port(self.config.api.listen)
-        await GuardedSite(self._runner, host, port, guard=self.http_guard, backlog=1024).start()
+        await GuardedSite(self._runner, host, port, guard=self.http_guard, backlog=API_BACKLOG).start()
         log.info(
             "node %s serving API on http://%s, peers on %s",
             self.config.name,
@@ -354,10 +357,11 @@ class LedgerNode:
 
     def _make_http_guard(self) -> ConnectionGuard:
         """The API's connection caps, the total kept below the descriptors this process may
-        open, less what peer links, the store and the logs need."""
+        open, less what peer links, the store, the logs and one turn of accepts need."""
         api = self.config.api
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        reserve = self.config.p2p.max_inbound + MAX_PENDING_HANDSHAKES + len(self.config.p2p.peers) + FD_RESERVE
+        reserve = (self.config.p2p.max_inbound + MAX_PENDING_HANDSHAKES + len(self.config.p2p.peers) + FD_RESERVE
+                   + API_BACKLOG)
         ceiling = api.max_connections if soft == resource.RLIM_INFINITY else max(16, int(soft) - reserve)
         total = min(api.max_connections, ceiling)
         if total < api.max_connections:
