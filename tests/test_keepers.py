@@ -96,3 +96,13 @@ def test_declared_refusals_are_codes_execution_gives() -> None:
 def test_an_unknown_action_name_is_a_bad_request() -> None:
     with pytest.raises(BadRequest):
         make_action("nationalise", ActionOptions())
+
+
+def test_the_listing_bench_runs_on_a_small_state() -> None:
+    from bilayer.bench.listing import ListingBenchConfig, run_listing_bench
+
+    report = run_listing_bench(ListingBenchConfig(accounts=1000, records=5, repeats=1))
+    # a balance and an author chain per account; per record a freeze, a ban, a provider, a redaction and
+    # an interception rule, and the rules' index; an identity rule; five members, their total, the parameters
+    assert report["results"]["state_keys"] == 2 * 1000 + 5 * 5 + 1 + 1 + 5 + 1 + 1
+    assert report["results"]["compliance_ms"] > 0 and report["results"]["council_ms"] > 0

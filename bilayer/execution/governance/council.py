@@ -96,8 +96,11 @@ COUNCIL_TOTAL = b"Ct"
 PROPOSAL_COUNT = b"Gn"
 
 
+MEMBER = b"C"
+
+
 def _member_key(key: bytes) -> bytes:
-    return b"C" + key
+    return MEMBER + key
 
 
 def proposal_key(number: int) -> bytes:
@@ -121,7 +124,7 @@ class Council(Keeper):
 
     def members(self) -> list[tuple[bytes, int]]:
         """(key, weight) of every member, in key order."""
-        return [(key, weight) for key, weight in self._decisions(b"C", PUBLIC_KEY_SIZE) if weight > 0]
+        return [(key, weight) for key, weight in self._decisions(MEMBER, PUBLIC_KEY_SIZE) if weight > 0]
 
     def proposal_count(self) -> int:
         return self._decision(PROPOSAL_COUNT) or 0

@@ -72,11 +72,11 @@ class IdentityRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     decision: int
 
 
+PROVIDER, IDENTITY, BANNED, BANNED_IDENTITY, RULE = b"P", b"I", b"X", b"XI", b"Q"
+
+
 def _provider_key(key: bytes) -> bytes:
-    return b"P" + key
-
-
-IDENTITY, BANNED, BANNED_IDENTITY, RULE = b"I", b"X", b"XI", b"Q"
+    return PROVIDER + key
 
 
 def identity_key(key: bytes) -> bytes:
@@ -108,7 +108,7 @@ class Identities(Keeper):
         return self._decision(_provider_key(key))
 
     def providers(self) -> list[tuple[bytes, int]]:
-        return self._decisions(b"P", PUBLIC_KEY_SIZE)
+        return self._decisions(PROVIDER, PUBLIC_KEY_SIZE)
 
     def identity_of(self, key: bytes) -> IdentityRecord | None:
         raw = self.state.get(IDENTITY + key)

@@ -31,12 +31,15 @@ class RedactionRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     height: int
 
 
+REDACTED = b"D"
+
+
 def _redaction_key(entry_id: bytes) -> bytes:
-    return b"D" + entry_id
+    return REDACTED + entry_id
 
 
 def _entry_of(key: bytes) -> bytes | None:
-    return key[1:] if key[:1] == b"D" and len(key) == 1 + ENTRY_ID_SIZE else None
+    return key[1:] if key[:1] == REDACTED and len(key) == 1 + ENTRY_ID_SIZE else None
 
 
 class Redactions(Keeper):
@@ -48,7 +51,7 @@ class Redactions(Keeper):
 
     def all(self) -> list[tuple[bytes, RedactionRecord]]:
         """(entry id, record), in entry id order."""
-        return [(key[1:], codec.decode(value, RedactionRecord)) for key, value in self.state.scan(b"D")
+        return [(key[1:], codec.decode(value, RedactionRecord)) for key, value in self.state.scan(REDACTED)
                 if _entry_of(key) is not None]
 
     def redact(self, entry_id: bytes, record: RedactionRecord) -> None:
