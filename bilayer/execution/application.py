@@ -25,7 +25,7 @@ from ..ledger.operations import MANAGEMENT_PREFIXES, Operation, operation_kinds
 from .governance.context import Handler
 from .state import Keeper, State
 
-INSTALLED = ("bilayer.apps.notary",)
+INSTALLED = ("bilayer.apps.notary", "bilayer.apps.warehouse")
 APP_PREFIX = b"Z"
 
 Query = Callable[[State, Mapping[str, str]], dict[str, Any]]
