@@ -188,5 +188,14 @@ def query_party(state: State, params: Mapping[str, str]) -> dict[str, Any]:
             "devices": [to_view(d) for d in k.devices(key)] if info is not None else []}
 
 
+def query_device(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?id=` (its GIAI URN): a device, its status, calibration and last sequence number."""
+    device = Keeper(state).device(params.get("id", ""))
+    if device is None:
+        raise NotFound(f"no device {params.get('id', '')!r}")
+    return {"device": {**to_view(device), "address": _address(device.public_key)}}
+
+
 QUERIES: Final = {"register": query_register, "receipt": query_receipt, "lot": query_lot,
-                  "history": query_history, "evidence": query_evidence, "party": query_party}
+                  "history": query_history, "evidence": query_evidence, "party": query_party,
+                  "device": query_device}
