@@ -158,6 +158,37 @@ def test_a_receipt_lifecycle_through_the_cli(net: Net) -> None:
     assert [e["biz_step"] for e in evidence["events"]].count("shipping") == 3
     assert net.read("lot-show", coils[0])["lot"]["status"] == "shipped"
 
+    # the whole history as one document, checked offline against genesis alone (the last act is
+    # provable once a later checkpoint signs its results root)
+    later = cli("tx", "data", "--text", "a later entry", "--key", "alice", "--node", net.ledgers[0], "--keystore",
+                net.keystore, "--wait")
+    wait_until(lambda: cli("query", "status", "--node", net.ledgers[1])["height"] >= later["height"], 60,
+               "the second ledger node to reach the later entry")
+    document = net.manifest["dir"] / "receipt-proof.json"
+    run = subprocess.run([sys.executable, "-m", "bilayer", "warehouse", "proof", receipt, "--node", net.ledgers[1],
+                          "--out", str(document)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    verified = cli("audit", "verify", str(document), "--genesis", str(net.manifest["genesis"]))
+    assert verified["valid"] and verified["receipt"] == receipt
+    assert [t["kind"] for t in verified["history"]] == [
+        "warehouse.propose_receipt", "warehouse.accept_receipt", "warehouse.accept_receipt",
+        "warehouse.request_pledge", "warehouse.confirm_pledge", "warehouse.countersign", "warehouse.release_pledge",
+        "warehouse.surrender", "warehouse.cancel_receipt"]
+    assert sorted(lot["coil"] for lot in verified["lots"]) == coils
+    assert sorted(e["biz_step"] for e in verified["evidence"]) == ["receiving"] * 3 + ["shipping"] * 3
+
+    # a document with an act left out, or one that claims another receipt, does not verify
+    body = json.loads(document.read_text())
+    for name, change in (("gap", lambda d: d["history"].pop(0)), ("other", lambda d: d.update(receipt="ab" * 32))):
+        tampered = net.manifest["dir"] / f"tampered-{name}.json"
+        copy = json.loads(json.dumps(body))
+        change(copy)
+        tampered.write_text(json.dumps(copy))
+        refused = subprocess.run([sys.executable, "-m", "bilayer", "audit", "verify", str(tampered), "--genesis",
+                                  str(net.manifest["genesis"]), "--json"], capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0
+        assert json.loads(refused.stdout)["error"]["code"] == "receipt_history_invalid", refused.stdout
+
 
 def test_the_qingdao_fraud_is_refused_with_its_codes(net: Net) -> None:
     coils = [f"MILL01:H24B2001:Q{n:02d}" for n in range(1, 3)]
@@ -177,6 +208,7 @@ def test_the_qingdao_fraud_is_refused_with_its_codes(net: Net) -> None:
                    "43000", "--tare-kg", "18000")["event_id"]
     net.refused("warehouse.lot_held_elsewhere", "wh2", "lot", coils[0], "--event", event, "--bin", "A1",
                 "--grade", "Q235B", "--spec", "5.75x1500", "--mill-cert", "MC-x", "--production-date", "2026-10-01")
+    net.refused("warehouse.lot_not_in_warehouse", "wh2", *net.proposal(coils[0], quantity_kg=25_000))
     # the pledged receipt pledged again, to a second bank
     net.refused("warehouse.already_pledged", "dep", "pledge", "request", receipt, "--to", a["bank_b"],
                 "--facility", "b-1")

@@ -122,7 +122,10 @@ Left out of WAREHOUSE.md, and why
   stays in the evidence records and in the receipts that listed it.
 """
 
+from typing import Any
+
 from ...execution.application import Application, AppOperation, register_application
+from ...genesis import Genesis
 from ...ledger.operations import register
 from .chain import QUERIES, handle
 from .epcis import Reading, event_hash, event_uri, parse, render
@@ -133,6 +136,14 @@ from .operations import OPERATIONS
 from .records import TRANSITIONS, Receipt, lot_key, lot_urn, receipt_id
 from .transitions import APPLY, APPLY_BY_KIND, Context, apply
 
+
+def verify_receipt_proof(data: bytes, genesis: Genesis) -> dict[str, Any]:
+    """`bilayer audit verify` of a receipt proof (imported when used: audit imports execution)."""
+    from .proof import verify
+
+    return verify(data, genesis)
+
+
 APPLICATION = register_application(Application(
     name="warehouse",
     summary="steel in supervised warehouses: device evidence, electronic receipts and pledges",
@@ -140,6 +151,7 @@ APPLICATION = register_application(Application(
     keeper=Keeper,
     queries=QUERIES,
     cli="bilayer.apps.warehouse.cli:warehouse",
+    proofs={"warehouse_receipt": verify_receipt_proof},
 ))
 
 __all__ = [

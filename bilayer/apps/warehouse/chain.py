@@ -196,6 +196,20 @@ def query_device(state: State, params: Mapping[str, str]) -> dict[str, Any]:
     return {"device": {**to_view(device), "address": _address(device.public_key)}}
 
 
+def query_trail(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?id=`: the entries a proof of the receipt's history is made of: those that wrote it,
+    the bookings of its lots, and the device readings of them (`bilayer warehouse proof`)."""
+    k = Keeper(state)
+    receipt = _receipt(k, params)
+    bookings = []
+    for key, intake in zip(receipt.lots, receipt.evidence, strict=True):
+        lot = k.lot(key)
+        if lot is not None and lot.entry and lot.intake_event == intake:  # not since rewritten by a new intake
+            bookings.append(lot.entry.hex())
+    return {"receipt": receipt.id.hex(), "history": [entry.hex() for entry in k.history(receipt.id)],
+            "lots": bookings, "evidence": [e.entry.hex() for e in evidence_of(k, receipt.id)]}
+
+
 QUERIES: Final = {"register": query_register, "receipt": query_receipt, "lot": query_lot,
                   "history": query_history, "evidence": query_evidence, "party": query_party,
-                  "device": query_device}
+                  "device": query_device, "trail": query_trail}

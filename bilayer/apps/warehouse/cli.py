@@ -16,8 +16,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import click
+import msgspec
 
 from ...api.client import NodeClient
+from ...cli.audit_cmd import PROOF_TIMEOUT_S
 from ...cli.keys_cmd import open_keystore
 from ...cli.output import console, emit, json_option, kv_table
 from ...cli.query_cmd import node_option
@@ -733,3 +735,37 @@ def warehouse_unfreeze(sender: Act, receipt: str, case: int) -> Operation:
 def warehouse_void(sender: Act, receipt: str, case: int) -> Operation:
     """A council member invalidates RECEIPT on the evidence of a case."""
     return VoidReceipt(bytes.fromhex(receipt), case)
+
+
+# --- proof ----------------------------------------------------------------------------------------------
+
+
+@warehouse.command("proof")
+@_receipt_arg
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the document to this file instead of stdout.")
+@node_option
+@json_option
+def warehouse_proof(receipt: str, out: Path | None, node_url: str, as_json: bool) -> None:
+    """One document proving RECEIPT's whole history: every entry that wrote it, its lots'
+    bookings and their device readings, each with its bilayer entry proof; `bilayer audit
+    verify FILE --genesis GENESIS.json` checks it offline. Always JSON."""
+    from ...audit.proof import PROOF_FORMAT, EntryProof
+    from .proof import ReceiptProof, encode
+
+    client = NodeClient(node_url, timeout=PROOF_TIMEOUT_S)
+    trail = _get(node_url, "trail", id=receipt)
+    status = client.status()
+
+    def proofs(ids: list[str]) -> tuple[EntryProof, ...]:
+        return tuple(msgspec.json.decode(msgspec.json.encode(client.get(f"/v1/audit/proof/{entry}")),
+                                         type=EntryProof) for entry in ids)
+
+    evidence, lots, history = proofs(trail["evidence"]), proofs(trail["lots"]), proofs(trail["history"])
+    document = ReceiptProof(PROOF_FORMAT, status["chain_id"], bytes.fromhex(status["genesis_root"]),
+                            bytes.fromhex(receipt), history, lots, evidence)
+    text = encode(document).decode() + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
