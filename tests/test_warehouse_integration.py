@@ -300,3 +300,12 @@ def test_a_pledge_raced_through_two_ledger_nodes_is_final_once(net: Net) -> None
         assert shown["receipt"]["status"] == "pledged" and shown["pledge"]["pledgee_address"] == net.address[bank]
         pledged = net.read("register-list", "--status", "pledged", node=node)["receipts"]
         assert [r["id"] for r in pledged].count(receipt) == 1
+
+
+def test_the_warehouse_bench_finalizes_every_act() -> None:
+    """`bilayer bench warehouse`, small: every reading and every lifecycle act FINAL, rates reported."""
+    report = cli("bench", "warehouse", "--transfers", "400", "--readings", "200", "--receipts", "16", "--warehouses",
+                 "4", "--banks", "2")["results"]
+    assert report["transfers_finalized"] == 400 and report["readings_final"] == 200
+    assert report["lifecycle_acts_final"] == 16 * 12 and report["lifecycle_rejected"] == {}
+    assert report["lifecycle_acts_per_s"] > 0 and report["readings_ratio_to_transfers"] > 0

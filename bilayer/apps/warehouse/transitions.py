@@ -883,16 +883,18 @@ APPLY: Final[Mapping[type[WarehouseOperation], Apply]] = MappingProxyType({
 APPLY_BY_KIND: Final[Mapping[str, Apply]] = MappingProxyType({cls.KIND: fn for cls, fn in APPLY.items()})
 
 
-def apply(target: Keeper | State, ctx: Context, op: WarehouseOperation) -> None:
-    """Execute one warehouse operation: its stateless rules, then its transition, all or nothing.
+def apply(target: Keeper | State, ctx: Context, op: WarehouseOperation, *, checked: bool = False) -> None:
+    """Execute one warehouse operation: its stateless rules (unless the caller `checked`
+    them), then its transition, all or nothing.
 
     Raises a `WarehouseRejected` with the refusal's code; the state is then unchanged (the
     transition runs in a state transaction, nested in the entry's when on the chain)."""
     keeper = target if isinstance(target, Keeper) else Keeper(target)
-    try:
-        op.check_body()
-    except InvalidOperation as exc:
-        raise StatelessRuleBroken(exc) from None
+    if not checked:
+        try:
+            op.check_body()
+        except InvalidOperation as exc:
+            raise StatelessRuleBroken(exc) from None
     state = keeper.state
     state.begin_transaction()
     try:
