@@ -22,6 +22,7 @@ from bilayer.keys.keystore import Keystore
 from bilayer.node.config import LimitsConfig
 
 from .conftest import running_localnet
+from .test_console_browser import browser, shot, visit  # noqa: F401  (browser: a fixture)
 from .test_finality_integration import http, wait_until
 
 pytestmark = pytest.mark.slow
@@ -301,6 +302,33 @@ def test_a_pledge_raced_through_two_ledger_nodes_is_final_once(net: Net) -> None
         pledged = net.read("register-list", "--status", "pledged", node=node)["receipts"]
         assert [r["id"] for r in pledged].count(receipt) == 1
 
+
+def test_the_console_shows_the_register_and_a_receipts_timeline(net: Net, request: pytest.FixtureRequest) -> None:
+    """In a real browser: the register filtered to pledged receipts, then one receipt's page
+    with a timeline row per entry that wrote it and its lineage."""
+    context = request.getfixturevalue("browser").new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        pledged = net.read("register-list", "--status", "pledged")["receipts"]
+        assert len(pledged) >= 2  # the fraud replay's and the race's
+        visit(page, net.ledgers[0], "warehouse?filter=pledged", "warehouse")
+        rows = page.locator("main table tbody tr")
+        assert rows.count() == len(pledged)
+        shot(page, "warehouse-register")
+        receipt = pledged[0]["id"]
+        history = net.read("history", receipt)["history"]
+        visit(page, net.ledgers[0], f"warehouse/receipt/{receipt}", "warehouse")
+        items = page.locator("ol.timeline li")
+        assert items.count() == len(history)
+        assert items.first.get_attribute("data-kind") == "warehouse.propose_receipt"
+        assert page.locator("ul.tree li").count() >= 1 and "pledged" in page.inner_text("main")
+        shot(page, "warehouse-receipt")
+    finally:
+        context.close()
+    assert not errors, f"script errors in the console: {errors}"
 
 def test_the_warehouse_bench_finalizes_every_act() -> None:
     """`bilayer bench warehouse`, small: every reading and every lifecycle act FINAL, rates reported."""
