@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 import bilayer
 from bilayer import codec
 from bilayer.apps.notary.operations import NotaryRegister, NotaryTransfer
+from bilayer.apps.warehouse import OPERATIONS as WAREHOUSE_OPERATIONS
+from bilayer.apps.warehouse.operations import RegisterParty, RegisterWarehouse
 from bilayer.errors import BilayerError, ContentRefused
 from bilayer.execution.errors import ExecutionRejected
 from bilayer.execution.executor import EntryResult, execute_entry, genesis_state, results_root
@@ -136,6 +138,15 @@ class Review:
     decision: str
 
 
+def _encodable(op: ops.Operation) -> bool:
+    """An entry can carry it: its integers fit the canonical encoding (a client cannot send others)."""
+    try:
+        codec.encode(op)
+    except OverflowError:
+        return False
+    return True
+
+
 OPERATIONS: dict[str, st.SearchStrategy[typing.Any]] = {
     "transfer": st.builds(ops.Transfer, assets, amounts, keys),
     "data": st.builds(ops.Data, st.sampled_from(["text/plain", "Bad"])),
@@ -152,6 +163,14 @@ OPERATIONS: dict[str, st.SearchStrategy[typing.Any]] = {
     "app.resume": st.builds(ops.AppResume, kinds, reasons),
     "notary.register": st.builds(NotaryRegister, documents, st.sampled_from(["deed", "deed", ""])),
     "notary.transfer": st.builds(NotaryTransfer, documents, keys),
+    # the warehouse: appointments over the actors' keys (some succeed and write), every other kind as typed
+    **{op.KIND: st.builds(op).filter(_encodable) for op in WAREHOUSE_OPERATIONS},
+    "warehouse.register_party": st.builds(RegisterParty, keys, st.sampled_from(["bank", "supervisor", "depositor"]),
+                                          st.just("Bank"), st.sampled_from(["91310000MA1FL0000X", "bad"]),
+                                          st.just("Beijing")),
+    "warehouse.register_warehouse": st.builds(RegisterWarehouse, keys, st.just("Store"), st.just("91310000MA1FL0000X"),
+                                              st.just("Qingdao"), st.just("urn:epc:id:sgln:1.2.0"), keys,
+                                              st.just(("A1",))),
 }
 signers = st.sampled_from(ACTORS)
 steps = st.one_of(

@@ -120,7 +120,7 @@ def test_the_module_api_refuses_a_declaration_that_breaks_it() -> None:
     def noop(*args: object) -> None:
         return None
 
-    assert [app.name for app in installed_applications()] == ["notary"]
+    assert [app.name for app in installed_applications()] == ["notary", "warehouse"]
     with pytest.raises(ApplicationInvalid):  # a keeper of another application's keys
         register_application(Application("stray", "", (), Stray))
     with pytest.raises(ApplicationInvalid):  # an operation kind outside its name

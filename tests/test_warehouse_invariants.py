@@ -10,9 +10,10 @@ import pytest
 
 from bilayer.apps.warehouse import errors
 from bilayer.apps.warehouse.invariants import violations
-from bilayer.apps.warehouse.keeper import BY_HOLDER, PREFIX, Keeper
+from bilayer.apps.warehouse.keeper import BY_HOLDER, Keeper
 from bilayer.apps.warehouse.operations import OPERATIONS, FreezeReceipt, OpenCase
 from bilayer.apps.warehouse.records import Pledge, receipt_id
+from bilayer.execution.application import app_prefix
 from bilayer.execution.state import State
 
 from .test_warehouse_world import COILS, World, digest, key, standard_world
@@ -70,7 +71,7 @@ def test_a_holder_who_cannot_hold_or_a_stale_register_breaks_inv1() -> None:
     w.k.put_receipt(msgspec.structs.replace(w.receipt(free), holder=key("insp")))
     assert "INV-1" in rules(w)
     w, free, _, _ = world()
-    w.state.set(BY_HOLDER + key("buyer") + free, b"")
+    w.state.set(app_prefix("warehouse") + BY_HOLDER + key("buyer") + free, b"")
     assert rules(w) == {"INV-1"}
 
 
@@ -111,24 +112,22 @@ def test_the_register_lists_by_warehouse_holder_state_and_freeze() -> None:
     assert free == receipt_id(key("wh1"), 1)
 
 
-def test_the_transaction_commits_on_success_and_drops_everything_on_failure() -> None:
+def test_apply_runs_in_a_state_transaction_nested_in_the_callers() -> None:
+    from bilayer.apps.warehouse import Context, apply
+    from bilayer.apps.warehouse.operations import RegisterParty
+
     state = State()
-    keeper = Keeper(state)
-    with keeper.transaction():
-        keeper._set(PREFIX + b"x", b"1")
-        assert keeper._get(PREFIX + b"x") == b"1" and state.get(PREFIX + b"x") is None
-        assert keeper._keys(PREFIX) == [PREFIX + b"x"]
-    assert state.get(PREFIX + b"x") == b"1"
-    with pytest.raises(RuntimeError), keeper.transaction():
-        keeper._set(PREFIX + b"y", b"2")
-        keeper._delete(PREFIX + b"x")
-        raise RuntimeError("refused")
-    assert dict(state.items()) == {PREFIX + b"x": b"1"}
+    op = RegisterParty(key("bank"), "bank", "Bank", "91310000MA1FL0000X", "Shanghai")
+    state.begin_transaction()  # the entry's, on the chain
+    apply(state, Context(digest("e1"), key("council"), 1, 0, council=True), op)
+    assert Keeper(state).party(key("bank")) is not None
+    state.rollback_transaction()  # the entry is refused later: the transition's writes go too
+    assert len(state) == 0 and not state.in_transaction
 
 
 def test_every_key_is_under_the_warehouse_prefix() -> None:
     w, _, _, _ = world()
-    assert all(k.startswith(PREFIX) for k, _ in w.state.items())
+    assert all(k.startswith(app_prefix("warehouse")) for k, _ in w.state.items())
 
 
 def test_refusal_codes_are_unique_and_namespaced() -> None:

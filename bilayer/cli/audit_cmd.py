@@ -29,6 +29,7 @@ from ..audit.export import (
 )
 from ..audit.proof import decode_proof, verify_proof
 from ..errors import BadRequest, ConfigError
+from ..execution.application import proof_verifier
 from ..genesis import load_genesis
 from ..node.config import NodeHome
 from .output import console, emit, err_console, json_option
@@ -111,6 +112,9 @@ def _print_verified(summary: dict[str, Any]) -> None:
                 console.print(f"  {name.replace('_', ' ')}: {summary[name]}")
         console.print(f"  state root signed by checkpoint {summary['certified_by']};"
                       f" {summary['validator_changes']} validator set change(s) walked from genesis")
+    elif "lines" in summary:  # an application's proof document says what it proved
+        for line in summary["lines"]:
+            console.print(line)
     else:
         window = summary["window"]
         console.print(f"VALID: evidence for {summary['account']} (times {window['from_ms']}..{window['to_ms']} ms,"
@@ -136,11 +140,22 @@ def audit_verify(path: Path, genesis_path: Path | None, as_json: bool) -> None:
         if _is_package(data):
             summary = verify_document(decode_package(data), genesis)
         else:
-            proof = decode_proof(data)
+            app_verifier = proof_verifier(_document_type(data))
             if genesis is None:
                 raise BadRequest("--genesis GENESIS.json is required to verify a single proof")
-            summary = verify_proof(proof, genesis)
+            summary = app_verifier(data, genesis) if app_verifier is not None else verify_proof(decode_proof(data),
+                                                                                                 genesis)
     emit(summary, as_json, _print_verified)
+
+
+def _document_type(data: bytes) -> str:
+    """The `type` a proof document names (an application's proof is verified by its application)."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return ""
+    kind = value.get("type") if isinstance(value, dict) else None
+    return kind if isinstance(kind, str) else ""
 
 
 def _is_package(data: bytes) -> bool:

@@ -116,6 +116,34 @@ def bench_network(validators: int, ledger_nodes: int, transactions: int, account
     emit(report, as_json, _print_report)
 
 
+@bench.command("warehouse")
+@click.option("--validators", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--transfers", type=click.IntRange(100, 1_000_000), default=5_000, show_default=True,
+              help="Plain transfers finalized first, as the baseline of the same run.")
+@click.option("--readings", type=click.IntRange(100, 1_000_000), default=3_000, show_default=True,
+              help="EPCIS weighbridge readings, each signed by its device.")
+@click.option("--receipts", type=click.IntRange(10, 100_000), default=300, show_default=True,
+              help="Whole receipt lifecycles (12 acts each, in 10 waves).")
+@click.option("--warehouses", type=click.IntRange(1, 1_000), default=8, show_default=True)
+@click.option("--banks", type=click.IntRange(1, 1_000), default=4, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 5000), default=250, show_default=True)
+@click.option("--connections", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--pow-bits", type=click.IntRange(0, 24), default=8, show_default=True)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@json_option
+def bench_warehouse(validators: int, transfers: int, readings: int, receipts: int, warehouses: int, banks: int,
+                    batch: int, connections: int, pow_bits: int, workdir: Path | None, as_json: bool) -> None:
+    """Receipt lifecycle acts and device readings finalized per second, against transfers in the same run."""
+    from ..bench.warehouse import WarehouseBenchConfig, run_warehouse_bench
+
+    config = WarehouseBenchConfig(validators=validators, transfers=transfers, readings=readings, receipts=receipts,
+                                  warehouses=warehouses, banks=banks, batch=batch, connections=connections,
+                                  pow_bits=pow_bits)
+    with _progress(not as_json) as progress:
+        report = run_warehouse_bench(config, progress, workdir)
+    emit(report, as_json, _print_report)
+
+
 @bench.command("gate")
 @click.option("--transfers", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True)
 @click.option("--rules", type=click.IntRange(1, 100_000), default=1000, show_default=True)

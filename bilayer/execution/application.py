@@ -3,7 +3,9 @@
 An application lives in `bilayer/apps/<name>/` and declares one `Application`: its
 operation kinds (named `<name>.<verb>`, each a registered `Operation` with its handler),
 its keeper (its keys live under `b"Z" + name + b"\\x00"` and nowhere else), its read
-queries (served at `GET /v1/apps/<name>/<query>`), and its CLI group (`bilayer <name> ...`).
+queries (served at `GET /v1/apps/<name>/<query>`), its CLI group (`bilayer <name> ...`),
+and the proof documents it defines (by their JSON `type`), which `bilayer audit verify`
+checks offline against genesis like its own.
 It is installed by naming its package in `INSTALLED`.
 
 The compliance gate applies to an application's entries as to any other, with nothing for
@@ -21,14 +23,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..genesis import Genesis
 from ..ledger.operations import MANAGEMENT_PREFIXES, Operation, operation_kinds
 from .governance.context import Handler
 from .state import Keeper, State
 
-INSTALLED = ("bilayer.apps.notary",)
+INSTALLED = ("bilayer.apps.notary", "bilayer.apps.warehouse")
 APP_PREFIX = b"Z"
 
 Query = Callable[[State, Mapping[str, str]], dict[str, Any]]
+# a proof document's bytes and the trusted genesis -> what it proves; raises a `ProofInvalid`
+ProofVerifier = Callable[[bytes, Genesis], dict[str, Any]]
 
 
 def app_prefix(name: str) -> bytes:
@@ -71,6 +76,7 @@ class Application:
     keeper: type[AppKeeper]
     queries: Mapping[str, Query] = field(default_factory=dict)
     cli: str = ""  # "module:attribute" of its click group, imported only by the CLI
+    proofs: Mapping[str, ProofVerifier] = field(default_factory=dict)  # document `type` -> its verifier
 
     def handlers(self) -> dict[str, Handler]:
         return {operation.struct.KIND: operation.handler for operation in self.operations}
@@ -104,6 +110,14 @@ def installed_applications() -> list[Application]:
     for package in INSTALLED:
         importlib.import_module(package)
     return [_APPS[name] for name in sorted(_APPS)]
+
+
+def proof_verifier(document_type: str) -> ProofVerifier | None:
+    """The verifier of an application's proof document of this `type`, if one is installed."""
+    for app in installed_applications():
+        if document_type in app.proofs:
+            return app.proofs[document_type]
+    return None
 
 
 def application(name: str) -> Application | None:

@@ -4,6 +4,7 @@ import { ApiError, api, apiOrNull, openStream } from "./api.js";
 import { DagView } from "./dag.js";
 import { currentKey, forgetKey, onKeyChange, restoreKey, signAndSubmit, useSeed } from "./sign.js";
 import { accountLink, badge, entryLink, errorBox, h, kv, loading, panel, relative, short, table, when } from "./ui.js";
+import { lotPage, receiptPage, registerPage } from "./warehouse.js";
 
 const main = document.getElementById("main");
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -542,6 +543,10 @@ async function route() {
       case "governance": content = await governancePage(parts[1]); break;
       case "compliance": content = await compliancePage(); break;
       case "audit": content = await auditPage(params); break;
+      case "warehouse":
+        content = parts[1] === "receipt" ? await receiptPage(parts[2])
+          : parts[1] === "lot" ? await lotPage(parts[2]) : await registerPage(params);
+        break;
       default: throw new ApiError("not_found", `no page ${section}`, 404);
     }
   } catch (err) {

@@ -1,16 +1,20 @@
 """Warehouse finance (钢宝): steel in supervised warehouses, electronic receipts and pledges.
 
-The pure domain core of the application: typed operations (`operations.py`), the records
-they create (`records.py`), the keeper that owns every key under `b"W"` and serves the
-register (`keeper.py`), the transition function (`transitions.py`), EPCIS 2.0 device
-evidence (`epcis.py`), the invariants (`invariants.py`), and reads across records: lineage,
-evidence, and a receipt's evidence as one EPCIS document (`queries.py`).
-
-The chain wiring registers `OPERATIONS` and calls
+An application on the module API (`execution/application.py`). The domain core: typed
+operations (`operations.py`), the records they create (`records.py`), the keeper that owns
+every key under the application's prefix and serves the register (`keeper.py`), the
+transition function (`transitions.py`), EPCIS 2.0 device evidence (`epcis.py`), the
+invariants (`invariants.py`), and reads across records: lineage, evidence, and a receipt's
+evidence as one EPCIS document (`queries.py`). On the chain (`chain.py`): this package
+registers `OPERATIONS`, and one handler calls
 `apply(state, Context(entry_id, author, height, time_ms, council=..., regulator=...), op)`
-for each; a refusal is a `WarehouseRejected` with a stable `warehouse.*` code and leaves the
-state unchanged. A malformed operation or EPCIS event is refused at ingress
-(`EvidenceInvalid`, an `InvalidOperation`).
+for each entry, with `council` and `regulator` read from the governance keepers; a refusal
+is a `WarehouseRejected` with a stable `warehouse.*` code and leaves the state unchanged. A
+malformed operation or EPCIS event is refused at ingress (`EvidenceInvalid`, an
+`InvalidOperation`). The compliance gate applies to every kind with no code here:
+suspension and operator pauses by kind, bans, identity rules, and freezes of each
+operation's `parties` (its author and every key it hands rights to or appoints). The CLI is
+`bilayer warehouse ...` (`cli.py`).
 
 Parties and who appoints them
 -----------------------------
@@ -118,6 +122,12 @@ Left out of WAREHOUSE.md, and why
   stays in the evidence records and in the receipts that listed it.
 """
 
+from typing import Any
+
+from ...execution.application import Application, AppOperation, register_application
+from ...genesis import Genesis
+from ...ledger.operations import register
+from .chain import QUERIES, handle
 from .epcis import Reading, event_hash, event_uri, parse, render
 from .errors import EvidenceInvalid, WarehouseRejected
 from .invariants import violations
@@ -126,8 +136,26 @@ from .operations import OPERATIONS
 from .records import TRANSITIONS, Receipt, lot_key, lot_urn, receipt_id
 from .transitions import APPLY, APPLY_BY_KIND, Context, apply
 
+
+def verify_receipt_proof(data: bytes, genesis: Genesis) -> dict[str, Any]:
+    """`bilayer audit verify` of a receipt proof (imported when used: audit imports execution)."""
+    from .proof import verify
+
+    return verify(data, genesis)
+
+
+APPLICATION = register_application(Application(
+    name="warehouse",
+    summary="steel in supervised warehouses: device evidence, electronic receipts and pledges",
+    operations=tuple(AppOperation(register(struct), handle) for struct in OPERATIONS),
+    keeper=Keeper,
+    queries=QUERIES,
+    cli="bilayer.apps.warehouse.cli:warehouse",
+    proofs={"warehouse_receipt": verify_receipt_proof},
+))
+
 __all__ = [
-    "APPLY", "APPLY_BY_KIND", "OPERATIONS", "TRANSITIONS", "Context", "EvidenceInvalid", "Keeper", "Reading",
-    "Receipt", "WarehouseRejected", "apply", "event_hash", "event_uri", "lot_key", "lot_urn", "parse",
+    "APPLICATION", "APPLY", "APPLY_BY_KIND", "OPERATIONS", "TRANSITIONS", "Context", "EvidenceInvalid", "Keeper",
+    "Reading", "Receipt", "WarehouseRejected", "apply", "event_hash", "event_uri", "lot_key", "lot_urn", "parse",
     "receipt_id", "render", "violations",
 ]

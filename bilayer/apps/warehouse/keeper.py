@@ -1,128 +1,72 @@
-"""The keeper: the one owner of every warehouse key in the state, all under `b"W"`.
+"""The keeper: the one owner of every warehouse key in the state, all under the
+application's prefix (`b"Zwarehouse\\x00"`, `execution/application.py`); keys below are
+relative to it.
 
-    b"Wp" + key                  -> Party
-    b"Ww" + key                  -> WarehouseInfo (the bailee's place, bins, supervisor, series)
-    b"Wd" + device id            -> Device
-    b"Wk" + public key           -> the device id that key reports for (one device per key)
-    b"We" + event id             -> Evidence (a finalized EPCIS reading)
-    b"Wl" + lot key              -> Lot
-    b"Wr" + receipt id           -> Receipt
-    b"Wg" + pledge id            -> Pledge
-    b"Wc" + number (8 bytes)     -> Case
-    b"Wn"                        -> the last case number
-    b"Wh" + holder + receipt id  -> b"" (index: live receipts by holder)
-    b"Wi" + warehouse + receipt id -> b"" (index: every receipt of a warehouse)
-    b"Wt" + status byte + receipt id -> b"" (index: receipts by lifecycle state)
+    b"p" + key                  -> Party
+    b"w" + key                  -> WarehouseInfo (the bailee's place, bins, supervisor, series)
+    b"d" + device id            -> Device
+    b"k" + public key           -> the device id that key reports for (one device per key)
+    b"e" + event id             -> Evidence (a finalized EPCIS reading)
+    b"l" + lot key              -> Lot
+    b"r" + receipt id           -> Receipt
+    b"g" + pledge id            -> Pledge
+    b"c" + number (8 bytes)     -> Case
+    b"n"                        -> the last case number
+    b"h" + holder + receipt id  -> b"" (index: live receipts by holder)
+    b"i" + warehouse + receipt id -> b"" (index: every receipt of a warehouse)
+    b"t" + status byte + receipt id -> b"" (index: receipts by lifecycle state)
+    b"x" + receipt id + version (4 bytes) -> the entry that wrote that version (its history)
 
-Writes go to a buffer that `transaction()` commits only when the operation succeeds, so a
-rejected operation changes nothing, as a mechanism rather than a discipline. The indexes
-are maintained by `put_receipt` alone, so they cannot drift from the records. Listings read
-the indexes by prefix: over a plain `State` that is a filter of its items, over a state
-with ordered prefix reads (`scan(prefix)`) a range read.
+Writes go straight to the state: an operation runs inside a state transaction (the entry's,
+on the chain; `transitions.apply` opens a nested one), so a refusal after a write leaves
+nothing behind. The indexes are maintained by `put_receipt` alone, so they cannot drift from
+the records. Listings are ordered prefix scans of the keeper's own keys, never of the state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from ... import codec
+from ...execution.application import AppKeeper
 from .records import STATUSES, Case, Device, Evidence, Lot, Party, Pledge, Receipt, Status, WarehouseInfo
 
-PREFIX = b"W"
-PARTY = PREFIX + b"p"
-WAREHOUSE = PREFIX + b"w"
-DEVICE = PREFIX + b"d"
-DEVICE_KEY = PREFIX + b"k"
-EVIDENCE = PREFIX + b"e"
-LOT = PREFIX + b"l"
-RECEIPT = PREFIX + b"r"
-PLEDGE = PREFIX + b"g"
-CASE = PREFIX + b"c"
-LAST_CASE = PREFIX + b"n"
-BY_HOLDER = PREFIX + b"h"
-BY_WAREHOUSE = PREFIX + b"i"
-BY_STATUS = PREFIX + b"t"
+APP = "warehouse"
+PARTY = b"p"
+WAREHOUSE = b"w"
+DEVICE = b"d"
+DEVICE_KEY = b"k"
+EVIDENCE = b"e"
+LOT = b"l"
+RECEIPT = b"r"
+PLEDGE = b"g"
+CASE = b"c"
+LAST_CASE = b"n"
+BY_HOLDER = b"h"
+BY_WAREHOUSE = b"i"
+BY_STATUS = b"t"
+HISTORY = b"x"
 
 T = TypeVar("T")
-
-
-class StateLike(Protocol):
-    """What the keeper needs of bilayer's `State` (and of a state transaction over it)."""
-
-    def get(self, key: bytes) -> bytes | None: ...
-    def set(self, key: bytes, value: bytes) -> None: ...
-    def delete(self, key: bytes) -> None: ...
-    def items(self) -> Iterator[tuple[bytes, bytes]]: ...
 
 
 def status_byte(status: Status) -> bytes:
     return bytes([STATUSES.index(status)])
 
 
-class Keeper:
-    def __init__(self, state: StateLike) -> None:
-        self.state = state
-        self._pending: dict[bytes, bytes | None] | None = None
-
-    # --- raw access through the transaction buffer ---------------------------------------------
-
-    def _get(self, key: bytes) -> bytes | None:
-        if self._pending is not None and key in self._pending:
-            return self._pending[key]
-        return self.state.get(key)
-
-    def _set(self, key: bytes, value: bytes) -> None:
-        if self._pending is None:
-            self.state.set(key, value)
-        else:
-            self._pending[key] = value
-
-    def _delete(self, key: bytes) -> None:
-        if self._pending is None:
-            self.state.delete(key)
-        else:
-            self._pending[key] = None
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Buffer every write; commit them in key order on success, drop them on any exception."""
-        if self._pending is not None:
-            yield
-            return
-        self._pending = {}
-        try:
-            yield
-            pending = self._pending
-        finally:
-            self._pending = None
-        for key in sorted(pending):
-            value = pending[key]
-            if value is None:
-                self.state.delete(key)
-            else:
-                self.state.set(key, value)
+class Keeper(AppKeeper):
+    __slots__ = ()
+    APP: ClassVar[str] = APP
 
     def _keys(self, prefix: bytes) -> list[bytes]:
-        scan = getattr(self.state, "scan", None)
-        found = {k for k, _ in scan(prefix)} if scan is not None else {
-            k for k, _ in self.state.items() if k.startswith(prefix)}
-        if self._pending is not None:
-            for key, value in self._pending.items():
-                if key.startswith(prefix):
-                    if value is None:
-                        found.discard(key)
-                    else:
-                        found.add(key)
-        return sorted(found)
+        return [key for key, _ in self._scan(prefix)]
 
     def _read(self, key: bytes, kind: type[T]) -> T | None:
         raw = self._get(key)
         return None if raw is None else codec.decode(raw, kind)
 
     def _write(self, key: bytes, value: Any) -> None:
-        self._set(key, codec.encode(value))
+        self._put(key, codec.encode(value))
 
     # --- typed reads ---------------------------------------------------------------------------
 
@@ -190,6 +134,14 @@ class Keeper:
                 if (warehouse is None or r.warehouse == warehouse) and (holder is None or r.holder == holder)
                 and (status is None or r.status == status) and (frozen is None or (r.frozen_case > 0) == frozen)]
 
+    def history(self, receipt_id: bytes) -> list[bytes]:
+        """The entries that wrote the receipt, oldest first (issue, every move, its supersession)."""
+        entries: list[bytes] = []
+        for _, entry in self._scan(HISTORY + receipt_id):
+            if not entries or entries[-1] != entry:
+                entries.append(entry)
+        return entries
+
     def holdings(self) -> list[tuple[bytes, bytes]]:
         """The holder index as (holder, receipt id) pairs, for checking it against the records."""
         return [(key[len(BY_HOLDER):-32], key[-32:]) for key in self._keys(BY_HOLDER)]
@@ -224,7 +176,7 @@ class Keeper:
 
     def put_device(self, device: Device) -> None:
         self._write(DEVICE + device.device_id.encode(), device)
-        self._set(DEVICE_KEY + device.public_key, device.device_id.encode())
+        self._put(DEVICE_KEY + device.public_key, device.device_id.encode())
 
     def put_evidence(self, evidence: Evidence) -> None:
         self._write(EVIDENCE + evidence.event_id, evidence)
@@ -246,7 +198,8 @@ class Keeper:
             self._delete(BY_HOLDER + old.holder + old.id)
             self._delete(BY_STATUS + status_byte(old.status) + old.id)
         self._write(RECEIPT + receipt.id, receipt)
-        self._set(BY_WAREHOUSE + receipt.warehouse + receipt.id, b"")
-        self._set(BY_STATUS + status_byte(receipt.status) + receipt.id, b"")
+        self._put(HISTORY + receipt.id + receipt.version.to_bytes(4, "big"), receipt.last_entry)
+        self._put(BY_WAREHOUSE + receipt.warehouse + receipt.id, b"")
+        self._put(BY_STATUS + status_byte(receipt.status) + receipt.id, b"")
         if receipt.live:
-            self._set(BY_HOLDER + receipt.holder + receipt.id, b"")
+            self._put(BY_HOLDER + receipt.holder + receipt.id, b"")

@@ -2,10 +2,13 @@
 
 They follow `bilayer/ledger/operations.py`: a frozen struct subclassing `Operation`, with
 `KIND` and `check(payload_size, params)` that raises an `InvalidOperation` (here
-`EvidenceInvalid` and its EPCIS subclasses, each with its code). They are not registered
-here: the chain wiring registers `OPERATIONS` on the module API, so importing the domain
-core changes no global registry. Who may sign each one, and what it needs of the state,
-is in `transitions.py`.
+`EvidenceInvalid` and its EPCIS subclasses, each with its code). The package registers
+`OPERATIONS` on the module API (`__init__.py`). Who may sign each one, and what it needs of
+the state, is in `transitions.py`.
+
+`parties(author)` names the author and every key the operation hands rights to or appoints
+(a transferee, a pledgee, a depositor, an appointed party, a device key), so the compliance
+gate refuses it while any of them is frozen.
 
 None carries a payload: everything execution needs is in the body, so a redacted payload
 can never change an outcome.
@@ -89,6 +92,13 @@ class WarehouseOperation(Operation, frozen=True, forbid_unknown_fields=True):
     def view(self) -> dict[str, Any]:
         return {"kind": self.KIND, **to_view(self)}
 
+    def parties(self, author: bytes) -> tuple[bytes, ...]:
+        return (author, *self.counterparties())
+
+    def counterparties(self) -> tuple[bytes, ...]:
+        """The keys besides the author this operation hands rights to or appoints."""
+        return ()
+
 
 class _OnReceipt(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
     receipt: bytes
@@ -132,6 +142,9 @@ class RegisterWarehouse(WarehouseOperation, frozen=True, forbid_unknown_fields=T
         _uri(self.location, "location")
         _bins(self.bins)
 
+    def counterparties(self) -> tuple[bytes, ...]:
+        return (self.key, self.supervisor)
+
 
 class RegisterParty(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
     """Appoint a bank or supervisor (council), a depositor (a warehouse or bank after its
@@ -150,6 +163,9 @@ class RegisterParty(WarehouseOperation, frozen=True, forbid_unknown_fields=True)
         _text(self.name, "name")
         _ensure(bool(_USCC.fullmatch(self.uscc)), "uscc is an 18-character unified social credit code")
         _text(self.domicile, "domicile")
+
+    def counterparties(self) -> tuple[bytes, ...]:
+        return (self.key,)
 
 
 class RevokeParty(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
@@ -195,6 +211,9 @@ class ProposeDevice(WarehouseOperation, frozen=True, forbid_unknown_fields=True)
         _key(self.public_key, "public_key")
         _uri(self.read_point, "read_point")
         _calibration(self.calibration, self.kind)
+
+    def counterparties(self) -> tuple[bytes, ...]:
+        return (self.public_key,)
 
 
 class ApproveDevice(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
@@ -319,6 +338,9 @@ class ProposeReceipt(WarehouseOperation, frozen=True, forbid_unknown_fields=True
         _text(self.signer, "signer")
         _hash(self.replaces_paper, "replaces_paper", optional=True)
 
+    def counterparties(self) -> tuple[bytes, ...]:
+        return (self.depositor,)
+
 
 class AcceptReceipt(_OnReceipt, frozen=True, forbid_unknown_fields=True):
     """The depositor accepts a proposed receipt; the supervisor signs it off with the same act."""
@@ -345,6 +367,9 @@ class OfferTransfer(_OnReceipt, frozen=True, forbid_unknown_fields=True):
         super().check_body()
         _key(self.to, "to")
 
+    def counterparties(self) -> tuple[bytes, ...]:
+        return (self.to,)
+
 
 class AcceptTransfer(_OnOffer, frozen=True, forbid_unknown_fields=True):
     KIND: ClassVar[str] = "warehouse.accept_transfer"
@@ -361,6 +386,9 @@ class RequestPledge(_OnReceipt, frozen=True, forbid_unknown_fields=True):
         _key(self.pledgee, "pledgee")
         _text(self.facility, "facility", 64)
         _text(self.registration, "registration", 64, optional=True)
+
+    def counterparties(self) -> tuple[bytes, ...]:
+        return (self.pledgee,)
 
 
 class ConfirmPledge(_OnOffer, frozen=True, forbid_unknown_fields=True):

@@ -1,7 +1,7 @@
 """The warehouse application's records, and its lifecycle as data.
 
-Every record is a frozen msgspec struct stored as canonical msgpack under the keeper's
-`b"W"` prefix. Amounts are integers (kilograms, minor currency units, milliseconds); keys
+Every record is a frozen msgspec struct stored as canonical msgpack under the application's
+prefix (`keeper.py`). Amounts are integers (kilograms, minor currency units, milliseconds); keys
 are 32-byte Ed25519 public keys; hashes are 32-byte SHA-256 digests.
 
 `TRANSITIONS` is the receipt state machine as a table (operation kind → the states it may
@@ -123,6 +123,7 @@ class Lot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     outbound_event: bytes = b""
     outbound_height: int = -1
     inspection: bytes = b""
+    entry: bytes = b""  # the entry that booked it
 
 
 class Goods(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -3,7 +3,7 @@
 Each function reads like its rule: who must sign, what the state must be, then the writes.
 `apply(target, ctx, op)` is the entry point the chain calls: it re-runs the operation's
 stateless rules (an entry may reach execution without them), and runs the function inside
-the keeper's transaction, so a refusal changes nothing. `Context` is what an entry's
+a state transaction, so a refusal changes nothing. `Context` is what an entry's
 execution may depend on besides state; `council` and `regulator` are decided by the
 governance side (a passed council proposal carrying the operation; the author being one of
 the chain's regulators) and passed in.
@@ -19,6 +19,7 @@ from typing import Any, Final
 import msgspec
 
 from ...errors import InvalidOperation
+from ...execution.state import State
 from .epcis import event_hash, net_weight
 from .errors import (
     AcceptanceWindowOver,
@@ -79,7 +80,7 @@ from .errors import (
     WrongSigner,
     WrongStatus,
 )
-from .keeper import Keeper, StateLike
+from .keeper import Keeper
 from .operations import (
     AcceptReceipt,
     AcceptTransfer,
@@ -448,7 +449,7 @@ def apply_register_lot(k: Keeper, ctx: Context, op: RegisterLot) -> None:
     _ensure(existing is None or existing.status == "shipped", LotHeldElsewhere,
             "this mill, heat and coil number is in stock at a warehouse already")
     k.put_lot(Lot(key, op.mill, op.heat, op.coil, op.form, op.grade, op.spec, op.pieces, evidence.net_kg,
-                  op.intake_event, op.mill_cert, op.production_date, ctx.author, op.bin))
+                  op.intake_event, op.mill_cert, op.production_date, ctx.author, op.bin, entry=ctx.entry_id))
     k.put_evidence(msgspec.structs.replace(evidence, lot=key))
 
 
@@ -882,17 +883,26 @@ APPLY: Final[Mapping[type[WarehouseOperation], Apply]] = MappingProxyType({
 APPLY_BY_KIND: Final[Mapping[str, Apply]] = MappingProxyType({cls.KIND: fn for cls, fn in APPLY.items()})
 
 
-def apply(target: Keeper | StateLike, ctx: Context, op: WarehouseOperation) -> None:
-    """Execute one warehouse operation: its stateless rules, then its transition, all or nothing.
+def apply(target: Keeper | State, ctx: Context, op: WarehouseOperation, *, checked: bool = False) -> None:
+    """Execute one warehouse operation: its stateless rules (unless the caller `checked`
+    them), then its transition, all or nothing.
 
-    Raises a `WarehouseRejected` with the refusal's code; the state is then unchanged."""
+    Raises a `WarehouseRejected` with the refusal's code; the state is then unchanged (the
+    transition runs in a state transaction, nested in the entry's when on the chain)."""
     keeper = target if isinstance(target, Keeper) else Keeper(target)
+    if not checked:
+        try:
+            op.check_body()
+        except InvalidOperation as exc:
+            raise StatelessRuleBroken(exc) from None
+    state = keeper.state
+    state.begin_transaction()
     try:
-        op.check_body()
-    except InvalidOperation as exc:
-        raise StatelessRuleBroken(exc) from None
-    with keeper.transaction():
         APPLY[type(op)](keeper, ctx, op)
+    except BaseException:
+        state.rollback_transaction()
+        raise
+    state.commit_transaction()
 
 
 __all__ = ["APPLY", "APPLY_BY_KIND", "Context", "EvidenceInvalid", "apply"]

@@ -1,0 +1,219 @@
+"""The warehouse application on the chain: one handler for its operation kinds, and its reads.
+
+The handler turns an ordered entry into the domain's `Context`: the entry's id and author,
+its checkpoint's height and time, and the two authorities the governance side vouches for,
+read from the governance keepers at that height:
+
+    council    the author holds council weight (a member the council itself appointed, by
+               genesis or by a passed `set_council_member` proposal)
+    regulator  the author is one of the chain's regulators (genesis), as for `reg.freeze`
+
+Read queries (`GET /v1/apps/warehouse/<query>`) take keys as addresses (or 64 hex
+characters) and ids as 64 hex characters; records come back with bytes as hex.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, cast
+
+import msgspec
+
+from ... import codec
+from ...errors import BadRequest, BilayerError, NotFound
+from ...execution.governance.context import ExecContext
+from ...execution.governance.council import Council
+from ...execution.governance.emergency import Emergencies
+from ...execution.governance.params import Params
+from ...execution.state import State
+from ...keys.address import address_from_public_key, public_key_from_address
+from ...ledger.entry import EntryHeader
+from ...ledger.operations import Operation
+from .keeper import Keeper
+from .operations import WarehouseOperation
+from .queries import evidence_document, evidence_of, lineage
+from .records import STATUSES, Evidence, Lot, Receipt, Status, lot_key, to_view
+from .transitions import Context, apply
+
+MAX_LISTED: Final = 1000
+_NUMBERS: Final = msgspec.json.Encoder(decimal_format="number")  # EPCIS quantities as JSON numbers
+
+
+def context_of(ctx: ExecContext, state: State, entry_id: bytes, author: bytes) -> Context:
+    return Context(entry_id, author, ctx.height, ctx.time_ms, council=Council(state).weight(author) > 0,
+                   regulator=Emergencies(state).is_regulator(author))
+
+
+def handle(ctx: ExecContext, state: State, entry_id: bytes, header: EntryHeader, op: Operation) -> None:
+    """Every warehouse kind: its transition, inside the entry's state transaction. The
+    executor has checked the operation's stateless rules just before (with the chain's
+    parameters in force), so they are not run twice: a reading's are most of its cost."""
+    assert isinstance(op, WarehouseOperation)
+    checked = Params(state).in_force() is not None  # a bare state (no genesis) skips the executor's check
+    apply(Keeper(state), context_of(ctx, state, entry_id, header.author), op, checked=checked)
+
+
+# --- read queries --------------------------------------------------------------------------------
+
+
+def _key(params: Mapping[str, str], name: str) -> bytes | None:
+    """A key parameter: an address or 64 hex characters; None when absent."""
+    text = params.get(name, "")
+    if not text:
+        return None
+    raw = codec.from_hex(text, 32)
+    if raw is not None:
+        return raw
+    try:
+        return public_key_from_address(text)
+    except BilayerError:
+        raise BadRequest(f"{name} is an address or a 64-hex public key") from None
+
+
+def _id(params: Mapping[str, str], name: str) -> bytes:
+    raw = codec.from_hex(params.get(name, ""), 32)
+    if raw is None:
+        raise BadRequest(f"{name} is an id of 64 hex characters")
+    return raw
+
+
+def _receipt(k: Keeper, params: Mapping[str, str]) -> Receipt:
+    rid = _id(params, "id")
+    receipt = k.receipt(rid)
+    if receipt is None:
+        raise NotFound(f"no receipt {rid.hex()}")
+    return receipt
+
+
+def _address(key: bytes) -> str:
+    return address_from_public_key(key) if len(key) == 32 else ""
+
+
+def receipt_summary(r: Receipt) -> dict[str, Any]:
+    """One line of the register."""
+    return {"id": r.id.hex(), "number": r.number, "warehouse": _address(r.warehouse), "holder": _address(r.holder),
+            "depositor": _address(r.depositor), "status": r.status, "frozen_case": r.frozen_case,
+            "pledge": r.pledge.hex(), "commodity": r.goods.commodity, "spec": r.goods.spec, "grade": r.goods.grade,
+            "quantity_kg": r.goods.quantity_kg, "pieces": r.goods.pieces, "lots": len(r.lots),
+            "issued_height": r.issued_height, "storage_until_ms": r.terms.storage_until_ms}
+
+
+def query_register(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?warehouse=&holder=&status=&frozen=true|false`: the receipt register, filtered."""
+    status = params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status is one of {', '.join(STATUSES)}")
+    frozen_text = params.get("frozen", "")
+    if frozen_text not in ("", "true", "false"):
+        raise BadRequest("frozen is true or false")
+    frozen = None if not frozen_text else frozen_text == "true"
+    found = Keeper(state).register(warehouse=_key(params, "warehouse"), holder=_key(params, "holder"),
+                                   status=_status(status), frozen=frozen)
+    return {"count": len(found), "receipts": [receipt_summary(r) for r in found[:MAX_LISTED]]}
+
+
+def _status(text: str | None) -> Status | None:
+    return cast(Status, text) if text in STATUSES else None
+
+
+def query_receipt(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?id=`: the whole receipt record, its pledge and the entries that wrote it."""
+    k = Keeper(state)
+    receipt = _receipt(k, params)
+    pledge = k.pledge(receipt.pledge) if receipt.pledge else None
+    return {"receipt": to_view(receipt), "holder_address": _address(receipt.holder),
+            "warehouse_address": _address(receipt.warehouse),
+            "pledge": None if pledge is None else {**to_view(pledge), "pledgee_address": _address(pledge.pledgee)},
+            "history": [entry.hex() for entry in k.history(receipt.id)]}
+
+
+def _lot_view(k: Keeper, lot: Lot) -> dict[str, Any]:
+    evidence = [k.evidence(e) for e in (lot.intake_event, lot.outbound_event) if e]
+    return {"lot": to_view(lot), "evidence": [evidence_view(e) for e in evidence if e is not None]}
+
+
+def query_lot(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?key=` (64 hex) or `?mill=&heat=&coil=`: the lot and its device evidence."""
+    if params.get("key"):
+        key = _id(params, "key")
+    elif all(params.get(p) for p in ("mill", "heat", "coil")):
+        key = lot_key(params["mill"], params["heat"], params["coil"])
+    else:
+        raise BadRequest("name the lot by key, or by mill, heat and coil")
+    k = Keeper(state)
+    lot = k.lot(key)
+    if lot is None:
+        raise NotFound(f"no lot {key.hex()}")
+    return _lot_view(k, lot)
+
+
+def query_history(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?id=`: the receipt's entries, and its lineage (parents and children, transitively)."""
+    k = Keeper(state)
+    receipt = _receipt(k, params)
+    return {"receipt": receipt.id.hex(),
+            "history": [entry.hex() for entry in k.history(receipt.id)],
+            "lineage": [{**receipt_summary(r), "parents": [p.hex() for p in r.parents],
+                         "children": [c.hex() for c in r.children], "history": [e.hex() for e in k.history(r.id)]}
+                        for r in lineage(k, receipt.id)]}
+
+
+def evidence_view(e: Evidence) -> dict[str, Any]:
+    return {"event_id": e.event_id.hex(), "device": e.reading.device_id, "device_kind": e.device_kind,
+            "biz_step": e.reading.biz_step, "net_kg": e.net_kg, "entry": e.entry.hex(), "height": e.height,
+            "lot": e.lot.hex()}
+
+
+def query_evidence(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?id=`: the device evidence of the receipt's lots, and the same as one EPCIS 2.0 document."""
+    k = Keeper(state)
+    receipt = _receipt(k, params)
+    events = evidence_of(k, receipt.id)
+    newest = max([receipt.issued_ms, *(e.reading.event_time_ms for e in events)])
+    created = datetime.fromtimestamp(newest / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    document = evidence_document(k, receipt.id, created)
+    return {"receipt": receipt.id.hex(), "events": [evidence_view(e) for e in events],
+            "epcis": msgspec.json.decode(_NUMBERS.encode(document))}
+
+
+def query_party(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?key=`: a registered party, and for a warehouse its bins, supervisor, series and devices."""
+    key = _key(params, "key")
+    if key is None:
+        raise BadRequest("key is an address or a 64-hex public key")
+    k = Keeper(state)
+    party = k.party(key)
+    if party is None:
+        raise NotFound(f"{_address(key)} is not a registered party")
+    info = k.warehouse(key)
+    return {"party": {**to_view(party), "address": _address(key)},
+            "warehouse": None if info is None else to_view(info),
+            "devices": [to_view(d) for d in k.devices(key)] if info is not None else []}
+
+
+def query_device(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?id=` (its GIAI URN): a device, its status, calibration and last sequence number."""
+    device = Keeper(state).device(params.get("id", ""))
+    if device is None:
+        raise NotFound(f"no device {params.get('id', '')!r}")
+    return {"device": {**to_view(device), "address": _address(device.public_key)}}
+
+
+def query_trail(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?id=`: the entries a proof of the receipt's history is made of: those that wrote it,
+    the bookings of its lots, and the device readings of them (`bilayer warehouse proof`)."""
+    k = Keeper(state)
+    receipt = _receipt(k, params)
+    bookings = []
+    for key, intake in zip(receipt.lots, receipt.evidence, strict=True):
+        lot = k.lot(key)
+        if lot is not None and lot.entry and lot.intake_event == intake:  # not since rewritten by a new intake
+            bookings.append(lot.entry.hex())
+    return {"receipt": receipt.id.hex(), "history": [entry.hex() for entry in k.history(receipt.id)],
+            "lots": bookings, "evidence": [e.entry.hex() for e in evidence_of(k, receipt.id)]}
+
+
+QUERIES: Final = {"register": query_register, "receipt": query_receipt, "lot": query_lot,
+                  "history": query_history, "evidence": query_evidence, "party": query_party,
+                  "device": query_device, "trail": query_trail}

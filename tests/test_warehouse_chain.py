@@ -1,0 +1,206 @@
+"""The warehouse application executed as every node executes it: entries signed by their
+parties (devices by their own keys), ordered into checkpoints, through the executor and its
+compliance gate, with council and regulator decided by the governance keepers."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from bilayer.apps.warehouse import epcis
+from bilayer.apps.warehouse.chain import query_evidence, query_history, query_lot, query_receipt, query_register
+from bilayer.apps.warehouse.invariants import violations
+from bilayer.apps.warehouse.keeper import Keeper
+from bilayer.apps.warehouse.operations import (
+    AcceptReceipt,
+    ApproveDevice,
+    CancelReceipt,
+    ConfirmPledge,
+    Countersign,
+    FreezeReceipt,
+    OfferTransfer,
+    OpenCase,
+    ProposeDevice,
+    ProposeReceipt,
+    RecordReading,
+    RegisterLot,
+    RegisterParty,
+    RegisterWarehouse,
+    ReleasePledge,
+    RequestPledge,
+    Surrender,
+)
+from bilayer.apps.warehouse.records import Calibration, Goods, Terms, lot_key, lot_urn, receipt_id
+from bilayer.execution.application import app_prefix, installed_applications
+from bilayer.keys.signing import Signer
+from bilayer.ledger.operations import BanKey, FreezeAccount, Operation, ResumeService, SuspendService, UnfreezeAccount
+
+from .conftest import seeded_signer
+from .test_compliance_rules import FINAL, REGULATOR, A, Ledger, rejected
+
+T0 = 1_796_000_000_000
+YEAR = 365 * 24 * 3600 * 1000
+USCC = "91310000MA1FL0000X"
+SUP, WH, BANK, BANK_B, DEP, BUYER = (seeded_signer(n) for n in range(30, 36))
+WB = seeded_signer(40)  # the weighbridge's own key
+WB_ID = "urn:epc:id:giai:6901234.WB1"
+WB_POINT = "urn:epc:id:sgln:6901234.00001.WB1"
+LOCATION = "urn:epc:id:sgln:6901234.00001.0"
+COILS = tuple(("MILL01", "H24A1187", f"C{n:02d}") for n in range(1, 4))
+
+
+def digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+class WarehouseLedger(Ledger):
+    """The rules test's ledger (council A, B, C; one regulator), with a clock and a warehouse world."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.time = T0
+        self.device_seq = 0
+
+    def step(self, *writes: tuple[Signer, Operation]) -> list[tuple[str, str]]:
+        self.time += 1_000
+        return self.run(self.time, *writes)
+
+    def ok(self, *writes: tuple[Signer, Operation]) -> None:
+        assert self.step(*writes) == [FINAL] * len(writes)
+
+    def app_state(self) -> dict[bytes, bytes]:
+        return {k: v for k, v in self.state.items() if k.startswith(app_prefix("warehouse"))}
+
+    def reading(self, step: str, coil: tuple[str, str, str], net_kg: int) -> epcis.Reading:
+        self.device_seq += 1
+        return epcis.Reading(
+            WB_ID, self.device_seq, self.time + 1_000, "+08:00", "OBSERVE", step,
+            "in_progress" if step == "receiving" else "in_transit", (lot_urn(*coil),), read_point=WB_POINT,
+            reports=(epcis.SensorReport("Mass", str(18_000 + net_kg), "KGM", "gross"),
+                     epcis.SensorReport("Mass", "18000", "KGM", "tare")))
+
+    def onboard(self) -> None:
+        self.ok((A, RegisterParty(SUP.public_key, "supervisor", "Supervisor", USCC, "Shanghai")))
+        self.ok((A, RegisterWarehouse(WH.public_key, "Qingdao Steel Store", USCC, "Qingdao", LOCATION,
+                                      SUP.public_key, ("A1", "A2"))),
+                (A, RegisterParty(BANK.public_key, "bank", "Bank A", USCC, "Beijing")),
+                (A, RegisterParty(BANK_B.public_key, "bank", "Bank B", USCC, "Beijing")))
+        self.ok((WH, RegisterParty(DEP.public_key, "depositor", "Trader", USCC, "Tianjin")),
+                (WH, RegisterParty(BUYER.public_key, "depositor", "Buyer", USCC, "Tianjin")),
+                (WH, ProposeDevice(WB_ID, "weighbridge", ("A1", "A2"), WB.public_key, WB_POINT,
+                                   Calibration(digest("cert"), "III", 20_000, T0 + YEAR))))
+        self.ok((SUP, ApproveDevice(WB_ID)))
+
+    def intake(self, coil: tuple[str, str, str], net_kg: int) -> bytes:
+        reading = self.reading("receiving", coil, net_kg)
+        self.ok((WB, RecordReading(reading)))
+        self.ok((WH, RegisterLot(*coil, "coil", "Q235B", "5.75x1500", 1, epcis.event_hash(reading),
+                                 digest(f"mill:{coil}"), "2026-10-01", "A1")))
+        return lot_key(*coil)
+
+    def issue(self, lots: tuple[bytes, ...], net_kg: int) -> bytes:
+        number = Keeper(self.state).warehouse(WH.public_key).next_receipt_no  # type: ignore[union-attr]
+        goods = Goods("hot-rolled coil", "5.75x1500", "Q235B", "MILL01", "bare coil", "stencil", len(lots), net_kg)
+        self.ok((WH, ProposeReceipt(number, DEP.public_key, lots, goods, Terms(3, T0 + YEAR, 50, "CNY"), True,
+                                    digest("notice"), "Qingdao", "clerk")))
+        rid = receipt_id(WH.public_key, number)
+        self.ok((DEP, AcceptReceipt(rid)), (SUP, AcceptReceipt(rid)))
+        return rid
+
+
+def issued(net_kg: int = 23_000) -> tuple[WarehouseLedger, bytes, tuple[bytes, ...]]:
+    ledger = WarehouseLedger()
+    ledger.onboard()
+    lots = tuple(ledger.intake(coil, net_kg) for coil in COILS)
+    return ledger, ledger.issue(lots, net_kg * len(lots)), lots
+
+
+def test_the_warehouse_is_an_installed_application_with_every_operation() -> None:
+    app = {a.name: a for a in installed_applications()}["warehouse"]
+    assert len(app.operations) == 34 and all(o.struct.KIND.startswith("warehouse.") for o in app.operations)
+    assert set(app.queries) >= {"register", "receipt", "lot", "history", "evidence"}
+
+
+def test_a_whole_lifecycle_through_the_executor() -> None:
+    ledger, rid, lots = issued()
+    k = Keeper(ledger.state)
+    receipt = k.receipt(rid)
+    assert receipt is not None and (receipt.status, receipt.holder) == ("active", DEP.public_key)
+    assert ledger.step((DEP, RequestPledge(rid, BANK.public_key, "facility-1"))) == [FINAL]
+    offer_id = ledger.ids[-1]
+    ledger.ok((BANK, ConfirmPledge(rid, offer_id)), (WH, Countersign(rid, offer_id)))
+    assert Keeper(ledger.state).receipt(rid).status == "pledged"  # type: ignore[union-attr]
+    ledger.ok((BANK, ReleasePledge(rid)))
+    ledger.ok((DEP, Surrender(rid, digest("collector id"))))
+    for coil in COILS:
+        ledger.ok((WB, RecordReading(ledger.reading("shipping", coil, 23_000))))
+    ledger.ok((WH, CancelReceipt(rid)))
+    receipt = Keeper(ledger.state).receipt(rid)
+    assert receipt is not None and receipt.status == "cancelled"
+    assert all(Keeper(ledger.state).lot(lot).status == "shipped" for lot in lots)  # type: ignore[union-attr]
+    history = Keeper(ledger.state).history(rid)
+    assert len(history) == 9 and history[0] == receipt.issue_entry and history[-1] == ledger.ids[-1]
+    assert violations(Keeper(ledger.state)) == []
+    assert all(key.startswith(app_prefix("warehouse")) for key, _ in ledger.state.scan(b"Z")
+               if not key.startswith(app_prefix("notary")))
+    # the reads the API serves
+    assert query_register(ledger.state, {"status": "cancelled"})["count"] == 1
+    assert query_receipt(ledger.state, {"id": rid.hex()})["history"] == [e.hex() for e in history]
+    assert query_history(ledger.state, {"id": rid.hex()})["lineage"][0]["id"] == rid.hex()
+    view = query_lot(ledger.state, {"mill": "MILL01", "heat": "H24A1187", "coil": "C01"})
+    assert [e["biz_step"] for e in view["evidence"]] == ["receiving", "shipping"]
+    events = query_evidence(ledger.state, {"id": rid.hex()})["epcis"]["epcisBody"]["eventList"]
+    assert len(events) == 6 and events[0]["sensorElementList"][0]["sensorReport"][0]["value"] == 41_000
+
+
+def test_council_and_regulator_are_decided_by_the_governance_keepers() -> None:
+    ledger, rid, _ = issued()
+    before = ledger.app_state()
+    assert ledger.step((DEP, RegisterParty(seeded_signer(50).public_key, "bank", "Shadow bank", USCC, "x"))) == [
+        rejected("warehouse.not_council")]
+    assert ledger.step((BANK, OpenCase("suspected_fraud", "order 1", "duplicate receipts"))) == [
+        rejected("warehouse.not_regulator")]
+    ledger.ok((REGULATOR, OpenCase("suspected_fraud", "order 1", "duplicate receipts")))
+    assert ledger.step((A, FreezeReceipt(rid, 1))) == [rejected("warehouse.not_regulator")]  # council, not regulator
+    assert len(ledger.app_state()) == len(before) + 2  # the case and its counter
+    ledger.ok((REGULATOR, FreezeReceipt(rid, 1)))
+    assert ledger.step((DEP, RequestPledge(rid, BANK.public_key, "facility-1"))) == [
+        rejected("warehouse.receipt_frozen")]
+
+
+def test_a_reading_is_signed_by_its_device_and_no_one_else() -> None:
+    ledger, _, _ = issued()
+    reading = ledger.reading("receiving", ("MILL01", "H24A1187", "C99"), 20_000)
+    assert ledger.step((WH, RecordReading(reading))) == [rejected("warehouse.wrong_signer")]
+    assert ledger.step((WB, RecordReading(reading))) == [FINAL]
+
+
+def _attempts(ledger: WarehouseLedger, rid: bytes) -> list[Any]:
+    return ledger.step((DEP, RequestPledge(rid, BANK.public_key, "facility-1")))
+
+
+def test_the_gate_applies_to_warehouse_kinds_without_warehouse_code() -> None:
+    ledger, rid, _ = issued()
+    before = ledger.app_state()
+
+    ledger.decide(ledger.time + 1_000, SuspendService("warehouse.request_pledge"))
+    ledger.time += 100_000
+    assert _attempts(ledger, rid) == [rejected("service_suspended")]
+    ledger.decide(ledger.time + 1_000, ResumeService("warehouse.request_pledge"))
+    ledger.time += 100_000
+
+    ledger.decide(ledger.time + 1_000, FreezeAccount(DEP.public_key))  # a frozen holder moves nothing
+    ledger.time += 100_000
+    assert _attempts(ledger, rid) == [rejected("account_frozen")]
+    ledger.decide(ledger.time + 1_000, UnfreezeAccount(DEP.public_key))
+    ledger.time += 100_000
+
+    ledger.decide(ledger.time + 1_000, FreezeAccount(BUYER.public_key))  # nor is anything handed to a frozen key
+    ledger.time += 100_000
+    assert ledger.step((DEP, OfferTransfer(rid, BUYER.public_key))) == [rejected("account_frozen")]
+
+    ledger.decide(ledger.time + 1_000, BanKey(BANK.public_key))  # a banned bank confirms nothing
+    ledger.time += 100_000
+    assert ledger.step((BANK, ConfirmPledge(rid, digest("any offer")))) == [rejected("identity_banned")]
+    assert ledger.app_state() == before
+    assert ledger.step((DEP, RequestPledge(rid, BANK_B.public_key, "facility-2"))) == [FINAL]  # lifted: it works
