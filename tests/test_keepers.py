@@ -7,10 +7,12 @@ import typing
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
 
 from bilayer.api.actions import ACTIONS, make_action
 from bilayer.api.views import compliance_view, council_view
 from bilayer.errors import BadRequest
+from bilayer.execution.application import AppKeeper
 from bilayer.execution.errors import ExecutionRejected
 from bilayer.execution.governance.actions import action_specs, spec_of, unregistered_actions
 from bilayer.execution.governance.freezes import Freezes
@@ -19,12 +21,12 @@ from bilayer.execution.governance.options import ActionOptions
 from bilayer.execution.governance.redaction import RedactionRecord, Redactions, redactions_among
 from bilayer.execution.governance.rules import HELD_CODE
 from bilayer.execution.governance.services import Services
-from bilayer.execution.state import State
+from bilayer.execution.state import ACCOUNT_KEYS, Keeper, State
 from bilayer.genesis import ChainParams
 from bilayer.ledger.operations import GovAction
 
 from .conftest import seeded_signer
-from .test_guard_properties import GENESIS, Runner, _subclasses
+from .test_guard_properties import GENESIS, RICH_HISTORY, Runner, _subclasses, histories
 
 
 def _state_with_records() -> State:
@@ -106,3 +108,34 @@ def test_the_listing_bench_runs_on_a_small_state() -> None:
     # an interception rule, and the rules' index; an identity rule; five members, their total, the parameters
     assert report["results"]["state_keys"] == 2 * 1000 + 5 * 5 + 1 + 1 + 5 + 1 + 1
     assert report["results"]["compliance_ms"] > 0 and report["results"]["council_ms"] > 0
+
+
+def _keepers() -> list[type[Keeper]]:
+    found, todo = [], [Keeper]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.append(sub)
+            todo.append(sub)
+    return [k for k in found if k is not AppKeeper]
+
+
+def _owners(key: bytes, keepers: list[type[Keeper]]) -> list[str]:
+    shapes = [("state", shape) for shape in ACCOUNT_KEYS]
+    shapes += [(keeper.__name__, shape) for keeper in keepers for shape in keeper.owned_keys()]
+    return [name for name, (prefix, size) in shapes
+            if key.startswith(prefix) and (size is None or len(key) == len(prefix) + size)]
+
+
+@settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@example(RICH_HISTORY)
+@given(histories)
+def test_every_state_key_has_exactly_one_keeper(history: list[typing.Any]) -> None:
+    """Each power owns its keys: no key is unclaimed, none is claimed twice."""
+    runner = Runner()
+    runner.run(history)
+    keepers = [k for k in _keepers() if k.__module__.startswith(("bilayer.execution", "bilayer.apps"))]  # not tests'
+    assert {k.__name__ for k in keepers} >= {"Council", "Emergencies", "Freezes", "Identities", "Rules",
+                                              "ReviewQueue", "Services", "Validators", "Redactions", "Params",
+                                              "Documents"}
+    for key, _ in runner.state.items():
+        assert len(_owners(key, keepers)) == 1, (key, _owners(key, keepers))

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from ..genesis import Genesis
 from ..ledger.operations import MANAGEMENT_PREFIXES, Operation, operation_kinds
 from .governance.context import Handler
-from .state import Keeper, State
+from .state import Keeper, KeyShape, State
 
 INSTALLED = ("bilayer.apps.notary", "bilayer.apps.warehouse")
 APP_PREFIX = b"Z"
@@ -45,6 +45,10 @@ class AppKeeper(Keeper):
 
     __slots__ = ()
     APP: ClassVar[str] = ""
+
+    @classmethod
+    def owned_keys(cls) -> tuple[KeyShape, ...]:
+        return ((app_prefix(cls.APP), None),)
 
     def _get(self, key: bytes) -> bytes | None:
         return self.state.get(app_prefix(self.APP) + key)

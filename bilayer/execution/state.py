@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -271,14 +271,27 @@ class State:
                           tuple(inclusion_proof(top, bucket)))
 
 
+# The shape of a key a keeper owns: its prefix, and the length of the rest (None: it varies).
+KeyShape = tuple[bytes, int | None]
+
+# The state's own keys: balances (key + asset) and authors' chains.
+ACCOUNT_KEYS: tuple[KeyShape, ...] = ((b"B", None), (b"A", 32))
+
+
 class Keeper:
     """One power's typed view of the keys it owns: read methods for anyone (the API, the
-    node, audit), write methods for execution. Nothing outside a keeper parses its keys."""
+    node, audit), write methods for execution. Nothing outside a keeper parses its keys.
+    `KEYS` declares their shapes, so a test can check that every key has one owner."""
 
     __slots__ = ("state",)
+    KEYS: ClassVar[tuple[KeyShape, ...]] = ()
 
     def __init__(self, state: State) -> None:
         self.state = state
+
+    @classmethod
+    def owned_keys(cls) -> tuple[KeyShape, ...]:
+        return cls.KEYS
 
     def _decision(self, key: bytes) -> int | None:
         """Keys whose value is the number of the decision behind them."""

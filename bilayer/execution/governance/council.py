@@ -114,6 +114,7 @@ def _vote_key(number: int, voter: bytes) -> bytes:
 
 class Council(Keeper):
     __slots__ = ()
+    KEYS = ((MEMBER, 32), (COUNCIL_TOTAL, 0), (PROPOSAL_COUNT, 0), (b"Gp", 8), (b"Gv", 40))
 
     def weight(self, key: bytes) -> int:
         return self._decision(_member_key(key)) or 0

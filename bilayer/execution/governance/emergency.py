@@ -82,6 +82,7 @@ def emergency_freeze_key(account: bytes) -> bytes:
 
 class Emergencies(Keeper):
     __slots__ = ()
+    KEYS = ((b"R", 32), (EMERGENCY_COUNT, 0), (b"E", 8), (EMERGENCY_FROZEN, 32))
 
     def is_regulator(self, key: bytes) -> bool:
         return self.state.get(_regulator_key(key)) is not None

@@ -33,6 +33,7 @@ def frozen_key(account: bytes) -> bytes:
 
 class Freezes(Keeper):
     __slots__ = ()
+    KEYS = ((FROZEN, 32),)
 
     def decision(self, account: bytes) -> int | None:
         """The proposal that froze `account`, or None. (The gate asks twice per transfer: one

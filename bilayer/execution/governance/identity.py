@@ -102,6 +102,7 @@ class Identities(Keeper):
     those reads are one lookup each, with no helper in between."""
 
     __slots__ = ()
+    KEYS = ((PROVIDER, 32), (IDENTITY, 32), (BANNED, 32), (BANNED_IDENTITY, 16), (RULE, None))
 
     def provider_decision(self, key: bytes) -> int | None:
         """The proposal that appointed `key` an identity provider, or None."""

@@ -25,6 +25,7 @@ LOOSEST_PARAMS = b"Nl"
 
 class Params(Keeper):
     __slots__ = ()
+    KEYS = ((CHAIN_PARAMS, 0), (LOOSEST_PARAMS, 0))
 
     def current(self) -> ChainParams:
         """The parameters in force (genesis' until a proposal replaces them)."""

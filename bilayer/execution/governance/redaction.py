@@ -44,6 +44,7 @@ def _entry_of(key: bytes) -> bytes | None:
 
 class Redactions(Keeper):
     __slots__ = ()
+    KEYS = ((REDACTED, ENTRY_ID_SIZE),)
 
     def of(self, entry_id: bytes) -> RedactionRecord | None:
         raw = self.state.get(_redaction_key(entry_id))

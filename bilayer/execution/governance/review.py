@@ -65,6 +65,7 @@ def _held_key(entry_id: bytes) -> bytes:
 
 class ReviewQueue(Keeper):
     __slots__ = ()
+    KEYS = ((b"H", 32), (HELD_QUEUE, 0))
 
     def held(self, entry_id: bytes) -> HeldRecord | None:
         """The hold of `entry_id` in whatever status it ended, or None if it never was held."""

@@ -140,6 +140,7 @@ class _CompiledContent:
 
 class Rules(Keeper):
     __slots__ = ()
+    KEYS = ((b"T:", None), (INTERCEPTION_INDEX, 0), (b"K:", None), (CONTENT_INDEX, 0))
 
     # --- interception ---
 

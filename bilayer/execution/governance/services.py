@@ -86,6 +86,7 @@ class Services(Keeper):
     """The gate reads an entry kind's suspension and pause for every entry: one lookup each."""
 
     __slots__ = ()
+    KEYS = ((SUSPENDED, None), (OPERATOR, None), (PAUSED, None))
 
     def suspension(self, kind: str) -> int | None:
         """The proposal that suspended `kind`, or None."""

@@ -81,6 +81,7 @@ def validator_change_key(number: int) -> bytes:
 
 class Validators(Keeper):
     __slots__ = ()
+    KEYS = ((b"V", 32), (VALIDATOR_INDEX, 0), (VALIDATOR_CHANGES, 0), (b"Vh", 8))
 
     def record(self, key: bytes) -> ValidatorRecord | None:
         raw = self.state.get(_validator_key(key))
