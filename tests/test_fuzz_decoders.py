@@ -35,6 +35,7 @@ from bilayer.node import messages, transport
 from bilayer.node.messages import EntriesMsg, TipsMsg, WantMsg, decode_message
 
 from .conftest import make_entry, seeded_signer
+from .warehouse_samples import SAMPLES as WAREHOUSE_SAMPLES
 
 installed_applications()  # their operation kinds are fuzzed like the chain's own
 
@@ -149,6 +150,7 @@ def _valid_bodies() -> st.SearchStrategy[tuple[str, bytes]]:
         st.builds(ops.AppResume, kind=st.text(max_size=12), reason=st.text(max_size=50)),
         st.builds(NotaryRegister, document=key, title=st.text(max_size=210)),
         st.builds(NotaryTransfer, document=key, to=key),
+        st.sampled_from(list(WAREHOUSE_SAMPLES.values())),
         st.builds(ops.RegIntercept, rule=st.builds(ops.SetInterceptionRule, st.text(max_size=12),
                                                    st.integers(-5, 2**40)),
                   reason=st.text(max_size=50), legal_ref=st.text(max_size=20)),
@@ -319,6 +321,7 @@ def test_every_operation_kind_is_fuzzed(kind: str) -> None:
         "app.resume": ops.AppResume(kind="data", reason="r"),
         "notary.register": NotaryRegister(document=bytes(32), title="deed"),
         "notary.transfer": NotaryTransfer(document=bytes(32), to=bytes(32)),
+        **WAREHOUSE_SAMPLES,
     }
     if kind.startswith("warehouse."):  # 34 kinds: a body built from each struct's declared types
         bodies[kind] = example_body(_registered(kind))

@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 import bilayer
 from bilayer import codec
 from bilayer.apps.notary.operations import NotaryRegister, NotaryTransfer
-from bilayer.apps.warehouse import OPERATIONS as WAREHOUSE_OPERATIONS
 from bilayer.apps.warehouse.operations import RegisterParty, RegisterWarehouse
 from bilayer.errors import BilayerError, ContentRefused
 from bilayer.execution.errors import ExecutionRejected
@@ -50,6 +49,7 @@ from bilayer.ledger import operations as ops
 from bilayer.ledger.entry import EntryHeader, build_entry
 
 from .conftest import seeded_signer
+from .warehouse_samples import SAMPLES as WAREHOUSE_SAMPLES
 
 COUNCIL = [seeded_signer(11), seeded_signer(12), seeded_signer(13)]
 REGULATOR, PROVIDER, OPERATOR = seeded_signer(20), seeded_signer(21), seeded_signer(22)
@@ -138,15 +138,6 @@ class Review:
     decision: str
 
 
-def _encodable(op: ops.Operation) -> bool:
-    """An entry can carry it: its integers fit the canonical encoding (a client cannot send others)."""
-    try:
-        codec.encode(op)
-    except OverflowError:
-        return False
-    return True
-
-
 OPERATIONS: dict[str, st.SearchStrategy[typing.Any]] = {
     "transfer": st.builds(ops.Transfer, assets, amounts, keys),
     "data": st.builds(ops.Data, st.sampled_from(["text/plain", "Bad"])),
@@ -163,8 +154,8 @@ OPERATIONS: dict[str, st.SearchStrategy[typing.Any]] = {
     "app.resume": st.builds(ops.AppResume, kinds, reasons),
     "notary.register": st.builds(NotaryRegister, documents, st.sampled_from(["deed", "deed", ""])),
     "notary.transfer": st.builds(NotaryTransfer, documents, keys),
-    # the warehouse: appointments over the actors' keys (some succeed and write), every other kind as typed
-    **{op.KIND: st.builds(op).filter(_encodable) for op in WAREHOUSE_OPERATIONS},
+    # the warehouse: appointments over the actors' keys (some succeed and write), a sample of every other kind
+    **{kind: st.just(op) for kind, op in WAREHOUSE_SAMPLES.items()},
     "warehouse.register_party": st.builds(RegisterParty, keys, st.sampled_from(["bank", "supervisor", "depositor"]),
                                           st.just("Bank"), st.sampled_from(["91310000MA1FL0000X", "bad"]),
                                           st.just("Beijing")),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from bilayer.api.openapi import openapi_document
 from bilayer.apps.warehouse import epcis
 from bilayer.apps.warehouse.chain import query_evidence, query_history, query_lot, query_receipt, query_register
 from bilayer.apps.warehouse.invariants import violations
@@ -119,6 +120,9 @@ def test_the_warehouse_is_an_installed_application_with_every_operation() -> Non
     app = {a.name: a for a in installed_applications()}["warehouse"]
     assert len(app.operations) == 34 and all(o.struct.KIND.startswith("warehouse.") for o in app.operations)
     assert set(app.queries) >= {"register", "receipt", "lot", "history", "evidence"}
+    described = openapi_document("x", [])["paths"]["/v1/apps/{app}/{query}"]["get"]["description"]
+    assert all(f"`GET /v1/apps/warehouse/{name}" in described for name in app.queries)
+    assert "/v1/apps/warehouse/register?warehouse=&holder=&status=" in described
 
 
 def test_a_whole_lifecycle_through_the_executor() -> None:

@@ -159,6 +159,13 @@ def test_a_receipt_lifecycle_through_the_cli(net: Net) -> None:
     assert [e["biz_step"] for e in evidence["events"]].count("shipping") == 3
     assert net.read("lot-show", coils[0])["lot"]["status"] == "shipped"
 
+    # every read prints for a person too (no --json)
+    for args in (("show", receipt), ("history", receipt), ("register-list", "--status", "cancelled"),
+                 ("lot-show", coils[0]), ("evidence", receipt), ("party", net.address["wh1"])):
+        run = subprocess.run([sys.executable, "-m", "bilayer", "warehouse", *args, "--node", net.ledgers[0]],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and run.stderr == "" and run.stdout.strip(), (args, run)
+
     # the whole history as one document, checked offline against genesis alone (the last act is
     # provable once a later checkpoint signs its results root)
     later = cli("tx", "data", "--text", "a later entry", "--key", "alice", "--node", net.ledgers[0], "--keystore",

@@ -130,6 +130,20 @@ _TRACE_EDGE = {
 }
 
 
+def _query_params(doc: str | None) -> str:
+    """The parameters a query's docstring names first (`?id=`, `?key=` ...), or nothing."""
+    text = " ".join((doc or "").split())
+    return text[1:text.index("`", 1)] if text.startswith("`?") and "`" in text[1:] else ""
+
+
+def _query_summary(doc: str | None) -> str:
+    """A query's docstring without the parameters it starts with."""
+    text = " ".join((doc or "").split())
+    if text.startswith("`?") and "`" in text[1:]:
+        text = text[text.index("`", 1) + 1:].lstrip(" :")
+    return text
+
+
 def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]:
     audit_entries = {
         "type": "object",
@@ -700,6 +714,10 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                                + "; ".join(f"`{app.name}` ({app.summary}): "
                                            + ", ".join(f"`{name}`" for name in sorted(app.queries))
                                            for app in installed_applications()),
+                    "description": "\n".join(
+                        f"* `GET /v1/apps/{app.name}/{name}{_query_params(query.__doc__)}`:"
+                        f" {_query_summary(query.__doc__)}"
+                        for app in installed_applications() for name, query in sorted(app.queries.items())),
                     "parameters": [
                         {"name": "app", "in": "path", "required": True,
                          "schema": {"type": "string", "enum": [app.name for app in installed_applications()]}},

@@ -5,7 +5,7 @@ Each function reads like its rule: who must sign, what the state must be, then t
 stateless rules (an entry may reach execution without them), and runs the function inside
 a state transaction, so a refusal changes nothing. `Context` is what an entry's
 execution may depend on besides state; `council` and `regulator` are decided by the
-governance side (a passed council proposal carrying the operation; the author being one of
+governance side (on the chain: the author holding council weight; the author being one of
 the chain's regulators) and passed in.
 """
 
@@ -172,7 +172,7 @@ class Context:
     author: bytes
     height: int
     time_ms: int
-    council: bool = False  # the operation is carried out by a passed council proposal
+    council: bool = False  # the author acts for the council (on the chain: it holds council weight)
     regulator: bool = False  # the author is one of the chain's regulators
 
 
