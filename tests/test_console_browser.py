@@ -266,3 +266,19 @@ def test_the_browser_refuses_to_sign_a_draft_the_node_altered(network: dict[str,
     assert submitted == []
     council3 = cli("keys", "show", "council3", "--keystore", network["keystore"])["address"]
     assert all(v["voter"] != council3 for v in get_json(f"{node}/v1/gov/proposals/{number}")["votes"])
+
+
+def test_an_application_declares_its_console_page_and_the_console_links_it(network: dict[str, Any], page: Any) -> None:
+    """The warehouse names its page in its declaration; the console finds it at GET /v1/apps, links it in
+    the navigation and shows its register."""
+    node = network["nodes"][0]["api_url"]
+    listed = {app["name"]: app for app in get_json(f"{node}/v1/apps")["applications"]}
+    assert listed["warehouse"]["console"] == "/static/warehouse.js" and listed["notary"]["console"] is None
+    visit(page, node, "", "explorer")
+    page.click("header nav a[data-nav='warehouse']")
+    page.wait_for_selector("main[data-ready='warehouse']")
+    assert "Warehouse receipts" in page.inner_text("main")
+    assert page.locator("header nav a[data-nav='warehouse'].active").count() == 1
+    shot(page, "warehouse-register")
+    visit(page, node, "warehouse/receipt/" + "ab" * 32, "warehouse")
+    assert page.wait_for_selector("main .error[data-code='not_found']")

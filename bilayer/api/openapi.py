@@ -708,6 +708,21 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                     "responses": {"200": _json({"type": "object"}, "the review queue"), **_errors(400, 404)},
                 }
             },
+            "/v1/apps": {
+                "get": {
+                    "summary": "The installed applications: name, summary, operation kinds, read queries and"
+                               " console page (a script module the web console loads for `#/<name>`)",
+                    "responses": {"200": _json({"type": "object", "required": ["applications"], "properties": {
+                        "applications": {"type": "array", "items": {
+                            "type": "object", "required": ["name", "summary", "kinds", "queries", "console"],
+                            "properties": {
+                                "name": {"type": "string"}, "summary": {"type": "string"},
+                                "kinds": {"type": "array", "items": {"type": "string"}},
+                                "queries": {"type": "array", "items": {"type": "string"}},
+                                "console": {"type": ["string", "null"]},
+                            }}}}}, "the installed applications")},
+                }
+            },
             "/v1/apps/{app}/{query}": {
                 "get": {
                     "summary": "An installed application's read query, as of the latest checkpoint: "

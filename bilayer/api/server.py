@@ -39,7 +39,7 @@ from ..errors import (
     RateLimited,
     TraceHopsInvalid,
 )
-from ..execution.application import application
+from ..execution.application import application, installed_applications
 from ..execution.errors import ExecutionRejected
 from ..execution.governance.context import ExecContext
 from ..execution.governance.council import Council, ProposalNotFound
@@ -684,6 +684,14 @@ async def get_review_queue(request: web.Request) -> web.Response:
     return json_response({"height": chain.height, "count": len(queue), "held": review_queue_view(chain.state, limit)})
 
 
+async def get_apps(request: web.Request) -> web.Response:
+    """The installed applications: what each is, its read queries and its console page."""
+    return json_response({"applications": [
+        {"name": app.name, "summary": app.summary, "kinds": sorted(app.handlers()), "queries": sorted(app.queries),
+         "console": f"/static/{app.console}" if app.console else None}
+        for app in installed_applications()]})
+
+
 async def get_app_query(request: web.Request) -> web.Response:
     """An installed application's read query, over the state as of the latest checkpoint."""
     node = request.app[NODE]
@@ -908,6 +916,7 @@ def build_app(
     app.router.add_get("/v1/compliance", get_compliance)
     app.router.add_get("/v1/compliance/review", get_review_queue)
     app.router.add_get("/v1/params", get_params)
+    app.router.add_get("/v1/apps", get_apps)
     app.router.add_get("/v1/apps/{app}/{query}", get_app_query)
     app.router.add_get("/v1/identities/{address}", get_identity)
     app.router.add_get("/v1/audit/actions", list_management_actions)

@@ -4,7 +4,8 @@ An application lives in `bilayer/apps/<name>/` and declares one `Application`: i
 operation kinds (named `<name>.<verb>`, each a registered `Operation` with its handler),
 its keeper (its keys live under `b"Z" + name + b"\\x00"` and nowhere else), its read
 queries (served at `GET /v1/apps/<name>/<query>`), its CLI group (`bilayer <name> ...`),
-and the proof documents it defines (by their JSON `type`), which `bilayer audit verify`
+its console page (a script module the web console loads for `#/<name>/...`), and the proof
+documents it defines (by their JSON `type`), which `bilayer audit verify`
 checks offline against genesis like its own.
 It is installed by naming its package in `INSTALLED`.
 
@@ -80,6 +81,9 @@ class Application:
     keeper: type[AppKeeper]
     queries: Mapping[str, Query] = field(default_factory=dict)
     cli: str = ""  # "module:attribute" of its click group, imported only by the CLI
+    # its console page: a JavaScript module in bilayer/api/static exporting `title` and
+    # `page(path, params)`, shown at `#/<name>/...` with a link in the console's navigation
+    console: str = ""
     proofs: Mapping[str, ProofVerifier] = field(default_factory=dict)  # document `type` -> its verifier
 
     def handlers(self) -> dict[str, Handler]:

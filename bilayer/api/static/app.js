@@ -4,7 +4,6 @@ import { ApiError, api, apiOrNull, openStream } from "./api.js";
 import { DagView } from "./dag.js";
 import { currentKey, forgetKey, onKeyChange, restoreKey, signAndSubmit, useSeed } from "./sign.js";
 import { accountLink, badge, entryLink, errorBox, h, kv, loading, panel, relative, short, table, when } from "./ui.js";
-import { lotPage, receiptPage, registerPage } from "./warehouse.js";
 
 const main = document.getElementById("main");
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -543,11 +542,11 @@ async function route() {
       case "governance": content = await governancePage(parts[1]); break;
       case "compliance": content = await compliancePage(); break;
       case "audit": content = await auditPage(params); break;
-      case "warehouse":
-        content = parts[1] === "receipt" ? await receiptPage(parts[2])
-          : parts[1] === "lot" ? await lotPage(parts[2]) : await registerPage(params);
-        break;
-      default: throw new ApiError("not_found", `no page ${section}`, 404);
+      default: {
+        const app = (await applications()).find((a) => a.name === section && a.console);
+        if (!app) throw new ApiError("not_found", `no page ${section}`, 404);
+        content = await (await import(app.console)).page(parts.slice(1), params);
+      }
     }
   } catch (err) {
     content = [h("h1", {}, "Error"), errorBox(err)];
@@ -591,8 +590,24 @@ document.getElementById("search").addEventListener("submit", (event) => {
   else main.replaceChildren(h("h1", {}, "Search"), errorBox(new ApiError("bad_request", "search for a 64-hex entry id, a bl1 address or a checkpoint height", 400)));
 });
 
+// Installed applications declare their console pages (GET /v1/apps); each gets a link.
+let installed = null;
+function applications() {
+  installed ??= api("/v1/apps").then((d) => d.applications).catch(() => []);
+  return installed;
+}
+
+async function addApplicationLinks() {
+  const nav = document.querySelector("header nav");
+  for (const app of await applications()) {
+    if (!app.console || nav.querySelector(`[data-nav="${app.name}"]`)) continue;
+    const { title } = await import(app.console);
+    nav.append(h("a", { href: `#/${app.name}`, "data-nav": app.name, title: app.summary }, title || app.name));
+  }
+}
+
 window.addEventListener("hashchange", route);
 setUpKey();
-route();
+addApplicationLinks().catch(() => {}).then(route);
 startLive();
 loadDag().catch(() => {});

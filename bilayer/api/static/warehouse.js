@@ -14,6 +14,15 @@ const statusBadge = (r) => [badge(r.status, STATUS_KIND[r.status] || "warn"),
 export const receiptLink = (id) => h("a", { href: `#/warehouse/receipt/${id}`, class: "id", title: id }, short(id));
 const tonnes = (kg) => `${(kg / 1000).toFixed(3)} t`;
 
+export const title = "Warehouse";
+
+// The console shows `#/warehouse/<path>` here: the register, a receipt, or a lot.
+export async function page(path, params) {
+  if (path[0] === "receipt") return receiptPage(path[1]);
+  if (path[0] === "lot") return lotPage(path[1]);
+  return registerPage(params);
+}
+
 export async function registerPage(params) {
   const filter = params.get("filter") || "";
   const query = filter === "frozen" ? "frozen=true" : filter ? `status=${filter}` : "";

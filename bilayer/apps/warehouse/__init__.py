@@ -151,6 +151,7 @@ APPLICATION = register_application(Application(
     keeper=Keeper,
     queries=QUERIES,
     cli="bilayer.apps.warehouse.cli:warehouse",
+    console="warehouse.js",
     proofs={"warehouse_receipt": verify_receipt_proof},
 ))
 
