@@ -412,11 +412,12 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
         "/v1/audit/export": [(f"/v1/audit/export{q}", 404, "not_found")
                              for q in ("", f"?account={address}&from=a&to=b", ignoring)],
         "/v1/identities/{address}": [(f"/v1/identities/{bad}", 400, "invalid_address") for bad in bad_addresses]
-        + [(f"/v1/identities/{address}", 404, "not_found")],
+        + [(f"/v1/identities/{address}", 404, "not_found")],  # this node has no validators: nothing is final
         "/static/{filename}": [(f"/static/{bad}", 404, "not_found") for bad in (
             "index.html", "..%2Fserver.py", "..%2F..%2Fserver.py", "%00", "app.js%00", "APP.JS", "a" * 4000 + ".js",
             ".js", "app.py", "missing.js")] + [("/static/app.js" + ignoring, 200, None)],
         "/metrics": [("/metrics" + ignoring, 200, None)],
+        "/v1/apps": [("/v1/apps" + ignoring, 200, None)],
         "/health": [("/health" + ignoring, 200, None)],
         "/ready": [("/ready" + ignoring, 200, None)],  # a lone ledger node has no peers to wait for
         "/openapi.json": [("/openapi.json" + ignoring, 200, None)],

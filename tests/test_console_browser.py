@@ -282,3 +282,11 @@ def test_an_application_declares_its_console_page_and_the_console_links_it(netwo
     shot(page, "warehouse-register")
     visit(page, node, "warehouse/receipt/" + "ab" * 32, "warehouse")
     assert page.wait_for_selector("main .error[data-code='not_found']")
+
+
+def test_an_account_without_an_identity_is_an_answer_not_an_error(network: dict[str, Any], page: Any) -> None:
+    node, alice, _, _ = actors(network)
+    answer = get_json(f"{node}/v1/identities/{alice}")
+    assert answer["identity"] is None and answer["address"] == alice
+    visit(page, node, f"account/{alice}", "account")
+    assert "No identity attested." in page.inner_text("main")

@@ -891,9 +891,11 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             },
             "/v1/identities/{address}": {
                 "get": {
-                    "summary": "The identity attested for an address: id, level, expiry, provider",
+                    "summary": "The identity attested for an address: id, level, expiry, provider; `identity` is"
+                               " null when none is attested",
                     "parameters": [{"name": "address", "in": "path", "required": True, "schema": {"type": "string"}}],
-                    "responses": {"200": _json({"type": "object"}, "the identity"), **_errors(400, 404)},
+                    "responses": {"200": _json({"type": "object"}, "the identity, or identity null"),
+                                  **_errors(400)},
                 }
             },
             "/v1/peers": {

@@ -716,6 +716,7 @@ async def get_params(request: web.Request) -> web.Response:
 
 
 async def get_identity(request: web.Request) -> web.Response:
+    """An account without an attested identity is an ordinary answer, not an error: `identity` is null."""
     node = request.app[NODE]
     address = request.match_info["address"]
     public_key = public_key_from_address(address)
@@ -723,7 +724,7 @@ async def get_identity(request: web.Request) -> web.Response:
     identities = Identities(chain.state)
     record = identities.identity_of(public_key)
     if record is None:
-        raise NotFound(f"no identity is attested for {address} (as of height {chain.height})")
+        return json_response({"address": address, "identity": None, "height": chain.height})
     banned = identities.identity_ban(record.identity) is not None
     return json_response({
         "address": address, "identity": record.identity.hex(), "level": record.level,

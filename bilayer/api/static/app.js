@@ -246,7 +246,7 @@ async function accountPage(address) {
     h("div", { class: "grid" },
       panel("Status", kv([["compliance", flags.length ? flags : badge("in good standing", "ok")],
         ["next sequence", account ? account.next_seq : "—"], ["as of height", account ? account.height : "—"]])),
-      panel("Identity", identity ? kv([["identity", h("span", { class: "id" }, identity.identity)], ["level", identity.level],
+      panel("Identity", identity && identity.identity ? kv([["identity", h("span", { class: "id" }, identity.identity)], ["level", identity.level],
         ["expires", `${when(identity.expires_ms)}${identity.expired ? " (expired)" : ""}`],
         ["provider", accountLink(identity.provider)], ["attested by", entryLink(identity.entry)]])
         : h("p", { class: "empty" }, "No identity attested."))),
