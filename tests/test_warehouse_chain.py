@@ -149,7 +149,9 @@ def test_a_whole_lifecycle_through_the_executor() -> None:
                if not key.startswith(app_prefix("notary")))
     # the reads the API serves
     assert query_register(ledger.state, {"status": "cancelled"})["count"] == 1
-    assert query_receipt(ledger.state, {"id": rid.hex()})["history"] == [e.hex() for e in history]
+    view = query_receipt(ledger.state, {"id": rid.hex()})
+    assert view["history"] == [e.hex() for e in history]
+    assert view["receipt"]["lots"] == sorted(lot.hex() for lot in lots)  # ids in hex, inside lists too
     assert query_history(ledger.state, {"id": rid.hex()})["lineage"][0]["id"] == rid.hex()
     view = query_lot(ledger.state, {"mill": "MILL01", "heat": "H24A1187", "coil": "C01"})
     assert [e["biz_step"] for e in view["evidence"]] == ["receiving", "shipping"]
