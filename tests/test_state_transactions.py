@@ -114,3 +114,37 @@ def test_prefix_scan_sees_only_its_prefix_in_key_order() -> None:
     assert [k for k, _ in state.scan(b"")] == sorted(keys)
     state.delete(b"Ct")
     assert [k for k, _ in state.scan(b"Ct")] == []
+
+
+def test_prefix_scans_of_application_keys_match_a_walk_of_the_state() -> None:
+    """An application's keys are indexed by its prefix and the record kind after it, so a
+    listing of one kind looks at that kind only; every prefix still finds exactly its keys,
+    before and after a rolled-back transaction."""
+    import random
+
+    rng = random.Random(7)
+    state = State()
+    apps = [b"Znotary\x00", b"Zwarehouse\x00", b"Zw\x00", b"Zwarehousex\x00"]
+    keys = {app + bytes([kind]) + rng.randbytes(rng.randint(0, 3))
+            for app in apps for kind in b"rlx" for _ in range(40)}
+    keys |= {b"B" + rng.randbytes(4) for _ in range(50)} | {b"Z", b"Zwarehouse\x00", b"Zw"}
+    for key in keys:
+        state.set(key, b"v")
+    prefixes = [b"", b"Z", b"Zw", b"Zwarehouse", b"Zwarehouse\x00", b"Zwarehouse\x00r", b"Zwarehouse\x00r\x01",
+                b"Zw\x00", b"Zw\x00l", b"Znotary\x00x", b"B", b"B\x01", b"Q"]
+
+    def check() -> None:
+        for prefix in prefixes:
+            walked = sorted(k for k, _ in state.items() if k.startswith(prefix))
+            assert [k for k, _ in state.scan(prefix)] == walked, prefix
+
+    check()
+    receipts = b"Zwarehouse\x00r"
+    assert len(state._groups[receipts]) == sum(1 for k in keys if k.startswith(receipts))
+    state.begin_transaction()
+    for key in list(keys)[:30]:
+        state.delete(key)
+    state.set(b"Zwarehouse\x00rnew", b"v")
+    check()
+    state.rollback_transaction()
+    check()

@@ -5,7 +5,11 @@ compliance gate, with council and regulator decided by the governance keepers.""
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
+
+import msgspec
+import pytest
 
 from bilayer.api.openapi import openapi_document
 from bilayer.apps.warehouse import epcis
@@ -32,12 +36,14 @@ from bilayer.apps.warehouse.operations import (
     Surrender,
 )
 from bilayer.apps.warehouse.records import Calibration, Goods, Terms, lot_key, lot_urn, receipt_id
+from bilayer.errors import BilayerError
 from bilayer.execution.application import app_prefix, installed_applications
 from bilayer.keys.signing import Signer
 from bilayer.ledger.operations import BanKey, FreezeAccount, Operation, ResumeService, SuspendService, UnfreezeAccount
+from bilayer.ledger.validation import check_entry
 
-from .conftest import seeded_signer
-from .test_compliance_rules import FINAL, REGULATOR, A, Ledger, rejected
+from .conftest import make_entry, seeded_signer
+from .test_compliance_rules import FINAL, GENESIS, REGULATOR, A, Ledger, rejected
 
 T0 = 1_796_000_000_000
 YEAR = 365 * 24 * 3600 * 1000
@@ -149,7 +155,9 @@ def test_a_whole_lifecycle_through_the_executor() -> None:
                if not key.startswith(app_prefix("notary")))
     # the reads the API serves
     assert query_register(ledger.state, {"status": "cancelled"})["count"] == 1
-    assert query_receipt(ledger.state, {"id": rid.hex()})["history"] == [e.hex() for e in history]
+    view = query_receipt(ledger.state, {"id": rid.hex()})
+    assert view["history"] == [e.hex() for e in history]
+    assert view["receipt"]["lots"] == sorted(lot.hex() for lot in lots)  # ids in hex, inside lists too
     assert query_history(ledger.state, {"id": rid.hex()})["lineage"][0]["id"] == rid.hex()
     view = query_lot(ledger.state, {"mill": "MILL01", "heat": "H24A1187", "coil": "C01"})
     assert [e["biz_step"] for e in view["evidence"]] == ["receiving", "shipping"]
@@ -208,3 +216,25 @@ def test_the_gate_applies_to_warehouse_kinds_without_warehouse_code() -> None:
     assert ledger.step((BANK, ConfirmPledge(rid, digest("any offer")))) == [rejected("identity_banned")]
     assert ledger.app_state() == before
     assert ledger.step((DEP, RequestPledge(rid, BANK_B.public_key, "facility-2"))) == [FINAL]  # lifted: it works
+
+
+def test_a_malformed_reading_is_refused_at_ingress_with_its_code() -> None:
+    """What a node checks before storing anything: NaN, negative or wrong-unit weighings, a
+    reading with no device, each refused with its code (execution never sees them)."""
+    ledger = WarehouseLedger()
+    good = ledger.reading("receiving", COILS[0], 23_000)
+    mass = good.reports[0]
+    for bad, code in (
+            (msgspec.structs.replace(good, reports=(msgspec.structs.replace(mass, value="NaN"), good.reports[1])),
+             "warehouse.epcis_bad_quantity"),
+            (msgspec.structs.replace(good, reports=(msgspec.structs.replace(mass, value="-5"), good.reports[1])),
+             "warehouse.epcis_bad_quantity"),
+            (msgspec.structs.replace(good, reports=(msgspec.structs.replace(mass, uom="LBR"), good.reports[1])),
+             "warehouse.epcis_wrong_unit"),
+            (msgspec.structs.replace(good, device_id=""), "warehouse.epcis_invalid")):
+        _, signed = make_entry(WB, GENESIS, op=RecordReading(bad), pow_bits=0)
+        with pytest.raises(BilayerError) as refused:
+            check_entry(signed, chain_id=GENESIS.chain_id, params=GENESIS.params, now_ms=int(time.time() * 1000))
+        assert refused.value.code == code, (bad, refused.value)
+    _, signed = make_entry(WB, GENESIS, op=RecordReading(good), pow_bits=0)
+    check_entry(signed, chain_id=GENESIS.chain_id, params=GENESIS.params, now_ms=int(time.time() * 1000))

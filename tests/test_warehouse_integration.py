@@ -235,6 +235,25 @@ def test_the_qingdao_fraud_is_refused_with_its_codes(net: Net) -> None:
     assert shown["receipt"]["status"] == "pledged" and shown["pledge"]["pledgee_address"] == a["bank_a"]
     assert shown["holder_address"] == a["dep"]
 
+    # the bank releases one coil: two new receipts with lineage, the rest still pledged to it
+    net.ok("bank_a", "release", receipt, "--lot", coils[0])
+    parent = net.read("show", receipt)["receipt"]
+    assert parent["status"] == "superseded" and len(parent["children"]) == 2
+    children = {net.read("show", c)["receipt"]["status"]: c for c in parent["children"]}
+    assert set(children) == {"active", "pledged"}
+    # a child's history proves offline too, starting from the act on its parent that issued it
+    later = cli("tx", "data", "--text", "a later entry", "--key", "bob", "--node", net.ledgers[0], "--keystore",
+                net.keystore, "--wait")
+    wait_until(lambda: cli("query", "status", "--node", net.ledgers[0])["height"] > later["height"] - 1, 60,
+               "the later entry")
+    document = net.manifest["dir"] / "child-proof.json"
+    run = subprocess.run([sys.executable, "-m", "bilayer", "warehouse", "proof", children["pledged"], "--node",
+                          net.ledgers[0], "--out", str(document)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    verified = cli("audit", "verify", str(document), "--genesis", str(net.manifest["genesis"]))
+    assert verified["issued_from"] == [receipt] and verified["history"][0]["kind"] == "warehouse.release_pledge"
+    assert [lot["coil"] for lot in verified["lots"]] == [coils[1]]
+
 
 def settled(net: Net, entry_id: str) -> str:
     """The entry's one status on every node (FINAL, "REJECTED code", or ABSENT where no node took

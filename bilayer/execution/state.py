@@ -20,8 +20,10 @@ to the live maps and a rollback puts back exactly what was there. The root, proo
 dirty list are not available during a transaction: they would commit to writes that may yet
 be undone.
 
-A key index grouped by the keys' first two bytes serves ordered prefix scans, so a keeper
-lists its own keys (a council of five among a million accounts) without walking the state.
+A key index grouped by the keys' first two bytes (an application's keys by its prefix and
+the next byte) serves ordered prefix scans, so a keeper lists its own keys (a council of five
+among a million accounts, one application's receipts beside its lots and readings) without
+walking the state.
 """
 
 from __future__ import annotations
@@ -88,8 +90,26 @@ class InTransaction(Exception):
 _Journal = dict[bytes, tuple[bytes | None, bool]]
 
 
+APP_KEYS = b"Z"  # an application's keys: b"Z" + its name + b"\x00" + its own key (execution/application.py)
+
+
 def _group(key: bytes) -> bytes:
+    """A key's group in the prefix index: its first two bytes; for an application's key, its
+    application prefix and the next byte (the kind of record), so that one application's
+    listings do not look at every key of that application."""
+    if key[:1] == APP_KEYS:
+        end = key.find(b"\x00")
+        if end > 0:
+            return key[:end + 2]
     return key[:2]
+
+
+def _whole_group(prefix: bytes) -> bool:
+    """Every key starting with `prefix` is in `_group(prefix)`."""
+    if prefix[:1] == APP_KEYS:
+        end = prefix.find(b"\x00")
+        return end > 0 and len(prefix) >= end + 2
+    return len(prefix) >= 2
 
 
 class State:
@@ -97,7 +117,7 @@ class State:
         self._values: dict[bytes, bytes] = {}
         self._buckets: list[dict[bytes, bytes]] = [{} for _ in range(BUCKETS)]
         self._bucket_roots: list[bytes | None] = [None] * BUCKETS
-        self._groups: dict[bytes, set[bytes]] = {}  # first two bytes -> keys: the prefix index
+        self._groups: dict[bytes, set[bytes]] = {}  # `_group` -> keys: the prefix index
         self._dirty: set[bytes] = set()
         self._journals: list[_Journal] = []
         # caches of decoded state, owned by the modules that fill them; each entry names the raw
@@ -149,15 +169,17 @@ class State:
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """The keys starting with `prefix`, in key order, with their values. Only the keys
-        that share the prefix's first two bytes are looked at (for a one-byte prefix, its up
-        to 256 groups), never the whole state."""
-        if len(prefix) >= 2:
-            candidates: Iterable[bytes] = self._groups.get(prefix[:2], ())
-        elif prefix:
+        of the prefix's group are looked at (for a shorter prefix, the groups under it),
+        never the whole state."""
+        if prefix and _whole_group(prefix):
+            candidates: Iterable[bytes] = self._groups.get(_group(prefix), ())
+        elif len(prefix) == 1 and prefix != APP_KEYS:
             groups = [self._groups.get(prefix + bytes([b]), ()) for b in range(256)]
             candidates = [key for group in groups for key in group]
             if prefix in self._values:
                 candidates.append(prefix)
+        elif prefix:  # part of an application prefix: the groups under it
+            candidates = [key for name, group in self._groups.items() if name.startswith(prefix) for key in group]
         else:
             candidates = list(self._values)
         for key in sorted(k for k in candidates if k.startswith(prefix)):

@@ -277,7 +277,7 @@ def _hexed(value: Any) -> Any:
         return value.hex()
     if isinstance(value, dict):
         return {k: _hexed(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):  # to_builtins keeps tuples: lots, parents, children, endorsements
         return [_hexed(v) for v in value]
     return value
 
