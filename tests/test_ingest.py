@@ -308,3 +308,22 @@ def test_one_entry_from_a_client_and_a_peer_at_once_is_stored_once(tmp_path: Pat
         await ingest.stop()
 
     run(scenario())
+
+
+def test_a_flood_of_forks_is_one_log_line_per_interval_and_every_fork_is_evidence(
+    tmp_path: Path, genesis: Genesis, caplog: pytest.LogCaptureFixture
+) -> None:
+    pairs = [fork_pair(genesis, signer=seeded_signer(500 + i)) for i in range(5)]
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.start()
+        with caplog.at_level("WARNING", logger="bilayer.ingest"):
+            for (_, first), (_, second) in pairs:
+                assert ingest.ingest_evidence(first, second, "peer:aa") is True
+        await ingest.flush()
+        assert len(ingest.storage.fork_evidence()) == 5
+        await ingest.stop()
+
+    run(scenario())
+    assert len([r for r in caplog.records if "fork:" in r.getMessage()]) == 1

@@ -40,6 +40,7 @@ Request = Callable[[Sequence[bytes]], None]
 AnnounceEvidence = Callable[[Sequence[ForkEvidence], Source], None]
 
 MAX_BATCH = 2000
+FORK_LOG_INTERVAL_S = 10.0  # a flood of forks is one log line per interval, with a count
 WANT_RETRY_MS = 2000
 
 
@@ -169,6 +170,8 @@ class Ingest:
         self._evidence_unwritten: set[tuple[bytes, int]] = set()
         self._evidence_written: asyncio.Future[None] | None = None
         self.fork_digest = NO_FORKS  # of every fork kept here: peers compare it to learn what they miss
+        self._fork_logged_at: float | None = None
+        self._forks_unlogged = 0
         self._queue: list[tuple[Entry, Source]] = []
         self._uncommitted: dict[bytes, Entry] = {}
         self._headers: dict[bytes, EntryHeader] = {}  # entries not yet ordered by a checkpoint
@@ -400,8 +403,7 @@ class Ingest:
             return False
         key = (header.author, header.seq)
         self.metrics.forks.inc()
-        log.warning("fork: author %s signed two entries at sequence %d; evidence kept", header.author.hex()[:16],
-                    header.seq)
+        self._log_fork(header)
         evidence = ForkEvidence(0, header.author, header.seq, SignedEntry(first.header, first.signature, b""),
                                 SignedEntry(second.header, second.signature, b""), self.clock_ms())
         self._evidence.append(evidence)
@@ -412,6 +414,16 @@ class Ingest:
         self._wake.set()
         self.announce_evidence([evidence], source)
         return True
+
+    def _log_fork(self, header: EntryHeader) -> None:
+        now = time.monotonic()
+        if self._fork_logged_at is not None and now - self._fork_logged_at < FORK_LOG_INTERVAL_S:
+            self._forks_unlogged += 1
+            return
+        more = f" ({self._forks_unlogged} more forks since the last report)" if self._forks_unlogged else ""
+        log.warning("fork: author %s signed two entries at sequence %d; evidence kept%s", header.author.hex()[:16],
+                    header.seq, more)
+        self._fork_logged_at, self._forks_unlogged = now, 0
 
     # --- durable batches ----------------------------------------------------------------
 
