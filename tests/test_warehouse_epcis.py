@@ -60,7 +60,7 @@ def validator() -> Any:
 
     path = EPCIS_DIR / "EPCIS-JSON-Schema.json"
     if not path.exists():
-        pytest.skip(f"the GS1 EPCIS reference folder is not at {EPCIS_DIR}")
+        pytest.fail(f"the GS1 EPCIS reference folder is not at {EPCIS_DIR}: set BILAYER_EPCIS_DIR to it")
     schema = json.loads(path.read_text())
     return jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
 
