@@ -4,9 +4,16 @@ An application lives in `bilayer/apps/<name>/` and declares one `Application`: i
 operation kinds (named `<name>.<verb>`, each a registered `Operation` with its handler),
 its keeper (its keys live under `b"Z" + name + b"\\x00"` and nowhere else), its read
 queries (served at `GET /v1/apps/<name>/<query>`), its CLI group (`bilayer <name> ...`),
-its console page (a script module the web console loads for `#/<name>/...`), and the proof
+its console page (a script module the web console loads for `#/<name>/...`), the proof
 documents it defines (by their JSON `type`), which `bilayer audit verify`
-checks offline against genesis like its own.
+checks offline against genesis like its own, and an optional end-of-checkpoint function.
+
+`end_checkpoint(ctx, state)` runs once per checkpoint, after its last entry, on every node
+alike (Cosmos calls this an EndBlocker): the place for work that follows from the
+checkpoint as a whole rather than from one entry, such as reconciling device evidence or
+valuing collateral. It runs in its own state transaction; an `ExecutionRejected` it raises
+undoes its writes and the checkpoint stands. Its cost must grow with what the checkpoint
+changed, not with the state, so it keeps its own work queues and time indexes.
 It is installed by naming its package in `INSTALLED`.
 
 The compliance gate applies to an application's entries as to any other, with nothing for
@@ -26,13 +33,14 @@ from typing import Any, ClassVar
 
 from ..genesis import Genesis
 from ..ledger.operations import MANAGEMENT_PREFIXES, Operation, operation_kinds
-from .governance.context import Handler
+from .governance.context import ExecContext, Handler
 from .state import Keeper, KeyShape, State
 
 INSTALLED = ("bilayer.apps.notary", "bilayer.apps.warehouse")
 APP_PREFIX = b"Z"
 
 Query = Callable[[State, Mapping[str, str]], dict[str, Any]]
+EndCheckpoint = Callable[[ExecContext, State], None]
 # a proof document's bytes and the trusted genesis -> what it proves; raises a `ProofInvalid`
 ProofVerifier = Callable[[bytes, Genesis], dict[str, Any]]
 
@@ -85,6 +93,7 @@ class Application:
     # `page(path, params)`, shown at `#/<name>/...` with a link in the console's navigation
     console: str = ""
     proofs: Mapping[str, ProofVerifier] = field(default_factory=dict)  # document `type` -> its verifier
+    end_checkpoint: EndCheckpoint | None = None
 
     def handlers(self) -> dict[str, Handler]:
         return {operation.struct.KIND: operation.handler for operation in self.operations}

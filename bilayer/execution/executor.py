@@ -14,7 +14,8 @@ For each entry, in linearized order:
 5. the operation's module applies it or raises an `ExecutionRejected` with its code.
 
 Before the first entry of a checkpoint, held transfers whose review deadline has passed are
-rejected and refunded.
+rejected and refunded. After the last, each installed application's `end_checkpoint` runs
+(in name order, each in its own state transaction).
 
 Steps 3 to 5 run inside a state transaction: committed when the entry is FINAL or HELD,
 rolled back on any refusal, so a REJECTED entry changes nothing but its author's chain (step
@@ -170,7 +171,26 @@ def _check_limits(state: State, header: EntryHeader, op: Operation) -> None:
 def execute(ctx: ExecContext, state: State, ordered: Sequence[tuple[bytes, EntryHeader]]) -> list[EntryResult]:
     expire_holds(ctx, state)
     gate = Gate(state)
-    return [execute_entry(ctx, state, entry_id, header, gate) for entry_id, header in ordered]
+    results = [execute_entry(ctx, state, entry_id, header, gate) for entry_id, header in ordered]
+    end_checkpoint(ctx, state)
+    return results
+
+
+def end_checkpoint(ctx: ExecContext, state: State) -> None:
+    """Each application's end-of-checkpoint work; a refusal undoes that application's writes only."""
+    for app in installed_applications():
+        if app.end_checkpoint is None:
+            continue
+        state.begin_transaction()
+        try:
+            app.end_checkpoint(ctx, state)
+        except ExecutionRejected:
+            state.rollback_transaction()
+            continue
+        except BaseException:
+            state.rollback_transaction()
+            raise
+        state.commit_transaction()
 
 
 def results_root(results: Sequence[EntryResult]) -> bytes:
