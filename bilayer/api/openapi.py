@@ -685,7 +685,8 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             },
             "/v1/gov/council": {
                 "get": {
-                    "summary": "Council members with their weights, and the rules decisions follow",
+                    "summary": "Council members (address, genesis name or null, weight), and the rules decisions"
+                               " follow",
                     "responses": {"200": _json({"type": "object"}, "the council"), **_errors(404)},
                 }
             },
