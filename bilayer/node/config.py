@@ -39,6 +39,10 @@ class P2PConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     peers: list[str] = []
     max_inbound: int = 128
     max_inbound_per_ip: int = 32
+    # HOST:PORT where others reach this node (behind NAT, or listening on 0.0.0.0); "" = `listen`
+    external_address: str = ""
+    # addresses learned from peers that this node dials besides `peers` (0: learn none)
+    max_learned_peers: int = 16
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -120,11 +124,14 @@ def load_config(home: NodeHome) -> NodeConfig:
         config = msgspec.toml.decode(data, type=NodeConfig)
     except msgspec.MsgspecError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    for address in [config.api.listen, config.p2p.listen, *config.p2p.peers]:
+    external = [config.p2p.external_address] if config.p2p.external_address else []
+    for address in [config.api.listen, config.p2p.listen, *config.p2p.peers, *external]:
         try:
             split_host_port(address)
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+    if not 0 <= config.p2p.max_learned_peers <= 256:
+        raise ConfigError(f"{path}: p2p.max_learned_peers is between 0 and 256")
     return config
 
 

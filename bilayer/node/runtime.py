@@ -76,6 +76,8 @@ class LedgerNode:
             limits.connection_burst,
             config.p2p.max_inbound,
             config.p2p.max_inbound_per_ip,
+            config.p2p.external_address,
+            config.p2p.max_learned_peers,
         )
         self.chain = Chain(self.storage, genesis) if genesis.validators else None
         self.finality: Finality | None = None
