@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
@@ -144,8 +144,9 @@ class PeerLink:
         self.ip = ip
         # when the peer last brought something new (an entry this node stored)
         self.last_useful = time.monotonic()
-        self._urgent: deque[bytes] = deque()
-        self._normal: deque[bytes] = deque()
+        # (when queued, frame): a link with an emulated delay sends each frame that long after
+        self._urgent: deque[tuple[float, bytes]] = deque()
+        self._normal: deque[tuple[float, bytes]] = deque()
         self._ready = asyncio.Event()
         self.closed = asyncio.Event()
         self.height = 0
@@ -157,10 +158,10 @@ class PeerLink:
         urgent = isinstance(message, ProposalMsg | VoteMsg | CheckpointMsg)
         queue = self._urgent if urgent else self._normal
         if len(queue) < OUTBOX_LIMIT:
-            queue.append(encode_message(message))
+            queue.append((time.monotonic(), encode_message(message)))
             self._ready.set()
 
-    async def next_frame(self) -> bytes:
+    async def next_frame(self) -> tuple[float, bytes]:
         while True:
             if self._urgent:
                 return self._urgent.popleft()
@@ -185,6 +186,8 @@ class PeerManager:
         max_inbound_per_ip: int = 32,
         external_address: str = "",
         max_learned_peers: int = 16,
+        link_delays: Mapping[bytes, float] | None = None,
+        link_jitter: float = 0.0,
     ) -> None:
         self.signer = signer
         self.chain_id = chain_id
@@ -193,6 +196,8 @@ class PeerManager:
         self.dial = list(dial)
         self.max_learned_peers = max_learned_peers
         self.learned: set[str] = set()
+        self.link_delays = dict(link_delays or {})  # seconds, by peer key (`[testing] link_delay_ms`)
+        self.link_jitter = link_jitter
         self.ingest = ingest
         self.metrics = metrics
         self.limiter = RateLimiter(entry_rate, entry_burst)
@@ -400,9 +405,15 @@ class PeerManager:
             peer.closed.set()
 
     async def _send_loop(self, peer: PeerLink) -> None:
+        delay = self.link_delays.get(peer.key, 0.0)
+        due = 0.0
         with contextlib.suppress(OSError):
             while True:
-                await peer.link.send(await peer.next_frame())
+                queued, frame = await peer.next_frame()
+                if delay:  # an emulated wide-area link: never earlier than the frame before
+                    due = max(due, queued + delay + random.uniform(0, self.link_jitter))
+                    await asyncio.sleep(due - time.monotonic())
+                await peer.link.send(frame)
 
     # --- messages ------------------------------------------------------------------------
 
