@@ -9,16 +9,12 @@ import urllib.request
 from typing import Any
 
 from .. import codec
-from ..errors import BadRequest, BilayerError, NodeUnreachable, RemoteError
+from ..errors import BadRequest, NodeUnreachable, RemoteError, WaitTimeout
 from ..keys.signing import Signer
 from ..ledger.entry import SignedEntry, build_entry
 from ..ledger.operations import Operation
 
-
-class WaitTimeout(BilayerError):
-    """The entry reached no final outcome in the time allowed."""
-
-    code = "wait_timeout"
+__all__ = ["NodeClient", "WaitTimeout"]
 
 
 class NodeClient:
