@@ -124,7 +124,7 @@ def _load_applications() -> None:
     installed_applications()
 
 
-def of(kind: str, payload: bytes = b"", **fields: Any) -> Op:
+def of(kind: str, /, payload: bytes = b"", **fields: Any) -> Op:
     """Any registered operation kind from its fields, as named in its struct (nested structs
     as dicts, keys as addresses, ids as hex)."""
     _load_applications()
@@ -134,7 +134,7 @@ def of(kind: str, payload: bytes = b"", **fields: Any) -> Op:
     return _checked(_struct(cls, fields, kind), payload)
 
 
-def app(kind: str, **fields: Any) -> Op:
+def app(kind: str, /, **fields: Any) -> Op:
     """An installed application's operation, e.g. `app("warehouse.accept_receipt",
     receipt=receipt_id)` or `app("notary.register", document=sha256, title="lease")`."""
     if "." not in kind or kind.startswith(L.MANAGEMENT_PREFIXES):
@@ -174,7 +174,7 @@ def _action_classes() -> tuple[type[L.Action], ...]:
     return cast(tuple[type[L.Action], ...], GovAction.__args__)
 
 
-def action(type: str, **fields: Any) -> GovAction:
+def action(type: str, /, **fields: Any) -> GovAction:
     """A management action by its wire tag (`freeze_account`, `set_interception_rule`, ...;
     see `action_types()`), with its fields as named in its struct."""
     _load_applications()
