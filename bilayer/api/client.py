@@ -1,4 +1,6 @@
-"""A small synchronous client of the node API, used by the CLI and usable as an SDK."""
+"""A small synchronous client of the node API for the CLI: the standard library only, so a
+command starts quickly. Programs should use `bilayer.sdk` (pooling, retries and failover,
+typed answers, operation builders)."""
 
 from __future__ import annotations
 
