@@ -71,11 +71,13 @@ class FakeNode:
         self.delay_first_s = delay_first_s
         self.fail_posts = fail_posts  # entries taken, then the answer lost: 504 from a gateway
         self.requests: list[tuple[str, str, bytes]] = []
+        self.queries: list[str] = []
         self.url = ""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self.requests.append((request.method, request.path, body))
+        self.queries.append(request.query_string)
         if len(self.requests) == 1 and self.delay_first_s:
             await asyncio.sleep(self.delay_first_s)
         if self.script:
@@ -433,6 +435,20 @@ def test_a_malformed_operation_is_refused_with_the_nodes_code(build: Callable[[]
     with pytest.raises((InvalidOperation, UnknownOperation)) as refused:
         build()
     assert refused.value.code == code
+
+
+def test_reads_send_what_the_api_reads_and_refuse_bad_arguments_with_a_code() -> None:
+    node = FakeNode([lambda request: web.json_response({"height": 3, "count": 0, "receipts": []})])
+    with serving(node), Client(node.url, retries=FAST) as client:
+        assert client.app_query("warehouse", "register", frozen=False, holder=None)["height"] == 3
+        for bad in (lambda: client.checkpoint("../status"), lambda: client.checkpoint(0),
+                    lambda: client.proposal("1; drop"), lambda: client.entry("zz"),  # type: ignore[arg-type]
+                    lambda: client.wait("12")):
+            with pytest.raises(BilayerError) as refused:
+                bad()
+            assert refused.value.code == "bad_request"
+    assert [(m, p) for m, p, _ in node.requests] == [("GET", "/v1/apps/warehouse/register")]
+    assert node.queries == ["frozen=false"]
 
 
 def test_bad_client_settings_are_refused_with_a_code() -> None:

@@ -115,8 +115,21 @@ def _transport_failure(exc: httpx.HTTPError, url: str) -> tuple[Failure, Bilayer
 
 
 def _query(path: str, params: dict[str, Any]) -> str:
-    present = {k: v for k, v in params.items() if v is not None}
+    """Query parameters as the API reads them: booleans as `true`/`false`, None left out."""
+    present = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items() if v is not None}
     return path + ("?" + urlencode(present, doseq=True) if present else "")
+
+
+def _checkpoint_path(height: int | str, entries: bool) -> str:
+    if height != "latest" and (not isinstance(height, int) or isinstance(height, bool) or height < 1):
+        raise BadRequest("a checkpoint height is a positive integer or 'latest'")
+    return f"/v1/checkpoints/{height}" + ("?entries=1" if entries else "")
+
+
+def _proposal_path(number: int) -> str:
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise BadRequest("a proposal number is a positive integer")
+    return f"/v1/gov/proposals/{number}"
 
 
 def _entry_hex(entry_id: str | bytes) -> str:
@@ -275,10 +288,10 @@ class Client(_Base):
         return _outcome(*self.request("GET", path, timeout=self.timeout + wait_s))
 
     def checkpoint(self, height: int | str = "latest", entries: bool = False) -> Checkpoint:
-        return self._get(f"/v1/checkpoints/{height}" + ("?entries=1" if entries else ""), Checkpoint, "a checkpoint")
+        return self._get(_checkpoint_path(height, entries), Checkpoint, "a checkpoint")
 
     def proposal(self, number: int) -> Proposal:
-        return self._get(f"/v1/gov/proposals/{int(number)}", Proposal, "a proposal")
+        return self._get(_proposal_path(number), Proposal, "a proposal")
 
     def proposals(self, status: str | None = None) -> list[Proposal]:
         """Proposals, newest first (at most 1000)."""
@@ -332,6 +345,7 @@ class Client(_Base):
     def wait(self, entry_id: str | bytes, timeout: float = 30.0) -> Outcome:
         """Block until the entry is FINAL, REJECTED or HELD (on a chain without validators:
         stored, PENDING); `WaitTimeout` after `timeout` seconds."""
+        entry_id = _entry_hex(entry_id)
         deadline = time.monotonic() + timeout
         finality = self.status().finality
         while True:
@@ -432,11 +446,10 @@ class AsyncClient(_Base):
         return _outcome(*await self.request("GET", path, timeout=self.timeout + wait_s))
 
     async def checkpoint(self, height: int | str = "latest", entries: bool = False) -> Checkpoint:
-        return await self._get(f"/v1/checkpoints/{height}" + ("?entries=1" if entries else ""), Checkpoint,
-                               "a checkpoint")
+        return await self._get(_checkpoint_path(height, entries), Checkpoint, "a checkpoint")
 
     async def proposal(self, number: int) -> Proposal:
-        return await self._get(f"/v1/gov/proposals/{int(number)}", Proposal, "a proposal")
+        return await self._get(_proposal_path(number), Proposal, "a proposal")
 
     async def proposals(self, status: str | None = None) -> list[Proposal]:
         return (await self._get(_query("/v1/gov/proposals", {"status": status}), _Proposals, "proposals")).proposals
@@ -477,6 +490,7 @@ class AsyncClient(_Base):
             return submitted
 
     async def wait(self, entry_id: str | bytes, timeout: float = 30.0) -> Outcome:
+        entry_id = _entry_hex(entry_id)
         deadline = time.monotonic() + timeout
         finality = (await self.status()).finality
         while True:
