@@ -72,12 +72,15 @@ class FakeNode:
         self.fail_posts = fail_posts  # entries taken, then the answer lost: 504 from a gateway
         self.requests: list[tuple[str, str, bytes]] = []
         self.queries: list[str] = []
+        self.peers: list[int] = []  # the client's port of each request: one per connection
         self.url = ""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self.requests.append((request.method, request.path, body))
         self.queries.append(request.query_string)
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        self.peers.append(peer[1] if peer else 0)
         if len(self.requests) == 1 and self.delay_first_s:
             await asyncio.sleep(self.delay_first_s)
         if self.script:
@@ -212,6 +215,23 @@ def test_503_with_retry_after_is_honoured_then_the_answer_is_typed() -> None:
     assert status.chain_id == "test-chain" and status.finality is False and status.params.pow_bits == 0
     assert len(node.requests) == 3
     assert 2.0 <= elapsed < 3.5  # waited the two seconds asked for, and not much more
+
+
+def test_one_client_reuses_its_connections() -> None:
+    node = FakeNode()
+
+    async def run() -> None:
+        async with AsyncClient(node.url) as client:
+            for _ in range(10):
+                await client.status()
+
+    with serving(node):
+        with Client(node.url) as client:
+            for _ in range(10):
+                client.status()
+        asyncio.run(asyncio.wait_for(run(), 30))
+    assert len(node.peers) == 20
+    assert len(set(node.peers[:10])) == 1 and len(set(node.peers[10:])) == 1  # one connection each
 
 
 def test_a_refused_connection_fails_over_to_the_next_node_and_stays_there() -> None:
