@@ -128,6 +128,7 @@ from ...execution.application import Application, AppOperation, register_applica
 from ...genesis import Genesis
 from ...ledger.operations import register
 from .chain import QUERIES, handle
+from .checkpoint import end_checkpoint
 from .epcis import Reading, event_hash, event_uri, parse, render
 from .errors import EvidenceInvalid, WarehouseRejected
 from .invariants import violations
@@ -153,6 +154,7 @@ APPLICATION = register_application(Application(
     cli="bilayer.apps.warehouse.cli:warehouse",
     console="warehouse.js",
     proofs={"warehouse_receipt": verify_receipt_proof},
+    end_checkpoint=end_checkpoint,
 ))
 
 __all__ = [
