@@ -54,6 +54,7 @@ from .keeper import AGEING, DEADLINE, Keeper
 from .records import Alert, Device, Evidence, Lot, Pending, Policy, Receipt, Resolution, Severity, lot_key_of_urn
 
 RULE_VERSION: Final = 1
+RULES: Final = tuple(f"R{n}" for n in range(1, 13))
 DAY_MS: Final = 24 * 3600 * 1000
 LOCAL_OFFSET_MS: Final = 8 * 3600 * 1000  # business hours are local time, UTC+8
 PLEDGED_SILENCE_MS: Final = 15 * 60 * 1000  # R7 is HIGH when pledged goods go unwatched this long
