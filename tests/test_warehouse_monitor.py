@@ -566,3 +566,19 @@ def test_inv13_a_hold_without_its_open_alert_is_a_violation() -> None:
     k = Keeper(ledger.state)
     k.put_receipt(msgspec.structs.replace(ledger.receipt(rid), held=(digest("no such alert"),)))
     assert [v.split(":")[0] for v in violations(k)] == ["INV-13"]
+
+
+def test_the_cli_refuses_bad_input_with_its_code(tmp_path: Any) -> None:
+    from .test_cli import UNREACHABLE, assert_error, bilayer
+
+    keystore = tmp_path / "keys"
+    assert bilayer("keys", "new", "sup", "--plaintext", keystore=keystore).code == 0
+    node = ("--node", UNREACHABLE)
+    assert_error(bilayer("warehouse", "alert", "not-an-id", *node), "bad_request")
+    assert_error(bilayer("warehouse", "alert", "ab" * 32, *node), "node_unreachable")
+    assert_error(bilayer("warehouse", "resolve", "xyz", "--code", "explained", "--note", "n", "--key", "sup", *node,
+                         keystore=keystore), "bad_request")
+    assert_error(bilayer("warehouse", "stocktake", "--warehouse", "bl1nope", "--bin", "A1", "--counted-kg", "1",
+                         "--counted-pieces", "1", "--key", "sup", *node, keystore=keystore), "invalid_address")
+    result = bilayer("warehouse", "alerts", "--rule", "R13", *node)
+    assert result.code != 0 and "Traceback" not in result.err
