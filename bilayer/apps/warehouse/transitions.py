@@ -232,11 +232,12 @@ HELD_BLOCKS: Final = frozenset({"offer_transfer", "accept_transfer", "countersig
 
 
 def _may(k: Keeper, receipt: Receipt, kind: str) -> None:
-    """The receipt may take this transition: not frozen, not held for it, and in a state the table allows."""
+    """The receipt may take this transition: not frozen, in a state the table allows, and not held
+    for it (a move its state forbids anyway is refused for that, the lasting reason)."""
     _ensure(receipt.frozen_case == 0, ReceiptFrozen, f"frozen under case {receipt.frozen_case}")
-    _ensure(kind not in HELD_BLOCKS or not k.held(receipt), ReceiptHeld,
-            "an open alert holds the receipt or its goods' bin until the warehouse's supervisor resolves it")
     if receipt.status in TRANSITIONS[kind][0]:
+        _ensure(kind not in HELD_BLOCKS or not k.held(receipt), ReceiptHeld,
+                "an open alert holds the receipt or its goods' bin until the warehouse's supervisor resolves it")
         return
     pledged = receipt.status in UNDER_PLEDGE or (receipt.status == "expired" and receipt.expired_from in UNDER_PLEDGE)
     _ensure(not (kind == "request_pledge" and pledged), AlreadyPledged, "the receipt is pledged already")
