@@ -582,3 +582,13 @@ def test_the_cli_refuses_bad_input_with_its_code(tmp_path: Any) -> None:
                          "--counted-pieces", "1", "--key", "sup", *node, keystore=keystore), "invalid_address")
     result = bilayer("warehouse", "alerts", "--rule", "R13", *node)
     assert result.code != 0 and "Traceback" not in result.err
+
+
+def test_only_the_council_sets_the_policy_and_stocktakes_name_a_bin_of_the_warehouse() -> None:
+    ledger, _, _ = world()
+    assert ledger.step((WH, SetMonitoring(5, 8 * 60, 18 * 60, 3, 360, 30))) == [rejected("warehouse.not_council")]
+    assert ledger.step((SUP, RecordStocktake(WH.public_key, "Z9", 0, 0))) == [rejected("warehouse.unknown_bin")]
+    assert ledger.step((SUP, RecordStocktake(DEP.public_key, "A1", 0, 0))) == [rejected("warehouse.wrong_role")]
+    assert Keeper(ledger.state).policy().tolerance_permille == 0
+    ledger.ok((A, SetMonitoring(5, 7 * 60, 19 * 60, 4, 180, 14)))
+    assert Keeper(ledger.state).policy().heartbeat_factor == 4
