@@ -167,6 +167,8 @@ def test_r1_a_lidar_estimate_short_of_the_book_beyond_tolerance_raises_an_alert(
     assert (critical.severity, critical.held_bins, critical.bins) == ("CRITICAL", ("A1",), ("A1",))
     assert Keeper(ledger.state).held(ledger.receipt(rid))
     assert ledger.step((DEP, OfferTransfer(rid, BUYER.public_key))) == [HELD]
+    ledger.report(lidar, "cycle_counting", reports=mass(book - 1_200))  # the same finding again: no new alert
+    assert len(ledger.alerts("R1")) == 2
     assert violations(Keeper(ledger.state)) == []
 
 

@@ -51,7 +51,19 @@ import msgspec
 
 from ... import codec
 from .keeper import AGEING, DEADLINE, Keeper
-from .records import Alert, Device, Evidence, Lot, Pending, Policy, Receipt, Resolution, Severity, lot_key_of_urn
+from .records import (
+    SEVERITIES,
+    Alert,
+    Device,
+    Evidence,
+    Lot,
+    Pending,
+    Policy,
+    Receipt,
+    Resolution,
+    Severity,
+    lot_key_of_urn,
+)
 
 RULE_VERSION: Final = 1
 RULES: Final = tuple(f"R{n}" for n in range(1, 13))
@@ -232,9 +244,11 @@ class _Run:
         self.raised.append(alert)
         return alert
 
-    def open(self, rule: str, warehouse: bytes, *, bin_name: str = "", device: str = "") -> bool:
-        """An alert of this rule on this bin or device is open already (no repeats while it is)."""
-        return any(a.rule == rule and (not bin_name or bin_name in a.bins) and (not device or device in a.devices)
+    def open(self, rule: str, warehouse: bytes, *, bin_name: str = "", severity: Severity = "LOW") -> bool:
+        """An alert of this rule on this bin, at least this severe, is open already (no repeats while
+        it is; a worse finding is raised)."""
+        rank = SEVERITIES.index(severity)
+        return any(a.rule == rule and (not bin_name or bin_name in a.bins) and SEVERITIES.index(a.severity) >= rank
                    for a in self.k.open_alerts(warehouse))
 
     # --- event rules ---
@@ -304,7 +318,7 @@ class _Run:
         if abs(short) <= tol and not pieces_differ:
             return
         critical = short * 100 > stock.book_kg
-        if not critical and self.open(rule, warehouse, bin_name=bin_name):
+        if self.open(rule, warehouse, bin_name=bin_name, severity="CRITICAL" if critical else "HIGH"):
             return
         counted = f", {pieces} pieces against {stock.book_pieces}" if pieces >= 0 else ""
         self.alert(rule, "CRITICAL" if critical else "HIGH", warehouse,
