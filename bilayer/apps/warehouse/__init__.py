@@ -119,8 +119,9 @@ Left out of WAREHOUSE.md, and why
 * Facilities, prices, valuation and margin calls: issue #13, which builds them on these records.
 * INV-6 and INV-9 are not refusals: an outflow without instruction is accepted as evidence and
   raises R2 (or R5) with a hold; over-issuance against verified stock raises R12 with a hold.
-* Camera occlusion and GNSS trucks or crane tags in R5/R7 (a tag names the coils it follows),
-  owners to notify, SLA timers and acknowledgements of alerts: an alert is open or resolved.
+* Camera occlusion and clock skew as R7 findings (a skewed reading is refused, `clock_skew`),
+  trucks or crane tags in R5 (a tag names the coils it follows), owners to notify, SLA timers
+  and acknowledgements of alerts: an alert is open or resolved.
 * Delivery instructions as separate records with consumed quantities: a surrender is the
   instruction here (whole lots, one collector reference).
 * Auction after invocation, interception (hold for review) of transfers to sanctioned parties,
