@@ -30,6 +30,7 @@ from bilayer.apps.warehouse.operations import (
     ProposeDevice,
     ProposeReceipt,
     RecordReading,
+    RecordStocktake,
     RegisterLot,
     RegisterParty,
     RegisterWarehouse,
@@ -37,8 +38,10 @@ from bilayer.apps.warehouse.operations import (
     ReleasePledge,
     RenewCalibration,
     RequestPledge,
+    ResolveAlert,
     RevokeDevice,
     RevokeParty,
+    SetMonitoring,
     SplitReceipt,
     Surrender,
     UnfreezeReceipt,
@@ -101,5 +104,8 @@ SAMPLES: dict[str, WarehouseOperation] = {op.KIND: op for op in (
     FreezeReceipt(RECEIPT, 1),
     UnfreezeReceipt(RECEIPT, 1),
     VoidReceipt(RECEIPT, 1),
+    ResolveAlert(_h("alert"), "false_positive", "the camera's view was blocked by a crane"),
+    RecordStocktake(KEY, "A1", 46_000, 2, "quarterly count"),
+    SetMonitoring(5, 8 * 60, 18 * 60, 3, 360, 30),
 )}
 assert set(SAMPLES) == {op.KIND for op in OPERATIONS}, "a warehouse kind has no sample"

@@ -29,6 +29,7 @@ from ...keys.address import public_key_from_address
 from ...keys.signing import Signer
 from ...ledger.operations import Operation
 from . import epcis
+from .monitor import RULES
 from .operations import (
     AcceptReceipt,
     AcceptTransfer,
@@ -47,20 +48,34 @@ from .operations import (
     ProposeDevice,
     ProposeReceipt,
     RecordReading,
+    RecordStocktake,
     RegisterLot,
     RegisterParty,
     RegisterWarehouse,
     RejectReceipt,
     ReleasePledge,
     RequestPledge,
+    ResolveAlert,
     RevokeDevice,
     RevokeParty,
+    SetMonitoring,
     SplitReceipt,
     Surrender,
     UnfreezeReceipt,
     VoidReceipt,
 )
-from .records import DEVICE_KINDS, Calibration, Goods, Terms, lot_key, lot_urn, receipt_id
+from .records import (
+    DEVICE_KINDS,
+    RESOLUTION_CODES,
+    SEVERITIES,
+    Calibration,
+    Goods,
+    Policy,
+    Terms,
+    lot_key,
+    lot_urn,
+    receipt_id,
+)
 
 
 def _hex32(text: str, what: str) -> str:
@@ -358,13 +373,17 @@ def device_group() -> None:
 @click.option("--accuracy-class", default="", help="OIML R76 class of a weighbridge (I, II, III, IIII).")
 @click.option("--scale-interval-g", type=int, default=0, help="A weighbridge's verification interval e, in grams.")
 @click.option("--calibrated-until", required=True, help="Certificate expiry (ISO date or ms).")
+@click.option("--heartbeat-ms", type=int, default=60_000, show_default=True,
+              help="How often it reports at least (0: it sends no heartbeats); rule R7 watches the gaps.")
 @act
 def device_propose(sender: Act, device_id: str, device_kind: Any, bins: str, device_address: str, read_point: str,
-                   certificate: str, accuracy_class: str, scale_interval_g: int, calibrated_until: str) -> Operation:
+                   certificate: str, accuracy_class: str, scale_interval_g: int, calibrated_until: str,
+                   heartbeat_ms: int) -> Operation:
     """Propose DEVICE_ID (a GIAI URN) at the signing warehouse."""
     return ProposeDevice(device_id, device_kind, tuple(b.strip() for b in bins.split(",") if b.strip()),
                          _address(device_address), read_point,
-                         Calibration(_digest(certificate), accuracy_class, scale_interval_g, _ms(calibrated_until)))
+                         Calibration(_digest(certificate), accuracy_class, scale_interval_g, _ms(calibrated_until)),
+                         heartbeat_ms)
 
 
 @device_group.command("approve")
@@ -769,3 +788,141 @@ def warehouse_proof(receipt: str, out: Path | None, node_url: str, as_json: bool
         click.echo(text, nl=False)
     else:
         out.write_text(text)
+
+
+# --- monitoring: alerts, holds, stocktakes, the council's policy -----------------------------------------
+
+
+@warehouse.command("alerts")
+@click.option("--warehouse", "warehouse_address", default="", help="Only this warehouse's alerts.")
+@click.option("--status", default="", type=click.Choice(["", "open", "resolved"]), help="open or resolved.")
+@click.option("--severity", default="", type=click.Choice(["", *SEVERITIES]), help="Only this severity.")
+@click.option("--rule", default="", type=click.Choice(["", *RULES]), help="Only this rule (R1 ... R12).")
+@node_option
+@json_option
+def warehouse_alerts(warehouse_address: str, status: str, severity: str, rule: str, node_url: str,
+                     as_json: bool) -> None:
+    """Reconciliation alerts, oldest first: rule, severity, what was compared, what is held."""
+    data = _get(node_url, "alerts", warehouse=warehouse_address, status=status, severity=severity, rule=rule)
+
+    def human(d: dict[str, Any]) -> None:
+        console.print(f"{d['count']} alerts")
+        for a in d["alerts"]:
+            held = len(a["held_receipts"]) + len(a["held_bins"])
+            console.print(f"  {a['id'][:16]}… {a['rule']:<4} {a['severity']:<8} {a['status']:<8} "
+                          f"h{a['height']:<6} {'HELD ' if held and a['status'] == 'open' else ''}{a['summary']}")
+
+    emit(data, as_json, human)
+
+
+@warehouse.command("alert")
+@click.argument("alert")
+@node_option
+@json_option
+def warehouse_alert(alert: str, node_url: str, as_json: bool) -> None:
+    """One alert: expected against observed, the tolerance and its inputs, evidence, holds, resolution."""
+    data = _get(node_url, "alert", id=_hex32(alert, "ALERT"))
+
+    def human(d: dict[str, Any]) -> None:
+        a = d["alert"]
+        kv_table(f"alert {a['id']}", {
+            "rule": f"{a['rule']} v{a['rule_version']}", "severity": a["severity"], "status": a["status"],
+            "warehouse": a["warehouse_address"], "summary": a["summary"],
+            "detected": f"height {a['height']}, time {a['time_ms']}",
+            "expected / observed": f"{a['expected']} / {a['observed']} {a['unit']} (delta {a['delta']}, "
+                                   f"tolerance {a['tolerance']})",
+            "tolerance inputs": ", ".join(f"{name}={value}" for name, value in a["tolerance_inputs"]) or "-",
+            "bins": ", ".join(a["bins"]) or "-", "receipts": ", ".join(a["receipts"]) or "-",
+            "devices": ", ".join(a["devices"]) or "-", "evidence": ", ".join(a["evidence"]) or "-",
+            "held receipts": ", ".join(a["held_receipts"]) or "-", "held bins": ", ".join(a["held_bins"]) or "-",
+            "resolution": "-" if a["resolution"] is None else f"{a['resolution']['code']}: {a['resolution']['note']}"})
+
+    emit(data, as_json, human)
+
+
+@warehouse.command("holds")
+@click.option("--warehouse", "warehouse_address", default="", help="Only this warehouse's holds.")
+@node_option
+@json_option
+def warehouse_holds(warehouse_address: str, node_url: str, as_json: bool) -> None:
+    """The HELD overlay: held receipts and bins, with the alerts holding them."""
+    data = _get(node_url, "holds", warehouse=warehouse_address)
+
+    def human(d: dict[str, Any]) -> None:
+        for r in d["receipts"]:
+            console.print(f"  receipt #{r['number']} {r['id'][:16]}… held by {len(r['held'])} alert(s)")
+        for b in d["bins"]:
+            console.print(f"  bin {b['bin']} of {b['warehouse']} held by {len(b['alerts'])} alert(s)")
+
+    emit(data, as_json, human)
+
+
+@warehouse.command("stock")
+@click.argument("warehouse_address")
+@node_option
+@json_option
+def warehouse_stock(warehouse_address: str, node_url: str, as_json: bool) -> None:
+    """A warehouse's stock statement: book and verified figures by bin; free, pledged, frozen and held by owner."""
+    data = _get(node_url, "stock", warehouse=warehouse_address)
+
+    def human(d: dict[str, Any]) -> None:
+        console.print(f"live receipts {d['live_receipts_kg']} kg; verified {d['verified_kg']} kg "
+                      f"({d['verified_bins']} bins)")
+        for b in d["bins"]:
+            verified = "-" if b["verified_kg"] < 0 else f"{b['verified_kg']} kg ({b['verified_source']})"
+            console.print(f"  bin {b['bin']:<8} book {b['book_kg']:>9} kg {b['book_pieces']:>4} pcs  verified "
+                          f"{verified}{'  HELD' if b['held_by'] else ''}")
+        for o in d["owners"]:
+            console.print(f"  {o['holder']}: free {o['free_kg']} pledged {o['pledged_kg']} frozen {o['frozen_kg']} "
+                          f"held {o['held_kg']} kg")
+
+    emit(data, as_json, human)
+
+
+@warehouse.command("resolve")
+@click.argument("alert", callback=lambda _c, _p, v: _hex32(v, "ALERT"))
+@click.option("--code", required=True, type=click.Choice(list(RESOLUTION_CODES)))
+@click.option("--note", required=True, help="What was found.")
+@act
+def warehouse_resolve(sender: Act, alert: str, code: Any, note: str) -> Operation:
+    """The warehouse's supervisor closes ALERT; the holds it set are lifted."""
+    return ResolveAlert(bytes.fromhex(alert), code, note)
+
+
+@warehouse.command("stocktake")
+@click.option("--warehouse", "warehouse_address", required=True, help="The warehouse counted.")
+@click.option("--bin", "bin_name", required=True)
+@click.option("--counted-kg", type=int, required=True, help="Net kilograms counted in the bin.")
+@click.option("--counted-pieces", type=int, required=True, help="Coils or bundles counted in the bin.")
+@click.option("--note", default="")
+@act
+def warehouse_stocktake(sender: Act, warehouse_address: str, bin_name: str, counted_kg: int, counted_pieces: int,
+                        note: str) -> Operation:
+    """The warehouse's supervisor records a count of a bin (compared with the book by rule R9)."""
+    return RecordStocktake(_address(warehouse_address), bin_name, counted_kg, counted_pieces, note)
+
+
+@warehouse.group("monitoring")
+def monitoring_group() -> None:
+    """The council's reconciliation policy."""
+
+
+_DEFAULT = Policy()
+
+
+@monitoring_group.command("set")
+@click.option("--tolerance-permille", type=int, default=_DEFAULT.tolerance_permille, show_default=True,
+              help="0: the default, max(3 per mille, 2e).")
+@click.option("--business-hours-start-min", type=int, default=_DEFAULT.business_hours_start_min, show_default=True,
+              help="Minutes after local midnight (UTC+8).")
+@click.option("--business-hours-end-min", type=int, default=_DEFAULT.business_hours_end_min, show_default=True)
+@click.option("--heartbeat-factor", type=int, default=_DEFAULT.heartbeat_factor, show_default=True,
+              help="R7 fires after this many missed heartbeat intervals.")
+@click.option("--ageing-days", type=int, default=_DEFAULT.ageing_days, show_default=True)
+@click.option("--expiry-notice-days", type=int, default=_DEFAULT.expiry_notice_days, show_default=True)
+@act
+def monitoring_set(sender: Act, tolerance_permille: int, business_hours_start_min: int, business_hours_end_min: int,
+                   heartbeat_factor: int, ageing_days: int, expiry_notice_days: int) -> Operation:
+    """A council member sets the reconciliation policy for every warehouse."""
+    return SetMonitoring(tolerance_permille, business_hours_start_min, business_hours_end_min, heartbeat_factor,
+                         ageing_days, expiry_notice_days)

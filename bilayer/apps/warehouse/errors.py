@@ -324,3 +324,30 @@ class CaseMismatch(WarehouseRejected):
     """A freeze is lifted under the case that imposed it."""
 
     code = "warehouse.case_mismatch"
+
+
+# --- monitoring: reconciliation, alerts and the HELD overlay (`monitor.py`) -----------------------
+
+
+class ReceiptHeld(WarehouseRejected):
+    """An open alert holds the receipt, or a bin its goods lie in, until the supervisor resolves it."""
+
+    code = "warehouse.receipt_held"
+
+
+class BinHeld(WarehouseRejected):
+    """No new receipt over goods in a bin an open alert holds."""
+
+    code = "warehouse.bin_held"
+
+
+class NotSupervisor(WarehouseRejected):
+    code = "warehouse.not_supervisor"
+
+
+class AlertUnknown(WarehouseRejected):
+    code = "warehouse.alert_unknown"
+
+
+class AlertResolved(WarehouseRejected):
+    code = "warehouse.alert_resolved"

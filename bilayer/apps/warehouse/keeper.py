@@ -17,6 +17,20 @@ relative to it.
     b"t" + status byte + receipt id -> b"" (index: receipts by lifecycle state)
     b"x" + receipt id + version (4 bytes) -> the entry that wrote that version (its history)
 
+Monitoring (`monitor.py`):
+
+    b"a" + alert id             -> Alert
+    b"o" + warehouse + alert id -> b"" (index: open alerts by warehouse)
+    b"H" + warehouse + bin      -> the open alerts holding the bin (a tuple of ids)
+    b"q\x00"                   -> the next queue number
+    b"q\x01" + number (8 bytes) -> Pending (evidence waiting for the checkpoint's reconciliation)
+    b"D" + ms (8 bytes) + b"h"|b"c" + device id -> b"" (heartbeat due, calibration expiry)
+    b"s" + warehouse + b"\x00"  -> WarehouseStock (live receipts' kg, verified kg, largest e)
+    b"s" + warehouse + b"\x01" + bin -> BinStock (book and last verified figure)
+    b"j" + warehouse + bin      -> consecutive camera count mismatches
+    b"y" + ms (8 bytes) + b"l"|b"r" + lot key or receipt id -> b"" (ageing and expiry notices)
+    b"A"                        -> Policy (the council's monitoring policy)
+
 Writes go straight to the state: an operation runs inside a state transaction (the entry's,
 on the chain; `transitions.apply` opens a nested one), so a refusal after a write leaves
 nothing behind. The indexes are maintained by `put_receipt` alone, so they cannot drift from
@@ -27,9 +41,28 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
+import msgspec
+
 from ... import codec
 from ...execution.application import AppKeeper
-from .records import STATUSES, Case, Device, Evidence, Lot, Party, Pledge, Receipt, Status, WarehouseInfo
+from .records import (
+    STATUSES,
+    Alert,
+    BinStock,
+    Case,
+    Device,
+    Evidence,
+    Lot,
+    Party,
+    Pending,
+    Pledge,
+    Policy,
+    Receipt,
+    Status,
+    WarehouseInfo,
+    WarehouseStock,
+    under_pledge,
+)
 
 APP = "warehouse"
 PARTY = b"p"
@@ -46,6 +79,17 @@ BY_HOLDER = b"h"
 BY_WAREHOUSE = b"i"
 BY_STATUS = b"t"
 HISTORY = b"x"
+ALERT = b"a"
+OPEN_ALERT = b"o"
+HOLD = b"H"
+QUEUE = b"q"
+DEADLINE = b"D"
+STOCK = b"s"
+MISMATCHES = b"j"
+AGEING = b"y"
+POLICY = b"A"
+_QUEUE_NEXT = QUEUE + b"\x00"
+_QUEUE_ITEM = QUEUE + b"\x01"
 
 T = TypeVar("T")
 
@@ -182,7 +226,19 @@ class Keeper(AppKeeper):
         self._write(EVIDENCE + evidence.event_id, evidence)
 
     def put_lot(self, lot: Lot) -> None:
+        """Write a lot and move its bin's book to match it."""
+        old = self.lot(lot.key)
+        if old is not None and old.status == "in_stock":
+            self._book(old, -1)
         self._write(LOT + lot.key, lot)
+        if lot.status == "in_stock":
+            self._book(lot, 1)
+
+    def _book(self, lot: Lot, sign: int) -> None:
+        stock = self.bin_stock(lot.warehouse, lot.bin)
+        self.put_bin_stock(lot.warehouse, lot.bin, msgspec.structs.replace(
+            stock, book_kg=stock.book_kg + sign * lot.net_kg, book_pieces=stock.book_pieces + sign * lot.pieces,
+            lots=stock.lots + sign))
 
     def put_pledge(self, pledge: Pledge) -> None:
         self._write(PLEDGE + pledge.id, pledge)
@@ -197,9 +253,127 @@ class Keeper(AppKeeper):
         if old is not None:
             self._delete(BY_HOLDER + old.holder + old.id)
             self._delete(BY_STATUS + status_byte(old.status) + old.id)
+        was = old.goods.quantity_kg if old is not None and old.live else 0
+        now = receipt.goods.quantity_kg if receipt.live else 0
+        if now != was:
+            totals = self.warehouse_stock(receipt.warehouse)
+            self.put_warehouse_stock(receipt.warehouse,
+                                     msgspec.structs.replace(totals, live_kg=totals.live_kg + now - was))
+            if now > was:
+                self.enqueue(Pending("issuance", receipt.warehouse, -1))
+        pledged_before = old is not None and under_pledge(old.status, old.expired_from)
+        if pledged_before != under_pledge(receipt.status, receipt.expired_from):
+            sign = -1 if pledged_before else 1
+            for key in receipt.lots:
+                lot = self.lot(key)
+                if lot is not None and lot.warehouse == receipt.warehouse:
+                    stock = self.bin_stock(lot.warehouse, lot.bin)
+                    self.put_bin_stock(lot.warehouse, lot.bin, msgspec.structs.replace(
+                        stock, pledged_kg=stock.pledged_kg + sign * lot.net_kg))
         self._write(RECEIPT + receipt.id, receipt)
         self._put(HISTORY + receipt.id + receipt.version.to_bytes(4, "big"), receipt.last_entry)
         self._put(BY_WAREHOUSE + receipt.warehouse + receipt.id, b"")
         self._put(BY_STATUS + status_byte(receipt.status) + receipt.id, b"")
         if receipt.live:
             self._put(BY_HOLDER + receipt.holder + receipt.id, b"")
+
+    # --- monitoring -----------------------------------------------------------------------------
+
+    def alert(self, alert_id: bytes) -> Alert | None:
+        return self._read(ALERT + alert_id, Alert)
+
+    def put_alert(self, alert: Alert) -> None:
+        """Write an alert and keep the open-alert index in step with its status."""
+        self._write(ALERT + alert.id, alert)
+        if alert.status == "open":
+            self._put(OPEN_ALERT + alert.warehouse + alert.id, b"")
+        else:
+            self._delete(OPEN_ALERT + alert.warehouse + alert.id)
+
+    def open_alerts(self, warehouse: bytes | None = None) -> list[Alert]:
+        found = (self.alert(key[-32:]) for key in self._keys(OPEN_ALERT + (warehouse or b"")))
+        return [a for a in found if a is not None]
+
+    def alerts(self) -> list[Alert]:
+        found = (self._read(key, Alert) for key in self._keys(ALERT))
+        return [a for a in found if a is not None]
+
+    def bin_holds(self, warehouse: bytes, bin_name: str) -> tuple[bytes, ...]:
+        return self._read(HOLD + warehouse + bin_name.encode(), tuple[bytes, ...]) or ()
+
+    def put_bin_holds(self, warehouse: bytes, bin_name: str, alerts: tuple[bytes, ...]) -> None:
+        if alerts:
+            self._write(HOLD + warehouse + bin_name.encode(), alerts)
+        else:
+            self._delete(HOLD + warehouse + bin_name.encode())
+
+    def held_bins(self, warehouse: bytes | None = None) -> list[tuple[bytes, str, tuple[bytes, ...]]]:
+        """(warehouse, bin, alerts) for every held bin."""
+        return [(key[1:33], key[33:].decode(), codec.decode(value, tuple[bytes, ...]))
+                for key, value in self._scan(HOLD + (warehouse or b""))]
+
+    def held(self, receipt: Receipt) -> bool:
+        """HELD: an open alert holds the receipt or a bin its lots lie in."""
+        return bool(receipt.held) or any(self.bin_holds(receipt.warehouse, b) for b in receipt.bins)
+
+    def policy(self) -> Policy:
+        return self._read(POLICY, Policy) or Policy()
+
+    def put_policy(self, policy: Policy) -> None:
+        self._write(POLICY, policy)
+
+    def bin_stock(self, warehouse: bytes, bin_name: str) -> BinStock:
+        return self._read(STOCK + warehouse + b"\x01" + bin_name.encode(), BinStock) or BinStock()
+
+    def put_bin_stock(self, warehouse: bytes, bin_name: str, stock: BinStock) -> None:
+        self._write(STOCK + warehouse + b"\x01" + bin_name.encode(), stock)
+
+    def warehouse_stock(self, warehouse: bytes) -> WarehouseStock:
+        return self._read(STOCK + warehouse + b"\x00", WarehouseStock) or WarehouseStock()
+
+    def put_warehouse_stock(self, warehouse: bytes, stock: WarehouseStock) -> None:
+        self._write(STOCK + warehouse + b"\x00", stock)
+
+    def mismatches(self, warehouse: bytes, bin_name: str) -> int:
+        return self._read(MISMATCHES + warehouse + bin_name.encode(), int) or 0
+
+    def put_mismatches(self, warehouse: bytes, bin_name: str, count: int) -> None:
+        if count:
+            self._write(MISMATCHES + warehouse + bin_name.encode(), count)
+        else:
+            self._delete(MISMATCHES + warehouse + bin_name.encode())
+
+    def enqueue(self, item: Pending) -> None:
+        number = self._read(_QUEUE_NEXT, int) or 0
+        self._write(_QUEUE_ITEM + number.to_bytes(8, "big"), item)
+        self._write(_QUEUE_NEXT, number + 1)
+
+    def drain(self) -> list[Pending]:
+        """Every queued item in arrival order, removed from the queue."""
+        items = []
+        for key, value in list(self._scan(_QUEUE_ITEM)):
+            items.append(codec.decode(value, Pending))
+            self._delete(key)
+        return items
+
+    def set_deadline(self, prefix: bytes, ms: int, kind: bytes, subject: bytes, *, on: bool = True) -> None:
+        """Add (or remove) a time-index entry: `D` for devices, `y` for ageing and expiry."""
+        key = prefix + max(ms, 0).to_bytes(8, "big") + kind + subject
+        if on:
+            self._put(key, b"")
+        else:
+            self._delete(key)
+
+    def due(self, prefix: bytes, now_ms: int) -> list[tuple[int, bytes, bytes]]:
+        """(ms, kind, subject) of every time-index entry at or before now, removed from the index."""
+        keys = []
+        for key, _ in self._scan(prefix):
+            if int.from_bytes(key[1:9], "big") > now_ms:
+                break
+            keys.append(key)
+        for key in keys:
+            self._delete(key)
+        return [(int.from_bytes(key[1:9], "big"), key[9:10], key[10:]) for key in keys]
+
+    def deadlines(self, prefix: bytes) -> list[tuple[int, bytes, bytes]]:
+        return [(int.from_bytes(key[1:9], "big"), key[9:10], key[10:]) for key, _ in self._scan(prefix)]

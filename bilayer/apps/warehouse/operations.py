@@ -24,7 +24,18 @@ from ...genesis import ChainParams
 from ...ledger.operations import Operation
 from .epcis import MAX_URI, Reading, check_reading
 from .errors import EvidenceInvalid
-from .records import DEVICE_KINDS, ROLES, Calibration, DeviceKind, Goods, Role, Terms, to_view
+from .records import (
+    DEVICE_KINDS,
+    RESOLUTION_CODES,
+    ROLES,
+    Calibration,
+    DeviceKind,
+    Goods,
+    ResolutionCode,
+    Role,
+    Terms,
+    to_view,
+)
 
 KEY_SIZE: Final = 32
 HASH_SIZE: Final = 32
@@ -36,6 +47,9 @@ MAX_PARTS: Final = 16
 MAX_MERGE: Final = 16
 MAX_CURE_MS: Final = 90 * 24 * 3600 * 1000
 MAX_SHRINKAGE_PERMILLE: Final = 1000
+MAX_HEARTBEAT_MS: Final = 7 * 24 * 3600 * 1000
+MAX_STOCK_KG: Final = 10**12
+MINUTES_PER_DAY: Final = 24 * 60
 
 _IDENT = re.compile(r"[A-Z0-9][A-Z0-9-]{0,31}")  # mill, heat and coil numbers: one spelling each
 _BIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
@@ -203,6 +217,7 @@ class ProposeDevice(WarehouseOperation, frozen=True, forbid_unknown_fields=True)
     public_key: bytes
     read_point: str
     calibration: Calibration
+    heartbeat_ms: int = 60_000  # how often it reports at least; 0: it sends no heartbeats
 
     def check_body(self) -> None:
         _uri(self.device_id, "device_id")
@@ -211,6 +226,8 @@ class ProposeDevice(WarehouseOperation, frozen=True, forbid_unknown_fields=True)
         _key(self.public_key, "public_key")
         _uri(self.read_point, "read_point")
         _calibration(self.calibration, self.kind)
+        _ensure(self.heartbeat_ms == 0 or 1_000 <= self.heartbeat_ms <= MAX_HEARTBEAT_MS,
+                f"heartbeat_ms: 0 (none) or 1000-{MAX_HEARTBEAT_MS}")
 
     def counterparties(self) -> tuple[bytes, ...]:
         return (self.public_key,)
@@ -537,6 +554,61 @@ class VoidReceipt(_UnderCase, frozen=True, forbid_unknown_fields=True):
     KIND: ClassVar[str] = "warehouse.void_receipt"
 
 
+# --- monitoring -------------------------------------------------------------------------------------
+
+
+class ResolveAlert(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The warehouse's supervisor closes an alert with a reason; the holds it set are lifted."""
+
+    KIND: ClassVar[str] = "warehouse.resolve_alert"
+    alert: bytes
+    code: ResolutionCode
+    note: str
+
+    def check_body(self) -> None:
+        _hash(self.alert, "alert")
+        _ensure(self.code in RESOLUTION_CODES, f"code is one of {', '.join(RESOLUTION_CODES)}")
+        _text(self.note, "note", MAX_TEXT)
+
+
+class RecordStocktake(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The warehouse's supervisor counts a bin: its net kilograms and pieces (rule R9)."""
+
+    KIND: ClassVar[str] = "warehouse.record_stocktake"
+    warehouse: bytes
+    bin: str
+    counted_kg: int
+    counted_pieces: int
+    note: str = ""
+
+    def check_body(self) -> None:
+        _key(self.warehouse, "warehouse")
+        _ensure(bool(_BIN.fullmatch(self.bin)), "bin is a bin name")
+        _ensure(0 <= self.counted_kg <= MAX_STOCK_KG and 0 <= self.counted_pieces <= 10**7,
+                f"counted_kg: 0-{MAX_STOCK_KG}; counted_pieces: 0-10000000")
+        _text(self.note, "note", MAX_TEXT, optional=True)
+
+
+class SetMonitoring(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The council sets the reconciliation policy for every warehouse."""
+
+    KIND: ClassVar[str] = "warehouse.set_monitoring"
+    tolerance_permille: int  # 0: the default, max(3 per mille, 2e)
+    business_hours_start_min: int  # minutes after local midnight, UTC+8
+    business_hours_end_min: int
+    heartbeat_factor: int
+    ageing_days: int
+    expiry_notice_days: int
+
+    def check_body(self) -> None:
+        _ensure(0 <= self.tolerance_permille <= 100, "tolerance_permille: 0 (the default rule) to 100")
+        _ensure(0 <= self.business_hours_start_min < self.business_hours_end_min <= MINUTES_PER_DAY,
+                "business hours: 0 <= start < end <= 1440 minutes after local midnight")
+        _ensure(2 <= self.heartbeat_factor <= 100, "heartbeat_factor: 2-100")
+        _ensure(1 <= self.ageing_days <= 3650 and 0 <= self.expiry_notice_days <= 365,
+                "ageing_days: 1-3650; expiry_notice_days: 0-365")
+
+
 OPERATIONS: Final[tuple[type[WarehouseOperation], ...]] = (
     RegisterWarehouse, RegisterParty, RevokeParty,
     ProposeDevice, ApproveDevice, RenewCalibration, RevokeDevice, RecordReading,
@@ -547,5 +619,6 @@ OPERATIONS: Final[tuple[type[WarehouseOperation], ...]] = (
     Surrender, CancelReceipt, SplitReceipt, MergeReceipts,
     ExpireReceipt, ExtendReceipt, ConvertToPaper,
     OpenCase, FreezeReceipt, UnfreezeReceipt, VoidReceipt,
+    ResolveAlert, RecordStocktake, SetMonitoring,
 )
 """Every operation of the application, for the chain wiring to register."""
