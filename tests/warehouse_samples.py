@@ -11,9 +11,11 @@ from bilayer.apps.warehouse.operations import (
     OPERATIONS,
     AcceptReceipt,
     AcceptTransfer,
+    AppointPublisher,
     ApproveDevice,
     CancelOffer,
     CancelReceipt,
+    CloseFacility,
     ConfirmPledge,
     ConvertToPaper,
     Countersign,
@@ -27,8 +29,10 @@ from bilayer.apps.warehouse.operations import (
     MergeReceipts,
     OfferTransfer,
     OpenCase,
+    OpenFacility,
     ProposeDevice,
     ProposeReceipt,
+    PublishPrice,
     RecordReading,
     RegisterLot,
     RegisterParty,
@@ -36,16 +40,19 @@ from bilayer.apps.warehouse.operations import (
     RejectReceipt,
     ReleasePledge,
     RenewCalibration,
+    ReportOutstanding,
     RequestPledge,
     RevokeDevice,
     RevokeParty,
+    SetFinanceBounds,
     SplitReceipt,
     Surrender,
+    TopUp,
     UnfreezeReceipt,
     VoidReceipt,
     WarehouseOperation,
 )
-from bilayer.apps.warehouse.records import Calibration, Goods, Terms, lot_key, lot_urn
+from bilayer.apps.warehouse.records import Calibration, Goods, SpecLimit, Terms, lot_key, lot_urn
 
 
 def _h(text: str) -> bytes:
@@ -101,5 +108,12 @@ SAMPLES: dict[str, WarehouseOperation] = {op.KIND: op for op in (
     FreezeReceipt(RECEIPT, 1),
     UnfreezeReceipt(RECEIPT, 1),
     VoidReceipt(RECEIPT, 1),
+    AppointPublisher(KEY, "Mysteel", ("mysteel_spot",), ("5.75x1500",)),
+    PublishPrice("5.75x1500", "mysteel_spot", "spot", "2026-11-02", 4_200_00, "CNY", True),
+    OpenFacility("facility-1", KEY, 10_000_000_00),
+    ReportOutstanding("facility-1", 5_000_000_00, "2026-11-02"),
+    TopUp("facility-1", 100_000_00),
+    CloseFacility("facility-1"),
+    SetFinanceBounds(spec_limits=(SpecLimit("5.75x1500", 400),)),
 )}
 assert set(SAMPLES) == {op.KIND for op in OPERATIONS}, "a warehouse kind has no sample"

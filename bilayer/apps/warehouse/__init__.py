@@ -3,10 +3,11 @@
 An application on the module API (`execution/application.py`). The domain core: typed
 operations (`operations.py`), the records they create (`records.py`), the keeper that owns
 every key under the application's prefix and serves the register (`keeper.py`), the
-transition function (`transitions.py`), EPCIS 2.0 device evidence (`epcis.py`), the
-invariants (`invariants.py`), and reads across records: lineage, evidence, and a receipt's
-evidence as one EPCIS document (`queries.py`). On the chain (`chain.py`): this package
-registers `OPERATIONS`, and one handler calls
+transition function (`transitions.py`), EPCIS 2.0 device evidence (`epcis.py`), prices,
+credit facilities, daily valuation and margin calls (`finance.py`, run at the end of each
+checkpoint by `checkpoint.py`), the invariants (`invariants.py`), and reads across
+records: lineage, evidence, and a receipt's evidence as one EPCIS document (`queries.py`).
+On the chain (`chain.py`): this package registers `OPERATIONS`, and one handler calls
 `apply(state, Context(entry_id, author, height, time_ms, council=..., regulator=...), op)`
 for each entry, with `council` and `regulator` read from the governance keepers; a refusal
 is a `WarehouseRejected` with a stable `warehouse.*` code and leaves the state unchanged. A
@@ -102,8 +103,11 @@ Left out of WAREHOUSE.md, and why
 ---------------------------------
 
 * The HELD overlay, reconciliation rules R1-R12, INV-6 (no outflow without instruction, beyond
-  cancel requiring outbound evidence), INV-9 (over-issuance), facilities, prices, valuation and
-  margin calls: issue #13, which builds them on these records.
+  cancel requiring outbound evidence), INV-9 (over-issuance): issue #13, which builds them on
+  these records.
+* In finance (`finance.py`): a spec/location basis on settlement prices, accrued interest
+  computed on the chain (the bank reports the balance owed), several currencies, and auction
+  after invocation.
 * Delivery instructions as separate records with consumed quantities: a surrender is the
   instruction here (whole lots, one collector reference).
 * Auction after invocation, interception (hold for review) of transfers to sanctioned parties,
@@ -128,6 +132,7 @@ from ...execution.application import Application, AppOperation, register_applica
 from ...genesis import Genesis
 from ...ledger.operations import register
 from .chain import QUERIES, handle
+from .checkpoint import end_checkpoint
 from .epcis import Reading, event_hash, event_uri, parse, render
 from .errors import EvidenceInvalid, WarehouseRejected
 from .invariants import violations
@@ -153,6 +158,7 @@ APPLICATION = register_application(Application(
     cli="bilayer.apps.warehouse.cli:warehouse",
     console="warehouse.js",
     proofs={"warehouse_receipt": verify_receipt_proof},
+    end_checkpoint=end_checkpoint,
 ))
 
 __all__ = [

@@ -20,6 +20,7 @@ import msgspec
 
 from ...errors import InvalidOperation
 from ...execution.state import State
+from . import finance
 from .epcis import event_hash, net_weight
 from .errors import (
     AcceptanceWindowOver,
@@ -580,6 +581,7 @@ def apply_request_pledge(k: Keeper, ctx: Context, op: RequestPledge) -> None:
     _unexpired(ctx, receipt)
     _ensure(op.pledgee != ctx.author, WrongRole, "a holder does not pledge to itself")
     _party(k, op.pledgee, "bank")
+    finance.check_pledge_facility(k, op.pledgee, op.facility, ctx.author)
     k.put_receipt(_changed(receipt, ctx, status="pledge_requested",
                            offer=Offer("pledge", ctx.entry_id, ctx.author, op.pledgee, ctx.time_ms, op.facility,
                                        op.registration)))
@@ -878,6 +880,7 @@ APPLY: Final[Mapping[type[WarehouseOperation], Apply]] = MappingProxyType({
     FreezeReceipt: apply_freeze_receipt,
     UnfreezeReceipt: apply_unfreeze_receipt,
     VoidReceipt: apply_void_receipt,
+    **finance.APPLY,
 })
 
 APPLY_BY_KIND: Final[Mapping[str, Apply]] = MappingProxyType({cls.KIND: fn for cls, fn in APPLY.items()})
