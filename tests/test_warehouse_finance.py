@@ -399,3 +399,25 @@ def test_two_executions_give_identical_valuations_and_state_roots() -> None:
     assert Keeper(replay).valuations(BANK.public_key, "F1") == valuations
     assert Keeper(replay).facility(BANK.public_key, "F1") == ledger.facility()
     assert replay.root() == ledger.state.root()
+
+
+def test_the_valuation_statement_as_csv() -> None:
+    """`bilayer warehouse valuation --csv`: a line per pledged receipt, then the total."""
+    import csv
+
+    from bilayer.apps.warehouse.cli import CSV_HEADER, valuation_csv
+
+    ledger, first = financed()
+    second = ledger.receipt(1)
+    ledger.pledge(second)
+    ledger.ok((BANK, TopUp("F1", 1_000)))
+    statement = query_valuation(ledger.state, {"bank": BANK.public_key.hex(), "name": "F1"})["valuation"]
+    rows = list(csv.DictReader(valuation_csv(statement).splitlines()))
+    assert tuple(rows[0]) == CSV_HEADER
+    assert sorted((r["line"], r["receipt"], r["quantity_kg"], r["value"]) for r in rows[:-1]) == sorted([
+        ("receipt", first.hex(), "69000", "27600000"), ("receipt", second.hex(), "23000", "9200000")])
+    assert (rows[-1]["line"], rows[-1]["receipt"], rows[-1]["quantity_kg"], rows[-1]["value"]) == (
+        "total", "", "92000", "36800000")
+    total = rows[-1]
+    assert (total["cash"], total["collateral"], total["outstanding"], total["ltv_bp"], total["state"]) == (
+        "1000", "36801000", str(OWED), "5250", "performing")
