@@ -421,3 +421,14 @@ def test_the_valuation_statement_as_csv() -> None:
     total = rows[-1]
     assert (total["cash"], total["collateral"], total["outstanding"], total["ltv_bp"], total["state"]) == (
         "1000", "36801000", str(OWED), "5250", "performing")
+
+
+def test_concentration_beyond_the_facilitys_limits_is_flagged() -> None:
+    ledger, _ = financed(max_warehouse_bp=5000, max_spec_bp=6000)
+    v = ledger.valuation()
+    assert v.concentration_breach
+    assert [(s.value, s.share_bp, s.breach) for s in v.warehouses] == [(27_600_000, 10_000, True)]
+    assert [(s.name, s.share_bp, s.breach) for s in v.specs] == [(SPEC, 10_000, True)]
+    ledger.ok((BANK, TopUp("F1", 27_600_000)))  # cash: half the collateral
+    v = ledger.valuation()
+    assert not v.concentration_breach and [s.share_bp for s in (*v.warehouses, *v.specs)] == [5000, 5000]

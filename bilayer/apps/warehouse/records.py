@@ -479,7 +479,6 @@ class Facility(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     last_ltv_bp: int = 0
     last_collateral: int = 0
     events: tuple[FacilityEvent, ...] = ()
-    enforcing: bool = False  # the bank declared default on, or invoked, one of its pledges
 
 
 class ValuationLine(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
