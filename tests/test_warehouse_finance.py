@@ -432,3 +432,15 @@ def test_concentration_beyond_the_facilitys_limits_is_flagged() -> None:
     ledger.ok((BANK, TopUp("F1", 27_600_000)))  # cash: half the collateral
     v = ledger.valuation()
     assert not v.concentration_breach and [s.share_bp for s in (*v.warehouses, *v.specs)] == [5000, 5000]
+
+
+def test_a_pledge_does_not_take_effect_under_a_facility_closed_meanwhile() -> None:
+    ledger = FinanceLedger()
+    rid = ledger.receipt(1)
+    ledger.ok((BANK, OpenFacility("F1", DEP.public_key, 1_000_000)))
+    assert ledger.step((DEP, RequestPledge(rid, BANK.public_key, "F1"))) == [FINAL]
+    offer = ledger.ids[-1]
+    ledger.ok((BANK, CloseFacility("F1")))
+    assert ledger.step((BANK, ConfirmPledge(rid, offer)), (WH, Countersign(rid, offer))) == [
+        FINAL, rejected("warehouse.facility_closed")]
+    assert ledger.step((DEP, RequestPledge(rid, BANK.public_key, "F1"))) == [rejected("warehouse.wrong_status")]

@@ -329,6 +329,12 @@ def check_pledge_facility(k: Keeper, pledgee: bytes, name: str, pledgor: bytes) 
     _ensure(facility.state != "closed", FacilityClosed, f"facility {name} is closed")
 
 
+def check_facility_open(k: Keeper, pledgee: bytes, name: str) -> None:
+    """A pledge does not take effect under a facility closed since it was requested."""
+    facility = k.facility(pledgee, name)
+    _ensure(facility is None or facility.state != "closed", FacilityClosed, f"facility {name} is closed")
+
+
 # --- valuation at the end of each checkpoint ---------------------------------------------------------------
 
 

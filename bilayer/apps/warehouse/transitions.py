@@ -629,6 +629,7 @@ def _complete(k: Keeper, ctx: Context, receipt: Receipt, offer: Offer) -> None:
     if offer.kind == "transfer":
         k.put_receipt(_changed(receipt, ctx, status="active", holder=offer.to, offer=None, endorsements=endorsements))
         return
+    finance.check_facility_open(k, offer.to, offer.facility)
     k.put_pledge(Pledge(offer.id, offer.by, offer.to, (receipt.id,), offer.facility, offer.registration, ctx.height))
     k.put_receipt(_changed(receipt, ctx, status="pledged", pledge=offer.id, offer=None, endorsements=endorsements))
 
