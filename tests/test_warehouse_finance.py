@@ -5,6 +5,7 @@ the valuation at the end of each checkpoint and the margin-call state machine (W
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -444,3 +445,46 @@ def test_a_pledge_does_not_take_effect_under_a_facility_closed_meanwhile() -> No
     assert ledger.step((BANK, ConfirmPledge(rid, offer)), (WH, Countersign(rid, offer))) == [
         FINAL, rejected("warehouse.facility_closed")]
     assert ledger.step((DEP, RequestPledge(rid, BANK.public_key, "F1"))) == [rejected("warehouse.wrong_status")]
+
+
+def test_the_finance_reads_print_for_a_person_and_as_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's reads against the queries the node serves (here called in-process)."""
+    from click.testing import CliRunner
+
+    from bilayer.apps.warehouse import cli
+    from bilayer.apps.warehouse.chain import QUERIES
+
+    ledger, _ = financed()
+    ledger.ok((A, SetFinanceBounds(daily_limit_bp=1500)))
+    assert ledger.mark(PRICE * 86 // 100) == [FINAL]
+    monkeypatch.setattr(cli, "_get", lambda _node, query, **params: QUERIES[query](
+        ledger.state, {name: value for name, value in params.items() if value}))
+    bank = address_from_public_key(BANK.public_key)
+    runner = CliRunner()
+    for args, expected in ((("facility", "show", bank, "F1"), "margin_call"), (("facility", "list"), "F1"),
+                           (("prices", "list", "--spec", SPEC), "mysteel_spot"),
+                           (("valuation", bank, "F1"), "LTV 8140 bp")):
+        result = runner.invoke(cli.warehouse, [*args, "--node", "http://127.0.0.1:1"])
+        assert result.exit_code == 0 and expected in result.output, (args, result.output)
+    written = tmp_path / "statement.csv"
+    result = runner.invoke(cli.warehouse, ["valuation", bank, "F1", "--day", ledger.day(1), "--csv", str(written)])
+    assert result.exit_code == 0 and written.read_text().splitlines()[0] == ",".join(cli.CSV_HEADER)
+    assert written.read_text().splitlines()[-1].endswith(f",0,27600000,{OWED},7000,performing")
+    result = runner.invoke(cli.warehouse, ["valuation", bank, "F1", "--csv", "-"])
+    assert result.output.splitlines()[-1].endswith(",margin_call") and len(result.output.splitlines()) == 3
+
+
+def test_bad_finance_input_is_refused_with_its_code_before_any_node(tmp_path: Path) -> None:
+    from .test_cli import UNREACHABLE, assert_error, bilayer
+
+    keystore = tmp_path / "keys"
+    assert bilayer("keys", "new", "pub", "--plaintext", keystore=keystore).code == 0
+    sign = ("--key", "pub", "--node", UNREACHABLE)
+    result = bilayer("warehouse", "prices", "publish", SPEC, "--source", "mysteel_spot", "--day", "2026-02-30",
+                     "--price", "1", *sign, "--json", keystore=keystore)
+    assert result.code == 1 and "Traceback" not in result.err, result
+    assert result.json()["error"]["code"] == "warehouse.invalid_operation", result
+    assert_error(bilayer("warehouse", "bounds", "--spec-limit", "no-limit", *sign, keystore=keystore), "bad_request")
+    assert_error(bilayer("warehouse", "facility", "open", "F1", "--borrower", "bl1nope", "--limit", "1", *sign,
+                         keystore=keystore), "invalid_address")
+    assert_error(bilayer("warehouse", "valuation", "bl1nope", "F1", "--node", UNREACHABLE), "node_unreachable")

@@ -68,6 +68,7 @@ from .operations import (
     TopUp,
     UnfreezeReceipt,
     VoidReceipt,
+    WarehouseOperation,
 )
 from .records import DEVICE_KINDS, MARK_KINDS, Calibration, Goods, SpecLimit, Terms, lot_key, lot_urn, receipt_id
 
@@ -783,6 +784,12 @@ def warehouse_proof(receipt: str, out: Path | None, node_url: str, as_json: bool
 # --- finance: prices, facilities, valuations -------------------------------------------------------------
 
 
+def _checked(op: WarehouseOperation) -> WarehouseOperation:
+    """The operation's own rules, checked before anything reaches a node."""
+    op.check_body()
+    return op
+
+
 @warehouse.group("publisher")
 def publisher_group() -> None:
     """Price publishers: the council appoints them for named sources and specs."""
@@ -798,7 +805,7 @@ def publisher_group() -> None:
 def publisher_appoint(sender: Act, address: str, name: str, sources: tuple[str, ...],
                       specs: tuple[str, ...]) -> Operation:
     """A council member appoints ADDRESS to publish prices of these specs from these sources."""
-    return AppointPublisher(_address(address), name, sources, specs)
+    return _checked(AppointPublisher(_address(address), name, sources, specs))
 
 
 @warehouse.group("prices")
@@ -819,7 +826,7 @@ def prices_group() -> None:
 def prices_publish(sender: Act, spec: str, source: str, mark_kind: Any, day: str, price: int, currency: str,
                    vat_included: bool) -> Operation:
     """A publisher's price of SPEC on a trading day."""
-    return PublishPrice(spec, source, mark_kind, day, price, currency, vat_included)
+    return _checked(PublishPrice(spec, source, mark_kind, day, price, currency, vat_included))
 
 
 @prices_group.command("list")
@@ -862,8 +869,8 @@ def warehouse_bounds(sender: Act, min_haircut_bp: int, max_haircut_bp: int, max_
         if not spec or not bp.isdigit():
             raise BadRequest(f"--spec-limit {text!r} is SPEC=BP")
         limits.append(SpecLimit(spec, int(bp)))
-    return SetFinanceBounds(min_haircut_bp, max_haircut_bp, max_initial_ltv_bp, max_liquidation_bp, min_cure_days,
-                            max_cure_days, daily_limit_bp, tuple(limits))
+    return _checked(SetFinanceBounds(min_haircut_bp, max_haircut_bp, max_initial_ltv_bp, max_liquidation_bp,
+                                     min_cure_days, max_cure_days, daily_limit_bp, tuple(limits)))
 
 
 @warehouse.group("facility")
@@ -893,8 +900,8 @@ def facility_open(sender: Act, name: str, borrower: str, limit: int, currency: s
                   initial_ltv_bp: int, warning_bp: int, call_bp: int, liquidation_bp: int, cure_days: int,
                   max_warehouse_bp: int, max_spec_bp: int) -> Operation:
     """A bank opens facility NAME to a borrower."""
-    return OpenFacility(name, _address(borrower), limit, currency, haircut_bp, initial_ltv_bp, warning_bp, call_bp,
-                        liquidation_bp, cure_days, max_warehouse_bp, max_spec_bp)
+    return _checked(OpenFacility(name, _address(borrower), limit, currency, haircut_bp, initial_ltv_bp, warning_bp,
+                                 call_bp, liquidation_bp, cure_days, max_warehouse_bp, max_spec_bp))
 
 
 @facility_group.command("outstanding")
@@ -905,7 +912,7 @@ def facility_open(sender: Act, name: str, borrower: str, limit: int, currency: s
 @act
 def facility_outstanding(sender: Act, name: str, amount: int, day: str, bank: str) -> Operation:
     """The facility's bank reports the balance owed on NAME."""
-    return ReportOutstanding(name, amount, day, _address(bank) if bank else b"")
+    return _checked(ReportOutstanding(name, amount, day, _address(bank) if bank else b""))
 
 
 @facility_group.command("top-up")
@@ -915,7 +922,7 @@ def facility_outstanding(sender: Act, name: str, amount: int, day: str, bank: st
 @act
 def facility_top_up(sender: Act, name: str, amount: int, bank: str) -> Operation:
     """The facility's bank records cash collateral received for NAME."""
-    return TopUp(name, amount, _address(bank) if bank else b"")
+    return _checked(TopUp(name, amount, _address(bank) if bank else b""))
 
 
 @facility_group.command("close")
@@ -924,7 +931,7 @@ def facility_top_up(sender: Act, name: str, amount: int, bank: str) -> Operation
 @act
 def facility_close(sender: Act, name: str, bank: str) -> Operation:
     """The facility's bank closes NAME (nothing owed, no live pledge)."""
-    return CloseFacility(name, _address(bank) if bank else b"")
+    return _checked(CloseFacility(name, _address(bank) if bank else b""))
 
 
 @facility_group.command("show")
