@@ -124,7 +124,7 @@ def issued(net_kg: int = 23_000) -> tuple[WarehouseLedger, bytes, tuple[bytes, .
 
 def test_the_warehouse_is_an_installed_application_with_every_operation() -> None:
     app = {a.name: a for a in installed_applications()}["warehouse"]
-    assert len(app.operations) == 37 and all(o.struct.KIND.startswith("warehouse.") for o in app.operations)
+    assert len(app.operations) == 44 and all(o.struct.KIND.startswith("warehouse.") for o in app.operations)
     assert set(app.queries) >= {"register", "receipt", "lot", "history", "evidence"}
     described = openapi_document("x", [])["paths"]["/v1/apps/{app}/{query}"]["get"]["description"]
     assert all(f"`GET /v1/apps/warehouse/{name}" in described for name in app.queries)

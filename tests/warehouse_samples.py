@@ -11,9 +11,11 @@ from bilayer.apps.warehouse.operations import (
     OPERATIONS,
     AcceptReceipt,
     AcceptTransfer,
+    AppointPublisher,
     ApproveDevice,
     CancelOffer,
     CancelReceipt,
+    CloseFacility,
     ConfirmPledge,
     ConvertToPaper,
     Countersign,
@@ -27,8 +29,10 @@ from bilayer.apps.warehouse.operations import (
     MergeReceipts,
     OfferTransfer,
     OpenCase,
+    OpenFacility,
     ProposeDevice,
     ProposeReceipt,
+    PublishPrice,
     RecordReading,
     RecordStocktake,
     RegisterLot,
@@ -37,18 +41,21 @@ from bilayer.apps.warehouse.operations import (
     RejectReceipt,
     ReleasePledge,
     RenewCalibration,
+    ReportOutstanding,
     RequestPledge,
     ResolveAlert,
     RevokeDevice,
     RevokeParty,
+    SetFinanceBounds,
     SetMonitoring,
     SplitReceipt,
     Surrender,
+    TopUp,
     UnfreezeReceipt,
     VoidReceipt,
     WarehouseOperation,
 )
-from bilayer.apps.warehouse.records import Calibration, Goods, Terms, lot_key, lot_urn
+from bilayer.apps.warehouse.records import Calibration, Goods, SpecLimit, Terms, lot_key, lot_urn
 
 
 def _h(text: str) -> bytes:
@@ -107,5 +114,12 @@ SAMPLES: dict[str, WarehouseOperation] = {op.KIND: op for op in (
     ResolveAlert(_h("alert"), "false_positive", "the camera's view was blocked by a crane"),
     RecordStocktake(KEY, "A1", 46_000, 2, "quarterly count"),
     SetMonitoring(5, 8 * 60, 18 * 60, 3, 360, 30),
+    AppointPublisher(KEY, "Mysteel", ("mysteel_spot",), ("5.75x1500",)),
+    PublishPrice("5.75x1500", "mysteel_spot", "spot", "2026-11-02", 4_200_00, "CNY", True),
+    OpenFacility("facility-1", KEY, 10_000_000_00),
+    ReportOutstanding("facility-1", 5_000_000_00, "2026-11-02"),
+    TopUp("facility-1", 100_000_00),
+    CloseFacility("facility-1"),
+    SetFinanceBounds(spec_limits=(SpecLimit("5.75x1500", 400),)),
 )}
 assert set(SAMPLES) == {op.KIND for op in OPERATIONS}, "a warehouse kind has no sample"

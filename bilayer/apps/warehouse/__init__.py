@@ -3,10 +3,11 @@
 An application on the module API (`execution/application.py`). The domain core: typed
 operations (`operations.py`), the records they create (`records.py`), the keeper that owns
 every key under the application's prefix and serves the register (`keeper.py`), the
-transition function (`transitions.py`), EPCIS 2.0 device evidence (`epcis.py`), the
-invariants (`invariants.py`), and reads across records: lineage, evidence, and a receipt's
-evidence as one EPCIS document (`queries.py`). On the chain (`chain.py`): this package
-registers `OPERATIONS`, and one handler calls
+transition function (`transitions.py`), EPCIS 2.0 device evidence (`epcis.py`), prices,
+credit facilities, daily valuation and margin calls (`finance.py`, run at the end of each
+checkpoint by `checkpoint.py`), the invariants (`invariants.py`), and reads across
+records: lineage, evidence, and a receipt's evidence as one EPCIS document (`queries.py`).
+On the chain (`chain.py`): this package registers `OPERATIONS`, and one handler calls
 `apply(state, Context(entry_id, author, height, time_ms, council=..., regulator=...), op)`
 for each entry, with `council` and `regulator` read from the governance keepers; a refusal
 is a `WarehouseRejected` with a stable `warehouse.*` code and leaves the state unchanged. A
@@ -116,12 +117,14 @@ does not cover is refused (`location_not_covered`).
 Left out of WAREHOUSE.md, and why
 ---------------------------------
 
-* Facilities, prices, valuation and margin calls: issue #13, which builds them on these records.
 * INV-6 and INV-9 are not refusals: an outflow without instruction is accepted as evidence and
   raises R2 (or R5) with a hold; over-issuance against verified stock raises R12 with a hold.
 * Camera occlusion and clock skew as R7 findings (a skewed reading is refused, `clock_skew`),
   trucks or crane tags in R5 (a tag names the coils it follows), owners to notify, SLA timers
   and acknowledgements of alerts: an alert is open or resolved.
+* In finance (`finance.py`): a spec/location basis on settlement prices, accrued interest
+  computed on the chain (the bank reports the balance owed), several currencies, and auction
+  after invocation.
 * Delivery instructions as separate records with consumed quantities: a surrender is the
   instruction here (whole lots, one collector reference).
 * Auction after invocation, interception (hold for review) of transfers to sanctioned parties,

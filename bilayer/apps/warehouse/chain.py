@@ -34,7 +34,20 @@ from .keeper import Keeper
 from .monitor import RULES
 from .operations import WarehouseOperation
 from .queries import evidence_document, evidence_of, lineage
-from .records import SEVERITIES, STATUSES, Alert, Evidence, Lot, Receipt, Status, lot_key, to_view, under_pledge
+from .records import (
+    SEVERITIES,
+    STATUSES,
+    Alert,
+    Evidence,
+    Facility,
+    Lot,
+    Receipt,
+    Status,
+    Valuation,
+    lot_key,
+    to_view,
+    under_pledge,
+)
 from .transitions import Context, apply
 
 MAX_LISTED: Final = 1000
@@ -317,7 +330,118 @@ def query_stock(state: State, params: Mapping[str, str]) -> dict[str, Any]:
             "verified_bins": totals.verified_bins}
 
 
+# --- finance: prices, facilities, valuations ---------------------------------------------------------------
+
+MAX_DAYS: Final = 400
+
+
+def _facility_summary(f: Facility) -> dict[str, Any]:
+    return {"bank": _address(f.bank), "name": f.name, "borrower": _address(f.borrower), "state": f.state,
+            "limit": f.limit, "currency": f.currency, "outstanding": f.outstanding, "cash": f.cash,
+            "ltv_bp": f.last_ltv_bp, "collateral": f.last_collateral, "day": f.last_day,
+            "deadline_trading_day": f.deadline_ordinal if f.state == "margin_call" else 0}
+
+
+def valuation_view(v: Valuation) -> dict[str, Any]:
+    """A daily valuation statement with addresses for keys."""
+    view = to_view(v)
+    view["bank"] = _address(v.bank)
+    view["lines"] = [{**to_view(line), "warehouse": _address(line.warehouse)} for line in v.lines]
+    view["warehouses"] = [{**to_view(s), "name": _address(bytes.fromhex(s.name))} for s in v.warehouses]
+    return cast(dict[str, Any], view)
+
+
+def _facility(k: Keeper, params: Mapping[str, str]) -> Facility:
+    bank = _key(params, "bank")
+    name = params.get("name", "")
+    if bank is None or not name:
+        raise BadRequest("name the facility by bank (an address) and name")
+    facility = k.facility(bank, name)
+    if facility is None:
+        raise NotFound(f"no facility {name!r} of {_address(bank)}")
+    return facility
+
+
+def query_prices(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?spec=`: the as-of day, and each spec's latest good price; with a spec, its marks
+    (newest last, usable and unconfirmed) and daily prices."""
+    k = Keeper(state)
+    calendar = k.calendar()
+    spec = params.get("spec", "")
+    heads = [h for h in k.spec_heads() if not spec or h.spec == spec]
+    result: dict[str, Any] = {
+        "as_of": calendar.day, "trading_day": calendar.ordinal,
+        "specs": [{**to_view(h), "stale": calendar.ordinal - k.trading_day(h.day) > 1} for h in heads]}
+    if spec:
+        marks = k.marks_of_spec(spec)[-MAX_LISTED:]
+        result["marks"] = [{**to_view(m), "publisher": _address(m.publisher)} for m in marks]
+        days = sorted({m.day for m in marks})
+        prices = (k.day_price(spec, day) for day in days)
+        result["daily"] = [to_view(p) for p in prices if p is not None]
+    return result
+
+
+def query_facilities(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?bank=`: the facilities (of one bank), each with its state, LTV and collateral."""
+    found = Keeper(state).facilities(_key(params, "bank"))
+    return {"count": len(found), "facilities": [_facility_summary(f) for f in found[:MAX_LISTED]]}
+
+
+def query_facility(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?bank=&name=`: a facility: its terms, state and state changes, its LTV by day, its
+    live pledges and its latest valuation lines."""
+    k = Keeper(state)
+    f = _facility(k, params)
+    valuations = k.valuations(f.bank, f.name)[-MAX_DAYS:]
+    latest = valuations[-1] if valuations else None
+    return {"facility": {**to_view(f), "bank": _address(f.bank), "borrower": _address(f.borrower)},
+            "events": [to_view(e) for e in f.events],
+            "ltv_history": [{"day": v.day, "ltv_bp": v.ltv_bp, "collateral": v.collateral,
+                             "outstanding": v.outstanding, "state": v.state} for v in valuations],
+            "pledges": [p.id.hex() for p in k.facility_pledges(f.bank, f.name)],
+            "valuation": None if latest is None else valuation_view(latest)}
+
+
+def query_valuation(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?bank=&name=&day=`: the facility's daily valuation statement (default: its latest)."""
+    k = Keeper(state)
+    f = _facility(k, params)
+    day = params.get("day", "") or f.last_day
+    valuation = k.valuation(f.bank, f.name, day) if day else None
+    if valuation is None:
+        raise NotFound(f"no valuation of facility {f.name!r} on {day or 'any day'}")
+    return {"valuation": valuation_view(valuation)}
+
+
+def query_exposure(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """Systemic exposure for the regulator: per bank, what is owed and the collateral held,
+    and per (bank, warehouse) the collateral value on each facility's latest valuation."""
+    k = Keeper(state)
+    banks: dict[str, dict[str, int]] = {}
+    by_warehouse: dict[tuple[str, str], int] = {}
+    for f in k.facilities():
+        if f.state == "closed":
+            continue
+        bank = _address(f.bank)
+        totals = banks.setdefault(bank, {"facilities": 0, "outstanding": 0, "collateral": 0, "margin_calls": 0,
+                                         "defaults": 0})
+        totals["facilities"] += 1
+        totals["outstanding"] += f.outstanding
+        totals["collateral"] += f.last_collateral
+        totals["margin_calls"] += f.state == "margin_call"
+        totals["defaults"] += f.state in ("default", "enforcement")
+        latest = k.valuation(f.bank, f.name, f.last_day) if f.last_day else None
+        for share in latest.warehouses if latest is not None else ():
+            key = (bank, _address(bytes.fromhex(share.name)))
+            by_warehouse[key] = by_warehouse.get(key, 0) + share.value
+    return {"as_of": k.calendar().day,
+            "banks": [{"bank": b, **t} for b, t in sorted(banks.items())],
+            "warehouses": [{"bank": b, "warehouse": w, "collateral": v} for (b, w), v in sorted(by_warehouse.items())]}
+
+
 QUERIES: Final = {"register": query_register, "receipt": query_receipt, "lot": query_lot,
                   "history": query_history, "evidence": query_evidence, "party": query_party,
                   "device": query_device, "trail": query_trail, "alerts": query_alerts, "alert": query_alert,
-                  "holds": query_holds, "devices": query_devices, "stock": query_stock}
+                  "holds": query_holds, "devices": query_devices, "stock": query_stock,
+                  "prices": query_prices, "facilities": query_facilities, "facility": query_facility,
+                  "valuation": query_valuation, "exposure": query_exposure}

@@ -31,6 +31,26 @@ Monitoring (`monitor.py`):
     b"y" + ms (8 bytes) + b"l"|b"r" + lot key or receipt id -> b"" (ageing and expiry notices)
     b"A"                        -> Policy (the council's monitoring policy)
 
+
+Finance (`finance.py`); F = bank + facility name + b"\\0" names a facility:
+
+    b"b" + key                  -> Publisher (a price publisher and its appointment)
+    b"m" + spec + 0 + day + source -> Mark (one per spec, source and day)
+    b"M" + b"h" + spec          -> SpecHead (the spec's latest good price and limit references)
+    b"M" + b"d" + spec + 0 + day -> DayPrice (the spec's price of that day)
+    b"T" + b"a"                 -> Calendar (the as-of day and its trading-day number)
+    b"T" + b"d" + day           -> its trading-day number (days usable marks name)
+    b"T" + b"n"                 -> b"" while a new as-of day waits for every facility's revaluation
+    b"B"                        -> FinanceBounds (the council's)
+    b"f" + F                    -> Facility
+    b"F" + b"p" + F + pledge id -> b"" (index: the facility's live pledges)
+    b"F" + b"s" + spec + 0 + F + pledge id -> b"" (index: facilities holding a spec)
+    b"F" + b"d" + F             -> b"" or b"e" (work queue: facilities to revalue; e = enforcement seen)
+    b"V" + F + day              -> Valuation (one per facility and day)
+
+`put_pledge` keeps the facility indexes and the work queue in step with the pledge
+records, as `put_receipt` does the receipt indexes.
+
 Writes go straight to the state: an operation runs inside a state transaction (the entry's,
 on the chain; `transitions.apply` opens a nested one), so a refusal after a write leaves
 nothing behind. The indexes are maintained by `put_receipt` alone, so they cannot drift from
@@ -49,16 +69,24 @@ from .records import (
     STATUSES,
     Alert,
     BinStock,
+    Calendar,
     Case,
+    DayPrice,
     Device,
     Evidence,
+    Facility,
+    FinanceBounds,
     Lot,
+    Mark,
     Party,
     Pending,
     Pledge,
     Policy,
+    Publisher,
     Receipt,
+    SpecHead,
     Status,
+    Valuation,
     WarehouseInfo,
     WarehouseStock,
     under_pledge,
@@ -90,6 +118,14 @@ AGEING = b"y"
 POLICY = b"A"
 _QUEUE_NEXT = QUEUE + b"\x00"
 _QUEUE_ITEM = QUEUE + b"\x01"
+PUBLISHER = b"b"
+MARK = b"m"
+PRICES = b"M"
+CALENDAR = b"T"
+BOUNDS = b"B"
+FACILITY = b"f"
+FACILITY_INDEX = b"F"
+VALUATION = b"V"
 
 T = TypeVar("T")
 
@@ -241,7 +277,149 @@ class Keeper(AppKeeper):
             lots=stock.lots + sign))
 
     def put_pledge(self, pledge: Pledge) -> None:
+        """Write a pledge; when it secures a facility, move the facility's indexes to match
+        and queue the facility for revaluation."""
+        old = self.pledge(pledge.id)
         self._write(PLEDGE + pledge.id, pledge)
+        fkey = facility_key(pledge.pledgee, pledge.facility)
+        if self._get(FACILITY + fkey) is None:
+            return
+        first = self.receipt(pledge.receipts[0]) if pledge.receipts else None
+        spec = first.goods.spec.encode() if first is not None else b""
+        live = (FACILITY_INDEX + b"p" + fkey + pledge.id, FACILITY_INDEX + b"s" + spec + b"\0" + fkey + pledge.id)
+        for key in live:
+            if pledge.status == "live":
+                self._put(key, b"")
+            else:
+                self._delete(key)
+        enforced = old is not None and ((pledge.cure_deadline_ms > 0 and old.cure_deadline_ms == 0)
+                                        or (pledge.status == "invoked" and old.status != "invoked"))
+        self.queue_facility(fkey, enforced=enforced)
+
+    # --- finance ------------------------------------------------------------------------------------
+
+    def publisher(self, key: bytes) -> Publisher | None:
+        return self._read(PUBLISHER + key, Publisher)
+
+    def put_publisher(self, publisher: Publisher) -> None:
+        self._write(PUBLISHER + publisher.key, publisher)
+
+    def mark(self, spec: str, day: str, source: str) -> Mark | None:
+        return self._read(_mark_key(spec, day, source), Mark)
+
+    def marks_of_day(self, spec: str, day: str) -> list[Mark]:
+        """Every mark of a spec on a day, in source order."""
+        found = (codec.decode(raw, Mark) for _, raw in self._scan(MARK + spec.encode() + b"\0" + day.encode()))
+        return list(found)
+
+    def marks_of_spec(self, spec: str) -> list[Mark]:
+        return [codec.decode(raw, Mark) for _, raw in self._scan(MARK + spec.encode() + b"\0")]
+
+    def put_mark(self, mark: Mark) -> None:
+        self._write(_mark_key(mark.spec, mark.day, mark.source), mark)
+
+    def spec_head(self, spec: str) -> SpecHead | None:
+        return self._read(PRICES + b"h" + spec.encode(), SpecHead)
+
+    def spec_heads(self) -> list[SpecHead]:
+        return [codec.decode(raw, SpecHead) for _, raw in self._scan(PRICES + b"h")]
+
+    def put_spec_head(self, head: SpecHead) -> None:
+        self._write(PRICES + b"h" + head.spec.encode(), head)
+
+    def day_price(self, spec: str, day: str) -> DayPrice | None:
+        return self._read(PRICES + b"d" + spec.encode() + b"\0" + day.encode(), DayPrice)
+
+    def put_day_price(self, price: DayPrice) -> None:
+        self._write(PRICES + b"d" + price.spec.encode() + b"\0" + price.day.encode(), price)
+
+    def calendar(self) -> Calendar:
+        return self._read(CALENDAR + b"a", Calendar) or Calendar()
+
+    def trading_day(self, day: str) -> int:
+        """The day's trading-day number, 0 when no usable mark names it."""
+        raw = self._get(CALENDAR + b"d" + day.encode())
+        return 0 if raw is None else codec.decode(raw, int)
+
+    def add_trading_day(self, day: str) -> None:
+        """A usable mark names `day`: a day later than the as-of day becomes the as-of day,
+        and every open facility is due for revaluation."""
+        if self.trading_day(day):
+            return
+        calendar = self.calendar()
+        assert day > calendar.day, "the calendar only grows forward"
+        ordinal = calendar.ordinal + 1
+        self._write(CALENDAR + b"d" + day.encode(), ordinal)
+        self._write(CALENDAR + b"a", Calendar(day, ordinal))
+        self._put(CALENDAR + b"n", b"")
+
+    def take_new_day(self) -> bool:
+        """Whether a new as-of day arrived since the last revaluation; clears the flag."""
+        if self._get(CALENDAR + b"n") is None:
+            return False
+        self._delete(CALENDAR + b"n")
+        return True
+
+    def bounds(self) -> FinanceBounds:
+        return self._read(BOUNDS, FinanceBounds) or FinanceBounds()
+
+    def put_bounds(self, bounds: FinanceBounds) -> None:
+        self._write(BOUNDS, bounds)
+
+    def facility(self, bank: bytes, name: str) -> Facility | None:
+        return self._read(FACILITY + facility_key(bank, name), Facility)
+
+    def facilities(self, bank: bytes | None = None) -> list[Facility]:
+        return [codec.decode(raw, Facility) for _, raw in self._scan(FACILITY + (bank or b""))]
+
+    def has_facilities(self, bank: bytes) -> bool:
+        return next(self._scan(FACILITY + bank), None) is not None
+
+    def put_facility(self, facility: Facility) -> None:
+        self._write(FACILITY + facility_key(facility.bank, facility.name), facility)
+
+    def facility_pledges(self, bank: bytes, name: str) -> list[Pledge]:
+        """The facility's live pledges, in id order."""
+        prefix = FACILITY_INDEX + b"p" + facility_key(bank, name)
+        found = (self.pledge(key[len(prefix):]) for key in self._keys(prefix))
+        return [p for p in found if p is not None]
+
+    def facilities_holding(self, spec: str) -> list[bytes]:
+        """The facility keys with a live pledge of this spec (distinct, in order)."""
+        prefix = FACILITY_INDEX + b"s" + spec.encode() + b"\0"
+        keys: list[bytes] = []
+        for key in self._keys(prefix):
+            fkey = key[len(prefix):-32]
+            if not keys or keys[-1] != fkey:
+                keys.append(fkey)
+        return keys
+
+    def queue_facility(self, fkey: bytes, *, enforced: bool = False) -> None:
+        """Queue a facility for revaluation at the end of the checkpoint."""
+        key = FACILITY_INDEX + b"d" + fkey
+        if enforced or self._get(key) != b"e":
+            self._put(key, b"e" if enforced else b"")
+
+    def take_queue(self) -> list[tuple[bytes, bool]]:
+        """The queued facilities (key, enforcement seen), emptying the queue."""
+        prefix = FACILITY_INDEX + b"d"
+        queued = [(key[len(prefix):], value == b"e") for key, value in self._scan(prefix)]
+        for fkey, _ in queued:
+            self._delete(prefix + fkey)
+        return queued
+
+    def facility_by_key(self, fkey: bytes) -> Facility | None:
+        return self._read(FACILITY + fkey, Facility)
+
+    def valuation(self, bank: bytes, name: str, day: str) -> Valuation | None:
+        return self._read(VALUATION + facility_key(bank, name) + day.encode(), Valuation)
+
+    def valuations(self, bank: bytes, name: str) -> list[Valuation]:
+        """The facility's daily valuations, oldest first."""
+        return [codec.decode(raw, Valuation) for _, raw in self._scan(VALUATION + facility_key(bank, name))]
+
+    def put_valuation(self, valuation: Valuation) -> None:
+        self._write(VALUATION + facility_key(valuation.bank, valuation.facility) + valuation.day.encode(), valuation)
 
     def put_case(self, case: Case) -> None:
         self._write(CASE + case.number.to_bytes(8, "big"), case)
@@ -377,3 +555,13 @@ class Keeper(AppKeeper):
 
     def deadlines(self, prefix: bytes) -> list[tuple[int, bytes, bytes]]:
         return [(int.from_bytes(key[1:9], "big"), key[9:10], key[10:]) for key, _ in self._scan(prefix)]
+
+
+
+def facility_key(bank: bytes, name: str) -> bytes:
+    """A facility is named by its bank and its name (a name never holds a NUL)."""
+    return bank + name.encode() + b"\0"
+
+
+def _mark_key(spec: str, day: str, source: str) -> bytes:
+    return MARK + spec.encode() + b"\0" + day.encode() + source.encode()

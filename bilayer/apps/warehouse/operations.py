@@ -17,6 +17,7 @@ can never change an outcome.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any, ClassVar, Final
 
 from ...errors import PayloadTooLarge
@@ -26,13 +27,16 @@ from .epcis import MAX_URI, Reading, check_reading
 from .errors import EvidenceInvalid
 from .records import (
     DEVICE_KINDS,
+    MARK_KINDS,
     RESOLUTION_CODES,
     ROLES,
     Calibration,
     DeviceKind,
     Goods,
+    MarkKind,
     ResolutionCode,
     Role,
+    SpecLimit,
     Terms,
     to_view,
 )
@@ -65,8 +69,8 @@ def _ensure(condition: bool, message: str) -> None:
         raise EvidenceInvalid(message)
 
 
-def _key(value: bytes, what: str) -> None:
-    _ensure(len(value) == KEY_SIZE, f"{what} is a {KEY_SIZE}-byte public key")
+def _key(value: bytes, what: str, *, optional: bool = False) -> None:
+    _ensure(len(value) == KEY_SIZE or (optional and not value), f"{what} is a {KEY_SIZE}-byte public key")
 
 
 def _hash(value: bytes, what: str, *, optional: bool = False) -> None:
@@ -609,6 +613,181 @@ class SetMonitoring(WarehouseOperation, frozen=True, forbid_unknown_fields=True)
                 "ageing_days: 1-3650; expiry_notice_days: 0-365")
 
 
+# --- finance: prices and facilities (`finance.py`) -------------------------------------------------------
+
+BP: Final = 10_000
+MAX_SOURCES: Final = 16
+MAX_SPECS: Final = 64
+MAX_AMOUNT: Final = 10**15  # minor units: beyond any facility, and far from overflowing anything
+MAX_PRICE: Final = 10**9  # minor units per tonne
+CURRENCY: Final = "CNY"
+
+
+def _day(value: str, what: str = "day") -> None:
+    """A trading day as YYYY-MM-DD, a real calendar date."""
+    try:
+        real = bool(_DATE.fullmatch(value)) and date.fromisoformat(value).isoformat() == value
+    except ValueError:
+        real = False
+    _ensure(real, f"{what} is a date YYYY-MM-DD")
+
+
+def _source(value: str) -> None:
+    _ensure(bool(_REASON_CODE.fullmatch(value)), "a price source: 1-48 characters of a-z, 0-9 and '_'")
+
+
+def _bp(value: int, what: str) -> None:
+    _ensure(0 <= value <= BP, f"{what}: 0-{BP} basis points")
+
+
+class AppointPublisher(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The council appoints a price publisher for named sources and specs."""
+
+    KIND: ClassVar[str] = "warehouse.appoint_publisher"
+    publisher: bytes
+    name: str
+    sources: tuple[str, ...]
+    specs: tuple[str, ...]
+
+    def check_body(self) -> None:
+        _key(self.publisher, "publisher")
+        _text(self.name, "name")
+        _ensure(0 < len(self.sources) <= MAX_SOURCES and len(set(self.sources)) == len(self.sources),
+                f"sources: 1-{MAX_SOURCES} distinct names")
+        for source in self.sources:
+            _source(source)
+        _ensure(0 < len(self.specs) <= MAX_SPECS and len(set(self.specs)) == len(self.specs),
+                f"specs: 1-{MAX_SPECS} distinct specs")
+        for spec in self.specs:
+            _text(spec, "spec", 64)
+
+    def counterparties(self) -> tuple[bytes, ...]:
+        return (self.publisher,)
+
+
+class PublishPrice(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """A publisher's price of a spec on a trading day, per tonne in minor units."""
+
+    KIND: ClassVar[str] = "warehouse.publish_price"
+    spec: str
+    source: str
+    kind: MarkKind
+    day: str
+    price: int
+    currency: str = CURRENCY
+    vat_included: bool = False
+
+    def check_body(self) -> None:
+        _text(self.spec, "spec", 64)
+        _source(self.source)
+        _ensure(self.kind in MARK_KINDS, f"kind is one of {', '.join(MARK_KINDS)}")
+        _day(self.day)
+        _ensure(0 < self.price <= MAX_PRICE, f"price: 1-{MAX_PRICE} minor units per tonne")
+        _ensure(self.currency == CURRENCY, f"prices are quoted in {CURRENCY}")
+
+
+class OpenFacility(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """A bank opens a credit facility to a borrower; pledges name it to secure it."""
+
+    KIND: ClassVar[str] = "warehouse.open_facility"
+    facility: str
+    borrower: bytes
+    limit: int
+    currency: str = CURRENCY
+    haircut_bp: int = 0
+    initial_ltv_bp: int = 7000
+    warning_bp: int = 7700
+    call_bp: int = 8000
+    liquidation_bp: int = 8700
+    cure_days: int = 1
+    max_warehouse_bp: int = BP
+    max_spec_bp: int = BP
+
+    def check_body(self) -> None:
+        _text(self.facility, "facility", 64)
+        _key(self.borrower, "borrower")
+        _ensure(0 < self.limit <= MAX_AMOUNT, f"limit: 1-{MAX_AMOUNT} minor units")
+        _ensure(self.currency == CURRENCY, f"facilities are in {CURRENCY}")
+        for value, what in ((self.haircut_bp, "haircut_bp"), (self.initial_ltv_bp, "initial_ltv_bp"),
+                            (self.warning_bp, "warning_bp"), (self.call_bp, "call_bp"),
+                            (self.liquidation_bp, "liquidation_bp"), (self.max_warehouse_bp, "max_warehouse_bp"),
+                            (self.max_spec_bp, "max_spec_bp")):
+            _bp(value, what)
+        _ensure(self.haircut_bp < BP, "a haircut leaves some value")
+        _ensure(0 <= self.cure_days <= 30, "cure_days: 0-30 trading days")
+
+    def counterparties(self) -> tuple[bytes, ...]:
+        return (self.borrower,)
+
+
+class ReportOutstanding(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The facility's bank reports the balance owed (principal, interest and fees) as of a day."""
+
+    KIND: ClassVar[str] = "warehouse.report_outstanding"
+    facility: str
+    outstanding: int
+    day: str
+    bank: bytes = b""  # the facility's bank; empty: the author
+
+    def check_body(self) -> None:
+        _text(self.facility, "facility", 64)
+        _ensure(0 <= self.outstanding <= MAX_AMOUNT, f"outstanding: 0-{MAX_AMOUNT} minor units")
+        _day(self.day)
+        _key(self.bank, "bank", optional=True)
+
+
+class TopUp(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The facility's bank records cash collateral received from the borrower."""
+
+    KIND: ClassVar[str] = "warehouse.top_up"
+    facility: str
+    amount: int
+    bank: bytes = b""  # the facility's bank; empty: the author
+
+    def check_body(self) -> None:
+        _text(self.facility, "facility", 64)
+        _ensure(0 < self.amount <= MAX_AMOUNT, f"amount: 1-{MAX_AMOUNT} minor units")
+        _key(self.bank, "bank", optional=True)
+
+
+class CloseFacility(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    KIND: ClassVar[str] = "warehouse.close_facility"
+    facility: str
+    bank: bytes = b""  # the facility's bank; empty: the author
+
+    def check_body(self) -> None:
+        _text(self.facility, "facility", 64)
+        _key(self.bank, "bank", optional=True)
+
+
+class SetFinanceBounds(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The council bounds facility terms and sets the daily move limit of prices (per spec)."""
+
+    KIND: ClassVar[str] = "warehouse.set_finance_bounds"
+    min_haircut_bp: int = 0
+    max_haircut_bp: int = 5000
+    max_initial_ltv_bp: int = 8000
+    max_liquidation_bp: int = 9500
+    min_cure_days: int = 0
+    max_cure_days: int = 10
+    daily_limit_bp: int = 300
+    spec_limits: tuple[SpecLimit, ...] = ()
+
+    def check_body(self) -> None:
+        for value, what in ((self.min_haircut_bp, "min_haircut_bp"), (self.max_haircut_bp, "max_haircut_bp"),
+                            (self.max_initial_ltv_bp, "max_initial_ltv_bp"),
+                            (self.max_liquidation_bp, "max_liquidation_bp"), (self.daily_limit_bp, "daily_limit_bp")):
+            _bp(value, what)
+        _ensure(self.min_haircut_bp <= self.max_haircut_bp < BP, "min_haircut_bp <= max_haircut_bp < 10000")
+        _ensure(0 <= self.min_cure_days <= self.max_cure_days <= 30, "0 <= min_cure_days <= max_cure_days <= 30")
+        _ensure(self.daily_limit_bp > 0, "a daily limit above 0")
+        _ensure(len(self.spec_limits) <= MAX_SPECS and len({s.spec for s in self.spec_limits}) == len(self.spec_limits),
+                f"spec_limits: up to {MAX_SPECS} distinct specs")
+        for item in self.spec_limits:
+            _text(item.spec, "spec", 64)
+            _ensure(0 < item.limit_bp <= BP, "a spec's limit: 1-10000 basis points")
+
+
 OPERATIONS: Final[tuple[type[WarehouseOperation], ...]] = (
     RegisterWarehouse, RegisterParty, RevokeParty,
     ProposeDevice, ApproveDevice, RenewCalibration, RevokeDevice, RecordReading,
@@ -620,5 +799,6 @@ OPERATIONS: Final[tuple[type[WarehouseOperation], ...]] = (
     ExpireReceipt, ExtendReceipt, ConvertToPaper,
     OpenCase, FreezeReceipt, UnfreezeReceipt, VoidReceipt,
     ResolveAlert, RecordStocktake, SetMonitoring,
+    AppointPublisher, PublishPrice, OpenFacility, ReportOutstanding, TopUp, CloseFacility, SetFinanceBounds,
 )
 """Every operation of the application, for the chain wiring to register."""

@@ -450,3 +450,182 @@ class Pending(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ref: bytes  # the event id, the stocktake's entry, or the warehouse
     height: int
     stocktake: Stocktake | None = None
+
+
+# --- finance: prices, facilities, valuations (`finance.py`) ----------------------------------------
+
+MarkKind = Literal["spot", "settlement"]
+MarkStatus = Literal["usable", "unconfirmed"]
+FacilityState = Literal["performing", "watch", "margin_call", "cured", "default", "enforcement", "closed"]
+
+MARK_KINDS: Final = get_args(MarkKind)
+FACILITY_STATES: Final = get_args(FacilityState)
+
+
+class Publisher(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A price publisher the council appointed, for these sources and specs only."""
+
+    key: bytes
+    name: str
+    sources: tuple[str, ...]
+    specs: tuple[str, ...]
+    appointed_entry: bytes
+    appointed_height: int
+
+
+class Mark(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One published price of a spec on a trading day; `net_price` is ex-VAT, per tonne."""
+
+    spec: str
+    source: str
+    kind: MarkKind
+    day: str
+    price: int  # as published, minor units per tonne
+    currency: str
+    vat_included: bool
+    net_price: int
+    publisher: bytes
+    entry: bytes
+    height: int
+    status: MarkStatus = "usable"
+    confirmed_by: str = ""  # the second source that confirmed a move beyond the daily limit
+
+
+class KindRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The latest usable day's price of one kind of mark, and the trading day's before it."""
+
+    kind: MarkKind
+    day: str
+    price: int
+    prev_day: str = ""
+    prev_price: int = 0
+
+
+class SpecHead(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A spec's latest good price (the minimum of its latest day's usable marks)."""
+
+    spec: str
+    day: str
+    price: int
+    source: str
+    refs: tuple[KindRef, ...] = ()
+
+
+class DayPrice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    spec: str
+    day: str
+    price: int
+    source: str
+    kind: MarkKind
+
+
+class Calendar(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The as-of day (the latest day a usable mark names) and its trading-day number."""
+
+    day: str = ""
+    ordinal: int = 0  # 1 for the first trading day
+
+
+class SpecLimit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    spec: str
+    limit_bp: int
+
+
+class FinanceBounds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The council's bounds on facility terms, and the daily move limit of prices."""
+
+    min_haircut_bp: int = 0
+    max_haircut_bp: int = 5000
+    max_initial_ltv_bp: int = 8000
+    max_liquidation_bp: int = 9500
+    min_cure_days: int = 0
+    max_cure_days: int = 10
+    daily_limit_bp: int = 300
+    spec_limits: tuple[SpecLimit, ...] = ()
+
+    def limit_of(self, spec: str) -> int:
+        for item in self.spec_limits:
+            if item.spec == spec:
+                return item.limit_bp
+        return self.daily_limit_bp
+
+
+class FacilityEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One state change of a facility: when, at what LTV, and why."""
+
+    day: str
+    height: int
+    state: FacilityState
+    ltv_bp: int
+    cause: str
+
+
+class Facility(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A bank's credit line to a borrower, secured by the receipts pledged under its name."""
+
+    bank: bytes
+    name: str
+    borrower: bytes
+    limit: int
+    currency: str
+    haircut_bp: int
+    initial_ltv_bp: int
+    warning_bp: int
+    call_bp: int
+    liquidation_bp: int
+    cure_days: int
+    max_warehouse_bp: int
+    max_spec_bp: int
+    opened_entry: bytes
+    opened_height: int
+    state: FacilityState = "performing"
+    outstanding: int = 0
+    outstanding_day: str = ""
+    cash: int = 0
+    deadline_ordinal: int = 0  # while in margin_call: the number of the last trading day to cure
+    last_day: str = ""
+    last_ltv_bp: int = 0
+    last_collateral: int = 0
+    events: tuple[FacilityEvent, ...] = ()
+
+
+class ValuationLine(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    receipt: bytes
+    spec: str
+    warehouse: bytes
+    quantity_kg: int
+    price: int  # per tonne, ex-VAT; 0 when the spec has no price
+    source: str
+    price_day: str
+    stale: bool
+    haircut_bp: int
+    value: int
+
+
+class Share(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str  # a warehouse's address bytes as hex, or a spec
+    value: int
+    share_bp: int
+    breach: bool
+
+
+class Valuation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A facility's daily valuation statement (the last of the day stands)."""
+
+    bank: bytes
+    facility: str
+    day: str
+    height: int
+    outstanding: int
+    cash: int
+    collateral: int
+    ltv_bp: int
+    state: FacilityState
+    headroom_warning: int
+    headroom_call: int
+    headroom_liquidation: int
+    stale: bool
+    concentration_breach: bool
+    lines: tuple[ValuationLine, ...]
+    warehouses: tuple[Share, ...]
+    specs: tuple[Share, ...]

@@ -20,7 +20,7 @@ import msgspec
 
 from ...errors import InvalidOperation
 from ...execution.state import State
-from . import monitor
+from . import finance, monitor
 from .epcis import event_hash, net_weight
 from .errors import (
     AcceptanceWindowOver,
@@ -619,6 +619,7 @@ def apply_request_pledge(k: Keeper, ctx: Context, op: RequestPledge) -> None:
     _unexpired(ctx, receipt)
     _ensure(op.pledgee != ctx.author, WrongRole, "a holder does not pledge to itself")
     _party(k, op.pledgee, "bank")
+    finance.check_pledge_facility(k, op.pledgee, op.facility, ctx.author)
     k.put_receipt(_changed(receipt, ctx, status="pledge_requested",
                            offer=Offer("pledge", ctx.entry_id, ctx.author, op.pledgee, ctx.time_ms, op.facility,
                                        op.registration)))
@@ -666,6 +667,7 @@ def _complete(k: Keeper, ctx: Context, receipt: Receipt, offer: Offer) -> None:
     if offer.kind == "transfer":
         k.put_receipt(_changed(receipt, ctx, status="active", holder=offer.to, offer=None, endorsements=endorsements))
         return
+    finance.check_facility_open(k, offer.to, offer.facility)
     k.put_pledge(Pledge(offer.id, offer.by, offer.to, (receipt.id,), offer.facility, offer.registration, ctx.height))
     k.put_receipt(_changed(receipt, ctx, status="pledged", pledge=offer.id, offer=None, endorsements=endorsements))
 
@@ -958,6 +960,7 @@ APPLY: Final[Mapping[type[WarehouseOperation], Apply]] = MappingProxyType({
     ResolveAlert: apply_resolve_alert,
     RecordStocktake: apply_record_stocktake,
     SetMonitoring: apply_set_monitoring,
+    **finance.APPLY,
 })
 
 APPLY_BY_KIND: Final[Mapping[str, Apply]] = MappingProxyType({cls.KIND: fn for cls, fn in APPLY.items()})
