@@ -132,12 +132,12 @@ def test_the_risk_operator_and_regulator_dashboards(net: Net, page: Any) -> None
     assert sorted(chart.locator("g.threshold").evaluate_all("gs => gs.map(g => g.dataset.line)")) == [
         "call", "liquidation", "warning"]
     assert chart.locator("g.series circle").count() == len(PRICES)  # one point per valued day
-    assert chart.locator("text.xlabel").all_inner_texts() == [day for day, _ in PRICES]
+    assert chart.locator("text.xlabel").all_text_contents() == [day for day, _ in PRICES]
     # the stress test from the latest valuation: -10 % takes 78.0 % to 86.7 % (a margin call), -20 % to 97.5 % (default)
     stress = page.locator("main [data-shock]")
     states = stress.evaluate_all("es => es.map(e => [e.dataset.shock, e.querySelector('[data-state]').dataset.state])")
     assert states == [["0", "watch"], ["-10", "margin_call"], ["-20", "default"]]
-    assert "97.5 %" in page.locator("section.panel:has(h2:text-starts-with('Stress test'))").inner_text()
+    assert "97.5 %" in page.locator("section.panel:has(h2:has-text('Stress test'))").inner_text()
     shot(page, "warehouse-risk")
 
     # live: a new mark revalues the facility; the page re-renders without a reload, the bank filter kept
@@ -154,12 +154,12 @@ def test_the_risk_operator_and_regulator_dashboards(net: Net, page: Any) -> None
     assert page.locator(f"main [data-receipt='{made['pledged']}']").get_attribute("data-part") == "pledged"
     owner = page.locator("svg.bar-chart[aria-label='stock by owner'] g.bar")
     assert sorted(owner.locator("rect").evaluate_all("rs => rs.map(r => r.dataset.part)")) == ["held", "pledged"]
-    assert "23.000 t" in owner.locator("rect[data-part='held'] title").inner_text()
+    assert "23.000 t" in (owner.locator("rect[data-part='held'] title").text_content() or "")
     devices = page.locator("section.panel:has(h2:text-is('Device health'))")
     assert [devices.locator(f"[data-device='{d}']").count() for d in (GATE, WB)] == [1, 1]
-    tickets = page.locator("section.panel:has(h2:text-starts-with('Inbound and outbound'))").inner_text()
+    tickets = page.locator("section.panel:has(h2:has-text('Inbound and outbound'))").inner_text()
     assert "41.000 t" in tickets and "18.000 t" in tickets and "departing" in tickets  # gross, tare, the gate
-    bins = page.locator("section.panel:has(h2:text-starts-with('Bins'))").inner_text()
+    bins = page.locator("section.panel:has(h2:has-text('Bins'))").inner_text()
     assert "92.000 t" in bins  # four coils of 23 t on the book of A1
     shot(page, "warehouse-operator")
 
