@@ -141,11 +141,11 @@ def test_the_risk_operator_and_regulator_dashboards(net: Net, page: Any) -> None
     shot(page, "warehouse-risk")
 
     # live: a new mark revalues the facility; the page re-renders without a reload, the bank filter kept
-    page.evaluate("window.notReloaded = true")
+    page.evaluate("() => { window.notReloaded = true; }")
     publish(net, "2026-11-05", 355_000)
-    page.wait_for_function("document.querySelectorAll(\".chart-box[data-facility='bank_a-2026'] g.series circle\")"
-                           f".length === {len(PRICES) + 1}")
-    assert page.evaluate("window.notReloaded === true")
+    page.wait_for_function("n => document.querySelectorAll(\".chart-box[data-facility='bank_a-2026'] g.series circle\")"
+                           ".length === n", arg=len(PRICES) + 1)
+    assert page.evaluate("() => window.notReloaded === true")
     assert page.locator("main select[name='bank']").input_value() == a["bank_a"]
     assert page.locator("main table tbody tr [data-ltv]").first.inner_text() == "78.9 %"  # 355,000 a tonne
 
@@ -173,5 +173,5 @@ def test_the_risk_operator_and_regulator_dashboards(net: Net, page: Any) -> None
     assert page.locator("section.panel:has(h2:text-is('Held receipts'))").inner_text().count("23.000 t") == 1
     shot(page, "warehouse-regulator")
     page.select_option("main select[name='severity']", "LOW")  # a filter that matches nothing
-    page.wait_for_function("location.hash.includes('severity=LOW') && location.hash.includes('rule=R2')")
+    page.wait_for_function("() => location.hash.includes('severity=LOW') && location.hash.includes('rule=R2')")
     page.wait_for_selector("main[data-ready='warehouse'] :text('No alert matches.')")
