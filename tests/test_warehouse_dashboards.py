@@ -148,6 +148,10 @@ def test_the_risk_operator_and_regulator_dashboards(net: Net, page: Any) -> None
     assert page.evaluate("() => window.notReloaded === true")
     assert page.locator("main select[name='bank']").input_value() == a["bank_a"]
     assert page.locator("main table tbody tr [data-ltv]").first.inner_text() == "78.9 %"  # 355,000 a tonne
+    page.select_option("main select[name='facility']", FACILITY)  # one facility: the bank filter stays
+    page.wait_for_function("() => location.hash.includes('facility=') && location.hash.includes('bank=')")
+    page.wait_for_selector("main[data-ready='warehouse'] .chart-box[data-facility='bank_a-2026']")
+    assert page.locator("main .chart-box").count() == 1
 
     visit(page, node, f"warehouse/operator?warehouse={a['wh1']}", "warehouse")
     assert page.locator(f"main [data-receipt='{made['held']}']").get_attribute("data-part") == "held"

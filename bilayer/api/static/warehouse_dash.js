@@ -56,16 +56,15 @@ export function filterForm(path, params, fields) {
 }
 
 // Renders `build()` now, then again after each new checkpoint: at most one reload in flight,
-// one more if checkpoints came meanwhile, none once the page has moved on. The box counts its
-// renders in data-renders.
-export async function liveView(build, delayMs = 800) {
+// one more if checkpoints came meanwhile, none once the page has moved on. A failed reload
+// keeps what was shown under one error line. The box counts its renders in data-renders.
+export async function liveView(build, delayMs = 1000) {
   const box = h("div", { class: "live-view", "data-renders": "1" });
   box.replaceChildren(...[await build()].flat());
   let seen = false;
   let busy = false;
   let again = false;
   const refresh = async () => {
-    busy = true;
     try {
       const fresh = [await build()].flat();
       if (box.isConnected) {
@@ -73,10 +72,12 @@ export async function liveView(build, delayMs = 800) {
         box.dataset.renders = String(Number(box.dataset.renders) + 1);
       }
     } catch (err) {
-      if (box.isConnected) box.prepend(errorBox(err));
+      if (box.isConnected) {
+        box.querySelector(":scope > .live-error")?.remove();
+        box.prepend(h("div", { class: "live-error" }, errorBox(err)));
+      }
     } finally {
-      busy = false;
-      if (again && box.isConnected) { again = false; setTimeout(refresh, delayMs); }
+      if (again && box.isConnected) { again = false; setTimeout(refresh, delayMs); } else busy = false;
     }
   };
   const listener = (event) => {
