@@ -164,9 +164,9 @@ function concentration(shown) {
   const tonnage = new Map();
   for (const d of shown) for (const l of d.valuation ? d.valuation.lines : []) tonnage.set(l.spec, (tonnage.get(l.spec) || 0) + l.quantity_kg);
   return [
-    rows.length ? stackedBars({ rows: rows.map((r) => ({ label: `${shown.length > 1 ? `${r.facility} · ` : ""}${r.kind === "warehouse" ? short(r.s.name) : r.s.name}`,
+    rows.length ? h("div", { "data-chart": "concentration" }, stackedBars({ rows: rows.map((r) => ({ label: `${shown.length > 1 ? `${r.facility} · ` : ""}${r.kind === "warehouse" ? short(r.s.name) : r.s.name}`,
       parts: [["within limit", Math.min(r.s.share_bp, r.limit)], ["above limit", Math.max(0, r.s.share_bp - r.limit)]] })),
-    format: share, colours: { "within limit": "#2856c8", "above limit": "#c53030" }, label: "collateral shares" }) : null,
+    format: share, colours: { "within limit": "#2856c8", "above limit": "#c53030" }, label: "collateral shares" })) : null,
     table([
       ["facility", (r) => r.facility], ["by", (r) => r.kind],
       ["name", (r) => (r.kind === "warehouse" ? accountLink(r.s.name) : [r.s.name, ` (${tonnes(tonnage.get(r.s.name))})`])],
