@@ -8,6 +8,7 @@ lots, offers and events by their 64-hex ids; a lot may also be named `MILL:HEAT:
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -788,9 +789,11 @@ def warehouse_proof(receipt: str, out: Path | None, node_url: str, as_json: bool
 @click.option("--timeout", type=float, default=90.0, show_default=True,
               help="Seconds a step may wait for its outcome, or for the steps it follows.")
 @click.option("--plan-only", is_flag=True, help="Print the plan's summary (and its digest) without a network.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the result as JSON to this file.")
 @json_option
 def warehouse_simulate(nodes: tuple[str, ...], keystore: Path | None, council_key: str, seed: int, warehouses: int,
-                       days: int, day_seconds: float, faults: str, timeout: float, plan_only: bool,
+                       days: int, day_seconds: float, faults: str, timeout: float, plan_only: bool, out: Path | None,
                        as_json: bool) -> None:
     """A seeded world of warehouses, devices, depositors, banks and prices played on a running
     network, with faults injected; then, per fault, whether its rule caught it and how fast."""
@@ -816,6 +819,8 @@ def warehouse_simulate(nodes: tuple[str, ...], keystore: Path | None, council_ke
 
             driver.progress = show
             result = driver.run()
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
     emit(result, as_json, _result_table)
 
 

@@ -282,8 +282,9 @@ class _Builder:
     def emit(self, at_ms: int, signer: str, kind: str, body: dict[str, Any], *, after: Iterable[int] = (),
              fault: str = "", optional: tuple[str, ...] = (), reading: bool = False) -> int:
         n = len(self.steps)
-        day = max(-1, at_ms // self.day_ms - 1)
         deps = tuple(sorted({a for a in after if a >= 0}))
+        at_ms = max([at_ms, *(self.steps[a].at_ms + 10 for a in deps)])  # never before what it follows
+        day = max(-1, at_ms // self.day_ms - 1)
         self.steps.append(Step(n, at_ms, day, signer, kind, body, deps, fault, optional, reading))
         return n
 
@@ -1077,11 +1078,13 @@ class Driver:
             self.outcomes[n] = outcome
 
     def readiness(self, step: Step, waited_ms: int) -> str:
-        """"ready", "wait", or why the step cannot be sent."""
+        """"ready", "wait", "UNSUPPORTED", or why the step cannot be sent."""
         for dep in step.after:
             outcome = self.outcomes.get(dep)
             if outcome is None:
                 return "dependency_timeout" if waited_ms > self.timeout_s * 1000 else "wait"
+            if outcome.status == "UNSUPPORTED":
+                return "UNSUPPORTED"
             if outcome.status != "FINAL":
                 return "dependency_not_final"
         return "ready"
@@ -1175,6 +1178,9 @@ class Driver:
                         moved = True
                     elif ready == "wait":
                         waiting.append((step, since))
+                    elif ready == "UNSUPPORTED":  # it follows a step of a kind this build lacks
+                        self.outcomes[step.n] = Outcome("UNSUPPORTED", "follows_unsupported", self.now_ms(),
+                                                        self.now_ms())
                     else:
                         self.outcomes[step.n] = Outcome("SKIPPED", ready, self.now_ms(), self.now_ms())
                 due = waiting
@@ -1274,7 +1280,7 @@ def score(plan_: Plan, outcomes: dict[int, Outcome], sightings: list[Sighting], 
         if outcome.status not in ("FINAL", "UNSUPPORTED"):
             code = f"{outcome.status}: {outcome.reason or '-'}"
             rejected[code] = rejected.get(code, 0) + 1
-    unsupported = sorted({plan_.steps[n].kind for n, o in outcomes.items() if o.status == "UNSUPPORTED"})
+    unsupported = sorted({o.reason for o in outcomes.values() if o.status == "UNSUPPORTED"} - {"follows_unsupported"})
     return {
         "seed": plan_.seed, "plan": plan_.digest(), "warehouses": plan_.warehouses, "days": plan_.days,
         "day_seconds": plan_.day_ms / 1000, "steps": len(plan_.steps), "outcomes": dict(sorted(tally.items())),
@@ -1329,7 +1335,8 @@ def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = 
         if any(outcomes.get(dep) is None for dep in step.after):
             return False
         if any(outcomes[dep] != "FINAL" for dep in step.after):
-            outcomes[step.n] = "SKIPPED" if step.kind in operations else "UNSUPPORTED"
+            unsupported = step.kind not in operations or any(outcomes[dep] == "UNSUPPORTED" for dep in step.after)
+            outcomes[step.n] = "UNSUPPORTED" if unsupported else "SKIPPED"
             return True
         clock = max(clock, REHEARSAL_START_MS + step.at_ms)
         op = materialize(step, resolver, operations, clock)
