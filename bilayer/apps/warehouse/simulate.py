@@ -58,11 +58,11 @@ EXPECTED: Final[dict[str, tuple[str, ...]]] = {
 """The rules (or facility states) each fault must bring about."""
 
 CONSEQUENCES: Final[dict[str, tuple[str, ...]]] = {
-    "theft": ("R1",),  # the lidar sees the bin's mass short as well
-    "substitution": (),
-    "drift": ("R1", "R6"),  # if the hold keeps the receipt from being cancelled, the book still holds the coils
+    "theft": ("R1", "R12"),  # the lidar sees the bin short; the warehouse's receipts exceed what it holds
+    "substitution": ("R12",),
+    "drift": ("R1", "R6", "R12"),  # if the receipt is never cancelled, the book still holds the coils
     "blackout": (),
-    "unauthorised_exit": ("R1", "R6"),  # the coils are gone: the bin's count and mass are short
+    "unauthorised_exit": ("R1", "R6", "R12"),  # the coils are gone: the bin's count and mass are short
     "price_crash": (),
 }
 """Alerts a fault may also raise, which are then explained rather than false positives."""
@@ -434,6 +434,8 @@ class _Builder:
             wh.bin_changed[bin_name] = lot.booked_step
             lots.append(lot)
             booked.append(lot.booked_step)
+        # the bin is scanned before the receipt is proposed: what is issued has been verified (R12)
+        scanned = self.scan(wh, bin_name, at_ms + 150)
         number = wh.next_number
         wh.next_number += 1
         hrc = lots[0].form == "coil"
@@ -446,7 +448,7 @@ class _Builder:
             "terms": {"shrinkage_permille": 0, "storage_until_ms": At(180 * 24 * 3600 * 1000),
                       "fee_per_tonne_day": 150, "currency": "CNY"},
             "negotiable": True, "rights_notice": _digest("凭证权利提示"), "issue_place": "Qingdao",
-            "signer": f"clerk {wh.index + 1}"}, after=(*booked, wh.last_proposal))  # numbers go in order
+            "signer": f"clerk {wh.index + 1}"}, after=(*booked, scanned, wh.last_proposal))  # numbers in order
         wh.last_proposal = proposed
         accepted = (self.emit(at_ms + 300, wh.depositor, "warehouse.accept_receipt",
                               {"receipt": Receipt(wh.name, number)}, after=(proposed,)),
@@ -505,10 +507,10 @@ class _Builder:
     # --- daily life ---
 
     def initial_stock(self, done: dict[str, int]) -> None:
-        """Day 0 morning: each warehouse takes in coils and bundles; some receipts are pledged."""
+        """The setup day: each warehouse takes in its first coils and bundles; some receipts are pledged."""
         for wh in self.warehouses:
             after = (done[f"{wh.name}-devices"], done[wh.depositor])
-            at = self.t(0, 100, 200)
+            at = self.t(-1, 4000, 500)
             for bin_name, pieces in (("A1", 2), ("A2", 2), ("B1", 3), ("A1", 1), ("A2", 1)):
                 receipt = self.intake(wh, at, bin_name, pieces, after)
                 at += self.day_ms // 40
@@ -531,6 +533,7 @@ class _Builder:
         if door not in wh.dark:
             self.reading(start, door, "sensor_reporting", reports=(_report("Contact", "1", "C62"),),
                          transactions=(order,))
+        bin_name = ""
         if not wh.drifting:
             open_bins = [b for b in BINS if b not in wh.quarantined]
             if open_bins:
@@ -539,7 +542,7 @@ class _Builder:
                                       else self.rng.randrange(2, 5), ())
                 if bin_name[0] == "A" and self.rng.randrange(2):
                     self.pledge(receipt, start + self.day_ms // 20, "bank1", f"F-{wh.depositor.upper()}")
-        deliverable = self.deliverable(wh)
+        deliverable = [r for r in self.deliverable(wh) if all(x.bin != bin_name for x in r.lots)]
         if deliverable and (wh.drifting or self.rng.randrange(3)):
             drift = 0
             if wh.drifting:
@@ -575,18 +578,25 @@ class _Builder:
         after = (wh.bin_changed.get(bin_name, -1),)
         present = self.in_bin(wh, bin_name, physical=True)
         last = -1
-        camera, lidar = f"{wh.name}-cam-{bin_name}", f"{wh.name}-lidar-{bin_name}"
+        camera = f"{wh.name}-cam-{bin_name}"
         if camera not in wh.dark:
             last = self.reading(at_ms, camera, "cycle_counting", reports=(_report("Count", str(len(present)), "H87"),),
                                 after=after)
-        if lidar not in wh.dark:
-            mass = sum(x.actual_kg or x.net_kg for x in present)
-            spread = self.rng.randrange(-20, 21)  # basis points, rounded toward zero: inside 0.2%
-            noise = (mass * abs(spread) // 10_000) * (1 if spread >= 0 else -1)
-            last = self.reading(at_ms + 20, lidar, "cycle_counting",
-                                reports=(_report("Mass", str(max(0, mass + noise)), "KGM", "net"),), after=after)
-            self.last_lidar[(wh.name, bin_name)] = last
-        return last
+        return max(last, self.scan(wh, bin_name, at_ms + 20))
+
+    def scan(self, wh: _Warehouse, bin_name: str, at_ms: int) -> int:
+        """The lidar's estimate of the mass in the bin: what is there, within 0.2%."""
+        lidar = f"{wh.name}-lidar-{bin_name}"
+        if lidar in wh.dark:
+            return -1
+        mass = sum(x.actual_kg or x.net_kg for x in self.in_bin(wh, bin_name, physical=True))
+        spread = self.rng.randrange(-20, 21)  # basis points, rounded toward zero: inside 0.2%
+        noise = (mass * abs(spread) // 10_000) * (1 if spread >= 0 else -1)
+        scanned = self.reading(at_ms, lidar, "cycle_counting",
+                               reports=(_report("Mass", str(max(0, mass + noise)), "KGM", "net"),),
+                               after=(wh.bin_changed.get(bin_name, -1),))
+        self.last_lidar[(wh.name, bin_name)] = scanned
+        return scanned
 
     def prices_for(self, days: int, crash: bool) -> None:
         for spec in SPECS:
@@ -639,19 +649,21 @@ class _Builder:
 
     def fault_bin(self, wh: _Warehouse, wanted: Callable[[str], bool]) -> str:
         reserved = {x.bin for r in self.receipts if r.warehouse == wh.name and r.reserved for x in r.lots}
-        choices = [b for b in BINS if wanted(b) and b not in wh.quarantined and b not in reserved]
+        choices = [b for b in BINS if wanted(b) and b not in wh.quarantined and b not in reserved] or [
+            b for b in BINS if wanted(b) and b not in reserved]
         if not choices:
             raise SimulationInvalid(f"{wh.name} has no bin left for another fault; give it more warehouses")
         return self.rng.choice(choices)
 
     def theft(self, wh: _Warehouse, d: int) -> None:
         reserved = {x.urn for r in self.receipts if r.reserved for x in r.lots}
-        tagged = [x for x in self.lots if x.warehouse == wh.name and x.tag and x.in_stock and x.booked
-                  and x.bin not in wh.quarantined and x.urn not in reserved]
+        tagged = sorted((x for x in self.lots if x.warehouse == wh.name and x.tag and x.in_stock and x.booked
+                         and x.urn not in reserved), key=lambda x: x.bin in wh.quarantined)
         if not tagged:
             raise SimulationInvalid(f"{wh.name} has no tagged coil left to steal")
         lot = tagged[0]
         wh.quarantined.add(lot.bin)
+        wh.closed = True  # the warehouse's receipts are held until the alert is resolved
         at = self.t(d, NIGHT)
         gate = self.reading(at, f"{wh.name}-gate", "departing", disposition="in_transit", epcs=(lot.urn,),
                             fault="theft")
@@ -667,6 +679,7 @@ class _Builder:
         if not present:
             raise SimulationInvalid(f"{wh.name} bin {bin_name} is empty: nothing to substitute")
         wh.quarantined.add(bin_name)
+        wh.closed = True
         lot = present[0]
         short = lot.net_kg * 35 // 100
         lot.actual_kg = lot.net_kg - short
@@ -717,7 +730,7 @@ class _Builder:
         pledged = [r for r in self.receipts if r.warehouse == wh.name and r.status == "pledged" and not r.reserved
                    and not any(x.bin in wh.quarantined or x.tag for x in r.lots)]
         pledged = pledged or [r for r in self.receipts if r.warehouse == wh.name and r.status == "pledged"
-                              and not r.reserved and not any(x.bin in wh.quarantined for x in r.lots)]
+                              and not r.reserved and all(x.in_stock for x in r.lots)]
         if not pledged:
             raise SimulationInvalid(f"{wh.name} has no pledged receipt left for a truck to leave with")
         receipt = pledged[0]
@@ -731,6 +744,7 @@ class _Builder:
             lot.in_stock = False
         receipt.status = "gone"
         wh.quarantined.update(x.bin for x in receipt.lots)
+        wh.closed = True
         self.faults.append(Fault("unauthorised_exit", wh.name, EXPECTED["unauthorised_exit"],
                                  CONSEQUENCES["unauthorised_exit"], shipped, at, d, receipt.lots[0].bin, urns,
                                  note=f"a truck weighed out {len(urns)} pledged coils with no surrender"))
@@ -1111,8 +1125,10 @@ class Driver:
                 for alert in _items(alerts, "alerts"):
                     self._saw(f"alert:{alert.get('id')}", str(alert.get("rule", "")), wh, now, alert)
                 holds = self._query(client, "holds", warehouse=address) or {}
-                for hold in _items(holds, "holds"):
-                    self._saw(f"hold:{json_key(hold)}", "HELD", wh, now, hold)
+                for receipt in _items(holds, "receipts"):
+                    self._saw(f"hold:receipt:{receipt.get('id')}", "HELD", wh, now, receipt)
+                for held_bin in _items(holds, "bins"):
+                    self._saw(f"hold:bin:{wh}:{held_bin.get('bin')}", "HELD", wh, now, held_bin)
         if self.finance is not False:
             for bank, facility in self.facilities():
                 view = self._query(client, "facility", bank=address_from_public_key(self.keys[bank]), name=facility)
@@ -1121,8 +1137,7 @@ class Driver:
                         self.finance = False
                     continue
                 self.finance = True
-                state = _facility_state(view)
-                if state:
+                for state in _facility_states(view):  # every state it went through, as the node keeps them
                     self._saw(f"facility:{bank}/{facility}:{state}", state, "", now,
                               {"facility": f"{bank}/{facility}", "state": state})
 
@@ -1211,19 +1226,18 @@ class Driver:
         return tally
 
 
-def json_key(record: dict[str, Any]) -> str:
-    return str(record.get("id") or msgspec.json.encode(record).decode())
-
-
 def _items(view: dict[str, Any], field_name: str) -> list[dict[str, Any]]:
     items = view.get(field_name, [])
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
-def _facility_state(view: dict[str, Any]) -> str:
-    facility = view.get("facility", view)
-    state = facility.get("state", "") if isinstance(facility, dict) else ""
-    return str(state).upper()
+def _facility_states(view: dict[str, Any]) -> list[str]:
+    """The states a facility's view shows: each recorded change, then the current one."""
+    states = [str(e.get("state") or e.get("to") or "").upper() for e in _items(view, "events")]
+    facility = view.get("facility", {})
+    if isinstance(facility, dict):
+        states.append(str(facility.get("state", "")).upper())
+    return [s for s in states if s]
 
 
 # --- scoring ---------------------------------------------------------------------------------------
@@ -1271,7 +1285,7 @@ def score(plan_: Plan, outcomes: dict[int, Outcome], sightings: list[Sighting], 
             (s.warehouse == f.warehouse and s.what in (*f.rules, *f.explains)) if s.warehouse else
             (s.record.get("facility") == f.facility and s.what in (*f.rules, "WATCH", "MARGIN_CALL"))
             for f in plan_.faults if s.first_seen_ms >= entries[id(f)] - grace_ms)
-        if not explained and s.what not in ("PERFORMING", "OPEN", ""):
+        if not explained and s.what not in ("PERFORMING", "CURED", "CLOSED", ""):
             false_positives.append({"rule": s.what, "warehouse": s.warehouse or s.record.get("facility", ""),
                                     "record": s.record})
     rejected: dict[str, int] = {}
