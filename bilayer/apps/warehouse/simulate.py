@@ -938,11 +938,12 @@ def materialize(step: Step, resolver: Resolver, operations: dict[str, type[Any]]
 
 # --- the driver: the plan played through a running network ---------------------------------------
 
-StepStatus = Literal["FINAL", "REJECTED", "REFUSED", "SKIPPED", "UNSUPPORTED", "TIMEOUT"]
-
-
 @dataclass
 class Outcome:
+    """What became of a step: FINAL or REJECTED (with its code) on the chain, REFUSED at
+    ingress, SKIPPED (a step it follows was not final), UNSUPPORTED (a kind this build lacks,
+    or following one), TIMEOUT."""
+
     status: str
     reason: str = ""
     sent_ms: int = 0  # wall clock when it was submitted
@@ -1018,7 +1019,6 @@ class Driver:
             raise SimulationInvalid(f"the keystore holds keys of seed {self.plan.seed} already ({taken[0]}, ...): "
                                     "this seed has run; choose another --seed")
         keys: dict[str, bytes] = {}
-        order = list(names)
         for i, (name, stored) in enumerate(names.items()):
             self.keystore.create(stored)
             signer = self.keystore.load(stored)
@@ -1026,7 +1026,6 @@ class Driver:
             self.authors[name] = _Author(signer, self.clients[(i + 1) % len(self.clients)])
         self.authors["council"] = _Author(self.council, self.clients[0])
         keys["council"] = self.council.public_key
-        del order
         return keys
 
     # --- sending ---
@@ -1045,7 +1044,8 @@ class Driver:
     def send(self, step: Step, resolver: Resolver, pool: ThreadPoolExecutor) -> None:
         author = self.authors[step.signer]
         now = self.now_ms()
-        self.max_lag_ms = max(self.max_lag_ms, now - self.start_ms - step.at_ms)
+        ready_ms = max([self.start_ms + step.at_ms, *(self.outcomes[d].done_ms for d in step.after)])
+        self.max_lag_ms = max(self.max_lag_ms, now - ready_ms)  # behind schedule, not waiting for a prerequisite
         try:
             op = materialize(step, resolver, self.operations, now)
         except (msgspec.ValidationError, KeyError) as exc:
