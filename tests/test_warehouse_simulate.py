@@ -239,7 +239,8 @@ def test_the_score_counts_detections_latency_and_false_positives() -> None:
     sightings = [
         sim.Sighting("R2", theft.warehouse, theft_at + 1500, {"id": "a1"}),
         sim.Sighting("R5", theft.warehouse, theft_at + 2500, {"id": "a2"}),
-        sim.Sighting("HELD", theft.warehouse, theft_at + 1600, {"id": "h1"}),
+        sim.Sighting("HELD", theft.warehouse, theft_at + 1200, {"alert": "a0", "bin": "A1"}),  # held before
+        sim.Sighting("HELD", theft.warehouse, theft_at + 1600, {"alert": "a1", "bin": "A1"}),
         sim.Sighting("R1", theft.warehouse, theft_at + 9000, {"id": "a3"}),  # a consequence: explained
         sim.Sighting("R8", "wh1", start + 500, {"id": "a4"}),  # explained by nothing
         sim.Sighting("R7", blackout.warehouse, start + blackout.entry_ms - 60_000, {"id": "a5"}),  # too early
@@ -251,6 +252,7 @@ def test_the_score_counts_detections_latency_and_false_positives() -> None:
     assert rows["blackout"]["missed"] == ["R7"]
     assert sorted(f["rule"] for f in result["false_positives"]) == ["R7", "R8"]
     assert result["rejected"] == {"REJECTED: warehouse.wrong_role": 1}
+    assert result["alerts"] == {"R1": 1, "R2": 1, "R5": 1, "R7": 1, "R8": 1}
     assert result["outcomes"]["FINAL"] == len(plan.steps) - 1
 
 

@@ -841,6 +841,8 @@ def _result_table(d: dict[str, Any]) -> None:
                       ", ".join(row["missed"]) or "-", ", ".join(map(str, row["alert_s"])) or "-",
                       ", ".join(map(str, row["held_s"])) or "-")
     console.print(table)
+    if d["alerts"]:
+        console.print("alerts raised, by rule: " + ", ".join(f"{k} {v}" for k, v in d["alerts"].items()))
     console.print(f"false positives: {len(d['false_positives'])}"
                   + "".join(f"\n  {f['rule']} at {f['warehouse']}" for f in d["false_positives"]))
     console.print("steps: " + ", ".join(f"{k} {v}" for k, v in d["outcomes"].items())

@@ -1125,10 +1125,14 @@ class Driver:
                 for alert in _items(alerts, "alerts"):
                     self._saw(f"alert:{alert.get('id')}", str(alert.get("rule", "")), wh, now, alert)
                 holds = self._query(client, "holds", warehouse=address) or {}
-                for receipt in _items(holds, "receipts"):
-                    self._saw(f"hold:receipt:{receipt.get('id')}", "HELD", wh, now, receipt)
+                for receipt in _items(holds, "receipts"):  # each hold with the alerts that set it
+                    for alert_id in receipt.get("held", []):
+                        self._saw(f"hold:{alert_id}:receipt:{receipt.get('id')}", "HELD", wh, now,
+                                  {"alert": alert_id, "receipt": receipt.get("id")})
                 for held_bin in _items(holds, "bins"):
-                    self._saw(f"hold:bin:{wh}:{held_bin.get('bin')}", "HELD", wh, now, held_bin)
+                    for alert_id in held_bin.get("alerts", []):
+                        self._saw(f"hold:{alert_id}:bin:{held_bin.get('bin')}", "HELD", wh, now,
+                                  {"alert": alert_id, "bin": held_bin.get("bin")})
         if self.finance is not False:
             for bank, facility in self.facilities():
                 view = self._query(client, "facility", bank=address_from_public_key(self.keys[bank]), name=facility)
@@ -1254,6 +1258,10 @@ def score(plan_: Plan, outcomes: dict[int, Outcome], sightings: list[Sighting], 
         sent = outcome.sent_ms if outcome is not None and outcome.sent_ms else start_ms + plan_.steps[
             f.entry_step].at_ms
         entries[id(f)] = sent + f.entry_ms - plan_.steps[f.entry_step].at_ms
+    def caused_by(f: Fault, entry: int) -> list[Sighting]:
+        return [s for s in sightings if s.what in (*f.rules, *f.explains) and s.first_seen_ms >= entry - grace_ms
+                and s.warehouse == f.warehouse]
+
     rows: dict[str, dict[str, Any]] = {}
     for f in plan_.faults:
         entry = entries[id(f)]
@@ -1272,9 +1280,9 @@ def score(plan_: Plan, outcomes: dict[int, Outcome], sightings: list[Sighting], 
                 row["alert_s"].append(round((first - entry) / 1000, 1))
             else:
                 row["missed"].append(rule)
-        if f.warehouse:
-            held = [s.first_seen_ms for s in sightings if s.what == "HELD" and s.warehouse == f.warehouse
-                    and s.first_seen_ms >= entry - grace_ms]
+        if f.warehouse:  # a hold set by one of the alerts the fault raised
+            own = {str(s.record.get("id")) for s in caused_by(f, entry)}
+            held = [s.first_seen_ms for s in sightings if s.what == "HELD" and s.record.get("alert") in own]
             if held:
                 row["held_s"].append(round((min(held) - entry) / 1000, 1))
     false_positives = []
@@ -1288,6 +1296,10 @@ def score(plan_: Plan, outcomes: dict[int, Outcome], sightings: list[Sighting], 
         if not explained and s.what not in ("PERFORMING", "CURED", "CLOSED", ""):
             false_positives.append({"rule": s.what, "warehouse": s.warehouse or s.record.get("facility", ""),
                                     "record": s.record})
+    alerts: dict[str, int] = {}
+    for s in sightings:
+        if s.warehouse and s.what != "HELD":
+            alerts[s.what] = alerts.get(s.what, 0) + 1
     rejected: dict[str, int] = {}
     tally: dict[str, int] = {}
     for outcome in outcomes.values():
@@ -1300,7 +1312,8 @@ def score(plan_: Plan, outcomes: dict[int, Outcome], sightings: list[Sighting], 
         "seed": plan_.seed, "plan": plan_.digest(), "warehouses": plan_.warehouses, "days": plan_.days,
         "day_seconds": plan_.day_ms / 1000, "steps": len(plan_.steps), "outcomes": dict(sorted(tally.items())),
         "monitoring": monitoring, "finance": finance, "max_lag_s": round(max_lag_ms / 1000, 1),
-        "faults": list(rows.values()), "false_positives": false_positives,
+        "faults": list(rows.values()), "alerts": dict(sorted(alerts.items(), key=lambda kv: (len(kv[0]), kv[0]))),
+        "false_positives": false_positives,
         "rejected": dict(sorted(rejected.items())), "unsupported_kinds": unsupported,
     }
 
