@@ -100,8 +100,9 @@ def test_every_fault_kind_is_planned_with_the_rule_it_must_trigger() -> None:
     moves = [abs(prices[d] - prices[d - 1]) * 10_000 / prices[d - 1] for d in range(1, plan.days)]
     assert max(moves) <= sim.DAILY_LIMIT_BP, "every daily move inside the exchange's limit"
     watch, call = by_kind["price_crash"]
-    base = prices[watch.day - 5]
-    assert prices[watch.day] == base * 88 // 100 and prices[call.day] < prices[watch.day] * 98 // 100
+    base = prices[plan.days - 7]
+    assert prices[plan.days - 2] == base * 88 // 100 and prices[plan.days - 1] < prices[plan.days - 2] * 98 // 100
+    assert plan.days - 7 < watch.day < call.day == plan.days - 1, "WATCH on the way down, the call at the end"
 
 
 def _net(reading: dict[str, Any]) -> int:
@@ -179,7 +180,7 @@ def test_the_honest_world_passes_every_rule_and_agrees_with_its_book(seed: int, 
             assert [t.type for t in reading.transactions] == ["work_order"]
             seen["door"] += 1
 
-    outcomes = sim.rehearse(plan, check)
+    outcomes = sim.rehearse(plan, check).outcomes
     assert all(seen.values()), seen
     for step in plan.steps:
         expected = "FINAL" if step.kind in kinds else "UNSUPPORTED"
@@ -197,7 +198,7 @@ def test_faults_are_evidence_the_state_machine_accepts() -> None:
     takes every step of a plan with all faults (what notices them is reconciliation)."""
     plan = sim.plan(5, warehouses=3, days=7, day_seconds=10, faults=ALL)
     kinds = {op.KIND for op in OPERATIONS}
-    outcomes = sim.rehearse(plan)
+    outcomes = sim.rehearse(plan).outcomes
     refused = {n: code for n, code in outcomes.items() if code not in ("FINAL", "UNSUPPORTED")}
     assert not refused, [(plan.steps[n], code) for n, code in list(refused.items())[:5]]
     assert {plan.steps[n].kind for n, code in outcomes.items() if code == "FINAL"} <= kinds

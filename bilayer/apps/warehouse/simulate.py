@@ -273,6 +273,8 @@ class _Builder:
         self.prices: dict[str, list[int]] = {}
         self.facilities: dict[str, tuple[str, str]] = {}  # facility name -> (bank, borrower)
         self.crash_facility = ""
+        self.crash_collateral: list[int] = []
+        self.crash_outstanding = 0
         self.last_lidar: dict[tuple[str, str], int] = {}
         self.pending_substitution: list[tuple[_Warehouse, str, _Lot, int, int]] = []
         self.drift_at: list[tuple[_Warehouse, int, _Receipt]] = []
@@ -635,6 +637,9 @@ class _Builder:
             share = CRASH_LTV_BP if facility == self.crash_facility else HONEST_LTV_BP
             value = sum(collateral_value(sum(x.net_kg for x in r.lots), self.prices[r.lots[0].spec][d], HAIRCUT_BP)
                         for r in pledged)
+            if facility == self.crash_facility:
+                self.crash_collateral = [sum(x.net_kg for x in r.lots) for r in pledged]
+                self.crash_outstanding = value * share // 10_000
             self.emit(self.t(d, 50), bank, "warehouse.report_outstanding", {
                 "facility": facility, "outstanding": value * share // 10_000, "day": Date(d)},
                 after=tuple(marks.values()))
@@ -750,10 +755,18 @@ class _Builder:
                                  note=f"a truck weighed out {len(urns)} pledged coils with no surrender"))
 
     def price_crash(self, marks: dict[int, dict[str, int]]) -> None:
+        """The facility goes to WATCH on the first day its LTV reaches 77%, to MARGIN_CALL on
+        the first it reaches 80% (LTV = ceil(outstanding / collateral), as valued that day)."""
         spec = HRC_SPECS[0]
-        watch_day, call_day = self.days - 2, self.days - 1
         bank, _ = self.facilities[self.crash_facility]
-        for rule, d in (("WATCH", watch_day), ("MARGIN_CALL", call_day)):
+        first: dict[str, int] = {}
+        for d in range(self.days - PRICE_CRASH_DAYS, self.days):
+            collateral = sum(collateral_value(kg, self.prices[spec][d], HAIRCUT_BP) for kg in self.crash_collateral)
+            ltv = -(-self.crash_outstanding * 10_000 // collateral)
+            for rule, line in (("WATCH", 7700), ("MARGIN_CALL", 8000)):
+                if ltv >= line:
+                    first.setdefault(rule, d)
+        for rule, d in sorted(first.items(), key=lambda kv: kv[1]):
             step = marks[d][spec]
             self.faults.append(Fault("price_crash", "", (rule,), (), step, self.steps[step].at_ms, d,
                                      facility=f"{bank}/{self.crash_facility}",
@@ -1340,17 +1353,28 @@ def rehearsal_key(name: str) -> bytes:
     return hashlib.sha256(b"bilayer.warehouse.simulate:" + name.encode()).digest()
 
 
-def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = None) -> dict[int, str]:
+@dataclass
+class Rehearsal:
+    outcomes: dict[int, str]  # step -> "FINAL", a refusal's code, "SKIPPED" or "UNSUPPORTED"
+    keeper: Any  # the application's state at the end
+
+
+def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = None) -> Rehearsal:
     """The plan through this build's state machine alone, no network: each step in time order
-    once the steps it follows are applied, as its own checkpoint, with a fixed clock. Returns
-    each step's outcome: "FINAL", a refusal's code, "SKIPPED" or "UNSUPPORTED".
-    `on_applied(step, op, keeper)` sees the state after each applied step."""
+    once the steps it follows are applied, as its own checkpoint (with the application's
+    end-of-checkpoint work), on a fixed clock. `on_applied(step, op, keeper)` sees the state
+    after each applied step."""
+    from ...execution.executor import end_checkpoint
+    from ...execution.governance.context import ExecContext
     from ...execution.state import State
+    from ...genesis import GovernanceParams
     from .errors import WarehouseRejected
     from .keeper import Keeper
     from .transitions import APPLY, Context, apply
 
-    keeper = Keeper(State())
+    state = State()
+    keeper = Keeper(state)
+    governance = GovernanceParams()
     names = {*plan_.parties, *(d.name for d in plan_.devices), "council"}
     resolver = Resolver({name: rehearsal_key(name) for name in names}, REHEARSAL_START_MS, "2026-12-01")
     operations = {op.KIND: op for op in OPERATIONS if op in APPLY}
@@ -1379,6 +1403,8 @@ def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = 
         except WarehouseRejected as exc:
             outcomes[step.n] = exc.code
             return True
+        finally:
+            end_checkpoint(ExecContext(step.n + 1, clock, governance), state)
         outcomes[step.n] = "FINAL"
         if on_applied is not None:
             on_applied(step, op, keeper)
@@ -1397,4 +1423,4 @@ def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = 
                     progressed = True
     for step in deferred:
         outcomes[step.n] = "SKIPPED"
-    return outcomes
+    return Rehearsal(outcomes, keeper)
