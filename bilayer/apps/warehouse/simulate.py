@@ -1357,6 +1357,34 @@ def rehearsal_key(name: str) -> bytes:
 class Rehearsal:
     outcomes: dict[int, str]  # step -> "FINAL", a refusal's code, "SKIPPED" or "UNSUPPORTED"
     keeper: Any  # the application's state at the end
+    times: dict[int, int]  # checkpoint height -> its time
+
+    def sightings(self, plan_: Plan) -> list[Sighting]:
+        """The alerts, holds and facility states the rehearsal raised, as a watcher would have
+        seen them, each at the time of the checkpoint that raised it."""
+        names = {rehearsal_key(name): name for name in plan_.parties}
+        found: list[Sighting] = []
+        for alert in getattr(self.keeper, "alerts", list)():
+            wh = names.get(alert.warehouse, "")
+            found.append(Sighting(alert.rule, wh, alert.time_ms, {"id": alert.id.hex()}))
+            for held in (*alert.held_receipts, *alert.held_bins):
+                found.append(Sighting("HELD", wh, alert.time_ms, {"alert": alert.id.hex(), "held": str(held)}))
+        for facility in getattr(self.keeper, "facilities", list)():
+            label = f"{names.get(facility.bank, '')}/{facility.name}"
+            for event in facility.events:
+                state = str(event.state).upper()
+                found.append(Sighting(state, "", self.times.get(event.height, 0), {"facility": label, "state": state}))
+        return found
+
+    def score(self, plan_: Plan) -> dict[str, Any]:
+        """The run's table, as the rehearsal's own state machine and rules would give it."""
+        outcomes = {n: Outcome(code if code in ("FINAL", "SKIPPED", "UNSUPPORTED") else "REJECTED",
+                               "" if code in ("FINAL", "SKIPPED", "UNSUPPORTED") else code,
+                               self.times.get(n + 1, REHEARSAL_START_MS + plan_.steps[n].at_ms))
+                    for n, code in self.outcomes.items()}
+        keeper = self.keeper
+        return score(plan_, outcomes, self.sightings(plan_), REHEARSAL_START_MS,
+                     monitoring=hasattr(keeper, "alerts"), finance=hasattr(keeper, "facilities"))
 
 
 def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = None) -> Rehearsal:
@@ -1379,6 +1407,7 @@ def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = 
     resolver = Resolver({name: rehearsal_key(name) for name in names}, REHEARSAL_START_MS, "2026-12-01")
     operations = {op.KIND: op for op in OPERATIONS if op in APPLY}
     outcomes: dict[int, str] = {}
+    times: dict[int, int] = {}
     deferred: list[Step] = []
     clock = REHEARSAL_START_MS
 
@@ -1405,6 +1434,7 @@ def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = 
             return True
         finally:
             end_checkpoint(ExecContext(step.n + 1, clock, governance), state)
+            times[step.n + 1] = clock
         outcomes[step.n] = "FINAL"
         if on_applied is not None:
             on_applied(step, op, keeper)
@@ -1423,4 +1453,4 @@ def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = 
                     progressed = True
     for step in deferred:
         outcomes[step.n] = "SKIPPED"
-    return Rehearsal(outcomes, keeper)
+    return Rehearsal(outcomes, keeper, times)
