@@ -825,9 +825,17 @@ def warehouse_simulate(nodes: tuple[str, ...], keystore: Path | None, council_ke
 
 
 def _plan_table(d: dict[str, Any]) -> None:
-    kv_table(f"plan of seed {d['seed']} ({d['digest'][:16]}…)", {k: v for k, v in d.items() if k != "faults"})
+    kv_table(f"plan of seed {d['seed']} ({d['digest'][:16]}…)",
+             {k: v for k, v in d.items() if k not in ("faults", "kinds", "rehearsal")})
+    console.print("steps by kind: " + ", ".join(f"{k.removeprefix('warehouse.')} {v}" for k, v in d["kinds"].items()))
+    r = d["rehearsal"]
     for f in d["faults"]:
-        console.print(f"  {f['kind']:<18} {f['where']:<16} day {f['day']}  {', '.join(f['rules'])}  {f['note']}")
+        caught = r["detected"].get(f["kind"], [])
+        console.print(f"  {f['kind']:<18} {f['where']:<16} day {f['day']}  {', '.join(f['rules'])}"
+                      f"  (rehearsed: {', '.join(caught) or 'none'} caught)  {f['note']}")
+    console.print("rehearsal on this build, no network: " + ", ".join(f"{k} {v}" for k, v in r["outcomes"].items())
+                  + f"; false positives {r['false_positives']}"
+                  + ("" if r["monitoring"] else "; no reconciliation rules in this build"))
 
 
 def _result_table(d: dict[str, Any]) -> None:

@@ -752,7 +752,7 @@ class _Builder:
         wh.closed = True
         self.faults.append(Fault("unauthorised_exit", wh.name, EXPECTED["unauthorised_exit"],
                                  CONSEQUENCES["unauthorised_exit"], shipped, at, d, receipt.lots[0].bin, urns,
-                                 note=f"a truck weighed out {len(urns)} pledged coils with no surrender"))
+                                 note=f"a truck weighed out {_coils(len(urns))}, pledged, with no surrender"))
 
     def price_crash(self, marks: dict[int, dict[str, int]]) -> None:
         """The facility goes to WATCH on the first day its LTV reaches 77%, to MARGIN_CALL on
@@ -837,6 +837,10 @@ def _renumbered(step: Step, renumber: dict[int, int]) -> Step:
 
     return msgspec.structs.replace(step, n=renumber[step.n], body=swap(step.body),
                                    after=tuple(sorted(renumber[a] for a in step.after)))
+
+
+def _coils(n: int) -> str:
+    return f"{n} coil{'s' if n != 1 else ''}"
 
 
 def _digest(text: str) -> bytes:
@@ -1332,10 +1336,12 @@ def score(plan_: Plan, outcomes: dict[int, Outcome], sightings: list[Sighting], 
 
 
 def summary(plan_: Plan) -> dict[str, Any]:
-    """What a plan holds, by kind, with its faults: for `--plan-only`."""
+    """What a plan holds, by kind, with its faults, and how its rehearsal (this build's state
+    machine and rules, no network) scores it: for `--plan-only`."""
     kinds: dict[str, int] = {}
     for step in plan_.steps:
         kinds[step.kind] = kinds.get(step.kind, 0) + 1
+    rehearsed = rehearse(plan_).score(plan_)
     return {
         "seed": plan_.seed, "digest": plan_.digest(), "warehouses": plan_.warehouses, "days": plan_.days,
         "day_seconds": plan_.day_ms / 1000, "steps": len(plan_.steps), "devices": len(plan_.devices),
@@ -1343,6 +1349,11 @@ def summary(plan_: Plan) -> dict[str, Any]:
         "kinds": dict(sorted(kinds.items())),
         "faults": [{"kind": f.kind, "where": f.warehouse or f.facility, "day": f.day, "rules": list(f.rules),
                     "bin": f.bin, "note": f.note} for f in plan_.faults],
+        "rehearsal": {"outcomes": rehearsed["outcomes"], "rejected": rehearsed["rejected"],
+                      "detected": {row["fault"]: row["detected"] for row in rehearsed["faults"]},
+                      "missed": {row["fault"]: row["missed"] for row in rehearsed["faults"] if row["missed"]},
+                      "alerts": rehearsed["alerts"], "false_positives": len(rehearsed["false_positives"]),
+                      "monitoring": rehearsed["monitoring"], "finance": rehearsed["finance"]},
     }
 
 
