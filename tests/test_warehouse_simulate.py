@@ -95,7 +95,7 @@ def test_every_fault_kind_is_planned_with_the_rule_it_must_trigger() -> None:
     stocktake = next(s for s in steps if s.kind == "warehouse.record_stocktake")
     assert stocktake.fault == "substitution" and stocktake.body["counted_kg"] < lidar_book
 
-    prices = {d: s.body["price"] for s in steps if s.kind == "warehouse.publish_price"
+    prices = {d: s.body["price"].amount for s in steps if s.kind == "warehouse.publish_price"
               and s.body["spec"] == sim.HRC_SPECS[0] for d in [s.body["day"].days]}
     moves = [abs(prices[d] - prices[d - 1]) * 10_000 / prices[d - 1] for d in range(1, plan.days)]
     assert max(moves) <= sim.DAILY_LIMIT_BP, "every daily move inside the exchange's limit"

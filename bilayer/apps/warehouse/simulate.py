@@ -141,6 +141,14 @@ class Date(msgspec.Struct, frozen=True, tag=True):
     days: int
 
 
+class Scaled(msgspec.Struct, frozen=True, tag=True):
+    """An amount in the plan's prices of a spec, scaled to the price the chain last had for it
+    (so a run continues a chain's price history inside the daily limit)."""
+
+    spec: str
+    amount: int
+
+
 # --- the plan ---------------------------------------------------------------------------------------
 
 
@@ -623,7 +631,7 @@ class _Builder:
         for spec in SPECS:
             marks[spec] = self.emit(self.t(d, 0), "pub", "warehouse.publish_price", {
                 "spec": spec, "source": "shfe_settlement", "kind": "settlement", "day": Date(d),
-                "price": self.prices[spec][d], "currency": "CNY", "vat_included": False})
+                "price": Scaled(spec, self.prices[spec][d]), "currency": "CNY", "vat_included": False})
         return marks
 
     def outstanding(self, d: int, marks: dict[str, int]) -> None:
@@ -640,8 +648,8 @@ class _Builder:
             if facility == self.crash_facility:
                 self.crash_collateral = [sum(x.net_kg for x in r.lots) for r in pledged]
                 self.crash_outstanding = value * share // 10_000
-            self.emit(self.t(d, 50), bank, "warehouse.report_outstanding", {
-                "facility": facility, "outstanding": value * share // 10_000, "day": Date(d)},
+            self.emit(self.t(d, 50), bank, "warehouse.report_outstanding", {  # pledges are of coil: one spec
+                "facility": facility, "outstanding": Scaled(HRC_SPECS[0], value * share // 10_000), "day": Date(d)},
                 after=tuple(marks.values()))
 
     # --- faults ---
@@ -905,6 +913,7 @@ class Resolver:
     entries: dict[int, bytes] = field(default_factory=dict)
     events: dict[int, bytes] = field(default_factory=dict)
     device_seq: dict[str, int] = field(default_factory=dict)
+    price_base: dict[str, int] = field(default_factory=dict)  # spec -> the chain's last price of it
 
     def value(self, value: Any) -> Any:
         if isinstance(value, Key):
@@ -919,6 +928,9 @@ class Resolver:
             return self.start_ms + value.offset_ms
         if isinstance(value, Date):
             return _add_days(self.first_day, value.days)
+        if isinstance(value, Scaled):
+            base = self.price_base.get(value.spec, START_PRICE[value.spec])
+            return value.amount * base // START_PRICE[value.spec]
         if isinstance(value, dict):
             return {k: self.value(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -1193,8 +1205,14 @@ class Driver:
         self.genesis_root = bytes.fromhex(status["genesis_root"])
         self.keys = self.create_keys()
         self.start_ms = self.now_ms() + 500
-        first_day = self.first_day or _add_days(time.strftime("%Y-%m-%d", time.gmtime(self.start_ms / 1000)), 0)
-        resolver = Resolver(self.keys, self.start_ms, first_day)
+        today = time.strftime("%Y-%m-%d", time.gmtime(self.start_ms / 1000))
+        first_day, bases = self.first_day or today, {}
+        prices = self._query(self.clients[0], "prices")
+        if prices:  # trading days and prices go on from where the chain's are
+            if prices.get("as_of"):
+                first_day = max(first_day, _add_days(str(prices["as_of"]), 1))
+            bases = {str(h["spec"]): int(h["price"]) for h in _items(prices, "specs") if h.get("spec") in SPECS}
+        resolver = Resolver(self.keys, self.start_ms, first_day, price_base=bases)
         watcher = threading.Thread(target=self.watch, name="simulate-watch", daemon=True)
         watcher.start()
         steps = list(self.plan.steps)
