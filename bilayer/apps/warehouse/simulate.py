@@ -282,6 +282,7 @@ class _Builder:
         self.facilities: dict[str, tuple[str, str]] = {}  # facility name -> (bank, borrower)
         self.crash_facility = ""
         self.crash_collateral: list[int] = []
+        self.opened: dict[str, int] = {}  # facility -> the step that opens it
         self.crash_outstanding = 0
         self.last_lidar: dict[tuple[str, str], int] = {}
         self.pending_substitution: list[tuple[_Warehouse, str, _Lot, int, int]] = []
@@ -386,6 +387,7 @@ class _Builder:
             "key": Key(name), "role": role, "name": title, "uscc": USCC, "domicile": domicile}, after=after)
 
     def open_facility(self, bank: str, facility: str, borrower: str, after: Iterable[int]) -> int:
+        self.opened[facility] = len(self.steps)
         return self.emit(0, bank, "warehouse.open_facility", {
             "facility": facility, "borrower": Key(borrower), "limit": 500_000_000_00, "currency": "CNY",
             "haircut_bp": HAIRCUT_BP, "initial_ltv_bp": 7000, "warning_bp": 7700, "call_bp": 8000,
@@ -473,7 +475,7 @@ class _Builder:
     def pledge(self, receipt: _Receipt, at_ms: int, bank: str, facility: str) -> int:
         requested = self.emit(at_ms, receipt.depositor, "warehouse.request_pledge", {
             "receipt": Receipt(receipt.warehouse, receipt.number), "pledgee": Key(bank), "facility": facility},
-            after=receipt.accepted)
+            after=(*receipt.accepted, self.opened.get(facility, -1)))
         offer = {"receipt": Receipt(receipt.warehouse, receipt.number), "offer": Entry(requested)}
         confirmed = self.emit(at_ms + 100, bank, "warehouse.confirm_pledge", offer, after=(requested,))
         countersigned = self.emit(at_ms + 100, receipt.warehouse, "warehouse.countersign", offer, after=(requested,))
