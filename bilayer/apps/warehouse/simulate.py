@@ -14,9 +14,12 @@ Time is compressed: a simulated day is `day_ms` of wall time (the chain refuses 
 whose clock is more than five minutes off its own, so devices carry the real clock), and a
 step's `at_ms` is measured from the run's start. Trading days are the `day` strings of the
 price marks, consecutive dates. Values that only exist once the run starts (keys, entry and
-event ids, wall-clock times, dates) are placeholders (`Key`, `Entry`, `Event`, `Receipt`,
-`At`, `Date`) that `materialize` resolves; the driver (`run`) plays the steps in time order
-through a network, and scores what the nodes report against the faults.
+event ids, wall-clock times, dates, the chain's last prices) are placeholders (`Key`,
+`Entry`, `Event`, `Receipt`, `At`, `Date`, `Scaled`) that `materialize` resolves.
+
+`Driver` plays the steps in time order through a network and `score`s what the nodes report
+(alerts, holds, facility states) against the faults. `rehearse` plays them through this
+build's state machine and rules alone, with no network, and scores itself the same way.
 """
 
 from __future__ import annotations
@@ -91,7 +94,6 @@ HRC_GRADES: Final = ("Q235B", "SS400")
 REBAR_SPEC: Final = "HRB400E-20"
 SPECS: Final = (*HRC_SPECS, REBAR_SPEC)
 START_PRICE: Final = {"5.75x1500": 390_000, REBAR_SPEC: 362_000}  # fen per tonne
-MINUTE_MS: Final = 60_000
 YEAR_MS: Final = 365 * 24 * 3600 * 1000
 
 
@@ -205,7 +207,7 @@ class Plan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     steps: tuple[Step, ...]
 
     def digest(self) -> str:
-        """The SHA-256 of the plan's canonical JSON: two plans are the same iff their digests are."""
+        """The SHA-256 of the plan's JSON encoding: the same plan, the same digest."""
         return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
 
 
@@ -241,7 +243,7 @@ class _Receipt:
     lots: list[_Lot]
     proposed_step: int
     accepted: tuple[int, ...] = ()
-    status: str = "active"  # active | pledged | delivering | cancelled | frozen_by_fault
+    status: str = "active"  # active | pledged | delivering | cancelled | gone (out with no instruction)
     facility: str = ""
     reserved: str = ""  # why honest traffic leaves it alone
 
@@ -253,8 +255,7 @@ class _Warehouse:
     depositor: str
     next_number: int = 1
     quarantined: set[str] = field(default_factory=set)  # bins honest traffic avoids
-    closed: bool = False  # no traffic at all (its weighbridge is out of tolerance)
-    drift_bp: int = 0
+    closed: bool = False  # no more traffic: a fault holds its goods, or its weighbridge drifted
     drifting: bool = False
     outbound_since_drift: int = 0
     dark: set[str] = field(default_factory=set)  # devices that stopped reporting
