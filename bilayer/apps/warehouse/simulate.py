@@ -406,16 +406,17 @@ class _Builder:
 
     # --- goods ---
 
-    def new_lot(self, wh: _Warehouse, bin_name: str) -> _Lot:
+    def new_lot(self, wh: _Warehouse, bin_name: str, mill: str = "", grade: str = "") -> _Lot:
+        """A coil (A bins) or a rebar bundle (B bins) with a mill, heat and coil number never used."""
         while True:
-            mill = self.rng.choice(MILLS)
+            mill = mill or self.rng.choice(MILLS)
             heat = f"{self.rng.choice('ABCDEFGH')}{self.seed % 1000:03d}{self.rng.randrange(10_000):04d}"
             coil = f"{heat}-{self.rng.randrange(1, 100):02d}"
             if (mill, heat, coil) not in self.coils_used:
                 break
         self.coils_used.add((mill, heat, coil))
         if bin_name.startswith("A"):
-            lot = _Lot(lot_urn(mill, heat, coil), mill, heat, coil, "coil", self.rng.choice(HRC_GRADES),
+            lot = _Lot(lot_urn(mill, heat, coil), mill, heat, coil, "coil", grade or self.rng.choice(HRC_GRADES),
                        HRC_SPECS[0], self.rng.randrange(18_000, 28_001), wh.name, bin_name)
         else:
             lot = _Lot(lot_urn(mill, heat, coil), mill, heat, coil, "bundle", "HRB400E", REBAR_SPEC,
@@ -428,13 +429,8 @@ class _Builder:
         lots: list[_Lot] = []
         booked: list[int] = []
         device = f"{wh.name}-wb"
-        mill = ""
-        for i in range(pieces):
-            lot = self.new_lot(wh, bin_name)
-            if mill:  # one receipt, one producer and grade
-                lot.mill, lot.grade = mill, lots[0].grade
-                lot.urn = lot_urn(lot.mill, lot.heat, lot.coil)
-            mill = lot.mill
+        for i in range(pieces):  # one receipt, one producer and grade
+            lot = self.new_lot(wh, bin_name, lots[0].mill if lots else "", lots[0].grade if lots else "")
             tare = self.rng.randrange(15_000, 19_001)
             lot.intake_step = self.reading(at_ms + i * 50, device, "receiving", disposition="in_progress",
                                            epcs=(lot.urn,), reports=_weighing(tare + lot.net_kg, tare), after=after)
