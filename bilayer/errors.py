@@ -299,6 +299,12 @@ class NodeUnreachable(BilayerError):
     http_status = 503
 
 
+class WaitTimeout(BilayerError):
+    """The entry reached no final outcome in the time allowed."""
+
+    code = "wait_timeout"
+
+
 class RemoteError(BilayerError):
     """The node answered with an error; the code is the node's."""
 

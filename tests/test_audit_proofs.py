@@ -30,7 +30,9 @@ from bilayer.audit.proof import (
 from bilayer.bench.proof import ChainBuilder, seeded
 from bilayer.consensus.messages import CommitSignature, FinalizedCheckpoint, VoteType, sign_vote
 from bilayer.errors import NotFound, NotYetProvable, ProofInvalid
+from bilayer.execution.executor import EntryResult, Outcome
 from bilayer.execution.governance.validator_set import validator_change_key
+from bilayer.execution.merkle import leaf_hash, root_from_inclusion
 from bilayer.execution.state import StateProof
 from bilayer.genesis import Genesis, write_genesis
 from bilayer.ledger.entry import EntryHeader
@@ -233,6 +235,24 @@ def test_tampering_with_the_result_or_its_path_is_refused(built: Built) -> None:
     assert refused(tampered(proof, lambda d: d["result"]["path"].__setitem__(0, b64_flip(d["result"]["path"][0]))),
                    genesis) == "result_path_invalid"
     assert refused(tampered(proof, lambda d: d["result"]["path"].pop()), genesis) == "result_path_invalid"
+
+
+def test_a_proven_position_cannot_be_moved_to_another_size_the_same_path_reaches(built: Built) -> None:
+    """An RFC 6962 path can verify at another index of another tree size; the signed results
+    root commits to the count, so every such move is refused."""
+    proof = prove_entry(built.source, built.t2)
+    r = proof.result
+    leaf = leaf_hash(EntryResult(bytes.fromhex(verify_proof(proof, built.genesis)["entry"]), Outcome(r.outcome),
+                                 r.code, r.cause).leaf())
+    tree_root = root_from_inclusion(leaf, r.index, r.size, r.path)
+    moves = [(index, size) for size in range(1, 2 * r.size + 64) for index in range(size)
+             if (index, size) != (r.index, r.size) and root_from_inclusion(leaf, index, size, r.path) == tree_root]
+    assert moves, "the path reaches its tree root from no other position: the case this guards is not exercised"
+    for index, size in moves[:8]:
+        moved = tampered(proof, lambda d, i=index, n=size: d["result"].update(index=i, size=n))
+        assert refused(moved, built.genesis) == "result_path_invalid"
+    assert refused(tampered(proof, lambda d: d["result"].update(size=d["result"]["size"] + 1)),
+                   built.genesis) == "result_path_invalid"
 
 
 def test_tampering_with_certificates_is_refused_naming_what_failed(built: Built) -> None:

@@ -24,7 +24,6 @@ from bilayer.consensus.messages import (
     sign_vote,
 )
 from bilayer.execution.executor import Outcome, genesis_state, results_root
-from bilayer.execution.merkle import EMPTY_ROOT
 from bilayer.execution.state import author_key, balance_key
 from bilayer.genesis import Allocation, ChainParams, Genesis, GenesisValidator
 from bilayer.keys.signing import Signer
@@ -38,6 +37,7 @@ from bilayer.node.storage import Storage, StoredResult
 
 from .conftest import make_entry, seeded_signer, transfer_to
 
+NO_RESULTS = results_root([])
 VALIDATORS = [Signer(bytes([i + 1]) * 32) for i in range(4)]
 QUORUM = VALIDATORS[:3]
 OUTSIDER = Signer(bytes([99]) * 32)
@@ -175,7 +175,7 @@ def assert_nothing_stored(node: Node, genesis_root: bytes) -> None:
     assert node.chain.height == 0
     assert node.chain.last is None
     assert node.chain.state_root == genesis_root == node.chain.state.root()
-    assert node.chain.results_root == EMPTY_ROOT
+    assert node.chain.results_root == NO_RESULTS
     assert node.chain.ordered == set()
     assert node.storage.latest_checkpoint() is None
     assert node.storage.results_at(1) == []
@@ -193,7 +193,7 @@ def test_two_heights_execute_store_and_commit_to_new_roots(node: Node) -> None:
     node.add(S.fund, S.overspend)
     assert node.chain.uncovered_tips(node.dag) == [OVERSPEND]
     cp1 = next_checkpoint(node.chain, [OVERSPEND])
-    assert cp1.prev_id == GENESIS.root and cp1.state_root == genesis_root and cp1.results_root == EMPTY_ROOT
+    assert cp1.prev_id == GENESIS.root and cp1.state_root == genesis_root and cp1.results_root == results_root([])
     applied1 = node.apply(finalize(cp1))
 
     assert [(r.entry_id, r.outcome, r.code) for r in applied1.results] == [
@@ -202,7 +202,7 @@ def test_two_heights_execute_store_and_commit_to_new_roots(node: Node) -> None:
     ]
     root1 = node.chain.state_root
     assert root1 != genesis_root and root1 == applied1.state_root == node.chain.state.root()
-    assert node.chain.results_root == applied1.results_root == results_root(applied1.results) != EMPTY_ROOT
+    assert node.chain.results_root == applied1.results_root == results_root(applied1.results) != results_root([])
     assert node.chain.height == 1 and node.chain.last == cp1 and node.chain.prev_id == cp1.id
     assert node.chain.last_time_ms == cp1.time_ms
     assert node.chain.ordered == {FUND, OVERSPEND}
@@ -307,7 +307,7 @@ def test_empty_heartbeat_checkpoint_applies_without_results(node: Node) -> None:
     root = node.chain.state_root
     applied = node.apply(finalize(next_checkpoint(node.chain, [])))
     assert applied.results == [] and node.chain.height == 1
-    assert node.chain.state_root == root and node.chain.results_root == EMPTY_ROOT
+    assert node.chain.state_root == root and node.chain.results_root == NO_RESULTS
     stored = node.storage.checkpoint(1)
     assert stored is not None and stored.entry_count == 0
 
@@ -561,7 +561,7 @@ def test_propose_covers_the_uncovered_tips(node: Node) -> None:
     assert app.propose_value(2, None) is None  # not the next height
     value = app.propose_value(1, None)
     assert value == Checkpoint(GENESIS.chain_id, 1, GENESIS.root, VALIDATORS[2].public_key,
-                               tuple(sorted([OVERSPEND, PAY])), node.chain.state_root, EMPTY_ROOT, NOW)
+                               tuple(sorted([OVERSPEND, PAY])), node.chain.state_root, NO_RESULTS, NOW)
     assert app.check_value(value) == Valid()
 
     node.apply(finalize(value))

@@ -127,12 +127,31 @@ def test_every_page_opens_and_search_reaches_an_entry(network: dict[str, Any], p
     page.wait_for_selector("main[data-ready='account']")
     page.wait_for_selector(f"main a[href='#/entry/{sent['id']}']")  # among alice's recent entries
     assert "in good standing" in page.inner_text("main") and "BLY" in page.inner_text("main")
+    out = page.locator("section.panel:has(h2:text-is('Transfers out'))")
+    out.locator(f"a[href='#/entry/{sent['id']}']").wait_for()
+    assert "5 BLY" in out.inner_text() and out.locator(f"a[href='#/account/{bob}']").count() == 1
+    assert all("," in text for text in page.locator("main .amount").all_inner_texts()
+               if len(text.split()[0].replace(",", "")) > 3)  # thousands separators on large amounts
     shot(page, "account")
+
+    visit(page, node, f"account/{bob}", "account")
+    received = page.locator("section.panel:has(h2:text-is('Transfers in'))")
+    received.locator(f"a[href='#/entry/{sent['id']}']").wait_for()
+    assert received.locator(f"a[href='#/account/{alice}']").count() >= 1
+
+    council = get_json(f"{node}/v1/gov/council")["members"]
+    assert council and all(m["name"] for m in council)  # the localnet's genesis names them
+    visit(page, node, f"account/{council[0]['address']}", "account")
+    assert page.locator(f"main [data-council='{council[0]['name']}']").count() == 1
 
     page.fill("#search-input", str(sent["height"]))
     page.press("#search-input", "Enter")
     page.wait_for_selector("main[data-ready='checkpoint']")
     assert sent["id"][:10] in page.inner_text("main")
+    checkpoint = get_json(f"{node}/v1/checkpoints/{sent['height']}")
+    signers = len(checkpoint["certificate"]["signatures"])
+    assert page.locator("main [data-proposer] a[data-validator^='validator']").count() == 1
+    assert page.locator("main [data-signers] a[data-validator^='validator']").count() == signers >= 3
     shot(page, "checkpoint")
 
     page.fill("#search-input", "not-a-thing")

@@ -16,6 +16,8 @@ from bilayer.execution.merkle import (
     leaf_hash,
     merkle_root,
     root_from_inclusion,
+    root_of_hashes,
+    sized_root,
     verify_inclusion,
 )
 
@@ -77,3 +79,14 @@ def test_a_malformed_index_or_size_gives_no_root() -> None:
     assert root_from_inclusion(LEAF_HASHES[0], 0, 0, []) is None
     assert root_from_inclusion(LEAF_HASHES[0], 1, 1, []) is None
     assert root_from_inclusion(LEAF_HASHES[0], -1, 8, []) is None
+
+
+def test_a_bare_tree_root_lets_a_path_move_but_a_sized_root_does_not() -> None:
+    """RFC 6962 verifies a path against a size the verifier is told: the path of leaf 36 of 50
+    also reaches the same root as leaf 68 of 81. Results roots commit to their size."""
+    leaves = [leaf_hash(bytes([i])) for i in range(50)]
+    root = root_of_hashes(leaves)
+    path = inclusion_proof(leaves, 36)
+    assert verify_inclusion(leaves[36], 36, 50, path, root)
+    assert verify_inclusion(leaves[36], 68, 81, path, root)  # the weakness
+    assert sized_root(50, root) != sized_root(81, root)

@@ -95,7 +95,7 @@ class WarehouseLedger(Ledger):
         self.ok((WH, RegisterParty(DEP.public_key, "depositor", "Trader", USCC, "Tianjin")),
                 (WH, RegisterParty(BUYER.public_key, "depositor", "Buyer", USCC, "Tianjin")),
                 (WH, ProposeDevice(WB_ID, "weighbridge", ("A1", "A2"), WB.public_key, WB_POINT,
-                                   Calibration(digest("cert"), "III", 20_000, T0 + YEAR))))
+                                   Calibration(digest("cert"), "III", 20_000, T0 + YEAR), heartbeat_ms=0)))
         self.ok((SUP, ApproveDevice(WB_ID)))
 
     def intake(self, coil: tuple[str, str, str], net_kg: int) -> bytes:
@@ -124,7 +124,7 @@ def issued(net_kg: int = 23_000) -> tuple[WarehouseLedger, bytes, tuple[bytes, .
 
 def test_the_warehouse_is_an_installed_application_with_every_operation() -> None:
     app = {a.name: a for a in installed_applications()}["warehouse"]
-    assert len(app.operations) == 34 and all(o.struct.KIND.startswith("warehouse.") for o in app.operations)
+    assert len(app.operations) == 44 and all(o.struct.KIND.startswith("warehouse.") for o in app.operations)
     assert set(app.queries) >= {"register", "receipt", "lot", "history", "evidence"}
     described = openapi_document("x", [])["paths"]["/v1/apps/{app}/{query}"]["get"]["description"]
     assert all(f"`GET /v1/apps/warehouse/{name}" in described for name in app.queries)

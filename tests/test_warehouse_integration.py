@@ -234,6 +234,11 @@ def test_the_qingdao_fraud_is_refused_with_its_codes(net: Net) -> None:
     shown = net.read("show", receipt)
     assert shown["receipt"]["status"] == "pledged" and shown["pledge"]["pledgee_address"] == a["bank_a"]
     assert shown["holder_address"] == a["dep"]
+    # the second weighing-in of a coil in stock at wh1 is rule R10: the receipt is HELD until the supervisor resolves
+    [duplicate] = net.read("alerts", "--warehouse", a["wh1"], "--rule", "R10", "--status", "open")["alerts"]
+    assert duplicate["severity"] == "CRITICAL" and duplicate["held_receipts"] == [receipt]
+    net.refused("warehouse.receipt_held", "bank_a", "release", receipt, "--lot", coils[0])
+    net.ok("sup", "resolve", duplicate["id"], "--code", "explained", "--note", "weighed in at wh2, booking refused")
 
     # the bank releases one coil: two new receipts with lineage, the rest still pledged to it
     net.ok("bank_a", "release", receipt, "--lot", coils[0])

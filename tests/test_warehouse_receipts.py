@@ -436,7 +436,10 @@ def test_the_transition_table_names_every_receipt_operation() -> None:
     from bilayer.apps.warehouse.operations import OPERATIONS
     receipt_kinds = {cls.KIND.removeprefix("warehouse.") for cls in OPERATIONS} - {
         "register_warehouse", "register_party", "revoke_party", "propose_device", "approve_device",
-        "renew_calibration", "revoke_device", "reading", "register_lot", "inspect_lot", "open_case"}
+        "renew_calibration", "revoke_device", "reading", "register_lot", "inspect_lot", "open_case",
+        "record_stocktake", "set_monitoring",
+        "appoint_publisher", "publish_price", "open_facility", "report_outstanding", "top_up", "close_facility",
+        "set_finance_bounds"}
     assert receipt_kinds == set(TRANSITIONS)
 
 

@@ -1,4 +1,6 @@
-"""A small synchronous client of the node API, used by the CLI and usable as an SDK."""
+"""A small synchronous client of the node API for the CLI: the standard library only, so a
+command starts quickly. Programs should use `bilayer.sdk` (pooling, retries and failover,
+typed answers, operation builders)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,12 @@ import urllib.request
 from typing import Any
 
 from .. import codec
-from ..errors import BadRequest, BilayerError, NodeUnreachable, RemoteError
+from ..errors import BadRequest, NodeUnreachable, RemoteError, WaitTimeout
 from ..keys.signing import Signer
 from ..ledger.entry import SignedEntry, build_entry
 from ..ledger.operations import Operation
 
-
-class WaitTimeout(BilayerError):
-    """The entry reached no final outcome in the time allowed."""
-
-    code = "wait_timeout"
+__all__ = ["NodeClient", "WaitTimeout"]
 
 
 class NodeClient:

@@ -685,7 +685,8 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             },
             "/v1/gov/council": {
                 "get": {
-                    "summary": "Council members with their weights, and the rules decisions follow",
+                    "summary": "Council members (address, genesis name or null, weight), and the rules decisions"
+                               " follow",
                     "responses": {"200": _json({"type": "object"}, "the council"), **_errors(404)},
                 }
             },
@@ -899,7 +900,8 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                 }
             },
             "/v1/peers": {
-                "get": {"summary": "Authenticated peer links", "responses": {"200": _json({"type": "object"}, "peers")}}
+                "get": {"summary": "Authenticated peer links: node key, advertised address, direction",
+                        "responses": {"200": _json({"type": "object"}, "peers")}}
             },
             "/metrics": {
                 "get": {"summary": "Prometheus metrics (text format)", "responses": {"200": {"description": "metrics"}}}

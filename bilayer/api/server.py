@@ -665,7 +665,8 @@ async def get_council(request: web.Request) -> web.Response:
     node = request.app[NODE]
     chain = _finality_chain(node)
     params = node.genesis.governance
-    return json_response({"height": chain.height, "members": council_view(chain.state),
+    names = {bytes.fromhex(m.public_key): m.name for m in node.genesis.council}
+    return json_response({"height": chain.height, "members": council_view(chain.state, names),
                           "rules": msgspec.to_builtins(params)})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -144,8 +145,10 @@ def proposal_view(record: ProposalRecord, state: State, params: GovernanceParams
     return view
 
 
-def council_view(state: State) -> list[dict[str, Any]]:
-    return [{"address": address_from_public_key(key), "weight": weight} for key, weight in Council(state).members()]
+def council_view(state: State, names: Mapping[bytes, str]) -> list[dict[str, Any]]:
+    """The members with their genesis names (a member a proposal appointed has none: null)."""
+    return [{"address": address_from_public_key(key), "name": names.get(key), "weight": weight}
+            for key, weight in Council(state).members()]
 
 
 def emergency_target(record: EmergencyRecord) -> dict[str, Any]:

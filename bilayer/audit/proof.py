@@ -72,7 +72,7 @@ from ..execution.governance.validator_set import (
     ValidatorSetChange,
     validator_change_key,
 )
-from ..execution.merkle import inclusion_proof, leaf_hash, verify_inclusion
+from ..execution.merkle import inclusion_proof, leaf_hash, root_from_inclusion, sized_root
 from ..execution.state import StateProof, author_key, balance_key
 from ..genesis import Genesis
 from ..keys.address import address_from_public_key, public_key_from_address
@@ -83,7 +83,7 @@ from ..ledger.operations import Transfer, decode_operation
 from ..node.chain import ChainState
 from ..node.storage import Storage
 
-PROOF_FORMAT = 1
+PROOF_FORMAT = 2  # 2: the results root commits to the results' count, so a proven position is bound
 
 
 # --- the failures a verifier names ------------------------------------------------------------
@@ -581,7 +581,8 @@ def verify_entry_proof(proof: EntryProof, genesis: Genesis) -> dict[str, Any]:
         leaf = leaf_hash(EntryResult(id_, Outcome(result.outcome), result.code, result.cause).leaf())
     except ValueError:
         raise ResultPathInvalid(f"{result.outcome!r} is no outcome") from None
-    if not verify_inclusion(leaf, result.index, result.size, result.path, certified.results_root):
+    tree_root = root_from_inclusion(leaf, result.index, result.size, result.path)
+    if tree_root is None or sized_root(result.size, tree_root) != certified.results_root:
         raise ResultPathInvalid(f"the result of entry {id_.hex()} is not in the results root of height"
                                 f" {ordered.height} that checkpoint {certified.height} signs")
     history = verify_validator_chain(genesis, proof.validators, proof.certified_by)

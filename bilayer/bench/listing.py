@@ -69,9 +69,9 @@ def run_listing_bench(config: ListingBenchConfig) -> dict[str, Any]:
     state = _state(config)
     built_s = time.perf_counter() - started
     view = compliance_view(state, 1, LIST_LIMIT)
-    assert len(view["frozen_accounts"]) == config.records and len(council_view(state)) == 5
+    assert len(view["frozen_accounts"]) == config.records and len(council_view(state, {})) == 5
     compliance_ms = _median_ms(lambda: compliance_view(state, 1, LIST_LIMIT), config.repeats)
-    council_ms = _median_ms(lambda: council_view(state), config.repeats)
+    council_ms = _median_ms(lambda: council_view(state, {}), config.repeats)
     scan_ms = _median_ms(lambda: sum(1 for _ in state.items()), config.repeats)
     return {
         "config": asdict(config),

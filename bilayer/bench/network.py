@@ -55,6 +55,7 @@ class NetworkBenchConfig:
     timeout_s: float = 300.0
     forks: int = 0  # fork pairs raced to two nodes during the run
     fork_rate: float = 50.0  # pairs per second
+    wan: str = ""  # a localnet WAN profile: every peer link delayed as between its regions
 
 
 def make_transfers(chain_id: str, root: bytes, senders: list[Signer], count: int,
@@ -226,7 +227,7 @@ def run_network_bench(config: NetworkBenchConfig, progress: Progress, workdir: P
         directory = Path(tmp) / "net"
         manifest = localnet.create(
             directory, validators=config.validators, ledger_nodes=config.ledger_nodes, pow_bits=config.pow_bits,
-            limits=LimitsConfig(author_rate=0, connection_rate=0), extra_allocations=allocations,
+            limits=LimitsConfig(author_rate=0, connection_rate=0), extra_allocations=allocations, wan=config.wan,
         )
         genesis = load_genesis(Path(manifest["genesis"]))
         entries = make_transfers(genesis.chain_id, genesis.root, senders, config.transactions, config.pow_bits,

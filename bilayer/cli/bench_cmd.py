@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..node.localnet import WAN_PROFILES
 from .output import console, emit, err_console, json_option
 
 
@@ -100,17 +101,19 @@ def bench_ledger(
               help="An attacker races this many fork pairs (two entries at one seq) to two nodes during the run.")
 @click.option("--fork-rate", type=click.FloatRange(min=0.1), default=50.0, show_default=True,
               help="Fork pairs per second.")
+@click.option("--wan", type=click.Choice(sorted(WAN_PROFILES)), default=None,
+              help="Delay every peer link as between the regions of this profile (see localnet up --wan).")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @json_option
 def bench_network(validators: int, ledger_nodes: int, transactions: int, accounts: int, rate: float, batch: int,
-                  connections: int, pow_bits: int, forks: int, fork_rate: float, workdir: Path | None,
+                  connections: int, pow_bits: int, forks: int, fork_rate: float, wan: str | None, workdir: Path | None,
                   as_json: bool) -> None:
     """Finalized tx/s and submit-to-final latency of a local network, against the Ed25519 bound."""
     from ..bench.network import NetworkBenchConfig, run_network_bench
 
     config = NetworkBenchConfig(validators=validators, ledger_nodes=ledger_nodes, transactions=transactions,
                                 accounts=accounts, rate=rate, batch=batch, connections=connections,
-                                pow_bits=pow_bits, forks=forks, fork_rate=fork_rate)
+                                pow_bits=pow_bits, forks=forks, fork_rate=fork_rate, wan=wan or "")
     with _progress(not as_json) as progress:
         report = run_network_bench(config, progress, workdir)
     emit(report, as_json, _print_report)

@@ -49,17 +49,20 @@ def _nodes_table(title: str, rows: list[dict[str, Any]]) -> None:
               help="Proof-of-work difficulty of the new chain.")
 @click.option("--topology", type=click.Choice(["mesh", "line"]), default="mesh", show_default=True,
               help="How ledger nodes connect to each other.")
+@click.option("--wan", type=click.Choice(sorted(net.WAN_PROFILES)), default=None,
+              help="Place the nodes in the regions of this profile, in turn, and delay every peer link as"
+                   " between them (one-way ms plus jitter).")
 @dir_option
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for each node.")
 @json_option
-def localnet_up(validators: int, ledger_nodes: int, consensus: str, pow_bits: int, topology: str, directory: Path,
-                timeout: float, as_json: bool) -> None:
+def localnet_up(validators: int, ledger_nodes: int, consensus: str, pow_bits: int, topology: str, wan: str | None,
+                directory: Path, timeout: float, as_json: bool) -> None:
     """Create (if new) and start the network in --dir, in the background; print its endpoints."""
     if not net.manifest_path(directory).exists():
         if validators + ledger_nodes < 1:
             raise click.BadParameter("a network needs at least one node", param_hint="--validators/--ledger-nodes")
         net.create(directory, validators=validators, ledger_nodes=ledger_nodes, pow_bits=pow_bits,
-                   topology=topology)
+                   topology=topology, wan=wan or "")
     progress = (lambda _: None) if as_json else (lambda line: err_console.print(f"[dim]{line}[/dim]"))
     manifest = net.up(directory, timeout=timeout, progress=progress)
 

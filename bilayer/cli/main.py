@@ -12,7 +12,7 @@ import click
 from .. import __version__
 from ..errors import BilayerError
 from ..execution.application import installed_applications
-from . import audit_cmd, bench_cmd, gov_cmd, keys_cmd, localnet_cmd, node_cmd, query_cmd, sim_cmd, tx_cmd
+from . import audit_cmd, bench_cmd, genesis_cmd, gov_cmd, keys_cmd, localnet_cmd, node_cmd, query_cmd, sim_cmd, tx_cmd
 
 
 @click.group()
@@ -23,6 +23,7 @@ def cli() -> None:
 
 cli.add_command(keys_cmd.keys)
 cli.add_command(node_cmd.node)
+cli.add_command(genesis_cmd.genesis)
 cli.add_command(tx_cmd.tx)
 cli.add_command(query_cmd.query)
 cli.add_command(localnet_cmd.localnet)

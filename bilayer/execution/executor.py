@@ -43,7 +43,7 @@ from .governance.gate import Gate, HeldForReview
 from .governance.params import Params
 from .governance.review import expire_holds, hold_transfer
 from .governance.rules import HELD_CODE
-from .merkle import merkle_root
+from .merkle import merkle_root, sized_root
 from .state import State
 
 
@@ -194,4 +194,5 @@ def end_checkpoint(ctx: ExecContext, state: State) -> None:
 
 
 def results_root(results: Sequence[EntryResult]) -> bytes:
-    return merkle_root([r.leaf() for r in results])
+    """The checkpoint's results as a Merkle tree, committed together with their count."""
+    return sized_root(len(results), merkle_root([r.leaf() for r in results]))

@@ -50,6 +50,18 @@ def merkle_root(items: Sequence[bytes]) -> bytes:
     return root_of_hashes([leaf_hash(item) for item in items])
 
 
+SIZED_ROOT_DOMAIN = b"bilayer/sized-root/v1"
+
+
+def sized_root(size: int, tree_root: bytes) -> bytes:
+    """A root that commits to its tree's size as well as its leaves.
+
+    An RFC 6962 audit path verifies only against a size the verifier is told; the same path
+    can verify at another index of another size. Signing this instead of the bare tree root
+    binds a proven position and count to what the validators signed."""
+    return hashlib.sha256(SIZED_ROOT_DOMAIN + size.to_bytes(8, "big") + tree_root).digest()
+
+
 def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
     """Audit path for leaf `index` in the tree of already-hashed `leaves`."""
     if not 0 <= index < len(leaves):

@@ -40,7 +40,6 @@ from ..execution.governance.context import ExecContext
 from ..execution.governance.redaction import Redactions, redactions_among
 from ..execution.governance.rules import ContentBlocked, Rules, keywords_in
 from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY, Validators, ValidatorSetChange
-from ..execution.merkle import EMPTY_ROOT
 from ..genesis import Genesis
 from ..ledger.dag import Dag
 from ..ledger.entry import EntryHeader, Tombstone
@@ -98,7 +97,7 @@ class ChainState:
         self.state = genesis_state(genesis)
         self.state.take_dirty()
         self.state_root = self.state.root()
-        self.results_root = EMPTY_ROOT
+        self.results_root = results_root([])
         self.ordered: set[bytes] = set()
         self._sync_epochs()
 

@@ -39,6 +39,10 @@ class P2PConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     peers: list[str] = []
     max_inbound: int = 128
     max_inbound_per_ip: int = 32
+    # HOST:PORT where others reach this node (behind NAT, or listening on 0.0.0.0); "" = `listen`
+    external_address: str = ""
+    # addresses learned from peers that this node dials besides `peers` (0: learn none)
+    max_learned_peers: int = 16
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -71,6 +75,10 @@ class FaultHooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     the log file as logrotate expects and SIGUSR2 is ignored."""
 
     fault_signals: bool = False
+    # emulated wide-area links: one-way delay (ms) of frames sent to each peer, by its node
+    # key in hex, plus up to `link_jitter_ms` more (`localnet up --wan`); order is kept
+    link_delay_ms: dict[str, int] = {}
+    link_jitter_ms: int = 0
 
 
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -120,11 +128,19 @@ def load_config(home: NodeHome) -> NodeConfig:
         config = msgspec.toml.decode(data, type=NodeConfig)
     except msgspec.MsgspecError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    for address in [config.api.listen, config.p2p.listen, *config.p2p.peers]:
+    external = [config.p2p.external_address] if config.p2p.external_address else []
+    for address in [config.api.listen, config.p2p.listen, *config.p2p.peers, *external]:
         try:
             split_host_port(address)
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+    for key, delay in config.testing.link_delay_ms.items():
+        if len(key) != 64 or not all(c in "0123456789abcdef" for c in key) or not 0 <= delay <= 10_000:
+            raise ConfigError(f"{path}: testing.link_delay_ms maps 64-hex node keys to 0..10000 ms")
+    if not 0 <= config.testing.link_jitter_ms <= 10_000:
+        raise ConfigError(f"{path}: testing.link_jitter_ms is between 0 and 10000")
+    if not 0 <= config.p2p.max_learned_peers <= 256:
+        raise ConfigError(f"{path}: p2p.max_learned_peers is between 0 and 256")
     return config
 
 

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..api.client import NodeClient
 from ..errors import BilayerError, ConfigError, NodeUnreachable
 from ..genesis import (
@@ -138,6 +140,38 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+# Emulated wide-area profiles: regions (nodes are placed in them in turn, validators first)
+# and the one-way delay in ms between each pair, about half the round trips measured between
+# cloud regions; within a region 1 ms. Frames are delayed in the sender (`[testing]
+# link_delay_ms`), so the same figures hold on any kernel (tc netem needs a module many
+# container kernels lack).
+WAN_PROFILES: dict[str, tuple[tuple[str, ...], dict[frozenset[str], int], int]] = {
+    "four-regions": (("shanghai", "frankfurt", "virginia", "singapore"), {
+        frozenset({"shanghai", "frankfurt"}): 100, frozenset({"shanghai", "virginia"}): 110,
+        frozenset({"shanghai", "singapore"}): 35, frozenset({"frankfurt", "virginia"}): 45,
+        frozenset({"frankfurt", "singapore"}): 80, frozenset({"virginia", "singapore"}): 115,
+    }, 5),
+    "china": (("shanghai", "beijing", "shenzhen", "chengdu"), {
+        frozenset({"shanghai", "beijing"}): 14, frozenset({"shanghai", "shenzhen"}): 15,
+        frozenset({"shanghai", "chengdu"}): 20, frozenset({"beijing", "shenzhen"}): 22,
+        frozenset({"beijing", "chengdu"}): 20, frozenset({"shenzhen", "chengdu"}): 17,
+    }, 2),
+}
+
+
+def wan_regions(names: list[str], profile: str) -> dict[str, str]:
+    regions = WAN_PROFILES[profile][0]
+    return {name: regions[i % len(regions)] for i, name in enumerate(names)}
+
+
+def wan_delays(names: list[str], keys: dict[str, str], profile: str) -> dict[str, dict[str, int]]:
+    """For each node, the one-way delay in ms to every other node, by that node's key (hex)."""
+    _, pairs, _ = WAN_PROFILES[profile]
+    region = wan_regions(names, profile)
+    return {name: {keys[other]: pairs.get(frozenset({region[name], region[other]}), 1)
+                   for other in names if other != name} for name in names}
+
+
 def create(
     directory: Path,
     *,
@@ -151,9 +185,11 @@ def create(
     extra_allocations: tuple[Allocation, ...] = (),
     governance: GovernanceParams | None = None,
     testing: FaultHooksConfig | None = None,
+    wan: str = "",
 ) -> dict[str, Any]:
     """Lay out keys, genesis and node homes; start nothing. `testing` turns on fault hooks
-    (the campaign runner's disconnect signals).
+    (the campaign runner's disconnect signals); `wan` names a `WAN_PROFILES` entry whose
+    delays every peer link then has.
 
     Validators dial each other (a full mesh: consensus messages are not relayed); ledger nodes
     dial every validator and the ledger nodes before them (`topology="line"` instead chains
@@ -167,6 +203,8 @@ def create(
         )
     if validators < 0 or ledger_nodes < 0 or validators + ledger_nodes < 1:
         raise LocalnetError("a localnet needs at least one node")
+    if wan and wan not in WAN_PROFILES:
+        raise LocalnetError(f"no WAN profile {wan!r}; the profiles are {', '.join(WAN_PROFILES)}")
     directory.mkdir(parents=True, exist_ok=True)
     keystore = Keystore(directory / "keys")
     funded = [keystore.create(name) for name in FUNDED_KEYS]
@@ -190,6 +228,7 @@ def create(
     p2p = {name: f"127.0.0.1:{free_port()}" for name in names}
     nodes = []
     validator_names, ledger_names = names[:validators], names[validators:]
+    delays = wan_delays(names, {n: k.public_key.hex() for n, k in node_keys.items()}, wan) if wan else {}
     for name in names:
         if name in validator_names:
             dial = [p2p[other] for other in validator_names[: validator_names.index(name)]]
@@ -203,7 +242,9 @@ def create(
         api = f"127.0.0.1:{free_port()}"
         config = NodeConfig(
             name=name, api=ApiConfig(api), p2p=P2PConfig(p2p[name], dial), limits=limits or LimitsConfig(),
-            consensus=consensus or ConsensusConfig(), testing=testing or FaultHooksConfig(),
+            consensus=consensus or ConsensusConfig(),
+            testing=msgspec.structs.replace(testing or FaultHooksConfig(), link_delay_ms=delays.get(name, {}),
+                                            link_jitter_ms=WAN_PROFILES[wan][2] if wan else 0),
         )
         home = homes[name]
         write_config(home, config)
@@ -228,6 +269,7 @@ def create(
         "regulator_keys": list(REGULATOR_KEYS),
         "asset": DEFAULT_ASSET,
         "consensus": "bft" if validators else "none",
+        "wan": {"profile": wan, "regions": wan_regions(names, wan)} if wan else None,
         "nodes": nodes,
     }
     write_manifest(directory, manifest)

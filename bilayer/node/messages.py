@@ -61,6 +61,13 @@ class TipsMsg(msgspec.Struct, frozen=True, tag="tips", forbid_unknown_fields=Tru
     forks: bytes = b""
 
 
+class PeersMsg(msgspec.Struct, frozen=True, tag="peers", forbid_unknown_fields=True):
+    """Addresses (HOST:PORT) where the sender's peers say they can be reached: a node that
+    joined with one seed learns the rest of the network from it."""
+
+    addresses: list[str]
+
+
 class ProposalMsg(msgspec.Struct, frozen=True, tag="proposal", forbid_unknown_fields=True):
     proposal: Proposal
 
@@ -83,7 +90,10 @@ class WantCheckpointsMsg(msgspec.Struct, frozen=True, tag="want_checkpoints", fo
 
 
 PeerMessage = (EntriesMsg | WithheldMsg | WantMsg | TipsMsg | ProposalMsg | VoteMsg | CheckpointMsg
-               | WantCheckpointsMsg | EvidenceMsg)
+               | WantCheckpointsMsg | EvidenceMsg | PeersMsg)
+
+MAX_ADDRESSES = 64
+MAX_ADDRESS_CHARS = 261  # a DNS name (253) and a port
 
 _decoder: msgspec.msgpack.Decoder[PeerMessage] = msgspec.msgpack.Decoder(PeerMessage)
 
@@ -99,6 +109,9 @@ def decode_message(data: bytes) -> PeerMessage:
         raise BadEncoding(f"more than {MAX_IDS} fork proofs in one message")
     if isinstance(message, WantMsg | TipsMsg) and len(message.ids) > MAX_IDS:
         raise BadEncoding(f"more than {MAX_IDS} ids in one message")
+    if isinstance(message, PeersMsg) and (len(message.addresses) > MAX_ADDRESSES
+                                          or any(len(a) > MAX_ADDRESS_CHARS for a in message.addresses)):
+        raise BadEncoding(f"more than {MAX_ADDRESSES} addresses, or one longer than {MAX_ADDRESS_CHARS} characters")
     return message
 
 

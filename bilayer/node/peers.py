@@ -12,16 +12,26 @@ most `max_inbound_per_ip` from one address, and a stranger that has brought noth
 for `STRANGER_IDLE_S` gives its slot to the next stranger who asks. Handshakes in
 progress are capped too; when they are, the oldest (an honest one takes milliseconds)
 gives way.
+
+Peer exchange: a node tells each new peer, and every `PEERS_INTERVAL_S`, the addresses its
+linked peers advertise (`PeersMsg`), and dials up to `max_learned_peers` addresses it
+learned this way besides its configured `peers`, so a node that joins with one seed finds
+the others. An address is advertised as `external_address` (else the listen address); a
+learned address that fails `LEARNED_ATTEMPTS` dials in a row, or that leads to a peer
+already linked, is forgotten (it may be learned again). Redials back off exponentially
+with jitter, so peers restarted together do not redial in lockstep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import random
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
@@ -31,12 +41,14 @@ from ..ledger.dag import NO_FORKS
 from ..ledger.entry import Entry, SignedEntry, WithheldEntry
 from .ingest import Ingest, Source, Status
 from .messages import (
+    MAX_ADDRESSES,
     MAX_IDS,
     CheckpointMsg,
     EntriesMsg,
     EvidenceMsg,
     ForkProof,
     PeerMessage,
+    PeersMsg,
     ProposalMsg,
     TipsMsg,
     VoteMsg,
@@ -58,6 +70,9 @@ OUTBOX_LIMIT = 2000
 MAX_CHECKPOINTS_ANSWER = 100
 MAX_PENDING_HANDSHAKES = 32
 STRANGER_IDLE_S = 30.0
+PEERS_INTERVAL_S = 30.0
+LEARNED_ATTEMPTS = 5
+MAX_BACKOFF_S = 5.0
 MAX_WANT_ANSWER = 2000
 ENTRIES_PER_MESSAGE = 1000
 # Room for msgpack framing and the box's MAC: an EntriesMsg frame stays under MAX_FRAME.
@@ -90,6 +105,36 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def dialable(address: str) -> bool:
+    """HOST:PORT with a host one can dial: a name or a specific IP, not 0.0.0.0 or ::."""
+    try:
+        host, _ = split_host_port(address)
+    except ValueError:
+        return False
+    host = host.strip("[]")
+    try:
+        return not ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return len(host) <= 253 and all(part and len(part) <= 63 and part.replace("-", "").isalnum()
+                                        for part in host.split("."))
+
+
+def addresses_to_learn(offered: Sequence[str], known: set[str], room: int) -> list[str]:
+    """Of the addresses a peer offered, those worth dialling: dialable, new, at most `room`."""
+    chosen: list[str] = []
+    for address in offered:
+        if len(chosen) >= room:
+            break
+        if address not in known and address not in chosen and dialable(address):
+            chosen.append(address)
+    return chosen
+
+
+def backoff_delay(backoff: float) -> float:
+    """Half the backoff plus a random half: spread out, never below half."""
+    return backoff / 2 + random.uniform(0, backoff / 2)
+
+
 class PeerLink:
     def __init__(self, link: SecureLink, inbound: bool = False, ip: str = "") -> None:
         self.link = link
@@ -99,8 +144,9 @@ class PeerLink:
         self.ip = ip
         # when the peer last brought something new (an entry this node stored)
         self.last_useful = time.monotonic()
-        self._urgent: deque[bytes] = deque()
-        self._normal: deque[bytes] = deque()
+        # (when queued, frame): a link with an emulated delay sends each frame that long after
+        self._urgent: deque[tuple[float, bytes]] = deque()
+        self._normal: deque[tuple[float, bytes]] = deque()
         self._ready = asyncio.Event()
         self.closed = asyncio.Event()
         self.height = 0
@@ -112,10 +158,10 @@ class PeerLink:
         urgent = isinstance(message, ProposalMsg | VoteMsg | CheckpointMsg)
         queue = self._urgent if urgent else self._normal
         if len(queue) < OUTBOX_LIMIT:
-            queue.append(encode_message(message))
+            queue.append((time.monotonic(), encode_message(message)))
             self._ready.set()
 
-    async def next_frame(self) -> bytes:
+    async def next_frame(self) -> tuple[float, bytes]:
         while True:
             if self._urgent:
                 return self._urgent.popleft()
@@ -138,11 +184,20 @@ class PeerManager:
         entry_burst: float,
         max_inbound: int = 128,
         max_inbound_per_ip: int = 32,
+        external_address: str = "",
+        max_learned_peers: int = 16,
+        link_delays: Mapping[bytes, float] | None = None,
+        link_jitter: float = 0.0,
     ) -> None:
         self.signer = signer
         self.chain_id = chain_id
         self.listen = listen
+        self.advertised = external_address or listen
         self.dial = list(dial)
+        self.max_learned_peers = max_learned_peers
+        self.learned: set[str] = set()
+        self.link_delays = dict(link_delays or {})  # seconds, by peer key (`[testing] link_delay_ms`)
+        self.link_jitter = link_jitter
         self.ingest = ingest
         self.metrics = metrics
         self.limiter = RateLimiter(entry_rate, entry_burst)
@@ -210,7 +265,7 @@ class PeerManager:
             self.metrics.peer_evictions.labels("slow_handshake").inc()
         self._handshaking[writer] = None
         try:
-            link = await handshake(reader, writer, self.signer, self.chain_id, self.listen)
+            link = await handshake(reader, writer, self.signer, self.chain_id, self.advertised)
         except (PeerProtocolError, OSError) as exc:
             self._count_error(exc)
             writer.close()
@@ -266,10 +321,13 @@ class PeerManager:
         self.metrics.peers.set(len(self.links))
         return True
 
-    async def _dial_loop(self, address: str) -> None:
+    async def _dial_loop(self, address: str, learned: bool = False) -> None:
+        """Keep a link to `address` up; a learned address is given up when it fails
+        `LEARNED_ATTEMPTS` times in a row or leads to a peer linked already."""
         host, port = split_host_port(address)
         backoff = 0.2
-        while self._running:
+        failures = 0
+        while self._running and not (learned and failures >= LEARNED_ATTEMPTS):
             if self.isolated:
                 await asyncio.sleep(0.2)
                 continue
@@ -277,19 +335,40 @@ class PeerManager:
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=2**20), 5)
                 opened = writer
-                link = await handshake(reader, writer, self.signer, self.chain_id, self.listen)
-                backoff = 0.2
+                link = await handshake(reader, writer, self.signer, self.chain_id, self.advertised)
+                backoff, failures = 0.2, 0
+                if learned and link.peer_key in self.links:
+                    link.close()
+                    break
                 await self._run(link)
             except (PeerProtocolError, OSError, TimeoutError) as exc:
+                failures += 1
                 self._count_error(exc)
                 if opened is not None:
                     opened.close()  # a failed handshake must not leave the connection open
             except Exception:  # never let one odd failure end dialing this peer for good
+                failures += 1
                 log.exception("dialing %s failed unexpectedly", address)
                 if opened is not None:
                     opened.close()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            await asyncio.sleep(backoff_delay(backoff))
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        if learned:
+            self.learned.discard(address)
+
+    def _peer_addresses(self, leaving_out: PeerLink | None = None) -> list[str]:
+        """What this node's linked peers advertise, for peer exchange."""
+        return sorted({p.link.peer_listen for p in self.links.values()
+                       if p is not leaving_out and dialable(p.link.peer_listen)})[:MAX_ADDRESSES]
+
+    def _learn(self, offered: Sequence[str]) -> None:
+        known = {self.listen, self.advertised, *self.dial, *self.learned,
+                 *(p.link.peer_listen for p in self.links.values())}
+        room = self.max_learned_peers - len(self.learned)
+        for address in addresses_to_learn(offered, known, room):
+            self.learned.add(address)
+            log.info("learned peer address %s; dialling it", address)
+            self._spawn(self._dial_loop(address, learned=True), f"dial learned {address}")
 
     def _count_error(self, exc: BaseException) -> None:
         code = exc.code if isinstance(exc, BilayerError) else "connection"
@@ -308,6 +387,7 @@ class PeerManager:
         sender = asyncio.get_running_loop().create_task(self._send_loop(peer))
         try:
             peer.enqueue(self._tips())
+            peer.enqueue(PeersMsg(self._peer_addresses(leaving_out=peer)))
             while self._running:
                 data = await link.recv()
                 self._dispatch(peer, decode_message(data))
@@ -325,9 +405,15 @@ class PeerManager:
             peer.closed.set()
 
     async def _send_loop(self, peer: PeerLink) -> None:
+        delay = self.link_delays.get(peer.key, 0.0)
+        due = 0.0
         with contextlib.suppress(OSError):
             while True:
-                await peer.link.send(await peer.next_frame())
+                queued, frame = await peer.next_frame()
+                if delay:  # an emulated wide-area link: never earlier than the frame before
+                    due = max(due, queued + delay + random.uniform(0, self.link_jitter))
+                    await asyncio.sleep(due - time.monotonic())
+                await peer.link.send(frame)
 
     # --- messages ------------------------------------------------------------------------
 
@@ -374,6 +460,8 @@ class PeerManager:
             peer.height = max(0, message.height)
             if peer.height > self.height():
                 peer.enqueue(WantCheckpointsMsg(self.height() + 1, MAX_CHECKPOINTS_ANSWER))
+        elif isinstance(message, PeersMsg):
+            self._learn(message.addresses)
         elif isinstance(message, ProposalMsg | VoteMsg):
             if peer.key in self.validator_keys:  # consensus speaks only through validators' own links
                 self.on_consensus(message.proposal if isinstance(message, ProposalMsg) else message.vote)
@@ -430,12 +518,18 @@ class PeerManager:
             peer.enqueue(WantCheckpointsMsg(from_height, count))
 
     async def _tips_loop(self) -> None:
+        last_exchange = time.monotonic()
         while self._running:
             await asyncio.sleep(TIPS_INTERVAL_S)
             self.ingest.maintain()
             tips = self._tips()
             for peer in self.links.values():
                 peer.enqueue(tips)
+            if time.monotonic() - last_exchange >= PEERS_INTERVAL_S:
+                last_exchange = time.monotonic()
+                for peer in self.links.values():
+                    peer.enqueue(PeersMsg(self._peer_addresses(leaving_out=peer)))
 
     def peer_list(self) -> list[dict[str, str]]:
-        return [{"node_key": p.key.hex(), "listen": p.link.peer_listen} for p in self.links.values()]
+        return [{"node_key": p.key.hex(), "listen": p.link.peer_listen,
+                 "direction": "inbound" if p.inbound else "outbound"} for p in self.links.values()]

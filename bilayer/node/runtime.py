@@ -76,6 +76,10 @@ class LedgerNode:
             limits.connection_burst,
             config.p2p.max_inbound,
             config.p2p.max_inbound_per_ip,
+            config.p2p.external_address,
+            config.p2p.max_learned_peers,
+            {bytes.fromhex(key): ms / 1000 for key, ms in config.testing.link_delay_ms.items()},
+            config.testing.link_jitter_ms / 1000,
         )
         self.chain = Chain(self.storage, genesis) if genesis.validators else None
         self.finality: Finality | None = None

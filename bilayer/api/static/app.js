@@ -3,7 +3,7 @@
 import { ApiError, api, apiOrNull, openStream } from "./api.js";
 import { DagView } from "./dag.js";
 import { currentKey, forgetKey, onKeyChange, restoreKey, signAndSubmit, useSeed } from "./sign.js";
-import { accountLink, badge, entryLink, errorBox, h, kv, loading, panel, relative, short, table, when } from "./ui.js";
+import { accountLink, amount, badge, entryLink, errorBox, h, kv, loading, panel, relative, short, table, when } from "./ui.js";
 
 const main = document.getElementById("main");
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -230,8 +230,9 @@ async function recentEntriesOf(address) {
 }
 
 async function accountPage(address) {
-  const [account, identity, compliance] = await Promise.all([
-    apiOrNull(`/v1/accounts/${address}`), apiOrNull(`/v1/identities/${address}`), apiOrNull("/v1/compliance")]);
+  const [account, identity, compliance, council] = await Promise.all([
+    apiOrNull(`/v1/accounts/${address}`), apiOrNull(`/v1/identities/${address}`), apiOrNull("/v1/compliance"),
+    apiOrNull("/v1/gov/council")]);
   const has = (list) => Boolean(compliance && list.some((r) => r.address === address));
   const flags = [];
   if (compliance) {
@@ -240,32 +241,61 @@ async function accountPage(address) {
     if (has(compliance.banned_keys)) flags.push(badge("banned"));
     if (identity && identity.identity_banned) flags.push(badge("identity banned", "banned"));
   }
-  const balances = account ? Object.entries(account.balances).map(([asset, amount]) => ({ asset, amount })) : [];
+  const member = council ? council.members.find((m) => m.address === address) : null;
+  const balances = account ? Object.entries(account.balances).map(([asset, value]) => ({ asset, value })) : [];
   return [
     h("h1", {}, "Account ", h("span", { class: "id" }, address)),
     h("div", { class: "grid" },
       panel("Status", kv([["compliance", flags.length ? flags : badge("in good standing", "ok")],
-        ["next sequence", account ? account.next_seq : "—"], ["as of height", account ? account.height : "—"]])),
+        member ? ["council", h("span", { "data-council": member.name || "" },
+          `member${member.name ? ` ${member.name}` : ""}, weight ${amount(member.weight)}`)] : null,
+        ["next sequence", account ? amount(account.next_seq) : "—"], ["as of height", account ? amount(account.height) : "—"]])),
       panel("Identity", identity && identity.identity ? kv([["identity", h("span", { class: "id" }, identity.identity)], ["level", identity.level],
         ["expires", `${when(identity.expires_ms)}${identity.expired ? " (expired)" : ""}`],
         ["provider", accountLink(identity.provider)], ["attested by", entryLink(identity.entry)]])
         : h("p", { class: "empty" }, "No identity attested."))),
-    panel("Balances", table([["asset", (r) => r.asset], ["amount", (r) => r.amount]], balances, "No balances.")),
+    panel("Balances", table([["asset", (r) => r.asset], ["amount", (r) => h("span", { class: "amount" }, amount(r.value))]],
+      balances, "No balances.")),
+    h("div", { class: "grid" },
+      loading("Transfers in", () => transfersOf(address, "counterparty")),
+      loading("Transfers out", () => transfersOf(address, "author"))),
     loading("Recent entries", () => recentEntriesOf(address)),
     panel("Audit", h("p", {}, h("a", { href: `#/audit?start=${address}` }, "Trace funds from this account"), " · ",
       h("a", { href: `/v1/audit/export?account=${address}`, download: `evidence-${address}.json` }, "Export the evidence package"))),
   ];
 }
 
+// Transfers to (`counterparty`) or from (`author`) an account, newest first, from the audit index.
+async function transfersOf(address, side) {
+  const found = await api(`/v1/audit/entries?${side}=${address}&kind=transfer&limit=20`);
+  const other = (e) => (side === "author" ? e.counterparties[0] : e.author);
+  return table([
+    ["entry", (e) => entryLink(e.id)],
+    [side === "author" ? "to" : "from", (e) => accountLink(other(e))],
+    ["amount", (e) => h("span", { class: "amount" }, `${amount(e.amount)} ${e.asset || ""}`)],
+    ["outcome", (e) => badge(e.outcome)],
+    ["height", (e) => amount(e.height)],
+  ], found.entries, side === "author" ? "No transfers sent." : "No transfers received.");
+}
+
 async function checkpointPage(height) {
   const c = await api(`/v1/checkpoints/${height}?entries=1`);
+  const set = await apiOrNull(`/v1/validators?height=${c.height}`);
+  const names = new Map((set ? set.validators : []).map((v) => [v.public_key, v]));
+  const validator = (key) => {
+    const v = names.get(key);
+    return v ? [h("a", { href: `#/account/${v.address}`, "data-validator": v.name }, v.name), ` (power ${amount(v.power)})`]
+      : h("span", { class: "id" }, key);
+  };
   return [
-    h("h1", {}, `Checkpoint ${c.height}`),
+    h("h1", {}, `Checkpoint ${amount(c.height)}`),
     panel("Checkpoint", kv([["id", h("span", { class: "id" }, c.id)], ["time", when(c.time_ms)], ["round", c.round],
+      ["proposer", h("span", { "data-proposer": "" }, validator(c.proposer))],
       ["previous", c.height > 1 ? h("a", { href: `#/checkpoint/${c.height - 1}` }, h("span", { class: "id" }, c.prev_id)) : c.prev_id],
       ["state root", h("span", { class: "id" }, c.state_root)], ["results root", h("span", { class: "id" }, c.results_root)],
-      ["signatures", c.certificate.signatures.length]])),
-    panel(`Entries (${c.entry_count})`, table([["#", (_, i) => i], ["entry", (e) => entryLink(e.id)], ["outcome", (e) => badge(e.outcome)],
+      ["signed by", h("span", { "data-signers": c.certificate.signatures.length },
+        c.certificate.signatures.map((sig, i) => [i ? ", " : "", validator(sig.validator)]))]])),
+    panel(`Entries (${amount(c.entry_count)})`, table([["#", (_, i) => i], ["entry", (e) => entryLink(e.id)], ["outcome", (e) => badge(e.outcome)],
       ["reason", (e) => e.reason || "—"], ["cause", (e) => causeLink(e.cause)]], c.entries, "No entries.")),
   ];
 }

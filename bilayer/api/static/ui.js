@@ -37,6 +37,9 @@ export function relative(ms) {
   return seconds >= 0 ? `in ${text}` : `${text} ago`;
 }
 
+// Amounts with thousands separators, so 12500000 reads as 12,500,000.
+export const amount = (value) => (value === null || value === undefined ? "—" : Number(value).toLocaleString("en-US"));
+
 export const badge = (text, kind = text) => h("span", { class: `badge ${kind}` }, text);
 export const entryLink = (id) => (id ? h("a", { href: `#/entry/${id}`, class: "id", title: id }, short(id)) : "—");
 export const accountLink = (address) =>

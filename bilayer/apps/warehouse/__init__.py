@@ -3,10 +3,11 @@
 An application on the module API (`execution/application.py`). The domain core: typed
 operations (`operations.py`), the records they create (`records.py`), the keeper that owns
 every key under the application's prefix and serves the register (`keeper.py`), the
-transition function (`transitions.py`), EPCIS 2.0 device evidence (`epcis.py`), the
-invariants (`invariants.py`), and reads across records: lineage, evidence, and a receipt's
-evidence as one EPCIS document (`queries.py`). On the chain (`chain.py`): this package
-registers `OPERATIONS`, and one handler calls
+transition function (`transitions.py`), EPCIS 2.0 device evidence (`epcis.py`), prices,
+credit facilities, daily valuation and margin calls (`finance.py`, run at the end of each
+checkpoint by `checkpoint.py`), the invariants (`invariants.py`), and reads across
+records: lineage, evidence, and a receipt's evidence as one EPCIS document (`queries.py`).
+On the chain (`chain.py`): this package registers `OPERATIONS`, and one handler calls
 `apply(state, Context(entry_id, author, height, time_ms, council=..., regulator=...), op)`
 for each entry, with `council` and `regulator` read from the governance keepers; a refusal
 is a `WarehouseRejected` with a stable `warehouse.*` code and leaves the state unchanged. A
@@ -97,21 +98,41 @@ Invariants (`invariants.violations` checks them over a whole state)
            regulator unfreezes under the same case, or the council voids.
     INV-11 receipt numbers are consumed in order and never reused (`receipt_number_out_of_series`).
     INV-12 a paper receipt's lots back no electronic receipt until it is brought back.
+    INV-13 a hold names the open alert that set it; only CRITICAL alerts and R6 hold.
+
+Reconciliation, alerts and HELD (`monitor.py`)
+----------------------------------------------
+
+At the end of every checkpoint (`checkpoint.py`), the device evidence and stocktakes of the
+checkpoint are compared with the book (rules R1-R12, WAREHOUSE.md §6.8; R4 is impossible by
+INV-3), and every finding is an `Alert` record. A CRITICAL alert (and R6) holds the receipts
+or bins it names: a held receipt refuses transfer, pledge, release, split, merge and
+surrender (`receipt_held`), a held bin new receipts over its goods (`bin_held`), until the
+warehouse's supervisor resolves the alert (`resolve_alert`: `not_supervisor`,
+`alert_unknown`, `alert_resolved`). The supervisor records stocktakes
+(`record_stocktake`), the council the policy (`set_monitoring`: tolerance, business hours,
+heartbeat factor, ageing and expiry notice days). A reading naming a coil in a bin the device
+does not cover is refused (`location_not_covered`).
 
 Left out of WAREHOUSE.md, and why
 ---------------------------------
 
-* The HELD overlay, reconciliation rules R1-R12, INV-6 (no outflow without instruction, beyond
-  cancel requiring outbound evidence), INV-9 (over-issuance), facilities, prices, valuation and
-  margin calls: issue #13, which builds them on these records.
+* INV-6 and INV-9 are not refusals: an outflow without instruction is accepted as evidence and
+  raises R2 (or R5) with a hold; over-issuance against verified stock raises R12 with a hold.
+* Camera occlusion and clock skew as R7 findings (a skewed reading is refused, `clock_skew`),
+  trucks or crane tags in R5 (a tag names the coils it follows), owners to notify, SLA timers
+  and acknowledgements of alerts: an alert is open or resolved.
+* In finance (`finance.py`): a spec/location basis on settlement prices, accrued interest
+  computed on the chain (the bank reports the balance owed), several currencies, and auction
+  after invocation.
 * Delivery instructions as separate records with consumed quantities: a surrender is the
   instruction here (whole lots, one collector reference).
 * Auction after invocation, interception (hold for review) of transfers to sanctioned parties,
   and deny-service: the chain's compliance gate does the latter two for every operation kind.
 * The GS1 CBV 2.0 event-hash algorithm: our id hashes the canonical JSON of the supported
   subset, which is as syntax-independent for JSON but not equal to GS1's pre-hash string.
-* Gateways signing for devices, AssociationEvents for bin membership, heartbeats as a rule:
-  a device signs its own entries and its bins are declared at registration.
+* Gateways signing for devices, AssociationEvents for bin membership: a device signs its own
+  entries and its bins are declared at registration.
 * Amendments of receipt data, uncancel, the Kansas 30-day merge limit, external registry
   checks (中登网/中仓登 numbers are stored, not verified), insurance validation.
 * Partial release and partial delivery by weight: both go by whole lots (a coil is the unit
@@ -128,6 +149,7 @@ from ...execution.application import Application, AppOperation, register_applica
 from ...genesis import Genesis
 from ...ledger.operations import register
 from .chain import QUERIES, handle
+from .checkpoint import end_checkpoint
 from .epcis import Reading, event_hash, event_uri, parse, render
 from .errors import EvidenceInvalid, WarehouseRejected
 from .invariants import violations
@@ -153,6 +175,7 @@ APPLICATION = register_application(Application(
     cli="bilayer.apps.warehouse.cli:warehouse",
     console="warehouse.js",
     proofs={"warehouse_receipt": verify_receipt_proof},
+    end_checkpoint=end_checkpoint,
 ))
 
 __all__ = [

@@ -31,9 +31,23 @@ from ...keys.address import address_from_public_key, public_key_from_address
 from ...ledger.entry import EntryHeader
 from ...ledger.operations import Operation
 from .keeper import Keeper
+from .monitor import RULES
 from .operations import WarehouseOperation
 from .queries import evidence_document, evidence_of, lineage
-from .records import STATUSES, Evidence, Lot, Receipt, Status, lot_key, to_view
+from .records import (
+    SEVERITIES,
+    STATUSES,
+    Alert,
+    Evidence,
+    Facility,
+    Lot,
+    Receipt,
+    Status,
+    Valuation,
+    lot_key,
+    to_view,
+    under_pledge,
+)
 from .transitions import Context, apply
 
 MAX_LISTED: Final = 1000
@@ -214,6 +228,220 @@ def query_trail(state: State, params: Mapping[str, str]) -> dict[str, Any]:
             "lots": bookings, "evidence": [e.entry.hex() for e in evidence_of(k, receipt.id)]}
 
 
+# --- monitoring: alerts, holds, device health, stock (`monitor.py`) ------------------------------------
+
+
+def alert_view(a: Alert) -> dict[str, Any]:
+    return {**to_view(a), "warehouse_address": _address(a.warehouse)}
+
+
+def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = params.get(name, "")
+    if value and value not in allowed:
+        raise BadRequest(f"{name} is one of {', '.join(allowed)}")
+    return value
+
+
+def query_alerts(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?warehouse=&status=open|resolved&severity=LOW|MEDIUM|HIGH|CRITICAL&rule=R1..R12`: alerts,
+    oldest first."""
+    warehouse = _key(params, "warehouse")
+    status = _choice(params, "status", ("open", "resolved"))
+    severity = _choice(params, "severity", SEVERITIES)
+    rule = _choice(params, "rule", RULES)
+    k = Keeper(state)
+    found = k.open_alerts(warehouse) if status == "open" else k.alerts()
+    chosen = sorted((a for a in found if (warehouse is None or a.warehouse == warehouse)
+                     and (not status or a.status == status) and (not severity or a.severity == severity)
+                     and (not rule or a.rule == rule)), key=lambda a: (a.height, a.time_ms, a.id))
+    return {"count": len(chosen), "alerts": [alert_view(a) for a in chosen[:MAX_LISTED]]}
+
+
+def query_alert(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?id=`: one alert: what it compared, its tolerance and evidence, what it held, its resolution."""
+    aid = _id(params, "id")
+    alert = Keeper(state).alert(aid)
+    if alert is None:
+        raise NotFound(f"no alert {aid.hex()}")
+    return {"alert": alert_view(alert)}
+
+
+def query_holds(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?warehouse=`: the HELD overlay: held receipts and held bins, each with the alerts holding it."""
+    warehouse = _key(params, "warehouse")
+    k = Keeper(state)
+    receipts = k.register(warehouse=warehouse)
+    held = [{**receipt_summary(r), "held": [a.hex() for a in r.held]} for r in receipts if r.held]
+    bins = [{"warehouse": _address(w), "bin": b, "alerts": [a.hex() for a in alerts]}
+            for w, b, alerts in k.held_bins(warehouse)]
+    return {"receipts": held[:MAX_LISTED], "bins": bins[:MAX_LISTED]}
+
+
+def query_devices(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?warehouse=`: every device with its health: last seen, heartbeat due, calibration expiry,
+    open R7 alerts."""
+    warehouse = _key(params, "warehouse")
+    k = Keeper(state)
+    open_r7: dict[str, int] = {}
+    for a in k.open_alerts(warehouse):
+        if a.rule == "R7":
+            for d in a.devices:
+                open_r7[d] = open_r7.get(d, 0) + 1
+    devices = [{"device_id": d.device_id, "kind": d.kind, "warehouse": _address(d.warehouse), "bins": list(d.bins),
+                "status": d.status, "last_seq": d.last_seq, "heartbeat_ms": d.heartbeat_ms,
+                "last_seen_ms": d.last_seen_ms, "heartbeat_due_ms": d.heartbeat_due_ms,
+                "calibration_expires_ms": d.calibration.expires_ms, "open_alerts": open_r7.get(d.device_id, 0)}
+               for d in k.devices(warehouse)]
+    return {"count": len(devices), "devices": devices[:MAX_LISTED]}
+
+
+def query_stock(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?warehouse=`: the stock statement: per bin the book, the last verified figure and holds;
+    per owner the live receipts' kilograms free, pledged, frozen and held."""
+    warehouse = _key(params, "warehouse")
+    k = Keeper(state)
+    info = None if warehouse is None else k.warehouse(warehouse)
+    if warehouse is None or info is None:
+        raise BadRequest("warehouse is the address of a registered warehouse")
+    bins = []
+    for name in info.bins:
+        stock = k.bin_stock(warehouse, name)
+        bins.append({"bin": name, "book_kg": stock.book_kg, "book_pieces": stock.book_pieces, "lots": stock.lots,
+                     "pledged_kg": stock.pledged_kg, "verified_kg": stock.verified_kg,
+                     "verified_height": stock.verified_height, "verified_source": stock.verified_source,
+                     "held_by": [a.hex() for a in k.bin_holds(warehouse, name)]})
+    owners: dict[bytes, dict[str, int]] = {}
+    for r in k.receipts_of_warehouse(warehouse):
+        if not r.live:
+            continue
+        line = owners.setdefault(r.holder, {"free_kg": 0, "pledged_kg": 0, "frozen_kg": 0, "held_kg": 0})
+        if r.frozen_case:
+            line["frozen_kg"] += r.goods.quantity_kg
+        elif k.held(r):
+            line["held_kg"] += r.goods.quantity_kg
+        elif under_pledge(r.status, r.expired_from):
+            line["pledged_kg"] += r.goods.quantity_kg
+        else:
+            line["free_kg"] += r.goods.quantity_kg
+    totals = k.warehouse_stock(warehouse)
+    return {"warehouse": _address(warehouse), "bins": bins,
+            "owners": [{"holder": _address(h), **line} for h, line in sorted(owners.items())],
+            "live_receipts_kg": totals.live_kg, "verified_kg": totals.verified_kg,
+            "verified_bins": totals.verified_bins}
+
+
+# --- finance: prices, facilities, valuations ---------------------------------------------------------------
+
+MAX_DAYS: Final = 400
+
+
+def _facility_summary(f: Facility) -> dict[str, Any]:
+    return {"bank": _address(f.bank), "name": f.name, "borrower": _address(f.borrower), "state": f.state,
+            "limit": f.limit, "currency": f.currency, "outstanding": f.outstanding, "cash": f.cash,
+            "ltv_bp": f.last_ltv_bp, "collateral": f.last_collateral, "day": f.last_day,
+            "deadline_trading_day": f.deadline_ordinal if f.state == "margin_call" else 0}
+
+
+def valuation_view(v: Valuation) -> dict[str, Any]:
+    """A daily valuation statement with addresses for keys."""
+    view = to_view(v)
+    view["bank"] = _address(v.bank)
+    view["lines"] = [{**to_view(line), "warehouse": _address(line.warehouse)} for line in v.lines]
+    view["warehouses"] = [{**to_view(s), "name": _address(bytes.fromhex(s.name))} for s in v.warehouses]
+    return cast(dict[str, Any], view)
+
+
+def _facility(k: Keeper, params: Mapping[str, str]) -> Facility:
+    bank = _key(params, "bank")
+    name = params.get("name", "")
+    if bank is None or not name:
+        raise BadRequest("name the facility by bank (an address) and name")
+    facility = k.facility(bank, name)
+    if facility is None:
+        raise NotFound(f"no facility {name!r} of {_address(bank)}")
+    return facility
+
+
+def query_prices(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?spec=`: the as-of day, and each spec's latest good price; with a spec, its marks
+    (newest last, usable and unconfirmed) and daily prices."""
+    k = Keeper(state)
+    calendar = k.calendar()
+    spec = params.get("spec", "")
+    heads = [h for h in k.spec_heads() if not spec or h.spec == spec]
+    result: dict[str, Any] = {
+        "as_of": calendar.day, "trading_day": calendar.ordinal,
+        "specs": [{**to_view(h), "stale": calendar.ordinal - k.trading_day(h.day) > 1} for h in heads]}
+    if spec:
+        marks = k.marks_of_spec(spec)[-MAX_LISTED:]
+        result["marks"] = [{**to_view(m), "publisher": _address(m.publisher)} for m in marks]
+        days = sorted({m.day for m in marks})
+        prices = (k.day_price(spec, day) for day in days)
+        result["daily"] = [to_view(p) for p in prices if p is not None]
+    return result
+
+
+def query_facilities(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?bank=`: the facilities (of one bank), each with its state, LTV and collateral."""
+    found = Keeper(state).facilities(_key(params, "bank"))
+    return {"count": len(found), "facilities": [_facility_summary(f) for f in found[:MAX_LISTED]]}
+
+
+def query_facility(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?bank=&name=`: a facility: its terms, state and state changes, its LTV by day, its
+    live pledges and its latest valuation lines."""
+    k = Keeper(state)
+    f = _facility(k, params)
+    valuations = k.valuations(f.bank, f.name)[-MAX_DAYS:]
+    latest = valuations[-1] if valuations else None
+    return {"facility": {**to_view(f), "bank": _address(f.bank), "borrower": _address(f.borrower)},
+            "events": [to_view(e) for e in f.events],
+            "ltv_history": [{"day": v.day, "ltv_bp": v.ltv_bp, "collateral": v.collateral,
+                             "outstanding": v.outstanding, "state": v.state} for v in valuations],
+            "pledges": [p.id.hex() for p in k.facility_pledges(f.bank, f.name)],
+            "valuation": None if latest is None else valuation_view(latest)}
+
+
+def query_valuation(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?bank=&name=&day=`: the facility's daily valuation statement (default: its latest)."""
+    k = Keeper(state)
+    f = _facility(k, params)
+    day = params.get("day", "") or f.last_day
+    valuation = k.valuation(f.bank, f.name, day) if day else None
+    if valuation is None:
+        raise NotFound(f"no valuation of facility {f.name!r} on {day or 'any day'}")
+    return {"valuation": valuation_view(valuation)}
+
+
+def query_exposure(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """Systemic exposure for the regulator: per bank, what is owed and the collateral held,
+    and per (bank, warehouse) the collateral value on each facility's latest valuation."""
+    k = Keeper(state)
+    banks: dict[str, dict[str, int]] = {}
+    by_warehouse: dict[tuple[str, str], int] = {}
+    for f in k.facilities():
+        if f.state == "closed":
+            continue
+        bank = _address(f.bank)
+        totals = banks.setdefault(bank, {"facilities": 0, "outstanding": 0, "collateral": 0, "margin_calls": 0,
+                                         "defaults": 0})
+        totals["facilities"] += 1
+        totals["outstanding"] += f.outstanding
+        totals["collateral"] += f.last_collateral
+        totals["margin_calls"] += f.state == "margin_call"
+        totals["defaults"] += f.state in ("default", "enforcement")
+        latest = k.valuation(f.bank, f.name, f.last_day) if f.last_day else None
+        for share in latest.warehouses if latest is not None else ():
+            key = (bank, _address(bytes.fromhex(share.name)))
+            by_warehouse[key] = by_warehouse.get(key, 0) + share.value
+    return {"as_of": k.calendar().day,
+            "banks": [{"bank": b, **t} for b, t in sorted(banks.items())],
+            "warehouses": [{"bank": b, "warehouse": w, "collateral": v} for (b, w), v in sorted(by_warehouse.items())]}
+
+
 QUERIES: Final = {"register": query_register, "receipt": query_receipt, "lot": query_lot,
                   "history": query_history, "evidence": query_evidence, "party": query_party,
-                  "device": query_device, "trail": query_trail}
+                  "device": query_device, "trail": query_trail, "alerts": query_alerts, "alert": query_alert,
+                  "holds": query_holds, "devices": query_devices, "stock": query_stock,
+                  "prices": query_prices, "facilities": query_facilities, "facility": query_facility,
+                  "valuation": query_valuation, "exposure": query_exposure}

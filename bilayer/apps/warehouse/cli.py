@@ -7,7 +7,9 @@ lots, offers and events by their 64-hex ids; a lot may also be named `MILL:HEAT:
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import time
 from collections.abc import Callable
@@ -32,12 +34,15 @@ from ...keys.address import public_key_from_address
 from ...keys.signing import Signer
 from ...ledger.operations import Operation
 from . import epcis, simulate
+from .monitor import RULES
 from .operations import (
     AcceptReceipt,
     AcceptTransfer,
+    AppointPublisher,
     ApproveDevice,
     CancelOffer,
     CancelReceipt,
+    CloseFacility,
     ConfirmPledge,
     Countersign,
     CureDefault,
@@ -47,23 +52,45 @@ from .operations import (
     MergeReceipts,
     OfferTransfer,
     OpenCase,
+    OpenFacility,
     ProposeDevice,
     ProposeReceipt,
+    PublishPrice,
     RecordReading,
+    RecordStocktake,
     RegisterLot,
     RegisterParty,
     RegisterWarehouse,
     RejectReceipt,
     ReleasePledge,
+    ReportOutstanding,
     RequestPledge,
+    ResolveAlert,
     RevokeDevice,
     RevokeParty,
+    SetFinanceBounds,
+    SetMonitoring,
     SplitReceipt,
     Surrender,
+    TopUp,
     UnfreezeReceipt,
     VoidReceipt,
+    WarehouseOperation,
 )
-from .records import DEVICE_KINDS, Calibration, Goods, Terms, lot_key, lot_urn, receipt_id
+from .records import (
+    DEVICE_KINDS,
+    MARK_KINDS,
+    RESOLUTION_CODES,
+    SEVERITIES,
+    Calibration,
+    Goods,
+    Policy,
+    SpecLimit,
+    Terms,
+    lot_key,
+    lot_urn,
+    receipt_id,
+)
 
 
 def _hex32(text: str, what: str) -> str:
@@ -361,13 +388,17 @@ def device_group() -> None:
 @click.option("--accuracy-class", default="", help="OIML R76 class of a weighbridge (I, II, III, IIII).")
 @click.option("--scale-interval-g", type=int, default=0, help="A weighbridge's verification interval e, in grams.")
 @click.option("--calibrated-until", required=True, help="Certificate expiry (ISO date or ms).")
+@click.option("--heartbeat-ms", type=int, default=60_000, show_default=True,
+              help="How often it reports at least (0: it sends no heartbeats); rule R7 watches the gaps.")
 @act
 def device_propose(sender: Act, device_id: str, device_kind: Any, bins: str, device_address: str, read_point: str,
-                   certificate: str, accuracy_class: str, scale_interval_g: int, calibrated_until: str) -> Operation:
+                   certificate: str, accuracy_class: str, scale_interval_g: int, calibrated_until: str,
+                   heartbeat_ms: int) -> Operation:
     """Propose DEVICE_ID (a GIAI URN) at the signing warehouse."""
     return ProposeDevice(device_id, device_kind, tuple(b.strip() for b in bins.split(",") if b.strip()),
                          _address(device_address), read_point,
-                         Calibration(_digest(certificate), accuracy_class, scale_interval_g, _ms(calibrated_until)))
+                         Calibration(_digest(certificate), accuracy_class, scale_interval_g, _ms(calibrated_until)),
+                         heartbeat_ms)
 
 
 @device_group.command("approve")
@@ -773,6 +804,387 @@ def warehouse_proof(receipt: str, out: Path | None, node_url: str, as_json: bool
     else:
         out.write_text(text)
 
+
+# --- monitoring: alerts, holds, stocktakes, the council's policy -----------------------------------------
+
+
+@warehouse.command("alerts")
+@click.option("--warehouse", "warehouse_address", default="", help="Only this warehouse's alerts.")
+@click.option("--status", default="", type=click.Choice(["", "open", "resolved"]), help="open or resolved.")
+@click.option("--severity", default="", type=click.Choice(["", *SEVERITIES]), help="Only this severity.")
+@click.option("--rule", default="", type=click.Choice(["", *RULES]), help="Only this rule (R1 ... R12).")
+@node_option
+@json_option
+def warehouse_alerts(warehouse_address: str, status: str, severity: str, rule: str, node_url: str,
+                     as_json: bool) -> None:
+    """Reconciliation alerts, oldest first: rule, severity, what was compared, what is held."""
+    data = _get(node_url, "alerts", warehouse=warehouse_address, status=status, severity=severity, rule=rule)
+
+    def human(d: dict[str, Any]) -> None:
+        console.print(f"{d['count']} alerts")
+        for a in d["alerts"]:
+            held = len(a["held_receipts"]) + len(a["held_bins"])
+            console.print(f"  {a['id'][:16]}… {a['rule']:<4} {a['severity']:<8} {a['status']:<8} "
+                          f"h{a['height']:<6} {'HELD ' if held and a['status'] == 'open' else ''}{a['summary']}")
+
+    emit(data, as_json, human)
+
+
+@warehouse.command("alert")
+@click.argument("alert")
+@node_option
+@json_option
+def warehouse_alert(alert: str, node_url: str, as_json: bool) -> None:
+    """One alert: expected against observed, the tolerance and its inputs, evidence, holds, resolution."""
+    data = _get(node_url, "alert", id=_hex32(alert, "ALERT"))
+
+    def human(d: dict[str, Any]) -> None:
+        a = d["alert"]
+        kv_table(f"alert {a['id']}", {
+            "rule": f"{a['rule']} v{a['rule_version']}", "severity": a["severity"], "status": a["status"],
+            "warehouse": a["warehouse_address"], "summary": a["summary"],
+            "detected": f"height {a['height']}, time {a['time_ms']}",
+            "expected / observed": f"{a['expected']} / {a['observed']} {a['unit']} (delta {a['delta']}, "
+                                   f"tolerance {a['tolerance']})",
+            "tolerance inputs": ", ".join(f"{name}={value}" for name, value in a["tolerance_inputs"]) or "-",
+            "bins": ", ".join(a["bins"]) or "-", "receipts": ", ".join(a["receipts"]) or "-",
+            "devices": ", ".join(a["devices"]) or "-", "evidence": ", ".join(a["evidence"]) or "-",
+            "held receipts": ", ".join(a["held_receipts"]) or "-", "held bins": ", ".join(a["held_bins"]) or "-",
+            "resolution": "-" if a["resolution"] is None else f"{a['resolution']['code']}: {a['resolution']['note']}"})
+
+    emit(data, as_json, human)
+
+
+@warehouse.command("holds")
+@click.option("--warehouse", "warehouse_address", default="", help="Only this warehouse's holds.")
+@node_option
+@json_option
+def warehouse_holds(warehouse_address: str, node_url: str, as_json: bool) -> None:
+    """The HELD overlay: held receipts and bins, with the alerts holding them."""
+    data = _get(node_url, "holds", warehouse=warehouse_address)
+
+    def human(d: dict[str, Any]) -> None:
+        for r in d["receipts"]:
+            console.print(f"  receipt #{r['number']} {r['id'][:16]}… held by {len(r['held'])} alert(s)")
+        for b in d["bins"]:
+            console.print(f"  bin {b['bin']} of {b['warehouse']} held by {len(b['alerts'])} alert(s)")
+
+    emit(data, as_json, human)
+
+
+@warehouse.command("stock")
+@click.argument("warehouse_address")
+@node_option
+@json_option
+def warehouse_stock(warehouse_address: str, node_url: str, as_json: bool) -> None:
+    """A warehouse's stock statement: book and verified figures by bin; free, pledged, frozen and held by owner."""
+    data = _get(node_url, "stock", warehouse=warehouse_address)
+
+    def human(d: dict[str, Any]) -> None:
+        console.print(f"live receipts {d['live_receipts_kg']} kg; verified {d['verified_kg']} kg "
+                      f"({d['verified_bins']} bins)")
+        for b in d["bins"]:
+            verified = "-" if b["verified_kg"] < 0 else f"{b['verified_kg']} kg ({b['verified_source']})"
+            console.print(f"  bin {b['bin']:<8} book {b['book_kg']:>9} kg {b['book_pieces']:>4} pcs  verified "
+                          f"{verified}{'  HELD' if b['held_by'] else ''}")
+        for o in d["owners"]:
+            console.print(f"  {o['holder']}: free {o['free_kg']} pledged {o['pledged_kg']} frozen {o['frozen_kg']} "
+                          f"held {o['held_kg']} kg")
+
+    emit(data, as_json, human)
+
+
+@warehouse.command("resolve")
+@click.argument("alert", callback=lambda _c, _p, v: _hex32(v, "ALERT"))
+@click.option("--code", required=True, type=click.Choice(list(RESOLUTION_CODES)))
+@click.option("--note", required=True, help="What was found.")
+@act
+def warehouse_resolve(sender: Act, alert: str, code: Any, note: str) -> Operation:
+    """The warehouse's supervisor closes ALERT; the holds it set are lifted."""
+    return ResolveAlert(bytes.fromhex(alert), code, note)
+
+
+@warehouse.command("stocktake")
+@click.option("--warehouse", "warehouse_address", required=True, help="The warehouse counted.")
+@click.option("--bin", "bin_name", required=True)
+@click.option("--counted-kg", type=int, required=True, help="Net kilograms counted in the bin.")
+@click.option("--counted-pieces", type=int, required=True, help="Coils or bundles counted in the bin.")
+@click.option("--note", default="")
+@act
+def warehouse_stocktake(sender: Act, warehouse_address: str, bin_name: str, counted_kg: int, counted_pieces: int,
+                        note: str) -> Operation:
+    """The warehouse's supervisor records a count of a bin (compared with the book by rule R9)."""
+    return RecordStocktake(_address(warehouse_address), bin_name, counted_kg, counted_pieces, note)
+
+
+@warehouse.group("monitoring")
+def monitoring_group() -> None:
+    """The council's reconciliation policy."""
+
+
+_DEFAULT = Policy()
+
+
+@monitoring_group.command("set")
+@click.option("--tolerance-permille", type=int, default=_DEFAULT.tolerance_permille, show_default=True,
+              help="0: the default, max(3 per mille, 2e).")
+@click.option("--business-hours-start-min", type=int, default=_DEFAULT.business_hours_start_min, show_default=True,
+              help="Minutes after local midnight (UTC+8).")
+@click.option("--business-hours-end-min", type=int, default=_DEFAULT.business_hours_end_min, show_default=True)
+@click.option("--heartbeat-factor", type=int, default=_DEFAULT.heartbeat_factor, show_default=True,
+              help="R7 fires after this many missed heartbeat intervals.")
+@click.option("--ageing-days", type=int, default=_DEFAULT.ageing_days, show_default=True)
+@click.option("--expiry-notice-days", type=int, default=_DEFAULT.expiry_notice_days, show_default=True)
+@act
+def monitoring_set(sender: Act, tolerance_permille: int, business_hours_start_min: int, business_hours_end_min: int,
+                   heartbeat_factor: int, ageing_days: int, expiry_notice_days: int) -> Operation:
+    """A council member sets the reconciliation policy for every warehouse."""
+    return SetMonitoring(tolerance_permille, business_hours_start_min, business_hours_end_min, heartbeat_factor,
+                         ageing_days, expiry_notice_days)
+
+
+# --- finance: prices, facilities, valuations -------------------------------------------------------------
+
+
+def _checked(op: WarehouseOperation) -> WarehouseOperation:
+    """The operation's own rules, checked before anything reaches a node."""
+    op.check_body()
+    return op
+
+
+@warehouse.group("publisher")
+def publisher_group() -> None:
+    """Price publishers: the council appoints them for named sources and specs."""
+
+
+@publisher_group.command("appoint")
+@click.argument("address")
+@click.option("--name", required=True)
+@click.option("--source", "sources", multiple=True, required=True,
+              help="A price source it publishes (mysteel_spot, shfe_settlement, ...; repeat).")
+@click.option("--spec", "specs", multiple=True, required=True, help="A spec it prices (repeat).")
+@act
+def publisher_appoint(sender: Act, address: str, name: str, sources: tuple[str, ...],
+                      specs: tuple[str, ...]) -> Operation:
+    """A council member appoints ADDRESS to publish prices of these specs from these sources."""
+    return _checked(AppointPublisher(_address(address), name, sources, specs))
+
+
+@warehouse.group("prices")
+def prices_group() -> None:
+    """Price marks: a publisher publishes one per spec, source and trading day."""
+
+
+@prices_group.command("publish")
+@click.argument("spec")
+@click.option("--source", required=True, help="One of the publisher's appointed sources.")
+@click.option("--kind", "mark_kind", type=click.Choice(list(MARK_KINDS)), default="spot", show_default=True)
+@click.option("--day", required=True, help="The trading day, YYYY-MM-DD.")
+@click.option("--price", type=int, required=True, help="Minor units (fen) per tonne.")
+@click.option("--currency", default="CNY", show_default=True)
+@click.option("--vat-included/--ex-vat", default=False, show_default=True,
+              help="Whether the price includes 13 % VAT (it is valued ex-VAT).")
+@act
+def prices_publish(sender: Act, spec: str, source: str, mark_kind: Any, day: str, price: int, currency: str,
+                   vat_included: bool) -> Operation:
+    """A publisher's price of SPEC on a trading day."""
+    return _checked(PublishPrice(spec, source, mark_kind, day, price, currency, vat_included))
+
+
+@prices_group.command("list")
+@click.option("--spec", default="", help="Also this spec's marks and daily prices.")
+@node_option
+@json_option
+def prices_list(spec: str, node_url: str, as_json: bool) -> None:
+    """The as-of day and each spec's latest good price (GET /v1/apps/warehouse/prices)."""
+    data = _get(node_url, "prices", spec=spec)
+
+    def human(d: dict[str, Any]) -> None:
+        console.print(f"as of {d['as_of'] or '-'} (trading day {d['trading_day']})")
+        for h in d["specs"]:
+            console.print(f"  {h['spec']}: {h['price']} per t from {h['source']} on {h['day']}"
+                          + ("  STALE" if h["stale"] else ""))
+        for m in d.get("marks", []):
+            console.print(f"  {m['day']} {m['source']} {m['kind']} {m['price']}"
+                          f"{' incl. VAT' if m['vat_included'] else ''} -> {m['net_price']} {m['status']}")
+
+    emit(data, as_json, human)
+
+
+@warehouse.command("bounds")
+@click.option("--min-haircut-bp", type=int, default=0, show_default=True)
+@click.option("--max-haircut-bp", type=int, default=5000, show_default=True)
+@click.option("--max-initial-ltv-bp", type=int, default=8000, show_default=True)
+@click.option("--max-liquidation-bp", type=int, default=9500, show_default=True)
+@click.option("--min-cure-days", type=int, default=0, show_default=True)
+@click.option("--max-cure-days", type=int, default=10, show_default=True)
+@click.option("--daily-limit-bp", type=int, default=300, show_default=True, help="The daily move limit of prices.")
+@click.option("--spec-limit", "spec_limits", multiple=True, help="SPEC=BP: a spec's own daily limit (repeat).")
+@act
+def warehouse_bounds(sender: Act, min_haircut_bp: int, max_haircut_bp: int, max_initial_ltv_bp: int,
+                     max_liquidation_bp: int, min_cure_days: int, max_cure_days: int, daily_limit_bp: int,
+                     spec_limits: tuple[str, ...]) -> Operation:
+    """A council member sets the bounds of facility terms and the daily move limit of prices."""
+    limits = []
+    for text in spec_limits:
+        spec, _, bp = text.rpartition("=")
+        if not spec or not bp.isdigit():
+            raise BadRequest(f"--spec-limit {text!r} is SPEC=BP")
+        limits.append(SpecLimit(spec, int(bp)))
+    return _checked(SetFinanceBounds(min_haircut_bp, max_haircut_bp, max_initial_ltv_bp, max_liquidation_bp,
+                                     min_cure_days, max_cure_days, daily_limit_bp, tuple(limits)))
+
+
+@warehouse.group("facility")
+def facility_group() -> None:
+    """Credit facilities: a bank opens one to a borrower, reports what is owed, records cash
+    collateral and closes it; pledges name it and it is valued daily."""
+
+
+_bank_opt = click.option("--bank", "bank", default="", help="The facility's bank (default: the signer).")
+
+
+@facility_group.command("open")
+@click.argument("name")
+@click.option("--borrower", required=True, help="The borrower's address (a depositor or bank).")
+@click.option("--limit", "limit", type=int, required=True, help="The credit limit, in minor units.")
+@click.option("--currency", default="CNY", show_default=True)
+@click.option("--haircut-bp", type=int, default=0, show_default=True)
+@click.option("--initial-ltv-bp", type=int, default=7000, show_default=True)
+@click.option("--warning-bp", type=int, default=7700, show_default=True)
+@click.option("--call-bp", type=int, default=8000, show_default=True)
+@click.option("--liquidation-bp", type=int, default=8700, show_default=True)
+@click.option("--cure-days", type=int, default=1, show_default=True, help="Trading days to cure a margin call.")
+@click.option("--max-warehouse-bp", type=int, default=10_000, show_default=True)
+@click.option("--max-spec-bp", type=int, default=10_000, show_default=True)
+@act
+def facility_open(sender: Act, name: str, borrower: str, limit: int, currency: str, haircut_bp: int,
+                  initial_ltv_bp: int, warning_bp: int, call_bp: int, liquidation_bp: int, cure_days: int,
+                  max_warehouse_bp: int, max_spec_bp: int) -> Operation:
+    """A bank opens facility NAME to a borrower."""
+    return _checked(OpenFacility(name, _address(borrower), limit, currency, haircut_bp, initial_ltv_bp, warning_bp,
+                                 call_bp, liquidation_bp, cure_days, max_warehouse_bp, max_spec_bp))
+
+
+@facility_group.command("outstanding")
+@click.argument("name")
+@click.option("--amount", type=int, required=True, help="The balance owed, in minor units.")
+@click.option("--day", required=True, help="As of this day, YYYY-MM-DD.")
+@_bank_opt
+@act
+def facility_outstanding(sender: Act, name: str, amount: int, day: str, bank: str) -> Operation:
+    """The facility's bank reports the balance owed on NAME."""
+    return _checked(ReportOutstanding(name, amount, day, _address(bank) if bank else b""))
+
+
+@facility_group.command("top-up")
+@click.argument("name")
+@click.option("--amount", type=int, required=True, help="Cash collateral received, in minor units.")
+@_bank_opt
+@act
+def facility_top_up(sender: Act, name: str, amount: int, bank: str) -> Operation:
+    """The facility's bank records cash collateral received for NAME."""
+    return _checked(TopUp(name, amount, _address(bank) if bank else b""))
+
+
+@facility_group.command("close")
+@click.argument("name")
+@_bank_opt
+@act
+def facility_close(sender: Act, name: str, bank: str) -> Operation:
+    """The facility's bank closes NAME (nothing owed, no live pledge)."""
+    return _checked(CloseFacility(name, _address(bank) if bank else b""))
+
+
+@facility_group.command("show")
+@click.argument("bank")
+@click.argument("name")
+@node_option
+@json_option
+def facility_show(bank: str, name: str, node_url: str, as_json: bool) -> None:
+    """A facility: terms, state and its changes, LTV by day (GET /v1/apps/warehouse/facility)."""
+    data = _get(node_url, "facility", bank=bank, name=name)
+
+    def human(d: dict[str, Any]) -> None:
+        f = d["facility"]
+        kv_table(f"facility {f['name']} of {f['bank']}", {
+            "state": f["state"], "borrower": f["borrower"], "limit": str(f["limit"]),
+            "outstanding": f"{f['outstanding']} (as of {f['outstanding_day'] or '-'})", "cash": str(f["cash"]),
+            "LTV": f"{f['last_ltv_bp']} bp on {f['last_day'] or '-'}", "collateral": str(f["last_collateral"]),
+            "lines": f"warning {f['warning_bp']}, call {f['call_bp']}, liquidation {f['liquidation_bp']} bp",
+            "pledges": str(len(d["pledges"]))})
+        for e in d["events"]:
+            console.print(f"  {e['day']} -> {e['state']} at {e['ltv_bp']} bp: {e['cause']}")
+
+    emit(data, as_json, human)
+
+
+@facility_group.command("list")
+@click.option("--bank", default="", help="Only this bank's facilities.")
+@node_option
+@json_option
+def facility_list(bank: str, node_url: str, as_json: bool) -> None:
+    """Facilities with their state and LTV (GET /v1/apps/warehouse/facilities)."""
+    data = _get(node_url, "facilities", bank=bank)
+
+    def human(d: dict[str, Any]) -> None:
+        console.print(f"{d['count']} facilities")
+        for f in d["facilities"]:
+            console.print(f"  {f['bank']} {f['name']}: {f['state']} LTV {f['ltv_bp']} bp, owed {f['outstanding']}")
+
+    emit(data, as_json, human)
+
+
+CSV_HEADER = ("day", "bank", "facility", "line", "receipt", "spec", "warehouse", "quantity_kg", "price", "source",
+              "price_day", "stale", "haircut_bp", "value", "cash", "collateral", "outstanding", "ltv_bp", "state")
+"""The daily valuation statement as CSV: one `receipt` line per pledged receipt, then a `total` line."""
+
+
+def valuation_csv(v: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    head = (v["day"], v["bank"], v["facility"])
+    for line in v["lines"]:
+        writer.writerow((*head, "receipt", line["receipt"], line["spec"], line["warehouse"], line["quantity_kg"],
+                         line["price"], line["source"], line["price_day"], str(line["stale"]).lower(),
+                         line["haircut_bp"], line["value"], "", "", "", "", ""))
+    writer.writerow((*head, "total", "", "", "", sum(line["quantity_kg"] for line in v["lines"]), "", "", "",
+                     str(v["stale"]).lower(), "", sum(line["value"] for line in v["lines"]), v["cash"],
+                     v["collateral"], v["outstanding"], v["ltv_bp"], v["state"]))
+    return out.getvalue()
+
+
+@warehouse.command("valuation")
+@click.argument("bank")
+@click.argument("facility")
+@click.option("--day", default="", help="YYYY-MM-DD (default: the latest valuation).")
+@click.option("--csv", "csv_out", default="", help="Write the statement as CSV to this file, or - for stdout.")
+@node_option
+@json_option
+def warehouse_valuation(bank: str, facility: str, day: str, csv_out: str, node_url: str, as_json: bool) -> None:
+    """The daily valuation statement of a facility (GET /v1/apps/warehouse/valuation)."""
+    data = _get(node_url, "valuation", bank=bank, name=facility, day=day)
+    v = data["valuation"]
+    if csv_out == "-":
+        click.echo(valuation_csv(v), nl=False)
+        return
+    if csv_out:
+        Path(csv_out).write_text(valuation_csv(v))
+
+    def human(d: dict[str, Any]) -> None:
+        s = d["valuation"]
+        console.print(f"{s['facility']} on {s['day']}: {s['state']}, LTV {s['ltv_bp']} bp, collateral "
+                      f"{s['collateral']} (cash {s['cash']}), owed {s['outstanding']}"
+                      + ("  STALE PRICE" if s["stale"] else "")
+                      + ("  CONCENTRATION BREACH" if s["concentration_breach"] else ""))
+        console.print(f"  headroom: warning {s['headroom_warning']}, call {s['headroom_call']}, "
+                      f"liquidation {s['headroom_liquidation']}")
+        for line in s["lines"]:
+            console.print(f"  {line['receipt'][:16]}… {line['spec']} {line['quantity_kg']} kg x {line['price']} "
+                          f"({line['source']}, {line['price_day']}) -{line['haircut_bp']} bp = {line['value']}")
+
+    emit(data, as_json, human)
 
 # --- the simulator --------------------------------------------------------------------------------------
 

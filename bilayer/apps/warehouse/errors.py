@@ -324,3 +324,113 @@ class CaseMismatch(WarehouseRejected):
     """A freeze is lifted under the case that imposed it."""
 
     code = "warehouse.case_mismatch"
+
+
+# --- monitoring: reconciliation, alerts and the HELD overlay (`monitor.py`) -----------------------
+
+
+class ReceiptHeld(WarehouseRejected):
+    """An open alert holds the receipt, or a bin its goods lie in, until the supervisor resolves it."""
+
+    code = "warehouse.receipt_held"
+
+
+class BinHeld(WarehouseRejected):
+    """No new receipt over goods in a bin an open alert holds."""
+
+    code = "warehouse.bin_held"
+
+
+class NotSupervisor(WarehouseRejected):
+    code = "warehouse.not_supervisor"
+
+
+class AlertUnknown(WarehouseRejected):
+    code = "warehouse.alert_unknown"
+
+
+class AlertResolved(WarehouseRejected):
+    code = "warehouse.alert_resolved"
+
+
+# finance: prices, facilities, valuation (`finance.py`)
+
+
+class NotPublisher(WarehouseRejected):
+    code = "warehouse.not_publisher"
+
+
+class SourceNotAppointed(WarehouseRejected):
+    """The publisher was not appointed for this price source."""
+
+    code = "warehouse.source_not_appointed"
+
+
+class SpecNotAppointed(WarehouseRejected):
+    """The publisher was not appointed for this spec."""
+
+    code = "warehouse.spec_not_appointed"
+
+
+class MarkExists(WarehouseRejected):
+    """One mark per spec, source and trading day."""
+
+    code = "warehouse.mark_exists"
+
+
+class MarkTooOld(WarehouseRejected):
+    """A mark for a day before its spec's latest, or a new day before the as-of day."""
+
+    code = "warehouse.mark_too_old"
+
+
+class NotBank(WarehouseRejected):
+    code = "warehouse.not_bank"
+
+
+class NotFacilityBank(WarehouseRejected):
+    """Only the facility's own bank reports on it, tops it up or closes it."""
+
+    code = "warehouse.not_facility_bank"
+
+
+class FacilityExists(WarehouseRejected):
+    code = "warehouse.facility_exists"
+
+
+class FacilityUnknown(WarehouseRejected):
+    code = "warehouse.facility_unknown"
+
+
+class FacilityBorrowerMismatch(WarehouseRejected):
+    """The pledgor is not the facility's borrower."""
+
+    code = "warehouse.facility_borrower_mismatch"
+
+
+class FacilityClosed(WarehouseRejected):
+    code = "warehouse.facility_closed"
+
+
+class ThresholdOutOfBounds(WarehouseRejected):
+    """Facility thresholds are ordered initial < warning < call < liquidation, within the council's bounds."""
+
+    code = "warehouse.threshold_out_of_bounds"
+
+
+class LimitExceeded(WarehouseRejected):
+    """The outstanding balance exceeds the facility's limit."""
+
+    code = "warehouse.limit_exceeded"
+
+
+class InitialLtvExceeded(WarehouseRejected):
+    """A drawdown takes the facility above its initial LTV on its last valuation."""
+
+    code = "warehouse.initial_ltv_exceeded"
+
+
+class FacilityNotClosable(WarehouseRejected):
+    """A facility closes with nothing outstanding and no live pledge."""
+
+    code = "warehouse.facility_not_closable"

@@ -3,8 +3,9 @@
 Registered invariants in the Cosmos SDK's sense: a node or a test can run
 `violations(keeper)` at any height and get every broken rule by name. The apply functions
 enforce these rules one transition at a time; this checks their sum, independently of how
-the state was reached. INV-8 (frozen is absorbing) is a property of transitions, not of one
-state, so the state-machine test checks it step by step.
+the state was reached. INV-13 is the HELD overlay's (`monitor.py`). INV-8 (frozen is
+absorbing) is a property of transitions, not of one state, so the state-machine test checks
+it step by step.
 """
 
 from __future__ import annotations
@@ -130,4 +131,23 @@ def violations(k: Keeper) -> list[str]:
     for r in receipts.values():
         if r.id != receipt_id(r.warehouse, r.number):
             fail("INV-11", f"receipt {r.number}'s id is not its warehouse and number")
+    # INV-13 (HELD): a hold names an open alert that set it, and an open alert's holds are in place;
+    # only CRITICAL alerts and R6 (HIGH, on the bin) hold.
+    for r in receipts.values():
+        for aid in r.held:
+            alert = k.alert(aid)
+            if alert is None or alert.status != "open" or r.id not in alert.held_receipts:
+                fail("INV-13", f"receipt {r.number} is held by an alert that is not open or did not hold it")
+    for warehouse, bin_name, alerts in k.held_bins():
+        for aid in alerts:
+            alert = k.alert(aid)
+            if (alert is None or alert.status != "open" or alert.warehouse != warehouse
+                    or bin_name not in alert.held_bins):
+                fail("INV-13", f"bin {bin_name} is held by an alert that is not open or did not hold it")
+    for alert in k.open_alerts():
+        if alert.holds and not (alert.severity == "CRITICAL" or alert.rule == "R6"):
+            fail("INV-13", f"a {alert.severity} {alert.rule} alert holds goods")
+        if any(rid in receipts and alert.id not in receipts[rid].held for rid in alert.held_receipts) or any(
+                alert.id not in k.bin_holds(alert.warehouse, b) for b in alert.held_bins):
+            fail("INV-13", f"an open {alert.rule} alert's holds were lifted")
     return found

@@ -17,6 +17,40 @@ relative to it.
     b"t" + status byte + receipt id -> b"" (index: receipts by lifecycle state)
     b"x" + receipt id + version (4 bytes) -> the entry that wrote that version (its history)
 
+Monitoring (`monitor.py`):
+
+    b"a" + alert id             -> Alert
+    b"o" + warehouse + alert id -> b"" (index: open alerts by warehouse)
+    b"H" + warehouse + bin      -> the open alerts holding the bin (a tuple of ids)
+    b"q\x00"                   -> the next queue number
+    b"q\x01" + number (8 bytes) -> Pending (evidence waiting for the checkpoint's reconciliation)
+    b"D" + ms (8 bytes) + b"h"|b"c" + device id -> b"" (heartbeat due, calibration expiry)
+    b"s" + warehouse + b"\x00"  -> WarehouseStock (live receipts' kg, verified kg, largest e)
+    b"s" + warehouse + b"\x01" + bin -> BinStock (book and last verified figure)
+    b"j" + warehouse + bin      -> consecutive camera count mismatches
+    b"y" + ms (8 bytes) + b"l"|b"r" + lot key or receipt id -> b"" (ageing and expiry notices)
+    b"A"                        -> Policy (the council's monitoring policy)
+
+
+Finance (`finance.py`); F = bank + facility name + b"\\0" names a facility:
+
+    b"b" + key                  -> Publisher (a price publisher and its appointment)
+    b"m" + spec + 0 + day + source -> Mark (one per spec, source and day)
+    b"M" + b"h" + spec          -> SpecHead (the spec's latest good price and limit references)
+    b"M" + b"d" + spec + 0 + day -> DayPrice (the spec's price of that day)
+    b"T" + b"a"                 -> Calendar (the as-of day and its trading-day number)
+    b"T" + b"d" + day           -> its trading-day number (days usable marks name)
+    b"T" + b"n"                 -> b"" while a new as-of day waits for every facility's revaluation
+    b"B"                        -> FinanceBounds (the council's)
+    b"f" + F                    -> Facility
+    b"F" + b"p" + F + pledge id -> b"" (index: the facility's live pledges)
+    b"F" + b"s" + spec + 0 + F + pledge id -> b"" (index: facilities holding a spec)
+    b"F" + b"d" + F             -> b"" or b"e" (work queue: facilities to revalue; e = enforcement seen)
+    b"V" + F + day              -> Valuation (one per facility and day)
+
+`put_pledge` keeps the facility indexes and the work queue in step with the pledge
+records, as `put_receipt` does the receipt indexes.
+
 Writes go straight to the state: an operation runs inside a state transaction (the entry's,
 on the chain; `transitions.apply` opens a nested one), so a refusal after a write leaves
 nothing behind. The indexes are maintained by `put_receipt` alone, so they cannot drift from
@@ -27,9 +61,36 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
+import msgspec
+
 from ... import codec
 from ...execution.application import AppKeeper
-from .records import STATUSES, Case, Device, Evidence, Lot, Party, Pledge, Receipt, Status, WarehouseInfo
+from .records import (
+    STATUSES,
+    Alert,
+    BinStock,
+    Calendar,
+    Case,
+    DayPrice,
+    Device,
+    Evidence,
+    Facility,
+    FinanceBounds,
+    Lot,
+    Mark,
+    Party,
+    Pending,
+    Pledge,
+    Policy,
+    Publisher,
+    Receipt,
+    SpecHead,
+    Status,
+    Valuation,
+    WarehouseInfo,
+    WarehouseStock,
+    under_pledge,
+)
 
 APP = "warehouse"
 PARTY = b"p"
@@ -46,6 +107,25 @@ BY_HOLDER = b"h"
 BY_WAREHOUSE = b"i"
 BY_STATUS = b"t"
 HISTORY = b"x"
+ALERT = b"a"
+OPEN_ALERT = b"o"
+HOLD = b"H"
+QUEUE = b"q"
+DEADLINE = b"D"
+STOCK = b"s"
+MISMATCHES = b"j"
+AGEING = b"y"
+POLICY = b"A"
+_QUEUE_NEXT = QUEUE + b"\x00"
+_QUEUE_ITEM = QUEUE + b"\x01"
+PUBLISHER = b"b"
+MARK = b"m"
+PRICES = b"M"
+CALENDAR = b"T"
+BOUNDS = b"B"
+FACILITY = b"f"
+FACILITY_INDEX = b"F"
+VALUATION = b"V"
 
 T = TypeVar("T")
 
@@ -182,10 +262,164 @@ class Keeper(AppKeeper):
         self._write(EVIDENCE + evidence.event_id, evidence)
 
     def put_lot(self, lot: Lot) -> None:
+        """Write a lot and move its bin's book to match it."""
+        old = self.lot(lot.key)
+        if old is not None and old.status == "in_stock":
+            self._book(old, -1)
         self._write(LOT + lot.key, lot)
+        if lot.status == "in_stock":
+            self._book(lot, 1)
+
+    def _book(self, lot: Lot, sign: int) -> None:
+        stock = self.bin_stock(lot.warehouse, lot.bin)
+        self.put_bin_stock(lot.warehouse, lot.bin, msgspec.structs.replace(
+            stock, book_kg=stock.book_kg + sign * lot.net_kg, book_pieces=stock.book_pieces + sign * lot.pieces,
+            lots=stock.lots + sign))
 
     def put_pledge(self, pledge: Pledge) -> None:
+        """Write a pledge; when it secures a facility, move the facility's indexes to match
+        and queue the facility for revaluation."""
+        old = self.pledge(pledge.id)
         self._write(PLEDGE + pledge.id, pledge)
+        fkey = facility_key(pledge.pledgee, pledge.facility)
+        if self._get(FACILITY + fkey) is None:
+            return
+        first = self.receipt(pledge.receipts[0]) if pledge.receipts else None
+        spec = first.goods.spec.encode() if first is not None else b""
+        live = (FACILITY_INDEX + b"p" + fkey + pledge.id, FACILITY_INDEX + b"s" + spec + b"\0" + fkey + pledge.id)
+        for key in live:
+            if pledge.status == "live":
+                self._put(key, b"")
+            else:
+                self._delete(key)
+        enforced = old is not None and ((pledge.cure_deadline_ms > 0 and old.cure_deadline_ms == 0)
+                                        or (pledge.status == "invoked" and old.status != "invoked"))
+        self.queue_facility(fkey, enforced=enforced)
+
+    # --- finance ------------------------------------------------------------------------------------
+
+    def publisher(self, key: bytes) -> Publisher | None:
+        return self._read(PUBLISHER + key, Publisher)
+
+    def put_publisher(self, publisher: Publisher) -> None:
+        self._write(PUBLISHER + publisher.key, publisher)
+
+    def mark(self, spec: str, day: str, source: str) -> Mark | None:
+        return self._read(_mark_key(spec, day, source), Mark)
+
+    def marks_of_day(self, spec: str, day: str) -> list[Mark]:
+        """Every mark of a spec on a day, in source order."""
+        found = (codec.decode(raw, Mark) for _, raw in self._scan(MARK + spec.encode() + b"\0" + day.encode()))
+        return list(found)
+
+    def marks_of_spec(self, spec: str) -> list[Mark]:
+        return [codec.decode(raw, Mark) for _, raw in self._scan(MARK + spec.encode() + b"\0")]
+
+    def put_mark(self, mark: Mark) -> None:
+        self._write(_mark_key(mark.spec, mark.day, mark.source), mark)
+
+    def spec_head(self, spec: str) -> SpecHead | None:
+        return self._read(PRICES + b"h" + spec.encode(), SpecHead)
+
+    def spec_heads(self) -> list[SpecHead]:
+        return [codec.decode(raw, SpecHead) for _, raw in self._scan(PRICES + b"h")]
+
+    def put_spec_head(self, head: SpecHead) -> None:
+        self._write(PRICES + b"h" + head.spec.encode(), head)
+
+    def day_price(self, spec: str, day: str) -> DayPrice | None:
+        return self._read(PRICES + b"d" + spec.encode() + b"\0" + day.encode(), DayPrice)
+
+    def put_day_price(self, price: DayPrice) -> None:
+        self._write(PRICES + b"d" + price.spec.encode() + b"\0" + price.day.encode(), price)
+
+    def calendar(self) -> Calendar:
+        return self._read(CALENDAR + b"a", Calendar) or Calendar()
+
+    def trading_day(self, day: str) -> int:
+        """The day's trading-day number, 0 when no usable mark names it."""
+        raw = self._get(CALENDAR + b"d" + day.encode())
+        return 0 if raw is None else codec.decode(raw, int)
+
+    def add_trading_day(self, day: str) -> None:
+        """A usable mark names `day`: a day later than the as-of day becomes the as-of day,
+        and every open facility is due for revaluation."""
+        if self.trading_day(day):
+            return
+        calendar = self.calendar()
+        assert day > calendar.day, "the calendar only grows forward"
+        ordinal = calendar.ordinal + 1
+        self._write(CALENDAR + b"d" + day.encode(), ordinal)
+        self._write(CALENDAR + b"a", Calendar(day, ordinal))
+        self._put(CALENDAR + b"n", b"")
+
+    def take_new_day(self) -> bool:
+        """Whether a new as-of day arrived since the last revaluation; clears the flag."""
+        if self._get(CALENDAR + b"n") is None:
+            return False
+        self._delete(CALENDAR + b"n")
+        return True
+
+    def bounds(self) -> FinanceBounds:
+        return self._read(BOUNDS, FinanceBounds) or FinanceBounds()
+
+    def put_bounds(self, bounds: FinanceBounds) -> None:
+        self._write(BOUNDS, bounds)
+
+    def facility(self, bank: bytes, name: str) -> Facility | None:
+        return self._read(FACILITY + facility_key(bank, name), Facility)
+
+    def facilities(self, bank: bytes | None = None) -> list[Facility]:
+        return [codec.decode(raw, Facility) for _, raw in self._scan(FACILITY + (bank or b""))]
+
+    def has_facilities(self, bank: bytes) -> bool:
+        return next(self._scan(FACILITY + bank), None) is not None
+
+    def put_facility(self, facility: Facility) -> None:
+        self._write(FACILITY + facility_key(facility.bank, facility.name), facility)
+
+    def facility_pledges(self, bank: bytes, name: str) -> list[Pledge]:
+        """The facility's live pledges, in id order."""
+        prefix = FACILITY_INDEX + b"p" + facility_key(bank, name)
+        found = (self.pledge(key[len(prefix):]) for key in self._keys(prefix))
+        return [p for p in found if p is not None]
+
+    def facilities_holding(self, spec: str) -> list[bytes]:
+        """The facility keys with a live pledge of this spec (distinct, in order)."""
+        prefix = FACILITY_INDEX + b"s" + spec.encode() + b"\0"
+        keys: list[bytes] = []
+        for key in self._keys(prefix):
+            fkey = key[len(prefix):-32]
+            if not keys or keys[-1] != fkey:
+                keys.append(fkey)
+        return keys
+
+    def queue_facility(self, fkey: bytes, *, enforced: bool = False) -> None:
+        """Queue a facility for revaluation at the end of the checkpoint."""
+        key = FACILITY_INDEX + b"d" + fkey
+        if enforced or self._get(key) != b"e":
+            self._put(key, b"e" if enforced else b"")
+
+    def take_queue(self) -> list[tuple[bytes, bool]]:
+        """The queued facilities (key, enforcement seen), emptying the queue."""
+        prefix = FACILITY_INDEX + b"d"
+        queued = [(key[len(prefix):], value == b"e") for key, value in self._scan(prefix)]
+        for fkey, _ in queued:
+            self._delete(prefix + fkey)
+        return queued
+
+    def facility_by_key(self, fkey: bytes) -> Facility | None:
+        return self._read(FACILITY + fkey, Facility)
+
+    def valuation(self, bank: bytes, name: str, day: str) -> Valuation | None:
+        return self._read(VALUATION + facility_key(bank, name) + day.encode(), Valuation)
+
+    def valuations(self, bank: bytes, name: str) -> list[Valuation]:
+        """The facility's daily valuations, oldest first."""
+        return [codec.decode(raw, Valuation) for _, raw in self._scan(VALUATION + facility_key(bank, name))]
+
+    def put_valuation(self, valuation: Valuation) -> None:
+        self._write(VALUATION + facility_key(valuation.bank, valuation.facility) + valuation.day.encode(), valuation)
 
     def put_case(self, case: Case) -> None:
         self._write(CASE + case.number.to_bytes(8, "big"), case)
@@ -197,9 +431,137 @@ class Keeper(AppKeeper):
         if old is not None:
             self._delete(BY_HOLDER + old.holder + old.id)
             self._delete(BY_STATUS + status_byte(old.status) + old.id)
+        was = old.goods.quantity_kg if old is not None and old.live else 0
+        now = receipt.goods.quantity_kg if receipt.live else 0
+        if now != was:
+            totals = self.warehouse_stock(receipt.warehouse)
+            self.put_warehouse_stock(receipt.warehouse,
+                                     msgspec.structs.replace(totals, live_kg=totals.live_kg + now - was))
+            if now > was:
+                self.enqueue(Pending("issuance", receipt.warehouse, -1))
+        pledged_before = old is not None and under_pledge(old.status, old.expired_from)
+        if pledged_before != under_pledge(receipt.status, receipt.expired_from):
+            sign = -1 if pledged_before else 1
+            for key in receipt.lots:
+                lot = self.lot(key)
+                if lot is not None and lot.warehouse == receipt.warehouse:
+                    stock = self.bin_stock(lot.warehouse, lot.bin)
+                    self.put_bin_stock(lot.warehouse, lot.bin, msgspec.structs.replace(
+                        stock, pledged_kg=stock.pledged_kg + sign * lot.net_kg))
         self._write(RECEIPT + receipt.id, receipt)
         self._put(HISTORY + receipt.id + receipt.version.to_bytes(4, "big"), receipt.last_entry)
         self._put(BY_WAREHOUSE + receipt.warehouse + receipt.id, b"")
         self._put(BY_STATUS + status_byte(receipt.status) + receipt.id, b"")
         if receipt.live:
             self._put(BY_HOLDER + receipt.holder + receipt.id, b"")
+
+    # --- monitoring -----------------------------------------------------------------------------
+
+    def alert(self, alert_id: bytes) -> Alert | None:
+        return self._read(ALERT + alert_id, Alert)
+
+    def put_alert(self, alert: Alert) -> None:
+        """Write an alert and keep the open-alert index in step with its status."""
+        self._write(ALERT + alert.id, alert)
+        if alert.status == "open":
+            self._put(OPEN_ALERT + alert.warehouse + alert.id, b"")
+        else:
+            self._delete(OPEN_ALERT + alert.warehouse + alert.id)
+
+    def open_alerts(self, warehouse: bytes | None = None) -> list[Alert]:
+        found = (self.alert(key[-32:]) for key in self._keys(OPEN_ALERT + (warehouse or b"")))
+        return [a for a in found if a is not None]
+
+    def alerts(self) -> list[Alert]:
+        found = (self._read(key, Alert) for key in self._keys(ALERT))
+        return [a for a in found if a is not None]
+
+    def bin_holds(self, warehouse: bytes, bin_name: str) -> tuple[bytes, ...]:
+        return self._read(HOLD + warehouse + bin_name.encode(), tuple[bytes, ...]) or ()
+
+    def put_bin_holds(self, warehouse: bytes, bin_name: str, alerts: tuple[bytes, ...]) -> None:
+        if alerts:
+            self._write(HOLD + warehouse + bin_name.encode(), alerts)
+        else:
+            self._delete(HOLD + warehouse + bin_name.encode())
+
+    def held_bins(self, warehouse: bytes | None = None) -> list[tuple[bytes, str, tuple[bytes, ...]]]:
+        """(warehouse, bin, alerts) for every held bin."""
+        return [(key[1:33], key[33:].decode(), codec.decode(value, tuple[bytes, ...]))
+                for key, value in self._scan(HOLD + (warehouse or b""))]
+
+    def held(self, receipt: Receipt) -> bool:
+        """HELD: an open alert holds the receipt or a bin its lots lie in."""
+        return bool(receipt.held) or any(self.bin_holds(receipt.warehouse, b) for b in receipt.bins)
+
+    def policy(self) -> Policy:
+        return self._read(POLICY, Policy) or Policy()
+
+    def put_policy(self, policy: Policy) -> None:
+        self._write(POLICY, policy)
+
+    def bin_stock(self, warehouse: bytes, bin_name: str) -> BinStock:
+        return self._read(STOCK + warehouse + b"\x01" + bin_name.encode(), BinStock) or BinStock()
+
+    def put_bin_stock(self, warehouse: bytes, bin_name: str, stock: BinStock) -> None:
+        self._write(STOCK + warehouse + b"\x01" + bin_name.encode(), stock)
+
+    def warehouse_stock(self, warehouse: bytes) -> WarehouseStock:
+        return self._read(STOCK + warehouse + b"\x00", WarehouseStock) or WarehouseStock()
+
+    def put_warehouse_stock(self, warehouse: bytes, stock: WarehouseStock) -> None:
+        self._write(STOCK + warehouse + b"\x00", stock)
+
+    def mismatches(self, warehouse: bytes, bin_name: str) -> int:
+        return self._read(MISMATCHES + warehouse + bin_name.encode(), int) or 0
+
+    def put_mismatches(self, warehouse: bytes, bin_name: str, count: int) -> None:
+        if count:
+            self._write(MISMATCHES + warehouse + bin_name.encode(), count)
+        else:
+            self._delete(MISMATCHES + warehouse + bin_name.encode())
+
+    def enqueue(self, item: Pending) -> None:
+        number = self._read(_QUEUE_NEXT, int) or 0
+        self._write(_QUEUE_ITEM + number.to_bytes(8, "big"), item)
+        self._write(_QUEUE_NEXT, number + 1)
+
+    def drain(self) -> list[Pending]:
+        """Every queued item in arrival order, removed from the queue."""
+        items = []
+        for key, value in list(self._scan(_QUEUE_ITEM)):
+            items.append(codec.decode(value, Pending))
+            self._delete(key)
+        return items
+
+    def set_deadline(self, prefix: bytes, ms: int, kind: bytes, subject: bytes, *, on: bool = True) -> None:
+        """Add (or remove) a time-index entry: `D` for devices, `y` for ageing and expiry."""
+        key = prefix + max(ms, 0).to_bytes(8, "big") + kind + subject
+        if on:
+            self._put(key, b"")
+        else:
+            self._delete(key)
+
+    def due(self, prefix: bytes, now_ms: int) -> list[tuple[int, bytes, bytes]]:
+        """(ms, kind, subject) of every time-index entry at or before now, removed from the index."""
+        keys = []
+        for key, _ in self._scan(prefix):
+            if int.from_bytes(key[1:9], "big") > now_ms:
+                break
+            keys.append(key)
+        for key in keys:
+            self._delete(key)
+        return [(int.from_bytes(key[1:9], "big"), key[9:10], key[10:]) for key in keys]
+
+    def deadlines(self, prefix: bytes) -> list[tuple[int, bytes, bytes]]:
+        return [(int.from_bytes(key[1:9], "big"), key[9:10], key[10:]) for key, _ in self._scan(prefix)]
+
+
+
+def facility_key(bank: bytes, name: str) -> bytes:
+    """A facility is named by its bank and its name (a name never holds a NUL)."""
+    return bank + name.encode() + b"\0"
+
+
+def _mark_key(spec: str, day: str, source: str) -> bytes:
+    return MARK + spec.encode() + b"\0" + day.encode() + source.encode()

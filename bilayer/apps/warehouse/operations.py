@@ -17,6 +17,7 @@ can never change an outcome.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any, ClassVar, Final
 
 from ...errors import PayloadTooLarge
@@ -24,7 +25,21 @@ from ...genesis import ChainParams
 from ...ledger.operations import Operation
 from .epcis import MAX_URI, Reading, check_reading
 from .errors import EvidenceInvalid
-from .records import DEVICE_KINDS, ROLES, Calibration, DeviceKind, Goods, Role, Terms, to_view
+from .records import (
+    DEVICE_KINDS,
+    MARK_KINDS,
+    RESOLUTION_CODES,
+    ROLES,
+    Calibration,
+    DeviceKind,
+    Goods,
+    MarkKind,
+    ResolutionCode,
+    Role,
+    SpecLimit,
+    Terms,
+    to_view,
+)
 
 KEY_SIZE: Final = 32
 HASH_SIZE: Final = 32
@@ -36,6 +51,9 @@ MAX_PARTS: Final = 16
 MAX_MERGE: Final = 16
 MAX_CURE_MS: Final = 90 * 24 * 3600 * 1000
 MAX_SHRINKAGE_PERMILLE: Final = 1000
+MAX_HEARTBEAT_MS: Final = 7 * 24 * 3600 * 1000
+MAX_STOCK_KG: Final = 10**12
+MINUTES_PER_DAY: Final = 24 * 60
 
 _IDENT = re.compile(r"[A-Z0-9][A-Z0-9-]{0,31}")  # mill, heat and coil numbers: one spelling each
 _BIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
@@ -51,8 +69,8 @@ def _ensure(condition: bool, message: str) -> None:
         raise EvidenceInvalid(message)
 
 
-def _key(value: bytes, what: str) -> None:
-    _ensure(len(value) == KEY_SIZE, f"{what} is a {KEY_SIZE}-byte public key")
+def _key(value: bytes, what: str, *, optional: bool = False) -> None:
+    _ensure(len(value) == KEY_SIZE or (optional and not value), f"{what} is a {KEY_SIZE}-byte public key")
 
 
 def _hash(value: bytes, what: str, *, optional: bool = False) -> None:
@@ -203,6 +221,7 @@ class ProposeDevice(WarehouseOperation, frozen=True, forbid_unknown_fields=True)
     public_key: bytes
     read_point: str
     calibration: Calibration
+    heartbeat_ms: int = 60_000  # how often it reports at least; 0: it sends no heartbeats
 
     def check_body(self) -> None:
         _uri(self.device_id, "device_id")
@@ -211,6 +230,8 @@ class ProposeDevice(WarehouseOperation, frozen=True, forbid_unknown_fields=True)
         _key(self.public_key, "public_key")
         _uri(self.read_point, "read_point")
         _calibration(self.calibration, self.kind)
+        _ensure(self.heartbeat_ms == 0 or 1_000 <= self.heartbeat_ms <= MAX_HEARTBEAT_MS,
+                f"heartbeat_ms: 0 (none) or 1000-{MAX_HEARTBEAT_MS}")
 
     def counterparties(self) -> tuple[bytes, ...]:
         return (self.public_key,)
@@ -537,6 +558,236 @@ class VoidReceipt(_UnderCase, frozen=True, forbid_unknown_fields=True):
     KIND: ClassVar[str] = "warehouse.void_receipt"
 
 
+# --- monitoring -------------------------------------------------------------------------------------
+
+
+class ResolveAlert(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The warehouse's supervisor closes an alert with a reason; the holds it set are lifted."""
+
+    KIND: ClassVar[str] = "warehouse.resolve_alert"
+    alert: bytes
+    code: ResolutionCode
+    note: str
+
+    def check_body(self) -> None:
+        _hash(self.alert, "alert")
+        _ensure(self.code in RESOLUTION_CODES, f"code is one of {', '.join(RESOLUTION_CODES)}")
+        _text(self.note, "note", MAX_TEXT)
+
+
+class RecordStocktake(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The warehouse's supervisor counts a bin: its net kilograms and pieces (rule R9)."""
+
+    KIND: ClassVar[str] = "warehouse.record_stocktake"
+    warehouse: bytes
+    bin: str
+    counted_kg: int
+    counted_pieces: int
+    note: str = ""
+
+    def check_body(self) -> None:
+        _key(self.warehouse, "warehouse")
+        _ensure(bool(_BIN.fullmatch(self.bin)), "bin is a bin name")
+        _ensure(0 <= self.counted_kg <= MAX_STOCK_KG and 0 <= self.counted_pieces <= 10**7,
+                f"counted_kg: 0-{MAX_STOCK_KG}; counted_pieces: 0-10000000")
+        _text(self.note, "note", MAX_TEXT, optional=True)
+
+
+class SetMonitoring(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The council sets the reconciliation policy for every warehouse."""
+
+    KIND: ClassVar[str] = "warehouse.set_monitoring"
+    tolerance_permille: int  # 0: the default, max(3 per mille, 2e)
+    business_hours_start_min: int  # minutes after local midnight, UTC+8
+    business_hours_end_min: int
+    heartbeat_factor: int
+    ageing_days: int
+    expiry_notice_days: int
+
+    def check_body(self) -> None:
+        _ensure(0 <= self.tolerance_permille <= 100, "tolerance_permille: 0 (the default rule) to 100")
+        _ensure(0 <= self.business_hours_start_min < self.business_hours_end_min <= MINUTES_PER_DAY,
+                "business hours: 0 <= start < end <= 1440 minutes after local midnight")
+        _ensure(2 <= self.heartbeat_factor <= 100, "heartbeat_factor: 2-100")
+        _ensure(1 <= self.ageing_days <= 3650 and 0 <= self.expiry_notice_days <= 365,
+                "ageing_days: 1-3650; expiry_notice_days: 0-365")
+
+
+# --- finance: prices and facilities (`finance.py`) -------------------------------------------------------
+
+BP: Final = 10_000
+MAX_SOURCES: Final = 16
+MAX_SPECS: Final = 64
+MAX_AMOUNT: Final = 10**15  # minor units: beyond any facility, and far from overflowing anything
+MAX_PRICE: Final = 10**9  # minor units per tonne
+CURRENCY: Final = "CNY"
+
+
+def _day(value: str, what: str = "day") -> None:
+    """A trading day as YYYY-MM-DD, a real calendar date."""
+    try:
+        real = bool(_DATE.fullmatch(value)) and date.fromisoformat(value).isoformat() == value
+    except ValueError:
+        real = False
+    _ensure(real, f"{what} is a date YYYY-MM-DD")
+
+
+def _source(value: str) -> None:
+    _ensure(bool(_REASON_CODE.fullmatch(value)), "a price source: 1-48 characters of a-z, 0-9 and '_'")
+
+
+def _bp(value: int, what: str) -> None:
+    _ensure(0 <= value <= BP, f"{what}: 0-{BP} basis points")
+
+
+class AppointPublisher(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The council appoints a price publisher for named sources and specs."""
+
+    KIND: ClassVar[str] = "warehouse.appoint_publisher"
+    publisher: bytes
+    name: str
+    sources: tuple[str, ...]
+    specs: tuple[str, ...]
+
+    def check_body(self) -> None:
+        _key(self.publisher, "publisher")
+        _text(self.name, "name")
+        _ensure(0 < len(self.sources) <= MAX_SOURCES and len(set(self.sources)) == len(self.sources),
+                f"sources: 1-{MAX_SOURCES} distinct names")
+        for source in self.sources:
+            _source(source)
+        _ensure(0 < len(self.specs) <= MAX_SPECS and len(set(self.specs)) == len(self.specs),
+                f"specs: 1-{MAX_SPECS} distinct specs")
+        for spec in self.specs:
+            _text(spec, "spec", 64)
+
+    def counterparties(self) -> tuple[bytes, ...]:
+        return (self.publisher,)
+
+
+class PublishPrice(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """A publisher's price of a spec on a trading day, per tonne in minor units."""
+
+    KIND: ClassVar[str] = "warehouse.publish_price"
+    spec: str
+    source: str
+    kind: MarkKind
+    day: str
+    price: int
+    currency: str = CURRENCY
+    vat_included: bool = False
+
+    def check_body(self) -> None:
+        _text(self.spec, "spec", 64)
+        _source(self.source)
+        _ensure(self.kind in MARK_KINDS, f"kind is one of {', '.join(MARK_KINDS)}")
+        _day(self.day)
+        _ensure(0 < self.price <= MAX_PRICE, f"price: 1-{MAX_PRICE} minor units per tonne")
+        _ensure(self.currency == CURRENCY, f"prices are quoted in {CURRENCY}")
+
+
+class OpenFacility(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """A bank opens a credit facility to a borrower; pledges name it to secure it."""
+
+    KIND: ClassVar[str] = "warehouse.open_facility"
+    facility: str
+    borrower: bytes
+    limit: int
+    currency: str = CURRENCY
+    haircut_bp: int = 0
+    initial_ltv_bp: int = 7000
+    warning_bp: int = 7700
+    call_bp: int = 8000
+    liquidation_bp: int = 8700
+    cure_days: int = 1
+    max_warehouse_bp: int = BP
+    max_spec_bp: int = BP
+
+    def check_body(self) -> None:
+        _text(self.facility, "facility", 64)
+        _key(self.borrower, "borrower")
+        _ensure(0 < self.limit <= MAX_AMOUNT, f"limit: 1-{MAX_AMOUNT} minor units")
+        _ensure(self.currency == CURRENCY, f"facilities are in {CURRENCY}")
+        for value, what in ((self.haircut_bp, "haircut_bp"), (self.initial_ltv_bp, "initial_ltv_bp"),
+                            (self.warning_bp, "warning_bp"), (self.call_bp, "call_bp"),
+                            (self.liquidation_bp, "liquidation_bp"), (self.max_warehouse_bp, "max_warehouse_bp"),
+                            (self.max_spec_bp, "max_spec_bp")):
+            _bp(value, what)
+        _ensure(self.haircut_bp < BP, "a haircut leaves some value")
+        _ensure(0 <= self.cure_days <= 30, "cure_days: 0-30 trading days")
+
+    def counterparties(self) -> tuple[bytes, ...]:
+        return (self.borrower,)
+
+
+class ReportOutstanding(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The facility's bank reports the balance owed (principal, interest and fees) as of a day."""
+
+    KIND: ClassVar[str] = "warehouse.report_outstanding"
+    facility: str
+    outstanding: int
+    day: str
+    bank: bytes = b""  # the facility's bank; empty: the author
+
+    def check_body(self) -> None:
+        _text(self.facility, "facility", 64)
+        _ensure(0 <= self.outstanding <= MAX_AMOUNT, f"outstanding: 0-{MAX_AMOUNT} minor units")
+        _day(self.day)
+        _key(self.bank, "bank", optional=True)
+
+
+class TopUp(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The facility's bank records cash collateral received from the borrower."""
+
+    KIND: ClassVar[str] = "warehouse.top_up"
+    facility: str
+    amount: int
+    bank: bytes = b""  # the facility's bank; empty: the author
+
+    def check_body(self) -> None:
+        _text(self.facility, "facility", 64)
+        _ensure(0 < self.amount <= MAX_AMOUNT, f"amount: 1-{MAX_AMOUNT} minor units")
+        _key(self.bank, "bank", optional=True)
+
+
+class CloseFacility(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    KIND: ClassVar[str] = "warehouse.close_facility"
+    facility: str
+    bank: bytes = b""  # the facility's bank; empty: the author
+
+    def check_body(self) -> None:
+        _text(self.facility, "facility", 64)
+        _key(self.bank, "bank", optional=True)
+
+
+class SetFinanceBounds(WarehouseOperation, frozen=True, forbid_unknown_fields=True):
+    """The council bounds facility terms and sets the daily move limit of prices (per spec)."""
+
+    KIND: ClassVar[str] = "warehouse.set_finance_bounds"
+    min_haircut_bp: int = 0
+    max_haircut_bp: int = 5000
+    max_initial_ltv_bp: int = 8000
+    max_liquidation_bp: int = 9500
+    min_cure_days: int = 0
+    max_cure_days: int = 10
+    daily_limit_bp: int = 300
+    spec_limits: tuple[SpecLimit, ...] = ()
+
+    def check_body(self) -> None:
+        for value, what in ((self.min_haircut_bp, "min_haircut_bp"), (self.max_haircut_bp, "max_haircut_bp"),
+                            (self.max_initial_ltv_bp, "max_initial_ltv_bp"),
+                            (self.max_liquidation_bp, "max_liquidation_bp"), (self.daily_limit_bp, "daily_limit_bp")):
+            _bp(value, what)
+        _ensure(self.min_haircut_bp <= self.max_haircut_bp < BP, "min_haircut_bp <= max_haircut_bp < 10000")
+        _ensure(0 <= self.min_cure_days <= self.max_cure_days <= 30, "0 <= min_cure_days <= max_cure_days <= 30")
+        _ensure(self.daily_limit_bp > 0, "a daily limit above 0")
+        _ensure(len(self.spec_limits) <= MAX_SPECS and len({s.spec for s in self.spec_limits}) == len(self.spec_limits),
+                f"spec_limits: up to {MAX_SPECS} distinct specs")
+        for item in self.spec_limits:
+            _text(item.spec, "spec", 64)
+            _ensure(0 < item.limit_bp <= BP, "a spec's limit: 1-10000 basis points")
+
+
 OPERATIONS: Final[tuple[type[WarehouseOperation], ...]] = (
     RegisterWarehouse, RegisterParty, RevokeParty,
     ProposeDevice, ApproveDevice, RenewCalibration, RevokeDevice, RecordReading,
@@ -547,5 +798,7 @@ OPERATIONS: Final[tuple[type[WarehouseOperation], ...]] = (
     Surrender, CancelReceipt, SplitReceipt, MergeReceipts,
     ExpireReceipt, ExtendReceipt, ConvertToPaper,
     OpenCase, FreezeReceipt, UnfreezeReceipt, VoidReceipt,
+    ResolveAlert, RecordStocktake, SetMonitoring,
+    AppointPublisher, PublishPrice, OpenFacility, ReportOutstanding, TopUp, CloseFacility, SetFinanceBounds,
 )
 """Every operation of the application, for the chain wiring to register."""

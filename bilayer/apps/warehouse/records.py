@@ -44,6 +44,10 @@ LIVE: Final[frozenset[str]] = frozenset({
 UNDER_PLEDGE: Final[frozenset[str]] = frozenset({"pledged", "defaulted"})
 
 
+def under_pledge(status: str, expired_from: str) -> bool:
+    return status in UNDER_PLEDGE or (status == "expired" and expired_from in UNDER_PLEDGE)
+
+
 class Party(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A registered key with one role; `appointed_by` empty means by the council."""
 
@@ -86,6 +90,9 @@ class Device(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     calibration: Calibration
     status: DeviceStatus = "pending"
     last_seq: int = -1
+    heartbeat_ms: int = 60_000  # 0: the device sends no heartbeats
+    last_seen_ms: int = -1  # the eventTime of its latest reading
+    heartbeat_due_ms: int = 0  # > 0: R7 fires if nothing arrives by then (indexed under `D`)
 
 
 class Evidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -230,6 +237,7 @@ class Receipt(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     replaced_by: bytes = b""  # for a paper receipt: the electronic receipt that brought it back
     version: int = 0
     last_entry: bytes = b""
+    held: tuple[bytes, ...] = ()  # the open alerts holding it (the HELD overlay, `monitor.py`)
 
     @property
     def live(self) -> bool:
@@ -336,9 +344,288 @@ TRANSITIONS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = Mappin
     "void_receipt": (_ALL_LIVE, frozenset({"void"})),
     "freeze_receipt": (_ALL_LIVE, _ALL_LIVE),  # an overlay: the state stays, only the overlay changes
     "unfreeze_receipt": (_ALL_LIVE, _ALL_LIVE),
+    # the HELD overlay: an alert holds at the end of a checkpoint; resolving it lifts that hold, whatever the state
+    "resolve_alert": (frozenset(STATUSES), frozenset(STATUSES)),
 })
 """A split, merge, partial release or partial surrender moves the parent to `superseded`
 and issues new receipts (children, with lineage) that start in one of `CHILD_STATES`; a
 child is an issuance, not a move of any receipt."""
 
 CHILD_STATES: Final = frozenset({"active", "pledged", "defaulted", "delivery_pending"})
+
+
+# --- monitoring: reconciliation of goods against receipts (`monitor.py`) --------------------------
+
+Severity = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+AlertStatus = Literal["open", "resolved"]
+ResolutionCode = Literal["false_positive", "explained", "confirmed_shortage", "device_fault"]
+SEVERITIES: Final = get_args(Severity)
+RESOLUTION_CODES: Final = get_args(ResolutionCode)
+
+
+class Resolution(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    by: bytes
+    code: ResolutionCode
+    note: str
+    entry: bytes
+    height: int
+
+
+class Alert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One finding of a reconciliation rule, with what it compared and what it held."""
+
+    id: bytes  # H(rule, height, warehouse, n)
+    rule: str  # "R1" .. "R12"
+    rule_version: int
+    severity: Severity
+    warehouse: bytes
+    summary: str
+    height: int
+    time_ms: int
+    bins: tuple[str, ...] = ()
+    receipts: tuple[bytes, ...] = ()
+    lots: tuple[bytes, ...] = ()
+    devices: tuple[str, ...] = ()
+    unit: str = ""  # "kg", "pieces", "ms" or "" when nothing is measured
+    expected: int = 0
+    observed: int = 0
+    delta: int = 0  # observed - expected
+    tolerance: int = 0
+    tolerance_inputs: tuple[tuple[str, int], ...] = ()  # the formula's inputs, by name
+    evidence: tuple[bytes, ...] = ()  # EPCIS event ids (or the stocktake's entry)
+    held_receipts: tuple[bytes, ...] = ()
+    held_bins: tuple[str, ...] = ()
+    status: AlertStatus = "open"
+    resolution: Resolution | None = None
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.held_receipts or self.held_bins)
+
+
+class BinStock(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A bin's book (its in-stock lots, kept by `put_lot`) and its last verified figure."""
+
+    book_kg: int = 0
+    book_pieces: int = 0
+    lots: int = 0
+    pledged_kg: int = 0  # of its book, under a live pledge (kept by `put_receipt`)
+    verified_kg: int = -1  # -1: never verified
+    verified_height: int = -1
+    verified_source: str = ""  # "lidar" or "stocktake"
+
+
+class WarehouseStock(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A warehouse's totals for R12: live receipts' quantity, verified stock, its largest e."""
+
+    live_kg: int = 0
+    verified_kg: int = 0
+    verified_bins: int = 0
+    max_scale_interval_g: int = 0
+
+
+class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The council's monitoring policy (`warehouse.set_monitoring`); these are the defaults."""
+
+    tolerance_permille: int = 0  # 0: the default rule, max(3 per mille, 2e)
+    business_hours_start_min: int = 8 * 60  # minutes after local midnight, UTC+8
+    business_hours_end_min: int = 18 * 60
+    heartbeat_factor: int = 3
+    ageing_days: int = 360
+    expiry_notice_days: int = 30
+
+
+class Stocktake(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    warehouse: bytes
+    bin: str
+    counted_kg: int
+    counted_pieces: int
+    note: str
+
+
+class Pending(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """New evidence waiting for the checkpoint's reconciliation (the `q` queue)."""
+
+    kind: Literal["reading", "stocktake", "issuance"]
+    ref: bytes  # the event id, the stocktake's entry, or the warehouse
+    height: int
+    stocktake: Stocktake | None = None
+
+
+# --- finance: prices, facilities, valuations (`finance.py`) ----------------------------------------
+
+MarkKind = Literal["spot", "settlement"]
+MarkStatus = Literal["usable", "unconfirmed"]
+FacilityState = Literal["performing", "watch", "margin_call", "cured", "default", "enforcement", "closed"]
+
+MARK_KINDS: Final = get_args(MarkKind)
+FACILITY_STATES: Final = get_args(FacilityState)
+
+
+class Publisher(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A price publisher the council appointed, for these sources and specs only."""
+
+    key: bytes
+    name: str
+    sources: tuple[str, ...]
+    specs: tuple[str, ...]
+    appointed_entry: bytes
+    appointed_height: int
+
+
+class Mark(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One published price of a spec on a trading day; `net_price` is ex-VAT, per tonne."""
+
+    spec: str
+    source: str
+    kind: MarkKind
+    day: str
+    price: int  # as published, minor units per tonne
+    currency: str
+    vat_included: bool
+    net_price: int
+    publisher: bytes
+    entry: bytes
+    height: int
+    status: MarkStatus = "usable"
+    confirmed_by: str = ""  # the second source that confirmed a move beyond the daily limit
+
+
+class KindRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The latest usable day's price of one kind of mark, and the trading day's before it."""
+
+    kind: MarkKind
+    day: str
+    price: int
+    prev_day: str = ""
+    prev_price: int = 0
+
+
+class SpecHead(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A spec's latest good price (the minimum of its latest day's usable marks)."""
+
+    spec: str
+    day: str
+    price: int
+    source: str
+    refs: tuple[KindRef, ...] = ()
+
+
+class DayPrice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    spec: str
+    day: str
+    price: int
+    source: str
+    kind: MarkKind
+
+
+class Calendar(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The as-of day (the latest day a usable mark names) and its trading-day number."""
+
+    day: str = ""
+    ordinal: int = 0  # 1 for the first trading day
+
+
+class SpecLimit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    spec: str
+    limit_bp: int
+
+
+class FinanceBounds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The council's bounds on facility terms, and the daily move limit of prices."""
+
+    min_haircut_bp: int = 0
+    max_haircut_bp: int = 5000
+    max_initial_ltv_bp: int = 8000
+    max_liquidation_bp: int = 9500
+    min_cure_days: int = 0
+    max_cure_days: int = 10
+    daily_limit_bp: int = 300
+    spec_limits: tuple[SpecLimit, ...] = ()
+
+    def limit_of(self, spec: str) -> int:
+        for item in self.spec_limits:
+            if item.spec == spec:
+                return item.limit_bp
+        return self.daily_limit_bp
+
+
+class FacilityEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One state change of a facility: when, at what LTV, and why."""
+
+    day: str
+    height: int
+    state: FacilityState
+    ltv_bp: int
+    cause: str
+
+
+class Facility(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A bank's credit line to a borrower, secured by the receipts pledged under its name."""
+
+    bank: bytes
+    name: str
+    borrower: bytes
+    limit: int
+    currency: str
+    haircut_bp: int
+    initial_ltv_bp: int
+    warning_bp: int
+    call_bp: int
+    liquidation_bp: int
+    cure_days: int
+    max_warehouse_bp: int
+    max_spec_bp: int
+    opened_entry: bytes
+    opened_height: int
+    state: FacilityState = "performing"
+    outstanding: int = 0
+    outstanding_day: str = ""
+    cash: int = 0
+    deadline_ordinal: int = 0  # while in margin_call: the number of the last trading day to cure
+    last_day: str = ""
+    last_ltv_bp: int = 0
+    last_collateral: int = 0
+    events: tuple[FacilityEvent, ...] = ()
+
+
+class ValuationLine(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    receipt: bytes
+    spec: str
+    warehouse: bytes
+    quantity_kg: int
+    price: int  # per tonne, ex-VAT; 0 when the spec has no price
+    source: str
+    price_day: str
+    stale: bool
+    haircut_bp: int
+    value: int
+
+
+class Share(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str  # a warehouse's address bytes as hex, or a spec
+    value: int
+    share_bp: int
+    breach: bool
+
+
+class Valuation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A facility's daily valuation statement (the last of the day stands)."""
+
+    bank: bytes
+    facility: str
+    day: str
+    height: int
+    outstanding: int
+    cash: int
+    collateral: int
+    ltv_bp: int
+    state: FacilityState
+    headroom_warning: int
+    headroom_call: int
+    headroom_liquidation: int
+    stale: bool
+    concentration_breach: bool
+    lines: tuple[ValuationLine, ...]
+    warehouses: tuple[Share, ...]
+    specs: tuple[Share, ...]

@@ -20,11 +20,15 @@ import msgspec
 
 from ...errors import InvalidOperation
 from ...execution.state import State
+from . import finance, monitor
 from .epcis import event_hash, net_weight
 from .errors import (
     AcceptanceWindowOver,
+    AlertResolved,
+    AlertUnknown,
     AlreadyFrozen,
     AlreadyPledged,
+    BinHeld,
     CaseMismatch,
     CaseUnknown,
     ClockSkew,
@@ -57,6 +61,7 @@ from .errors import (
     NotIssuer,
     NotPledgee,
     NotRegulator,
+    NotSupervisor,
     NotYetExpired,
     OfferMismatch,
     OutboundEvidenceMissing,
@@ -68,6 +73,7 @@ from .errors import (
     QuantityMismatch,
     ReceiptExpired,
     ReceiptFrozen,
+    ReceiptHeld,
     ReceiptNumberOutOfSeries,
     ReceiptPledged,
     ReceiptUnknown,
@@ -103,6 +109,7 @@ from .operations import (
     ProposeDevice,
     ProposeReceipt,
     RecordReading,
+    RecordStocktake,
     RegisterLot,
     RegisterParty,
     RegisterWarehouse,
@@ -110,8 +117,10 @@ from .operations import (
     ReleasePledge,
     RenewCalibration,
     RequestPledge,
+    ResolveAlert,
     RevokeDevice,
     RevokeParty,
+    SetMonitoring,
     SplitReceipt,
     Surrender,
     UnfreezeReceipt,
@@ -130,10 +139,14 @@ from .records import (
     Lot,
     Offer,
     Party,
+    Pending,
     Pledge,
+    Policy,
     Receipt,
+    Resolution,
     Role,
     Status,
+    Stocktake,
     WarehouseInfo,
     lot_key,
     lot_key_of_urn,
@@ -213,10 +226,18 @@ HOLDER_MOVES: Final = frozenset({"offer_transfer", "request_pledge", "split_rece
                                   "convert_to_paper"})
 
 
-def _may(receipt: Receipt, kind: str) -> None:
-    """The receipt may take this transition: not frozen, and in a state the table allows."""
+HELD_BLOCKS: Final = frozenset({"offer_transfer", "accept_transfer", "countersign", "request_pledge",
+                                 "confirm_pledge", "release_pledge", "split_receipt", "merge_receipts", "surrender"})
+"""What the HELD overlay refuses: moving the receipt or its goods while an alert is open."""
+
+
+def _may(k: Keeper, receipt: Receipt, kind: str) -> None:
+    """The receipt may take this transition: not frozen, in a state the table allows, and not held
+    for it (a move its state forbids anyway is refused for that, the lasting reason)."""
     _ensure(receipt.frozen_case == 0, ReceiptFrozen, f"frozen under case {receipt.frozen_case}")
     if receipt.status in TRANSITIONS[kind][0]:
+        _ensure(kind not in HELD_BLOCKS or not k.held(receipt), ReceiptHeld,
+                "an open alert holds the receipt or its goods' bin until the warehouse's supervisor resolves it")
         return
     pledged = receipt.status in UNDER_PLEDGE or (receipt.status == "expired" and receipt.expired_from in UNDER_PLEDGE)
     _ensure(not (kind == "request_pledge" and pledged), AlreadyPledged, "the receipt is pledged already")
@@ -295,8 +316,9 @@ def _issue_child(k: Keeper, ctx: Context, parents: tuple[Receipt, ...], lots: tu
         evidence=tuple(lot.intake_event for lot in goods_lots), mill_certs=tuple(lot.mill_cert for lot in goods_lots),
         status=status, accept_by_ms=0, parents=tuple(p.id for p in parents), children=(), pledge=pledge, offer=None,
         endorsements=(), delivery=delivery, frozen_case=0, expired_from="", paper_ref="", replaces_paper=b"",
-        replaced_by=b"", version=0, last_entry=ctx.entry_id)
+        replaced_by=b"", version=0, last_entry=ctx.entry_id, held=())
     k.put_receipt(child)
+    monitor.receipt_issued(k, child)
     _bind(k, child.lots, rid)
     return child
 
@@ -366,7 +388,8 @@ def apply_propose_device(k: Keeper, ctx: Context, op: ProposeDevice) -> None:
     _ensure(k.device_for_key(op.public_key) is None and k.party(op.public_key) is None, DeviceKeyInUse,
             "the key reports for another device or is a party's")
     _ensure(set(op.bins) <= set(info.bins), UnknownBin, "a device covers bins of its own warehouse")
-    k.put_device(Device(op.device_id, op.kind, ctx.author, op.bins, op.public_key, op.read_point, op.calibration))
+    k.put_device(Device(op.device_id, op.kind, ctx.author, op.bins, op.public_key, op.read_point, op.calibration,
+                        heartbeat_ms=op.heartbeat_ms))
 
 
 def apply_approve_device(k: Keeper, ctx: Context, op: ApproveDevice) -> None:
@@ -374,7 +397,7 @@ def apply_approve_device(k: Keeper, ctx: Context, op: ApproveDevice) -> None:
     _supervisor_of(k, ctx, device.warehouse)
     _ensure(device.status == "pending", DeviceNotActive, f"the device is {device.status}, not pending")
     _ensure(ctx.time_ms < device.calibration.expires_ms, DeviceUncalibrated, "its calibration has expired")
-    k.put_device(msgspec.structs.replace(device, status="active"))
+    k.put_device(monitor.device_active(k, msgspec.structs.replace(device, status="active"), ctx.time_ms))
 
 
 def apply_renew_calibration(k: Keeper, ctx: Context, op: RenewCalibration) -> None:
@@ -384,7 +407,9 @@ def apply_renew_calibration(k: Keeper, ctx: Context, op: RenewCalibration) -> No
     weighs = op.calibration.accuracy_class != "" and op.calibration.scale_interval_g > 0
     _ensure(weighs == (device.kind == "weighbridge"), WrongDeviceKind, "a scale class is for weighbridges only")
     _ensure(op.calibration.expires_ms > ctx.time_ms, DeviceUncalibrated, "the new certificate has expired")
-    k.put_device(msgspec.structs.replace(device, calibration=op.calibration))
+    renewed = msgspec.structs.replace(device, calibration=op.calibration)
+    monitor.calibration_renewed(k, device, renewed)
+    k.put_device(renewed)
 
 
 def apply_revoke_device(k: Keeper, ctx: Context, op: RevokeDevice) -> None:
@@ -418,9 +443,18 @@ def apply_record_reading(k: Keeper, ctx: Context, op: RecordReading) -> None:
     net = net_weight(reading)
     _ensure(not (device.kind == "weighbridge" and reading.biz_step in WEIGHED_STEPS and net is None),
             WeighingRequired, "a weighbridge's receiving or shipping event carries a weighing")
-    k.put_device(msgspec.structs.replace(device, last_seq=reading.seq))
-    k.put_evidence(Evidence(event_id, reading, device.kind, device.warehouse, -1 if net is None else net,
-                            ctx.entry_id, ctx.height))
+    if reading.biz_step != "receiving":  # goods already booked are reported only where they lie
+        for epc in reading.epcs:
+            key = lot_key_of_urn(epc)
+            lot = None if key is None else k.lot(key)
+            _ensure(lot is None or lot.status != "in_stock" or (lot.warehouse == device.warehouse
+                                                                and lot.bin in device.bins),
+                    LocationNotCovered, "the reading names a lot in a bin the device does not cover")
+    evidence = Evidence(event_id, reading, device.kind, device.warehouse, -1 if net is None else net, ctx.entry_id,
+                        ctx.height)
+    k.put_device(monitor.reading_recorded(k, msgspec.structs.replace(device, last_seq=reading.seq), evidence,
+                                          ctx.height))
+    k.put_evidence(evidence)
     if reading.biz_step in OUTBOUND_STEPS:
         for epc in reading.epcs:
             key = lot_key_of_urn(epc)
@@ -448,8 +482,10 @@ def apply_register_lot(k: Keeper, ctx: Context, op: RegisterLot) -> None:
     existing = k.lot(key)
     _ensure(existing is None or existing.status == "shipped", LotHeldElsewhere,
             "this mill, heat and coil number is in stock at a warehouse already")
-    k.put_lot(Lot(key, op.mill, op.heat, op.coil, op.form, op.grade, op.spec, op.pieces, evidence.net_kg,
-                  op.intake_event, op.mill_cert, op.production_date, ctx.author, op.bin, entry=ctx.entry_id))
+    lot = Lot(key, op.mill, op.heat, op.coil, op.form, op.grade, op.spec, op.pieces, evidence.net_kg,
+              op.intake_event, op.mill_cert, op.production_date, ctx.author, op.bin, entry=ctx.entry_id)
+    k.put_lot(lot)
+    monitor.lot_booked(k, lot)
     k.put_evidence(msgspec.structs.replace(evidence, lot=key))
 
 
@@ -491,6 +527,8 @@ def apply_propose_receipt(k: Keeper, ctx: Context, op: ProposeReceipt) -> None:
         intake = k.evidence(lot.intake_event)
         _ensure(intake is not None and intake.lot == key, NotIntakeEvidence, "the lot has no intake evidence")
         lots.append(lot)
+    held = monitor.bin_held(k, ctx.author, tuple(sorted({lot.bin for lot in lots})))
+    _ensure(held is None, BinHeld, f"an open alert holds bin {held}")
     _ensure(op.goods.quantity_kg == sum(lot.net_kg for lot in lots) and op.goods.pieces == sum(
         lot.pieces for lot in lots), QuantityMismatch, "quantity and pieces are the sums of the lots' weighed nets")
     rid = receipt_id(ctx.author, op.number)
@@ -506,6 +544,7 @@ def apply_propose_receipt(k: Keeper, ctx: Context, op: ProposeReceipt) -> None:
         last_entry=ctx.entry_id)
     k.put_warehouse(msgspec.structs.replace(info, next_receipt_no=op.number + 1))
     k.put_receipt(receipt)
+    monitor.receipt_issued(k, receipt)
     _bind(k, receipt.lots, rid)
     if paper is not None:
         k.put_receipt(_changed(paper, ctx, replaced_by=rid))
@@ -515,7 +554,7 @@ def apply_accept_receipt(k: Keeper, ctx: Context, op: AcceptReceipt) -> None:
     """The depositor's acceptance and, where the warehouse requires it, the supervisor's
     sign-off: the receipt is live for the depositor once both are in, in either order."""
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "accept_receipt")
+    _may(k, receipt, "accept_receipt")
     _ensure(ctx.time_ms <= receipt.accept_by_ms, AcceptanceWindowOver, "the acceptance window is over")
     info = k.warehouse(receipt.warehouse)
     assert info is not None
@@ -537,7 +576,7 @@ def apply_accept_receipt(k: Keeper, ctx: Context, op: AcceptReceipt) -> None:
 
 def apply_reject_receipt(k: Keeper, ctx: Context, op: RejectReceipt) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "reject_receipt")
+    _may(k, receipt, "reject_receipt")
     info = k.warehouse(receipt.warehouse)
     assert info is not None
     _ensure(ctx.author in (receipt.depositor, receipt.warehouse, info.supervisor), WrongSigner,
@@ -563,7 +602,7 @@ def _void(k: Keeper, ctx: Context, receipt: Receipt) -> None:
 
 def apply_offer_transfer(k: Keeper, ctx: Context, op: OfferTransfer) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "offer_transfer")
+    _may(k, receipt, "offer_transfer")
     _holder(k, ctx, receipt)
     _unexpired(ctx, receipt)
     to = k.party(op.to)
@@ -575,11 +614,12 @@ def apply_offer_transfer(k: Keeper, ctx: Context, op: OfferTransfer) -> None:
 
 def apply_request_pledge(k: Keeper, ctx: Context, op: RequestPledge) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "request_pledge")
+    _may(k, receipt, "request_pledge")
     _holder(k, ctx, receipt)
     _unexpired(ctx, receipt)
     _ensure(op.pledgee != ctx.author, WrongRole, "a holder does not pledge to itself")
     _party(k, op.pledgee, "bank")
+    finance.check_pledge_facility(k, op.pledgee, op.facility, ctx.author)
     k.put_receipt(_changed(receipt, ctx, status="pledge_requested",
                            offer=Offer("pledge", ctx.entry_id, ctx.author, op.pledgee, ctx.time_ms, op.facility,
                                        op.registration)))
@@ -587,13 +627,13 @@ def apply_request_pledge(k: Keeper, ctx: Context, op: RequestPledge) -> None:
 
 def apply_accept_transfer(k: Keeper, ctx: Context, op: AcceptTransfer) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "accept_transfer")
+    _may(k, receipt, "accept_transfer")
     _counterparty(k, ctx, receipt, op.offer, "transfer", HOLDER_ROLES)
 
 
 def apply_confirm_pledge(k: Keeper, ctx: Context, op: ConfirmPledge) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "confirm_pledge")
+    _may(k, receipt, "confirm_pledge")
     _counterparty(k, ctx, receipt, op.offer, "pledge", ("bank",))
 
 
@@ -609,7 +649,7 @@ def _counterparty(k: Keeper, ctx: Context, receipt: Receipt, offer_id: bytes, ki
 
 def apply_countersign(k: Keeper, ctx: Context, op: Countersign) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "countersign")
+    _may(k, receipt, "countersign")
     offer = _offer(receipt, op.offer)
     _issuer(k, ctx, receipt)
     _ensure(not offer.countersigned, WrongSigner, "countersigned already")
@@ -627,13 +667,14 @@ def _complete(k: Keeper, ctx: Context, receipt: Receipt, offer: Offer) -> None:
     if offer.kind == "transfer":
         k.put_receipt(_changed(receipt, ctx, status="active", holder=offer.to, offer=None, endorsements=endorsements))
         return
+    finance.check_facility_open(k, offer.to, offer.facility)
     k.put_pledge(Pledge(offer.id, offer.by, offer.to, (receipt.id,), offer.facility, offer.registration, ctx.height))
     k.put_receipt(_changed(receipt, ctx, status="pledged", pledge=offer.id, offer=None, endorsements=endorsements))
 
 
 def apply_cancel_offer(k: Keeper, ctx: Context, op: CancelOffer) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "cancel_offer")
+    _may(k, receipt, "cancel_offer")
     offer = _offer(receipt, op.offer)
     _ensure(ctx.author in (offer.by, offer.to, receipt.warehouse), WrongSigner,
             "an offer is withdrawn by its maker or refused by its counterparty or the bailee")
@@ -647,7 +688,7 @@ def apply_release_pledge(k: Keeper, ctx: Context, op: ReleasePledge) -> None:
     """Full release: the receipt is free. Partial release: the released lots get a free
     receipt, the rest a receipt that stays under the same pledge."""
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "release_pledge")
+    _may(k, receipt, "release_pledge")
     pledge = _pledgee(k, ctx, receipt)
     if not op.lots or set(op.lots) == set(receipt.lots):
         k.put_pledge(msgspec.structs.replace(pledge, status="released", cure_deadline_ms=0))
@@ -664,7 +705,7 @@ def apply_release_pledge(k: Keeper, ctx: Context, op: ReleasePledge) -> None:
 
 def apply_declare_default(k: Keeper, ctx: Context, op: DeclareDefault) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "declare_default")
+    _may(k, receipt, "declare_default")
     pledge = _pledgee(k, ctx, receipt)
     k.put_pledge(msgspec.structs.replace(pledge, cure_deadline_ms=ctx.time_ms + op.cure_ms))
     k.put_receipt(_changed(receipt, ctx, status="defaulted"))
@@ -672,7 +713,7 @@ def apply_declare_default(k: Keeper, ctx: Context, op: DeclareDefault) -> None:
 
 def apply_cure_default(k: Keeper, ctx: Context, op: CureDefault) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "cure_default")
+    _may(k, receipt, "cure_default")
     pledge = _pledgee(k, ctx, receipt)
     _ensure(ctx.time_ms < pledge.cure_deadline_ms, CurePeriodOver, "the cure period is over")
     k.put_pledge(msgspec.structs.replace(pledge, cure_deadline_ms=0))
@@ -682,7 +723,7 @@ def apply_cure_default(k: Keeper, ctx: Context, op: CureDefault) -> None:
 def apply_invoke_pledge(k: Keeper, ctx: Context, op: InvokePledge) -> None:
     """After an uncured default, or on expiry under pledge, the pledgee becomes the holder."""
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "invoke_pledge")
+    _may(k, receipt, "invoke_pledge")
     _ensure(receipt.status == "defaulted" or receipt.expired_from in UNDER_PLEDGE, WrongStatus,
             "only a receipt under pledge is invoked")
     pledge = _pledgee(k, ctx, receipt)
@@ -700,7 +741,7 @@ def apply_surrender(k: Keeper, ctx: Context, op: Surrender) -> None:
     """The holder hands the receipt back to the warehouse, which holds it as custodian until
     the goods are out (EWR); naming some lots delivers those and keeps a receipt for the rest."""
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "surrender")
+    _may(k, receipt, "surrender")
     _ensure(receipt.status == "active" or receipt.expired_from == "active", ReceiptPledged,
             "a pledged receipt moves only with its pledgee")
     _holder(k, ctx, receipt)
@@ -720,7 +761,7 @@ def apply_surrender(k: Keeper, ctx: Context, op: Surrender) -> None:
 def apply_cancel_receipt(k: Keeper, ctx: Context, op: CancelReceipt) -> None:
     """The warehouse cancels as it ships, when outbound evidence after the surrender covers every lot."""
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "cancel_receipt")
+    _may(k, receipt, "cancel_receipt")
     _issuer(k, ctx, receipt)
     assert receipt.delivery is not None
     since = receipt.delivery.height
@@ -737,7 +778,7 @@ def apply_cancel_receipt(k: Keeper, ctx: Context, op: CancelReceipt) -> None:
 
 def apply_split_receipt(k: Keeper, ctx: Context, op: SplitReceipt) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "split_receipt")
+    _may(k, receipt, "split_receipt")
     _holder(k, ctx, receipt)
     _unexpired(ctx, receipt)
     named = [key for part in op.parts for key in part]
@@ -754,7 +795,7 @@ GOODS_SAME: Final = ("commodity", "spec", "grade", "producer", "packaging")
 def apply_merge_receipts(k: Keeper, ctx: Context, op: MergeReceipts) -> None:
     receipts = tuple(_receipt(k, rid) for rid in op.receipts)
     for receipt in receipts:
-        _may(receipt, "merge_receipts")
+        _may(k, receipt, "merge_receipts")
         _holder(k, ctx, receipt)
         _unexpired(ctx, receipt)
     first = receipts[0]
@@ -772,26 +813,28 @@ def apply_merge_receipts(k: Keeper, ctx: Context, op: MergeReceipts) -> None:
 
 def apply_expire_receipt(k: Keeper, ctx: Context, op: ExpireReceipt) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "expire_receipt")
+    _may(k, receipt, "expire_receipt")
     _ensure(ctx.time_ms >= receipt.terms.storage_until_ms, NotYetExpired, "the storage period is not over")
     k.put_receipt(_changed(receipt, ctx, status="expired", expired_from=receipt.status))
 
 
 def apply_extend_receipt(k: Keeper, ctx: Context, op: ExtendReceipt) -> None:
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "extend_receipt")
+    _may(k, receipt, "extend_receipt")
     _issuer(k, ctx, receipt)
     _ensure(op.until_ms > max(ctx.time_ms, receipt.terms.storage_until_ms), ExtensionNotLater,
             "an extension ends later than now and than the current period")
     terms = msgspec.structs.replace(receipt.terms, storage_until_ms=op.until_ms)
     status = receipt.expired_from if receipt.status == "expired" else receipt.status
-    k.put_receipt(_changed(receipt, ctx, terms=terms, status=status, expired_from=""))
+    extended = _changed(receipt, ctx, terms=terms, status=status, expired_from="")
+    k.put_receipt(extended)
+    monitor.receipt_issued(k, extended)
 
 
 def apply_convert_to_paper(k: Keeper, ctx: Context, op: ConvertToPaper) -> None:
     """The electronic record ceases to have effect; its lots stay bound to the paper (INV-12)."""
     receipt = _receipt(k, op.receipt)
-    _may(receipt, "convert_to_paper")
+    _may(k, receipt, "convert_to_paper")
     _holder(k, ctx, receipt)
     _unexpired(ctx, receipt)
     k.put_receipt(_changed(receipt, ctx, status="converted_to_paper", paper_ref=op.paper_ref,
@@ -839,6 +882,42 @@ def apply_void_receipt(k: Keeper, ctx: Context, op: VoidReceipt) -> None:
     _void(k, ctx, receipt)
 
 
+# --- monitoring (`monitor.py`) ------------------------------------------------------------------------------
+
+
+def _supervisor(k: Keeper, ctx: Context, warehouse: bytes) -> None:
+    info = k.warehouse(warehouse)
+    _ensure(info is not None and ctx.author == info.supervisor, NotSupervisor,
+            "only the warehouse's supervisor may do this")
+    _party(k, ctx.author, "supervisor")
+
+
+def apply_resolve_alert(k: Keeper, ctx: Context, op: ResolveAlert) -> None:
+    alert = k.alert(op.alert)
+    _ensure(alert is not None, AlertUnknown, "no such alert")
+    assert alert is not None
+    _ensure(alert.status == "open", AlertResolved, "the alert is resolved already")
+    _supervisor(k, ctx, alert.warehouse)
+    monitor.resolve(k, alert, Resolution(ctx.author, op.code, op.note, ctx.entry_id, ctx.height))
+
+
+def apply_record_stocktake(k: Keeper, ctx: Context, op: RecordStocktake) -> None:
+    """R9 runs on it at the end of the checkpoint, with the book as it then stands."""
+    _party(k, op.warehouse, "warehouse")
+    _supervisor(k, ctx, op.warehouse)
+    info = k.warehouse(op.warehouse)
+    assert info is not None
+    _ensure(op.bin in info.bins, UnknownBin, f"no bin {op.bin!r} at this warehouse")
+    k.enqueue(Pending("stocktake", ctx.entry_id, ctx.height,
+                      Stocktake(op.warehouse, op.bin, op.counted_kg, op.counted_pieces, op.note)))
+
+
+def apply_set_monitoring(k: Keeper, ctx: Context, op: SetMonitoring) -> None:
+    _ensure(ctx.council, NotCouncil, "the monitoring policy is the council's")
+    k.put_policy(Policy(op.tolerance_permille, op.business_hours_start_min, op.business_hours_end_min,
+                        op.heartbeat_factor, op.ageing_days, op.expiry_notice_days))
+
+
 # --- the entry point -----------------------------------------------------------------------------------------
 
 Apply = Callable[[Keeper, Context, Any], None]
@@ -878,6 +957,10 @@ APPLY: Final[Mapping[type[WarehouseOperation], Apply]] = MappingProxyType({
     FreezeReceipt: apply_freeze_receipt,
     UnfreezeReceipt: apply_unfreeze_receipt,
     VoidReceipt: apply_void_receipt,
+    ResolveAlert: apply_resolve_alert,
+    RecordStocktake: apply_record_stocktake,
+    SetMonitoring: apply_set_monitoring,
+    **finance.APPLY,
 })
 
 APPLY_BY_KIND: Final[Mapping[str, Apply]] = MappingProxyType({cls.KIND: fn for cls, fn in APPLY.items()})
