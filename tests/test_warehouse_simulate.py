@@ -247,7 +247,7 @@ def test_bad_simulation_input_is_a_coded_error(tmp_path: Path) -> None:
         sim.plan(1, days=3, faults=("price_crash",))
     with pytest.raises(sim.SimulationInvalid, match="warehouses"):
         sim.plan(1, warehouses=1, days=3, faults=("theft", "substitution", "drift", "blackout"))
-    base = ["warehouse", "simulate", "--node", UNREACHABLE, "--council-key", "c", "--plan-only", "--json"]
+    base = ["warehouse", "simulate", "--plan-only", "--json"]
     for args, message in ((["--faults", "meteor"], "meteor"), (["--days", "0"], "days"),
                           (["--day-seconds", "1"], "day seconds")):
         refused = bilayer(*base, *args)
@@ -259,6 +259,8 @@ def test_bad_simulation_input_is_a_coded_error(tmp_path: Path) -> None:
     summary = shown.json()
     assert summary["digest"] == sim.plan(4, days=7, faults=ALL).digest()
     assert sorted(f["kind"] for f in summary["faults"]) == sorted([*sim.FAULT_KINDS, "price_crash"])
+    no_node = bilayer("warehouse", "simulate", "--council-key", "c", "--days", "2", "--json")
+    assert no_node.code != 0 and "--node" in no_node.json()["error"]["message"]
     unreachable = bilayer("warehouse", "simulate", "--node", UNREACHABLE, "--council-key", "c", "--days", "2",
                           "--json", keystore=tmp_path)
     assert unreachable.code != 0 and unreachable.json()["error"]["code"] in ("key_not_found", "node_unreachable")
