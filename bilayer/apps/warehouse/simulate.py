@@ -1145,6 +1145,8 @@ class Driver:
         if self.monitoring is not False:
             for wh in (name for name, role in self.plan.parties.items() if role == "warehouse"):
                 address = address_from_public_key(self.keys[wh])
+                # holds first: an alert that set a hold exists by then, so it is seen in the same poll
+                holds = self._query(client, "holds", warehouse=address)
                 alerts = self._query(client, "alerts", warehouse=address)
                 if alerts is None:
                     self.monitoring = False
@@ -1152,12 +1154,11 @@ class Driver:
                 self.monitoring = True
                 for alert in _items(alerts, "alerts"):
                     self._saw(f"alert:{alert.get('id')}", str(alert.get("rule", "")), wh, now, alert)
-                holds = self._query(client, "holds", warehouse=address) or {}
-                for receipt in _items(holds, "receipts"):  # each hold with the alerts that set it
+                for receipt in _items(holds or {}, "receipts"):  # each hold with the alerts that set it
                     for alert_id in receipt.get("held", []):
                         self._saw(f"hold:{alert_id}:receipt:{receipt.get('id')}", "HELD", wh, now,
                                   {"alert": alert_id, "receipt": receipt.get("id")})
-                for held_bin in _items(holds, "bins"):
+                for held_bin in _items(holds or {}, "bins"):
                     for alert_id in held_bin.get("alerts", []):
                         self._saw(f"hold:{alert_id}:bin:{held_bin.get('bin')}", "HELD", wh, now,
                                   {"alert": alert_id, "bin": held_bin.get("bin")})
@@ -1315,8 +1316,9 @@ def score(plan_: Plan, outcomes: dict[int, Outcome], sightings: list[Sighting], 
             else:
                 row["missed"].append(rule)
         if f.warehouse:  # a hold set by one of the alerts the fault raised
-            own = {str(s.record.get("id")) for s in caused_by(f, entry)}
-            held = [s.first_seen_ms for s in sightings if s.what == "HELD" and s.record.get("alert") in own]
+            own = {str(s.record.get("id")): s.first_seen_ms for s in caused_by(f, entry)}
+            held = [max(s.first_seen_ms, own[s.record["alert"]]) for s in sightings  # never before its alert
+                    if s.what == "HELD" and s.record.get("alert") in own]
             if held:
                 row["held_s"].append(round((min(held) - entry) / 1000, 1))
     false_positives = []
