@@ -167,6 +167,7 @@ class Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fault: str = ""
     optional: tuple[str, ...] = ()  # fields dropped when this build's operation does not declare them
     reading_time: bool = False  # a device reading: its seq and eventTime are stamped when it is sent
+    settle: bool = False  # it waits for `after` to be decided either way, not for them to be final
 
 
 class Fault(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -246,6 +247,7 @@ class _Receipt:
     status: str = "active"  # active | pledged | delivering | cancelled | gone (out with no instruction)
     facility: str = ""
     reserved: str = ""  # why honest traffic leaves it alone
+    pledged_step: int = -1  # the later of the bank's confirmation and the warehouse's countersignature
 
 
 @dataclass
@@ -259,7 +261,8 @@ class _Warehouse:
     drifting: bool = False
     outbound_since_drift: int = 0
     dark: set[str] = field(default_factory=set)  # devices that stopped reporting
-    bin_changed: dict[str, int] = field(default_factory=dict)  # bin -> the last step that changed its book
+    bin_changed: dict[str, list[int]] = field(default_factory=dict)  # bin -> book changes since it was observed
+    bin_seen: dict[str, int] = field(default_factory=dict)  # bin -> its last observation (count or scan)
     gnss_free: list[str] = field(default_factory=list)
     last_proposal: int = -1
 
@@ -292,12 +295,12 @@ class _Builder:
     # --- step emission ---
 
     def emit(self, at_ms: int, signer: str, kind: str, body: dict[str, Any], *, after: Iterable[int] = (),
-             fault: str = "", optional: tuple[str, ...] = (), reading: bool = False) -> int:
+             fault: str = "", optional: tuple[str, ...] = (), reading: bool = False, settle: bool = False) -> int:
         n = len(self.steps)
         deps = tuple(sorted({a for a in after if a >= 0}))
         at_ms = max([at_ms, *(self.steps[a].at_ms + 10 for a in deps)])  # never before what it follows
         day = max(-1, at_ms // self.day_ms - 1)
-        self.steps.append(Step(n, at_ms, day, signer, kind, body, deps, fault, optional, reading))
+        self.steps.append(Step(n, at_ms, day, signer, kind, body, deps, fault, optional, reading, settle))
         return n
 
     def t(self, day: int, fraction: int, jitter: int = 0) -> int:
@@ -316,14 +319,15 @@ class _Builder:
 
     def reading(self, at_ms: int, device: str, biz_step: str, *, disposition: str = "", epcs: tuple[str, ...] = (),
                 reports: tuple[dict[str, str], ...] = (), transactions: tuple[dict[str, str], ...] = (),
-                after: Iterable[int] = (), fault: str = "") -> int:
+                after: Iterable[int] = (), fault: str = "", settle: bool = False) -> int:
         spec = self.devices[device]
         body = {"reading": {
             "device_id": spec.device_id, "tz_offset": "+08:00", "action": "OBSERVE", "biz_step": biz_step,
             "disposition": disposition, "epcs": list(epcs), "read_point": spec.read_point,
             "biz_location": self.location(spec.warehouse), "transactions": list(transactions),
             "reports": list(reports)}}
-        return self.emit(at_ms, device, "warehouse.reading", body, after=after, fault=fault, reading=True)
+        return self.emit(at_ms, device, "warehouse.reading", body, after=after, fault=fault, reading=True,
+                         settle=settle)
 
     # --- setup ---
 
@@ -440,7 +444,7 @@ class _Builder:
                 "mill_cert": _digest(f"MC-{lot.mill}-{lot.heat}-{lot.coil}"), "production_date":
                 Date(-self.rng.randrange(20, 90)), "bin": bin_name}, after=(lot.intake_step,))
             lot.booked = True
-            wh.bin_changed[bin_name] = lot.booked_step
+            wh.bin_changed.setdefault(bin_name, []).append(lot.booked_step)
             lots.append(lot)
             booked.append(lot.booked_step)
         # the bin is scanned before the receipt is proposed: what is issued has been verified (R12)
@@ -477,7 +481,8 @@ class _Builder:
         confirmed = self.emit(at_ms + 100, bank, "warehouse.confirm_pledge", offer, after=(requested,))
         countersigned = self.emit(at_ms + 100, receipt.warehouse, "warehouse.countersign", offer, after=(requested,))
         receipt.status, receipt.facility = "pledged", facility
-        return max(confirmed, countersigned)
+        receipt.pledged_step = max(confirmed, countersigned)
+        return receipt.pledged_step
 
     def deliver(self, receipt: _Receipt, at_ms: int, *, drift_bp: int = 0, fault: str = "") -> int:
         """Surrender, then the outbound weighing of the truck, the gate, and the cancellation."""
@@ -502,7 +507,7 @@ class _Builder:
                               after=(shipped, gate))
         for lot in receipt.lots:
             lot.booked = False
-            wh.bin_changed[lot.bin] = cancelled
+            wh.bin_changed.setdefault(lot.bin, []).append(cancelled)
         receipt.status = "cancelled"
         return shipped
 
@@ -581,19 +586,30 @@ class _Builder:
         for bin_name in BINS:
             self.count(wh, bin_name, self.t(d, fraction, 100))
 
+    def observation_after(self, wh: _Warehouse, bin_name: str) -> tuple[int, ...]:
+        """An observation of a bin waits for every change of its book since the last one (and
+        for that one), whatever became of them: an honest count then meets the book."""
+        return (*wh.bin_changed.get(bin_name, ()), wh.bin_seen.get(bin_name, -1))
+
+    def observed(self, wh: _Warehouse, bin_name: str, step: int) -> None:
+        wh.bin_changed[bin_name] = []
+        wh.bin_seen[bin_name] = step
+
     def count(self, wh: _Warehouse, bin_name: str, at_ms: int) -> int:
-        """The camera counts the coils physically in the bin; the lidar estimates their mass.
-        Both wait until the bin's last booking is final, so an honest count meets the book."""
-        after = (wh.bin_changed.get(bin_name, -1),)
+        """The camera counts the coils physically in the bin; the lidar estimates their mass."""
+        after = self.observation_after(wh, bin_name)
         present = self.in_bin(wh, bin_name, physical=True)
         last = -1
         camera = f"{wh.name}-cam-{bin_name}"
         if camera not in wh.dark:
             last = self.reading(at_ms, camera, "cycle_counting", reports=(_report("Count", str(len(present)), "H87"),),
-                                after=after)
-        return max(last, self.scan(wh, bin_name, at_ms + 20))
+                                after=after, settle=True)
+        last = max(last, self.scan(wh, bin_name, at_ms + 20, after))
+        if last >= 0:
+            self.observed(wh, bin_name, last)
+        return last
 
-    def scan(self, wh: _Warehouse, bin_name: str, at_ms: int) -> int:
+    def scan(self, wh: _Warehouse, bin_name: str, at_ms: int, after: tuple[int, ...] | None = None) -> int:
         """The lidar's estimate of the mass in the bin: what is there, within 0.2%."""
         lidar = f"{wh.name}-lidar-{bin_name}"
         if lidar in wh.dark:
@@ -603,8 +619,10 @@ class _Builder:
         noise = (mass * abs(spread) // 10_000) * (1 if spread >= 0 else -1)
         scanned = self.reading(at_ms, lidar, "cycle_counting",
                                reports=(_report("Mass", str(max(0, mass + noise)), "KGM", "net"),),
-                               after=(wh.bin_changed.get(bin_name, -1),))
+                               after=self.observation_after(wh, bin_name) if after is None else after, settle=True)
         self.last_lidar[(wh.name, bin_name)] = scanned
+        if after is None:
+            self.observed(wh, bin_name, scanned)
         return scanned
 
     def prices_for(self, days: int, crash: bool) -> None:
@@ -649,7 +667,7 @@ class _Builder:
                 self.crash_outstanding = value * share // 10_000
             self.emit(self.t(d, 50), bank, "warehouse.report_outstanding", {  # pledges are of coil: one spec
                 "facility": facility, "outstanding": Scaled(HRC_SPECS[0], value * share // 10_000), "day": Date(d)},
-                after=tuple(marks.values()))
+                after=(*marks.values(), *(r.pledged_step for r in pledged)))  # valued with its pledges
 
     # --- faults ---
 
@@ -1126,6 +1144,8 @@ class Driver:
             outcome = self.outcomes.get(dep)
             if outcome is None:
                 return "dependency_timeout" if waited_ms > self.timeout_s * 1000 else "wait"
+            if step.settle:
+                continue
             if outcome.status == "UNSUPPORTED":
                 return "UNSUPPORTED"
             if outcome.status != "FINAL":
@@ -1445,7 +1465,7 @@ def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = 
         nonlocal clock
         if any(outcomes.get(dep) is None for dep in step.after):
             return False
-        if any(outcomes[dep] != "FINAL" for dep in step.after):
+        if not step.settle and any(outcomes[dep] != "FINAL" for dep in step.after):
             unsupported = step.kind not in operations or any(outcomes[dep] == "UNSUPPORTED" for dep in step.after)
             outcomes[step.n] = "UNSUPPORTED" if unsupported else "SKIPPED"
             return True
