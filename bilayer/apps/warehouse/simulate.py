@@ -167,7 +167,7 @@ class Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fault: str = ""
     optional: tuple[str, ...] = ()  # fields dropped when this build's operation does not declare them
     reading_time: bool = False  # a device reading: its seq and eventTime are stamped when it is sent
-    settle: bool = False  # it waits for `after` to be decided either way, not for them to be final
+    waits: tuple[int, ...] = ()  # steps it waits for, decided either way (not necessarily final)
 
 
 class Fault(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -247,7 +247,7 @@ class _Receipt:
     status: str = "active"  # active | pledged | delivering | cancelled | gone (out with no instruction)
     facility: str = ""
     reserved: str = ""  # why honest traffic leaves it alone
-    pledged_step: int = -1  # the later of the bank's confirmation and the warehouse's countersignature
+    pledged_steps: tuple[int, ...] = ()  # the bank's confirmation and the warehouse's countersignature
 
 
 @dataclass
@@ -287,6 +287,8 @@ class _Builder:
         self.crash_facility = ""
         self.crash_collateral: list[int] = []
         self.opened: dict[str, int] = {}  # facility -> the step that opens it
+        self.approved: dict[str, int] = {}  # device -> the step that approves it
+        self.reported: list[int] = []  # the banks' reports of the day: the next day's prices wait for them
         self.crash_outstanding = 0
         self.last_lidar: dict[tuple[str, str], int] = {}
         self.pending_substitution: list[tuple[_Warehouse, str, _Lot, int, int]] = []
@@ -295,12 +297,13 @@ class _Builder:
     # --- step emission ---
 
     def emit(self, at_ms: int, signer: str, kind: str, body: dict[str, Any], *, after: Iterable[int] = (),
-             fault: str = "", optional: tuple[str, ...] = (), reading: bool = False, settle: bool = False) -> int:
+             fault: str = "", optional: tuple[str, ...] = (), reading: bool = False, waits: Iterable[int] = ()) -> int:
         n = len(self.steps)
         deps = tuple(sorted({a for a in after if a >= 0}))
-        at_ms = max([at_ms, *(self.steps[a].at_ms + 10 for a in deps)])  # never before what it follows
+        waited = tuple(sorted({w for w in waits if w >= 0} - set(deps)))
+        at_ms = max([at_ms, *(self.steps[a].at_ms + 10 for a in (*deps, *waited))])  # never before what it follows
         day = max(-1, at_ms // self.day_ms - 1)
-        self.steps.append(Step(n, at_ms, day, signer, kind, body, deps, fault, optional, reading, settle))
+        self.steps.append(Step(n, at_ms, day, signer, kind, body, deps, fault, optional, reading, waited))
         return n
 
     def t(self, day: int, fraction: int, jitter: int = 0) -> int:
@@ -319,15 +322,15 @@ class _Builder:
 
     def reading(self, at_ms: int, device: str, biz_step: str, *, disposition: str = "", epcs: tuple[str, ...] = (),
                 reports: tuple[dict[str, str], ...] = (), transactions: tuple[dict[str, str], ...] = (),
-                after: Iterable[int] = (), fault: str = "", settle: bool = False) -> int:
+                after: Iterable[int] = (), fault: str = "", waits: Iterable[int] = ()) -> int:
         spec = self.devices[device]
         body = {"reading": {
             "device_id": spec.device_id, "tz_offset": "+08:00", "action": "OBSERVE", "biz_step": biz_step,
             "disposition": disposition, "epcs": list(epcs), "read_point": spec.read_point,
             "biz_location": self.location(spec.warehouse), "transactions": list(transactions),
             "reports": list(reports)}}
-        return self.emit(at_ms, device, "warehouse.reading", body, after=after, fault=fault, reading=True,
-                         settle=settle)
+        return self.emit(at_ms, device, "warehouse.reading", body, after=(*after, self.approved[device]), fault=fault,
+                         reading=True, waits=waits)
 
     # --- setup ---
 
@@ -368,6 +371,7 @@ class _Builder:
                     "heartbeat_ms": self.heartbeat_ms}, after=(done[wh.name],), optional=("heartbeat_ms",))
                 approvals.append(self.emit(0, "sup", "warehouse.approve_device", {"device_id": device_id},
                                            after=(proposed, done["sup"])))
+                self.approved[f"{wh.name}-{name}"] = approvals[-1]
                 if kind == "gnss_tag":
                     wh.gnss_free.append(f"{wh.name}-{name}")
             done[f"{wh.name}-devices"] = max(approvals)
@@ -437,7 +441,8 @@ class _Builder:
             lot = self.new_lot(wh, bin_name, lots[0].mill if lots else "", lots[0].grade if lots else "")
             tare = self.rng.randrange(15_000, 19_001)
             lot.intake_step = self.reading(at_ms + i * 50, device, "receiving", disposition="in_progress",
-                                           epcs=(lot.urn,), reports=_weighing(tare + lot.net_kg, tare), after=after)
+                                           epcs=(lot.urn,), reports=_weighing(tare + lot.net_kg, tare), after=after,
+                                           waits=(wh.bin_seen.get(bin_name, -1),))
             lot.booked_step = self.emit(at_ms + i * 50 + 10, wh.name, "warehouse.register_lot", {
                 "mill": lot.mill, "heat": lot.heat, "coil": lot.coil, "form": lot.form, "grade": lot.grade,
                 "spec": lot.spec, "pieces": 1, "intake_event": Event(lot.intake_step),
@@ -481,8 +486,8 @@ class _Builder:
         confirmed = self.emit(at_ms + 100, bank, "warehouse.confirm_pledge", offer, after=(requested,))
         countersigned = self.emit(at_ms + 100, receipt.warehouse, "warehouse.countersign", offer, after=(requested,))
         receipt.status, receipt.facility = "pledged", facility
-        receipt.pledged_step = max(confirmed, countersigned)
-        return receipt.pledged_step
+        receipt.pledged_steps = (confirmed, countersigned)  # in either order: pledged once both are in
+        return max(confirmed, countersigned)
 
     def deliver(self, receipt: _Receipt, at_ms: int, *, drift_bp: int = 0, fault: str = "") -> int:
         """Surrender, then the outbound weighing of the truck, the gate, and the cancellation."""
@@ -490,7 +495,7 @@ class _Builder:
         ref = Receipt(receipt.warehouse, receipt.number)
         surrendered = self.emit(at_ms, receipt.depositor, "warehouse.surrender", {
             "receipt": ref, "collector_ref": _digest(f"ID-{self.seed}-{receipt.warehouse}-{receipt.number}")},
-            after=receipt.accepted)
+            after=receipt.accepted, waits=(wh.bin_seen.get(x.bin, -1) for x in receipt.lots))
         net = sum(x.net_kg for x in receipt.lots)
         noise = self.rng.randrange(-20, 21)
         weighed = net + noise + net * drift_bp // 10_000
@@ -588,7 +593,8 @@ class _Builder:
 
     def observation_after(self, wh: _Warehouse, bin_name: str) -> tuple[int, ...]:
         """An observation of a bin waits for every change of its book since the last one (and
-        for that one), whatever became of them: an honest count then meets the book."""
+        for that one), whatever became of them; what changes the bin next waits for it. So an
+        honest count meets the book however late the network decides."""
         return (*wh.bin_changed.get(bin_name, ()), wh.bin_seen.get(bin_name, -1))
 
     def observed(self, wh: _Warehouse, bin_name: str, step: int) -> None:
@@ -603,7 +609,7 @@ class _Builder:
         camera = f"{wh.name}-cam-{bin_name}"
         if camera not in wh.dark:
             last = self.reading(at_ms, camera, "cycle_counting", reports=(_report("Count", str(len(present)), "H87"),),
-                                after=after, settle=True)
+                                waits=after)
         last = max(last, self.scan(wh, bin_name, at_ms + 20, after))
         if last >= 0:
             self.observed(wh, bin_name, last)
@@ -619,7 +625,7 @@ class _Builder:
         noise = (mass * abs(spread) // 10_000) * (1 if spread >= 0 else -1)
         scanned = self.reading(at_ms, lidar, "cycle_counting",
                                reports=(_report("Mass", str(max(0, mass + noise)), "KGM", "net"),),
-                               after=self.observation_after(wh, bin_name) if after is None else after, settle=True)
+                               waits=self.observation_after(wh, bin_name) if after is None else after)
         self.last_lidar[(wh.name, bin_name)] = scanned
         if after is None:
             self.observed(wh, bin_name, scanned)
@@ -644,11 +650,14 @@ class _Builder:
             path[base_day + 6] = target * (10_000 - CRASH_LAST_BP) // 10_000
 
     def publish(self, d: int) -> dict[str, int]:
+        """The day's settlement prices, once yesterday's balances are reported against yesterday's."""
         marks = {}
         for spec in SPECS:
             marks[spec] = self.emit(self.t(d, 0), "pub", "warehouse.publish_price", {
                 "spec": spec, "source": "shfe_settlement", "kind": "settlement", "day": Date(d),
-                "price": Scaled(spec, self.prices[spec][d]), "currency": "CNY", "vat_included": False})
+                "price": Scaled(spec, self.prices[spec][d]), "currency": "CNY", "vat_included": False},
+                waits=self.reported)
+        self.reported = []
         return marks
 
     def outstanding(self, d: int, marks: dict[str, int]) -> None:
@@ -665,9 +674,10 @@ class _Builder:
             if facility == self.crash_facility:
                 self.crash_collateral = [sum(x.net_kg for x in r.lots) for r in pledged]
                 self.crash_outstanding = value * share // 10_000
+            self.reported.append(len(self.steps))
             self.emit(self.t(d, 50), bank, "warehouse.report_outstanding", {  # pledges are of coil: one spec
                 "facility": facility, "outstanding": Scaled(HRC_SPECS[0], value * share // 10_000), "day": Date(d)},
-                after=(*marks.values(), *(r.pledged_step for r in pledged)))  # valued with its pledges
+                after=(*marks.values(), *(s for r in pledged for s in r.pledged_steps)))  # valued with its pledges
 
     # --- faults ---
 
@@ -861,7 +871,8 @@ def _renumbered(step: Step, renumber: dict[int, int]) -> Step:
         return value
 
     return msgspec.structs.replace(step, n=renumber[step.n], body=swap(step.body),
-                                   after=tuple(sorted(renumber[a] for a in step.after)))
+                                   after=tuple(sorted(renumber[a] for a in step.after)),
+                                   waits=tuple(sorted(renumber[w] for w in step.waits)))
 
 
 def _coils(n: int) -> str:
@@ -1090,7 +1101,7 @@ class Driver:
     def send(self, step: Step, resolver: Resolver, pool: ThreadPoolExecutor) -> None:
         author = self.authors[step.signer]
         now = self.now_ms()
-        ready_ms = max([self.start_ms + step.at_ms, *(self.outcomes[d].done_ms for d in step.after)])
+        ready_ms = max([self.start_ms + step.at_ms, *(self.outcomes[d].done_ms for d in (*step.after, *step.waits))])
         self.max_lag_ms = max(self.max_lag_ms, now - ready_ms)  # behind schedule, not waiting for a prerequisite
         try:
             op = materialize(step, resolver, self.operations, now)
@@ -1140,12 +1151,12 @@ class Driver:
 
     def readiness(self, step: Step, waited_ms: int) -> str:
         """"ready", "wait", "UNSUPPORTED", or why the step cannot be sent."""
+        if any(w not in self.outcomes for w in step.waits):
+            return "dependency_timeout" if waited_ms > self.timeout_s * 1000 else "wait"
         for dep in step.after:
             outcome = self.outcomes.get(dep)
             if outcome is None:
                 return "dependency_timeout" if waited_ms > self.timeout_s * 1000 else "wait"
-            if step.settle:
-                continue
             if outcome.status == "UNSUPPORTED":
                 return "UNSUPPORTED"
             if outcome.status != "FINAL":
@@ -1408,6 +1419,7 @@ class Rehearsal:
     outcomes: dict[int, str]  # step -> "FINAL", a refusal's code, "SKIPPED" or "UNSUPPORTED"
     keeper: Any  # the application's state at the end
     times: dict[int, int]  # checkpoint height -> its time
+    decided_at: dict[int, int]  # step -> the time it was decided
 
     def sightings(self, plan_: Plan) -> list[Sighting]:
         """The alerts, holds and facility states the rehearsal raised, as a watcher would have
@@ -1430,18 +1442,23 @@ class Rehearsal:
         """The run's table, as the rehearsal's own state machine and rules would give it."""
         outcomes = {n: Outcome(code if code in ("FINAL", "SKIPPED", "UNSUPPORTED") else "REJECTED",
                                "" if code in ("FINAL", "SKIPPED", "UNSUPPORTED") else code,
-                               self.times.get(n + 1, REHEARSAL_START_MS + plan_.steps[n].at_ms))
+                               self.decided_at.get(n, REHEARSAL_START_MS + plan_.steps[n].at_ms))
                     for n, code in self.outcomes.items()}
         keeper = self.keeper
         return score(plan_, outcomes, self.sightings(plan_), REHEARSAL_START_MS,
                      monitoring=hasattr(keeper, "alerts"), finance=hasattr(keeper, "facilities"))
 
 
-def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = None) -> Rehearsal:
-    """The plan through this build's state machine alone, no network: each step in time order
-    once the steps it follows are applied, as its own checkpoint (with the application's
-    end-of-checkpoint work), on a fixed clock. `on_applied(step, op, keeper)` sees the state
-    after each applied step."""
+def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = None, *,
+             latency_ms: tuple[int, int] = (0, 0), latency_seed: int = 0) -> Rehearsal:
+    """The plan through this build's state machine alone, no network: each step sent at its
+    time once the steps it follows are decided, and decided `latency_ms` (drawn from the
+    range with `latency_seed`) later as its own checkpoint, with the application's
+    end-of-checkpoint work. With latency, steps are decided in whatever order a network with
+    that spread of finality times might decide them, within what the plan orders.
+    `on_applied(step, op, keeper)` sees the state after each applied step."""
+    import heapq
+
     from ...execution.executor import end_checkpoint
     from ...execution.governance.context import ExecContext
     from ...execution.state import State
@@ -1456,51 +1473,59 @@ def rehearse(plan_: Plan, on_applied: Callable[[Step, Any, Any], None] | None = 
     names = {*plan_.parties, *(d.name for d in plan_.devices), "council"}
     resolver = Resolver({name: rehearsal_key(name) for name in names}, REHEARSAL_START_MS, "2026-12-01")
     operations = {op.KIND: op for op in OPERATIONS if op in APPLY}
+    rng = random.Random(latency_seed)
     outcomes: dict[int, str] = {}
-    times: dict[int, int] = {}
-    deferred: list[Step] = []
-    clock = REHEARSAL_START_MS
+    times: dict[int, int] = {}  # checkpoint height -> its time
+    decided_at: dict[int, int] = {}
+    waiting_on = {step.n: len(set(step.after) | set(step.waits)) for step in plan_.steps}
+    dependents: dict[int, list[int]] = {}
+    for step in plan_.steps:
+        for dep in set(step.after) | set(step.waits):
+            dependents.setdefault(dep, []).append(step.n)
+    queue: list[tuple[int, int]] = []
 
-    def attempt(step: Step) -> bool:
-        nonlocal clock
-        if any(outcomes.get(dep) is None for dep in step.after):
-            return False
-        if not step.settle and any(outcomes[dep] != "FINAL" for dep in step.after):
-            unsupported = step.kind not in operations or any(outcomes[dep] == "UNSUPPORTED" for dep in step.after)
-            outcomes[step.n] = "UNSUPPORTED" if unsupported else "SKIPPED"
-            return True
-        clock = max(clock, REHEARSAL_START_MS + step.at_ms)
-        op = materialize(step, resolver, operations, clock)
-        if op is None:
-            outcomes[step.n] = "UNSUPPORTED"
-            return True
-        entry = hashlib.sha256(b"rehearsal entry" + step.n.to_bytes(8, "big")).digest()
-        resolver.entries[step.n] = entry
-        ctx = Context(entry, resolver.keys[step.signer], step.n + 1, clock, council=step.signer == "council")
-        try:
-            apply(keeper, ctx, op)
-        except WarehouseRejected as exc:
-            outcomes[step.n] = exc.code
-            return True
-        finally:
-            end_checkpoint(ExecContext(step.n + 1, clock, governance), state)
-            times[step.n + 1] = clock
-        outcomes[step.n] = "FINAL"
-        if on_applied is not None:
-            on_applied(step, op, keeper)
-        return True
+    def release(n: int) -> None:
+        step = plan_.steps[n]
+        sent = max([REHEARSAL_START_MS + step.at_ms, *(decided_at[d] for d in (*step.after, *step.waits))])
+        low, high = latency_ms
+        heapq.heappush(queue, (sent + (rng.randint(low, high) if high else 0), n))
+
+    def decide(n: int, outcome: str, at: int) -> None:
+        outcomes[n], decided_at[n] = outcome, at
+        for later in dependents.get(n, ()):
+            waiting_on[later] -= 1
+            if waiting_on[later] == 0:
+                release(later)
 
     for step in plan_.steps:
-        if not attempt(step):
-            deferred.append(step)
+        if waiting_on[step.n] == 0:
+            release(step.n)
+    height = 0
+    while queue:
+        clock, n = heapq.heappop(queue)
+        step = plan_.steps[n]
+        if any(outcomes[dep] != "FINAL" for dep in step.after):
+            unsupported = step.kind not in operations or any(outcomes[dep] == "UNSUPPORTED" for dep in step.after)
+            decide(n, "UNSUPPORTED" if unsupported else "SKIPPED", clock)
             continue
-        progressed = True
-        while progressed and deferred:
-            progressed = False
-            for waiting in list(deferred):
-                if attempt(waiting):
-                    deferred.remove(waiting)
-                    progressed = True
-    for step in deferred:
-        outcomes[step.n] = "SKIPPED"
-    return Rehearsal(outcomes, keeper, times)
+        op = materialize(step, resolver, operations, clock)
+        if op is None:
+            decide(n, "UNSUPPORTED", clock)
+            continue
+        height += 1
+        entry = hashlib.sha256(b"rehearsal entry" + n.to_bytes(8, "big")).digest()
+        resolver.entries[n] = entry
+        ctx = Context(entry, resolver.keys[step.signer], height, clock, council=step.signer == "council")
+        try:
+            apply(keeper, ctx, op)
+            outcome = "FINAL"
+        except WarehouseRejected as exc:
+            outcome = exc.code
+        end_checkpoint(ExecContext(height, clock, governance), state)
+        times[height] = clock
+        if outcome == "FINAL" and on_applied is not None:
+            on_applied(step, op, keeper)
+        decide(n, outcome, clock)
+    for step in plan_.steps:
+        outcomes.setdefault(step.n, "SKIPPED")
+    return Rehearsal(outcomes, keeper, times, decided_at)
