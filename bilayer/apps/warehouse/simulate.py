@@ -695,6 +695,13 @@ class _Builder:
             raise SimulationInvalid(f"{wh.name} has no bin left for another fault; give it more warehouses")
         return self.rng.choice(choices)
 
+    def settled(self, wh: _Warehouse, lots: list[_Lot]) -> tuple[int, ...]:
+        """What a fault on these lots waits for: their booking, their receipt's pledge, and the
+        last observation of their bins (so the goods it takes are there, on the book, first)."""
+        receipts = [r for r in self.receipts if r.warehouse == wh.name and r.number in {x.receipt for x in lots}]
+        return (*(x.booked_step for x in lots), *(s for r in receipts for s in r.pledged_steps),
+                *(wh.bin_seen.get(x.bin, -1) for x in lots))
+
     def theft(self, wh: _Warehouse, d: int) -> None:
         reserved = {x.urn for r in self.receipts if r.reserved for x in r.lots}
         tagged = sorted((x for x in self.lots if x.warehouse == wh.name and x.tag and x.in_stock and x.booked
@@ -706,8 +713,10 @@ class _Builder:
         wh.closed = True  # the warehouse's receipts are held until the alert is resolved
         at = self.t(d, NIGHT)
         gate = self.reading(at, f"{wh.name}-gate", "departing", disposition="in_transit", epcs=(lot.urn,),
-                            fault="theft")
-        self.reading(at + 200, lot.tag, "departing", disposition="in_transit", epcs=(lot.urn,), fault="theft")
+                            fault="theft", waits=self.settled(wh, [lot]))
+        self.reading(at + 200, lot.tag, "departing", disposition="in_transit", epcs=(lot.urn,), fault="theft",
+                     waits=(gate,))
+        wh.bin_changed.setdefault(lot.bin, []).append(gate)  # the next count sees the bin after the theft
         lot.in_stock = False
         self.faults.append(Fault("theft", wh.name, EXPECTED["theft"], CONSEQUENCES["theft"], gate, at, d, lot.bin,
                                  (lot.urn,), note=f"coil {lot.coil} ({lot.net_kg} kg) driven out at night"))
@@ -729,9 +738,11 @@ class _Builder:
         seen = self.last_lidar[(wh.name, bin_name)]
         book = sum(x.net_kg for x in self.in_bin(wh, bin_name, physical=False))
         pieces = len(self.in_bin(wh, bin_name, physical=True))
-        self.emit(self.t(d + 1, 200), "sup", "warehouse.record_stocktake", {
+        counted = self.emit(self.t(d + 1, 200), "sup", "warehouse.record_stocktake", {
             "warehouse": Key(wh.name), "bin": bin_name, "counted_kg": book - short, "counted_pieces": pieces,
-            "note": "coil weighed on the crane scale: lighter than its ticket"}, fault="substitution")
+            "note": "coil weighed on the crane scale: lighter than its ticket"}, fault="substitution",
+            waits=self.observation_after(wh, bin_name))  # the supervisor counts after the lidar scan
+        self.observed(wh, bin_name, counted)
         self.faults.append(Fault("substitution", wh.name, EXPECTED["substitution"], CONSEQUENCES["substitution"],
                                  seen, self.steps[seen].at_ms, d, bin_name, (lot.urn,),
                                  note=f"coil {lot.coil} swapped for one {short} kg lighter"))
@@ -779,7 +790,10 @@ class _Builder:
         net = sum(x.net_kg for x in receipt.lots)
         tare = self.rng.randrange(15_000, 19_001)
         shipped = self.reading(at, f"{wh.name}-wb", "shipping", disposition="in_transit", epcs=urns,
-                               reports=_weighing(tare + net, tare), fault="unauthorised_exit")
+                               reports=_weighing(tare + net, tare), fault="unauthorised_exit",
+                               waits=self.settled(wh, receipt.lots))
+        for bin_name in {x.bin for x in receipt.lots}:  # the next count sees the bin after the truck left
+            wh.bin_changed.setdefault(bin_name, []).append(shipped)
         for lot in receipt.lots:
             lot.in_stock = False
         receipt.status = "gone"
