@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,10 +20,12 @@ from urllib.parse import urlencode
 
 import click
 import msgspec
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from ...api.client import NodeClient
 from ...cli.audit_cmd import PROOF_TIMEOUT_S
-from ...cli.keys_cmd import open_keystore
+from ...cli.keys_cmd import keystore_option, open_keystore
 from ...cli.output import console, emit, json_option, kv_table
 from ...cli.query_cmd import node_option
 from ...cli.tx_cmd import _common
@@ -30,7 +33,7 @@ from ...errors import BadRequest
 from ...keys.address import public_key_from_address
 from ...keys.signing import Signer
 from ...ledger.operations import Operation
-from . import epcis
+from . import epcis, simulate
 from .monitor import RULES
 from .operations import (
     AcceptReceipt,
@@ -1182,3 +1185,91 @@ def warehouse_valuation(bank: str, facility: str, day: str, csv_out: str, node_u
                           f"({line['source']}, {line['price_day']}) -{line['haircut_bp']} bp = {line['value']}")
 
     emit(data, as_json, human)
+
+# --- the simulator --------------------------------------------------------------------------------------
+
+
+@warehouse.command("simulate")
+@click.option("--node", "nodes", multiple=True, help="A node's API URL (repeat: authors are spread over them).")
+@keystore_option
+@click.option("--council-key", default="", help="A key with council weight: it appoints the simulated parties.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Everything the world does follows from it.")
+@click.option("--warehouses", type=int, default=3, show_default=True)
+@click.option("--days", type=int, default=10, show_default=True, help="Trading days (a quiet day follows).")
+@click.option("--day-seconds", type=float, default=20.0, show_default=True, help="Wall-clock seconds per day.")
+@click.option("--faults", default="", help=f"Comma-separated: {', '.join(simulate.FAULT_KINDS)}, or all.")
+@click.option("--timeout", type=float, default=90.0, show_default=True,
+              help="Seconds a step may wait for its outcome, or for the steps it follows.")
+@click.option("--plan-only", is_flag=True, help="Print the plan's summary (and its digest) without a network.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the result as JSON to this file.")
+@json_option
+def warehouse_simulate(nodes: tuple[str, ...], keystore: Path | None, council_key: str, seed: int, warehouses: int,
+                       days: int, day_seconds: float, faults: str, timeout: float, plan_only: bool, out: Path | None,
+                       as_json: bool) -> None:
+    """A seeded world of warehouses, devices, depositors, banks and prices played on a running
+    network, with faults injected; then, per fault, whether its rule caught it and how fast."""
+    plan = simulate.plan(seed, warehouses=warehouses, days=days, day_seconds=day_seconds,
+                         faults=(faults,) if faults else ())
+    if plan_only:
+        emit(simulate.summary(plan), as_json, _plan_table)
+        return
+    if not nodes or not council_key:
+        raise simulate.SimulationInvalid("a run needs --node (one or more) and --council-key")
+    store = open_keystore(keystore)
+    driver = simulate.Driver(plan, list(nodes), store, store.load(council_key), timeout_s=timeout)
+    if as_json:
+        result = driver.run()
+    else:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[tally]}"), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("setup", total=len(plan.steps), tally="")
+
+            def show(d: simulate.Driver) -> None:
+                tally = d.counts()
+                bar.update(task, completed=len(d.outcomes), description="setup" if d.day < 0 else f"day {d.day}",
+                           tally=f"sent {d.sent}  FINAL {tally.get('FINAL', 0)}  REJECTED {tally.get('REJECTED', 0)}")
+
+            driver.progress = show
+            result = driver.run()
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, as_json, _result_table)
+
+
+def _plan_table(d: dict[str, Any]) -> None:
+    kv_table(f"plan of seed {d['seed']} ({d['digest'][:16]}…)",
+             {k: v for k, v in d.items() if k not in ("faults", "kinds", "rehearsal")})
+    console.print("steps by kind: " + ", ".join(f"{k.removeprefix('warehouse.')} {v}" for k, v in d["kinds"].items()))
+    r = d["rehearsal"]
+    for f in d["faults"]:
+        caught = r["detected"].get(f["kind"], [])
+        console.print(f"  {f['kind']:<18} {f['where']:<16} day {f['day']}  {', '.join(f['rules'])}"
+                      f"  (rehearsed: {', '.join(caught) or 'none'} caught)  {f['note']}")
+    console.print("rehearsal on this build, no network: " + ", ".join(f"{k} {v}" for k, v in r["outcomes"].items())
+                  + f"; false positives {r['false_positives']}"
+                  + ("" if r["monitoring"] else "; no reconciliation rules in this build"))
+
+
+def _result_table(d: dict[str, Any]) -> None:
+    table = Table(title=f"seed {d['seed']}: {d['warehouses']} warehouses, {d['days']} days of {d['day_seconds']} s "
+                        f"(monitoring {'on' if d['monitoring'] else 'absent'}, finance "
+                        f"{'on' if d['finance'] else 'absent'})", title_justify="left")
+    for column in ("fault", "injected", "expected", "detected", "missed", "to alert (s)", "to HELD (s)"):
+        table.add_column(column)
+    for row in d["faults"]:
+        table.add_row(row["fault"], str(row["injected"]), ", ".join(row["rules"]), ", ".join(row["detected"]) or "-",
+                      ", ".join(row["missed"]) or "-", ", ".join(map(str, row["alert_s"])) or "-",
+                      ", ".join(map(str, row["held_s"])) or "-")
+    console.print(table)
+    if d["alerts"]:
+        console.print("alerts raised, by rule: " + ", ".join(f"{k} {v}" for k, v in d["alerts"].items()))
+    console.print(f"false positives: {len(d['false_positives'])}"
+                  + "".join(f"\n  {f['rule']} at {f['warehouse']}" for f in d["false_positives"]))
+    console.print("steps: " + ", ".join(f"{k} {v}" for k, v in d["outcomes"].items())
+                  + f" (of {d['steps']}; most behind schedule: {d['max_lag_s']} s)")
+    if d["rejected"]:
+        console.print("not final, by code: " + ", ".join(f"{k}: {v}" for k, v in d["rejected"].items()))
+    if d["unsupported_kinds"]:
+        console.print("kinds this build does not have: " + ", ".join(d["unsupported_kinds"]))
