@@ -50,6 +50,7 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from ... import codec
+from .epcis import Reading
 from .keeper import AGEING, DEADLINE, Keeper
 from .records import (
     SEVERITIES,
@@ -104,11 +105,26 @@ def _whole(value: str) -> int | None:
     return int(number) if number == number.to_integral_value() else None
 
 
-def _report(evidence: Evidence, kind: str) -> int | None:
-    for report in evidence.reading.reports:
-        if report.type == kind:
-            return _whole(report.value)
+def report(reading: Reading, kind: str) -> int | None:
+    """The first sensor report of this type as a whole number (a count, a flag), if any."""
+    for item in reading.reports:
+        if item.type == kind:
+            return _whole(item.value)
     return None
+
+
+def _report(evidence: Evidence, kind: str) -> int | None:
+    return report(evidence.reading, kind)
+
+
+def alert_id(rule: str, height: int, warehouse: bytes, n: int) -> bytes:
+    """H(rule, height, warehouse, n): n counts the checkpoint's alerts in the order they are raised."""
+    return hashlib.sha256(codec.encode(("bilayer.warehouse.alert", rule, height, warehouse, n))).digest()
+
+
+def local_minute(event_time_ms: int) -> int:
+    """The minute of the local (UTC+8) day an event happened in, as R8 compares it."""
+    return (event_time_ms + LOCAL_OFFSET_MS) % DAY_MS // 60_000
 
 
 def _day_ms(date: str) -> int | None:
@@ -227,7 +243,7 @@ class _Run:
               hold_bins: tuple[str, ...] = (), **fields: Any) -> Alert:
         """Record an alert, and hold what it names when its rule holds."""
         n = len(self.raised)
-        aid = hashlib.sha256(codec.encode(("bilayer.warehouse.alert", rule, self.height, warehouse, n))).digest()
+        aid = alert_id(rule, self.height, warehouse, n)
         held: list[bytes] = []
         if hold_receipts:
             for rid in fields.get("receipts", ()):
@@ -276,7 +292,7 @@ class _Run:
 
     def access(self, device: Device, ev: Evidence) -> None:
         """R8: a door opened outside business hours with no work order."""
-        minute = (ev.reading.event_time_ms + LOCAL_OFFSET_MS) % DAY_MS // 60_000
+        minute = local_minute(ev.reading.event_time_ms)
         inside = self.policy.business_hours_start_min <= minute < self.policy.business_hours_end_min
         if inside or any(t.type == "work_order" for t in ev.reading.transactions):
             return
