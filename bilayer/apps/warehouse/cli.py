@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -195,11 +196,15 @@ def warehouse_lot_show(lot: str, node_url: str, as_json: bool) -> None:
 
 @warehouse.command("evidence")
 @click.argument("receipt")
+@click.option("--epcis", "epcis_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the evidence as one EPCIS 2.0 document (JSON-LD) to this file.")
 @node_option
 @json_option
-def warehouse_evidence(receipt: str, node_url: str, as_json: bool) -> None:
+def warehouse_evidence(receipt: str, epcis_out: Path | None, node_url: str, as_json: bool) -> None:
     """The device evidence of a receipt's lots, with the same as one EPCIS 2.0 document."""
     data = _get(node_url, "evidence", id=_hex32(receipt, "RECEIPT"))
+    if epcis_out is not None:
+        epcis_out.write_text(json.dumps(data["epcis"], indent=2, ensure_ascii=False) + "\n")
 
     def human(d: dict[str, Any]) -> None:
         for e in d["events"]:
