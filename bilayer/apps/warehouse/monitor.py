@@ -306,7 +306,8 @@ class _Run:
         bin_name = device.bins[0]
         book = self.k.bin_stock(ev.warehouse, bin_name).book_pieces
         if count == book:
-            self.k.put_mismatches(ev.warehouse, bin_name, 0)
+            if self.k.mismatches(ev.warehouse, bin_name):
+                self.k.put_mismatches(ev.warehouse, bin_name, 0)
             return
         seen = self.k.mismatches(ev.warehouse, bin_name) + 1
         self.k.put_mismatches(ev.warehouse, bin_name, seen)
