@@ -45,7 +45,7 @@ COILS = tuple(("MILL01", "H24A1187", f"C{n:02d}") for n in range(1, 4))
 
 class World:
     """Two supervised warehouses on a real chain: WH (bins A1, A2; a weighbridge, a gate
-    reader and a lidar over A1; three coils booked into A1) and WH2 (bin B1, a weighbridge)."""
+    reader, a lidar over A1 and a camera over A2; three coils booked into A1) and WH2 (bin B1, a weighbridge)."""
 
     def __init__(self, path: Path) -> None:
         self.b = b = ChainBuilder(path)
@@ -62,6 +62,7 @@ class World:
         self.wb = self.device("WB1", "weighbridge", ("A1", "A2"), self.wh, self.sup)
         self.gate = self.device("GATE1", "gate_reader", ("A1", "A2"), self.wh, self.sup)
         self.lidar = self.device("LIDAR1", "lidar", ("A1",), self.wh, self.sup)
+        self.camera = self.device("CAM1", "camera", ("A2",), self.wh, self.sup)
         self.wb2 = self.device("WB2", "weighbridge", ("B1",), self.wh2, self.sup2)
         for coil in COILS:
             intake = self.reading(self.wb, "receiving", (lot_urn(*coil),), weighed(NET))
@@ -297,3 +298,17 @@ def test_alert_export_writes_the_document_the_verifier_accepts(world: World, dep
                                         "http://127.0.0.1:1", "--json"])
     assert isinstance(bad.exception, BilayerError) and bad.exception.code == "bad_request"  # the CLI prints the code
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_camera_count_verifies_and_a_count_altered_is_refused(world: World, departed: tuple[Alert, bytes]) -> None:
+    """R6: the empty bin A2 counted as one coil twice in a row; the count is read from the signed reading."""
+    for _ in range(2):
+        world.reading(world.camera, "cycle_counting", reports=(epcis.SensorReport("Count", "1", "H87"),))
+    r6 = encode(world.document(world.alert("R6")))
+    summary = verify(r6, world.b.genesis)
+    assert (summary["record"]["observed"], summary["record"]["expected"]) == (1, 0)
+    assert "camera's count" in summary["proves"]
+    assert refused(altered(r6, record(lambda a: msgspec.structs.replace(a, observed=2, delta=2))), world) == (
+        "alert_observed_mismatch")
+    assert refused(altered(r6, record(lambda a: msgspec.structs.replace(a, height=a.height - 1))), world) == (
+        "alert_id_mismatch")

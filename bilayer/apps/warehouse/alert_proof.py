@@ -330,7 +330,10 @@ def _recompute(alert: Alert, readings: list[RecordReading], stocktake: RecordSto
         _observed("the weighed net", _net(first), alert)
         return f"observed {alert.observed} kg is the outbound weighing"
     if rule == "R6":
-        _observed("the camera's count", report(first.reading, "Count") or 0, alert)
+        counted = report(first.reading, "Count")
+        if counted is None:
+            raise AlertObservedMismatch("the camera's reading reports no count")
+        _observed("the camera's count", counted, alert)
         return f"observed {alert.observed} pieces is the camera's count"
     if rule == "R7":
         if report(first.reading, "Tamper") != 1 or alert.observed != 0:
