@@ -30,7 +30,8 @@ Monitoring (`monitor.py`):
     b"j" + warehouse + bin      -> consecutive camera count mismatches
     b"y" + ms (8 bytes) + b"l"|b"r" + lot key or receipt id -> b"" (ageing and expiry notices)
     b"L" + b"D"|b"y"            -> no entry of that time index falls due before this ms (so a
-                                   checkpoint with nothing due does not walk the index)
+                                   checkpoint with nothing due does not walk the index); absent
+                                   while the index is empty or not yet walked
     b"A"                        -> Policy (the council's monitoring policy)
 
 
@@ -577,7 +578,11 @@ class Keeper(AppKeeper):
             keys.append(key)
         for key in keys:
             self._delete(key)
-        self._write(DUE_FLOOR + prefix, following)
+        if following == NEVER:  # an empty index has nothing to skip: no floor, no write
+            if self._get(DUE_FLOOR + prefix) is not None:
+                self._delete(DUE_FLOOR + prefix)
+        elif following != self._floor(prefix):
+            self._write(DUE_FLOOR + prefix, following)
         return [(int.from_bytes(key[1:9], "big"), key[9:10], key[10:]) for key in keys]
 
     def deadlines(self, prefix: bytes) -> list[tuple[int, bytes, bytes]]:
