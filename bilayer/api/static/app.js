@@ -51,6 +51,7 @@ function startLive() {
       c.entries.forEach((id) => dag.settle(id, special.get(id) || "FINAL"));
       live.lastHeight = c.height;
       live.checkpointListeners.forEach((listener) => listener(c));
+      window.dispatchEvent(new CustomEvent("bilayer:checkpoint", { detail: c })); // for application pages
     },
     hello: (hello) => { live.lastHeight = hello.height; },
     dropped: () => loadDag().catch(() => {}),

@@ -76,7 +76,7 @@ export function stackedBars({ rows, format = (v) => String(v), width = 720, labe
   const colourOf = (name) => colours[name] || PALETTE[names.indexOf(name) % PALETTE.length];
   const barH = 20;
   const gap = 10;
-  const pad = { left: 150, right: 90, top: 26 };
+  const pad = { left: 150, right: 120, top: 26 };
   const w = width - pad.left - pad.right;
   const max = Math.max(1, ...rows.map((r) => r.parts.reduce((sum, [, v]) => sum + v, 0)));
   const height = pad.top + rows.length * (barH + gap) + 6;

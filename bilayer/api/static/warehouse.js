@@ -1,9 +1,16 @@
 // The warehouse application's pages: the receipt register, a receipt with its lifecycle as a
-// timeline and its lineage as a tree, and a lot with its device evidence. Everything comes
+// timeline and its lineage as a tree, a lot with its device evidence, and the dashboards of the
+// bank risk officer, the warehouse operator and the regulator (warehouse_*.js). Everything comes
 // from GET /v1/apps/warehouse/<query> and the entries it names.
 
 import { api } from "./api.js";
 import { accountLink, badge, entryLink, h, kv, panel, short, table, when } from "./ui.js";
+import { receiptLink, tabs } from "./warehouse_dash.js";
+import { operatorPage } from "./warehouse_operator.js";
+import { regulatorPage } from "./warehouse_regulator.js";
+import { riskPage } from "./warehouse_risk.js";
+
+export { receiptLink };
 
 const STATUS_KIND = { active: "active", pledged: "held", defaulted: "bad", cancelled: "lapsed", void: "bad",
   superseded: "lapsed", expired: "expired" };
@@ -11,15 +18,17 @@ const FILTERS = [["", "all"], ["active", "free"], ["pledged", "pledged"], ["froz
 
 const statusBadge = (r) => [badge(r.status, STATUS_KIND[r.status] || "warn"),
   r.frozen_case ? [" ", badge(`frozen (case ${r.frozen_case})`, "frozen")] : null];
-export const receiptLink = (id) => h("a", { href: `#/warehouse/receipt/${id}`, class: "id", title: id }, short(id));
 const tonnes = (kg) => `${(kg / 1000).toFixed(3)} t`;
 
 export const title = "Warehouse";
 
-// The console shows `#/warehouse/<path>` here: the register, a receipt, or a lot.
+// The console shows `#/warehouse/<path>` here: the register, a receipt, a lot, or a dashboard.
 export async function page(path, params) {
   if (path[0] === "receipt") return receiptPage(path[1]);
   if (path[0] === "lot") return lotPage(path[1]);
+  if (path[0] === "risk") return riskPage(params);
+  if (path[0] === "operator") return operatorPage(params);
+  if (path[0] === "regulator") return regulatorPage(params);
   return registerPage(params);
 }
 
@@ -27,10 +36,10 @@ export async function registerPage(params) {
   const filter = params.get("filter") || "";
   const query = filter === "frozen" ? "frozen=true" : filter ? `status=${filter}` : "";
   const register = await api(`/v1/apps/warehouse/register?${query}`);
-  const tabs = h("p", { class: "tabs" }, FILTERS.map(([value, label]) =>
+  const filters = h("p", { class: "tabs" }, FILTERS.map(([value, label]) =>
     [h("a", { href: `#/warehouse?filter=${value}`, class: value === filter ? "active" : null, "data-filter": value },
       label), " "]));
-  return [h("h1", {}, "Warehouse receipts"), tabs,
+  return [h("h1", {}, "Warehouse receipts"), tabs(""), filters,
     panel(`Register (${register.count})`, table([
       ["#", (r) => r.number],
       ["receipt", (r) => receiptLink(r.id)],

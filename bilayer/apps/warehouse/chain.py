@@ -30,6 +30,7 @@ from ...execution.state import State
 from ...keys.address import address_from_public_key, public_key_from_address
 from ...ledger.entry import EntryHeader
 from ...ledger.operations import Operation
+from .epcis import kilograms
 from .keeper import Keeper
 from .monitor import RULES
 from .operations import WarehouseOperation
@@ -173,14 +174,25 @@ def query_history(state: State, params: Mapping[str, str]) -> dict[str, Any]:
                         for r in lineage(k, receipt.id)]}
 
 
+def _weighing_kg(e: Evidence, kind: str) -> int:
+    """A weighbridge ticket's gross or tare in kilograms; -1 when the reading states none."""
+    for report in e.reading.reports:
+        if report.type == "Mass" and report.weighing == kind:
+            return kilograms(report.value, report.uom, f"the {kind} reading")
+    return -1
+
+
 def evidence_view(e: Evidence) -> dict[str, Any]:
+    """One device reading, with its ticket: gross and tare (-1 when not stated), net, when."""
     return {"event_id": e.event_id.hex(), "device": e.reading.device_id, "device_kind": e.device_kind,
-            "biz_step": e.reading.biz_step, "net_kg": e.net_kg, "entry": e.entry.hex(), "height": e.height,
-            "lot": e.lot.hex()}
+            "biz_step": e.reading.biz_step, "net_kg": e.net_kg, "gross_kg": _weighing_kg(e, "gross"),
+            "tare_kg": _weighing_kg(e, "tare"), "time_ms": e.reading.event_time_ms, "entry": e.entry.hex(),
+            "height": e.height, "lot": e.lot.hex()}
 
 
 def query_evidence(state: State, params: Mapping[str, str]) -> dict[str, Any]:
-    """`?id=`: the device evidence of the receipt's lots, and the same as one EPCIS 2.0 document."""
+    """`?id=`: the device evidence of the receipt's lots (each reading's device, step, time and
+    weighbridge ticket: gross, tare and net kilograms), and the same as one EPCIS 2.0 document."""
     k = Keeper(state)
     receipt = _receipt(k, params)
     events = evidence_of(k, receipt.id)
