@@ -217,3 +217,33 @@ def test_canonical_json_has_one_spelling_per_value() -> None:
     assert json.loads(text) == {"a": [1, True, None, 23.48, 0, 100], "b": 'é"\n\u2028'}
     with pytest.raises(EpcisInvalid):
         epcis.canonical_json({"x": Decimal("NaN")})
+
+
+def test_the_cli_writes_a_receipts_evidence_as_an_epcis_file_that_validates(validator: Any, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bilayer warehouse evidence RECEIPT --epcis FILE`, against the query a node serves (in-process here)."""
+    from click.testing import CliRunner
+
+    from bilayer.apps.warehouse import cli
+    from bilayer.apps.warehouse.chain import QUERIES
+
+    from .test_warehouse_world import COILS, standard_world
+    w = standard_world()
+    wb = "urn:epc:id:giai:6901234.wh1WB"
+    lots = tuple(w.intake("wh1", wb, coil, 23_000 + i) for i, coil in enumerate(COILS[:2]))
+    rid = w.issue("wh1", "dep", lots)
+    monkeypatch.setattr(cli, "_get", lambda _node, query, **params: json.loads(json.dumps(
+        QUERIES[query](w.state, params))))
+    written = tmp_path / "evidence.jsonld"
+    result = CliRunner().invoke(cli.warehouse, ["evidence", rid.hex(), "--epcis", str(written), "--node",
+                                                "http://127.0.0.1:1", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(written.read_text())
+    errors = sorted(validator.iter_errors(document), key=str)
+    assert errors == [], errors[0].message
+    events = document["epcisBody"]["eventList"]
+    assert sorted(e["eventID"] for e in events) == sorted(epcis.event_uri(e) for e in w.receipt(rid).evidence)
+    masses = [{r.get("bl:weighing", "net"): r["value"] for r in e["sensorElementList"][0]["sensorReport"]}
+              for e in events]
+    assert sorted(m["gross"] - m["tare"] for m in masses) == [23_000, 23_001]  # the weighed nets, as JSON numbers
+    assert json.loads(result.output)["epcis"] == document  # the same document the query returns

@@ -594,3 +594,29 @@ def test_only_the_council_sets_the_policy_and_stocktakes_name_a_bin_of_the_wareh
     assert Keeper(ledger.state).policy().tolerance_permille == 0
     ledger.ok((A, SetMonitoring(5, 7 * 60, 19 * 60, 4, 180, 14)))
     assert Keeper(ledger.state).policy().heartbeat_factor == 4
+
+
+def test_the_time_index_is_walked_only_once_something_can_be_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`due` returns exactly the entries at or before now, in time order, whether or not its floor
+    let it skip the walk; a removed entry leaves the floor as a lower bound, never later."""
+    from bilayer.apps.warehouse.keeper import DEADLINE, DUE_FLOOR
+
+    k = Keeper(State())
+    assert k.due(DEADLINE, 10**12) == []
+    for ms, subject in ((5_000, b"b"), (3_000, b"a"), (9_000, b"c")):
+        k.set_deadline(DEADLINE, ms, b"h", subject)
+    assert k._read(DUE_FLOOR + DEADLINE, int) is None  # not walked yet: the next `due` walks
+    k.set_deadline(DEADLINE, 3_000, b"h", b"a", on=False)
+    assert k.due(DEADLINE, 2_999) == []
+    assert k._read(DUE_FLOOR + DEADLINE, int) == 5_000  # the earliest left
+    assert k.due(DEADLINE, 5_000) == [(5_000, b"h", b"b")]
+    assert k._read(DUE_FLOOR + DEADLINE, int) == 9_000  # the walk moved it to the earliest left
+    walked: list[bytes] = []
+    scan = State.scan
+    monkeypatch.setattr(State, "scan", lambda state, prefix: walked.append(prefix[-1:]) or scan(state, prefix))
+    assert k.due(DEADLINE, 8_999) == [] and walked == []  # nothing can be due: no walk
+    k.set_deadline(DEADLINE, 7_000, b"c", b"d")  # an earlier entry lowers the floor
+    assert k.due(DEADLINE, 9_000) == [(7_000, b"c", b"d"), (9_000, b"h", b"c")] and walked == [DEADLINE]
+    assert k._read(DUE_FLOOR + DEADLINE, int) is None  # the index is empty: no floor is kept
+    before = k.state.root()
+    assert k.due(DEADLINE, 10**12) == [] and k.state.root() == before  # nothing due writes nothing

@@ -133,12 +133,38 @@ def bench_network(validators: int, ledger_nodes: int, transactions: int, account
 @click.option("--connections", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--pow-bits", type=click.IntRange(0, 24), default=8, show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--devices", type=click.IntRange(1, 100_000), default=None,
+              help="Instead: N devices of mixed kinds, each signing readings that agree with the book; sustained "
+                   "readings/s through reconciliation, the devices supervised at one reading a minute, and the "
+                   "end-of-checkpoint share of execution in process.")
+@click.option("--events", type=click.IntRange(100, 1_000_000), default=5_000, show_default=True,
+              help="With --devices: the readings sent, round-robin over the devices.")
+@click.option("--live-receipts", type=click.IntRange(10, 1_000_000), default=10_000, show_default=True,
+              help="With --devices: live receipts in the in-process state (a third pledged).")
+@click.option("--state-devices", type=click.IntRange(1, 100_000), default=1_000, show_default=True,
+              help="With --devices: devices in the in-process state.")
+@click.option("--checkpoint-entries", type=click.IntRange(10, 100_000), default=1_000, show_default=True,
+              help="With --devices: entries in the timed checkpoint.")
+@click.option("--repeats", type=click.IntRange(1, 100), default=9, show_default=True,
+              help="With --devices: timed executions of that checkpoint (medians).")
 @json_option
 def bench_warehouse(validators: int, transfers: int, readings: int, receipts: int, warehouses: int, banks: int,
-                    batch: int, connections: int, pow_bits: int, workdir: Path | None, as_json: bool) -> None:
-    """Receipt lifecycle acts and device readings finalized per second, against transfers in the same run."""
-    from ..bench.warehouse import WarehouseBenchConfig, run_warehouse_bench
+                    batch: int, connections: int, pow_bits: int, workdir: Path | None, devices: int | None,
+                    events: int, live_receipts: int, state_devices: int, checkpoint_entries: int, repeats: int,
+                    as_json: bool) -> None:
+    """Receipt lifecycle acts and device readings finalized per second, against transfers in the same run;
+    with --devices, device readings through reconciliation and its cost per checkpoint."""
+    from ..bench.warehouse import DeviceBenchConfig, WarehouseBenchConfig, run_device_bench, run_warehouse_bench
 
+    if devices is not None:
+        device_config = DeviceBenchConfig(validators=validators, devices=devices, events=events,
+                                          live_receipts=live_receipts, state_devices=state_devices,
+                                          checkpoint_entries=checkpoint_entries, repeats=repeats, batch=batch,
+                                          connections=connections, pow_bits=pow_bits)
+        with _progress(not as_json) as progress:
+            report = run_device_bench(device_config, progress, workdir)
+        emit(report, as_json, _print_report)
+        return
     config = WarehouseBenchConfig(validators=validators, transfers=transfers, readings=readings, receipts=receipts,
                                   warehouses=warehouses, banks=banks, batch=batch, connections=connections,
                                   pow_bits=pow_bits)

@@ -112,7 +112,10 @@ warehouse's supervisor resolves the alert (`resolve_alert`: `not_supervisor`,
 `alert_unknown`, `alert_resolved`). The supervisor records stocktakes
 (`record_stocktake`), the council the policy (`set_monitoring`: tolerance, business hours,
 heartbeat factor, ageing and expiry notice days). A reading naming a coil in a bin the device
-does not cover is refused (`location_not_covered`).
+does not cover is refused (`location_not_covered`). An alert's evidence travels as one
+document a verifier checks against genesis alone (`alert_proof.py`): the signed readings or
+stocktake, their devices' registrations, and the observed side recomputed from them; the
+book side is state, taken on trust there.
 
 Left out of WAREHOUSE.md, and why
 ---------------------------------
@@ -166,6 +169,13 @@ def verify_receipt_proof(data: bytes, genesis: Genesis) -> dict[str, Any]:
     return verify(data, genesis)
 
 
+def verify_alert_proof(data: bytes, genesis: Genesis) -> dict[str, Any]:
+    """`bilayer audit verify` of an alert's evidence package (`alert_proof.py`)."""
+    from .alert_proof import verify
+
+    return verify(data, genesis)
+
+
 APPLICATION = register_application(Application(
     name="warehouse",
     summary="steel in supervised warehouses: device evidence, electronic receipts and pledges",
@@ -174,7 +184,7 @@ APPLICATION = register_application(Application(
     queries=QUERIES,
     cli="bilayer.apps.warehouse.cli:warehouse",
     console="warehouse.js",
-    proofs={"warehouse_receipt": verify_receipt_proof},
+    proofs={"warehouse_receipt": verify_receipt_proof, "warehouse_alert": verify_alert_proof},
     end_checkpoint=end_checkpoint,
 ))
 

@@ -254,6 +254,36 @@ def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> s
     return value
 
 
+def query_alert_trail(state: State, params: Mapping[str, str]) -> dict[str, Any]:
+    """`?id=`: the entries a proof of the alert is made of: those carrying its evidence (the
+    readings, or the stocktake), the registrations of the reading devices, and for goods that
+    left with no instruction (R2, R5) the bookings of those coils and their intake weighings
+    (`bilayer warehouse alert-export`)."""
+    aid = _id(params, "id")
+    k = Keeper(state)
+    alert = k.alert(aid)
+    if alert is None:
+        raise NotFound(f"no alert {aid.hex()}")
+    evidence: list[str] = []
+    devices: list[str] = []
+    for named in alert.evidence:
+        found = k.evidence(named)
+        evidence.append((found.entry if found is not None else named).hex())  # else: a stocktake's entry
+        device = None if found is None else k.device(found.reading.device_id)
+        if device is not None and device.entry and device.entry.hex() not in devices:
+            devices.append(device.entry.hex())
+    lots: list[str] = []
+    intakes: list[str] = []
+    for key in alert.lots if alert.rule in ("R2", "R5") else ():
+        lot = k.lot(key)
+        intake = None if lot is None else k.evidence(lot.intake_event)
+        if lot is not None and lot.entry and intake is not None:
+            lots.append(lot.entry.hex())
+            intakes.append(intake.entry.hex())
+    return {"alert": alert_view(alert), "record": msgspec.json.decode(msgspec.json.encode(alert)),
+            "evidence": evidence, "devices": devices, "lots": lots, "intakes": intakes}
+
+
 def query_alerts(state: State, params: Mapping[str, str]) -> dict[str, Any]:
     """`?warehouse=&status=open|resolved&severity=LOW|MEDIUM|HIGH|CRITICAL&rule=R1..R12`: alerts,
     oldest first."""
@@ -454,6 +484,7 @@ def query_exposure(state: State, params: Mapping[str, str]) -> dict[str, Any]:
 QUERIES: Final = {"register": query_register, "receipt": query_receipt, "lot": query_lot,
                   "history": query_history, "evidence": query_evidence, "party": query_party,
                   "device": query_device, "trail": query_trail, "alerts": query_alerts, "alert": query_alert,
+                  "alert_trail": query_alert_trail,
                   "holds": query_holds, "devices": query_devices, "stock": query_stock,
                   "prices": query_prices, "facilities": query_facilities, "facility": query_facility,
                   "valuation": query_valuation, "exposure": query_exposure}

@@ -198,11 +198,15 @@ def warehouse_lot_show(lot: str, node_url: str, as_json: bool) -> None:
 
 @warehouse.command("evidence")
 @click.argument("receipt")
+@click.option("--epcis", "epcis_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the evidence as one EPCIS 2.0 document (JSON-LD) to this file.")
 @node_option
 @json_option
-def warehouse_evidence(receipt: str, node_url: str, as_json: bool) -> None:
+def warehouse_evidence(receipt: str, epcis_out: Path | None, node_url: str, as_json: bool) -> None:
     """The device evidence of a receipt's lots, with the same as one EPCIS 2.0 document."""
     data = _get(node_url, "evidence", id=_hex32(receipt, "RECEIPT"))
+    if epcis_out is not None:
+        epcis_out.write_text(json.dumps(data["epcis"], indent=2, ensure_ascii=False) + "\n")
 
     def human(d: dict[str, Any]) -> None:
         for e in d["events"]:
@@ -803,6 +807,35 @@ def warehouse_proof(receipt: str, out: Path | None, node_url: str, as_json: bool
         click.echo(text, nl=False)
     else:
         out.write_text(text)
+
+
+@warehouse.command("alert-export")
+@click.argument("alert")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="A file for the document, or an existing directory (it is written there as alert-ID.json).")
+@node_option
+@json_option
+def warehouse_alert_export(alert: str, out: Path, node_url: str, as_json: bool) -> None:
+    """One document proving ALERT's evidence: the alert as the node reports it, the signed
+    readings (or stocktake) it names with their entry proofs, the devices' registrations, and
+    for goods that left with no instruction the coils' bookings and intake weighings; `bilayer
+    audit verify FILE --genesis GENESIS.json` checks it offline and says what it takes on trust."""
+    from ...audit.proof import EntryProof
+    from .alert_proof import PARTS, assemble, encode
+
+    aid = _hex32(alert, "ALERT")
+    client = NodeClient(node_url, timeout=PROOF_TIMEOUT_S)
+    trail = _get(node_url, "alert_trail", id=aid)
+    status = client.status()
+    document = assemble(trail, status["chain_id"], bytes.fromhex(status["genesis_root"]), lambda entry: (
+        msgspec.json.decode(msgspec.json.encode(client.get(f"/v1/audit/proof/{entry}")), type=EntryProof)))
+    record = document.alert
+    target = out / f"alert-{aid}.json" if out.is_dir() else out
+    target.write_text(encode(document).decode() + "\n")
+    entries = sum(len(trail[part]) for part in PARTS)
+    emit({"alert": aid, "rule": record.rule, "file": str(target), "entries": entries}, as_json,
+         lambda d: console.print(f"{d['rule']} alert {d['alert'][:16]}…: {d['entries']} entry proofs written to"
+                                 f" {d['file']}"))
 
 
 # --- monitoring: alerts, holds, stocktakes, the council's policy -----------------------------------------

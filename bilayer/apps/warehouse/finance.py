@@ -338,6 +338,9 @@ def check_facility_open(k: Keeper, pledgee: bytes, name: str) -> None:
 # --- valuation at the end of each checkpoint ---------------------------------------------------------------
 
 
+ONE_WALK_FACILITIES: Final = 8
+
+
 def value(k: Keeper, ctx: _Checkpoint) -> None:
     """Revalue the queued facilities (all open ones on a new as-of day), then move each
     through the state machine. Nothing is valued before the first trading day."""
@@ -347,22 +350,38 @@ def value(k: Keeper, ctx: _Checkpoint) -> None:
             if facility.state != "closed":
                 queued.setdefault(facility_key(facility.bank, facility.name), False)
     calendar = k.calendar()
-    if not calendar.day:
+    if not calendar.day or not queued:
         return
+    prices: dict[str, tuple[int, str, str, bool]] = {}  # each spec's price, read once per checkpoint
+    # one walk of the pledge index for many facilities; a few walk only their own part
+    pledges = k.pledge_ids_by_facility() if len(queued) > ONE_WALK_FACILITIES else None
     for fkey in sorted(queued):
         found = k.facility_by_key(fkey)
         if found is not None and found.state != "closed":
-            revalue(k, ctx.height, calendar, found, enforced=queued[fkey])
+            ids = None if pledges is None else pledges.get(fkey, [])
+            revalue(k, ctx.height, calendar, found, enforced=queued[fkey], prices=prices, pledge_ids=ids)
 
 
-def valuation_lines(k: Keeper, facility: Facility, calendar: Calendar) -> list[ValuationLine]:
+def valuation_lines(k: Keeper, facility: Facility, calendar: Calendar,
+                    prices: dict[str, tuple[int, str, str, bool]] | None = None,
+                    pledge_ids: list[bytes] | None = None) -> list[ValuationLine]:
+    """`prices` caches `price_of` by spec and `pledge_ids` names the facility's live pledges
+    when the caller has them: both only save reads."""
+    prices = {} if prices is None else prices
+    if pledge_ids is None:
+        pledges = k.facility_pledges(facility.bank, facility.name)
+    else:
+        pledges = [p for p in (k.pledge(pid) for pid in pledge_ids) if p is not None]
     lines = []
-    for pledge in k.facility_pledges(facility.bank, facility.name):
+    for pledge in pledges:
         for rid in pledge.receipts:
             receipt = k.receipt(rid)
             if receipt is None or receipt.status not in LIVE:
                 continue
-            price, source, day, stale = price_of(k, receipt.goods.spec, calendar)
+            spec = receipt.goods.spec
+            if spec not in prices:
+                prices[spec] = price_of(k, spec, calendar)
+            price, source, day, stale = prices[spec]
             haircut = min(facility.haircut_bp + (STALE_HAIRCUT_BP if stale else 0), BP)
             worth = receipt.goods.quantity_kg * price * (BP - haircut) // (KG_PER_TONNE * BP)
             lines.append(ValuationLine(rid, receipt.goods.spec, receipt.warehouse, receipt.goods.quantity_kg, price,
@@ -395,8 +414,10 @@ def level_of(facility: Facility, ltv: int, stale: bool) -> tuple[str, str]:
     return "normal", f"LTV {ltv} bp below warning {facility.warning_bp} bp"
 
 
-def revalue(k: Keeper, height: int, calendar: Calendar, facility: Facility, *, enforced: bool) -> Valuation:
-    lines = valuation_lines(k, facility, calendar)
+def revalue(k: Keeper, height: int, calendar: Calendar, facility: Facility, *, enforced: bool,
+            prices: dict[str, tuple[int, str, str, bool]] | None = None,
+            pledge_ids: list[bytes] | None = None) -> Valuation:
+    lines = valuation_lines(k, facility, calendar, prices, pledge_ids)
     collateral = sum(line.value for line in lines) + facility.cash
     ltv = ltv_bp(facility.outstanding, collateral)
     stale = any(line.stale for line in lines)

@@ -29,6 +29,9 @@ Monitoring (`monitor.py`):
     b"s" + warehouse + b"\x01" + bin -> BinStock (book and last verified figure)
     b"j" + warehouse + bin      -> consecutive camera count mismatches
     b"y" + ms (8 bytes) + b"l"|b"r" + lot key or receipt id -> b"" (ageing and expiry notices)
+    b"L" + b"D"|b"y"            -> no entry of that time index falls due before this ms (so a
+                                   checkpoint with nothing due does not walk the index); absent
+                                   while the index is empty or not yet walked
     b"A"                        -> Policy (the council's monitoring policy)
 
 
@@ -45,7 +48,7 @@ Finance (`finance.py`); F = bank + facility name + b"\\0" names a facility:
     b"f" + F                    -> Facility
     b"F" + b"p" + F + pledge id -> b"" (index: the facility's live pledges)
     b"F" + b"s" + spec + 0 + F + pledge id -> b"" (index: facilities holding a spec)
-    b"F" + b"d" + F             -> b"" or b"e" (work queue: facilities to revalue; e = enforcement seen)
+    b"Q" + F                    -> b"" or b"e" (work queue: facilities to revalue; e = enforcement seen)
     b"V" + F + day              -> Valuation (one per facility and day)
 
 `put_pledge` keeps the facility indexes and the work queue in step with the pledge
@@ -115,6 +118,8 @@ DEADLINE = b"D"
 STOCK = b"s"
 MISMATCHES = b"j"
 AGEING = b"y"
+DUE_FLOOR = b"L"
+NEVER = 2**63 - 1
 POLICY = b"A"
 _QUEUE_NEXT = QUEUE + b"\x00"
 _QUEUE_ITEM = QUEUE + b"\x01"
@@ -125,6 +130,7 @@ CALENDAR = b"T"
 BOUNDS = b"B"
 FACILITY = b"f"
 FACILITY_INDEX = b"F"
+FACILITY_QUEUE = b"Q"
 VALUATION = b"V"
 
 T = TypeVar("T")
@@ -384,6 +390,15 @@ class Keeper(AppKeeper):
         found = (self.pledge(key[len(prefix):]) for key in self._keys(prefix))
         return [p for p in found if p is not None]
 
+    def pledge_ids_by_facility(self) -> dict[bytes, list[bytes]]:
+        """Every facility's live pledge ids, in id order, from one walk of the index (for
+        revaluing many facilities at once)."""
+        prefix = FACILITY_INDEX + b"p"
+        found: dict[bytes, list[bytes]] = {}
+        for key in self._keys(prefix):
+            found.setdefault(key[len(prefix):-32], []).append(key[-32:])
+        return found
+
     def facilities_holding(self, spec: str) -> list[bytes]:
         """The facility keys with a live pledge of this spec (distinct, in order)."""
         prefix = FACILITY_INDEX + b"s" + spec.encode() + b"\0"
@@ -396,13 +411,13 @@ class Keeper(AppKeeper):
 
     def queue_facility(self, fkey: bytes, *, enforced: bool = False) -> None:
         """Queue a facility for revaluation at the end of the checkpoint."""
-        key = FACILITY_INDEX + b"d" + fkey
+        key = FACILITY_QUEUE + fkey
         if enforced or self._get(key) != b"e":
             self._put(key, b"e" if enforced else b"")
 
     def take_queue(self) -> list[tuple[bytes, bool]]:
         """The queued facilities (key, enforcement seen), emptying the queue."""
-        prefix = FACILITY_INDEX + b"d"
+        prefix = FACILITY_QUEUE
         queued = [(key[len(prefix):], value == b"e") for key, value in self._scan(prefix)]
         for fkey, _ in queued:
             self._delete(prefix + fkey)
@@ -539,18 +554,35 @@ class Keeper(AppKeeper):
         key = prefix + max(ms, 0).to_bytes(8, "big") + kind + subject
         if on:
             self._put(key, b"")
+            if max(ms, 0) < self._floor(prefix):
+                self._write(DUE_FLOOR + prefix, max(ms, 0))
         else:
-            self._delete(key)
+            self._delete(key)  # the floor stays: it is a lower bound, not the earliest entry
+
+    def _floor(self, prefix: bytes) -> int:
+        """No entry of the index falls due before this (0 when unknown: look)."""
+        return self._read(DUE_FLOOR + prefix, int) or 0
 
     def due(self, prefix: bytes, now_ms: int) -> list[tuple[int, bytes, bytes]]:
-        """(ms, kind, subject) of every time-index entry at or before now, removed from the index."""
+        """(ms, kind, subject) of every time-index entry at or before now, removed from the index;
+        the index is walked only once its floor is reached, and the floor then moves to the
+        earliest entry left."""
+        if self._floor(prefix) > now_ms:
+            return []
         keys = []
+        following = NEVER
         for key, _ in self._scan(prefix):
             if int.from_bytes(key[1:9], "big") > now_ms:
+                following = int.from_bytes(key[1:9], "big")
                 break
             keys.append(key)
         for key in keys:
             self._delete(key)
+        if following == NEVER:  # an empty index has nothing to skip: no floor, no write
+            if self._get(DUE_FLOOR + prefix) is not None:
+                self._delete(DUE_FLOOR + prefix)
+        elif following != self._floor(prefix):
+            self._write(DUE_FLOOR + prefix, following)
         return [(int.from_bytes(key[1:9], "big"), key[9:10], key[10:]) for key in keys]
 
     def deadlines(self, prefix: bytes) -> list[tuple[int, bytes, bytes]]:

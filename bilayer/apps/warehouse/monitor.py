@@ -50,6 +50,7 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from ... import codec
+from .epcis import Reading
 from .keeper import AGEING, DEADLINE, Keeper
 from .records import (
     SEVERITIES,
@@ -77,6 +78,8 @@ CALIBRATION: Final = b"c"
 LOT_AGEING: Final = b"l"
 RECEIPT_EXPIRY: Final = b"r"
 GATES: Final = frozenset({"weighbridge", "gate_reader", "rfid_gate"})
+WATCHING: Final = frozenset({"door", "camera", "lidar"})
+"""The kinds whose readings the event rules compare with the book on their own (R1, R6, R8)."""
 
 
 class When(Protocol):
@@ -104,11 +107,26 @@ def _whole(value: str) -> int | None:
     return int(number) if number == number.to_integral_value() else None
 
 
-def _report(evidence: Evidence, kind: str) -> int | None:
-    for report in evidence.reading.reports:
-        if report.type == kind:
-            return _whole(report.value)
+def report(reading: Reading, kind: str) -> int | None:
+    """The first sensor report of this type as a whole number (a count, a flag), if any."""
+    for item in reading.reports:
+        if item.type == kind:
+            return _whole(item.value)
     return None
+
+
+def _report(evidence: Evidence, kind: str) -> int | None:
+    return report(evidence.reading, kind)
+
+
+def alert_id(rule: str, height: int, warehouse: bytes, n: int) -> bytes:
+    """H(rule, height, warehouse, n): n counts the checkpoint's alerts in the order they are raised."""
+    return hashlib.sha256(codec.encode(("bilayer.warehouse.alert", rule, height, warehouse, n))).digest()
+
+
+def local_minute(event_time_ms: int) -> int:
+    """The minute of the local (UTC+8) day an event happened in, as R8 compares it."""
+    return (event_time_ms + LOCAL_OFFSET_MS) % DAY_MS // 60_000
 
 
 def _day_ms(date: str) -> int | None:
@@ -227,7 +245,7 @@ class _Run:
               hold_bins: tuple[str, ...] = (), **fields: Any) -> Alert:
         """Record an alert, and hold what it names when its rule holds."""
         n = len(self.raised)
-        aid = hashlib.sha256(codec.encode(("bilayer.warehouse.alert", rule, self.height, warehouse, n))).digest()
+        aid = alert_id(rule, self.height, warehouse, n)
         held: list[bytes] = []
         if hold_receipts:
             for rid in fields.get("receipts", ()):
@@ -254,11 +272,15 @@ class _Run:
     # --- event rules ---
 
     def reading(self, ev: Evidence) -> None:
+        step = ev.reading.biz_step
+        tamper = _report(ev, "Tamper") == 1
+        if not (tamper or ev.device_kind in WATCHING or step in ("shipping", "departing")
+                or (step == "receiving" and ev.device_kind == "weighbridge")):
+            return  # a heartbeat, or an arrival: no rule reads it (its device's deadline moved on arrival)
         device = self.k.device(ev.reading.device_id)
         if device is None:
             return
-        step = ev.reading.biz_step
-        if _report(ev, "Tamper") == 1:
+        if tamper:
             self.device_fault(device, "tamper flag raised", ev)
         if device.kind == "door" and step == "sensor_reporting" and _report(ev, "Contact") == 1:
             self.access(device, ev)
@@ -276,7 +298,7 @@ class _Run:
 
     def access(self, device: Device, ev: Evidence) -> None:
         """R8: a door opened outside business hours with no work order."""
-        minute = (ev.reading.event_time_ms + LOCAL_OFFSET_MS) % DAY_MS // 60_000
+        minute = local_minute(ev.reading.event_time_ms)
         inside = self.policy.business_hours_start_min <= minute < self.policy.business_hours_end_min
         if inside or any(t.type == "work_order" for t in ev.reading.transactions):
             return
@@ -290,7 +312,8 @@ class _Run:
         bin_name = device.bins[0]
         book = self.k.bin_stock(ev.warehouse, bin_name).book_pieces
         if count == book:
-            self.k.put_mismatches(ev.warehouse, bin_name, 0)
+            if self.k.mismatches(ev.warehouse, bin_name):
+                self.k.put_mismatches(ev.warehouse, bin_name, 0)
             return
         seen = self.k.mismatches(ev.warehouse, bin_name) + 1
         self.k.put_mismatches(ev.warehouse, bin_name, seen)

@@ -93,6 +93,7 @@ class Device(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat_ms: int = 60_000  # 0: the device sends no heartbeats
     last_seen_ms: int = -1  # the eventTime of its latest reading
     heartbeat_due_ms: int = 0  # > 0: R7 fires if nothing arrives by then (indexed under `D`)
+    entry: bytes = b""  # the warehouse's proposal that bound this id to this key (an alert's proof cites it)
 
 
 class Evidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -389,7 +389,7 @@ def apply_propose_device(k: Keeper, ctx: Context, op: ProposeDevice) -> None:
             "the key reports for another device or is a party's")
     _ensure(set(op.bins) <= set(info.bins), UnknownBin, "a device covers bins of its own warehouse")
     k.put_device(Device(op.device_id, op.kind, ctx.author, op.bins, op.public_key, op.read_point, op.calibration,
-                        heartbeat_ms=op.heartbeat_ms))
+                        heartbeat_ms=op.heartbeat_ms, entry=ctx.entry_id))
 
 
 def apply_approve_device(k: Keeper, ctx: Context, op: ApproveDevice) -> None:
