@@ -11,7 +11,7 @@ import pytest
 from bilayer.errors import BadSignature, RateLimited, SequenceReused
 from bilayer.genesis import Genesis
 from bilayer.ledger.entry import SignedEntry
-from bilayer.node.ingest import Ingest, IngestLimits, OrphanPool, Status
+from bilayer.node.ingest import ORPHAN_FETCH_DELAY_S, Ingest, IngestLimits, OrphanPool, Status
 from bilayer.node.metrics import NodeMetrics
 from bilayer.node.storage import Storage
 
@@ -64,12 +64,32 @@ def test_orphans_wait_for_parents_in_any_order(tmp_path: Path, genesis: Genesis)
         for _, signed in reversed(entries[1:]):
             assert (await ingest.submit(signed, "api:test")).status == Status.ORPHAN
         assert len(ingest.orphans) == 5
-        assert entries[0][0] in requested
+        assert requested == []  # gossip gets a moment to bring the parent first
+        await asyncio.sleep(ORPHAN_FETCH_DELAY_S * 3)
+        assert requested == [entries[0][0]]  # only the one parent no orphan here can supply
         assert (await ingest.submit(entries[0][1], "api:test")).status == Status.STORED
         await ingest.flush()
         assert len(ingest.orphans) == 0
         assert ingest.storage.count() == 6
         assert ingest.dag.tips == {entries[-1][0]}
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_a_parent_gossip_brings_in_time_is_never_asked_for(tmp_path: Path, genesis: Genesis) -> None:
+    entries = chain(genesis, 2)
+    requested: list[bytes] = []
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.request = lambda ids: requested.extend(ids)
+        ingest.start()
+        assert (await ingest.submit(entries[1][1], "peer:aa")).status == Status.ORPHAN
+        assert (await ingest.submit(entries[0][1], "peer:bb")).status == Status.STORED
+        await asyncio.sleep(ORPHAN_FETCH_DELAY_S * 3)
+        assert requested == []
+        assert len(ingest.orphans) == 0
         await ingest.stop()
 
     run(scenario())

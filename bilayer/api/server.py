@@ -616,9 +616,17 @@ async def get_evidence_export(request: web.Request) -> web.Response:
     )
     return json_response(await _with_history(
         request, lambda source, cache: build_package(source, chain.state, window, cache=cache)))
+AUDIT_CATCH_UP_S = 5.0
+
+
 async def _audit_read(node: LedgerNode, work: Callable[[sqlite3.Connection], T]) -> T:
     """Audit queries read the index on a connection of their own in a worker thread, so a
-    long trace never stalls the event loop."""
+    long trace never stalls the event loop. The index is written just after each commit:
+    a query first waits (briefly) for it to hold every checkpoint committed so far, so an
+    entry a client saw final is in the answer."""
+    indexer = node.chain.indexer if node.chain is not None else None
+    if indexer is not None:
+        await indexer.caught_up(AUDIT_CATCH_UP_S)
 
     def run() -> T:
         with closing(node.storage.read_connection()) as conn:

@@ -42,6 +42,10 @@ AnnounceEvidence = Callable[[Sequence[ForkEvidence], Source], None]
 MAX_BATCH = 2000
 FORK_LOG_INTERVAL_S = 10.0  # a flood of forks is one log line per interval, with a count
 WANT_RETRY_MS = 2000
+# Gossip usually brings an orphan's parents within milliseconds (another node took them from a
+# client a moment earlier): ask peers only for the parents still missing after this delay, so a
+# busy network does not answer a want for every entry it is about to send anyway.
+ORPHAN_FETCH_DELAY_S = 0.15
 
 
 class Status(StrEnum):
@@ -177,6 +181,7 @@ class Ingest:
         self._headers: dict[bytes, EntryHeader] = {}  # entries not yet ordered by a checkpoint
         self._committed: dict[bytes, asyncio.Future[None]] = {}
         self._requested: dict[bytes, int] = {}
+        self._to_fetch: set[bytes] = set()  # orphans' missing parents, asked for after ORPHAN_FETCH_DELAY_S
         self._wake = asyncio.Event()
         self._failed: BaseException | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -299,7 +304,7 @@ class Ingest:
                 raise Overloaded("too many entries are waiting for their parents; retry later")
             self.orphans.add(entry, placement.missing, self.clock_ms(), source)
             self.metrics.orphans.set(len(self.orphans))
-            self.fetch_missing(placement.missing)
+            self._fetch_soon(placement.missing)
             return SubmitResult(entry.id, Status.ORPHAN, placement.missing)
         assert isinstance(placement, Placed)
         self._accept(entry, source)
@@ -362,6 +367,15 @@ class Ingest:
             self._requested[i] = now
         if due:
             self.request(due)
+
+    def _fetch_soon(self, ids: Sequence[bytes]) -> None:
+        if not self._to_fetch:
+            asyncio.get_running_loop().call_later(ORPHAN_FETCH_DELAY_S, self._fetch_still_missing)
+        self._to_fetch.update(ids)
+
+    def _fetch_still_missing(self) -> None:
+        due, self._to_fetch = self._to_fetch, set()
+        self.fetch_missing(sorted(i for i in due if i not in self.dag and i not in self.orphans))
 
     def maintain(self) -> None:
         """Periodic upkeep: expire old orphans, ask again for parents still missing."""

@@ -25,7 +25,7 @@ from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY
 from ..genesis import Genesis, load_genesis
 from ..keys.keystore import Keystore
 from ..keys.signing import Signer
-from .chain import Applied, Chain
+from .chain import Applied, AuditIndexer, Chain
 from .config import NodeConfig, NodeHome, load_config
 from .finality import Finality
 from .ingest import Ingest, IngestLimits
@@ -81,7 +81,7 @@ class LedgerNode:
             {bytes.fromhex(key): ms / 1000 for key, ms in config.testing.link_delay_ms.items()},
             config.testing.link_jitter_ms / 1000,
         )
-        self.chain = Chain(self.storage, genesis) if genesis.validators else None
+        self.chain = Chain(self.storage, genesis, AuditIndexer(self.storage)) if genesis.validators else None
         self.finality: Finality | None = None
         self.started_s = time.time()
         self._runner: web.AppRunner | None = None
@@ -394,6 +394,8 @@ class LedgerNode:
         await self.ingest.stop()
         if self.scrubber is not None:
             await self.scrubber.close()
+        if self.chain is not None and self.chain.indexer is not None:
+            await asyncio.to_thread(self.chain.indexer.close)
         self.storage.close()
 
     def status(self) -> dict[str, Any]:
