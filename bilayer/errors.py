@@ -149,6 +149,7 @@ class RateLimited(BilayerError):
 
     code = "rate_limited"
     http_status = 429
+    retry_after_s = 1  # sent as `Retry-After`: clients hold back this node that long
 
 
 class NotFound(BilayerError):
@@ -204,6 +205,7 @@ class Overloaded(BilayerError):
 
     code = "overloaded"
     http_status = 503
+    retry_after_s = 1  # sent as `Retry-After`: clients hold back this node that long
 
 
 class NotReady(BilayerError):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bilayer.errors import BadSignature, RateLimited, SequenceReused
+from bilayer.errors import BadSignature, Overloaded, RateLimited, SequenceReused
 from bilayer.genesis import Genesis
-from bilayer.ledger.entry import SignedEntry
-from bilayer.node.ingest import ORPHAN_FETCH_DELAY_S, Ingest, IngestLimits, OrphanPool, Status
+from bilayer.ledger.entry import SignedEntry, entry_id
+from bilayer.node.ingest import ORPHAN_FETCH_DELAY_S, STALL_MS, Ingest, IngestLimits, OrphanPool, Status
 from bilayer.node.metrics import NodeMetrics
 from bilayer.node.storage import Storage
 
@@ -28,6 +28,10 @@ def chain(genesis: Genesis, length: int, signer=ALICE) -> list[tuple[bytes, Sign
         entries.append((id_, signed))
         parent = id_
     return entries
+
+
+def make_id(signed: SignedEntry) -> bytes:
+    return entry_id(signed.header)
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -347,3 +351,61 @@ def test_a_flood_of_forks_is_one_log_line_per_interval_and_every_fork_is_evidenc
 
     run(scenario())
     assert len([r for r in caplog.records if "fork:" in r.getMessage()]) == 1
+
+
+def test_admission_refuses_clients_while_too_many_entries_wait_for_a_checkpoint(
+        tmp_path: Path, genesis: Genesis) -> None:
+    entries = [make_entry(seeded_signer(10 + i), genesis)[1] for i in range(4)]
+
+    async def scenario() -> None:
+        metrics = NodeMetrics()
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, metrics, IngestLimits(max_unordered=3))
+        ingest.start()
+        ingest.admit(3)  # an empty backlog takes a request of any size up to the bound
+        for signed in entries[:3]:
+            await ingest.submit(signed, "api:test")
+        with pytest.raises(Overloaded) as refused:
+            ingest.admit(1)
+        assert refused.value.http_status == 503 and refused.value.retry_after_s >= 1
+        assert metrics.entries_refused.labels("backlog")._value.get() == 1
+        ingest.forget_headers([make_id(entries[0])])  # a checkpoint ordered one
+        ingest.admit(1)
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_admission_refuses_clients_when_checkpoints_do_not_keep_up(tmp_path: Path, genesis: Genesis) -> None:
+    entries = [make_entry(seeded_signer(20 + i), genesis)[1] for i in range(3)]
+    clock = [int(time.time() * 1000)]
+
+    async def scenario() -> None:
+        metrics = NodeMetrics()
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, metrics,
+                        IngestLimits(max_unordered_age_ms=1000), clock_ms=lambda: clock[0])
+        ingest.start()
+        await ingest.submit(entries[0], "api:test")
+        clock[0] += 2000
+        ingest.admit(1)  # no checkpoint at all yet: nothing says the chain is live
+        await ingest.submit(entries[1], "api:test")
+        ingest.forget_headers([make_id(entries[1])])  # a checkpoint came and left the older entry behind
+        with pytest.raises(Overloaded):
+            ingest.admit(1)
+        assert metrics.entries_refused.labels("behind")._value.get() == 1
+        ingest.forget_headers([make_id(entries[0])])  # the next one caught up
+        ingest.admit(1)
+        await ingest.submit(entries[2], "api:test")
+        clock[0] += STALL_MS + 1  # no checkpoint since: a stalled chain is not overload
+        ingest.admit(1)
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_refusals_tell_clients_when_to_retry() -> None:
+    from bilayer.api.server import error_response
+
+    for refusal, status in ((Overloaded("behind"), 503), (RateLimited("too fast"), 429)):
+        response = error_response(refusal)
+        assert response.status == status
+        assert response.headers["Retry-After"] == "1"

@@ -119,7 +119,11 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 
 def error_response(exc: BilayerError) -> web.Response:
-    return json_response(exc.to_json(), exc.http_status)
+    response = json_response(exc.to_json(), exc.http_status)
+    retry_after = getattr(exc, "retry_after_s", None)
+    if exc.http_status in (429, 503) and isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(max(1, retry_after))  # the CLI and the SDK wait that long
+    return response
 
 
 @web.middleware
@@ -223,6 +227,7 @@ async def _read_body(request: web.Request) -> tuple[bytes, bool]:
 def _check_connection_rate(request: web.Request, cost: int) -> None:
     limiter = request.app[LIMITER]
     if not limiter.allow(request.remote or "?", time.monotonic(), cost):
+        request.app[NODE].metrics.entries_refused.labels("rate_limited").inc(cost)
         raise RateLimited("this connection is submitting faster than the node's per-connection limit")
 
 
@@ -230,6 +235,7 @@ async def post_entry(request: web.Request) -> web.Response:
     node = request.app[NODE]
     body, is_msgpack = await _read_body(request)
     _check_connection_rate(request, 1)
+    node.ingest.admit(1)
     if is_msgpack:
         signed = codec.decode_canonical(body, SignedEntry)
     else:
@@ -254,6 +260,7 @@ async def post_entries_batch(request: web.Request) -> web.Response:
     if len(items) > MAX_BATCH:
         raise BadRequest(f"at most {MAX_BATCH} entries per batch")
     _check_connection_rate(request, len(items))
+    node.ingest.admit(len(items))
     results = await node.ingest.submit_many(items, f"api:{request.remote}")
     views = [r.to_json() if isinstance(r, BilayerError) else _result_view(r) for r in results]
     return json_response({"results": views})

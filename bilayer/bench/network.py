@@ -10,6 +10,12 @@ the nodes it submits to) and watches one node's checkpoints to time finality:
 * the Ed25519 verification bound measured in the same run: PyNaCl verifications per second
   on one core x cores / validators (every validator checks every entry), and the ratio.
 
+A node that is behind refuses a batch early (429/503 with Retry-After). A saturating run
+waits that long and sends the batch again, as the CLI and the SDK do; a run at a fixed
+`rate` does not resend it, and reports the accepted and refused rates and the latency of
+the accepted entries (give it `accounts` = `transactions`, so that every entry is its
+author's only one and a refused entry leaves no later entry without its parent).
+
 With `forks` an attacker joins the run: that many authors each sign two entries at one
 sequence number and race the halves to two different nodes at the same instant, `fork_rate`
 pairs per second until the transfers are final; the figures are then those of the honest
@@ -40,6 +46,7 @@ from ..node.config import LimitsConfig
 from .ledger import measure_verify_rate
 
 Progress = Callable[[str, int], Callable[[int], None]]
+MAX_ATTEMPTS = 30  # of one batch a node refuses with Retry-After (saturating runs resend it)
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,9 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
     final_at: dict[bytes, float] = {}
     outcome: dict[bytes, str] = {}
     refused = 0
+    accepted = 0
+    refusals: dict[str, int] = {}  # whole batches answered 429/503 with Retry-After: entries by code
+    sending = True
     fork_answers: dict[str, int] = {}
     done = asyncio.Event()
     timeout = aiohttp.ClientTimeout(total=60)
@@ -124,7 +134,7 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
                         finalized_now += 1
                 tick(finalized_now)
                 next_height += 1
-                if len(final_at) >= len(entries):
+                if len(final_at) >= len(entries) or (not sending and len(final_at) >= accepted):
                     done.set()
 
         queue: asyncio.Queue[int] = asyncio.Queue()
@@ -134,7 +144,7 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
         interval = config.batch / config.rate if config.rate > 0 else 0.0
 
         async def send(worker: int) -> None:
-            nonlocal refused
+            nonlocal refused, accepted
             while not queue.empty():
                 index = queue.get_nowait()
                 if interval:
@@ -143,15 +153,33 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
                         await asyncio.sleep(delay)
                 batch = batches[index]
                 url = urls[index % len(urls)]
-                now = time.perf_counter()
-                for entry_id, _ in batch:
-                    sent_at[entry_id] = now
-                async with session.post(f"{url}/v1/entries/batch", data=codec.encode([s for _, s in batch]),
-                                        headers={"Content-Type": "application/msgpack"}) as response:
-                    body = await response.json()
+                for _attempt in range(MAX_ATTEMPTS):
+                    now = time.perf_counter()
+                    for entry_id, _ in batch:
+                        sent_at[entry_id] = now
+                    async with session.post(f"{url}/v1/entries/batch", data=codec.encode([s for _, s in batch]),
+                                            headers={"Content-Type": "application/msgpack"}) as response:
+                        body = await response.json()
+                    if response.status not in (429, 503) or "Retry-After" not in response.headers:
+                        break
+                    # refused early, before any work on it
+                    code = body["error"]["code"]
+                    refusals[code] = refusals.get(code, 0) + len(batch)
+                    if interval:  # offered load is fixed: a refused entry is not resent
+                        break
+                    await asyncio.sleep(float(response.headers["Retry-After"]))  # as the CLI and the SDK do
+                if response.status in (429, 503):
+                    for entry_id, _ in batch:
+                        del sent_at[entry_id]
+                    continue
                 if response.status != 200:
                     raise RuntimeError(f"batch refused by {url}: {body}")
-                refused += sum(1 for r in body["results"] if "error" in r)
+                for (entry_id, _), result in zip(batch, body["results"], strict=True):
+                    if "error" in result:
+                        refused += 1
+                        del sent_at[entry_id]
+                    else:
+                        accepted += 1
 
         async def post_halves(url: str, halves: list[SignedEntry]) -> None:
             async with session.post(f"{url}/v1/entries/batch", data=codec.encode(halves),
@@ -179,6 +207,7 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
         try:
             await asyncio.gather(*(send(w) for w in range(config.connections)))
             submitted = time.perf_counter()
+            sending = False
             await asyncio.wait_for(done.wait(), config.timeout_s)
         except TimeoutError:
             pass
@@ -191,6 +220,7 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
     latencies = sorted(final_at[i] - sent_at[i] for i in final_at)
     last_final = max(final_at.values(), default=started)
     elapsed = last_final - started
+    submit_s = submitted - started
     return {
         "finalized": len(final_at),
         "final": sum(1 for o in outcome.values() if o == "FINAL"),
@@ -199,7 +229,12 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
         "submit_seconds": round(submitted - started, 3),
         "elapsed_seconds": round(elapsed, 3),
         "finalized_tx_per_s": round(len(final_at) / elapsed, 1) if elapsed > 0 else 0.0,
-        "submitted_tx_per_s": round(len(entries) / (submitted - started), 1),
+        "submitted_tx_per_s": round(len(entries) / submit_s, 1),
+        "accepted": accepted,
+        "accepted_tx_per_s": round(accepted / submit_s, 1),
+        "refused_early": sum(refusals.values()),
+        "refused_early_tx_per_s": round(sum(refusals.values()) / submit_s, 1),
+        "refused_early_by_code": dict(sorted(refusals.items())),
         "checkpoints": end_height - start_height,
         "fork_pairs_sent": sum(fork_answers.values()) // 2,
         "fork_halves_by_answer": dict(sorted(fork_answers.items())),

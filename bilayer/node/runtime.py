@@ -63,7 +63,10 @@ class LedgerNode:
             self.storage,
             genesis,
             self.metrics,
-            IngestLimits(limits.author_rate, limits.author_burst, limits.max_orphans, int(limits.orphan_ttl_s * 1000)),
+            IngestLimits(limits.author_rate, limits.author_burst, limits.max_orphans, int(limits.orphan_ttl_s * 1000),
+                         # only checkpoints order entries: without them nothing would ever leave the backlog
+                         limits.max_unordered if genesis.validators else 0,
+                         limits.max_unordered_age_ms if genesis.validators else 0),
         )
         self.peers = PeerManager(
             signer,
