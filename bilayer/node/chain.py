@@ -32,6 +32,7 @@ from ..consensus.linearize import MissingEntry, linearize
 from ..consensus.messages import (
     CertificateInvalid,
     Checkpoint,
+    CommitCertificate,
     FinalizedCheckpoint,
     verify_certificate,
 )
@@ -71,6 +72,7 @@ class Applied:
     results_root: bytes
     kinds: tuple[str, ...] = ()
     headers: tuple[EntryHeader, ...] = ()
+    certificate: CommitCertificate | None = None  # the quorum's signatures that finalized it
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +217,7 @@ class ChainState:
         self._sync_epochs()
         kinds = tuple(header.kind for _, header in ordered_headers)
         return Applied(checkpoint.height, checkpoint, results, self.state_root, self.results_root, kinds,
-                       tuple(header for _, header in ordered_headers))
+                       tuple(header for _, header in ordered_headers), finalized.certificate)
 
 
 def withheld_payloads(

@@ -209,6 +209,7 @@ class Ingest:
         return len(self.dag)
 
     def start(self) -> None:
+        self._ordered_ms = self.clock_ms()  # a node just started counts as live until STALL_MS shows otherwise
         self._writer_task = asyncio.get_running_loop().create_task(self._write_loop(), name="ingest-writer")
 
     async def stop(self) -> None:
@@ -237,7 +238,7 @@ class Ingest:
         """Refuse a client's request before any work on it while this node is behind: while too
         many entries wait for a checkpoint to order them, or while checkpoints come but the
         oldest of those entries has waited `max_unordered_age_ms`. A stalled chain (no checkpoint
-        for `STALL_MS`) is not overload: then only the count bounds what is taken. Entries from
+        for `STALL_MS`, counted from the start) is not overload: then only the count bounds what is taken. Entries from
         peers are never refused here: the chain may need them."""
         limits, backlog = self.limits, len(self._unordered)
         if limits.max_unordered and backlog and backlog + count > limits.max_unordered:

@@ -123,11 +123,9 @@ class LedgerNode:
 
     def _observe_checkpoint(self, applied: Applied) -> None:
         """One INFO line and the consensus metrics per checkpoint applied (own or a peer's)."""
-        chain = self.chain
-        stored = self.storage.checkpoint(applied.height)
-        if chain is None or stored is None:
+        chain, certificate = self.chain, applied.certificate
+        if chain is None or certificate is None:
             return
-        certificate = codec.decode(stored.finalized, FinalizedCheckpoint).certificate
         signed = {s.validator for s in certificate.signatures}
         voters = chain.validators_at(applied.height)
         missing = [v for v in voters.members if v.public_key not in signed]
