@@ -412,3 +412,44 @@ def test_refusals_tell_clients_when_to_retry() -> None:
         response = error_response(refusal)
         assert response.status == status
         assert response.headers["Retry-After"] == "1"
+
+
+def test_the_cli_client_sends_a_refused_entry_again_after_retry_after(genesis: Genesis) -> None:
+    import http.server
+    import json
+    import threading
+
+    from bilayer.api.client import NodeClient
+
+    answers = [(503, "overloaded"), (429, "rate_limited"), (200, "")]
+    bodies: list[bytes] = []
+
+    class Node(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            status, code = answers[len(bodies) - 1]
+            body = json.dumps({"id": "00", "status": "stored"} if status == 200 else
+                              {"error": {"code": code, "message": "behind"}}).encode()
+            self.send_response(status)
+            if status != 200:
+                self.send_header("Retry-After", "0")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Node)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _, signed = make_entry(ALICE, genesis)
+        started = time.monotonic()
+        answer = NodeClient(f"http://127.0.0.1:{server.server_port}", timeout=5).submit(signed)
+        assert answer["status"] == "stored"
+        assert len(bodies) == 3 and bodies[0] == bodies[1] == bodies[2]  # the same entry each time
+        assert time.monotonic() - started < 5
+    finally:
+        server.shutdown()
+        server.server_close()

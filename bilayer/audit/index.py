@@ -418,9 +418,9 @@ def index_checkpoint(conn: sqlite3.Connection, checkpoint: CheckpointEntries, st
 
 
 def maintain(conn: sqlite3.Connection, checkpoint: CheckpointEntries, state: State) -> None:
-    """Index a checkpoint, inside its commit or in a transaction of its own. The index is derived data and must never stop
-    the chain: if indexing fails, its part is undone, the index is marked stale (the next
-    start rebuilds it) and the checkpoint still commits."""
+    """Index a checkpoint, inside its commit or in a transaction of its own. The index is
+    derived data and must never stop the chain: if indexing fails, its part is undone, the
+    index is marked stale (the next start rebuilds it) and the checkpoint still commits."""
     conn.execute("SAVEPOINT audit_index")
     try:
         index_checkpoint(conn, checkpoint, state)
