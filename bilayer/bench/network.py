@@ -8,7 +8,9 @@ the nodes it submits to) and watches one node's checkpoints to time finality:
 * submit-to-final latency percentiles (per entry: when its batch was sent -> when the
   checkpoint that finalized it was first seen; checkpoints are polled every 10 ms);
 * the Ed25519 verification bound measured in the same run: PyNaCl verifications per second
-  on one core x cores / validators (every validator checks every entry), and the ratio.
+  on one core x cores / validators (every validator checks every entry), and the ratio;
+* the same in CPU time, which a machine shared with other work does not skew: the validators'
+  CPU seconds per finalized entry (from /proc) against one verification's CPU time.
 
 A node that is behind refuses a batch early (429/503 with Retry-After). A saturating run
 waits that long and sends the batch again, as the CLI and the SDK do; a run at a fixed
@@ -38,8 +40,8 @@ import aiohttp
 
 from .. import codec
 from ..genesis import Allocation, load_genesis
-from ..keys.signing import Signer
-from ..ledger.entry import SignedEntry, build_entry
+from ..keys.signing import Signer, verify
+from ..ledger.entry import SignedEntry, build_entry, signing_message
 from ..ledger.operations import Data, Transfer
 from ..node import localnet
 from ..node.config import LimitsConfig
@@ -254,6 +256,26 @@ def _percentile(sorted_values: list[float], p: float) -> float | None:
     return round(sorted_values[index] * 1000, 1)
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far; None where /proc cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def verify_cpu_us(count: int = 3000) -> float:
+    """CPU time of one plain Ed25519 verification (PyNaCl), whatever else the machine runs."""
+    signer = Signer(b"\x02" * 32)
+    message = signing_message(bytes(32))
+    signature = signer.sign(message)
+    started = time.process_time()
+    for _ in range(count):
+        verify(signer.public_key, message, signature)
+    return (time.process_time() - started) / count * 1e6
+
+
 def run_network_bench(config: NetworkBenchConfig, progress: Progress, workdir: Path | None = None) -> dict[str, Any]:
     senders = [Signer(index.to_bytes(4, "big") * 8) for index in range(1, config.accounts + 1)]
     allocations = tuple(Allocation(s.address, "BLY", config.transactions) for s in senders)
@@ -269,12 +291,15 @@ def run_network_bench(config: NetworkBenchConfig, progress: Progress, workdir: P
                                  progress("signing transfers", config.transactions))
         forks = make_forks(genesis.chain_id, genesis.root, config.forks, config.pow_bits)
         try:
-            localnet.up(directory)
+            running = localnet.up(directory)
             nodes = manifest["nodes"]
+            validator_pids = [n["pid"] for n in running["nodes"] if n["role"] == "validator"]
+            cpu_before = [process_cpu_s(pid) for pid in validator_pids]
             targets = [n["api_url"] for n in nodes if n["role"] == "ledger"] or [n["api_url"] for n in nodes]
             watch_url = targets[0]
             results = asyncio.run(_drive(targets, watch_url, entries, config,
                                          progress("finalizing", config.transactions), forks))
+            cpu_after = [process_cpu_s(pid) for pid in validator_pids]
         finally:
             localnet.down(directory)
     verify_after = measure_verify_rate()
@@ -284,4 +309,14 @@ def run_network_bench(config: NetworkBenchConfig, progress: Progress, workdir: P
     results["verify_per_s_per_core"] = round(verify_rate, 1)
     results["verification_bound_tx_per_s"] = round(bound, 1)
     results["ratio_to_bound"] = round(results["finalized_tx_per_s"] / bound, 3) if bound else None
+    # the same question in CPU time, which other processes on the machine do not skew: of the CPU a
+    # validator spends per finalized entry, how much is the one verification it cannot avoid
+    used = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)
+            if before is not None and after is not None]
+    if used and results["finalized"]:
+        per_entry = sum(used) / len(used) / results["finalized"] * 1e6
+        one_verify = statistics.median(verify_cpu_us() for _ in range(3))
+        results["validator_cpu_us_per_entry"] = round(per_entry, 1)
+        results["verify_cpu_us"] = round(one_verify, 1)
+        results["verify_share_of_validator_cpu"] = round(one_verify / per_entry, 3)
     return {"config": asdict(config) | {"cores": cores}, "results": results}
