@@ -57,7 +57,7 @@ class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Retry-After while this many entries wait for a checkpoint to order them, or while
     # checkpoints come but the oldest of them has waited this long; 0 turns a bound off.
     max_unordered: int = 10_000
-    max_unordered_age_ms: int = 1500
+    max_unordered_age_ms: int = 1000
 
 
 class ConsensusConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
