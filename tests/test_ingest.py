@@ -453,3 +453,20 @@ def test_the_cli_client_sends_a_refused_entry_again_after_retry_after(genesis: G
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_parents_of_an_entry_this_node_asked_for_are_asked_for_at_once(tmp_path: Path, genesis: Genesis) -> None:
+    entries = chain(genesis, 3)
+    requested: list[bytes] = []
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.request = lambda ids: requested.extend(ids)
+        ingest.start()
+        ingest.fetch_missing([entries[2][0]])  # a checkpoint names an entry this node lacks
+        assert requested == [entries[2][0]]
+        assert ingest.ingest(entries[2][1], "peer:aa").status == Status.ORPHAN
+        assert requested == [entries[2][0], entries[1][0]]  # no waiting: the walk back goes on
+        await ingest.stop()
+
+    run(scenario())

@@ -44,7 +44,8 @@ FORK_LOG_INTERVAL_S = 10.0  # a flood of forks is one log line per interval, wit
 WANT_RETRY_MS = 2000
 # Gossip usually brings an orphan's parents within milliseconds (another node took them from a
 # client a moment earlier): ask peers only for the parents still missing after this delay, so a
-# busy network does not answer a want for every entry it is about to send anyway.
+# busy network does not answer a want for every entry it is about to send anyway. An orphan this
+# node asked for itself (it is walking back a history it lacks) has its parents asked for at once.
 ORPHAN_FETCH_DELAY_S = 0.15
 STALL_MS = 5000  # no checkpoint for this long: the chain is stalled, not overloaded (see `Ingest.admit`)
 
@@ -332,7 +333,10 @@ class Ingest:
                 raise Overloaded("too many entries are waiting for their parents; retry later")
             self.orphans.add(entry, placement.missing, self.clock_ms(), source)
             self.metrics.orphans.set(len(self.orphans))
-            self._fetch_soon(placement.missing)
+            if entry.id in self._requested:  # walking back a history this node lacks: no gossip is coming
+                self.fetch_missing(placement.missing)
+            else:
+                self._fetch_soon(placement.missing)
             return SubmitResult(entry.id, Status.ORPHAN, placement.missing)
         assert isinstance(placement, Placed)
         self._accept(entry, source)
