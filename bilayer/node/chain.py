@@ -251,8 +251,11 @@ class AuditIndexer:
     def submit(self, checkpoint: audit_index.CheckpointEntries, state: State) -> None:
         """`state` may run ahead of `checkpoint`: the index reads only records that never change."""
         storage = self.storage
-        self._last = self._worker.submit(storage.with_writer,
-                                         lambda conn: audit_index.maintain(conn, checkpoint, state))
+        try:
+            self._last = self._worker.submit(storage.with_writer,
+                                             lambda conn: audit_index.maintain(conn, checkpoint, state))
+        except RuntimeError:  # stopping: the next start catches the index up from the stored chain
+            log.info("audit index: height %d left for the next start", checkpoint.height)
 
     def wait(self, timeout_s: float | None = None) -> None:
         """Block until every checkpoint submitted so far is indexed (tests, shutdown)."""
