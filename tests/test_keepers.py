@@ -59,7 +59,7 @@ def test_listings_read_only_their_keepers_prefixes(monkeypatch: pytest.MonkeyPat
     assert [row["kind"] for row in view["suspended_services"]] == ["kind1", "kind2", "kind3"]
     assert [row["entry"] for row in view["redactions"]] == [(bytes([i]) * 32).hex() for i in (1, 2, 3)]
     assert view["identity_rules"] == [{"kind": "transfer", "min_level": 1, "above_amount": 10, "decision": 4}]
-    assert len(council_view(state)) == len(GENESIS.council)
+    assert len(council_view(state, {})) == len(GENESIS.council)
 
 
 def test_every_governance_action_has_a_registered_spec() -> None:
