@@ -149,6 +149,7 @@ class RateLimited(BilayerError):
 
     code = "rate_limited"
     http_status = 429
+    retry_after_s = 1  # sent as `Retry-After`: clients hold back this node that long
 
 
 class NotFound(BilayerError):
@@ -204,6 +205,7 @@ class Overloaded(BilayerError):
 
     code = "overloaded"
     http_status = 503
+    retry_after_s = 1  # sent as `Retry-After`: clients hold back this node that long
 
 
 class NotReady(BilayerError):
@@ -310,10 +312,11 @@ class RemoteError(BilayerError):
 
     code = "remote_error"
 
-    def __init__(self, code: str, message: str, http_status: int) -> None:
+    def __init__(self, code: str, message: str, http_status: int, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.remote_code = code
         self.remote_status = http_status
+        self.retry_after_s = retry_after_s  # the node's `Retry-After` on a 429 or 503
 
     def to_json(self) -> dict[str, Any]:
         return {"error": {"code": self.remote_code, "message": self.message}}

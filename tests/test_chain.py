@@ -28,7 +28,8 @@ from bilayer.execution.state import author_key, balance_key
 from bilayer.genesis import Allocation, ChainParams, Genesis, GenesisValidator
 from bilayer.keys.signing import Signer
 from bilayer.ledger.dag import Dag
-from bilayer.ledger.entry import EntryHeader, SignedEntry
+from bilayer.ledger.entry import Entry, EntryHeader, SignedEntry
+from bilayer.ledger.operations import decode_operation
 from bilayer.node.chain import Applied, CertificateInvalid, Chain, MissingEntry, NotNext, RootMismatch
 from bilayer.node.finality import MAX_CLOCK_SKEW_MS, ChainApp
 from bilayer.node.ingest import Ingest
@@ -699,3 +700,73 @@ def test_a_quorum_certified_checkpoint_with_other_roots_halts_the_node_loudly(no
     marker = node.storage.path.parent / "HALTED"
     assert OTHER_VALUE.hex() in marker.read_text()
     assert finality.status()["halted"] == finality.halted
+
+
+# --- the audit index written after the commit ----------------------------------------------
+
+
+def _index_rows(storage: Storage) -> list[tuple[object, ...]]:
+    with closing(storage.read_connection()) as conn:
+        rows = conn.execute("SELECT height, position, entry_id, kind, asset, amount, outcome, code FROM audit_entries"
+                            " ORDER BY height, position").fetchall()
+        flows = conn.execute("SELECT * FROM audit_flows ORDER BY rowid").fetchall()
+    return [tuple(r) for r in rows + flows]
+
+
+def test_audit_index_written_after_the_commit_matches_the_one_written_inside_it(tmp_path: Path) -> None:
+    from bilayer.audit.index import indexed_height
+    from bilayer.node.chain import AuditIndexer
+
+    inline = open_node(tmp_path / "inline.sqlite")
+    storage = Storage(tmp_path / "after.sqlite")
+    indexer = AuditIndexer(storage)
+    chain = Chain(storage, GENESIS, indexer)
+    chain.load()
+    after = Node(tmp_path / "after.sqlite", storage, chain, Ingest(storage, GENESIS, NodeMetrics()))
+    first, second = apply_two_heights(inline)
+    after.add(S.fund, S.overspend, S.spend, S.pay)
+    after.apply(first)
+    after.apply(second)
+    indexer.wait(30)
+    with closing(storage.read_connection()) as conn:
+        assert indexed_height(conn) == 2
+    assert _index_rows(storage) == _index_rows(inline.storage) != []
+    indexer.close()
+    storage.close()
+    inline.storage.close()
+
+
+def test_an_audit_index_left_behind_is_caught_up_at_the_next_start(tmp_path: Path) -> None:
+    from bilayer.audit.index import CheckpointEntries, indexed_height
+    from bilayer.execution.state import State
+    from bilayer.node.chain import AuditIndexer
+
+    class Stopped(AuditIndexer):
+        """The node stops after each commit, before its index thread writes anything."""
+
+        def submit(self, checkpoint: CheckpointEntries, state: State) -> None:
+            pass
+
+    inline = open_node(tmp_path / "inline.sqlite")
+    first, second = apply_two_heights(inline)
+    storage = Storage(tmp_path / "node.sqlite")
+    indexer = Stopped(storage)
+    chain = Chain(storage, GENESIS, indexer)
+    chain.load()
+    node = Node(tmp_path / "node.sqlite", storage, chain, Ingest(storage, GENESIS, NodeMetrics()))
+    node.add(S.fund, S.overspend, S.spend, S.pay)
+    storage.store_entries([Entry(id_, node.headers[id_], signed, decode_operation(node.headers[id_].kind,
+                                                                                    node.headers[id_].body))
+                           for id_, signed in (S.fund, S.overspend, S.spend, S.pay)], NOW)  # a rebuild reads them
+    node.apply(first)
+    node.apply(second)
+    with closing(storage.read_connection()) as conn:
+        assert indexed_height(conn) == 0
+    indexer.close()
+    storage.close()
+    reopened = open_node(tmp_path / "node.sqlite")
+    with closing(reopened.storage.read_connection()) as conn:
+        assert indexed_height(conn) == 2
+    assert _index_rows(reopened.storage) == _index_rows(inline.storage) != []
+    reopened.storage.close()
+    inline.storage.close()

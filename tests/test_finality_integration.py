@@ -41,9 +41,22 @@ def http(method: str, url: str, body: bytes | None = None, timeout: float = 30) 
         return exc.code, json.loads(exc.read())
 
 
-def submit(url: str, entries: list[tuple[bytes, SignedEntry]]) -> None:
+def submit(url: str, entries: list[tuple[bytes, SignedEntry]], attempts: int = 30) -> None:
+    """As a client should: a batch refused early (503/429 with Retry-After) is sent again after that wait."""
     for start in range(0, len(entries), 500):
-        status, body = http("POST", f"{url}/v1/entries/batch", codec.encode([s for _, s in entries[start:start + 500]]))
+        for _ in range(attempts):
+            request = urllib.request.Request(f"{url}/v1/entries/batch", method="POST",
+                                             data=codec.encode([s for _, s in entries[start:start + 500]]))
+            request.add_header("Content-Type", "application/msgpack")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    status, body = response.status, json.loads(response.read())
+                break
+            except urllib.error.HTTPError as exc:
+                status, body = exc.code, json.loads(exc.read())
+                if status not in (429, 503) or "Retry-After" not in exc.headers:
+                    break
+                time.sleep(float(exc.headers["Retry-After"]))
         assert status == 200, body
         errors = [r for r in body["results"] if "error" in r]
         assert not errors, errors[:3]

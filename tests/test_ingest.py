@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bilayer.errors import BadSignature, RateLimited, SequenceReused
+from bilayer.errors import BadSignature, Overloaded, RateLimited, SequenceReused
 from bilayer.genesis import Genesis
-from bilayer.ledger.entry import SignedEntry
-from bilayer.node.ingest import Ingest, IngestLimits, OrphanPool, Status
+from bilayer.ledger.entry import SignedEntry, entry_id
+from bilayer.node.ingest import ORPHAN_FETCH_DELAY_S, STALL_MS, Ingest, IngestLimits, OrphanPool, Status
 from bilayer.node.metrics import NodeMetrics
 from bilayer.node.storage import Storage
 
@@ -28,6 +28,10 @@ def chain(genesis: Genesis, length: int, signer=ALICE) -> list[tuple[bytes, Sign
         entries.append((id_, signed))
         parent = id_
     return entries
+
+
+def make_id(signed: SignedEntry) -> bytes:
+    return entry_id(signed.header)
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -64,12 +68,32 @@ def test_orphans_wait_for_parents_in_any_order(tmp_path: Path, genesis: Genesis)
         for _, signed in reversed(entries[1:]):
             assert (await ingest.submit(signed, "api:test")).status == Status.ORPHAN
         assert len(ingest.orphans) == 5
-        assert entries[0][0] in requested
+        assert requested == []  # gossip gets a moment to bring the parent first
+        await asyncio.sleep(ORPHAN_FETCH_DELAY_S * 3)
+        assert requested == [entries[0][0]]  # only the one parent no orphan here can supply
         assert (await ingest.submit(entries[0][1], "api:test")).status == Status.STORED
         await ingest.flush()
         assert len(ingest.orphans) == 0
         assert ingest.storage.count() == 6
         assert ingest.dag.tips == {entries[-1][0]}
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_a_parent_gossip_brings_in_time_is_never_asked_for(tmp_path: Path, genesis: Genesis) -> None:
+    entries = chain(genesis, 2)
+    requested: list[bytes] = []
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.request = lambda ids: requested.extend(ids)
+        ingest.start()
+        assert (await ingest.submit(entries[1][1], "peer:aa")).status == Status.ORPHAN
+        assert (await ingest.submit(entries[0][1], "peer:bb")).status == Status.STORED
+        await asyncio.sleep(ORPHAN_FETCH_DELAY_S * 3)
+        assert requested == []
+        assert len(ingest.orphans) == 0
         await ingest.stop()
 
     run(scenario())
@@ -327,3 +351,122 @@ def test_a_flood_of_forks_is_one_log_line_per_interval_and_every_fork_is_evidenc
 
     run(scenario())
     assert len([r for r in caplog.records if "fork:" in r.getMessage()]) == 1
+
+
+def test_admission_refuses_clients_while_too_many_entries_wait_for_a_checkpoint(
+        tmp_path: Path, genesis: Genesis) -> None:
+    entries = [make_entry(seeded_signer(10 + i), genesis)[1] for i in range(4)]
+
+    async def scenario() -> None:
+        metrics = NodeMetrics()
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, metrics, IngestLimits(max_unordered=3))
+        ingest.start()
+        ingest.admit(3)  # an empty backlog takes a request of any size up to the bound
+        for signed in entries[:3]:
+            await ingest.submit(signed, "api:test")
+        with pytest.raises(Overloaded) as refused:
+            ingest.admit(1)
+        assert refused.value.http_status == 503 and refused.value.retry_after_s >= 1
+        assert metrics.entries_refused.labels("backlog")._value.get() == 1
+        ingest.forget_headers([make_id(entries[0])])  # a checkpoint ordered one
+        ingest.admit(1)
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_admission_refuses_clients_when_checkpoints_do_not_keep_up(tmp_path: Path, genesis: Genesis) -> None:
+    entries = [make_entry(seeded_signer(20 + i), genesis)[1] for i in range(3)]
+    clock = [int(time.time() * 1000)]
+
+    async def scenario() -> None:
+        metrics = NodeMetrics()
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, metrics,
+                        IngestLimits(max_unordered_age_ms=1000), clock_ms=lambda: clock[0])
+        ingest.start()
+        await ingest.submit(entries[0], "api:test")
+        clock[0] += 500
+        ingest.admit(1)  # waited less than the bound
+        clock[0] += 1000
+        with pytest.raises(Overloaded):  # a node just started counts as live: it takes no more than it orders
+            ingest.admit(1)
+        await ingest.submit(entries[1], "api:test")
+        ingest.forget_headers([make_id(entries[1])])  # a checkpoint came and left the older entry behind
+        with pytest.raises(Overloaded):
+            ingest.admit(1)
+        assert metrics.entries_refused.labels("behind")._value.get() == 2
+        ingest.forget_headers([make_id(entries[0])])  # the next one caught up
+        ingest.admit(1)
+        await ingest.submit(entries[2], "api:test")
+        clock[0] += STALL_MS + 1  # no checkpoint since: a stalled chain is not overload
+        ingest.admit(1)
+        await ingest.stop()
+
+    run(scenario())
+
+
+def test_refusals_tell_clients_when_to_retry() -> None:
+    from bilayer.api.server import error_response
+
+    for refusal, status in ((Overloaded("behind"), 503), (RateLimited("too fast"), 429)):
+        response = error_response(refusal)
+        assert response.status == status
+        assert response.headers["Retry-After"] == "1"
+
+
+def test_the_cli_client_sends_a_refused_entry_again_after_retry_after(genesis: Genesis) -> None:
+    import http.server
+    import json
+    import threading
+
+    from bilayer.api.client import NodeClient
+
+    answers = [(503, "overloaded"), (429, "rate_limited"), (200, "")]
+    bodies: list[bytes] = []
+
+    class Node(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            status, code = answers[len(bodies) - 1]
+            body = json.dumps({"id": "00", "status": "stored"} if status == 200 else
+                              {"error": {"code": code, "message": "behind"}}).encode()
+            self.send_response(status)
+            if status != 200:
+                self.send_header("Retry-After", "0")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Node)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _, signed = make_entry(ALICE, genesis)
+        started = time.monotonic()
+        answer = NodeClient(f"http://127.0.0.1:{server.server_port}", timeout=5).submit(signed)
+        assert answer["status"] == "stored"
+        assert len(bodies) == 3 and bodies[0] == bodies[1] == bodies[2]  # the same entry each time
+        assert time.monotonic() - started < 5
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_parents_of_an_entry_this_node_asked_for_are_asked_for_at_once(tmp_path: Path, genesis: Genesis) -> None:
+    entries = chain(genesis, 3)
+    requested: list[bytes] = []
+
+    async def scenario() -> None:
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, NodeMetrics())
+        ingest.request = lambda ids: requested.extend(ids)
+        ingest.start()
+        ingest.fetch_missing([entries[2][0]])  # a checkpoint names an entry this node lacks
+        assert requested == [entries[2][0]]
+        assert ingest.ingest(entries[2][1], "peer:aa").status == Status.ORPHAN
+        assert requested == [entries[2][0], entries[1][0]]  # no waiting: the walk back goes on
+        await ingest.stop()
+
+    run(scenario())

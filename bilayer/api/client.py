@@ -18,6 +18,19 @@ from ..ledger.operations import Operation
 
 __all__ = ["NodeClient", "WaitTimeout"]
 
+# A node that is behind refuses a new entry early (429 or 503 with Retry-After): the same
+# signed entry is sent again after that wait, growing each time (sending it twice is harmless:
+# the second answer is "known").
+SUBMIT_ATTEMPTS = 6
+MAX_RETRY_WAIT_S = 10.0
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: not sent by bilayer nodes
+
 
 class NodeClient:
     def __init__(self, url: str, timeout: float = 15.0) -> None:
@@ -36,9 +49,10 @@ class NodeClient:
                 return bytes(response.read())
         except urllib.error.HTTPError as exc:
             raw = exc.read()
+            retry_after = _retry_after(exc.headers.get("Retry-After")) if exc.code in (429, 503) else None
             try:
                 error = json.loads(raw)["error"]
-                raise RemoteError(str(error["code"]), str(error["message"]), exc.code) from None
+                raise RemoteError(str(error["code"]), str(error["message"]), exc.code, retry_after) from None
             except (ValueError, KeyError, TypeError):
                 raise RemoteError("http_error", f"HTTP {exc.code} from {self.url}", exc.code) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
@@ -94,7 +108,16 @@ class NodeClient:
                 return dict(view)
 
     def submit(self, signed: SignedEntry) -> dict[str, Any]:
-        return dict(self._request("POST", "/v1/entries", codec.encode(signed), "application/msgpack"))
+        """Send one entry; while the node refuses it with Retry-After, wait and send it again."""
+        body = codec.encode(signed)
+        for attempt in range(SUBMIT_ATTEMPTS - 1):
+            try:
+                return dict(self._request("POST", "/v1/entries", body, "application/msgpack"))
+            except RemoteError as refused:
+                if refused.retry_after_s is None:
+                    raise
+                time.sleep(min(MAX_RETRY_WAIT_S, max(refused.retry_after_s, 0.5 * 2**attempt)))
+        return dict(self._request("POST", "/v1/entries", body, "application/msgpack"))
 
     def build_and_submit(self, signer: Signer, op: Operation, payload: bytes = b"") -> dict[str, Any]:
         """Pick the author's next sequence and parents from the node, stamp, sign, submit."""

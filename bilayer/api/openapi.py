@@ -485,7 +485,9 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             "/v1/entries": {
                 "post": {
                     "summary": "Submit one signed entry",
-                    "description": "201 stored durably, 200 already known, 202 held while parents are fetched.",
+                    "description": "201 stored durably, 200 already known, 202 held while parents are fetched."
+                                   " A node that is behind refuses it early: 503 `overloaded` (or 429"
+                                   " `rate_limited`) with `Retry-After`; send the same entry again after that wait.",
                     "requestBody": entry_body,
                     "responses": {
                         "201": _json(submit_result, "stored"),
@@ -506,6 +508,9 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
             "/v1/entries/batch": {
                 "post": {
                     "summary": "Submit up to 5000 entries; one result (or error) per entry, in order",
+                    "description": "A node that is behind refuses the whole batch before any work on it: 503"
+                                   " `overloaded` (or 429 `rate_limited`) with `Retry-After`; send it again after"
+                                   " that wait.",
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -518,7 +523,7 @@ def openapi_document(version: str, operation_kinds: list[str]) -> dict[str, Any]
                             "application/msgpack": {"schema": {"type": "string", "format": "binary"}},
                         },
                     },
-                    "responses": {"200": _json({"type": "object"}, "results"), **_errors(400, 413, 415, 429)},
+                    "responses": {"200": _json({"type": "object"}, "results"), **_errors(400, 413, 415, 429, 503)},
                 }
             },
             "/v1/entries/{entry_id}": {

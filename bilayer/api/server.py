@@ -119,7 +119,11 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 
 def error_response(exc: BilayerError) -> web.Response:
-    return json_response(exc.to_json(), exc.http_status)
+    response = json_response(exc.to_json(), exc.http_status)
+    retry_after = getattr(exc, "retry_after_s", None)
+    if exc.http_status in (429, 503) and isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(max(1, retry_after))  # the CLI and the SDK wait that long
+    return response
 
 
 @web.middleware
@@ -223,6 +227,7 @@ async def _read_body(request: web.Request) -> tuple[bytes, bool]:
 def _check_connection_rate(request: web.Request, cost: int) -> None:
     limiter = request.app[LIMITER]
     if not limiter.allow(request.remote or "?", time.monotonic(), cost):
+        request.app[NODE].metrics.entries_refused.labels("rate_limited").inc(cost)
         raise RateLimited("this connection is submitting faster than the node's per-connection limit")
 
 
@@ -230,6 +235,7 @@ async def post_entry(request: web.Request) -> web.Response:
     node = request.app[NODE]
     body, is_msgpack = await _read_body(request)
     _check_connection_rate(request, 1)
+    node.ingest.admit(1)
     if is_msgpack:
         signed = codec.decode_canonical(body, SignedEntry)
     else:
@@ -254,6 +260,7 @@ async def post_entries_batch(request: web.Request) -> web.Response:
     if len(items) > MAX_BATCH:
         raise BadRequest(f"at most {MAX_BATCH} entries per batch")
     _check_connection_rate(request, len(items))
+    node.ingest.admit(len(items))
     results = await node.ingest.submit_many(items, f"api:{request.remote}")
     views = [r.to_json() if isinstance(r, BilayerError) else _result_view(r) for r in results]
     return json_response({"results": views})
@@ -616,9 +623,17 @@ async def get_evidence_export(request: web.Request) -> web.Response:
     )
     return json_response(await _with_history(
         request, lambda source, cache: build_package(source, chain.state, window, cache=cache)))
+AUDIT_CATCH_UP_S = 5.0
+
+
 async def _audit_read(node: LedgerNode, work: Callable[[sqlite3.Connection], T]) -> T:
     """Audit queries read the index on a connection of their own in a worker thread, so a
-    long trace never stalls the event loop."""
+    long trace never stalls the event loop. The index is written just after each commit:
+    a query first waits (briefly) for it to hold every checkpoint committed so far, so an
+    entry a client saw final is in the answer."""
+    indexer = node.chain.indexer if node.chain is not None else None
+    if indexer is not None:
+        await indexer.caught_up(AUDIT_CATCH_UP_S)
 
     def run() -> T:
         with closing(node.storage.read_connection()) as conn:

@@ -1,7 +1,9 @@
 """The audit index: every ordered entry by party, asset, kind and outcome, and every movement of funds.
 
-It lives in the node's SQLite file beside the chain and is written in the same transaction
-as each checkpoint, so it is never ahead of or behind the chain it describes. It holds
+It lives in the node's SQLite file beside the chain. A node writes each checkpoint's part
+just after that checkpoint commits, in its own transaction (`node.chain.AuditIndexer`), so
+it is never ahead of the chain and at most a few checkpoints behind it; `maintain` inside
+the commit is the simpler form tools and tests use. It holds
 nothing the chain does not: drop its tables and the next start rebuilds them from the
 stored checkpoints, entries and results (`rebuild`).
 
@@ -416,9 +418,9 @@ def index_checkpoint(conn: sqlite3.Connection, checkpoint: CheckpointEntries, st
 
 
 def maintain(conn: sqlite3.Connection, checkpoint: CheckpointEntries, state: State) -> None:
-    """Index a checkpoint inside its commit. The index is derived data and must never stop
-    the chain: if indexing fails, its part is undone, the index is marked stale (the next
-    start rebuilds it) and the checkpoint still commits."""
+    """Index a checkpoint, inside its commit or in a transaction of its own. The index is
+    derived data and must never stop the chain: if indexing fails, its part is undone, the
+    index is marked stale (the next start rebuilds it) and the checkpoint still commits."""
     conn.execute("SAVEPOINT audit_index")
     try:
         index_checkpoint(conn, checkpoint, state)

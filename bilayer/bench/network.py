@@ -8,7 +8,15 @@ the nodes it submits to) and watches one node's checkpoints to time finality:
 * submit-to-final latency percentiles (per entry: when its batch was sent -> when the
   checkpoint that finalized it was first seen; checkpoints are polled every 10 ms);
 * the Ed25519 verification bound measured in the same run: PyNaCl verifications per second
-  on one core x cores / validators (every validator checks every entry), and the ratio.
+  on one core x cores / validators (every validator checks every entry), and the ratio;
+* the same in CPU time, which a machine shared with other work does not skew: the validators'
+  CPU seconds per finalized entry (from /proc) against one verification's CPU time.
+
+A node that is behind refuses a batch early (429/503 with Retry-After). A saturating run
+waits that long and sends the batch again, as the CLI and the SDK do; a run at a fixed
+`rate` does not resend it, and reports the accepted and refused rates and the latency of
+the accepted entries (give it `accounts` = `transactions`, so that every entry is its
+author's only one and a refused entry leaves no later entry without its parent).
 
 With `forks` an attacker joins the run: that many authors each sign two entries at one
 sequence number and race the halves to two different nodes at the same instant, `fork_rate`
@@ -32,14 +40,15 @@ import aiohttp
 
 from .. import codec
 from ..genesis import Allocation, load_genesis
-from ..keys.signing import Signer
-from ..ledger.entry import SignedEntry, build_entry
+from ..keys.signing import Signer, verify
+from ..ledger.entry import SignedEntry, build_entry, signing_message
 from ..ledger.operations import Data, Transfer
 from ..node import localnet
 from ..node.config import LimitsConfig
 from .ledger import measure_verify_rate
 
 Progress = Callable[[str, int], Callable[[int], None]]
+MAX_ATTEMPTS = 30  # of one batch a node refuses with Retry-After (saturating runs resend it)
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,9 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
     final_at: dict[bytes, float] = {}
     outcome: dict[bytes, str] = {}
     refused = 0
+    accepted = 0
+    refusals: dict[str, int] = {}  # whole batches answered 429/503 with Retry-After: entries by code
+    sending = True
     fork_answers: dict[str, int] = {}
     done = asyncio.Event()
     timeout = aiohttp.ClientTimeout(total=60)
@@ -124,7 +136,7 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
                         finalized_now += 1
                 tick(finalized_now)
                 next_height += 1
-                if len(final_at) >= len(entries):
+                if len(final_at) >= len(entries) or (not sending and len(final_at) >= accepted):
                     done.set()
 
         queue: asyncio.Queue[int] = asyncio.Queue()
@@ -134,7 +146,7 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
         interval = config.batch / config.rate if config.rate > 0 else 0.0
 
         async def send(worker: int) -> None:
-            nonlocal refused
+            nonlocal refused, accepted
             while not queue.empty():
                 index = queue.get_nowait()
                 if interval:
@@ -143,15 +155,33 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
                         await asyncio.sleep(delay)
                 batch = batches[index]
                 url = urls[index % len(urls)]
-                now = time.perf_counter()
-                for entry_id, _ in batch:
-                    sent_at[entry_id] = now
-                async with session.post(f"{url}/v1/entries/batch", data=codec.encode([s for _, s in batch]),
-                                        headers={"Content-Type": "application/msgpack"}) as response:
-                    body = await response.json()
+                for _attempt in range(MAX_ATTEMPTS):
+                    now = time.perf_counter()
+                    for entry_id, _ in batch:
+                        sent_at[entry_id] = now
+                    async with session.post(f"{url}/v1/entries/batch", data=codec.encode([s for _, s in batch]),
+                                            headers={"Content-Type": "application/msgpack"}) as response:
+                        body = await response.json()
+                    if response.status not in (429, 503) or "Retry-After" not in response.headers:
+                        break
+                    # refused early, before any work on it
+                    code = body["error"]["code"]
+                    refusals[code] = refusals.get(code, 0) + len(batch)
+                    if interval:  # offered load is fixed: a refused entry is not resent
+                        break
+                    await asyncio.sleep(float(response.headers["Retry-After"]))  # as the CLI and the SDK do
+                if response.status in (429, 503):
+                    for entry_id, _ in batch:
+                        del sent_at[entry_id]
+                    continue
                 if response.status != 200:
                     raise RuntimeError(f"batch refused by {url}: {body}")
-                refused += sum(1 for r in body["results"] if "error" in r)
+                for (entry_id, _), result in zip(batch, body["results"], strict=True):
+                    if "error" in result:
+                        refused += 1
+                        del sent_at[entry_id]
+                    else:
+                        accepted += 1
 
         async def post_halves(url: str, halves: list[SignedEntry]) -> None:
             async with session.post(f"{url}/v1/entries/batch", data=codec.encode(halves),
@@ -179,6 +209,7 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
         try:
             await asyncio.gather(*(send(w) for w in range(config.connections)))
             submitted = time.perf_counter()
+            sending = False
             await asyncio.wait_for(done.wait(), config.timeout_s)
         except TimeoutError:
             pass
@@ -191,6 +222,7 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
     latencies = sorted(final_at[i] - sent_at[i] for i in final_at)
     last_final = max(final_at.values(), default=started)
     elapsed = last_final - started
+    submit_s = submitted - started
     return {
         "finalized": len(final_at),
         "final": sum(1 for o in outcome.values() if o == "FINAL"),
@@ -199,7 +231,12 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
         "submit_seconds": round(submitted - started, 3),
         "elapsed_seconds": round(elapsed, 3),
         "finalized_tx_per_s": round(len(final_at) / elapsed, 1) if elapsed > 0 else 0.0,
-        "submitted_tx_per_s": round(len(entries) / (submitted - started), 1),
+        "submitted_tx_per_s": round(len(entries) / submit_s, 1),
+        "accepted": accepted,
+        "accepted_tx_per_s": round(accepted / submit_s, 1),
+        "refused_early": sum(refusals.values()),
+        "refused_early_tx_per_s": round(sum(refusals.values()) / submit_s, 1),
+        "refused_early_by_code": dict(sorted(refusals.items())),
         "checkpoints": end_height - start_height,
         "fork_pairs_sent": sum(fork_answers.values()) // 2,
         "fork_halves_by_answer": dict(sorted(fork_answers.items())),
@@ -219,6 +256,26 @@ def _percentile(sorted_values: list[float], p: float) -> float | None:
     return round(sorted_values[index] * 1000, 1)
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far; None where /proc cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def verify_cpu_us(count: int = 3000) -> float:
+    """CPU time of one plain Ed25519 verification (PyNaCl), whatever else the machine runs."""
+    signer = Signer(b"\x02" * 32)
+    message = signing_message(bytes(32))
+    signature = signer.sign(message)
+    started = time.process_time()
+    for _ in range(count):
+        verify(signer.public_key, message, signature)
+    return (time.process_time() - started) / count * 1e6
+
+
 def run_network_bench(config: NetworkBenchConfig, progress: Progress, workdir: Path | None = None) -> dict[str, Any]:
     senders = [Signer(index.to_bytes(4, "big") * 8) for index in range(1, config.accounts + 1)]
     allocations = tuple(Allocation(s.address, "BLY", config.transactions) for s in senders)
@@ -234,12 +291,15 @@ def run_network_bench(config: NetworkBenchConfig, progress: Progress, workdir: P
                                  progress("signing transfers", config.transactions))
         forks = make_forks(genesis.chain_id, genesis.root, config.forks, config.pow_bits)
         try:
-            localnet.up(directory)
+            running = localnet.up(directory)
             nodes = manifest["nodes"]
+            validator_pids = [n["pid"] for n in running["nodes"] if n["role"] == "validator"]
+            cpu_before = [process_cpu_s(pid) for pid in validator_pids]
             targets = [n["api_url"] for n in nodes if n["role"] == "ledger"] or [n["api_url"] for n in nodes]
             watch_url = targets[0]
             results = asyncio.run(_drive(targets, watch_url, entries, config,
                                          progress("finalizing", config.transactions), forks))
+            cpu_after = [process_cpu_s(pid) for pid in validator_pids]
         finally:
             localnet.down(directory)
     verify_after = measure_verify_rate()
@@ -249,4 +309,14 @@ def run_network_bench(config: NetworkBenchConfig, progress: Progress, workdir: P
     results["verify_per_s_per_core"] = round(verify_rate, 1)
     results["verification_bound_tx_per_s"] = round(bound, 1)
     results["ratio_to_bound"] = round(results["finalized_tx_per_s"] / bound, 3) if bound else None
+    # the same question in CPU time, which other processes on the machine do not skew: of the CPU a
+    # validator spends per finalized entry, how much is the one verification it cannot avoid
+    used = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)
+            if before is not None and after is not None]
+    if used and results["finalized"]:
+        per_entry = sum(used) / len(used) / results["finalized"] * 1e6
+        one_verify = statistics.median(verify_cpu_us() for _ in range(3))
+        results["validator_cpu_us_per_entry"] = round(per_entry, 1)
+        results["verify_cpu_us"] = round(one_verify, 1)
+        results["verify_share_of_validator_cpu"] = round(one_verify / per_entry, 3)
     return {"config": asdict(config) | {"cores": cores}, "results": results}

@@ -18,10 +18,12 @@ verifies each old certificate with the set of its own height.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .. import codec
@@ -30,6 +32,7 @@ from ..consensus.linearize import MissingEntry, linearize
 from ..consensus.messages import (
     CertificateInvalid,
     Checkpoint,
+    CommitCertificate,
     FinalizedCheckpoint,
     verify_certificate,
 )
@@ -40,6 +43,7 @@ from ..execution.governance.context import ExecContext
 from ..execution.governance.redaction import Redactions, redactions_among
 from ..execution.governance.rules import ContentBlocked, Rules, keywords_in
 from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY, Validators, ValidatorSetChange
+from ..execution.state import State
 from ..genesis import Genesis
 from ..ledger.dag import Dag
 from ..ledger.entry import EntryHeader, Tombstone
@@ -68,6 +72,7 @@ class Applied:
     results_root: bytes
     kinds: tuple[str, ...] = ()
     headers: tuple[EntryHeader, ...] = ()
+    certificate: CommitCertificate | None = None  # the quorum's signatures that finalized it
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +217,7 @@ class ChainState:
         self._sync_epochs()
         kinds = tuple(header.kind for _, header in ordered_headers)
         return Applied(checkpoint.height, checkpoint, results, self.state_root, self.results_root, kinds,
-                       tuple(header for _, header in ordered_headers))
+                       tuple(header for _, header in ordered_headers), finalized.certificate)
 
 
 def withheld_payloads(
@@ -231,18 +236,64 @@ def withheld_payloads(
 FULL_STATE_KEY = "state_includes_genesis"
 
 
+class AuditIndexer:
+    """Writes the audit index of each committed checkpoint after its commit, in height order,
+    on a thread of its own: the index is derived data, so it stays off the commit that
+    consensus waits for. Each checkpoint's part is its own durable transaction; a node that
+    stops before one is written finds its index behind at the next start and catches it up
+    from the stored chain (`audit_index.ensure_current`)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-index")
+        self._last: Future[None] | None = None
+
+    def submit(self, checkpoint: audit_index.CheckpointEntries, state: State) -> None:
+        """`state` may run ahead of `checkpoint`: the index reads only records that never change."""
+        storage = self.storage
+        try:
+            self._last = self._worker.submit(storage.with_writer,
+                                             lambda conn: audit_index.maintain(conn, checkpoint, state))
+        except RuntimeError:  # stopping: the next start catches the index up from the stored chain
+            log.info("audit index: height %d left for the next start", checkpoint.height)
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Block until every checkpoint submitted so far is indexed (tests, shutdown)."""
+        last = self._last
+        if last is not None:
+            last.result(timeout_s)
+
+    async def caught_up(self, timeout_s: float) -> bool:
+        """Wait (bounded) until the index holds every checkpoint committed so far, so a reader
+        sees each final entry in it; False when it did not get there within `timeout_s`."""
+        last = self._last
+        if last is None or last.done():
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(last)), timeout_s)
+        except TimeoutError:
+            return False
+        except Exception:  # the disk failed the index write: the reader sees the index as it stands
+            return True
+        return True
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)
+
+
 class Chain(ChainState):
     """ChainState persisted: each applied checkpoint is one SQLite transaction."""
 
-    def __init__(self, storage: Storage, genesis: Genesis) -> None:
+    def __init__(self, storage: Storage, genesis: Genesis, indexer: AuditIndexer | None = None) -> None:
+        """With an `indexer`, the audit index is written after each commit on its thread;
+        without one, inside the commit (the simplest form, for tools and tests)."""
         super().__init__(genesis)
         self.storage = storage
+        self.indexer = indexer
         self.on_applied: list[Callable[[Applied], None]] = []
 
     def load(self) -> None:
         """Restore from storage; check that the stored state still matches its recorded root."""
-        from ..execution.state import State
-
         if self.storage.get_meta(FULL_STATE_KEY) is None:
             # a new store, or one that kept only the keys changed since genesis: from now on it holds
             # the whole state, so a genesis key deleted later (a validator removed) stays deleted
@@ -272,6 +323,8 @@ class Chain(ChainState):
 
     def _ensure_audit_index(self) -> None:
         """The audit index is derived from the chain: rebuild it when missing or behind."""
+        if self.indexer is not None:
+            self.indexer.wait()
         genesis, state = self.genesis, self.state
         self.storage.with_writer(lambda conn: audit_index.ensure_current(conn, genesis, state))
 
@@ -294,17 +347,19 @@ class Chain(ChainState):
                  for i, (r, kind) in enumerate(zip(results, applied.kinds, strict=True))],
                 changes,
                 withheld_payloads(checkpoint, results, changes),
-                lambda conn: audit_index.maintain(conn, indexed, state),
+                None if self.indexer is not None else lambda conn: audit_index.maintain(conn, indexed, state),
             )
         except BaseException:
             # memory ran ahead of the disk: go back to exactly what the disk holds, then report
             ChainState.__init__(self, self.genesis)
             self.load()
             raise
+        if self.indexer is not None:
+            self.indexer.submit(indexed, state)
         for callback in self.on_applied:
             callback(applied)
         return applied
 
 
-__all__ = ["Applied", "CertificateInvalid", "Chain", "ChainState", "MissingEntry", "NotNext", "RootMismatch",
-           "ValidatorEpoch"]
+__all__ = ["Applied", "AuditIndexer", "CertificateInvalid", "Chain", "ChainState", "MissingEntry", "NotNext",
+           "RootMismatch", "ValidatorEpoch"]

@@ -53,6 +53,11 @@ class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_orphans: int = 50_000
     orphan_ttl_s: float = 60.0
     max_request_bytes: int = 16 * 1024 * 1024
+    # Admission (nodes that follow checkpoints): clients' entries are refused with 503 and
+    # Retry-After while this many entries wait for a checkpoint to order them, or while
+    # checkpoints come but the oldest of them has waited this long; 0 turns a bound off.
+    max_unordered: int = 10_000
+    max_unordered_age_ms: int = 1000
 
 
 class ConsensusConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

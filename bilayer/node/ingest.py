@@ -42,6 +42,12 @@ AnnounceEvidence = Callable[[Sequence[ForkEvidence], Source], None]
 MAX_BATCH = 2000
 FORK_LOG_INTERVAL_S = 10.0  # a flood of forks is one log line per interval, with a count
 WANT_RETRY_MS = 2000
+# Gossip usually brings an orphan's parents within milliseconds (another node took them from a
+# client a moment earlier): ask peers only for the parents still missing after this delay, so a
+# busy network does not answer a want for every entry it is about to send anyway. An orphan this
+# node asked for itself (it is walking back a history it lacks) has its parents asked for at once.
+ORPHAN_FETCH_DELAY_S = 0.15
+STALL_MS = 5000  # no checkpoint for this long: the chain is stalled, not overloaded (see `Ingest.admit`)
 
 
 class Status(StrEnum):
@@ -63,6 +69,8 @@ class IngestLimits:
     author_burst: float = 2000.0
     max_orphans: int = 50_000
     orphan_ttl_ms: int = 60_000
+    max_unordered: int = 0  # admission bounds (see `Ingest.admit`); 0: off
+    max_unordered_age_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -161,6 +169,7 @@ class Ingest:
         self.metrics = metrics
         self.clock_ms = clock_ms
         self.dag = Dag(genesis.root)
+        self.limits = limits
         self.orphans = OrphanPool(limits.max_orphans, limits.orphan_ttl_ms)
         self.author_limiter = RateLimiter(limits.author_rate, limits.author_burst)
         self.announce: Announce = lambda entries, sources: None
@@ -175,8 +184,11 @@ class Ingest:
         self._queue: list[tuple[Entry, Source]] = []
         self._uncommitted: dict[bytes, Entry] = {}
         self._headers: dict[bytes, EntryHeader] = {}  # entries not yet ordered by a checkpoint
+        self._unordered: OrderedDict[bytes, int] = OrderedDict()  # the same entries, oldest first: when placed
+        self._ordered_ms: int | None = None  # when a checkpoint last ordered entries here
         self._committed: dict[bytes, asyncio.Future[None]] = {}
         self._requested: dict[bytes, int] = {}
+        self._to_fetch: set[bytes] = set()  # orphans' missing parents, asked for after ORPHAN_FETCH_DELAY_S
         self._wake = asyncio.Event()
         self._failed: BaseException | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -193,10 +205,12 @@ class Ingest:
             self.dag.add(id_, header)
             if id_ not in ordered:
                 self._headers[id_] = header
+                self._unordered[id_] = self.clock_ms()
         self._refresh_gauges()
         return len(self.dag)
 
     def start(self) -> None:
+        self._ordered_ms = self.clock_ms()  # a node just started counts as live until STALL_MS shows otherwise
         self._writer_task = asyncio.get_running_loop().create_task(self._write_loop(), name="ingest-writer")
 
     async def stop(self) -> None:
@@ -218,6 +232,26 @@ class Ingest:
     @property
     def healthy(self) -> bool:
         return self._failed is None
+
+    # --- admission ------------------------------------------------------------------------
+
+    def admit(self, count: int) -> None:
+        """Refuse a client's request before any work on it while this node is behind: while too
+        many entries wait for a checkpoint to order them, or while checkpoints come but the
+        oldest of those entries has waited `max_unordered_age_ms`. A stalled chain (no checkpoint
+        for `STALL_MS`, counted from the start) is not overload: then only the count bounds what is taken. Entries from
+        peers are never refused here: the chain may need them."""
+        limits, backlog = self.limits, len(self._unordered)
+        if limits.max_unordered and backlog and backlog + count > limits.max_unordered:
+            self.metrics.entries_refused.labels("backlog").inc(count)
+            raise Overloaded(f"{backlog} entries are waiting for a checkpoint on this node; retry shortly")
+        if limits.max_unordered_age_ms and backlog and self._ordered_ms is not None:
+            now = self.clock_ms()
+            waited = now - next(iter(self._unordered.values()))
+            if waited > limits.max_unordered_age_ms and now - self._ordered_ms <= STALL_MS:
+                self.metrics.entries_refused.labels("behind").inc(count)
+                raise Overloaded(f"checkpoints are not keeping up: an entry here has waited {waited} ms to be"
+                                 " ordered; retry shortly")
 
     # --- submission -----------------------------------------------------------------------
 
@@ -299,7 +333,10 @@ class Ingest:
                 raise Overloaded("too many entries are waiting for their parents; retry later")
             self.orphans.add(entry, placement.missing, self.clock_ms(), source)
             self.metrics.orphans.set(len(self.orphans))
-            self.fetch_missing(placement.missing)
+            if entry.id in self._requested:  # walking back a history this node lacks: no gossip is coming
+                self.fetch_missing(placement.missing)
+            else:
+                self._fetch_soon(placement.missing)
             return SubmitResult(entry.id, Status.ORPHAN, placement.missing)
         assert isinstance(placement, Placed)
         self._accept(entry, source)
@@ -328,6 +365,7 @@ class Ingest:
     def _add(self, entry: Entry, source: Source) -> None:
         self.dag.add(entry.id, entry.header)
         self._headers[entry.id] = entry.header
+        self._unordered[entry.id] = self.clock_ms()
         self._uncommitted[entry.id] = entry
         self._committed[entry.id] = asyncio.get_running_loop().create_future()
         self._queue.append((entry, source))
@@ -352,8 +390,12 @@ class Ingest:
         return None if stored is None or stored.tombstone is not None else stored.signed.payload
 
     def forget_headers(self, entry_ids: Sequence[bytes]) -> None:
+        """A checkpoint ordered these entries."""
         for forgotten in entry_ids:
             self._headers.pop(forgotten, None)
+            self._unordered.pop(forgotten, None)
+        self._ordered_ms = self.clock_ms()
+        self.metrics.entries_unordered.set(len(self._unordered))
 
     def fetch_missing(self, ids: Sequence[bytes]) -> None:
         now = self.clock_ms()
@@ -362,6 +404,15 @@ class Ingest:
             self._requested[i] = now
         if due:
             self.request(due)
+
+    def _fetch_soon(self, ids: Sequence[bytes]) -> None:
+        if not self._to_fetch:
+            asyncio.get_running_loop().call_later(ORPHAN_FETCH_DELAY_S, self._fetch_still_missing)
+        self._to_fetch.update(ids)
+
+    def _fetch_still_missing(self) -> None:
+        due, self._to_fetch = self._to_fetch, set()
+        self.fetch_missing(sorted(i for i in due if i not in self.dag and i not in self.orphans))
 
     def maintain(self) -> None:
         """Periodic upkeep: expire old orphans, ask again for parents still missing."""
@@ -466,5 +517,6 @@ class Ingest:
 
     def _refresh_gauges(self) -> None:
         self.metrics.entries_stored.set(len(self.dag))
+        self.metrics.entries_unordered.set(len(self._unordered))
         self.metrics.tips.set(len(self.dag.tips))
         self.metrics.orphans.set(len(self.orphans))

@@ -31,6 +31,14 @@ class NodeMetrics:
         self.entries_rejected = Counter(
             "bilayer_entries_rejected", "Entries refused at ingress, by reason code", ["code"], registry=r
         )
+        self.entries_refused = Counter(
+            "bilayer_entries_refused", "Client entries refused before any work on them (whole requests, answered 429"
+            " or 503 with Retry-After), by reason", ["reason"], registry=r
+        )
+        self.entries_unordered = Gauge(
+            "bilayer_entries_unordered", "Entries held and not yet ordered by a checkpoint: the admission backlog",
+            registry=r
+        )
         self.entries_stored = Gauge("bilayer_entries_stored", "Entries in this node's DAG", registry=r)
         self.tips = Gauge("bilayer_dag_tips", "Entries with no children yet", registry=r)
         self.orphans = Gauge("bilayer_orphans", "Entries held while their parents are fetched", registry=r)

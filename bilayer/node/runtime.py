@@ -25,7 +25,7 @@ from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY
 from ..genesis import Genesis, load_genesis
 from ..keys.keystore import Keystore
 from ..keys.signing import Signer
-from .chain import Applied, Chain
+from .chain import Applied, AuditIndexer, Chain
 from .config import NodeConfig, NodeHome, load_config
 from .finality import Finality
 from .ingest import Ingest, IngestLimits
@@ -63,7 +63,10 @@ class LedgerNode:
             self.storage,
             genesis,
             self.metrics,
-            IngestLimits(limits.author_rate, limits.author_burst, limits.max_orphans, int(limits.orphan_ttl_s * 1000)),
+            IngestLimits(limits.author_rate, limits.author_burst, limits.max_orphans, int(limits.orphan_ttl_s * 1000),
+                         # only checkpoints order entries: without them nothing would ever leave the backlog
+                         limits.max_unordered if genesis.validators else 0,
+                         limits.max_unordered_age_ms if genesis.validators else 0),
         )
         self.peers = PeerManager(
             signer,
@@ -81,7 +84,7 @@ class LedgerNode:
             {bytes.fromhex(key): ms / 1000 for key, ms in config.testing.link_delay_ms.items()},
             config.testing.link_jitter_ms / 1000,
         )
-        self.chain = Chain(self.storage, genesis) if genesis.validators else None
+        self.chain = Chain(self.storage, genesis, AuditIndexer(self.storage)) if genesis.validators else None
         self.finality: Finality | None = None
         self.started_s = time.time()
         self._runner: web.AppRunner | None = None
@@ -120,11 +123,9 @@ class LedgerNode:
 
     def _observe_checkpoint(self, applied: Applied) -> None:
         """One INFO line and the consensus metrics per checkpoint applied (own or a peer's)."""
-        chain = self.chain
-        stored = self.storage.checkpoint(applied.height)
-        if chain is None or stored is None:
+        chain, certificate = self.chain, applied.certificate
+        if chain is None or certificate is None:
             return
-        certificate = codec.decode(stored.finalized, FinalizedCheckpoint).certificate
         signed = {s.validator for s in certificate.signatures}
         voters = chain.validators_at(applied.height)
         missing = [v for v in voters.members if v.public_key not in signed]
@@ -394,6 +395,8 @@ class LedgerNode:
         await self.ingest.stop()
         if self.scrubber is not None:
             await self.scrubber.close()
+        if self.chain is not None and self.chain.indexer is not None:
+            await asyncio.to_thread(self.chain.indexer.close)
         self.storage.close()
 
     def status(self) -> dict[str, Any]:

@@ -233,11 +233,13 @@ class Storage:
         return None if row is None else _stored_entry(row)
 
     def get_many(self, entry_ids: Sequence[bytes]) -> list[StoredEntry]:
-        found = []
-        for entry_id in entry_ids:
-            stored = self.get(entry_id)
-            if stored is not None:
-                found.append(stored)
+        """The stored ones among `entry_ids`, in arrival order (parents first), a query per 500."""
+        found: list[StoredEntry] = []
+        for start in range(0, len(entry_ids), 500):
+            chunk = list(entry_ids[start:start + 500])
+            rows = self._reader.execute(_ENTRY_COLUMNS + f" WHERE e.id IN ({','.join('?' * len(chunk))})"
+                                        " ORDER BY e.seqno", chunk).fetchall()
+            found.extend(_stored_entry(r) for r in rows)
         return found
 
     def headers_in_order(self) -> Iterator[tuple[bytes, bytes]]:
