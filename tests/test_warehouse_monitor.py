@@ -400,6 +400,22 @@ def test_r12_receipts_beyond_every_bins_verified_stock_hold_the_warehouse() -> N
     assert sorted(a.rule for a in ledger.alerts()) == ["R12", "R9"]
 
 
+def test_r12_goods_weighed_in_after_a_count_are_verified_by_their_weighing() -> None:
+    """A count is rolled forward by the weighed lots booked since: intake after a stocktake and
+    a receipt over it are no over-issuance; a shortage found by the next count still is."""
+    ledger, _, _ = world()
+    ledger.ok((SUP, RecordStocktake(WH.public_key, "A1", 3 * NET, 3)))
+    ledger.ok((SUP, RecordStocktake(WH.public_key, "A2", 0, 0)))
+    more = (("MILL01", "H24A1187", "C21"), ("MILL01", "H24A1187", "C22"))
+    ledger.issue(tuple(ledger.intake(coil, NET) for coil in more), 2 * NET)
+    assert ledger.alerts("R12") == []
+    stock = Keeper(ledger.state).bin_stock(WH.public_key, "A1")
+    assert stock.verified_kg == stock.book_kg == 5 * NET
+    ledger.ok((SUP, RecordStocktake(WH.public_key, "A1", 4 * NET, 4)))  # one coil gone
+    [alert] = ledger.alerts("R12")
+    assert (alert.expected, alert.observed) == (4 * NET, 5 * NET)
+
+
 def test_r4_is_impossible_a_proposal_states_the_sum_of_its_lots() -> None:
     ledger = MonitorLedger()
     ledger.onboard()

@@ -277,10 +277,20 @@ class Keeper(AppKeeper):
             self._book(lot, 1)
 
     def _book(self, lot: Lot, sign: int) -> None:
+        """Move the bin's book by a weighed lot; a verified figure moves with it, since a lot
+        is booked in or out only on a weighbridge reading: the verified stock is the last count
+        rolled forward by weighed movements (so R12 compares receipts with that, not with a
+        count taken before the goods came in)."""
         stock = self.bin_stock(lot.warehouse, lot.bin)
+        verified = stock.verified_kg
+        if verified >= 0:
+            verified = max(0, verified + sign * lot.net_kg)
+            totals = self.warehouse_stock(lot.warehouse)
+            self.put_warehouse_stock(lot.warehouse, msgspec.structs.replace(
+                totals, verified_kg=totals.verified_kg + verified - stock.verified_kg))
         self.put_bin_stock(lot.warehouse, lot.bin, msgspec.structs.replace(
             stock, book_kg=stock.book_kg + sign * lot.net_kg, book_pieces=stock.book_pieces + sign * lot.pieces,
-            lots=stock.lots + sign))
+            lots=stock.lots + sign, verified_kg=verified))
 
     def put_pledge(self, pledge: Pledge) -> None:
         """Write a pledge; when it secures a facility, move the facility's indexes to match

@@ -23,7 +23,9 @@ its inputs, the evidence, and the holds it set. The rules (WAREHOUSE.md §6.8):
     R9  a supervisor's stocktake differs from the book                    as R1
     R10 a receiving at one warehouse of a lot in stock at another         CRITICAL -> HELD receipt
     R11 a coil past its shelf life, or a receipt's storage period ending  LOW
-    R12 Σ live receipts > Σ verified stock x (1 + tol), all bins verified CRITICAL -> HELD every bin
+    R12 Σ live receipts > Σ verified stock + tol, all bins verified         CRITICAL -> HELD every bin
+        (a bin's verified stock is its last count rolled forward by the weighed lots booked
+        in or out since, so goods weighed in after a count do not look over-issued)
 
 "No live instruction" means the lot's receipt is not surrendered for delivery
 (`delivery_pending`): a surrender is the instruction. The tolerance is
