@@ -75,3 +75,44 @@ def test_a_margin_call_and_its_cure_on_every_node(net: Net) -> None:  # noqa: F8
     assert statement["ltv_bp"] == 7955 and statement["lines"][0]["receipt"] == receipt
     exposure = http("GET", f"{net.ledgers[1]}/v1/apps/warehouse/exposure")[1]
     assert exposure["banks"][0]["outstanding"] == OWED
+
+
+def test_a_default_ends_with_the_bank_holding_the_receipt_on_every_node(net: Net) -> None:  # noqa: F811
+    """A fall past the liquidation line: DEFAULT, the bank declares the pledgor in default with
+    no cure period, invokes the pledge and becomes the receipt's holder; then closes."""
+    a = net.address
+    net.store.create("pub2")
+    net.ok("council1", "publisher", "appoint", net.store.load("pub2").address, "--name", "SHFE", "--source",
+           "shfe_settlement", "--spec", "5.75x1500")
+    net.ok("council1", "bounds", "--daily-limit-bp", "2500")
+    coils = [f"MILL02:H25F0002:G{n:02d}" for n in range(1, 4)]
+    for coil in coils:
+        net.intake("wh1", "wb1", coil, 23_000)
+    receipt = net.issue("wh1", *coils)
+    facility = "bank_b-2026"  # the name `Net.pledge` gives
+    net.ok("bank_b", "facility", "open", facility, "--borrower", a["dep"], "--limit", "50000000")
+
+    def settle(day: str, price: int) -> None:
+        net.ok("pub2", "prices", "publish", "5.75x1500", "--source", "shfe_settlement", "--kind", "settlement",
+               "--day", day, "--price", str(price))
+
+    settle("2026-12-01", PRICE)
+    net.pledge(receipt, "bank_b", "wh1")
+    net.ok("bank_b", "facility", "outstanding", facility, "--amount", str(OWED), "--day", "2026-12-01")
+    assert net.read("facility", "show", a["bank_b"], facility)["facility"]["last_ltv_bp"] == 7000
+    settle("2026-12-02", PRICE * 80 // 100)  # 87.5 %: the liquidation line
+    assert net.read("facility", "show", a["bank_b"], facility)["facility"]["state"] == "default"
+    net.ok("bank_b", "default", receipt, "--cure-days", "0")
+    invoked = net.ok("bank_b", "invoke", receipt)
+
+    wait_until(lambda: all(http("GET", f"{node}/v1/status")[1]["height"] >= invoked["height"] for node in net.nodes),
+               60, "every node to reach the invocation's checkpoint")
+    for node in net.nodes:
+        shown = http("GET", f"{node}/v1/apps/warehouse/receipt?id={receipt}")[1]
+        assert (shown["receipt"]["status"], shown["holder_address"]) == ("active", a["bank_b"])
+        assert shown["pledge"] is None  # the invoked pledge no longer binds it
+        assert facility_on(node, a["bank_b"], facility)["facility"]["state"] == "enforcement"
+    net.ok("bank_b", "facility", "outstanding", facility, "--amount", "0", "--day", "2026-12-02")
+    net.ok("bank_b", "facility", "close", facility)
+    events = net.read("facility", "show", a["bank_b"], facility)["events"]
+    assert [e["state"] for e in events] == ["default", "enforcement", "closed"]
