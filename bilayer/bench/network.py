@@ -14,9 +14,10 @@ the nodes it submits to) and watches one node's checkpoints to time finality:
 
 A node that is behind refuses a batch early (429/503 with Retry-After). A saturating run
 waits that long and sends the batch again, as the CLI and the SDK do; a run at a fixed
-`rate` does not resend it, and reports the accepted and refused rates and the latency of
-the accepted entries (give it `accounts` = `transactions`, so that every entry is its
-author's only one and a refused entry leaves no later entry without its parent).
+`rate` does not resend it unless `resend_refused` says so, and reports the accepted and
+refused rates and the latency of the accepted entries (give it `accounts` = `transactions`,
+so that every entry is its author's only one and a refused entry leaves no later entry
+without its parent).
 
 With `forks` an attacker joins the run: that many authors each sign two entries at one
 sequence number and race the halves to two different nodes at the same instant, `fork_rate`
@@ -58,6 +59,7 @@ class NetworkBenchConfig:
     transactions: int = 20_000
     accounts: int = 200
     rate: float = 0.0  # tx/s; 0 = as fast as the network accepts
+    resend_refused: bool = False  # at a fixed rate, resend a refused batch after Retry-After too
     batch: int = 250
     connections: int = 8
     pow_bits: int = 8
@@ -167,7 +169,7 @@ async def _drive(urls: list[str], watch_url: str, entries: list[tuple[bytes, Sig
                     # refused early, before any work on it
                     code = body["error"]["code"]
                     refusals[code] = refusals.get(code, 0) + len(batch)
-                    if interval:  # offered load is fixed: a refused entry is not resent
+                    if interval and not config.resend_refused:  # offered load is fixed: not resent
                         break
                     await asyncio.sleep(float(response.headers["Retry-After"]))  # as the CLI and the SDK do
                 if response.status in (429, 503):

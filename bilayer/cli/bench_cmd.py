@@ -4,13 +4,32 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..node.localnet import WAN_PROFILES
 from .output import console, emit, err_console, json_option
+
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+def _made_workdir(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A --workdir that does not exist yet is made, as `mkdir -p` would."""
+    if value is not None:
+        try:
+            value.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot make {value}: {exc.strerror}") from exc
+    return value
+
+
+def workdir_option(
+    help: str = "Make the bench's files under this directory (default: a temporary one).",
+) -> Callable[[FC], FC]:
+    return click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        callback=_made_workdir, help=help)
 
 
 @click.group()
@@ -61,7 +80,7 @@ def _print_report(report: dict[str, Any]) -> None:
     help="Difficulty of the benchmark chain (stamps are made before timing starts).",
 )
 @click.option("--repeats", type=click.IntRange(1, 20), default=3, show_default=True)
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@workdir_option()
 @json_option
 def bench_ledger(
     entries: int,
@@ -93,6 +112,9 @@ def bench_ledger(
               help="Distinct signing accounts (each one's transfers form its own chain).")
 @click.option("--rate", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Offered load in tx/s; 0 submits as fast as the network accepts.")
+@click.option("--resend-refused", is_flag=True, default=False,
+              help="With --rate: a batch refused early (429/503) is sent again after Retry-After, as a client "
+                   "would; without it the offered load stays fixed and refusals are only counted.")
 @click.option("--batch", type=click.IntRange(1, 5000), default=250, show_default=True)
 @click.option("--connections", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--pow-bits", type=click.IntRange(0, 24), default=8, show_default=True,
@@ -103,17 +125,18 @@ def bench_ledger(
               help="Fork pairs per second.")
 @click.option("--wan", type=click.Choice(sorted(WAN_PROFILES)), default=None,
               help="Delay every peer link as between the regions of this profile (see localnet up --wan).")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@workdir_option()
 @json_option
-def bench_network(validators: int, ledger_nodes: int, transactions: int, accounts: int, rate: float, batch: int,
-                  connections: int, pow_bits: int, forks: int, fork_rate: float, wan: str | None, workdir: Path | None,
-                  as_json: bool) -> None:
+def bench_network(validators: int, ledger_nodes: int, transactions: int, accounts: int, rate: float,
+                  resend_refused: bool, batch: int, connections: int, pow_bits: int, forks: int, fork_rate: float,
+                  wan: str | None, workdir: Path | None, as_json: bool) -> None:
     """Finalized tx/s and submit-to-final latency of a local network, against the Ed25519 bound."""
     from ..bench.network import NetworkBenchConfig, run_network_bench
 
     config = NetworkBenchConfig(validators=validators, ledger_nodes=ledger_nodes, transactions=transactions,
-                                accounts=accounts, rate=rate, batch=batch, connections=connections,
-                                pow_bits=pow_bits, forks=forks, fork_rate=fork_rate, wan=wan or "")
+                                accounts=accounts, rate=rate, resend_refused=resend_refused, batch=batch,
+                                connections=connections, pow_bits=pow_bits, forks=forks, fork_rate=fork_rate,
+                                wan=wan or "")
     with _progress(not as_json) as progress:
         report = run_network_bench(config, progress, workdir)
     emit(report, as_json, _print_report)
@@ -132,7 +155,7 @@ def bench_network(validators: int, ledger_nodes: int, transactions: int, account
 @click.option("--batch", type=click.IntRange(1, 5000), default=250, show_default=True)
 @click.option("--connections", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--pow-bits", type=click.IntRange(0, 24), default=8, show_default=True)
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@workdir_option()
 @click.option("--devices", type=click.IntRange(1, 100_000), default=None,
               help="Instead: N devices of mixed kinds, each signing readings that agree with the book; sustained "
                    "readings/s through reconciliation, the devices supervised at one reading a minute, and the "
@@ -227,8 +250,7 @@ def bench_proof(validators: int, checkpoints: int, entries: int, changes: int, r
               help="Random starts per kind (entry/address, forward/backward).")
 @click.option("--hops", type=click.IntRange(1, 10), default=5, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Keep the SQLite file here (default: a temporary directory).")
+@workdir_option("Keep the SQLite file here (default: a temporary directory).")
 @json_option
 def bench_trace(transfers: int, accounts: int, hubs: int, starts: int, hops: int, seed: int, workdir: Path | None,
                 as_json: bool) -> None:
