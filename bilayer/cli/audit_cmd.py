@@ -27,7 +27,7 @@ from ..audit.export import (
     verify_document,
     write_package,
 )
-from ..audit.proof import decode_proof, verify_proof
+from ..audit.verify import decode_proof, verify_proof
 from ..errors import BadRequest, ConfigError
 from ..execution.application import proof_verifier
 from ..genesis import load_genesis

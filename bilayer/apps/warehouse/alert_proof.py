@@ -38,7 +38,7 @@ from typing import Any, Final
 import msgspec
 
 from ... import codec
-from ...audit.proof import PROOF_FORMAT, EntryProof, ProofMalformed, verify_entry_proof
+from ...audit.verify import PROOF_FORMAT, DocumentDecoder, EntryProof, verify_entry_proof
 from ...errors import BilayerError, ProofInvalid
 from ...genesis import Genesis
 from ...keys.address import address_from_public_key
@@ -119,17 +119,11 @@ class AlertExpectedMismatch(ProofInvalid):
     code = "alert_expected_mismatch"
 
 
-_decoder = msgspec.json.Decoder(AlertProof)
+_decoder: DocumentDecoder[AlertProof] = DocumentDecoder(AlertProof, "an alert proof")
 
 
 def decode(data: bytes) -> AlertProof:
-    try:
-        proof = _decoder.decode(data)
-    except (msgspec.MsgspecError, ValueError) as exc:
-        raise ProofMalformed(f"not an alert proof: {exc}") from None
-    if proof.format != PROOF_FORMAT:
-        raise ProofMalformed(f"proof format {proof.format} is not supported (this verifier reads {PROOF_FORMAT})")
-    return proof
+    return _decoder.decode(data)
 
 
 def encode(proof: AlertProof) -> bytes:

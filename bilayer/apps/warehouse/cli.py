@@ -788,7 +788,7 @@ def warehouse_proof(receipt: str, out: Path | None, node_url: str, as_json: bool
     """One document proving RECEIPT's whole history: every entry that wrote it, its lots'
     bookings and their device readings, each with its bilayer entry proof; `bilayer audit
     verify FILE --genesis GENESIS.json` checks it offline. Always JSON."""
-    from ...audit.proof import PROOF_FORMAT, EntryProof
+    from ...audit.verify import PROOF_FORMAT, EntryProof
     from .proof import ReceiptProof, encode
 
     client = NodeClient(node_url, timeout=PROOF_TIMEOUT_S)
@@ -820,7 +820,7 @@ def warehouse_alert_export(alert: str, out: Path, node_url: str, as_json: bool) 
     readings (or stocktake) it names with their entry proofs, the devices' registrations, and
     for goods that left with no instruction the coils' bookings and intake weighings; `bilayer
     audit verify FILE --genesis GENESIS.json` checks it offline and says what it takes on trust."""
-    from ...audit.proof import EntryProof
+    from ...audit.verify import EntryProof
     from .alert_proof import PARTS, assemble, encode
 
     aid = _hex32(alert, "ALERT")

@@ -28,7 +28,7 @@ from typing import Any, Final
 import msgspec
 
 from ... import codec
-from ...audit.proof import PROOF_FORMAT, EntryProof, ProofMalformed, verify_entry_proof
+from ...audit.verify import DocumentDecoder, EntryProof, verify_entry_proof
 from ...errors import ProofInvalid
 from ...genesis import Genesis
 from ...ledger.entry import EntryHeader
@@ -67,17 +67,11 @@ class ReceiptHistoryInvalid(ProofInvalid):
     code = "receipt_history_invalid"
 
 
-_decoder = msgspec.json.Decoder(ReceiptProof)
+_decoder: DocumentDecoder[ReceiptProof] = DocumentDecoder(ReceiptProof, "a receipt proof")
 
 
 def decode(data: bytes) -> ReceiptProof:
-    try:
-        proof = _decoder.decode(data)
-    except (msgspec.MsgspecError, ValueError) as exc:
-        raise ProofMalformed(f"not a receipt proof: {exc}") from None
-    if proof.format != PROOF_FORMAT:
-        raise ProofMalformed(f"proof format {proof.format} is not supported (this verifier reads {PROOF_FORMAT})")
-    return proof
+    return _decoder.decode(data)
 
 
 def encode(proof: ReceiptProof) -> bytes:
