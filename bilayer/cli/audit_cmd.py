@@ -16,18 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..api.client import NodeClient
-from ..audit.export import (
+from ..audit.export import ExportDirNotEmpty, parse_time_ms, write_package
+from ..audit.verify import decode_proof, verify_proof
+from ..audit.verify_export import (
     UNBOUNDED,
-    ExportDirNotEmpty,
     ExportMalformed,
     Package,
     decode_package,
-    parse_time_ms,
     verify_directory,
     verify_document,
-    write_package,
 )
-from ..audit.verify import decode_proof, verify_proof
 from ..errors import BadRequest, ConfigError
 from ..execution.application import proof_verifier
 from ..genesis import load_genesis
