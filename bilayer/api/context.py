@@ -26,6 +26,7 @@ MAX_BODY: web.AppKey[int] = web.AppKey("max_body")
 PROOF_HISTORY: web.AppKey[HistoryCache] = web.AppKey("proof_history")
 PROOF_WORKER: web.AppKey[ThreadPoolExecutor] = web.AppKey("proof_worker")
 ROUTE_TABLE: web.AppKey[tuple[Route, ...]] = web.AppKey("route_table")
+DOCUMENT: web.AppKey[dict[str, bytes]] = web.AppKey("document")  # /openapi.json, encoded once
 
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 MAX_LIST = 1000

@@ -19,6 +19,7 @@ from ..audit.proof import HistoryCache
 from ..errors import BilayerError
 from ..node.ratelimit import RateLimiter
 from .context import (
+    DOCUMENT,
     LIMITER,
     MAX_BODY,
     MAX_LIST,
@@ -122,6 +123,7 @@ def build_app(
     app[PROOF_HISTORY] = HistoryCache()
     app[PROOF_WORKER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="proofs")
     app[ROUTE_TABLE] = ROUTES
+    app[DOCUMENT] = {}
 
     async def stop_proof_worker(app: web.Application) -> None:
         app[PROOF_WORKER].shutdown(wait=False, cancel_futures=True)

@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from ... import __version__
 from ...errors import NotFound, NotReady
 from ...ledger.operations import operation_kinds
 from .. import responses as r
-from ..context import NODE, ROUTE_TABLE, json_response, now_ms
+from ..context import DOCUMENT, NODE, ROUTE_TABLE, json_response, now_ms
 from ..openapi import generate
 from ..spec import Media, Route, path_param
 from ..stream import serve_stream
@@ -62,9 +63,13 @@ async def get_ready(request: web.Request) -> web.Response:
 
 
 async def get_openapi(request: web.Request) -> web.Response:
-    """The document of exactly the routes this application serves."""
-    routes = request.app[ROUTE_TABLE]
-    return json_response(generate(routes, __version__, operation_kinds()))
+    """The document of exactly the routes this application serves, generated on the first
+    request (it takes tens of milliseconds) and kept: the table does not change."""
+    cache = request.app[DOCUMENT]
+    if "json" not in cache:
+        routes = request.app[ROUTE_TABLE]
+        cache["json"] = msgspec.json.encode(generate(routes, __version__, operation_kinds()))
+    return web.Response(body=cache["json"], content_type="application/json")
 
 
 async def get_index(request: web.Request) -> web.StreamResponse:
