@@ -11,8 +11,10 @@ keeps the last such history (`HistoryCache`) and walks it on for later requests.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import codec
 from ..consensus.messages import FinalizedCheckpoint
@@ -93,6 +95,21 @@ class ChainSource:
     def height(self) -> int:
         latest = self.storage.latest_checkpoint()
         return 0 if latest is None else latest.height
+
+
+@contextmanager
+def reading_source(genesis: Genesis, path: Path, dag: Dag) -> Iterator[ChainSource]:
+    """A source reading the store at `path` on a connection of its own, closed after: proof work
+    runs on a thread of its own, apart from the node's commits."""
+    storage = Storage(path)
+    try:
+        def header_of(entry_id: bytes) -> EntryHeader | None:
+            stored = storage.get(entry_id)
+            return None if stored is None else codec.decode(stored.signed.header, EntryHeader)
+
+        yield ChainSource(genesis, storage, dag, header_of)
+    finally:
+        storage.close()
 
 
 class HistoricalState:
@@ -261,5 +278,5 @@ __all__ = ["PROOF_FORMAT", "AccountProof", "AuditProof", "CertificateMismatch", 
            "HistoryCache", "PayloadMismatch", "ProofMalformed", "ProvenEntry", "ResultInclusion", "ResultPathInvalid",
            "StateProofInvalid", "ValidatorChain", "ValidatorChainIncomplete", "ValidatorChangeInvalid",
            "ValidatorChangeProof", "check_certificate", "decode_proof", "encode_proof", "entry_concerns",
-           "genesis_change", "prove_account", "prove_entries", "prove_entry", "verify_account_proof",
+           "genesis_change", "prove_account", "prove_entries", "prove_entry", "reading_source", "verify_account_proof",
            "verify_entry_proof", "verify_proof", "verify_validator_chain"]

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ... import codec
 from ...audit.export import UNBOUNDED, ExportQuery, Package, build_package, parse_height, parse_time_ms
-from ...audit.proof import ChainSource, HistoryCache, prove_account, prove_entry
+from ...audit.proof import ChainSource, HistoryCache, prove_account, prove_entry, reading_source
 from ...audit.query import parse_entry_query, query_entries
 from ...audit.svg import render_svg
 from ...audit.trace import (
@@ -34,7 +34,6 @@ from ...execution.governance.emergency import Emergencies
 from ...keys.address import address_from_public_key, public_key_from_address
 from ...ledger.entry import EntryHeader
 from ...ledger.operations import decode_operation, operation_kinds
-from ...node.storage import Storage
 from .. import responses as r
 from ..context import (
     MAX_LIST,
@@ -93,19 +92,12 @@ async def _with_history(request: web.Request, work: Callable[[ChainSource, Histo
     finality_chain(node)
 
     def run() -> T:
-        with cache.lock:
-            storage = Storage(node.storage.path)
+        with cache.lock, reading_source(node.genesis, node.storage.path, node.ingest.dag) as source:
             try:
-                def header_of(entry_id: bytes) -> EntryHeader | None:
-                    stored = storage.get(entry_id)
-                    return None if stored is None else codec.decode(stored.signed.header, EntryHeader)
-
-                return work(ChainSource(node.genesis, storage, node.ingest.dag, header_of), cache)
+                return work(source, cache)
             except BaseException:
                 cache.forget()  # a walk that stopped half-way is not kept
                 raise
-            finally:
-                storage.close()
 
     return await asyncio.get_running_loop().run_in_executor(request.app[PROOF_WORKER], run)
 
