@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bilayer import codec
-from bilayer.api import server
+from bilayer.api.routes.entries import JsonBatch
 from bilayer.apps.notary.operations import NotaryRegister, NotaryTransfer
 from bilayer.errors import BadEncoding, BilayerError, PeerProtocolError
 from bilayer.execution.application import installed_applications
@@ -327,7 +327,7 @@ def _api_batch(body: bytes, is_msgpack: bool) -> list[SignedEntry]:
     try:
         if is_msgpack:
             return msgspec.msgpack.decode(body, type=list[SignedEntry])
-        return msgspec.json.decode(body, type=server._JsonBatch).entries
+        return msgspec.json.decode(body, type=JsonBatch).entries
     except msgspec.MsgspecError as exc:
         raise BadEncoding(f"body is not a list of entries: {exc}") from None
 
