@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from bilayer import codec
 from bilayer.consensus.core import (
     Action,
-    Applied,
     Broadcast,
     Commit,
     EntriesAvailable,
     Event,
+    HeightApplied,
     Invalid,
     MessageReceived,
     Missing,
@@ -134,7 +134,7 @@ class Cluster:
             value = action.finalized.checkpoint
             node.app.committed.append(value)
             node.app.covered.update(value.frontier)
-            self._schedule(self.now, i, Applied(value.height, value))
+            self._schedule(self.now, i, HeightApplied(value.height, value))
         elif isinstance(action, Missing):
             pass
         else:
@@ -167,7 +167,7 @@ class Cluster:
                 node.decided.append(finalized)
                 node.app.committed.append(finalized.checkpoint)
                 node.app.covered.update(finalized.checkpoint.frontier)
-                self.feed(i, Applied(finalized.checkpoint.height, finalized.checkpoint))
+                self.feed(i, HeightApplied(finalized.checkpoint.height, finalized.checkpoint))
 
     def restart(self, i: int) -> None:
         """Crash node i and bring it back from its persisted state (its app survives, like the DB)."""

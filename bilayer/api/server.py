@@ -88,7 +88,7 @@ PROPOSAL_STATUSES = ("voting", "passed", "rejected", "executed", "cancelled")
 
 if TYPE_CHECKING:
     from ..node.chain import Chain, ValidatorEpoch
-    from ..node.runtime import LedgerNode
+    from ..node.runtime import Node as LedgerNode
 
 log = logging.getLogger("bilayer.api")
 

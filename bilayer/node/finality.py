@@ -27,6 +27,7 @@ from ..consensus.core import (
     Equivocation,
     Event,
     FetchEntries,
+    HeightApplied,
     Invalid,
     Missing,
     Persist,
@@ -38,9 +39,6 @@ from ..consensus.core import (
     Timeouts,
     Valid,
     Verdict,
-)
-from ..consensus.core import (
-    Applied as CoreApplied,
 )
 from ..consensus.linearize import MissingEntry
 from ..consensus.messages import (
@@ -209,7 +207,7 @@ class Finality:
             self.core = None
             return
         changed = following is not chain.validators_at(height)
-        self._feed(CoreApplied(height, checkpoint, following if changed else None))
+        self._feed(HeightApplied(height, checkpoint, following if changed else None))
 
     def _load_signer_state(self) -> SignerState | None:
         raw = self.chain.storage.get_meta(SIGNER_STATE_KEY)

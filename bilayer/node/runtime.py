@@ -50,7 +50,9 @@ def load_node_key(home: NodeHome) -> Signer:
     return Keystore(home.config_dir).load(NODE_KEY_NAME)
 
 
-class LedgerNode:
+class Node:
+    """Every node, validator or not: a validator is a node whose key votes in the set of the next height."""
+
     def __init__(self, home: NodeHome, config: NodeConfig, genesis: Genesis, signer: Signer) -> None:
         self.home = home
         self.config = config
@@ -308,7 +310,7 @@ class LedgerNode:
         return found
 
     @classmethod
-    def from_home(cls, home_dir: Path) -> LedgerNode:
+    def from_home(cls, home_dir: Path) -> Node:
         home = NodeHome(home_dir)
         config = load_config(home)
         genesis = load_genesis(home.genesis_file(config))
@@ -454,7 +456,7 @@ async def run_forever(home_dir: Path, node_log: NodeLog | None = None) -> None:
 
 
 async def _run_until_stopped(home_dir: Path, node_log: NodeLog | None) -> None:
-    node = LedgerNode.from_home(home_dir)
+    node = Node.from_home(home_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLog(on_error=node.metrics.accept_errors.inc))

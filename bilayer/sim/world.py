@@ -32,6 +32,7 @@ from ..consensus.core import (
     Equivocation,
     Event,
     FetchEntries,
+    HeightApplied,
     MessageReceived,
     Persist,
     ScheduleTimeout,
@@ -40,9 +41,6 @@ from ..consensus.core import (
     TendermintCore,
     TimeoutFired,
     Timeouts,
-)
-from ..consensus.core import (
-    Applied as CoreApplied,
 )
 from ..consensus.linearize import MissingEntry
 from ..consensus.messages import CertificateInvalid, FinalizedCheckpoint, Proposal, Vote, verify_certificate
@@ -65,9 +63,9 @@ CoreFactory = Callable[[str, Signer, ValidatorSet, ChainApp, SignerState | None,
 COUNCIL_SIZE = 3
 
 
-def default_core(chain: str, signer: Signer, validators: ValidatorSet, app: ChainApp, state: SignerState | None,
+def default_core(chain_id: str, signer: Signer, validators: ValidatorSet, app: ChainApp, state: SignerState | None,
                  timeouts: Timeouts) -> TendermintCore:
-    return TendermintCore(chain, signer, validators, app, state, timeouts)
+    return TendermintCore(chain_id, signer, validators, app, state, timeouts)
 
 
 @dataclass(frozen=True)
@@ -193,7 +191,7 @@ class SimNode:
             self.step(Start())
         else:
             changed = following is not self.chain.validators_at(height)
-            self.step(CoreApplied(height, applied.checkpoint, following if changed else None))
+            self.step(HeightApplied(height, applied.checkpoint, following if changed else None))
 
     def do(self, action: Action) -> None:
         world = self.world
