@@ -14,8 +14,10 @@ import pytest
 
 from bilayer import codec
 from bilayer.consensus.core import Invalid, Missing, Valid
+from bilayer.consensus.linearize import MissingEntry
 from bilayer.consensus.messages import (
     MAX_FRONTIER,
+    CertificateInvalid,
     Checkpoint,
     CommitCertificate,
     CommitSignature,
@@ -30,11 +32,12 @@ from bilayer.keys.signing import Signer
 from bilayer.ledger.dag import Dag
 from bilayer.ledger.entry import Entry, EntryHeader, SignedEntry
 from bilayer.ledger.operations import decode_operation
-from bilayer.node.chain import Applied, CertificateInvalid, Chain, MissingEntry, NotNext, RootMismatch
-from bilayer.node.finality import MAX_CLOCK_SKEW_MS, ChainApp
+from bilayer.node.chain import Chain
 from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
 from bilayer.node.storage import Storage, StoredResult
+from bilayer.replica.app import MAX_CLOCK_SKEW_MS, ChainApp
+from bilayer.replica.chain import Applied, NotNext, RootMismatch
 
 from .conftest import make_entry, seeded_signer, transfer_to
 

@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from bilayer.consensus.core import TendermintCore, Timeouts
 from bilayer.consensus.validators import ValidatorSet
 from bilayer.execution.executor import EntryResult, Outcome
-from bilayer.node.chain import Applied
+from bilayer.replica.chain import Applied
 from bilayer.sim.byzantine import byzantine_node
 from bilayer.sim.campaign import parse_faults, run_campaign, run_seed
 from bilayer.sim.world import SimConfig, World

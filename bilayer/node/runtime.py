@@ -25,7 +25,8 @@ from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY
 from ..genesis import Genesis, load_genesis
 from ..keys.keystore import Keystore
 from ..keys.signing import Signer
-from .chain import Applied, AuditIndexer, Chain
+from ..replica.chain import Applied
+from .chain import AuditIndexer, Chain
 from .config import NodeConfig, NodeHome, load_config
 from .finality import Finality
 from .ingest import Ingest, IngestLimits

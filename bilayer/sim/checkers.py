@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..node.chain import Applied
+from ..replica.chain import Applied
 
 if TYPE_CHECKING:
     from .world import World

@@ -51,8 +51,8 @@ from ..keys.signing import Signer
 from ..ledger.dag import NO_FORKS, Dag, ForkDetected, Orphan, Placed, Placement, fork_digest_with
 from ..ledger.entry import ENTRY_VERSION, EntryHeader
 from ..ledger.operations import GovExecute, GovPropose, GovVote, Operation, SetValidator, Transfer
-from ..node.chain import Applied, ChainState, NotNext, RootMismatch
-from ..node.finality import ChainApp
+from ..replica.app import ChainApp
+from ..replica.chain import Applied, ChainState, NotNext, RootMismatch
 
 CHAIN_ID = "sim"
 FAULT_KINDS = ("loss", "delay", "reorder", "duplicate", "partition", "crash", "skew")
