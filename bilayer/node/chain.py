@@ -86,7 +86,6 @@ class Chain(ChainState):
         super().__init__(genesis)
         self.storage = storage
         self.indexer = indexer
-        self.on_applied: list[Callable[[Applied], None]] = []
 
     def load(self) -> None:
         """Restore from storage; check that the stored state still matches its recorded root."""
@@ -117,7 +116,7 @@ class Chain(ChainState):
         return applied
 
     def commit(self, finalized: FinalizedCheckpoint, applied: Applied) -> None:
-        """Durably record a checkpoint the replica executed in memory, then tell the subscribers.
+        """Durably record a checkpoint the replica executed in memory.
         When the disk refuses it, memory goes back to exactly what the disk holds, and the
         error is raised: the replica keeps the checkpoint and tries again."""
         checkpoint = applied.checkpoint
@@ -143,8 +142,6 @@ class Chain(ChainState):
             raise
         if self.indexer is not None:
             self.indexer.submit(indexed, state)
-        for callback in self.on_applied:
-            callback(applied)
 
     def reload(self) -> None:
         """Memory ran ahead of the disk: go back to exactly what the disk holds."""

@@ -20,6 +20,7 @@ from .. import codec
 from ..consensus.core import Equivocation, SignerState, Start, TimeoutFired, Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..keys.signing import Signer
+from ..replica.chain import Applied
 from ..replica.finality import (
     SYNC_BATCH,
     CheckpointReceived,
@@ -51,8 +52,12 @@ class Finality:
         timeouts: Timeouts | None = None,
         heartbeat_ms: int = 0,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        after_commit: Callable[[Applied], None] = lambda applied: None,
     ) -> None:
+        """`after_commit` runs once per checkpoint made durable, in height order (the node's
+        post-commit effects)."""
         self.chain = chain
+        self.after_commit = after_commit
         self.ingest = ingest
         self.send = send
         self.request_checkpoints = request_checkpoints
@@ -132,6 +137,8 @@ class Finality:
                 self.chain.storage.set_meta(SIGNER_STATE_KEY, codec.encode(ready.persist))
             for message in ready.send:
                 self.send(message)
+            for applied in ready.applied:
+                self.after_commit(applied)
             next_ready = self._commit(ready) if ready.commit is not None else None
             self._effects(ready)
             ready = next_ready

@@ -214,7 +214,6 @@ class PeerManager:
         self.on_consensus: Callable[[Proposal | Vote], None] = lambda message: None
         self.on_checkpoint: Callable[[FinalizedCheckpoint], None] = lambda finalized: None
         self.checkpoints_from: Callable[[int, int], list[FinalizedCheckpoint]] = lambda start, count: []
-        ingest.announce = self.broadcast
         ingest.request = self.request
         ingest.announce_evidence = self.broadcast_evidence
 
