@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from .. import codec
 from ..audit import index as audit_index
@@ -22,7 +23,7 @@ from ..execution.executor import genesis_state
 from ..execution.state import State
 from ..genesis import Genesis
 from ..ledger.dag import Dag
-from ..ledger.entry import EntryHeader
+from ..ledger.entry import EntryHeader, Tombstone
 from ..replica.chain import Applied, ChainState, NotNext, RootMismatch, ValidatorEpoch, withheld_payloads
 from .storage import Storage, StoredCheckpoint, StoredResult
 
@@ -30,6 +31,16 @@ log = logging.getLogger("bilayer.chain")
 
 
 FULL_STATE_KEY = "state_includes_genesis"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCommit:
+    checkpoint: StoredCheckpoint
+    results: list[StoredResult]
+    changes: list[tuple[bytes, bytes | None]]
+    withheld: list[tuple[bytes, Tombstone]]
+    indexed: audit_index.CheckpointEntries
+    state: State
 
 
 class AuditIndexer:
@@ -116,9 +127,20 @@ class Chain(ChainState):
         return applied
 
     def commit(self, finalized: FinalizedCheckpoint, applied: Applied) -> None:
-        """Durably record a checkpoint the replica executed in memory.
-        When the disk refuses it, memory goes back to exactly what the disk holds, and the
-        error is raised: the replica keeps the checkpoint and tries again."""
+        """Durably record a checkpoint the replica executed in memory. When the disk refuses it,
+        memory goes back to exactly what the disk holds, and the error is raised: the replica
+        keeps the checkpoint and tries again."""
+        prepared = self.prepare(finalized, applied)
+        try:
+            self.write(prepared)
+        except BaseException:
+            self.reload()
+            raise
+        self.written(prepared)
+
+    def prepare(self, finalized: FinalizedCheckpoint, applied: Applied) -> PreparedCommit:
+        """The records of one checkpoint's transaction, taken from memory (on the thread that
+        executes; `write` may then run on another)."""
         checkpoint = applied.checkpoint
         results = applied.results
         changes = self.state.take_dirty()
@@ -126,22 +148,24 @@ class Chain(ChainState):
             checkpoint.height, checkpoint.time_ms,
             [audit_index.OrderedEntry(r.entry_id, header, str(r.outcome), r.code, r.cause)
              for r, header in zip(results, applied.headers, strict=True)])
-        state = self.state
-        try:
-            self.storage.commit_checkpoint(
-                StoredCheckpoint(checkpoint.height, checkpoint.id, codec.encode(finalized), applied.state_root,
-                                 applied.results_root, len(results), int(time.time() * 1000)),
-                [StoredResult(r.entry_id, checkpoint.height, i, str(r.outcome), r.code, r.cause, kind)
-                 for i, (r, kind) in enumerate(zip(results, applied.kinds, strict=True))],
-                changes,
-                withheld_payloads(checkpoint, results, changes),
-                None if self.indexer is not None else lambda conn: audit_index.maintain(conn, indexed, state),
-            )
-        except BaseException:
-            self.reload()
-            raise
+        return PreparedCommit(
+            StoredCheckpoint(checkpoint.height, checkpoint.id, codec.encode(finalized), applied.state_root,
+                             applied.results_root, len(results), int(time.time() * 1000)),
+            [StoredResult(r.entry_id, checkpoint.height, i, str(r.outcome), r.code, r.cause, kind)
+             for i, (r, kind) in enumerate(zip(results, applied.kinds, strict=True))],
+            changes, withheld_payloads(checkpoint, results, changes), indexed, self.state)
+
+    def write(self, prepared: PreparedCommit) -> None:
+        """The one SQLite transaction (blocking: the node runs it on a worker thread)."""
+        indexed, state = prepared.indexed, prepared.state
+        self.storage.commit_checkpoint(
+            prepared.checkpoint, prepared.results, prepared.changes, prepared.withheld,
+            None if self.indexer is not None else lambda conn: audit_index.maintain(conn, indexed, state),
+        )
+
+    def written(self, prepared: PreparedCommit) -> None:
         if self.indexer is not None:
-            self.indexer.submit(indexed, state)
+            self.indexer.submit(prepared.indexed, prepared.state)
 
     def reload(self) -> None:
         """Memory ran ahead of the disk: go back to exactly what the disk holds."""

@@ -10,9 +10,11 @@ diverged from the quorum's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -53,9 +55,13 @@ class Finality:
         heartbeat_ms: int = 0,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         after_commit: Callable[[Applied], None] = lambda applied: None,
+        offload: bool = False,
     ) -> None:
         """`after_commit` runs once per checkpoint made durable, in height order (the node's
-        post-commit effects)."""
+        post-commit effects). With `offload`, the signer state and checkpoint writes run on a
+        worker thread, the loop serving clients and peers meanwhile; the inputs that arrive during
+        a write wait in order for it, so nothing signed is sent before its state is durable and
+        no commit is acknowledged before it is written."""
         self.chain = chain
         self.after_commit = after_commit
         self.ingest = ingest
@@ -64,6 +70,10 @@ class Finality:
         self.clock_ms = clock_ms
         self._timers: set[asyncio.TimerHandle] = set()
         self._entries_event_scheduled = False
+        self.offload = offload
+        self._stopped = False
+        self._inputs: deque[Input] = deque()
+        self._pump_task: asyncio.Task[None] | None = None
         self.driver = FinalityDriver(chain, ingest, signer, self._load_signer_state(), clock_ms, timeouts,
                                      heartbeat_ms)
 
@@ -89,6 +99,12 @@ class Finality:
         self._step(Start())
 
     def stop(self) -> None:
+        """No more inputs are taken; what is being written finishes (see `idle`)."""
+        self._stopped = True
+        self._inputs.clear()
+        self._cancel_timers()
+
+    def _cancel_timers(self) -> None:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -121,8 +137,21 @@ class Finality:
     # --- the pump -------------------------------------------------------------------------
 
     def _step(self, event: Input) -> None:
+        if self._stopped:
+            return
+        if not self.offload:
+            self._step_now(event)
+            return
+        self._inputs.append(event)
+        if self._pump_task is None:
+            self._pump_task = asyncio.get_running_loop().create_task(self._pump(), name="finality")
+
+    def _step_now(self, event: Input) -> None:
         voting = self.driver.is_validator
         self._handle(self.driver.step(event))
+        self._log_role_change(voting)
+
+    def _log_role_change(self, voting: bool) -> None:
         if voting != self.driver.is_validator and not self.driver.halted:
             height = self.chain.height + 1
             if voting:
@@ -143,6 +172,54 @@ class Finality:
             self._effects(ready)
             ready = next_ready
 
+    async def _pump(self) -> None:
+        """The same as `_handle`, one input at a time, with the writes on a worker thread."""
+        try:
+            while self._inputs:
+                event = self._inputs.popleft()
+                voting = self.driver.is_validator
+                try:
+                    await self._handle_offloaded(self.driver.step(event))
+                except Exception:
+                    log.exception("finality: handling %s failed", type(event).__name__)
+                self._log_role_change(voting)
+        finally:
+            self._pump_task = None
+
+    async def _handle_offloaded(self, ready: Ready | None) -> None:
+        storage = self.chain.storage
+        while ready is not None:
+            if ready.persist is not None:
+                await asyncio.to_thread(storage.set_meta, SIGNER_STATE_KEY, codec.encode(ready.persist))
+            for message in ready.send:
+                self.send(message)
+            for applied in ready.applied:
+                self.after_commit(applied)
+            next_ready = None
+            if ready.commit is not None:
+                next_ready = await self._commit_offloaded(ready.commit.finalized, ready.commit.applied)
+            self._effects(ready)
+            ready = next_ready
+
+    async def _commit_offloaded(self, finalized: FinalizedCheckpoint, applied: Applied) -> Ready:
+        chain, height = self.chain, applied.height
+        prepared = chain.prepare(finalized, applied)
+        try:
+            await asyncio.to_thread(chain.write, prepared)
+        except (sqlite3.Error, OSError) as exc:  # the disk, never the checkpoint: keep it and try again
+            chain.reload()
+            diagnostic = f"storage_failed: cannot record checkpoint {height}: {exc}"
+            return self.driver.advance(CommitFailed(height, diagnostic))
+        chain.written(prepared)
+        return self.driver.advance(Committed(height))
+
+    async def idle(self, timeout_s: float) -> None:
+        """Wait (bounded) until the inputs received so far are handled and their writes done."""
+        task = self._pump_task
+        if task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), timeout_s)
+
     def _commit(self, ready: Ready) -> Ready:
         assert ready.commit is not None
         height = ready.commit.applied.height
@@ -155,7 +232,7 @@ class Finality:
 
     def _effects(self, ready: Ready) -> None:
         if ready.cancel_timers:
-            self.stop()
+            self._cancel_timers()
         if ready.timers or ready.fetch or ready.retry_ms is not None:
             loop = asyncio.get_running_loop()
             for timer in ready.timers:
@@ -196,7 +273,7 @@ class Finality:
                               " for inspection; resync it from a trusted node.\n")
         except OSError as exc:
             log.critical("cannot write %s: %s", marker, exc)
-        self.stop()
+        self._cancel_timers()
 
     def _record_equivocation(self, action: Equivocation) -> None:
         first, second = action.first, action.second

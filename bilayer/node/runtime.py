@@ -295,7 +295,8 @@ class Node:
                 self.peers.send_consensus(message)
 
         finality = Finality(chain, self.ingest, self.signer, send, self.peers.request_checkpoints, timeouts,
-                            consensus.heartbeat_ms, after_commit=lambda applied: self.after_checkpoint(applied))
+                            consensus.heartbeat_ms, after_commit=lambda applied: self.after_checkpoint(applied),
+                            offload=True)
         self.finality = finality
         self._follow_validator_keys()
         self.peers.height = lambda: chain.height
@@ -392,6 +393,7 @@ class Node:
         once, streams end, and what is still running gets `STOP_GRACE_S`."""
         if self.finality is not None:
             self.finality.stop()
+            await self.finality.idle(STOP_GRACE_S)
         self._release_waiters()
         self.stream.close()
         if self._runner is not None:
