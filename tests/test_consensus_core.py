@@ -14,9 +14,11 @@ from bilayer.consensus.core import (
     Broadcast,
     Equivocation,
     FetchEntries,
+    HeightApplied,
     Invalid,
     MessageReceived,
     Missing,
+    SignerState,
     Start,
     TendermintCore,
     TimeoutFired,
@@ -351,3 +353,15 @@ def test_restart_resumes_from_persisted_round_and_lock() -> None:
     assert restored.snapshot() == state
     actions = restored.step(TimeoutFired(TimeoutKind.REBROADCAST, 1, 0))
     assert all(isinstance(a, Broadcast) or not isinstance(a, FetchEntries) for a in actions)
+
+
+def test_a_core_resumed_ahead_of_its_chain_takes_the_set_of_its_height_once_the_chain_catches_up() -> None:
+    cluster = Cluster()
+    node = cluster.nodes[0]
+    stale = ValidatorSet(cluster.validators.members[:3])
+    core = TendermintCore(CHAIN, node.signer, stale, node.app, SignerState(height=3, round=0, phase=0))
+    core.step(HeightApplied(1, Checkpoint(CHAIN, 1, GENESIS, node.signer.public_key, (), b"", b"", 1)))
+    assert core.validators is stale and core.height == 3  # a height far behind changes nothing
+    core.step(HeightApplied(2, Checkpoint(CHAIN, 2, GENESIS, node.signer.public_key, (), b"", b"", 2),
+                            cluster.validators))
+    assert core.validators is cluster.validators and core.height == 3

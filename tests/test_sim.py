@@ -281,3 +281,14 @@ def test_a_host_that_keeps_memory_ahead_of_a_refused_commit_is_caught(monkeypatc
             caught.append(seed)
             break
     assert caught, "30 seeds did not expose a host whose memory runs ahead of its disk"
+
+
+def test_a_validator_whose_disk_lost_commits_across_a_set_change_votes_with_the_right_set() -> None:
+    """Found by the lost-fsync fault: a validator restarted with its signer state two heights
+    ahead of its chain built its core with the set of its chain's next height, kept it after
+    catching up, and proposed out of turn; with one silent validator the network stalled."""
+    world = World(41, SimConfig(byzantine=1, reconfigure=True), byzantine_factory=byzantine_node)
+    assert world.plan.lost_fsyncs, "the seed no longer draws a lost fsync: pick another"
+    world.run()
+    assert world.stats.commits_lost > 0
+    assert not world.violations and not world.checker.liveness_failures, world.checker.liveness_failures

@@ -226,8 +226,9 @@ class FinalityDriver:
     def _new_core(self) -> TendermintCore:
         app = ChainApp(self.chain, self.entries, self.signer.public_key, self.clock_ms, self.heartbeat_ms,
                        self.entries.header_of, self.entries.payload_of)
-        return self.core_factory(self.chain.genesis.chain_id, self.signer, self.chain.validators, app,
-                                 self._resume_state(), self.timeouts)
+        state = self._resume_state()
+        return self.core_factory(self.chain.genesis.chain_id, self.signer, self.chain.validators_at(state.height),
+                                 app, state, self.timeouts)
 
     def _resume_state(self) -> SignerState:
         state = self.signer_state
@@ -342,7 +343,7 @@ class FinalityDriver:
             self._out.cancel_timers = True
             self._out.timers.clear()
             return
-        changed = following is not self.chain.validators_at(height)
+        changed = following is not self.chain.validators_at(height) or following is not self.core.validators
         self._inbox.append(HeightApplied(height, checkpoint, following if changed else None))
 
     # --- finalized checkpoints -------------------------------------------------------------
