@@ -365,3 +365,36 @@ def test_a_core_resumed_ahead_of_its_chain_takes_the_set_of_its_height_once_the_
     core.step(HeightApplied(2, Checkpoint(CHAIN, 2, GENESIS, node.signer.public_key, (), b"", b"", 2),
                             cluster.validators))
     assert core.validators is cluster.validators and core.height == 3
+
+
+@dataclass
+class BehindApp(ToyApp):
+    """Judges values against a chain that is behind until it caught up."""
+
+    behind: bool = True
+
+    def check_value(self, value: Checkpoint) -> Verdict:
+        return Invalid("does not extend the last checkpoint") if self.behind else super().check_value(value)
+
+
+def test_a_value_judged_while_the_chain_was_behind_is_judged_again_once_it_caught_up() -> None:
+    """Found by the simulator's lost-fsync fault: a validator resumed ahead of its chain kept the
+    verdict 'does not extend' for the round's value after its chain caught up, and never
+    precommitted it; with one silent validator the network stalled."""
+    cluster = Cluster()
+    proposer = cluster.index_of_proposer(3, 0)
+    me = (proposer + 1) % 4
+    app = BehindApp(cluster.signers[me].public_key, {E1})
+    core = TendermintCore(CHAIN, cluster.signers[me], cluster.validators, app, SignerState(height=3, round=0, phase=0))
+    core.step(Start())
+    value = Checkpoint(CHAIN, 3, GENESIS, cluster.signers[proposer].public_key, (E1,), codec.sha256(b""), b"", 3)
+    core.step(MessageReceived(sign_proposal(cluster.signers[proposer], CHAIN, 3, 0, -1, value)))
+    for i in range(4):
+        if i != me:
+            core.step(MessageReceived(sign_vote(cluster.signers[i], CHAIN, 3, 0, VoteType.PREVOTE, value.id)))
+    assert core.locked_value is None  # a quorum prevoted it, but this core judged it against a chain behind
+    app.behind = False
+    actions = core.step(HeightApplied(2, Checkpoint(CHAIN, 2, GENESIS, cluster.signers[0].public_key, (), b"", b"", 2)))
+    precommits = [a.message for a in actions if isinstance(a, Broadcast) and isinstance(a.message, Vote)
+                  and a.message.type == VoteType.PRECOMMIT]
+    assert [v.value_id for v in precommits] == [value.id] and core.locked_value == value

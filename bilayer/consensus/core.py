@@ -467,10 +467,13 @@ class TendermintCore:
 
     def _on_applied(self, event: HeightApplied) -> None:
         if event.height < self.height:
-            if event.height + 1 == self.height and event.validators is not None:
-                # resumed at a height ahead of the host's chain (a disk that lost commits): the set
-                # of this height is known only now that the chain caught up to the one before
-                self.validators = event.validators
+            if event.height + 1 == self.height:
+                # resumed at a height ahead of the host's chain (a disk that lost commits): only now
+                # that the chain caught up is the set of this height known, and values judged
+                # against the chain while it was behind must be judged again
+                if event.validators is not None:
+                    self.validators = event.validators
+                self._verdicts.clear()
             return
         self.height = event.height + 1
         self.prev = event.checkpoint

@@ -39,7 +39,8 @@ from ..errors import BilayerError, PeerProtocolError
 from ..keys.signing import Signer
 from ..ledger.dag import NO_FORKS
 from ..ledger.entry import Entry, SignedEntry, WithheldEntry
-from .ingest import Ingest, Source, Status
+from ..replica.placing import Source
+from .ingest import Ingest, Status
 from .messages import (
     MAX_ADDRESSES,
     MAX_IDS,

@@ -28,7 +28,7 @@ from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..errors import BilayerError
 from ..genesis import Allocation, ChainParams, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
 from ..keys.signing import Signer
-from ..ledger.dag import NO_FORKS, Dag, ForkDetected, Orphan, Placed, Placement, fork_digest_with
+from ..ledger.dag import NO_FORKS, Dag, Orphan, Placed, fork_digest_with
 from ..ledger.entry import ENTRY_VERSION, EntryHeader
 from ..ledger.operations import GovExecute, GovPropose, GovVote, Operation, SetValidator, Transfer
 from ..replica.chain import ChainState
@@ -46,6 +46,7 @@ from ..replica.finality import (
     ToCommit,
     default_core,
 )
+from ..replica.placing import OrphanPool, Placer
 from .store import SimStore
 
 CHAIN_ID = "sim"
@@ -55,6 +56,12 @@ BYZANTINE_KINDS = ("equivocate", "double_vote", "split_brain", "silent", "garbag
 HOSTILE_AUTHOR_KINDS = ("fork", "replay", "withhold")
 
 COUNCIL_SIZE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SimEntry:
+    id: bytes
+    header: EntryHeader
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,9 @@ class SimNode:
         self.crashed = False
         self.epoch = 0  # timers of an earlier incarnation, or of a core since replaced, are void
         self.requested: set[bytes] = set()
-        self.orphans: dict[bytes, tuple[EntryHeader, bool]] = {}  # header, came from a peer
+        # the node's placement rules; the simulated pool neither fills up nor expires within a run
+        self.orphans: OrphanPool[SimEntry] = OrphanPool(capacity=10**9, ttl_ms=10**12)
+        self.placer = Placer(self.dag, self.orphans, self._fork_found)
         # (author, seq) -> the proof: both ids and headers (kept, like the node's evidence table)
         self.evidence: dict[tuple[bytes, int], tuple[bytes, EntryHeader, bytes, EntryHeader]] = {}
         self.fork_digest = NO_FORKS
@@ -274,18 +283,10 @@ class SimNode:
     def holds(self, entry_id: bytes) -> bool:
         return self.dag.holds(entry_id)
 
-    def placement(self, entry_id: bytes, header: EntryHeader, from_peer: bool) -> Placement:
-        """As the node's ingest: a fork is evidence; a client's second half is refused, a peer's
-        (or one this node asked for) is admitted, and execution rejects the half ordered second."""
-        try:
-            return self.dag.placement(entry_id, header)
-        except ForkDetected as fork:
-            first = self.headers.get(fork.existing_id)
-            if first is not None:
-                self.record_fork(fork.existing_id, first, entry_id, header, None)
-            if not from_peer and entry_id not in self.requested:
-                raise
-            return self.dag.placement(entry_id, header, allow_fork=True)
+    def _fork_found(self, existing_id: bytes, second: SimEntry, source: str) -> None:
+        first = self.headers.get(existing_id)
+        if first is not None:
+            self.record_fork(existing_id, first, second.id, second.header, None)
 
     def record_fork(self, first_id: bytes, first: EntryHeader, second_id: bytes, second: EntryHeader,
                     source: int | None) -> None:
@@ -319,40 +320,33 @@ class SimNode:
         self.requested.discard(entry_id)
 
     def receive_entry(self, entry_id: bytes, header: EntryHeader, from_peer: bool = False) -> str:
-        """Place an entry as the node's ingest does: 'placed', 'orphan', 'known' or 'refused'."""
+        """Place an entry with the node's rules: 'placed', 'orphan', 'known' or 'refused'."""
         if entry_id in self.dag:
             return "known"
+        if entry_id in self.orphans:
+            return "orphan"
+        entry, source = SimEntry(entry_id, header), "peer" if from_peer else "api"
         try:
-            placement = self.placement(entry_id, header, from_peer)
+            placement = self.placer.placement(entry, source, entry_id in self.requested)
         except BilayerError:  # a client's fork at the door, a broken author chain
             return "refused"
         if isinstance(placement, Orphan):
-            self.orphans[entry_id] = (header, from_peer)
+            self.orphans.add(entry, placement.missing, self.world.now, source)
             self.requested.update(placement.missing)
             self.broadcast(("want", placement.missing))
             return "orphan"
         if not isinstance(placement, Placed):
             return "known"
-        placed = [(entry_id, header)]
-        self.add(entry_id, header)
-        progress = True
-        while progress:  # orphans are placed one at a time: two halves of a fork waiting on one parent meet as a fork
-            progress = False
-            for orphan_id, (orphan, orphan_from_peer) in list(self.orphans.items()):
-                if not all(self.dag.holds(p) for p in orphan.parents):
-                    continue
-                del self.orphans[orphan_id]
-                try:
-                    orphan_placement = self.placement(orphan_id, orphan, orphan_from_peer)
-                except BilayerError:
-                    continue
-                if isinstance(orphan_placement, Placed):
-                    self.add(orphan_id, orphan)
-                    placed.append((orphan_id, orphan))
-                    progress = True
-        if placed:
-            self.broadcast(("entries", tuple(placed)))
-            self.step(EntriesStored())
+        placed: list[tuple[bytes, EntryHeader]] = []
+
+        def add(arrived: SimEntry, arrived_from: str) -> None:
+            self.add(arrived.id, arrived.header)
+            placed.append((arrived.id, arrived.header))
+
+        add(entry, source)
+        self.placer.complete(entry, self.world.now, self.requested.__contains__, add, lambda exc: None)
+        self.broadcast(("entries", tuple(placed)))
+        self.step(EntriesStored())
         return "placed"
 
     # --- messages ---------------------------------------------------------------------------
@@ -389,9 +383,14 @@ class SimNode:
             self.step(CheckpointReceived(message[1]))
 
     def tick(self) -> None:
-        """Anti-entropy, as the runtime does every few seconds: tips and height to every peer."""
+        """Anti-entropy, as the runtime does every few seconds: tips and height to every peer, and
+        the parents orphans still miss asked for again (the ingest's upkeep)."""
         if not self.crashed:
             self.broadcast(("tips", tuple(sorted(self.dag.tips)), self.chain.height, self.fork_digest))
+            missing = tuple(self.orphans.missing_parents()[:1024])
+            if missing:
+                self.requested.update(missing)
+                self.broadcast(("want", missing))
 
 
 class World:
