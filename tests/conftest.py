@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from bilayer.devnet import localnet
 from bilayer.genesis import ChainParams, Genesis
 from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import SignedEntry, build_entry
 from bilayer.ledger.operations import Data, Operation, Transfer
-from bilayer.node import localnet
 from bilayer.node.config import LimitsConfig
 
 TEST_POW_BITS = 4

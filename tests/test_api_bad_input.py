@@ -27,12 +27,12 @@ from hypothesis import strategies as st
 
 from bilayer import codec
 from bilayer.api.server import MAX_BATCH, MAX_LIST, build_app
+from bilayer.devnet import localnet
 from bilayer.genesis import Genesis, load_genesis
 from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import ENTRY_VERSION, EntryHeader, SignedEntry, entry_id, signing_message
 from bilayer.ledger.operations import Data, Transfer
 from bilayer.ledger.pow import NONCE_SIZE, find_nonce, has_work
-from bilayer.node import localnet
 from bilayer.node.config import LimitsConfig
 
 from .conftest import TEST_POW_BITS, make_entry, transfer_to

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bilayer.node import localnet
+from bilayer.devnet import localnet
 from bilayer.node.config import NodeHome
 
 from . import test_governance_integration

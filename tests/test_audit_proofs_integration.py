@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bilayer.node import localnet
+from bilayer.devnet import localnet
 
 from . import test_governance_integration
 from .test_cli import assert_error, bilayer

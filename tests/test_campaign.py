@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bilayer.devnet.perturb import Manifest, Perturbation, load_manifest, run_campaign
 from bilayer.errors import ConfigError
-from bilayer.node.perturb import Manifest, Perturbation, load_manifest, run_campaign
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,10 @@ import pytest
 
 from bilayer import codec
 from bilayer.consensus.core import Invalid, Missing, Valid
+from bilayer.consensus.linearize import MissingEntry
 from bilayer.consensus.messages import (
     MAX_FRONTIER,
+    CertificateInvalid,
     Checkpoint,
     CommitCertificate,
     CommitSignature,
@@ -30,11 +32,12 @@ from bilayer.keys.signing import Signer
 from bilayer.ledger.dag import Dag
 from bilayer.ledger.entry import Entry, EntryHeader, SignedEntry
 from bilayer.ledger.operations import decode_operation
-from bilayer.node.chain import Applied, CertificateInvalid, Chain, MissingEntry, NotNext, RootMismatch
-from bilayer.node.finality import MAX_CLOCK_SKEW_MS, ChainApp
+from bilayer.node.chain import Chain
 from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
 from bilayer.node.storage import Storage, StoredResult
+from bilayer.replica.app import MAX_CLOCK_SKEW_MS, ChainApp
+from bilayer.replica.chain import Applied, NotNext, RootMismatch
 
 from .conftest import make_entry, seeded_signer, transfer_to
 
@@ -188,8 +191,6 @@ def assert_nothing_stored(node: Node, genesis_root: bytes) -> None:
 
 def test_two_heights_execute_store_and_commit_to_new_roots(node: Node) -> None:
     genesis_root = node.chain.state_root
-    seen: list[Applied] = []
-    node.chain.on_applied.append(seen.append)
 
     node.add(S.fund, S.overspend)
     assert node.chain.uncovered_tips(node.dag) == [OVERSPEND]
@@ -226,7 +227,6 @@ def test_two_heights_execute_store_and_commit_to_new_roots(node: Node) -> None:
     assert node.chain.state.balances_of(ALICE.public_key) == {"BLY": 65}
     assert node.chain.state.balances_of(BOB.public_key) == {"BLY": 20}
     assert node.chain.state.balances_of(CAROL.public_key) == {"BLY": 15, "GLD": 7}
-    assert seen == [applied1, applied2]
 
     storage = node.storage
     stored1, stored2 = storage.checkpoint(1), storage.checkpoint(2)
@@ -640,8 +640,9 @@ def test_a_failed_commit_leaves_the_chain_unchanged(node: Node, monkeypatch: pyt
     open_node(node.path).storage.close()  # and the store is consistent
 
 
+@pytest.mark.parametrize("offload", [False, True], ids=["on-the-loop", "on-a-thread"])
 def test_a_checkpoint_the_disk_refuses_is_kept_and_recorded_once_the_disk_works(
-    node: Node, monkeypatch: pytest.MonkeyPatch
+    node: Node, monkeypatch: pytest.MonkeyPatch, offload: bool
 ) -> None:
     """A disk fault is reported (status, log) and retried every second; it never halts the node."""
     import asyncio
@@ -657,9 +658,11 @@ def test_a_checkpoint_the_disk_refuses_is_kept_and_recorded_once_the_disk_works(
         raise sqlite3.OperationalError("database or disk is full")
 
     async def scenario() -> None:
-        finality = Finality(node.chain, node.ingest, OUTSIDER, lambda message: None, lambda start, count: None)
+        finality = Finality(node.chain, node.ingest, OUTSIDER, lambda message: None, lambda start, count: None,
+                            offload=offload)
         monkeypatch.setattr(node.storage, "commit_checkpoint", disk_error)
         finality.on_finalized(finalized)
+        await finality.idle(10)
         assert node.chain.height == 0 and finality.halted is None
         assert "disk is full" in finality.status()["storage_error"]
         monkeypatch.setattr(node.storage, "commit_checkpoint", real_commit)
@@ -669,6 +672,37 @@ def test_a_checkpoint_the_disk_refuses_is_kept_and_recorded_once_the_disk_works(
                 break
         assert node.chain.height == 1
         assert "storage_error" not in finality.status()
+
+    asyncio.run(scenario())
+
+
+def test_a_checkpoint_written_on_a_thread_is_announced_and_acknowledged_only_once_durable(node: Node) -> None:
+    """The node's finality writes on a worker thread: peers hear of the checkpoint, and the
+    post-commit effects run, only after its transaction is in the store."""
+    import asyncio
+
+    from bilayer.node.finality import Finality
+
+    node.add(S.fund, S.overspend)
+    finalized = finalize(next_checkpoint(node.chain, [OVERSPEND]))
+    node.ingest.header_of = node.headers.get  # type: ignore[method-assign]
+    seen: list[str] = []
+
+    def send(message: object) -> None:
+        assert node.storage.checkpoint(1) is not None
+        seen.append("sent")
+
+    def after_commit(applied: Applied) -> None:
+        assert node.storage.checkpoint(applied.height) is not None
+        seen.append(f"effects {applied.height}")
+
+    async def scenario() -> None:
+        finality = Finality(node.chain, node.ingest, OUTSIDER, send, lambda start, count: None,
+                            after_commit=after_commit, offload=True)
+        finality.on_finalized(finalized)
+        assert node.storage.checkpoint(1) is None  # queued: the loop is not blocked by the write
+        await finality.idle(10)
+        assert node.chain.height == 1 and seen == ["sent", "effects 1"]
 
     asyncio.run(scenario())
 

@@ -42,9 +42,9 @@ from bilayer.ledger.operations import (
     Transfer,
 )
 from bilayer.ledger.validation import check_entry
-from bilayer.node.chain import ChainState, withheld_payloads
-from bilayer.node.finality import ChainApp
 from bilayer.node.storage import Storage, StoredCheckpoint
+from bilayer.replica.app import ChainApp
+from bilayer.replica.chain import ChainState, withheld_payloads
 
 from .conftest import make_entry, seeded_signer
 from .test_governance import PARAMS

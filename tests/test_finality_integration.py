@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from bilayer import codec
+from bilayer.devnet import localnet
 from bilayer.genesis import Genesis, load_genesis
 from bilayer.keys.keystore import Keystore
 from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import SignedEntry
 from bilayer.ledger.operations import Transfer
-from bilayer.node import localnet
 from bilayer.node.config import ConsensusConfig, LimitsConfig
 
 from .conftest import make_entry, running_localnet

@@ -21,8 +21,8 @@ from bilayer.keys.signing import Signer
 from bilayer.ledger.dag import Dag
 from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import BanKey, GovExecute, GovPropose, GovVote, Operation, Transfer
-from bilayer.node.chain import ChainState
-from bilayer.node.finality import ChainApp
+from bilayer.replica.app import ChainApp
+from bilayer.replica.chain import ChainState
 
 from .conftest import make_entry, seeded_signer
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bilayer.node.localnet import free_port, pid_alive, stop_pids
+from bilayer.devnet.localnet import free_port, pid_alive, stop_pids
 
 from .test_cli import assert_error, bilayer
 

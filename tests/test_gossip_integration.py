@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from bilayer import codec
+from bilayer.devnet import localnet
 from bilayer.genesis import Genesis, load_genesis
 from bilayer.ledger.entry import SignedEntry
-from bilayer.node import localnet
 from bilayer.node.config import LimitsConfig
 
 from .conftest import make_entry, running_localnet, seeded_signer, transfer_to

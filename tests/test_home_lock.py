@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from bilayer.devnet import localnet
 from bilayer.errors import NodeRunning
-from bilayer.node import localnet
 from bilayer.node.config import NodeHome
 from bilayer.node.process import HomeLock
 

@@ -26,7 +26,7 @@ import pytest
 from aiohttp import web
 
 from bilayer.api.guard import AcceptErrorLog, ConnectionGuard, GuardedSite
-from bilayer.node import localnet
+from bilayer.devnet import localnet
 from bilayer.node.config import LimitsConfig, NodeHome, load_config, write_config
 from bilayer.node.process import raise_fd_limit
 

@@ -11,9 +11,10 @@ import pytest
 from bilayer.errors import BadSignature, Overloaded, RateLimited, SequenceReused
 from bilayer.genesis import Genesis
 from bilayer.ledger.entry import SignedEntry, entry_id
-from bilayer.node.ingest import ORPHAN_FETCH_DELAY_S, STALL_MS, Ingest, IngestLimits, OrphanPool, Status
+from bilayer.node.ingest import ORPHAN_FETCH_DELAY_S, STALL_MS, Ingest, IngestLimits, Status
 from bilayer.node.metrics import NodeMetrics
 from bilayer.node.storage import Storage
+from bilayer.replica.placing import OrphanPool
 
 from .conftest import make_entry, seeded_signer
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bilayer.node import localnet
+from bilayer.devnet import localnet
 from bilayer.node.config import NodeHome
 
 from . import test_governance_integration

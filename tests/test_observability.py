@@ -19,11 +19,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bilayer import __version__
 from bilayer.api.server import build_app
-from bilayer.node import localnet
+from bilayer.devnet import localnet
 from bilayer.node.config import LimitsConfig
 from bilayer.node.metrics import NodeMetrics
 from bilayer.node.peers import PeerLink
-from bilayer.node.runtime import LedgerNode
+from bilayer.node.runtime import Node
 
 from .conftest import TEST_POW_BITS, running_localnet
 from .test_governance_integration import cli
@@ -128,7 +128,7 @@ class _FakeLink:
 @pytest.mark.slow
 def test_catching_up_while_a_peer_reports_checkpoints_ahead(tmp_path: Path) -> None:
     manifest = localnet.create(tmp_path / "net", validators=1, ledger_nodes=1, pow_bits=TEST_POW_BITS)
-    node = LedgerNode.from_home(Path(manifest["nodes"][1]["home"]))
+    node = Node.from_home(Path(manifest["nodes"][1]["home"]))
     try:
         assert node.chain is not None and node.chain.height == 0
         assert node.not_ready() == ["no_peers"]

@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from bilayer.devnet import localnet
 from bilayer.errors import BadEncoding
-from bilayer.node import localnet
 from bilayer.node.config import NodeHome, load_config, write_config
 from bilayer.node.messages import MAX_ADDRESSES, PeersMsg, decode_message, encode_message
 from bilayer.node.peers import addresses_to_learn, backoff_delay, dialable

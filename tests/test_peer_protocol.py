@@ -23,11 +23,12 @@ import msgspec
 import pytest
 
 from bilayer import codec
+from bilayer.devnet import localnet
 from bilayer.genesis import Genesis, load_genesis
 from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import SignedEntry
 from bilayer.ledger.operations import Data
-from bilayer.node import localnet, transport
+from bilayer.node import transport
 from bilayer.node.config import LimitsConfig, NodeHome, P2PConfig, load_config, write_config
 from bilayer.node.messages import MAX_IDS, MAX_ITEMS, EntriesMsg, TipsMsg, WantMsg, decode_message, encode_message
 from bilayer.node.transport import MAX_FRAME, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, Auth, Hello, SecureLink

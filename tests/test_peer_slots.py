@@ -19,8 +19,9 @@ from typing import Any, cast
 import msgspec
 import pytest
 
+from bilayer.devnet import localnet
 from bilayer.keys.signing import Signer
-from bilayer.node import localnet, peers, transport
+from bilayer.node import peers, transport
 from bilayer.node.config import NodeHome, load_config, write_config
 from bilayer.node.metrics import NodeMetrics
 from bilayer.node.peers import PeerLink, PeerManager

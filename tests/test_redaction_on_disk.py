@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from bilayer.devnet import localnet
 from bilayer.genesis import GovernanceParams
-from bilayer.node import localnet
 from bilayer.node.config import LimitsConfig
 from bilayer.node.scrub import PayloadScrubber
 from bilayer.node.storage import Storage

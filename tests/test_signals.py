@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from bilayer.node import localnet
+from bilayer.devnet import localnet
 from bilayer.node.config import FaultHooksConfig, NodeHome, load_config, write_config
 
 from .conftest import TEST_POW_BITS

@@ -14,10 +14,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from bilayer.consensus.core import TendermintCore, Timeouts
 from bilayer.consensus.validators import ValidatorSet
 from bilayer.execution.executor import EntryResult, Outcome
-from bilayer.node.chain import Applied
+from bilayer.replica.chain import Applied
 from bilayer.sim.byzantine import byzantine_node
 from bilayer.sim.campaign import parse_faults, run_campaign, run_seed
-from bilayer.sim.world import SimConfig, World
+from bilayer.sim.world import SimConfig, SimNode, World
 
 
 def test_one_seed_replays_the_same_run() -> None:
@@ -168,7 +168,7 @@ class ClusterUnderFaults(RuleBasedStateMachine):
         self.world.timeouts = Timeouts(propose_ms=300, propose_delta_ms=100, prevote_ms=200, prevote_delta_ms=100,
                                        precommit_ms=200, precommit_delta_ms=100, rebroadcast_ms=800)
         for node in self.world.nodes:
-            node.core = node._new_core()
+            node.boot()  # its driver's core takes the short timeouts
         self.world.start_nodes()
         self.down: set[int] = set()
 
@@ -226,3 +226,69 @@ TestClusterUnderFaults.settings = settings(
     max_examples=12, stateful_step_count=25, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+
+
+# --- the disk: refused, torn and unsynced commits ----------------------------------------------
+
+DISK_FAULTS = ("refused_commit", "torn_commit", "lost_fsync", "crash", "loss")
+
+
+def test_disk_faults_are_injected_and_every_node_recovers_from_its_disk() -> None:
+    """Refused commits are retried, a torn commit rolls back at restart, and a node that lost
+    acknowledged commits catches up from its peers: no safety violation, no liveness failure."""
+    refused = torn = lost = 0
+    for seed in range(40):
+        world = World(seed, SimConfig(byzantine=1, faults=DISK_FAULTS), byzantine_factory=byzantine_node)
+        world.run()
+        assert not world.violations, (seed, world.violations)
+        assert not world.checker.liveness_failures, (seed, world.checker.liveness_failures)
+        refused += world.stats.commits_refused
+        torn += world.stats.commits_torn
+        lost += world.stats.commits_lost
+        if refused and torn and lost:
+            break
+    assert refused and torn and lost, (refused, torn, lost)
+
+
+def test_a_node_behind_its_announcements_after_a_lost_fsync_catches_up() -> None:
+    world = World(3, SimConfig(validators=4, faults=(), entries=30))
+    world.plan.lost_fsyncs.append((1, 0, 8000, 9000))  # node 1's disk syncs nothing for 8 s, then it crashes
+    world.run()
+    assert world.stats.commits_lost > 0 and world.stats.crashes == 1
+    assert not world.violations and not world.checker.liveness_failures
+    heights = {node.chain.height for node in world.nodes}
+    assert len(heights) == 1 and world.nodes[1].store.height == world.nodes[1].chain.height
+
+
+def test_a_host_that_keeps_memory_ahead_of_a_refused_commit_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks can fail: a host that does not go back to its disk after a refused commit."""
+    from bilayer.replica.finality import CommitFailed, Ready, ToCommit
+
+    real_commit = SimNode.commit
+
+    def forgetful(self: SimNode, to_commit: ToCommit) -> Ready | None:
+        if self.world.disk_fault(self.index) == "refuse":
+            self.world.stats.commits_refused += 1
+            return self.driver.advance(CommitFailed(to_commit.applied.height, "refused; memory kept"))
+        return real_commit(self, to_commit)
+
+    monkeypatch.setattr(SimNode, "commit", forgetful)
+    caught = []
+    for seed in range(30):
+        world = World(seed, SimConfig(byzantine=0, faults=("refused_commit",)))
+        world.run()
+        if world.stats.commits_refused and (world.violations or world.checker.liveness_failures):
+            caught.append(seed)
+            break
+    assert caught, "30 seeds did not expose a host whose memory runs ahead of its disk"
+
+
+def test_a_validator_whose_disk_lost_commits_across_a_set_change_votes_with_the_right_set() -> None:
+    """Found by the lost-fsync fault: a validator restarted with its signer state two heights
+    ahead of its chain built its core with the set of its chain's next height, kept it after
+    catching up, and proposed out of turn; with one silent validator the network stalled."""
+    world = World(41, SimConfig(byzantine=1, reconfigure=True), byzantine_factory=byzantine_node)
+    assert world.plan.lost_fsyncs, "the seed no longer draws a lost fsync: pick another"
+    world.run()
+    assert world.stats.commits_lost > 0
+    assert not world.violations and not world.checker.liveness_failures, world.checker.liveness_failures

@@ -10,6 +10,7 @@ import pytest
 
 from bilayer import codec
 from bilayer.consensus.messages import (
+    CertificateInvalid,
     Checkpoint,
     CommitCertificate,
     CommitSignature,
@@ -17,6 +18,7 @@ from bilayer.consensus.messages import (
     VoteType,
     sign_vote,
 )
+from bilayer.devnet import localnet
 from bilayer.errors import InvalidOperation
 from bilayer.execution.errors import ExecutionRejected
 from bilayer.execution.executor import execute, genesis_state
@@ -29,8 +31,7 @@ from bilayer.keys.keystore import Keystore
 from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import EntryHeader, SignedEntry
 from bilayer.ledger.operations import GovExecute, GovPropose, GovVote, Operation, SetValidator
-from bilayer.node import localnet
-from bilayer.node.chain import CertificateInvalid, Chain
+from bilayer.node.chain import Chain
 from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
 from bilayer.node.storage import Storage

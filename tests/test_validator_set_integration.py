@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from bilayer.devnet import localnet
 from bilayer.genesis import GovernanceParams, load_genesis
-from bilayer.node import localnet
 from bilayer.node.config import LimitsConfig
 
 from .conftest import running_localnet

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from bilayer.api.client import NodeClient
+from bilayer.devnet import localnet
+from bilayer.devnet.localnet import WAN_PROFILES, wan_delays, wan_regions
 from bilayer.keys.keystore import Keystore
 from bilayer.ledger.operations import Data
-from bilayer.node import localnet
 from bilayer.node.config import NodeHome, load_config
-from bilayer.node.localnet import WAN_PROFILES, wan_delays, wan_regions
 
 from .conftest import TEST_POW_BITS
 

@@ -40,11 +40,11 @@ from typing import Any
 import aiohttp
 
 from .. import codec
+from ..devnet import localnet
 from ..genesis import Allocation, load_genesis
 from ..keys.signing import Signer, verify
 from ..ledger.entry import SignedEntry, build_entry, signing_message
 from ..ledger.operations import Data, Transfer
-from ..node import localnet
 from ..node.config import LimitsConfig
 from .ledger import measure_verify_rate
 

@@ -56,6 +56,7 @@ from ..apps.warehouse.operations import (
     Surrender,
 )
 from ..apps.warehouse.records import Calibration, Goods, Terms, lot_key, lot_urn, receipt_id
+from ..devnet import localnet
 from ..execution.executor import Outcome, end_checkpoint, execute, execute_entry, genesis_state
 from ..execution.governance.context import ExecContext
 from ..execution.governance.gate import Gate
@@ -65,7 +66,6 @@ from ..keys.keystore import Keystore
 from ..keys.signing import Signer
 from ..ledger.entry import EntryHeader, SignedEntry, build_entry
 from ..ledger.operations import Operation
-from ..node import localnet
 from ..node.config import LimitsConfig
 from .ledger import measure_verify_rate
 from .network import NetworkBenchConfig, Progress, _drive, make_transfers

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..node.localnet import WAN_PROFILES
+from ..devnet.localnet import WAN_PROFILES
 from .output import console, emit, err_console, json_option
 
 FC = TypeVar("FC", bound=Callable[..., Any])

@@ -6,7 +6,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from ..node import localnet as net
+from ..devnet import localnet as net
 from .output import console, emit, err_console, json_option
 
 dir_option = click.option(
@@ -124,7 +124,7 @@ def localnet_down(directory: Path, as_json: bool) -> None:
 def localnet_campaign(manifest_file: Path, directory: Path | None, as_json: bool) -> None:
     """Run a fault campaign (kill, pause, restart, disconnect) from a TOML manifest against real
     processes under load, then check that everything reported FINAL is FINAL everywhere."""
-    from ..node.perturb import load_manifest, run_campaign
+    from ..devnet.perturb import load_manifest, run_campaign
 
     manifest = load_manifest(manifest_file)
     progress = (lambda _: None) if as_json else (lambda line: err_console.print(f"[dim]{line}[/dim]"))

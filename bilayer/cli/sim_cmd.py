@@ -19,7 +19,8 @@ from .output import console, emit, json_option
 @click.option("--byzantine", type=click.IntRange(0, 10), default=1, show_default=True,
               help="Byzantine validators (at most f = (n-1)//3 for the liveness check to apply).")
 @click.option("--faults", default="all", show_default=True,
-              help="Comma-separated fault kinds: loss,delay,reorder,duplicate,partition,crash,skew (or all, none).")
+              help="Comma-separated fault kinds: loss,delay,reorder,duplicate,partition,crash,skew,"
+                   "refused_commit,torn_commit,lost_fsync (or all, none).")
 @click.option("--entries", type=click.IntRange(0, 10_000), default=40, show_default=True,
               help="Transfers submitted while faults are active.")
 @click.option("--reconfigure", is_flag=True,
@@ -64,6 +65,8 @@ def sim(seeds: int, start: int, seed: int | None, validators: int, byzantine: in
             rows[f"byzantine: {kind}"] = str(count)
         for kind, count in d["hostile_authors"].items():
             rows[f"hostile authors: {kind}"] = str(count)
+        for kind, count in d["disk"].items():
+            rows[f"disk: {kind}"] = str(count)
         for key, value in rows.items():
             table.add_row(key, value)
         console.print(table)

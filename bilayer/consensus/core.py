@@ -108,7 +108,7 @@ class EntriesAvailable:
 
 
 @dataclass(frozen=True, slots=True)
-class Applied:
+class HeightApplied:
     """The host applied the decision of `height` (or synced it from peers); go to `height + 1`.
 
     `validators` is the set of `height + 1` when it differs from this height's (a council
@@ -119,7 +119,7 @@ class Applied:
     validators: ValidatorSet | None = None
 
 
-Event = Start | MessageReceived | TimeoutFired | EntriesAvailable | Applied
+Event = Start | MessageReceived | TimeoutFired | EntriesAvailable | HeightApplied
 
 # --- actions ----------------------------------------------------------------------------
 
@@ -268,14 +268,14 @@ class _RoundBook:
 class TendermintCore:
     def __init__(
         self,
-        chain: str,
+        chain_id: str,
         signer: Signer,
         validators: ValidatorSet,
         app: ConsensusApp,
         state: SignerState | None = None,
         timeouts: Timeouts = Timeouts(),
     ) -> None:
-        self.chain = chain
+        self.chain_id = chain_id
         self.signer = signer
         self.me = signer.public_key
         self.validators = validators
@@ -338,7 +338,7 @@ class TendermintCore:
             self._verdicts = {k: v for k, v in self._verdicts.items() if not isinstance(v, Missing)}
             if self._proposal_pending:
                 self._try_propose()
-        elif isinstance(event, Applied):
+        elif isinstance(event, HeightApplied):
             self._on_applied(event)
         self._run_rules()
         actions, self._actions = self._actions, []
@@ -359,7 +359,7 @@ class TendermintCore:
         value_id = value.id
         verdict = self._verdicts.get(value_id)
         if verdict is None:
-            if value.height != self.height or value.chain != self.chain:
+            if value.height != self.height or value.chain != self.chain_id:
                 verdict = Invalid("wrong height or chain")
             else:
                 verdict = self.app.check_value(value)
@@ -409,7 +409,7 @@ class TendermintCore:
         if vote is not None and vote.value_id != value_id:
             return  # already voted differently in this round (e.g. before a crash): stay silent
         if vote is None:
-            vote = sign_vote(self.signer, self.chain, self.height, self.round, type_, value_id)
+            vote = sign_vote(self.signer, self.chain_id, self.height, self.round, type_, value_id)
             self._own_votes[key] = vote
             self._persist()
         self._emit(Broadcast(vote))
@@ -419,7 +419,7 @@ class TendermintCore:
         proposal = self._own_proposals.get(self.round)
         if proposal is None:
             proof = self.valid_proof if valid_round >= 0 else ()
-            proposal = sign_proposal(self.signer, self.chain, self.height, self.round, valid_round, value, proof)
+            proposal = sign_proposal(self.signer, self.chain_id, self.height, self.round, valid_round, value, proof)
             self._own_proposals[self.round] = proposal
             self._persist()
         self._emit(Broadcast(proposal))
@@ -465,8 +465,15 @@ class TendermintCore:
         self._verdicts[value.id] = Valid()
         self._propose(value, -1)
 
-    def _on_applied(self, event: Applied) -> None:
+    def _on_applied(self, event: HeightApplied) -> None:
         if event.height < self.height:
+            if event.height + 1 == self.height:
+                # resumed at a height ahead of the host's chain (a disk that lost commits): only now
+                # that the chain caught up is the set of this height known, and values judged
+                # against the chain while it was behind must be judged again
+                if event.validators is not None:
+                    self.validators = event.validators
+                self._verdicts.clear()
             return
         self.height = event.height + 1
         self.prev = event.checkpoint
@@ -528,7 +535,7 @@ class TendermintCore:
     # --- messages -------------------------------------------------------------------------
 
     def _on_message(self, message: Proposal | Vote) -> None:
-        if message.chain != self.chain or message.round < 0 or message.round > self.round + MAX_FUTURE_ROUNDS:
+        if message.chain != self.chain_id or message.round < 0 or message.round > self.round + MAX_FUTURE_ROUNDS:
             return
         if message.height < self.height:
             return
@@ -565,7 +572,7 @@ class TendermintCore:
             return
         self._proposed_values.add(proposal.value.id)
         for vote in proposal.proof[: 2 * len(self.validators)]:  # the proof of a re-proposal
-            if (vote.chain == self.chain and vote.height == proposal.height and vote.round == proposal.valid_round
+            if (vote.chain == self.chain_id and vote.height == proposal.height and vote.round == proposal.valid_round
                     and vote.type == VoteType.PREVOTE and vote.value_id == proposal.value.id
                     and vote.validator in self.validators and vote_signature_ok(vote)):
                 self._add_vote(vote)

@@ -8,8 +8,9 @@ check (stateless, signature last) -> rate limit by author -> place in the DAG
      asked for it: another node took it, so the chain must order it, and execution rejects
      whichever half is ordered second
 
-This object owns the in-memory DAG and the orphan pool. It does no network I/O itself:
-`announce` and `request` are callbacks the runtime wires to the peer links.
+The placement rules (orphans, forks) are the replica's (`replica/placing.py`), shared with the
+simulator. This object owns the in-memory DAG and the orphan pool. It does no network I/O
+itself: `announce` and `request` are callbacks the runtime wires to the peer links.
 """
 
 from __future__ import annotations
@@ -19,22 +20,22 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Container, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from .. import codec
 from ..errors import BilayerError, Overloaded, RateLimited
 from ..genesis import Genesis
-from ..ledger.dag import NO_FORKS, Dag, ForkDetected, Known, Orphan, Placed, Placement, fork_digest_with
+from ..ledger.dag import NO_FORKS, Dag, Known, Orphan, Placed, Placement, fork_digest_with
 from ..ledger.entry import Entry, EntryHeader, SignedEntry, WithheldEntry, entry_id
 from ..ledger.validation import check_entry, check_fork
+from ..replica.placing import OrphanPool, Placer, Source
 from .metrics import NodeMetrics
 from .ratelimit import RateLimiter
 from .storage import ForkEvidence, Storage
 
 log = logging.getLogger("bilayer.ingest")
 
-Source = str  # "api:<client>" or "peer:<node key hex>"
 Announce = Callable[[Sequence[Entry], Sequence[Source]], None]
 Request = Callable[[Sequence[bytes]], None]
 AnnounceEvidence = Callable[[Sequence[ForkEvidence], Source], None]
@@ -73,72 +74,6 @@ class IngestLimits:
     max_unordered_age_ms: int = 0
 
 
-@dataclass(slots=True)
-class _HeldOrphan:
-    entry: Entry
-    missing: set[bytes]
-    expires_ms: int
-    source: Source
-
-
-@dataclass
-class OrphanPool:
-    """Entries waiting for parents; oldest evicted first when full, each dropped after its TTL."""
-
-    capacity: int
-    ttl_ms: int
-    held: OrderedDict[bytes, _HeldOrphan] = field(default_factory=OrderedDict)
-    waiting: dict[bytes, set[bytes]] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.held)
-
-    def __contains__(self, entry_id: object) -> bool:
-        return entry_id in self.held
-
-    def add(self, entry: Entry, missing: Sequence[bytes], now_ms: int, source: Source) -> None:
-        if entry.id in self.held:
-            return
-        while len(self.held) >= self.capacity:
-            self._drop(next(iter(self.held)))
-        self.held[entry.id] = _HeldOrphan(entry, set(missing), now_ms + self.ttl_ms, source)
-        for parent in missing:
-            self.waiting.setdefault(parent, set()).add(entry.id)
-
-    def _drop(self, entry_id: bytes) -> _HeldOrphan | None:
-        orphan = self.held.pop(entry_id, None)
-        if orphan is not None:
-            for parent in orphan.missing:
-                children = self.waiting.get(parent)
-                if children is not None:
-                    children.discard(entry_id)
-                    if not children:
-                        del self.waiting[parent]
-        return orphan
-
-    def parent_arrived(self, parent: bytes) -> list[_HeldOrphan]:
-        """Orphans whose last missing parent was `parent`, removed from the pool."""
-        ready = []
-        for child in self.waiting.pop(parent, ()):
-            orphan = self.held.get(child)
-            if orphan is None:
-                continue
-            orphan.missing.discard(parent)
-            if not orphan.missing:
-                self.held.pop(child)
-                ready.append(orphan)
-        return ready
-
-    def expire(self, now_ms: int) -> int:
-        expired = [held_id for held_id, o in self.held.items() if o.expires_ms <= now_ms]
-        for held_id in expired:
-            self._drop(held_id)
-        return len(expired)
-
-    def missing_parents(self) -> list[bytes]:
-        return [parent for parent in self.waiting if parent not in self.held]
-
-
 class StorageFailed(BilayerError):
     """The node could not write to its disk (full, I/O error): it accepts nothing until it is
     restarted on a working disk. Never caused by what a client or a peer sends."""
@@ -170,7 +105,9 @@ class Ingest:
         self.clock_ms = clock_ms
         self.dag = Dag(genesis.root)
         self.limits = limits
-        self.orphans = OrphanPool(limits.max_orphans, limits.orphan_ttl_ms)
+        self.orphans: OrphanPool[Entry] = OrphanPool(limits.max_orphans, limits.orphan_ttl_ms)
+        self.placer = Placer(self.dag, self.orphans,
+                             lambda existing, second, source: self._keep_fork_evidence(existing, second.signed, source))
         self.author_limiter = RateLimiter(limits.author_rate, limits.author_burst)
         self.announce: Announce = lambda entries, sources: None
         self.request: Request = lambda ids: None
@@ -315,14 +252,8 @@ class Ingest:
             raise
 
     def _placement(self, entry: Entry, source: Source) -> Placement:
-        """Where the entry stands in the DAG (see the module docstring for forks)."""
-        try:
-            return self.dag.placement(entry.id, entry.header)
-        except ForkDetected as fork:
-            self._keep_fork_evidence(fork.existing_id, entry.signed, source)
-            if source.startswith("api") and entry.id not in self._requested:
-                raise
-            return self.dag.placement(entry.id, entry.header, allow_fork=True)
+        """Where the entry stands in the DAG (see `replica/placing.py` for forks)."""
+        return self.placer.placement(entry, source, entry.id in self._requested)
 
     def _place(self, entry: Entry, source: Source) -> SubmitResult:
         placement = self._placement(entry, source)
@@ -343,22 +274,10 @@ class Ingest:
         return SubmitResult(entry.id, Status.STORED)
 
     def _accept(self, entry: Entry, source: Source) -> None:
-        """Place an entry, then every orphan it (transitively) completes. Each orphan is placed
-        only when its turn comes, so two halves of a fork waiting on one parent meet as a fork."""
+        """Place an entry, then every orphan it (transitively) completes."""
         self._add(entry, source)
-        waiting = self.orphans.parent_arrived(entry.id)
-        while waiting:
-            orphan = waiting.pop()
-            try:
-                placement = self._placement(orphan.entry, orphan.source)
-            except BilayerError as exc:
-                self.metrics.entries_rejected.labels(exc.code).inc()
-                continue
-            if isinstance(placement, Placed):
-                self._add(orphan.entry, orphan.source)
-                waiting.extend(self.orphans.parent_arrived(orphan.entry.id))
-            elif isinstance(placement, Orphan):
-                self.orphans.add(orphan.entry, placement.missing, self.clock_ms(), orphan.source)
+        self.placer.complete(entry, self.clock_ms(), self._requested.__contains__, self._add,
+                             lambda exc: self.metrics.entries_rejected.labels(exc.code).inc())
         self.metrics.orphans.set(len(self.orphans))
         self._wake.set()
 

@@ -39,7 +39,8 @@ from ..errors import BilayerError, PeerProtocolError
 from ..keys.signing import Signer
 from ..ledger.dag import NO_FORKS
 from ..ledger.entry import Entry, SignedEntry, WithheldEntry
-from .ingest import Ingest, Source, Status
+from ..replica.placing import Source
+from .ingest import Ingest, Status
 from .messages import (
     MAX_ADDRESSES,
     MAX_IDS,
@@ -214,7 +215,6 @@ class PeerManager:
         self.on_consensus: Callable[[Proposal | Vote], None] = lambda message: None
         self.on_checkpoint: Callable[[FinalizedCheckpoint], None] = lambda finalized: None
         self.checkpoints_from: Callable[[int, int], list[FinalizedCheckpoint]] = lambda start, count: []
-        ingest.announce = self.broadcast
         ingest.request = self.request
         ingest.announce_evidence = self.broadcast_evidence
 

@@ -25,8 +25,10 @@ from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY
 from ..genesis import Genesis, load_genesis
 from ..keys.keystore import Keystore
 from ..keys.signing import Signer
-from .chain import Applied, AuditIndexer, Chain
+from ..replica.chain import Applied
+from .chain import AuditIndexer, Chain
 from .config import NodeConfig, NodeHome, load_config
+from .effects import Effects, StoredBatch, Subscriber
 from .finality import Finality
 from .ingest import Ingest, IngestLimits
 from .logs import NodeLog
@@ -50,7 +52,9 @@ def load_node_key(home: NodeHome) -> Signer:
     return Keystore(home.config_dir).load(NODE_KEY_NAME)
 
 
-class LedgerNode:
+class Node:
+    """Every node, validator or not: a validator is a node whose key votes in the set of the next height."""
+
     def __init__(self, home: NodeHome, config: NodeConfig, genesis: Genesis, signer: Signer) -> None:
         self.home = home
         self.config = config
@@ -92,32 +96,42 @@ class LedgerNode:
         self._last_checkpoint_ms: int | None = None
         self.scrubber: PayloadScrubber | None = None
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
-        if self.chain is not None:
-            self.chain.on_applied.append(lambda applied: self._notify([r.entry_id for r in applied.results]))
-            self.chain.on_applied.append(lambda applied: self._follow_chain_params())
-            self.chain.on_applied.append(self._observe_checkpoint)
-        else:
-            gossip = self.ingest.announce
-
-            def announce(entries: Any, sources: Any) -> None:
-                gossip(entries, sources)
-                self._notify([entry.id for entry in entries])
-
-            self.ingest.announce = announce
         self.stream = StreamHub()
-        self._feed_stream()
+        self.after_entries: Effects[StoredBatch] = Effects("entries stored", ())
+        self.after_checkpoint: Effects[Applied] = Effects("checkpoint committed", ())
 
-    def _feed_stream(self) -> None:
-        """Live events for `GET /v1/stream`: entries once stored, checkpoints once applied."""
-        if self.chain is not None:
-            self.chain.on_applied.append(self.stream.checkpoint_applied)
-        previous = self.ingest.announce
+    # --- the composition root: what follows each durable write, in order -------------------------
 
-        def announce(entries: Any, sources: Any) -> None:
-            previous(entries, sources)
-            self.stream.entries_accepted(entries)
-
-        self.ingest.announce = announce
+    def _compose(self) -> None:
+        """Wire the effects of the two durable writes, once, in the order they run. After a batch
+        of entries is committed: peers hear of it, then clients waiting for it (no validators:
+        stored is the outcome), the live stream, and finality (a waiting proposal may now check).
+        After a checkpoint is committed (the audit index follows on its own thread, see
+        `AuditIndexer`): clients waiting for an outcome, the parameters new entries must meet,
+        the log and metrics, the live stream, the payload scrubber, and the consensus links."""
+        finality, chain, scrubber = self.finality, self.chain, self.scrubber
+        entries: list[Subscriber[StoredBatch]] = [
+            Subscriber("gossip", lambda batch: self.peers.broadcast(batch.entries, batch.sources))]
+        if chain is None:
+            entries.append(Subscriber("waiters", lambda batch: self._notify([e.id for e in batch.entries])))
+        entries.append(Subscriber("stream", lambda batch: self.stream.entries_accepted(batch.entries)))
+        if finality is not None:
+            entries.append(Subscriber("finality", lambda batch: finality.on_entries_stored()))
+        self.after_entries = Effects("entries stored", entries)
+        self.ingest.announce = lambda stored, sources: self.after_entries(StoredBatch(stored, sources))
+        if chain is None:
+            return
+        checkpoints: list[Subscriber[Applied]] = [
+            Subscriber("waiters", lambda applied: self._notify([r.entry_id for r in applied.results])),
+            Subscriber("chain parameters", lambda applied: self._follow_chain_params()),
+            Subscriber("log and metrics", self._observe_checkpoint),
+            Subscriber("stream", self.stream.checkpoint_applied),
+        ]
+        if scrubber is not None:
+            checkpoints.append(Subscriber("payload scrubber", lambda applied: scrubber.after_checkpoint()))
+        if finality is not None:
+            checkpoints.append(Subscriber("validator links", lambda applied: self._follow_validator_keys()))
+        self.after_checkpoint = Effects("checkpoint committed", checkpoints)
 
     # --- what operators watch: checkpoints in the log and metrics, health and readiness ---------
 
@@ -265,7 +279,7 @@ class LedgerNode:
                 " this config names genesis " + self.genesis.root.hex()[:16] + "…"
             )
 
-    def _start_finality(self) -> None:
+    def _make_finality(self) -> None:
         chain = self.chain
         if chain is None or self.validators is None:
             return
@@ -281,22 +295,14 @@ class LedgerNode:
                 self.peers.send_consensus(message)
 
         finality = Finality(chain, self.ingest, self.signer, send, self.peers.request_checkpoints, timeouts,
-                            consensus.heartbeat_ms)
+                            consensus.heartbeat_ms, after_commit=lambda applied: self.after_checkpoint(applied),
+                            offload=True)
         self.finality = finality
         self._follow_validator_keys()
-        chain.on_applied.append(lambda applied: self._follow_validator_keys())
         self.peers.height = lambda: chain.height
         self.peers.on_consensus = finality.on_consensus_message
         self.peers.on_checkpoint = finality.on_finalized
         self.peers.checkpoints_from = self.finalized_checkpoints
-        gossip = self.ingest.announce
-
-        def announce(entries: Any, sources: Any) -> None:
-            gossip(entries, sources)
-            finality.on_entries_stored()
-
-        self.ingest.announce = announce
-        finality.start()
 
     def finalized_checkpoints(self, start: int, count: int) -> list[FinalizedCheckpoint]:
         found = []
@@ -308,7 +314,7 @@ class LedgerNode:
         return found
 
     @classmethod
-    def from_home(cls, home_dir: Path) -> LedgerNode:
+    def from_home(cls, home_dir: Path) -> Node:
         home = NodeHome(home_dir)
         config = load_config(home)
         genesis = load_genesis(home.genesis_file(config))
@@ -320,9 +326,6 @@ class LedgerNode:
         self._check_genesis_of_store()
         self.scrubber = PayloadScrubber(self.storage)
         self.scrubber.scrub_now()
-        if self.chain is not None:
-            scrubber = self.scrubber
-            self.chain.on_applied.append(lambda applied: scrubber.after_checkpoint())
         if self.chain is not None:
             self.chain.load()
             self._follow_chain_params()
@@ -336,9 +339,12 @@ class LedgerNode:
         loaded = self.ingest.load(self.chain.ordered if self.chain is not None else frozenset())
         log.info("loaded %d entries and %d checkpoints from %s", loaded,
                  self.chain.height if self.chain else 0, self.home.ledger_db)
+        self._make_finality()
+        self._compose()
         self.ingest.start()
         await self.peers.start()
-        self._start_finality()
+        if self.finality is not None:
+            self.finality.start()
         limits = self.config.limits
         self.http_guard = self._make_http_guard()
         app = build_app(
@@ -387,6 +393,7 @@ class LedgerNode:
         once, streams end, and what is still running gets `STOP_GRACE_S`."""
         if self.finality is not None:
             self.finality.stop()
+            await self.finality.idle(STOP_GRACE_S)
         self._release_waiters()
         self.stream.close()
         if self._runner is not None:
@@ -454,7 +461,7 @@ async def run_forever(home_dir: Path, node_log: NodeLog | None = None) -> None:
 
 
 async def _run_until_stopped(home_dir: Path, node_log: NodeLog | None) -> None:
-    node = LedgerNode.from_home(home_dir)
+    node = Node.from_home(home_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLog(on_error=node.metrics.accept_errors.inc))

@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..consensus.core import Action, Broadcast, Persist
 from ..consensus.messages import (
     NIL,
     Checkpoint,
+    FinalizedCheckpoint,
     Proposal,
     Vote,
     VoteType,
@@ -21,7 +21,8 @@ from ..consensus.messages import (
     sign_vote,
 )
 from ..keys.signing import Signer
-from .world import CHAIN_ID, SimNode, World, default_core
+from ..replica.finality import default_core
+from .world import CHAIN_ID, SimNode, World
 
 
 class ByzantineNode(SimNode):
@@ -51,14 +52,10 @@ class ByzantineNode(SimNode):
             self.world.send(self.index, dst, second)
         self.world.stats.byzantine_actions += 1
 
-    def do(self, action: Action) -> None:
-        if isinstance(action, Persist):
-            self.persisted = action.state
+    def send_message(self, message: Proposal | Vote | FinalizedCheckpoint) -> None:
+        if isinstance(message, FinalizedCheckpoint):
+            super().send_message(message)
             return
-        if not isinstance(action, Broadcast):
-            super().do(action)
-            return
-        message = action.message
         if self.kind == "silent":
             return
         if self.kind == "split_brain":
@@ -88,7 +85,7 @@ class ByzantineNode(SimNode):
             return
         if self.kind == "garbage":
             self._spray_garbage(message)
-        super().do(action)
+        super().send_message(message)
 
     def _split_brain(self, message: Proposal | Vote) -> None:
         """Tell each half of the network a different story, consistently: its own proposal

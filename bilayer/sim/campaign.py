@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..replica.finality import CoreFactory, default_core
 from .byzantine import byzantine_node
-from .world import FAULT_KINDS, CoreFactory, SimConfig, World, default_core
+from .world import FAULT_KINDS, SimConfig, World
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class SeedResult:
     liveness_failures: tuple[str, ...]
     faults: tuple[str, ...]
     byzantine: tuple[str, ...]
+    disk: tuple[tuple[str, int], ...]  # commits the simulated disks refused, tore and lost
     hostile: tuple[tuple[str, int], ...]  # what the hostile authors did, and the forks found
     events: int
     seconds: float
@@ -35,6 +37,7 @@ class CampaignReport:
     faults: Counter[str] = field(default_factory=Counter)
     byzantine: Counter[str] = field(default_factory=Counter)
     hostile: Counter[str] = field(default_factory=Counter)
+    disk: Counter[str] = field(default_factory=Counter)
     failures: list[SeedResult] = field(default_factory=list)
 
     @property
@@ -63,6 +66,7 @@ class CampaignReport:
             "faults_injected": dict(sorted(self.faults.items())),
             "byzantine_behaviours": dict(sorted(self.byzantine.items())),
             "hostile_authors": dict(sorted(self.hostile.items())),
+            "disk": dict(sorted(self.disk.items())),
             "safety_violations": self.safety_violations,
             "liveness_failures": self.liveness_failures,
             "seconds": round(self.seconds, 2),
@@ -92,6 +96,9 @@ def _fault_names(world: World) -> list[str]:
     names.extend("crash" for _ in plan.crashes)
     if plan.skew:
         names.append("skew")
+    names.extend("refused_commit" for _ in plan.refused_commits)
+    names.extend("lost_fsync" for _ in plan.lost_fsyncs)
+    names.extend("torn_commit" for _ in range(world.stats.commits_torn))
     return names
 
 
@@ -106,6 +113,8 @@ def run_seed(seed: int, config: SimConfig, core_factory: CoreFactory = default_c
         liveness_failures=tuple(world.checker.liveness_failures),
         faults=tuple(_fault_names(world)),
         byzantine=tuple(sorted(world.byzantine_kinds.values())),
+        disk=(("commits_refused", world.stats.commits_refused), ("commits_torn", world.stats.commits_torn),
+              ("acknowledged_commits_lost", world.stats.commits_lost)),
         hostile=(("forks_raced", world.stats.author_forks), ("replays", world.stats.author_replays),
                  ("parents_withheld", world.stats.author_withheld),
                  ("forks_in_evidence", len(set().union(*(n.evidence for n in world.nodes if n.honest))))),
@@ -126,6 +135,7 @@ def run_campaign(seeds: Iterable[int], config: SimConfig, core_factory: CoreFact
         report.faults.update(result.faults)
         report.byzantine.update(result.byzantine)
         report.hostile.update(dict(result.hostile))
+        report.disk.update(dict(result.disk))
         if result.violations or result.liveness_failures:
             report.failures.append(result)
         tick(result)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..node.chain import Applied
+from ..replica.chain import Applied
 
 if TYPE_CHECKING:
     from .world import World
@@ -32,6 +32,11 @@ class Checker:
         self.heights: dict[int, int] = {}
         self.liveness_failures: list[str] = []
         self.final_at: dict[tuple[bytes, int], bytes] = {}  # (author, seq) -> the FINAL entry
+
+    def restarted(self, node: int, height: int) -> None:
+        """A restarted node goes on from what its disk holds, which a lost fsync may have set back."""
+        if node in self.heights:
+            self.heights[node] = height
 
     def on_applied(self, node: int, applied: Applied) -> None:
         if not self.world.nodes[node].honest:

@@ -23,51 +23,45 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codec
-from ..consensus.core import (
-    Action,
-    Behind,
-    Broadcast,
-    Commit,
-    EntriesAvailable,
-    Equivocation,
-    Event,
-    FetchEntries,
-    MessageReceived,
-    Persist,
-    ScheduleTimeout,
-    SignerState,
-    Start,
-    TendermintCore,
-    TimeoutFired,
-    Timeouts,
-)
-from ..consensus.core import (
-    Applied as CoreApplied,
-)
-from ..consensus.linearize import MissingEntry
-from ..consensus.messages import CertificateInvalid, FinalizedCheckpoint, Proposal, Vote, verify_certificate
-from ..consensus.validators import ValidatorSet
+from ..consensus.core import SignerState, Start, TendermintCore, Timeouts
+from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..errors import BilayerError
 from ..genesis import Allocation, ChainParams, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
 from ..keys.signing import Signer
-from ..ledger.dag import NO_FORKS, Dag, ForkDetected, Orphan, Placed, Placement, fork_digest_with
+from ..ledger.dag import NO_FORKS, Dag, Orphan, Placed, fork_digest_with
 from ..ledger.entry import ENTRY_VERSION, EntryHeader
 from ..ledger.operations import GovExecute, GovPropose, GovVote, Operation, SetValidator, Transfer
-from ..node.chain import Applied, ChainState, NotNext, RootMismatch
-from ..node.finality import ChainApp
+from ..replica.chain import ChainState
+from ..replica.finality import (
+    CheckpointReceived,
+    CommitFailed,
+    Committed,
+    ConsensusReceived,
+    CoreFactory,
+    EntriesStored,
+    FinalityDriver,
+    Input,
+    Ready,
+    RetryCommit,
+    ToCommit,
+    default_core,
+)
+from ..replica.placing import OrphanPool, Placer
+from .store import SimStore
 
 CHAIN_ID = "sim"
-FAULT_KINDS = ("loss", "delay", "reorder", "duplicate", "partition", "crash", "skew")
+FAULT_KINDS = ("loss", "delay", "reorder", "duplicate", "partition", "crash", "skew", "refused_commit", "torn_commit",
+               "lost_fsync")
 BYZANTINE_KINDS = ("equivocate", "double_vote", "split_brain", "silent", "garbage", "withhold", "replay")
 HOSTILE_AUTHOR_KINDS = ("fork", "replay", "withhold")
 
-CoreFactory = Callable[[str, Signer, ValidatorSet, ChainApp, SignerState | None, Timeouts], TendermintCore]
 COUNCIL_SIZE = 3
 
 
-def default_core(chain: str, signer: Signer, validators: ValidatorSet, app: ChainApp, state: SignerState | None,
-                 timeouts: Timeouts) -> TendermintCore:
-    return TendermintCore(chain, signer, validators, app, state, timeouts)
+@dataclass(frozen=True, slots=True)
+class SimEntry:
+    id: bytes
+    header: EntryHeader
 
 
 @dataclass(frozen=True)
@@ -95,6 +89,10 @@ class FaultPlan:
     partitions: list[tuple[int, int, frozenset[int], bool]] = field(default_factory=list)  # start, end, side, one-way
     crashes: list[tuple[int, int, int]] = field(default_factory=list)  # node, at, restart at
     skew: dict[int, tuple[float, int]] = field(default_factory=dict)  # node -> (timer rate, clock offset ms)
+    # the disk: commits refused for a while; a commit torn by a crash; commits acknowledged unsynced, then a crash
+    refused_commits: list[tuple[int, int, int]] = field(default_factory=list)  # node, start, end
+    torn_commits: list[tuple[int, int, int]] = field(default_factory=list)  # node, from, down for ms
+    lost_fsyncs: list[tuple[int, int, int, int]] = field(default_factory=list)  # node, start, crash at, restart at
 
 
 @dataclass
@@ -111,6 +109,9 @@ class Stats:
     author_forks: int = 0
     author_replays: int = 0
     author_withheld: int = 0
+    commits_refused: int = 0
+    commits_torn: int = 0
+    commits_lost: int = 0  # acknowledged by a disk that had not synced them, then lost in a crash
 
 
 class Violation(Exception):
@@ -118,45 +119,63 @@ class Violation(Exception):
 
 
 class SimNode:
-    """One node process: chain state + DAG, and a consensus core while its key is in the validator
-    set of the next height; with what a crash keeps (persisted)."""
+    """One node process: the replica's finality driver (the code every node runs) over a DAG, a
+    simulated disk (`SimStore`) and the world's network and clock. A crash loses everything but
+    the disk; a restart rebuilds the chain from the disk, as a node does from SQLite."""
 
     def __init__(self, world: World, index: int, signer: Signer, core_factory: CoreFactory) -> None:
         self.world = world
         self.index = index
         self.signer = signer
         self.core_factory = core_factory
-        self.chain = ChainState(world.genesis)
+        self.store = SimStore(world.genesis)
         self.dag = Dag(world.genesis.root)
         self.headers: dict[bytes, EntryHeader] = {}
-        self.finalized: list[FinalizedCheckpoint] = []
-        self.persisted: SignerState | None = None
         self.crashed = False
-        self.epoch = 0  # timers of an earlier incarnation are void
+        self.epoch = 0  # timers of an earlier incarnation, or of a core since replaced, are void
         self.requested: set[bytes] = set()
-        self.orphans: dict[bytes, tuple[EntryHeader, bool]] = {}  # header, came from a peer
+        # the node's placement rules; the simulated pool neither fills up nor expires within a run
+        self.orphans: OrphanPool[SimEntry] = OrphanPool(capacity=10**9, ttl_ms=10**12)
+        self.placer = Placer(self.dag, self.orphans, self._fork_found)
         # (author, seq) -> the proof: both ids and headers (kept, like the node's evidence table)
         self.evidence: dict[tuple[bytes, int], tuple[bytes, EntryHeader, bytes, EntryHeader]] = {}
         self.fork_digest = NO_FORKS
-        self.pending: dict[int, FinalizedCheckpoint] = {}
-        self.core = self._new_core()
+        self.chain = ChainState(world.genesis)
+        self.driver = self._boot()
 
     @property
     def honest(self) -> bool:
         return True
 
+    @property
+    def core(self) -> TendermintCore | None:
+        return self.driver.core
+
+    @property
+    def finalized(self) -> list[FinalizedCheckpoint]:
+        return self.store.finalized
+
     def _clock(self) -> int:
         return self.world.now + self.world.plan.skew.get(self.index, (1.0, 0))[1] + self.world.genesis.genesis_time_ms
 
-    def _new_core(self) -> TendermintCore | None:
-        if self.signer.public_key not in self.chain.validators:
-            return None
-        app = ChainApp(self.chain, self, self.signer.public_key, self._clock, heartbeat_ms=0,
-                       header_of=self.headers.get)
-        state = self.persisted
-        if state is None or state.height <= self.chain.height:
-            state = SignerState(height=self.chain.height + 1, round=0, phase=0, prev=self.chain.last)
-        return self.core_factory(CHAIN_ID, self.signer, self.chain.validators, app, state, self.world.timeouts)
+    def _boot(self) -> FinalityDriver:
+        """What a node does at start: the chain from the disk, then the driver over it."""
+        self.chain = ChainState(self.world.genesis)
+        self.store.restore(self.chain)
+        return FinalityDriver(self.chain, self, self.signer, self.store.signer_state, self._clock,
+                              self.world.timeouts, 0, self.core_factory)
+
+    def boot(self) -> None:
+        self.epoch += 1
+        self.driver = self._boot()
+
+    # --- what the driver reads of the ledger layer -------------------------------------------
+
+    def header_of(self, entry_id: bytes) -> EntryHeader | None:
+        return self.headers.get(entry_id)
+
+    def payload_of(self, entry_id: bytes) -> bytes | None:
+        return None  # simulated entries carry no payload
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -167,60 +186,92 @@ class SimNode:
         self.crashed = True
         self.epoch += 1
         self.orphans.clear()
-        self.pending.clear()
         self.requested.clear()
+        lost = self.store.crash()
+        self.world.stats.commits_lost += lost
 
     def restart(self) -> None:
         self.crashed = False
-        self.core = self._new_core()
+        self.boot()
+        self.world.checker.restarted(self.index, self.chain.height)
         self.start()
 
-    # --- core ---------------------------------------------------------------------------
+    # --- the pump: what the node's finality service does with each Ready -----------------------
 
-    def step(self, event: Event) -> None:
-        if self.crashed or self.core is None:
-            return
-        for action in self.core.step(event):
-            self.do(action)
+    def step(self, event: Input) -> None:
+        if not self.crashed:
+            self.handle(self.driver.step(event))
 
-    def follow_validator_set(self, height: int, applied: Applied) -> None:
-        """As the node runtime does after applying `height`: join, leave, or pass on a new set."""
-        following = self.chain.validators_at(height + 1)
-        if self.signer.public_key not in following:
-            self.core = None
-        elif self.core is None:
-            self.core = self._new_core()
-            self.step(Start())
+    def handle(self, ready: Ready | None) -> None:
+        while ready is not None and not self.crashed:
+            if ready.persist is not None:
+                self.persist(ready.persist)
+            for message in ready.send:
+                self.send_message(message)
+            next_ready = None
+            if ready.commit is not None:
+                next_ready = self.commit(ready.commit)
+                if next_ready is None:
+                    return  # died in the middle of the commit: nothing after it happened
+            self.effects(ready)
+            ready = next_ready
+
+    def persist(self, state: SignerState) -> None:
+        self.store.signer_state = state
+
+    def send_message(self, message: Proposal | Vote | FinalizedCheckpoint) -> None:
+        if isinstance(message, FinalizedCheckpoint):
+            self.broadcast(("checkpoint", message))
         else:
-            changed = following is not self.chain.validators_at(height)
-            self.step(CoreApplied(height, applied.checkpoint, following if changed else None))
+            self.broadcast(("consensus", message))
 
-    def do(self, action: Action) -> None:
+    def commit(self, to_commit: ToCommit) -> Ready | None:
+        """Record a checkpoint on the simulated disk; None when the process died in the middle."""
+        world, height = self.world, to_commit.applied.height
+        changes = self.chain.state.take_dirty()
+        fault = world.disk_fault(self.index)
+        if fault == "refuse":
+            world.stats.commits_refused += 1
+            self.store.restore(self.chain)  # memory ran ahead of the disk: back to what the disk holds
+            return self.driver.advance(CommitFailed(height, "the simulated disk refused the commit"))
+        if fault == "torn":
+            world.stats.commits_torn += 1
+            self.store.commit_torn(to_commit.finalized, to_commit.applied, changes)
+            world.crash_now(self.index)
+            return None
+        self.store.commit(to_commit.finalized, to_commit.applied, changes, fsync=fault != "unsynced")
+        return self.driver.advance(Committed(height))
+
+    def effects(self, ready: Ready) -> None:
         world = self.world
-        if isinstance(action, Persist):
-            self.persisted = action.state
-        elif isinstance(action, Broadcast):
-            self.broadcast(("consensus", action.message))
-        elif isinstance(action, ScheduleTimeout):
-            rate = world.plan.skew.get(self.index, (1.0, 0))[0]
-            fired = TimeoutFired(action.kind, action.height, action.round)
-            world.at(world.now + max(1, int(action.delay_ms * rate)), self.index, ("timer", self.epoch, fired))
-        elif isinstance(action, Commit):
-            try:  # a core that decides without a real quorum certificate is unsafe, whatever follows
-                verify_certificate(CHAIN_ID, action.finalized.checkpoint, action.finalized.certificate,
-                                   self.chain.validators_at(action.finalized.checkpoint.height))
-            except CertificateInvalid as exc:
-                world.violation(f"node {self.index} decided height {action.finalized.checkpoint.height}"
-                                f" without a quorum certificate: {exc}")
-                return
-            self.accept_finalized(action.finalized)
-        elif isinstance(action, FetchEntries):
-            self.requested.update(action.entry_ids)
-            self.broadcast(("want", tuple(action.entry_ids)))
-        elif isinstance(action, Behind):
-            self.broadcast(("want_checkpoints", self.chain.height + 1))
-        elif isinstance(action, Equivocation):
-            world.stats.equivocations_seen += 1
+        if ready.cancel_timers:
+            self.epoch += 1
+        rate = world.plan.skew.get(self.index, (1.0, 0))[0]
+        for timer in ready.timers:
+            world.at(world.now + max(1, int(timer.delay_ms * rate)), self.index, ("timer", self.epoch, timer.event))
+        for fetch in ready.fetch:
+            if fetch.delay_ms <= 0:
+                self.fetch_missing(fetch.entry_ids)
+            else:
+                world.at(world.now + max(1, int(fetch.delay_ms * rate)), self.index, ("fetch", self.epoch,
+                                                                                      fetch.entry_ids))
+        if ready.retry_ms is not None:
+            world.at(world.now + max(1, int(ready.retry_ms * rate)), self.index, ("timer", self.epoch, RetryCommit()))
+        if ready.request_checkpoints is not None:
+            self.broadcast(("want_checkpoints", ready.request_checkpoints))
+        world.stats.equivocations_seen += len(ready.evidence)
+        for applied in ready.applied:
+            world.checker.on_applied(self.index, applied)
+        for refused in ready.refused:
+            world.violation(f"node {self.index} {refused}")
+        if ready.halted is not None:
+            world.violation(f"node {self.index} halted: {ready.halted}")
+
+    def fetch_missing(self, entry_ids: tuple[bytes, ...]) -> None:
+        missing = tuple(i for i in entry_ids if not self.dag.holds(i))
+        if missing:
+            self.requested.update(missing)
+            self.broadcast(("want", missing))
 
     def broadcast(self, message: tuple[Any, ...]) -> None:
         for other in range(len(self.world.nodes)):
@@ -232,18 +283,10 @@ class SimNode:
     def holds(self, entry_id: bytes) -> bool:
         return self.dag.holds(entry_id)
 
-    def placement(self, entry_id: bytes, header: EntryHeader, from_peer: bool) -> Placement:
-        """As the node's ingest: a fork is evidence; a client's second half is refused, a peer's
-        (or one this node asked for) is admitted, and execution rejects the half ordered second."""
-        try:
-            return self.dag.placement(entry_id, header)
-        except ForkDetected as fork:
-            first = self.headers.get(fork.existing_id)
-            if first is not None:
-                self.record_fork(fork.existing_id, first, entry_id, header, None)
-            if not from_peer and entry_id not in self.requested:
-                raise
-            return self.dag.placement(entry_id, header, allow_fork=True)
+    def _fork_found(self, existing_id: bytes, second: SimEntry, source: str) -> None:
+        first = self.headers.get(existing_id)
+        if first is not None:
+            self.record_fork(existing_id, first, second.id, second.header, None)
 
     def record_fork(self, first_id: bytes, first: EntryHeader, second_id: bytes, second: EntryHeader,
                     source: int | None) -> None:
@@ -277,74 +320,34 @@ class SimNode:
         self.requested.discard(entry_id)
 
     def receive_entry(self, entry_id: bytes, header: EntryHeader, from_peer: bool = False) -> str:
-        """Place an entry as the node's ingest does: 'placed', 'orphan', 'known' or 'refused'."""
+        """Place an entry with the node's rules: 'placed', 'orphan', 'known' or 'refused'."""
         if entry_id in self.dag:
             return "known"
+        if entry_id in self.orphans:
+            return "orphan"
+        entry, source = SimEntry(entry_id, header), "peer" if from_peer else "api"
         try:
-            placement = self.placement(entry_id, header, from_peer)
+            placement = self.placer.placement(entry, source, entry_id in self.requested)
         except BilayerError:  # a client's fork at the door, a broken author chain
             return "refused"
         if isinstance(placement, Orphan):
-            self.orphans[entry_id] = (header, from_peer)
+            self.orphans.add(entry, placement.missing, self.world.now, source)
             self.requested.update(placement.missing)
             self.broadcast(("want", placement.missing))
             return "orphan"
         if not isinstance(placement, Placed):
             return "known"
-        placed = [(entry_id, header)]
-        self.add(entry_id, header)
-        progress = True
-        while progress:  # orphans are placed one at a time: two halves of a fork waiting on one parent meet as a fork
-            progress = False
-            for orphan_id, (orphan, orphan_from_peer) in list(self.orphans.items()):
-                if not all(self.dag.holds(p) for p in orphan.parents):
-                    continue
-                del self.orphans[orphan_id]
-                try:
-                    orphan_placement = self.placement(orphan_id, orphan, orphan_from_peer)
-                except BilayerError:
-                    continue
-                if isinstance(orphan_placement, Placed):
-                    self.add(orphan_id, orphan)
-                    placed.append((orphan_id, orphan))
-                    progress = True
-        if placed:
-            self.broadcast(("entries", tuple(placed)))
-            self.drain_pending()
-            self.step(EntriesAvailable())
+        placed: list[tuple[bytes, EntryHeader]] = []
+
+        def add(arrived: SimEntry, arrived_from: str) -> None:
+            self.add(arrived.id, arrived.header)
+            placed.append((arrived.id, arrived.header))
+
+        add(entry, source)
+        self.placer.complete(entry, self.world.now, self.requested.__contains__, add, lambda exc: None)
+        self.broadcast(("entries", tuple(placed)))
+        self.step(EntriesStored())
         return "placed"
-
-    # --- finality ---------------------------------------------------------------------------
-
-    def accept_finalized(self, finalized: FinalizedCheckpoint) -> None:
-        height = finalized.checkpoint.height
-        if height <= self.chain.height:
-            return
-        self.pending[height] = finalized
-        self.drain_pending()
-
-    def drain_pending(self) -> None:
-        while self.chain.height + 1 in self.pending and not self.crashed:
-            finalized = self.pending[self.chain.height + 1]
-            try:
-                applied = self.chain.execute_next(finalized, self.dag, self.headers.__getitem__)
-            except MissingEntry as missing:
-                self.requested.add(missing.entry_id)
-                self.broadcast(("want", (missing.entry_id,)))
-                return
-            except KeyError as missing:
-                self.broadcast(("want", (missing.args[0],)))
-                return
-            except (NotNext, CertificateInvalid):
-                del self.pending[self.chain.height + 1]
-                return
-            except RootMismatch as exc:
-                self.world.violation(f"node {self.index} halted: {exc.message}")
-                return
-            del self.pending[finalized.checkpoint.height]
-            self.finalized.append(finalized)
-            self.world.checker.on_applied(self.index, applied)
-            self.follow_validator_set(applied.height, applied)
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -353,10 +356,7 @@ class SimNode:
             return
         kind = message[0]
         if kind == "consensus":
-            consensus: Proposal | Vote = message[1]
-            if consensus.height > self.chain.height + 2:
-                self.world.send(self.index, src, ("want_checkpoints", self.chain.height + 1))
-            self.step(MessageReceived(consensus))
+            self.step(ConsensusReceived(message[1]))
         elif kind == "entries":
             for entry_id, header in message[1]:
                 self.receive_entry(entry_id, header, from_peer=True)
@@ -377,15 +377,20 @@ class SimNode:
                 self.share_evidence(src)
         elif kind == "want_checkpoints":
             start = message[1]
-            for finalized in self.finalized[start - 1:start + 9]:
+            for finalized in self.store.finalized[start - 1:start + 9]:
                 self.world.send(self.index, src, ("checkpoint", finalized))
         elif kind == "checkpoint":
-            self.accept_finalized(message[1])
+            self.step(CheckpointReceived(message[1]))
 
     def tick(self) -> None:
-        """Anti-entropy, as the runtime does every few seconds: tips and height to every peer."""
+        """Anti-entropy, as the runtime does every few seconds: tips and height to every peer, and
+        the parents orphans still miss asked for again (the ingest's upkeep)."""
         if not self.crashed:
             self.broadcast(("tips", tuple(sorted(self.dag.tips)), self.chain.height, self.fork_digest))
+            missing = tuple(self.orphans.missing_parents()[:1024])
+            if missing:
+                self.requested.update(missing)
+                self.broadcast(("want", missing))
 
 
 class World:
@@ -469,7 +474,43 @@ class World:
         if "skew" in config.faults and rng.random() < 0.5:
             for node in range(config.validators):
                 plan.skew[node] = (rng.uniform(0.6, 1.6), rng.randint(-3000, 3000))
+        if "refused_commit" in config.faults and rng.random() < 0.5:
+            for _ in range(rng.randint(1, 2)):
+                start = rng.randint(0, window - 1000)
+                plan.refused_commits.append((rng.randrange(config.validators), start,
+                                             min(window, start + rng.randint(300, 5000))))
+        if "torn_commit" in config.faults and rng.random() < 0.5:
+            for _ in range(rng.randint(1, 2)):
+                plan.torn_commits.append((rng.randrange(config.validators), rng.randint(0, window - 2000),
+                                          rng.randint(200, 4000)))
+        if "lost_fsync" in config.faults and rng.random() < 0.5:
+            start = rng.randint(0, window - 3000)
+            crash_at = min(window - 1000, start + rng.randint(1000, 8000))
+            plan.lost_fsyncs.append((rng.randrange(config.validators), start, crash_at,
+                                     min(window, crash_at + rng.randint(200, 4000))))
         return plan
+
+    def disk_fault(self, node: int) -> str | None:
+        """What the disk of `node` does to the commit it is asked for now: None (a good commit),
+        "refuse", "torn" (the process dies in the middle) or "unsynced" (acknowledged, not durable)."""
+        if self.now >= self.faults_until:
+            return None
+        plan = self.plan
+        for index, (torn_node, start, down_ms) in enumerate(plan.torn_commits):
+            if torn_node == node and self.now >= start:
+                del plan.torn_commits[index]  # one torn commit each
+                self.at(self.now + down_ms, node, ("restart",))
+                return "torn"
+        if any(n == node and start <= self.now < end for n, start, end in plan.refused_commits):
+            return "refuse"
+        if any(n == node and start <= self.now < crash_at for n, start, crash_at, _ in plan.lost_fsyncs):
+            return "unsynced"
+        return None
+
+    def crash_now(self, node: int) -> None:
+        if not self.nodes[node].crashed:
+            self.stats.crashes += 1
+            self.nodes[node].crash()
 
     # --- the event loop -------------------------------------------------------------------
 
@@ -509,6 +550,9 @@ class World:
         for _ in range(config.hostile_actions if self.hostile else 0):
             self.at(self.rng.randint(0, config.fault_window_ms), -1, ("hostile", self.rng.choice(HOSTILE_AUTHOR_KINDS)))
         for crashing, at, restart in self.plan.crashes:
+            self.at(at, crashing, ("crash",))
+            self.at(restart, crashing, ("restart",))
+        for crashing, _, at, restart in self.plan.lost_fsyncs:
             self.at(at, crashing, ("crash",))
             self.at(restart, crashing, ("restart",))
         if self.joiner is not None:
@@ -553,15 +597,17 @@ class World:
             target = self.nodes[node]
             if payload[1] == target.epoch:
                 target.step(payload[2])
+        elif kind == "fetch":
+            target = self.nodes[node]
+            if payload[1] == target.epoch and not target.crashed:
+                target.fetch_missing(payload[2])
         elif kind == "submit":
             self._submit()
         elif kind == "tick":
             for n in self.nodes:
                 n.tick()
         elif kind == "crash":
-            if not self.nodes[node].crashed:
-                self.stats.crashes += 1
-                self.nodes[node].crash()
+            self.crash_now(node)
         elif kind == "restart":
             if self.nodes[node].crashed:
                 self.stats.restarts += 1

@@ -36,7 +36,7 @@ from ..genesis import (
     write_genesis,
 )
 from ..keys.keystore import Keystore
-from .config import (
+from ..node.config import (
     ApiConfig,
     ConsensusConfig,
     FaultHooksConfig,
@@ -47,7 +47,7 @@ from .config import (
     load_config,
     write_config,
 )
-from .runtime import NODE_KEY_NAME
+from ..node.runtime import NODE_KEY_NAME
 
 MANIFEST = "localnet.json"
 FUNDED_KEYS = ("alice", "bob", "carol", "dave")

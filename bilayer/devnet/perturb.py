@@ -45,8 +45,8 @@ from ..keys.keystore import Keystore
 from ..keys.signing import Signer
 from ..ledger.entry import build_entry
 from ..ledger.operations import Transfer
+from ..node.config import ConsensusConfig, FaultHooksConfig, LimitsConfig
 from . import localnet
-from .config import ConsensusConfig, FaultHooksConfig, LimitsConfig
 
 ACTIONS = ("kill", "restart", "pause", "resume", "disconnect", "reconnect")
 
