@@ -252,6 +252,31 @@ def test_two_heights_execute_store_and_commit_to_new_roots(node: Node) -> None:
     assert all(node.chain.state.get(k) == v for k, v in stored_state.items())
 
 
+def test_the_committed_head_is_the_last_checkpoint_on_disk_while_the_next_is_written(node: Node) -> None:
+    """A node writes a checkpoint after executing it (on a worker thread): until the write is
+    done, the head clients are shown stays at the last checkpoint they can fetch."""
+    apply_two_heights(node)
+    assert node.chain.committed == node.chain.head()
+    assert node.chain.committed.height == 2 and node.storage.latest_checkpoint().height == 2
+
+    node.add(make_entry(CAROL, GENESIS, seq=0, op=transfer_to(ALICE, 1), time_ms=GENESIS_TIME + 1))
+    third = finalize(next_checkpoint(node.chain, node.chain.uncovered_tips(node.dag)))
+    applied = node.chain.execute_next(third, node.dag, node.headers.__getitem__)
+    prepared = node.chain.prepare(third, applied)
+    assert node.chain.height == 3  # memory is ahead ...
+    assert node.chain.committed.height == 2  # ... of what a client may fetch
+    assert node.chain.committed.checkpoint_id == node.storage.latest_checkpoint().id
+
+    node.chain.write(prepared)
+    node.chain.written(prepared)
+    assert node.chain.committed == node.chain.head()
+    assert node.chain.committed.height == 3 and node.chain.committed.time_ms == third.checkpoint.time_ms
+
+    reopened = open_node(node.path)
+    assert reopened.chain.committed == node.chain.committed
+    reopened.storage.close()
+
+
 def test_reload_restores_height_roots_and_ordered_set(node: Node) -> None:
     _, second = apply_two_heights(node)
     before = node.chain

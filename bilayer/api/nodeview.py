@@ -91,6 +91,13 @@ class IndexView(Protocol):
     async def caught_up(self, timeout_s: float) -> bool: ...
 
 
+class CommittedHead(Protocol):
+    """The last checkpoint on disk."""
+
+    @property
+    def height(self) -> int: ...
+
+
 class ChainView(Protocol):
     """The finalized chain: its height, the state after it, and the validator sets."""
 
@@ -102,6 +109,9 @@ class ChainView(Protocol):
 
     @property
     def state_root(self) -> bytes: ...
+
+    @property
+    def committed(self) -> CommittedHead: ...
 
     @property
     def epochs(self) -> Sequence[EpochView]: ...

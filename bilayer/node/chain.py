@@ -88,6 +88,19 @@ class AuditIndexer:
         self._worker.shutdown(wait=True)
 
 
+@dataclass(frozen=True)
+class ChainHead:
+    """The last checkpoint on disk. Memory runs one checkpoint ahead while it is being written
+    (on a worker thread), so what a client is told is the latest comes from here: a height it
+    reads in /v1/status is a checkpoint it can fetch."""
+
+    height: int
+    checkpoint_id: bytes | None
+    time_ms: int
+    state_root: bytes
+    results_root: bytes
+
+
 class Chain(ChainState):
     """ChainState persisted: each applied checkpoint is one SQLite transaction."""
 
@@ -97,6 +110,7 @@ class Chain(ChainState):
         super().__init__(genesis)
         self.storage = storage
         self.indexer = indexer
+        self.committed: ChainHead = ChainHead(0, None, genesis.genesis_time_ms, self.state_root, self.results_root)
 
     def load(self) -> None:
         """Restore from storage; check that the stored state still matches its recorded root."""
@@ -111,6 +125,7 @@ class Chain(ChainState):
             finalized = codec.decode(latest.finalized, FinalizedCheckpoint)
             self.restore(State(self.storage.state_items()), finalized.checkpoint, latest.state_root,
                          latest.results_root, self.storage.ordered_ids())
+        self.committed = self.head()
         self._ensure_audit_index()
 
     def _ensure_audit_index(self) -> None:
@@ -164,8 +179,14 @@ class Chain(ChainState):
         )
 
     def written(self, prepared: PreparedCommit) -> None:
+        self.committed = ChainHead(prepared.checkpoint.height, prepared.checkpoint.id, prepared.indexed.time_ms,
+                                   prepared.checkpoint.state_root, prepared.checkpoint.results_root)
         if self.indexer is not None:
             self.indexer.submit(prepared.indexed, prepared.state)
+
+    def head(self) -> ChainHead:
+        return ChainHead(self.height, self.last.id if self.last else None, self.last_time_ms, self.state_root,
+                         self.results_root)
 
     def reload(self) -> None:
         """Memory ran ahead of the disk: go back to exactly what the disk holds."""
@@ -173,5 +194,5 @@ class Chain(ChainState):
         self.load()
 
 
-__all__ = ["Applied", "AuditIndexer", "CertificateInvalid", "Chain", "ChainState", "MissingEntry", "NotNext",
-           "RootMismatch", "ValidatorEpoch"]
+__all__ = ["Applied", "AuditIndexer", "CertificateInvalid", "Chain", "ChainHead", "ChainState", "MissingEntry",
+           "NotNext", "RootMismatch", "ValidatorEpoch"]

@@ -299,7 +299,7 @@ class Node:
                             offload=True)
         self.finality = finality
         self._follow_validator_keys()
-        self.peers.height = lambda: chain.height
+        self.peers.height = lambda: chain.committed.height
         self.peers.on_consensus = finality.on_consensus_message
         self.peers.on_checkpoint = finality.on_finalized
         self.peers.checkpoints_from = self.finalized_checkpoints
@@ -433,13 +433,14 @@ class Node:
         chain = self.chain
         if chain is None or self.validators is None:
             return {"finality": False}
+        head = chain.committed  # on disk: a height reported here can be fetched
         view: dict[str, Any] = {
             "finality": True,
-            "height": chain.height,
-            "last_checkpoint": chain.last.id.hex() if chain.last else None,
-            "last_checkpoint_time_ms": chain.last_time_ms if chain.last else None,
-            "state_root": chain.state_root.hex(),
-            "results_root": chain.results_root.hex(),
+            "height": head.height,
+            "last_checkpoint": head.checkpoint_id.hex() if head.checkpoint_id else None,
+            "last_checkpoint_time_ms": head.time_ms if head.checkpoint_id else None,
+            "state_root": head.state_root.hex(),
+            "results_root": head.results_root.hex(),
             "validators": len(self.validators),
             "halted": None,
         }

@@ -27,7 +27,7 @@ async def get_checkpoint(request: web.Request) -> web.Response:
     chain = finality_chain(node)
     text = request.match_info["height"]
     if text == "latest":
-        height = chain.height
+        height = chain.committed.height  # the chain in memory may be one ahead, still being written
     else:
         try:
             height = int(text)
