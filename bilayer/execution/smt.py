@@ -340,9 +340,9 @@ def prove(reader: NodeReader, root: Child | None, key: bytes) -> tuple[bytes | N
             if len(present) == 1 and present[0][1].leaf:
                 index, child = present[0]
                 return _ending(_leaf_at(reader, (child.version, path + bytes((index,)))), hashed, siblings)
-        child = children[n]
-        assert child is not None  # the one-slot range was found neither empty nor a single leaf
-        ref, path = child, path + bytes((n,))
+        below = children[n]
+        assert below is not None  # the one-slot range was found neither empty nor a single leaf
+        ref, path = below, path + bytes((n,))
     return _ending(_leaf_at(reader, (ref.version, path)), hashed, siblings)
 
 
