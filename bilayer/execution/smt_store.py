@@ -152,7 +152,7 @@ class StateStore:
         """The root of `version`, refused with a code when pruned or never committed."""
         if self._latest is None or version > self._latest or version < 0:
             raise StateVersionUnknown(f"no state at version {version}")
-        oldest = self.oldest_version
+        oldest = self._oldest  # set by pruning only: before the first commit nothing was pruned
         if oldest is not None and version < oldest:
             raise StateVersionPruned(f"version {version} was pruned; the oldest retained is {oldest}",
                                      oldest=oldest)
