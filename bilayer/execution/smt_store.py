@@ -12,9 +12,9 @@ crash leaves either the whole version or none of it. Pruning to keep versions fr
 on deletes exactly the nodes that left the tree at or before `oldest`: no retained version
 refers to them, and nothing else needs to be known about the tree to find them.
 
-Memory stays bounded by the node cache (a fixed number of decoded nodes, the most recently
-used), never by the number of keys: the nodes near the root, read by every update and proof,
-stay in it.
+Memory stays bounded by the node cache (a fixed number of decoded internal nodes, the most
+recently used), never by the number of keys: the nodes near the root, read by every update
+and proof, stay in it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import msgspec
 
 from ..errors import BilayerError
-from .smt import Child, Node, NodeKey, NodeMissing, apply, decode_node, encode_node, get, prove, root_hash
+from .smt import Child, InternalNode, Node, NodeKey, NodeMissing, apply, decode_node, encode_node, get, prove, root_hash
 from .smt_proof import SparseProof
 
 SCHEMA = """
@@ -143,6 +143,10 @@ class StateStore:
         return node
 
     def _remember(self, key: NodeKey, node: Node) -> None:
+        """Internal nodes only: a leaf is read once per update or proof of its key, while the
+        internal nodes near the root are read by all of them."""
+        if not isinstance(node, InternalNode):
+            return
         cache = self._cache
         cache[key] = node
         if len(cache) > self._cache_nodes:
