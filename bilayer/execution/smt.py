@@ -22,6 +22,7 @@ module's concern: it reads them through a `NodeReader` and returns what to write
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -31,6 +32,7 @@ import msgspec
 from ..errors import BilayerError
 from .smt_proof import (
     EMPTY_HASH,
+    INTERNAL_DOMAIN,
     ProofLeaf,
     SparseProof,
     internal_hash,
@@ -133,7 +135,23 @@ def _range_hash(children: Sequence[Child | None], lo: int, width: int) -> bytes:
 
 
 def node_hash(children: Sequence[Child | None]) -> bytes:
-    return _range_hash(children, 0, 16)
+    """`_range_hash` over all 16 children, computed bottom up: each level pairs the one
+    below, carrying for each subtree its hash and whether it is empty (0), one leaf (1)
+    or more (2), which is all the collapsing rule needs."""
+    sha256 = hashlib.sha256
+    level = [(EMPTY_HASH, 0) if c is None else (c.hash, 1 if c.leaf else 2) for c in children]
+    while len(level) > 1:
+        paired = []
+        for i in range(0, len(level), 2):
+            (left, left_kind), (right, right_kind) = level[i], level[i + 1]
+            if right_kind == 0 and left_kind < 2:
+                paired.append(level[i])
+            elif left_kind == 0 and right_kind == 1:
+                paired.append(level[i + 1])
+            else:
+                paired.append((sha256(INTERNAL_DOMAIN + left + right).digest(), 2))
+        level = paired
+    return level[0][0]
 
 
 class _Pending:

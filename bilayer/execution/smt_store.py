@@ -188,9 +188,9 @@ class StateStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany("INSERT INTO smt_nodes (version, path, node) VALUES (?, ?, ?)",
-                             [(v, p, encode_node(n)) for (v, p), n in update.nodes.items()])
+                             ((v, p, encode_node(n)) for (v, p), n in update.nodes.items()))
             conn.executemany("INSERT INTO smt_stale (stale_since, version, path) VALUES (?, ?, ?)",
-                             [(version, v, p) for v, p in update.stale])
+                             ((version, v, p) for v, p in update.stale))
             conn.execute("INSERT INTO smt_roots (version, root) VALUES (?, ?)",
                          (version, _root_encoder.encode(_RootRow(update.root))))
             conn.execute("COMMIT")
