@@ -328,3 +328,16 @@ def test_a_damaged_node_is_refused_with_a_code(tmp_path: Path) -> None:
     conn.close()
     with StateStore(path) as store, pytest.raises(StateStoreCorrupt):
         store.prove(b"k1", 1)
+
+
+def test_an_absence_proof_ending_at_a_leaf_off_the_keys_path_is_refused() -> None:
+    """A leaf proves a key absent only where that key would be: both hashes share the path."""
+    key = b"nobody"
+    other = next(k for k in (b"a", b"b", b"c", b"d", b"e") if bit(key_hash(k), 0) != bit(key_hash(key), 0))
+    leaf = ProofLeaf(key_hash(other), value_hash(b"v"))
+    assert verify_proof(leaf_hash(leaf.key_hash, leaf.value_hash), key, None, SparseProof(leaf, ()))
+    # the same leaf placed one level down on the key's side: a root no valid tree has
+    on_keys_side = leaf_hash(leaf.key_hash, leaf.value_hash)
+    forged_root = (internal_hash(EMPTY_HASH, on_keys_side) if bit(key_hash(key), 0)
+                   else internal_hash(on_keys_side, EMPTY_HASH))
+    assert not verify_proof(forged_root, key, None, SparseProof(leaf, (EMPTY_HASH,)))

@@ -235,12 +235,12 @@ class _Update:
         old_placed = old is None
         for hashed, key, value in self.changes[lo:hi]:
             if hashed == old_hash:
-                assert old is not None
+                assert old is not None and old_key is not None
                 old_placed = True
                 if value == old.value:
                     pending.append(_Pending(old, hashed, old_key))
                     continue
-                self.stale.append(old_key)  # type: ignore[arg-type]
+                self.stale.append(old_key)
             if value is not None:
                 pending.append(_Pending(LeafNode(key, value), hashed, None))
         if not old_placed:
