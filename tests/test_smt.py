@@ -341,3 +341,35 @@ def test_an_absence_proof_ending_at_a_leaf_off_the_keys_path_is_refused() -> Non
     forged_root = (internal_hash(EMPTY_HASH, on_keys_side) if bit(key_hash(key), 0)
                    else internal_hash(on_keys_side, EMPTY_HASH))
     assert not verify_proof(forged_root, key, None, SparseProof(leaf, (EMPTY_HASH,)))
+
+
+def test_a_commit_that_fails_midway_leaves_the_previous_version_whole(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import bilayer.execution.smt_store as smt_store
+
+    path = tmp_path / "state.db"
+    content = {f"k{i}".encode(): b"v" for i in range(200)}
+    with StateStore(path) as store:
+        root = store.commit(1, list(content.items()))
+        written = 0
+        real_encode = smt_store.encode_node
+
+        def failing_encode(node: object) -> bytes:
+            nonlocal written
+            written += 1
+            if written > 20:
+                raise OSError("disk full")
+            return real_encode(node)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(smt_store, "encode_node", failing_encode)
+        with pytest.raises(OSError):
+            store.commit(2, [(f"k{i}".encode(), b"w") for i in range(100)])
+        monkeypatch.undo()
+        assert store.latest_version == 1
+        nodes_before = store.node_count()
+    with StateStore(path) as store:
+        assert store.latest_version == 1 and store.root(1) == root and store.node_count() == nodes_before
+        for key, value in content.items():
+            got, proof = store.prove(key, 1)
+            assert got == value and verify_proof(root, key, value, proof)
+        assert store.commit(2, [(b"k1", b"w")]) != root
