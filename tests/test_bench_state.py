@@ -38,9 +38,20 @@ def test_the_state_bench_builds_updates_and_proves(tmp_path: Path) -> None:
         assert store.node_count() == results["nodes_stored"]
         value, proof = store.prove(account_key(12), 3)
         assert value is not None and verify_proof(store.root(3), account_key(12), value, proof)
+    # a second process runs checkpoints and proofs on that state, without building it again
+    again = bench("--reuse", "--checkpoint-keys", "100", "--checkpoints", "2", "--proofs", "10",
+                  "--workdir", str(tmp_path), "--json")
+    assert again.returncode == 0, again.stderr
+    reused = json.loads(again.stdout)
+    assert reused["config"]["accounts"] == 3000 and reused["config"]["reuse"] is True
+    assert reused["results"]["reused_accounts"] == 3008 and reused["results"]["accounts_after"] == 3012
+    assert "build_s" not in reused["results"]
+    with StateStore(tmp_path / "state-bench.sqlite") as store:
+        assert store.latest_version == 9
 
 
-def test_the_state_bench_refuses_bad_input_with_a_code() -> None:
-    done = bench("--accounts", "5", "--json")
-    assert done.returncode != 0
-    assert json.loads(done.stdout)["error"]["code"] == "usage"
+def test_the_state_bench_refuses_bad_input_with_a_code(tmp_path: Path) -> None:
+    for args in (("--accounts", "5"), ("--reuse",), ("--reuse", "--workdir", str(tmp_path))):
+        done = bench(*args, "--json")
+        assert done.returncode != 0, args
+        assert json.loads(done.stdout)["error"]["code"] == "usage", args

@@ -17,13 +17,14 @@ checkpoint's, each checked against its version's root after the clock stops.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 import resource
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +90,11 @@ def build(store: StateStore, config: StateBenchConfig, progress: Progress) -> di
             "build_versions": version, "rss_after_build_mib": round(_rss_mib(), 1)}
 
 
-def run_checkpoints(store: StateStore, config: StateBenchConfig, rng: random.Random,
+def run_checkpoints(store: StateStore, config: StateBenchConfig, rng: random.Random, accounts: int,
                     progress: Progress) -> tuple[dict[str, Any], int]:
-    """Time the checkpoints; returns the figures and how many accounts exist after them."""
+    """Time the checkpoints over a state of `accounts` accounts; returns the figures and how
+    many accounts exist after them."""
     advance = progress("checkpoints", config.checkpoints)
-    accounts = config.accounts
     times: list[float] = []
     cpu: list[float] = []  # this process's CPU time: what other work on the machine does not skew
     latest = store.latest_version or 0
@@ -121,7 +122,7 @@ def run_checkpoints(store: StateStore, config: StateBenchConfig, rng: random.Ran
     }, accounts
 
 
-def time_proofs(store: StateStore, config: StateBenchConfig, rng: random.Random, accounts: int,
+def time_proofs(store: StateStore, config: StateBenchConfig, rng: random.Random, built: int, accounts: int,
                 progress: Progress) -> dict[str, Any]:
     latest = store.latest_version
     assert latest is not None
@@ -135,8 +136,8 @@ def time_proofs(store: StateStore, config: StateBenchConfig, rng: random.Random,
             advance = progress(f"{kind} proofs at the {label} version", config.proofs)
             times: list[float] = []
             for _ in range(config.proofs):
-                # accounts below config.accounts exist at every checkpoint; far above, at none
-                n = rng.randrange(config.accounts) if kind == "inclusion" else accounts + 10**9 + rng.randrange(10**9)
+                # the accounts of the build exist at every checkpoint; those far above, at none
+                n = rng.randrange(built) if kind == "inclusion" else accounts + 10**9 + rng.randrange(10**9)
                 key = account_key(n)
                 started = time.perf_counter()
                 value, proof = store.prove(key, version)
@@ -154,22 +155,43 @@ def time_proofs(store: StateStore, config: StateBenchConfig, rng: random.Random,
     return figures
 
 
-def run_state_bench(config: StateBenchConfig, progress: Progress, workdir: Path | None) -> dict[str, Any]:
-    rng = random.Random(config.seed)
+STORE_FILE = "state-bench.sqlite"
+ACCOUNTS_FILE = "state-bench.json"  # beside the store: the accounts it holds, for a run that reuses it
+
+
+def reusable(workdir: Path) -> bool:
+    return (workdir / STORE_FILE).exists() and (workdir / ACCOUNTS_FILE).exists()
+
+
+def run_state_bench(config: StateBenchConfig, progress: Progress, workdir: Path | None,
+                    reuse: bool = False) -> dict[str, Any]:
+    """With `reuse`, the checkpoints and proofs run on the state an earlier run left in
+    `workdir` (as a node restarted on its data would), with no build in this process."""
+    rng = random.Random(config.seed + (1 if reuse else 0))
     with tempfile.TemporaryDirectory(prefix="bilayer-bench-state-") as scratch:
         base = workdir if workdir is not None else Path(scratch)
-        path = base / "state-bench.sqlite"
-        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            leftover.unlink(missing_ok=True)
+        path = base / STORE_FILE
+        if reuse:
+            held = json.loads((base / ACCOUNTS_FILE).read_text())
+            built_accounts, accounts = int(held["built"]), int(held["accounts"])
+            built: dict[str, Any] = {"reused_accounts": accounts}
+            config = replace(config, accounts=built_accounts)
+        else:
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
+            built_accounts = accounts = config.accounts
         with StateStore(path, cache_nodes=config.cache_nodes) as store:
-            built = build(store, config, progress)
-            checkpoints, accounts = run_checkpoints(store, config, rng, progress)
-            proofs = time_proofs(store, config, rng, accounts, progress)
+            if not reuse:
+                built = build(store, config, progress)
+            checkpoints, accounts = run_checkpoints(store, config, rng, accounts, progress)
+            (base / ACCOUNTS_FILE).write_text(json.dumps({"built": built_accounts, "accounts": accounts}))
+            proofs = time_proofs(store, config, rng, built_accounts, accounts, progress)
             store.checkpoint_wal()
             nodes = store.node_count()
         size = _file_mib(path)
     return {
-        "config": {**asdict(config), "store": "SQLite, WAL, synchronous=FULL; checkpoints in archive mode"},
+        "config": {**asdict(config), "store": "SQLite, WAL, synchronous=FULL; checkpoints in archive mode",
+                   "reuse": reuse},
         "results": {
             "accounts_after": accounts,
             **built,
