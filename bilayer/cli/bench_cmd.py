@@ -262,3 +262,31 @@ def bench_trace(transfers: int, accounts: int, hubs: int, starts: int, hops: int
     with _progress(not as_json) as progress:
         report = run_trace_bench(config, progress, workdir)
     emit(report, as_json, _print_report)
+
+
+@bench.command("state")
+@click.option("--accounts", type=click.IntRange(1000, 100_000_000), default=100_000, show_default=True)
+@click.option("--checkpoint-keys", type=click.IntRange(1, 1_000_000), default=1000, show_default=True,
+              help="Keys each timed checkpoint changes.")
+@click.option("--checkpoints", type=click.IntRange(2, 100_000), default=20, show_default=True)
+@click.option("--build-batch", type=click.IntRange(1000, 10_000_000), default=200_000, show_default=True,
+              help="Accounts committed per version while building.")
+@click.option("--proofs", type=click.IntRange(1, 1_000_000), default=500, show_default=True,
+              help="Proofs timed per kind (inclusion, absence) and version (latest, first checkpoint's).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--reuse", is_flag=True, default=False,
+              help="Run the checkpoints and proofs on the state an earlier run left in --workdir, without building.")
+@workdir_option("Keep the SQLite file here (default: a temporary directory).")
+@json_option
+def bench_state(accounts: int, checkpoint_keys: int, checkpoints: int, build_batch: int, proofs: int, seed: int,
+                reuse: bool, workdir: Path | None, as_json: bool) -> None:
+    """Build N accounts in the versioned state on disk, then time checkpoints' root updates and proofs."""
+    from ..bench.state import StateBenchConfig, reusable, run_state_bench
+
+    if reuse and (workdir is None or not reusable(workdir)):
+        raise click.UsageError("--reuse needs a --workdir where an earlier bench state run left its state")
+    config = StateBenchConfig(accounts=accounts, checkpoint_keys=checkpoint_keys, checkpoints=checkpoints,
+                              build_batch=build_batch, proofs=proofs, seed=seed)
+    with _progress(not as_json) as progress:
+        report = run_state_bench(config, progress, workdir, reuse)
+    emit(report, as_json, _print_report)

@@ -1,0 +1,235 @@
+"""The sparse Merkle tree's nodes in SQLite: every retained version readable and provable.
+
+Tables (one file; WAL, fsync at commit, as the node's own store):
+
+    smt_nodes (version, path) -> node          the tree's nodes, never rewritten
+    smt_stale (stale_since, version, path)     nodes that left the tree at `stale_since`
+    smt_roots  version -> root reference       one row per committed version
+    smt_meta   "oldest" -> oldest retained version
+
+A version's nodes, its stale index rows and its root are written in one transaction, so a
+crash leaves either the whole version or none of it. Pruning to keep versions from `oldest`
+on deletes exactly the nodes that left the tree at or before `oldest`: no retained version
+refers to them, and nothing else needs to be known about the tree to find them.
+
+Memory stays bounded by the node cache (a fixed number of decoded internal nodes, the most
+recently used), never by the number of keys: the nodes near the root, read by every update
+and proof, stay in it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+
+from ..errors import BilayerError
+from .smt import Child, InternalNode, Node, NodeKey, NodeMissing, apply, decode_node, encode_node, get, prove, root_hash
+from .smt_proof import SparseProof
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS smt_nodes (version INTEGER NOT NULL, path BLOB NOT NULL, node BLOB NOT NULL,
+                                      PRIMARY KEY (version, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS smt_stale (stale_since INTEGER NOT NULL, version INTEGER NOT NULL, path BLOB NOT NULL,
+                                      PRIMARY KEY (stale_since, version, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS smt_roots (version INTEGER PRIMARY KEY, root BLOB);
+CREATE TABLE IF NOT EXISTS smt_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class StateVersionPruned(BilayerError):
+    """The state of that version was pruned: only the most recent versions are retained."""
+
+    code = "state_version_pruned"
+    http_status = 410
+
+
+class StateVersionUnknown(BilayerError):
+    """No state was committed at that version."""
+
+    code = "state_version_unknown"
+    http_status = 404
+
+
+class StateVersionOrder(BilayerError):
+    """A version is committed after the latest one, never at or before it."""
+
+    code = "state_version_order"
+
+
+class StateStoreCorrupt(BilayerError):
+    """The state store's file is not a readable state store."""
+
+    code = "state_store_corrupt"
+    http_status = 500
+
+
+class _RootRow(msgspec.Struct, frozen=True, array_like=True):
+    root: Child | None
+
+
+_root_encoder = msgspec.msgpack.Encoder()
+_root_decoder = msgspec.msgpack.Decoder(_RootRow)
+
+
+class StateStore:
+    """The versioned tree in one SQLite file. `keep`: how many of the latest versions stay
+    provable (None: archive mode, every version)."""
+
+    def __init__(self, path: Path, *, keep: int | None = None, cache_nodes: int = 65_536,
+                 page_cache_mib: int = 64) -> None:
+        if keep is not None and keep < 1:
+            raise ValueError("keep is at least one version")
+        self.path = path
+        self.keep = keep
+        self._cache: OrderedDict[NodeKey, Node] = OrderedDict()
+        self._cache_nodes = cache_nodes
+        try:
+            self._conn = sqlite3.connect(path, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute(f"PRAGMA cache_size=-{page_cache_mib * 1024}")
+            self._conn.executescript(SCHEMA)
+            row = self._conn.execute("SELECT max(version) FROM smt_roots").fetchone()
+            self._latest: int | None = row[0]
+            row = self._conn.execute("SELECT value FROM smt_meta WHERE name = 'oldest'").fetchone()
+            self._oldest: int | None = None if row is None else row[0]
+        except sqlite3.DatabaseError as exc:
+            raise StateStoreCorrupt(f"{path.name}: {exc}") from exc
+
+    def close(self) -> None:
+        self._conn.close()
+        self._cache.clear()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reading --------------------------------------------------------------------------
+
+    @property
+    def latest_version(self) -> int | None:
+        return self._latest
+
+    @property
+    def oldest_version(self) -> int | None:
+        """The oldest version still provable (None: nothing committed)."""
+        if self._latest is None:
+            return None
+        if self._oldest is not None:
+            return self._oldest
+        row = self._conn.execute("SELECT min(version) FROM smt_roots").fetchone()
+        return int(row[0])
+
+    def read_node(self, key: NodeKey) -> Node:
+        cache = self._cache
+        node = cache.get(key)
+        if node is not None:
+            cache.move_to_end(key)
+            return node
+        row = self._conn.execute("SELECT node FROM smt_nodes WHERE version = ? AND path = ?", key).fetchone()
+        if row is None:
+            raise NodeMissing(f"no node at version {key[0]}, path {key[1].hex()}")
+        try:
+            node = decode_node(row[0])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise StateStoreCorrupt(f"node at version {key[0]}, path {key[1].hex()}: {exc}") from exc
+        self._remember(key, node)
+        return node
+
+    def _remember(self, key: NodeKey, node: Node) -> None:
+        """Internal nodes only: a leaf is read once per update or proof of its key, while the
+        internal nodes near the root are read by all of them."""
+        if not isinstance(node, InternalNode):
+            return
+        cache = self._cache
+        cache[key] = node
+        if len(cache) > self._cache_nodes:
+            cache.popitem(last=False)
+
+    def root_ref(self, version: int) -> Child | None:
+        """The root of `version`, refused with a code when pruned or never committed."""
+        if self._latest is None or version > self._latest or version < 0:
+            raise StateVersionUnknown(f"no state at version {version}")
+        oldest = self._oldest  # set by pruning only: before the first commit nothing was pruned
+        if oldest is not None and version < oldest:
+            raise StateVersionPruned(f"version {version} was pruned; the oldest retained is {oldest}",
+                                     oldest=oldest)
+        row = self._conn.execute("SELECT root FROM smt_roots WHERE version = ?", (version,)).fetchone()
+        if row is None:
+            raise StateVersionUnknown(f"no state at version {version}")
+        return _root_decoder.decode(row[0]).root
+
+    def root(self, version: int) -> bytes:
+        return root_hash(self.root_ref(version))
+
+    def get(self, key: bytes, version: int) -> bytes | None:
+        return get(self, self.root_ref(version), key)
+
+    def prove(self, key: bytes, version: int) -> tuple[bytes | None, SparseProof]:
+        """The value of `key` at `version` (None: absent) and its proof against `root(version)`."""
+        return prove(self, self.root_ref(version), key)
+
+    # --- writing --------------------------------------------------------------------------
+
+    def commit(self, version: int, changes: Iterable[tuple[bytes, bytes | None]]) -> bytes:
+        """Write version `version` (after the latest) from the latest one and `changes`, in
+        one transaction; then prune to the retained versions. Returns the new root."""
+        if version < 0 or (self._latest is not None and version <= self._latest):
+            raise StateVersionOrder(f"version {version} is not after the latest, {self._latest}")
+        previous = None if self._latest is None else self.root_ref(self._latest)
+        update = apply(self, previous, version, changes)
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT INTO smt_nodes (version, path, node) VALUES (?, ?, ?)",
+                             ((v, p, encode_node(n)) for (v, p), n in update.nodes.items()))
+            conn.executemany("INSERT INTO smt_stale (stale_since, version, path) VALUES (?, ?, ?)",
+                             ((version, v, p) for v, p in update.stale))
+            conn.execute("INSERT INTO smt_roots (version, root) VALUES (?, ?)",
+                         (version, _root_encoder.encode(_RootRow(update.root))))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._latest = version
+        for key, node in update.nodes.items():
+            self._remember(key, node)
+        if self.keep is not None:
+            self.prune(version - self.keep + 1)
+        return update.root_hash
+
+    def prune(self, oldest: int) -> int:
+        """Keep versions from `oldest` on (never past the latest); returns the nodes deleted."""
+        if self._latest is None:
+            return 0
+        oldest = min(oldest, self._latest)
+        if oldest <= (self.oldest_version or 0):
+            return 0
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = conn.execute(
+                "DELETE FROM smt_nodes WHERE (version, path) IN "
+                "(SELECT version, path FROM smt_stale WHERE stale_since <= ?)", (oldest,)).rowcount
+            conn.execute("DELETE FROM smt_stale WHERE stale_since <= ?", (oldest,))
+            conn.execute("DELETE FROM smt_roots WHERE version < ?", (oldest,))
+            conn.execute("INSERT OR REPLACE INTO smt_meta (name, value) VALUES ('oldest', ?)", (oldest,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._oldest = oldest
+        return int(deleted)
+
+    def node_count(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM smt_nodes").fetchone()[0])
+
+    def checkpoint_wal(self) -> None:
+        """Fold the write-ahead log into the main file (it otherwise grows until a reader lets go)."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
