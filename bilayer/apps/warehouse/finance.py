@@ -53,7 +53,7 @@ invoke at once: it becomes the holder (the receipt path of `transitions.py`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -78,7 +78,7 @@ from .errors import (
     ThresholdOutOfBounds,
     WarehouseRejected,
 )
-from .keeper import Keeper, facility_key
+from .keeper import Keeper, Queued, facility_key
 from .operations import (
     BP,
     AppointPublisher,
@@ -343,23 +343,34 @@ ONE_WALK_FACILITIES: Final = 8
 
 def value(k: Keeper, ctx: _Checkpoint) -> None:
     """Revalue the queued facilities (all open ones on a new as-of day), then move each
-    through the state machine. Nothing is valued before the first trading day."""
-    queued = dict(k.take_queue())
+    through the state machine. Nothing is valued before the first trading day.
+
+    A facility whose collateral is what it was at its last valuation (no flag in the queue)
+    reprices that valuation's lines: the same receipts, spec, warehouse and quantity in the
+    same order, which is what reading its pledges would give. Otherwise its pledges are read."""
+    queued = {item.facility: item for item in k.take_queue()}
     if k.take_new_day():
         for facility in k.facilities():
             if facility.state != "closed":
-                queued.setdefault(facility_key(facility.bank, facility.name), False)
+                fkey = facility_key(facility.bank, facility.name)
+                queued.setdefault(fkey, Queued(fkey, False, False))
     calendar = k.calendar()
     if not calendar.day or not queued:
         return
     prices: dict[str, tuple[int, str, str, bool]] = {}  # each spec's price, read once per checkpoint
-    # one walk of the pledge index for many facilities; a few walk only their own part
-    pledges = k.pledge_ids_by_facility() if len(queued) > ONE_WALK_FACILITIES else None
+    due: list[tuple[Queued, Facility, Valuation | None]] = []
     for fkey in sorted(queued):
         found = k.facility_by_key(fkey)
         if found is not None and found.state != "closed":
-            ids = None if pledges is None else pledges.get(fkey, [])
-            revalue(k, ctx.height, calendar, found, enforced=queued[fkey], prices=prices, pledge_ids=ids)
+            last = None if queued[fkey].collateral or not found.last_day else k.valuation(
+                found.bank, found.name, found.last_day)
+            due.append((queued[fkey], found, last))
+    # one walk of the pledge index for many facilities; a few walk only their own part
+    pledges = k.pledge_ids_by_facility() if sum(last is None for _, _, last in due) > ONE_WALK_FACILITIES else None
+    for item, facility, last in due:
+        ids = None if pledges is None else pledges.get(item.facility, [])
+        revalue(k, ctx.height, calendar, facility, enforced=item.enforced, prices=prices, pledge_ids=ids,
+                last_lines=None if last is None else last.lines)
 
 
 def valuation_lines(k: Keeper, facility: Facility, calendar: Calendar,
@@ -372,28 +383,35 @@ def valuation_lines(k: Keeper, facility: Facility, calendar: Calendar,
         pledges = k.facility_pledges(facility.bank, facility.name)
     else:
         pledges = [p for p in (k.pledge(pid) for pid in pledge_ids) if p is not None]
-    lines = []
+    held = []
     for pledge in pledges:
         for rid in pledge.receipts:
             receipt = k.receipt(rid)
-            if receipt is None or receipt.status not in LIVE:
-                continue
-            spec = receipt.goods.spec
+            if receipt is not None and receipt.status in LIVE:
+                held.append((rid, receipt.goods.spec, receipt.warehouse, receipt.goods.quantity_kg))
+    return _priced(k, facility, calendar, prices, held)
+
+
+def _priced(k: Keeper, facility: Facility, calendar: Calendar, prices: dict[str, tuple[int, str, str, bool]],
+            held: Iterable[tuple[bytes, str, bytes, int]]) -> list[ValuationLine]:
+    """A line for each (receipt, spec, warehouse, quantity) at the spec's price of the as-of day."""
+    terms: dict[str, tuple[int, str, str, bool, int, int]] = {}  # spec -> its price, ..., haircut, divisor
+    lines = []
+    for rid, spec, warehouse, quantity in held:
+        term = terms.get(spec)
+        if term is None:
             if spec not in prices:
                 prices[spec] = price_of(k, spec, calendar)
             price, source, day, stale = prices[spec]
             haircut = min(facility.haircut_bp + (STALE_HAIRCUT_BP if stale else 0), BP)
-            worth = receipt.goods.quantity_kg * price * (BP - haircut) // (KG_PER_TONNE * BP)
-            lines.append(ValuationLine(rid, receipt.goods.spec, receipt.warehouse, receipt.goods.quantity_kg, price,
-                                       source, day, stale, haircut, worth))
+            term = terms[spec] = (price, source, day, stale, haircut, price * (BP - haircut))
+        price, source, day, stale, haircut, factor = term
+        lines.append(ValuationLine(rid, spec, warehouse, quantity, price, source, day, stale, haircut,
+                                   quantity * factor // (KG_PER_TONNE * BP)))
     return lines
 
 
-def _shares(lines: list[ValuationLine], name: Callable[[ValuationLine], str], collateral: int,
-            limit_bp: int) -> tuple[Share, ...]:
-    totals: dict[str, int] = {}
-    for line in lines:
-        totals[name(line)] = totals.get(name(line), 0) + line.value
+def _shares(totals: dict[str, int], collateral: int, limit_bp: int) -> tuple[Share, ...]:
     shares = []
     for key in sorted(totals):
         share = totals[key] * BP // collateral if collateral > 0 else 0
@@ -416,11 +434,24 @@ def level_of(facility: Facility, ltv: int, stale: bool) -> tuple[str, str]:
 
 def revalue(k: Keeper, height: int, calendar: Calendar, facility: Facility, *, enforced: bool,
             prices: dict[str, tuple[int, str, str, bool]] | None = None,
-            pledge_ids: list[bytes] | None = None) -> Valuation:
-    lines = valuation_lines(k, facility, calendar, prices, pledge_ids)
-    collateral = sum(line.value for line in lines) + facility.cash
+            pledge_ids: list[bytes] | None = None,
+            last_lines: Iterable[ValuationLine] | None = None) -> Valuation:
+    """`last_lines`: the lines of the facility's last valuation when its collateral has not
+    changed since, to reprice rather than read the pledges again."""
+    if last_lines is None:
+        lines = valuation_lines(k, facility, calendar, prices, pledge_ids)
+    else:
+        lines = _priced(k, facility, calendar, {} if prices is None else prices,
+                        ((line.receipt, line.spec, line.warehouse, line.quantity_kg) for line in last_lines))
+    by_warehouse: dict[bytes, int] = {}
+    by_spec: dict[str, int] = {}
+    stale = False
+    for line in lines:
+        by_warehouse[line.warehouse] = by_warehouse.get(line.warehouse, 0) + line.value
+        by_spec[line.spec] = by_spec.get(line.spec, 0) + line.value
+        stale = stale or line.stale
+    collateral = sum(by_spec.values()) + facility.cash
     ltv = ltv_bp(facility.outstanding, collateral)
-    stale = any(line.stale for line in lines)
     events: list[tuple[str, str]] = []
     if enforced:
         events.append(("enforce", "the bank declared default on, or invoked, a pledge of the facility"))
@@ -437,8 +468,8 @@ def revalue(k: Keeper, height: int, calendar: Calendar, facility: Facility, *, e
         history = (*history, FacilityEvent(calendar.day, height, state, ltv, why))
         if state == "margin_call":
             deadline = calendar.ordinal + facility.cure_days
-    warehouses = _shares(lines, lambda line: line.warehouse.hex(), collateral, facility.max_warehouse_bp)
-    specs = _shares(lines, lambda line: line.spec, collateral, facility.max_spec_bp)
+    warehouses = _shares({w.hex(): v for w, v in by_warehouse.items()}, collateral, facility.max_warehouse_bp)
+    specs = _shares(by_spec, collateral, facility.max_spec_bp)
     valuation = Valuation(
         facility.bank, facility.name, calendar.day, height, facility.outstanding, facility.cash, collateral, ltv,
         state, headroom(facility.outstanding, collateral, facility.warning_bp),

@@ -48,11 +48,14 @@ Finance (`finance.py`); F = bank + facility name + b"\\0" names a facility:
     b"f" + F                    -> Facility
     b"F" + b"p" + F + pledge id -> b"" (index: the facility's live pledges)
     b"F" + b"s" + spec + 0 + F + pledge id -> b"" (index: facilities holding a spec)
-    b"Q" + F                    -> b"" or b"e" (work queue: facilities to revalue; e = enforcement seen)
+    b"Q" + F                    -> flags (work queue: facilities to revalue; b"c" its collateral
+                                   changed, b"e" enforcement seen; emptied at every checkpoint's end)
     b"V" + F + day              -> Valuation (one per facility and day)
 
 `put_pledge` keeps the facility indexes and the work queue in step with the pledge
-records, as `put_receipt` does the receipt indexes.
+records, as `put_receipt` does the receipt indexes; both flag a change of what a facility's
+collateral is made of (which receipts, their goods), so that a valuation without that flag
+may reprice the lines of the facility's last valuation instead of reading every pledge.
 
 Writes go straight to the state: an operation runs inside a state transaction (the entry's,
 on the chain; `transitions.apply` opens a nested one), so a refusal after a write leaves
@@ -62,12 +65,13 @@ the records. Listings are ordered prefix scans of the keeper's own keys, never o
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Iterator
+from typing import Any, ClassVar, Final, NamedTuple, TypeVar
 
 import msgspec
 
 from ... import codec
-from ...execution.application import AppKeeper
+from ...execution.application import AppKeeper, app_prefix
 from .records import (
     STATUSES,
     Alert,
@@ -135,6 +139,20 @@ VALUATION = b"V"
 
 T = TypeVar("T")
 
+QUEUED_COLLATERAL: Final = b"c"
+QUEUED_ENFORCED: Final = b"e"
+
+
+class Queued(NamedTuple):
+    """A facility in the revaluation queue, and what queued it."""
+
+    facility: bytes  # F
+    enforced: bool  # the bank declared default on, or invoked, a pledge of it
+    collateral: bool  # which receipts its live pledges hold, or their goods, changed
+
+
+OWN: Final = app_prefix(APP)
+
 
 def status_byte(status: Status) -> bytes:
     return bytes([STATUSES.index(status)])
@@ -144,15 +162,30 @@ class Keeper(AppKeeper):
     __slots__ = ()
     APP: ClassVar[str] = APP
 
+    # the application's prefix, joined once rather than on every access
+    def _get(self, key: bytes) -> bytes | None:
+        return self.state.get(OWN + key)
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        self.state.set(OWN + key, value)
+
+    def _delete(self, key: bytes) -> None:
+        self.state.delete(OWN + key)
+
+    def _scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        size = len(OWN)
+        for key, value in self.state.scan(OWN + prefix):
+            yield key[size:], value
+
     def _keys(self, prefix: bytes) -> list[bytes]:
         return [key for key, _ in self._scan(prefix)]
 
     def _read(self, key: bytes, kind: type[T]) -> T | None:
-        raw = self._get(key)
+        raw = self.state.get(OWN + key)
         return None if raw is None else codec.decode(raw, kind)
 
     def _write(self, key: bytes, value: Any) -> None:
-        self._put(key, codec.encode(value))
+        self.state.set(OWN + key, codec.encode(value))
 
     # --- typed reads ---------------------------------------------------------------------------
 
@@ -191,8 +224,11 @@ class Keeper(AppKeeper):
     # --- listings (the register) -----------------------------------------------------------------
 
     def _receipts_under(self, prefix: bytes) -> list[Receipt]:
-        found = (self.receipt(key[-32:]) for key in self._keys(prefix))
-        return [r for r in found if r is not None]
+        """Listings decode what they list without remembering it (`_read` is for point reads)."""
+        if prefix == RECEIPT:
+            return [codec.decode(raw, Receipt) for _, raw in self._scan(RECEIPT)]
+        found = (self._get(RECEIPT + key[-32:]) for key in self._keys(prefix))
+        return [codec.decode(raw, Receipt) for raw in found if raw is not None]
 
     def receipts_of_warehouse(self, warehouse: bytes) -> list[Receipt]:
         """Every receipt the warehouse issued, in id order (history included)."""
@@ -233,24 +269,21 @@ class Keeper(AppKeeper):
         return [(key[len(BY_HOLDER):-32], key[-32:]) for key in self._keys(BY_HOLDER)]
 
     def parties(self) -> list[Party]:
-        found = (self._read(key, Party) for key in self._keys(PARTY))
-        return [p for p in found if p is not None]
+        return [codec.decode(raw, Party) for _, raw in self._scan(PARTY)]
 
     def devices(self, warehouse: bytes | None = None) -> list[Device]:
-        found = (self._read(key, Device) for key in self._keys(DEVICE))
-        return [d for d in found if d is not None and (warehouse is None or d.warehouse == warehouse)]
+        found = (codec.decode(raw, Device) for _, raw in self._scan(DEVICE))
+        return [d for d in found if warehouse is None or d.warehouse == warehouse]
 
     def lots(self, warehouse: bytes | None = None) -> list[Lot]:
-        found = (self._read(key, Lot) for key in self._keys(LOT))
-        return [lot for lot in found if lot is not None and (warehouse is None or lot.warehouse == warehouse)]
+        found = (codec.decode(raw, Lot) for _, raw in self._scan(LOT))
+        return [lot for lot in found if warehouse is None or lot.warehouse == warehouse]
 
     def pledges(self) -> list[Pledge]:
-        found = (self._read(key, Pledge) for key in self._keys(PLEDGE))
-        return [p for p in found if p is not None]
+        return [codec.decode(raw, Pledge) for _, raw in self._scan(PLEDGE)]
 
     def warehouses(self) -> list[WarehouseInfo]:
-        found = (self._read(key, WarehouseInfo) for key in self._keys(WAREHOUSE))
-        return [w for w in found if w is not None]
+        return [codec.decode(raw, WarehouseInfo) for _, raw in self._scan(WAREHOUSE)]
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -310,7 +343,8 @@ class Keeper(AppKeeper):
                 self._delete(key)
         enforced = old is not None and ((pledge.cure_deadline_ms > 0 and old.cure_deadline_ms == 0)
                                         or (pledge.status == "invoked" and old.status != "invoked"))
-        self.queue_facility(fkey, enforced=enforced)
+        collateral = old is None or old.status != pledge.status or old.receipts != pledge.receipts
+        self.queue_facility(fkey, enforced=enforced, collateral=collateral)
 
     # --- finance ------------------------------------------------------------------------------------
 
@@ -419,18 +453,22 @@ class Keeper(AppKeeper):
                 keys.append(fkey)
         return keys
 
-    def queue_facility(self, fkey: bytes, *, enforced: bool = False) -> None:
-        """Queue a facility for revaluation at the end of the checkpoint."""
+    def queue_facility(self, fkey: bytes, *, enforced: bool = False, collateral: bool = False) -> None:
+        """Queue a facility for revaluation at the end of the checkpoint, with what was seen."""
         key = FACILITY_QUEUE + fkey
-        if enforced or self._get(key) != b"e":
-            self._put(key, b"e" if enforced else b"")
+        had = self._get(key)
+        flags = bytes(sorted({*(had or b""), *(QUEUED_COLLATERAL if collateral else b""),
+                              *(QUEUED_ENFORCED if enforced else b"")}))
+        if flags != had:
+            self._put(key, flags)
 
-    def take_queue(self) -> list[tuple[bytes, bool]]:
-        """The queued facilities (key, enforcement seen), emptying the queue."""
+    def take_queue(self) -> list[Queued]:
+        """The queued facilities, in key order, emptying the queue."""
         prefix = FACILITY_QUEUE
-        queued = [(key[len(prefix):], value == b"e") for key, value in self._scan(prefix)]
-        for fkey, _ in queued:
-            self._delete(prefix + fkey)
+        queued = [Queued(key[len(prefix):], QUEUED_ENFORCED in flags, QUEUED_COLLATERAL in flags)
+                  for key, flags in self._scan(prefix)]
+        for item in queued:
+            self._delete(prefix + item.facility)
         return queued
 
     def facility_by_key(self, fkey: bytes) -> Facility | None:
@@ -464,6 +502,9 @@ class Keeper(AppKeeper):
                                      msgspec.structs.replace(totals, live_kg=totals.live_kg + now - was))
             if now > was:
                 self.enqueue(Pending("issuance", receipt.warehouse, -1))
+        if (old is None or old.live != receipt.live or old.goods != receipt.goods or old.warehouse != receipt.warehouse
+                or old.pledge != receipt.pledge):
+            self._collateral_changed(old, receipt)
         pledged_before = old is not None and under_pledge(old.status, old.expired_from)
         if pledged_before != under_pledge(receipt.status, receipt.expired_from):
             sign = -1 if pledged_before else 1
@@ -479,6 +520,16 @@ class Keeper(AppKeeper):
         self._put(BY_STATUS + status_byte(receipt.status) + receipt.id, b"")
         if receipt.live:
             self._put(BY_HOLDER + receipt.holder + receipt.id, b"")
+
+    def _collateral_changed(self, old: Receipt | None, receipt: Receipt) -> None:
+        """A receipt a pledge names came or went, or its goods changed: flag the facility of
+        that pledge (one not yet written, or not of a facility, is flagged by `put_pledge`)."""
+        for pledge_id in {old.pledge if old is not None else b"", receipt.pledge} - {b""}:
+            pledge = self.pledge(pledge_id)
+            if pledge is not None and pledge.status == "live":
+                fkey = facility_key(pledge.pledgee, pledge.facility)
+                if self._get(FACILITY + fkey) is not None:
+                    self.queue_facility(fkey, collateral=True)
 
     # --- monitoring -----------------------------------------------------------------------------
 
@@ -498,8 +549,7 @@ class Keeper(AppKeeper):
         return [a for a in found if a is not None]
 
     def alerts(self) -> list[Alert]:
-        found = (self._read(key, Alert) for key in self._keys(ALERT))
-        return [a for a in found if a is not None]
+        return [codec.decode(raw, Alert) for _, raw in self._scan(ALERT)]
 
     def bin_holds(self, warehouse: bytes, bin_name: str) -> tuple[bytes, ...]:
         return self._read(HOLD + warehouse + bin_name.encode(), tuple[bytes, ...]) or ()

@@ -5,7 +5,8 @@ A receipt is only as good as the steel behind it. Devices keep reporting after i
 the end of every checkpoint `reconcile(keeper, ctx)` (called from `checkpoint.py`) compares
 that evidence with the book, on every node alike:
 
-1. the event rules, over the evidence queued (`q`) by this checkpoint's entries, in order;
+1. the event rules, over the evidence queued (`q`) by this checkpoint's entries, in order
+   (only the readings some rule reads are queued: `watched`);
 2. the time rules, over the device deadlines (`D`) and ageing notices (`y`) now due;
 3. R12 for every warehouse whose issued quantity or verified stock changed.
 
@@ -157,9 +158,19 @@ def calibration_renewed(k: Keeper, old: Device, new: Device) -> None:
         _note_scale(k, new)
 
 
+def watched(ev: Evidence) -> bool:
+    """Whether an event rule reads this reading: a tamper flag, a watching device's report, an
+    outbound event, a weighbridge's intake. The others are heartbeats and arrivals, which no
+    rule compares with the book."""
+    step = ev.reading.biz_step
+    return (ev.device_kind in WATCHING or step in ("shipping", "departing")
+            or (step == "receiving" and ev.device_kind == "weighbridge") or _report(ev, "Tamper") == 1)
+
+
 def reading_recorded(k: Keeper, device: Device, evidence: Evidence, height: int) -> Device:
-    """Every reading is a heartbeat; the reading itself waits for the checkpoint's reconciliation."""
-    k.enqueue(Pending("reading", evidence.event_id, height))
+    """Every reading is a heartbeat; a reading a rule reads waits for the checkpoint's reconciliation."""
+    if watched(evidence):
+        k.enqueue(Pending("reading", evidence.event_id, height))
     return _watch(k, device, evidence.reading.event_time_ms)
 
 
@@ -274,11 +285,9 @@ class _Run:
     # --- event rules ---
 
     def reading(self, ev: Evidence) -> None:
+        """The event rules over one reading `watched` queued."""
         step = ev.reading.biz_step
         tamper = _report(ev, "Tamper") == 1
-        if not (tamper or ev.device_kind in WATCHING or step in ("shipping", "departing")
-                or (step == "receiving" and ev.device_kind == "weighbridge")):
-            return  # a heartbeat, or an arrival: no rule reads it (its device's deadline moved on arrival)
         device = self.k.device(ev.reading.device_id)
         if device is None:
             return
