@@ -22,7 +22,8 @@ Monitoring (`monitor.py`):
     b"a" + alert id             -> Alert
     b"o" + warehouse + alert id -> b"" (index: open alerts by warehouse)
     b"H" + warehouse + bin      -> the open alerts holding the bin (a tuple of ids)
-    b"q\x00"                   -> the next queue number
+    b"q\x00"                   -> the next queue number (absent: 0; the queue numbers from 0 again
+                                   once drained, at every checkpoint's end)
     b"q\x01" + number (8 bytes) -> Pending (evidence waiting for the checkpoint's reconciliation)
     b"D" + ms (8 bytes) + b"h"|b"c" + device id -> b"" (heartbeat due, calibration expiry)
     b"s" + warehouse + b"\x00"  -> WarehouseStock (live receipts' kg, verified kg, largest e)
@@ -65,8 +66,8 @@ the records. Listings are ordered prefix scans of the keeper's own keys, never o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, ClassVar, Final, NamedTuple, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, Final, NamedTuple, Protocol, TypeVar
 
 import msgspec
 
@@ -83,6 +84,7 @@ from .records import (
     Evidence,
     Facility,
     FinanceBounds,
+    HeldLines,
     Lot,
     Mark,
     Party,
@@ -152,6 +154,47 @@ class Queued(NamedTuple):
 
 
 OWN: Final = app_prefix(APP)
+VALUED: Final = "warehouse.valued"
+VALUED_LINES: Final = 50_000
+
+
+class Holding(Protocol):
+    """A valuation line's receipt, spec, warehouse and quantity: a `Held`, or a whole line."""
+
+    @property
+    def receipt(self) -> bytes: ...
+
+    @property
+    def spec(self) -> str: ...
+
+    @property
+    def warehouse(self) -> bytes: ...
+
+    @property
+    def quantity_kg(self) -> int: ...
+
+
+class ValuedMemory:
+    """Stored valuations' lines, decoded, by the very bytes object stored (`State.derived`,
+    outside the state): the next trading day reprices what the last valuation valued without
+    decoding it again. An entry holds its bytes, so their identity cannot be reused while it
+    lives, and it is used only for those bytes, whatever was rolled back since (a state that
+    hands back copies only misses). At most `VALUED_LINES` lines; past it the memory starts again."""
+
+    def __init__(self) -> None:
+        self.by_identity: dict[int, tuple[bytes, Sequence[Holding]]] = {}
+        self.count = 0
+
+    def recall(self, raw: bytes) -> Sequence[Holding] | None:
+        known = self.by_identity.get(id(raw))
+        return known[1] if known is not None and known[0] is raw else None
+
+    def remember(self, raw: bytes, lines: Sequence[Holding]) -> None:
+        if self.count + len(lines) > VALUED_LINES:
+            self.by_identity.clear()
+            self.count = 0
+        self.by_identity[id(raw)] = (raw, lines)
+        self.count += len(lines)
 
 
 def status_byte(status: Status) -> bytes:
@@ -477,12 +520,32 @@ class Keeper(AppKeeper):
     def valuation(self, bank: bytes, name: str, day: str) -> Valuation | None:
         return self._read(VALUATION + facility_key(bank, name) + day.encode(), Valuation)
 
+    def valued(self, bank: bytes, name: str, day: str) -> Sequence[Holding] | None:
+        """What the facility's valuation of that day valued, line by line (its prices aside)."""
+        raw = self._get(VALUATION + facility_key(bank, name) + day.encode())
+        if raw is None:
+            return None
+        memory = self._valued_memory()
+        lines = memory.recall(raw)
+        if lines is None:
+            lines = codec.decode(raw, HeldLines).lines
+            memory.remember(raw, lines)
+        return lines
+
+    def _valued_memory(self) -> ValuedMemory:
+        memory = self.state.derived.get(VALUED)
+        if not isinstance(memory, ValuedMemory):
+            memory = self.state.derived[VALUED] = ValuedMemory()
+        return memory
+
     def valuations(self, bank: bytes, name: str) -> list[Valuation]:
         """The facility's daily valuations, oldest first."""
         return [codec.decode(raw, Valuation) for _, raw in self._scan(VALUATION + facility_key(bank, name))]
 
     def put_valuation(self, valuation: Valuation) -> None:
-        self._write(VALUATION + facility_key(valuation.bank, valuation.facility) + valuation.day.encode(), valuation)
+        raw = codec.encode(valuation)
+        self._put(VALUATION + facility_key(valuation.bank, valuation.facility) + valuation.day.encode(), raw)
+        self._valued_memory().remember(raw, valuation.lines)
 
     def put_case(self, case: Case) -> None:
         self._write(CASE + case.number.to_bytes(8, "big"), case)
@@ -602,11 +665,19 @@ class Keeper(AppKeeper):
         self._write(_QUEUE_NEXT, number + 1)
 
     def drain(self) -> list[Pending]:
-        """Every queued item in arrival order, removed from the queue."""
+        """Every queued item in arrival order, removed from the queue, which numbers from 0 again.
+        The items are numbered 0 .. next - 1, so they are read by number, with no scan."""
+        count = self._read(_QUEUE_NEXT, int)
+        if count is None:
+            return []
         items = []
-        for key, value in list(self._scan(_QUEUE_ITEM)):
-            items.append(codec.decode(value, Pending))
-            self._delete(key)
+        for number in range(count):
+            key = _QUEUE_ITEM + number.to_bytes(8, "big")
+            raw = self._get(key)
+            if raw is not None:
+                items.append(codec.decode(raw, Pending))
+                self._delete(key)
+        self._delete(_QUEUE_NEXT)
         return items
 
     def set_deadline(self, prefix: bytes, ms: int, kind: bytes, subject: bytes, *, on: bool = True) -> None:

@@ -66,6 +66,8 @@ from .records import (
     Receipt,
     Resolution,
     Severity,
+    WarehouseStock,
+    Watch,
     lot_key_of_urn,
 )
 
@@ -167,10 +169,24 @@ def watched(ev: Evidence) -> bool:
             or (step == "receiving" and ev.device_kind == "weighbridge") or _report(ev, "Tamper") == 1)
 
 
+def watch_of(device: Device, ev: Evidence) -> Watch | None:
+    """The bin figure of a camera count or a lidar scan (no tamper flag) that `_Run.reading`
+    would compare with the book and do nothing else with."""
+    if ev.reading.biz_step != "cycle_counting" or _report(ev, "Tamper") == 1:
+        return None
+    if device.kind == "camera":
+        count = _report(ev, "Count")
+        return None if count is None else Watch(device.device_id, "camera", ev.warehouse, device.bins[0], count)
+    if device.kind == "lidar" and ev.net_kg >= 0:
+        return Watch(device.device_id, "lidar", ev.warehouse, device.bins[0], ev.net_kg)
+    return None
+
+
 def reading_recorded(k: Keeper, device: Device, evidence: Evidence, height: int) -> Device:
-    """Every reading is a heartbeat; a reading a rule reads waits for the checkpoint's reconciliation."""
+    """Every reading is a heartbeat; a reading a rule reads waits for the checkpoint's
+    reconciliation, a bin count or scan with its figure (`watch_of`)."""
     if watched(evidence):
-        k.enqueue(Pending("reading", evidence.event_id, height))
+        k.enqueue(Pending("reading", evidence.event_id, height, watch=watch_of(device, evidence)))
     return _watch(k, device, evidence.reading.event_time_ms)
 
 
@@ -228,7 +244,9 @@ def reconcile(k: Keeper, ctx: When) -> list[Alert]:
     """Run the event rules over the queued evidence, then the time rules now due, then R12."""
     run = _Run(k, ctx.height, ctx.time_ms, k.policy())
     for item in k.drain():
-        if item.kind == "reading":
+        if item.kind == "reading" and item.watch is not None:
+            run.watched(item.ref, item.watch)
+        elif item.kind == "reading":
             evidence = k.evidence(item.ref)
             if evidence is not None:
                 run.reading(evidence)
@@ -236,6 +254,7 @@ def reconcile(k: Keeper, ctx: When) -> list[Alert]:
             run.stocktake(item)
         else:
             run.touched.add(item.ref)
+    run.settle()
     for ms, kind, subject in k.due(DEADLINE, ctx.time_ms):
         run.device_due(ms, kind, subject.decode())
     for _, kind, subject in k.due(AGEING, ctx.time_ms):
@@ -253,6 +272,13 @@ class _Run:
     policy: Policy
     raised: list[Alert] = field(default_factory=list)
     touched: set[bytes] = field(default_factory=set)
+    totals: dict[bytes, WarehouseStock] = field(default_factory=dict)
+    """Each warehouse's totals as the event rules move them, written once by `settle`."""
+
+    def settle(self) -> None:
+        for warehouse in sorted(self.totals):
+            self.k.put_warehouse_stock(warehouse, self.totals[warehouse])
+        self.totals.clear()
 
     def alert(self, rule: str, severity: Severity, warehouse: bytes, summary: str, *, hold_receipts: bool = False,
               hold_bins: tuple[str, ...] = (), **fields: Any) -> Alert:
@@ -295,13 +321,9 @@ class _Run:
             self.device_fault(device, "tamper flag raised", ev)
         if device.kind == "door" and step == "sensor_reporting" and _report(ev, "Contact") == 1:
             self.access(device, ev)
-        if device.kind == "camera" and step == "cycle_counting":
-            count = _report(ev, "Count")
-            if count is not None:
-                self.count(device, ev, count)
-        if device.kind == "lidar" and step == "cycle_counting" and ev.net_kg >= 0:
-            self.verified(ev.warehouse, device.bins[0], ev.net_kg, "lidar", "R1", (ev.event_id,), -1,
-                          devices=(device.device_id,))
+        watch = watch_of(device, ev) if tamper else None  # without the flag, `watched` had it
+        if watch is not None:
+            self.watched(ev.event_id, watch)
         if step == "receiving" and device.kind == "weighbridge":
             self.duplicate_identity(ev)
         if step in ("shipping", "departing"):
@@ -318,31 +340,38 @@ class _Run:
                    unit="min", expected=self.policy.business_hours_start_min, observed=minute,
                    delta=minute - self.policy.business_hours_start_min, evidence=(ev.event_id,))
 
-    def count(self, device: Device, ev: Evidence, count: int) -> None:
+    def watched(self, event_id: bytes, watch: Watch) -> None:
+        if watch.kind == "camera":
+            self.count(event_id, watch)
+        else:
+            self.verified(watch.warehouse, watch.bin, watch.figure, "lidar", "R1", (event_id,), -1,
+                          devices=(watch.device_id,))
+
+    def count(self, event_id: bytes, watch: Watch) -> None:
         """R6: the camera's count of its bin against the book, confirmed by a second mismatch."""
-        bin_name = device.bins[0]
-        book = self.k.bin_stock(ev.warehouse, bin_name).book_pieces
+        warehouse, bin_name, count = watch.warehouse, watch.bin, watch.figure
+        book = self.k.bin_stock(warehouse, bin_name).book_pieces
         if count == book:
-            if self.k.mismatches(ev.warehouse, bin_name):
-                self.k.put_mismatches(ev.warehouse, bin_name, 0)
+            if self.k.mismatches(warehouse, bin_name):
+                self.k.put_mismatches(warehouse, bin_name, 0)
             return
-        seen = self.k.mismatches(ev.warehouse, bin_name) + 1
-        self.k.put_mismatches(ev.warehouse, bin_name, seen)
-        if seen >= 2 and not self.open("R6", ev.warehouse, bin_name=bin_name):
-            self.alert("R6", "HIGH", ev.warehouse, f"bin {bin_name}: counted {count} coils, the book has {book}, "
+        seen = self.k.mismatches(warehouse, bin_name) + 1
+        self.k.put_mismatches(warehouse, bin_name, seen)
+        if seen >= 2 and not self.open("R6", warehouse, bin_name=bin_name):
+            self.alert("R6", "HIGH", warehouse, f"bin {bin_name}: counted {count} coils, the book has {book}, "
                        f"{seen} counts in a row", hold_bins=(bin_name,), bins=(bin_name,),
-                       devices=(device.device_id,), unit="pieces", expected=book, observed=count, delta=count - book,
-                       evidence=(ev.event_id,))
+                       devices=(watch.device_id,), unit="pieces", expected=book, observed=count, delta=count - book,
+                       evidence=(event_id,))
 
     def verified(self, warehouse: bytes, bin_name: str, observed_kg: int, source: str, rule: str,
                  evidence: tuple[bytes, ...], pieces: int, devices: tuple[str, ...] = ()) -> None:
         """R1 and R9: a verified figure for a bin replaces the last one and is compared with the book."""
         stock = self.k.bin_stock(warehouse, bin_name)
-        totals = self.k.warehouse_stock(warehouse)
+        totals = self.totals.get(warehouse) or self.k.warehouse_stock(warehouse)
         first = stock.verified_kg < 0
-        self.k.put_warehouse_stock(warehouse, msgspec.structs.replace(
+        self.totals[warehouse] = msgspec.structs.replace(
             totals, verified_kg=totals.verified_kg + observed_kg - (0 if first else stock.verified_kg),
-            verified_bins=totals.verified_bins + (1 if first else 0)))
+            verified_bins=totals.verified_bins + (1 if first else 0))
         self.k.put_bin_stock(warehouse, bin_name, msgspec.structs.replace(
             stock, verified_kg=observed_kg, verified_height=self.height, verified_source=source))
         self.touched.add(warehouse)
