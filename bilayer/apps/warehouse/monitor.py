@@ -170,9 +170,8 @@ def watched(ev: Evidence) -> bool:
 
 
 def watch_of(device: Device, ev: Evidence) -> Watch | None:
-    """The bin figure of a camera count or a lidar scan (no tamper flag) that `_Run.reading`
-    would compare with the book and do nothing else with."""
-    if ev.reading.biz_step != "cycle_counting" or _report(ev, "Tamper") == 1:
+    """The bin figure of a camera count or a lidar scan, which R6 or R1 compares with the book."""
+    if ev.reading.biz_step != "cycle_counting":
         return None
     if device.kind == "camera":
         count = _report(ev, "Count")
@@ -186,7 +185,9 @@ def reading_recorded(k: Keeper, device: Device, evidence: Evidence, height: int)
     """Every reading is a heartbeat; a reading a rule reads waits for the checkpoint's
     reconciliation, a bin count or scan with its figure (`watch_of`)."""
     if watched(evidence):
-        k.enqueue(Pending("reading", evidence.event_id, height, watch=watch_of(device, evidence)))
+        # with a tamper flag, R7 comes first: such a reading waits whole
+        watch = None if _report(evidence, "Tamper") == 1 else watch_of(device, evidence)
+        k.enqueue(Pending("reading", evidence.event_id, height, watch=watch))
     return _watch(k, device, evidence.reading.event_time_ms)
 
 
@@ -321,7 +322,7 @@ class _Run:
             self.device_fault(device, "tamper flag raised", ev)
         if device.kind == "door" and step == "sensor_reporting" and _report(ev, "Contact") == 1:
             self.access(device, ev)
-        watch = watch_of(device, ev) if tamper else None  # without the flag, `watched` had it
+        watch = watch_of(device, ev)
         if watch is not None:
             self.watched(ev.event_id, watch)
         if step == "receiving" and device.kind == "weighbridge":
