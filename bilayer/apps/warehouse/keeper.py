@@ -267,11 +267,8 @@ class Keeper(AppKeeper):
     # --- listings (the register) -----------------------------------------------------------------
 
     def _receipts_under(self, prefix: bytes) -> list[Receipt]:
-        """Listings decode what they list without remembering it (`_read` is for point reads)."""
-        if prefix == RECEIPT:
-            return [codec.decode(raw, Receipt) for _, raw in self._scan(RECEIPT)]
-        found = (self._get(RECEIPT + key[-32:]) for key in self._keys(prefix))
-        return [codec.decode(raw, Receipt) for raw in found if raw is not None]
+        found = (self.receipt(key[-32:]) for key in self._keys(prefix))
+        return [r for r in found if r is not None]
 
     def receipts_of_warehouse(self, warehouse: bytes) -> list[Receipt]:
         """Every receipt the warehouse issued, in id order (history included)."""
@@ -312,21 +309,24 @@ class Keeper(AppKeeper):
         return [(key[len(BY_HOLDER):-32], key[-32:]) for key in self._keys(BY_HOLDER)]
 
     def parties(self) -> list[Party]:
-        return [codec.decode(raw, Party) for _, raw in self._scan(PARTY)]
+        found = (self._read(key, Party) for key in self._keys(PARTY))
+        return [p for p in found if p is not None]
 
     def devices(self, warehouse: bytes | None = None) -> list[Device]:
-        found = (codec.decode(raw, Device) for _, raw in self._scan(DEVICE))
-        return [d for d in found if warehouse is None or d.warehouse == warehouse]
+        found = (self._read(key, Device) for key in self._keys(DEVICE))
+        return [d for d in found if d is not None and (warehouse is None or d.warehouse == warehouse)]
 
     def lots(self, warehouse: bytes | None = None) -> list[Lot]:
-        found = (codec.decode(raw, Lot) for _, raw in self._scan(LOT))
-        return [lot for lot in found if warehouse is None or lot.warehouse == warehouse]
+        found = (self._read(key, Lot) for key in self._keys(LOT))
+        return [lot for lot in found if lot is not None and (warehouse is None or lot.warehouse == warehouse)]
 
     def pledges(self) -> list[Pledge]:
-        return [codec.decode(raw, Pledge) for _, raw in self._scan(PLEDGE)]
+        found = (self._read(key, Pledge) for key in self._keys(PLEDGE))
+        return [p for p in found if p is not None]
 
     def warehouses(self) -> list[WarehouseInfo]:
-        return [codec.decode(raw, WarehouseInfo) for _, raw in self._scan(WAREHOUSE)]
+        found = (self._read(key, WarehouseInfo) for key in self._keys(WAREHOUSE))
+        return [w for w in found if w is not None]
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -612,7 +612,8 @@ class Keeper(AppKeeper):
         return [a for a in found if a is not None]
 
     def alerts(self) -> list[Alert]:
-        return [codec.decode(raw, Alert) for _, raw in self._scan(ALERT)]
+        found = (self._read(key, Alert) for key in self._keys(ALERT))
+        return [a for a in found if a is not None]
 
     def bin_holds(self, warehouse: bytes, bin_name: str) -> tuple[bytes, ...]:
         return self._read(HOLD + warehouse + bin_name.encode(), tuple[bytes, ...]) or ()

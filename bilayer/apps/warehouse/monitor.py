@@ -246,7 +246,7 @@ def reconcile(k: Keeper, ctx: When) -> list[Alert]:
     run = _Run(k, ctx.height, ctx.time_ms, k.policy())
     for item in k.drain():
         if item.kind == "reading" and item.watch is not None:
-            run.watched(item.ref, item.watch)
+            run.compare(item.ref, item.watch)
         elif item.kind == "reading":
             evidence = k.evidence(item.ref)
             if evidence is not None:
@@ -324,7 +324,7 @@ class _Run:
             self.access(device, ev)
         watch = watch_of(device, ev)
         if watch is not None:
-            self.watched(ev.event_id, watch)
+            self.compare(ev.event_id, watch)
         if step == "receiving" and device.kind == "weighbridge":
             self.duplicate_identity(ev)
         if step in ("shipping", "departing"):
@@ -341,7 +341,8 @@ class _Run:
                    unit="min", expected=self.policy.business_hours_start_min, observed=minute,
                    delta=minute - self.policy.business_hours_start_min, evidence=(ev.event_id,))
 
-    def watched(self, event_id: bytes, watch: Watch) -> None:
+    def compare(self, event_id: bytes, watch: Watch) -> None:
+        """A bin's count (R6) or scan (R1) against its book."""
         if watch.kind == "camera":
             self.count(event_id, watch)
         else:
