@@ -40,3 +40,14 @@ def test_the_device_bench_on_a_localnet() -> None:
     assert results["supervised_devices_at_one_reading_per_minute"] == int(results["readings_finalized_per_s"] * 60) > 0
     assert report["config"]["warehouses"] == 2
     assert results["checkpoint_cost"]["new_trading_day_checkpoint"]["outcomes"] == {"FINAL": 60}
+
+
+def test_cost_only_measures_the_checkpoint_in_process_with_no_network() -> None:
+    report = cli("bench", "warehouse", "--devices", "60", "--cost-only", "--live-receipts", "120",
+                 "--state-devices", "60", "--checkpoint-entries", "60", "--repeats", "1")
+    assert list(report["results"]) == ["checkpoint_cost"] and report["config"]["network"] is False
+    cost = report["results"]["checkpoint_cost"]
+    assert (cost["live_receipts"], cost["devices"], cost["facilities"]) == (120, 60, 2)
+    new_day = cost["new_trading_day_checkpoint"]
+    assert new_day["outcomes"] == {"FINAL": 60} and new_day["facilities_revalued"] == 2
+    assert new_day["alerts_raised"] == 0 and 0 < new_day["end_of_checkpoint_share"] < 1

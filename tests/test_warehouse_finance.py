@@ -8,12 +8,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from bilayer import codec
 from bilayer.apps.warehouse.chain import query_exposure, query_facility, query_prices, query_valuation
 from bilayer.apps.warehouse.errors import EvidenceInvalid
-from bilayer.apps.warehouse.finance import FACILITY_TRANSITIONS, INFINITE_LTV, ex_vat, ltv_bp
-from bilayer.apps.warehouse.keeper import Keeper
+from bilayer.apps.warehouse.finance import FACILITY_TRANSITIONS, INFINITE_LTV, ex_vat, holdings, ltv_bp
+from bilayer.apps.warehouse.keeper import Keeper, Queued, ValuedMemory, facility_key
 from bilayer.apps.warehouse.operations import (
     AppointPublisher,
     CloseFacility,
@@ -23,6 +25,7 @@ from bilayer.apps.warehouse.operations import (
     InvokePledge,
     OpenFacility,
     PublishPrice,
+    ReleasePledge,
     ReportOutstanding,
     RequestPledge,
     SetFinanceBounds,
@@ -358,6 +361,63 @@ def test_only_touched_facilities_are_revalued() -> None:
     assert ledger.valuation().height == height
     ledger.ok((BANK, TopUp("F1", 1)))
     assert ledger.valuation().height == ledger.height
+
+
+def test_each_valuation_values_what_the_pledges_hold_as_collateral_comes_and_goes() -> None:
+    """A new trading day reprices the last valuation's lines unless the facility's collateral
+    changed since: through a pledge added, a partial release, a default and an invocation,
+    every valuation lists exactly what the live pledges hold, at that day's price."""
+    ledger, first = financed()
+    second = ledger.receipt(2)
+
+    def pledged() -> list[tuple[bytes, int]]:
+        return [(h.receipt, h.quantity_kg) for h in holdings(ledger.k, ledger.facility())]
+
+    def valued() -> list[tuple[bytes, int]]:
+        return [(line.receipt, line.quantity_kg) for line in ledger.valuation().lines]
+
+    def release_one_lot() -> None:
+        receipt = ledger.k.receipt(second)
+        assert receipt is not None
+        ledger.ok((BANK, ReleasePledge(second, receipt.lots[:1])))
+
+    acts = [lambda: ledger.pledge(second), release_one_lot, lambda: ledger.ok((BANK, DeclareDefault(first, 0))),
+            lambda: ledger.ok((BANK, InvokePledge(first)))]
+    sizes = []
+    for n, act in enumerate(acts, start=1):
+        act()
+        assert valued() == pledged(), n
+        assert ledger.mark(PRICE - n * 1_000) == [FINAL]
+        assert valued() == pledged() and {line.price for line in ledger.valuation().lines} == {PRICE - n * 1_000}
+        sizes.append(sum(kg for _, kg in pledged()))
+    assert sizes == [5 * NET_KG, 4 * NET_KG, 4 * NET_KG, NET_KG]
+
+
+def test_remembered_valuation_lines_stand_only_for_the_bytes_stored() -> None:
+    ledger, _ = financed()
+    f, stored = ledger.facility(), ledger.valuation()
+    lines = ledger.k.valued(f.bank, f.name, f.last_day)
+    assert lines is not None and [line.receipt for line in lines] == [line.receipt for line in stored.lines]
+    ledger.state.begin_transaction()
+    ledger.k.put_valuation(msgspec.structs.replace(stored, lines=()))
+    assert ledger.k.valued(f.bank, f.name, f.last_day) == ()
+    ledger.state.rollback_transaction()
+    again = ledger.k.valued(f.bank, f.name, f.last_day)
+    assert again is not None and [line.receipt for line in again] == [line.receipt for line in stored.lines]
+    memory, raw = ValuedMemory(), codec.encode(stored)
+    memory.remember(raw, stored.lines)
+    assert memory.recall(raw) is stored.lines
+    assert memory.recall(bytes(bytearray(raw))) is None  # equal bytes elsewhere: decoded again
+
+
+def test_a_pledged_receipt_leaving_the_register_flags_its_facility_for_reading_its_pledges() -> None:
+    ledger, rid = financed()
+    receipt = ledger.k.receipt(rid)
+    assert receipt is not None
+    ledger.state.begin_transaction()
+    ledger.k.put_receipt(msgspec.structs.replace(receipt, status="void"))
+    assert ledger.k.take_queue() == [Queued(facility_key(BANK.public_key, "F1"), False, True)]
+    ledger.state.rollback_transaction()
 
 
 class Recording(FinanceLedger):

@@ -250,6 +250,22 @@ def test_r6_two_consecutive_count_mismatches_hold_the_bin() -> None:
     assert ledger.step((DEP, RequestPledge(rid, BANK.public_key, "facility-1"))) == [HELD]
 
 
+def test_r6_a_tampered_camera_raises_its_fault_and_its_counts_still_count() -> None:
+    """A camera count with a tamper flag goes through every rule (R7, then R6); without one it
+    waits with its count alone: both paths keep the same run of mismatches."""
+    ledger, _, _ = world()
+    camera = ledger.device("CAM1", "camera", ("A1",))
+    ledger.report(camera, "cycle_counting", reports=(*flag("Tamper", 1), *count(2)))
+    assert [a.rule for a in ledger.alerts()] == ["R7"]
+    ledger.report(camera, "cycle_counting", reports=count(2))  # the second mismatch in a row
+    [r6] = ledger.alerts("R6")
+    assert (r6.expected, r6.observed, r6.devices, r6.held_bins) == (3, 2, (camera,), ("A1",))
+    ledger.report(camera, "cycle_counting", reports=(*flag("Tamper", 1), *count(3)))  # a match ends the run
+    assert len(ledger.alerts("R7")) == 2
+    ledger.report(camera, "cycle_counting", reports=count(2))
+    assert len(ledger.alerts("R6")) == 1
+
+
 # --- R7 device health -----------------------------------------------------------------------------
 
 

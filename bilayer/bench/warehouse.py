@@ -314,6 +314,7 @@ class DeviceBenchConfig:
     connections: int = 8
     pow_bits: int = 8
     timeout_s: float = 300.0
+    network: bool = True  # False: the in-process checkpoint cost alone, no localnet
 
 
 class DeviceWorld:
@@ -628,7 +629,11 @@ def _time_checkpoint(chain: _InProcess, keeper: Keeper, ordered: list[tuple[byte
 
 def run_device_bench(config: DeviceBenchConfig, progress: Progress, workdir: Path | None = None) -> dict[str, Any]:
     """Device readings finalized per second through reconciliation on a localnet, the devices
-    that rate supervises at one reading a minute, and the in-process cost per checkpoint."""
+    that rate supervises at one reading a minute, and the in-process cost per checkpoint
+    (only that without `network`)."""
+    if not config.network:
+        return {"config": asdict(config) | {"cores": os.cpu_count() or 1},
+                "results": {"checkpoint_cost": measure_checkpoint_cost(config, progress)}}
     drive = NetworkBenchConfig(validators=config.validators, batch=config.batch, connections=config.connections,
                                pow_bits=config.pow_bits, timeout_s=config.timeout_s)
     with tempfile.TemporaryDirectory(prefix="bilayer-bench-", dir=workdir) as tmp:

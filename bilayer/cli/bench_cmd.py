@@ -170,11 +170,13 @@ def bench_network(validators: int, ledger_nodes: int, transactions: int, account
               help="With --devices: entries in the timed checkpoint.")
 @click.option("--repeats", type=click.IntRange(1, 100), default=9, show_default=True,
               help="With --devices: timed executions of that checkpoint (medians).")
+@click.option("--cost-only", is_flag=True,
+              help="With --devices: only the in-process end-of-checkpoint cost, with no localnet.")
 @json_option
 def bench_warehouse(validators: int, transfers: int, readings: int, receipts: int, warehouses: int, banks: int,
                     batch: int, connections: int, pow_bits: int, workdir: Path | None, devices: int | None,
                     events: int, live_receipts: int, state_devices: int, checkpoint_entries: int, repeats: int,
-                    as_json: bool) -> None:
+                    cost_only: bool, as_json: bool) -> None:
     """Receipt lifecycle acts and device readings finalized per second, against transfers in the same run;
     with --devices, device readings through reconciliation and its cost per checkpoint."""
     from ..bench.warehouse import DeviceBenchConfig, WarehouseBenchConfig, run_device_bench, run_warehouse_bench
@@ -183,7 +185,7 @@ def bench_warehouse(validators: int, transfers: int, readings: int, receipts: in
         device_config = DeviceBenchConfig(validators=validators, devices=devices, events=events,
                                           live_receipts=live_receipts, state_devices=state_devices,
                                           checkpoint_entries=checkpoint_entries, repeats=repeats, batch=batch,
-                                          connections=connections, pow_bits=pow_bits)
+                                          connections=connections, pow_bits=pow_bits, network=not cost_only)
         with _progress(not as_json) as progress:
             report = run_device_bench(device_config, progress, workdir)
         emit(report, as_json, _print_report)

@@ -53,7 +53,7 @@ invoke at once: it becomes the holder (the receipt path of `transitions.py`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -78,7 +78,7 @@ from .errors import (
     ThresholdOutOfBounds,
     WarehouseRejected,
 )
-from .keeper import Keeper, facility_key
+from .keeper import Holding, Keeper, Queued, facility_key
 from .operations import (
     BP,
     AppointPublisher,
@@ -98,6 +98,7 @@ from .records import (
     FacilityEvent,
     FacilityState,
     FinanceBounds,
+    Held,
     KindRef,
     Mark,
     MarkKind,
@@ -343,57 +344,90 @@ ONE_WALK_FACILITIES: Final = 8
 
 def value(k: Keeper, ctx: _Checkpoint) -> None:
     """Revalue the queued facilities (all open ones on a new as-of day), then move each
-    through the state machine. Nothing is valued before the first trading day."""
-    queued = dict(k.take_queue())
+    through the state machine. Nothing is valued before the first trading day.
+
+    A facility whose collateral is what it was at its last valuation (no flag in the queue)
+    reprices that valuation's lines: the same receipts, spec, warehouse and quantity in the
+    same order, which is what reading its pledges would give. Otherwise its pledges are read."""
+    queued = {item.facility: item for item in k.take_queue()}
+    known: dict[bytes, Facility] = {}
     if k.take_new_day():
         for facility in k.facilities():
+            fkey = facility_key(facility.bank, facility.name)
+            known[fkey] = facility
             if facility.state != "closed":
-                queued.setdefault(facility_key(facility.bank, facility.name), False)
+                queued.setdefault(fkey, Queued(fkey, False, False))
     calendar = k.calendar()
     if not calendar.day or not queued:
         return
     prices: dict[str, tuple[int, str, str, bool]] = {}  # each spec's price, read once per checkpoint
-    # one walk of the pledge index for many facilities; a few walk only their own part
-    pledges = k.pledge_ids_by_facility() if len(queued) > ONE_WALK_FACILITIES else None
+    due: list[tuple[Queued, Facility, Sequence[Holding] | None]] = []
     for fkey in sorted(queued):
-        found = k.facility_by_key(fkey)
+        found = known[fkey] if fkey in known else k.facility_by_key(fkey)
         if found is not None and found.state != "closed":
-            ids = None if pledges is None else pledges.get(fkey, [])
-            revalue(k, ctx.height, calendar, found, enforced=queued[fkey], prices=prices, pledge_ids=ids)
+            last = None if queued[fkey].collateral or not found.last_day else k.valued(
+                found.bank, found.name, found.last_day)
+            due.append((queued[fkey], found, last))
+    # one walk of the pledge index for many facilities; a few walk only their own part
+    pledges = k.pledge_ids_by_facility() if sum(last is None for _, _, last in due) > ONE_WALK_FACILITIES else None
+    for item, facility, last in due:
+        ids = None if pledges is None else pledges.get(item.facility, [])
+        revalue(k, ctx.height, calendar, facility, enforced=item.enforced, prices=prices, pledge_ids=ids,
+                held=last)
+
+
+def holdings(k: Keeper, facility: Facility, pledge_ids: list[bytes] | None = None) -> list[Held]:
+    """What the facility's live pledges hold: each live receipt, pledge by pledge in id order.
+    `pledge_ids` names those pledges when the caller has them (it only saves reads)."""
+    if pledge_ids is None:
+        pledges = k.facility_pledges(facility.bank, facility.name)
+    else:
+        pledges = [p for p in (k.pledge(pid) for pid in pledge_ids) if p is not None]
+    found = []
+    for pledge in pledges:
+        for rid in pledge.receipts:
+            receipt = k.receipt(rid)
+            if receipt is not None and receipt.status in LIVE:
+                found.append(Held(rid, receipt.goods.spec, receipt.warehouse, receipt.goods.quantity_kg))
+    return found
 
 
 def valuation_lines(k: Keeper, facility: Facility, calendar: Calendar,
                     prices: dict[str, tuple[int, str, str, bool]] | None = None,
                     pledge_ids: list[bytes] | None = None) -> list[ValuationLine]:
-    """`prices` caches `price_of` by spec and `pledge_ids` names the facility's live pledges
-    when the caller has them: both only save reads."""
-    prices = {} if prices is None else prices
-    if pledge_ids is None:
-        pledges = k.facility_pledges(facility.bank, facility.name)
-    else:
-        pledges = [p for p in (k.pledge(pid) for pid in pledge_ids) if p is not None]
-    lines = []
-    for pledge in pledges:
-        for rid in pledge.receipts:
-            receipt = k.receipt(rid)
-            if receipt is None or receipt.status not in LIVE:
-                continue
-            spec = receipt.goods.spec
-            if spec not in prices:
-                prices[spec] = price_of(k, spec, calendar)
-            price, source, day, stale = prices[spec]
-            haircut = min(facility.haircut_bp + (STALE_HAIRCUT_BP if stale else 0), BP)
-            worth = receipt.goods.quantity_kg * price * (BP - haircut) // (KG_PER_TONNE * BP)
-            lines.append(ValuationLine(rid, receipt.goods.spec, receipt.warehouse, receipt.goods.quantity_kg, price,
-                                       source, day, stale, haircut, worth))
-    return lines
+    """`prices` caches `price_of` by spec: it only saves reads."""
+    return _Priced(k, facility, calendar, {} if prices is None else prices, holdings(k, facility, pledge_ids)).lines
 
 
-def _shares(lines: list[ValuationLine], name: Callable[[ValuationLine], str], collateral: int,
-            limit_bp: int) -> tuple[Share, ...]:
-    totals: dict[str, int] = {}
-    for line in lines:
-        totals[name(line)] = totals.get(name(line), 0) + line.value
+class _Priced:
+    """A line for each held receipt at its spec's price of the as-of day, and the totals by
+    warehouse and by spec, in one pass (a run of lines of one spec looks its price up once)."""
+
+    def __init__(self, k: Keeper, facility: Facility, calendar: Calendar,
+                 prices: dict[str, tuple[int, str, str, bool]], holding: Iterable[Holding]) -> None:
+        self.lines: list[ValuationLine] = []
+        self.by_warehouse: dict[bytes, int] = {}
+        self.by_spec: dict[str, int] = {}
+        self.stale = False
+        append, by_warehouse, by_spec, line_of = self.lines.append, self.by_warehouse, self.by_spec, ValuationLine
+        spec, price, source, day, stale, haircut, factor = "", 0, "", "", False, 0, 0
+        for held in holding:
+            if held.spec != spec or not self.lines:
+                spec = held.spec
+                if spec not in prices:
+                    prices[spec] = price_of(k, spec, calendar)
+                price, source, day, stale = prices[spec]
+                haircut = min(facility.haircut_bp + (STALE_HAIRCUT_BP if stale else 0), BP)
+                factor = price * (BP - haircut)
+                self.stale = self.stale or stale
+            worth = held.quantity_kg * factor // (KG_PER_TONNE * BP)
+            append(line_of(held.receipt, spec, held.warehouse, held.quantity_kg, price, source, day, stale, haircut,
+                           worth))
+            by_warehouse[held.warehouse] = by_warehouse.get(held.warehouse, 0) + worth
+            by_spec[spec] = by_spec.get(spec, 0) + worth
+
+
+def _shares(totals: dict[str, int], collateral: int, limit_bp: int) -> tuple[Share, ...]:
     shares = []
     for key in sorted(totals):
         share = totals[key] * BP // collateral if collateral > 0 else 0
@@ -416,11 +450,15 @@ def level_of(facility: Facility, ltv: int, stale: bool) -> tuple[str, str]:
 
 def revalue(k: Keeper, height: int, calendar: Calendar, facility: Facility, *, enforced: bool,
             prices: dict[str, tuple[int, str, str, bool]] | None = None,
-            pledge_ids: list[bytes] | None = None) -> Valuation:
-    lines = valuation_lines(k, facility, calendar, prices, pledge_ids)
-    collateral = sum(line.value for line in lines) + facility.cash
+            pledge_ids: list[bytes] | None = None,
+            held: Iterable[Holding] | None = None) -> Valuation:
+    """`held`: what the facility's last valuation valued, when its collateral has not changed
+    since, to reprice rather than read the pledges again."""
+    priced = _Priced(k, facility, calendar, {} if prices is None else prices,
+                     holdings(k, facility, pledge_ids) if held is None else held)
+    lines, stale = priced.lines, priced.stale
+    collateral = sum(priced.by_spec.values()) + facility.cash
     ltv = ltv_bp(facility.outstanding, collateral)
-    stale = any(line.stale for line in lines)
     events: list[tuple[str, str]] = []
     if enforced:
         events.append(("enforce", "the bank declared default on, or invoked, a pledge of the facility"))
@@ -437,8 +475,9 @@ def revalue(k: Keeper, height: int, calendar: Calendar, facility: Facility, *, e
         history = (*history, FacilityEvent(calendar.day, height, state, ltv, why))
         if state == "margin_call":
             deadline = calendar.ordinal + facility.cure_days
-    warehouses = _shares(lines, lambda line: line.warehouse.hex(), collateral, facility.max_warehouse_bp)
-    specs = _shares(lines, lambda line: line.spec, collateral, facility.max_spec_bp)
+    warehouses = _shares({w.hex(): v for w, v in priced.by_warehouse.items()}, collateral,
+                         facility.max_warehouse_bp)
+    specs = _shares(priced.by_spec, collateral, facility.max_spec_bp)
     valuation = Valuation(
         facility.bank, facility.name, calendar.day, height, facility.outstanding, facility.cash, collateral, ltv,
         state, headroom(facility.outstanding, collateral, facility.warning_bp),

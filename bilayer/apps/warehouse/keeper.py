@@ -22,7 +22,8 @@ Monitoring (`monitor.py`):
     b"a" + alert id             -> Alert
     b"o" + warehouse + alert id -> b"" (index: open alerts by warehouse)
     b"H" + warehouse + bin      -> the open alerts holding the bin (a tuple of ids)
-    b"q\x00"                   -> the next queue number
+    b"q\x00"                   -> the next queue number (absent: 0; the queue numbers from 0 again
+                                   once drained, at every checkpoint's end)
     b"q\x01" + number (8 bytes) -> Pending (evidence waiting for the checkpoint's reconciliation)
     b"D" + ms (8 bytes) + b"h"|b"c" + device id -> b"" (heartbeat due, calibration expiry)
     b"s" + warehouse + b"\x00"  -> WarehouseStock (live receipts' kg, verified kg, largest e)
@@ -48,11 +49,14 @@ Finance (`finance.py`); F = bank + facility name + b"\\0" names a facility:
     b"f" + F                    -> Facility
     b"F" + b"p" + F + pledge id -> b"" (index: the facility's live pledges)
     b"F" + b"s" + spec + 0 + F + pledge id -> b"" (index: facilities holding a spec)
-    b"Q" + F                    -> b"" or b"e" (work queue: facilities to revalue; e = enforcement seen)
+    b"Q" + F                    -> flags (work queue: facilities to revalue; b"c" its collateral
+                                   changed, b"e" enforcement seen; emptied at every checkpoint's end)
     b"V" + F + day              -> Valuation (one per facility and day)
 
 `put_pledge` keeps the facility indexes and the work queue in step with the pledge
-records, as `put_receipt` does the receipt indexes.
+records, as `put_receipt` does the receipt indexes; both flag a change of what a facility's
+collateral is made of (which receipts, their goods), so that a valuation without that flag
+may reprice the lines of the facility's last valuation instead of reading every pledge.
 
 Writes go straight to the state: an operation runs inside a state transaction (the entry's,
 on the chain; `transitions.apply` opens a nested one), so a refusal after a write leaves
@@ -62,12 +66,13 @@ the records. Listings are ordered prefix scans of the keeper's own keys, never o
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, Final, NamedTuple, Protocol, TypeVar
 
 import msgspec
 
 from ... import codec
-from ...execution.application import AppKeeper
+from ...execution.application import AppKeeper, app_prefix
 from .records import (
     STATUSES,
     Alert,
@@ -79,6 +84,7 @@ from .records import (
     Evidence,
     Facility,
     FinanceBounds,
+    HeldLines,
     Lot,
     Mark,
     Party,
@@ -135,6 +141,61 @@ VALUATION = b"V"
 
 T = TypeVar("T")
 
+QUEUED_COLLATERAL: Final = b"c"
+QUEUED_ENFORCED: Final = b"e"
+
+
+class Queued(NamedTuple):
+    """A facility in the revaluation queue, and what queued it."""
+
+    facility: bytes  # F
+    enforced: bool  # the bank declared default on, or invoked, a pledge of it
+    collateral: bool  # which receipts its live pledges hold, or their goods, changed
+
+
+OWN: Final = app_prefix(APP)
+VALUED: Final = "warehouse.valued"
+VALUED_LINES: Final = 50_000
+
+
+class Holding(Protocol):
+    """A valuation line's receipt, spec, warehouse and quantity: a `Held`, or a whole line."""
+
+    @property
+    def receipt(self) -> bytes: ...
+
+    @property
+    def spec(self) -> str: ...
+
+    @property
+    def warehouse(self) -> bytes: ...
+
+    @property
+    def quantity_kg(self) -> int: ...
+
+
+class ValuedMemory:
+    """Stored valuations' lines, decoded, by the very bytes object stored (`State.derived`,
+    outside the state): the next trading day reprices what the last valuation valued without
+    decoding it again. An entry holds its bytes, so their identity cannot be reused while it
+    lives, and it is used only for those bytes, whatever was rolled back since (a state that
+    hands back copies only misses). At most `VALUED_LINES` lines; past it the memory starts again."""
+
+    def __init__(self) -> None:
+        self.by_identity: dict[int, tuple[bytes, Sequence[Holding]]] = {}
+        self.count = 0
+
+    def recall(self, raw: bytes) -> Sequence[Holding] | None:
+        known = self.by_identity.get(id(raw))
+        return known[1] if known is not None and known[0] is raw else None
+
+    def remember(self, raw: bytes, lines: Sequence[Holding]) -> None:
+        if self.count + len(lines) > VALUED_LINES:
+            self.by_identity.clear()
+            self.count = 0
+        self.by_identity[id(raw)] = (raw, lines)
+        self.count += len(lines)
+
 
 def status_byte(status: Status) -> bytes:
     return bytes([STATUSES.index(status)])
@@ -144,15 +205,30 @@ class Keeper(AppKeeper):
     __slots__ = ()
     APP: ClassVar[str] = APP
 
+    # the application's prefix, joined once rather than on every access
+    def _get(self, key: bytes) -> bytes | None:
+        return self.state.get(OWN + key)
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        self.state.set(OWN + key, value)
+
+    def _delete(self, key: bytes) -> None:
+        self.state.delete(OWN + key)
+
+    def _scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        size = len(OWN)
+        for key, value in self.state.scan(OWN + prefix):
+            yield key[size:], value
+
     def _keys(self, prefix: bytes) -> list[bytes]:
         return [key for key, _ in self._scan(prefix)]
 
     def _read(self, key: bytes, kind: type[T]) -> T | None:
-        raw = self._get(key)
+        raw = self.state.get(OWN + key)
         return None if raw is None else codec.decode(raw, kind)
 
     def _write(self, key: bytes, value: Any) -> None:
-        self._put(key, codec.encode(value))
+        self.state.set(OWN + key, codec.encode(value))
 
     # --- typed reads ---------------------------------------------------------------------------
 
@@ -310,7 +386,8 @@ class Keeper(AppKeeper):
                 self._delete(key)
         enforced = old is not None and ((pledge.cure_deadline_ms > 0 and old.cure_deadline_ms == 0)
                                         or (pledge.status == "invoked" and old.status != "invoked"))
-        self.queue_facility(fkey, enforced=enforced)
+        collateral = old is None or old.status != pledge.status or old.receipts != pledge.receipts
+        self.queue_facility(fkey, enforced=enforced, collateral=collateral)
 
     # --- finance ------------------------------------------------------------------------------------
 
@@ -419,18 +496,22 @@ class Keeper(AppKeeper):
                 keys.append(fkey)
         return keys
 
-    def queue_facility(self, fkey: bytes, *, enforced: bool = False) -> None:
-        """Queue a facility for revaluation at the end of the checkpoint."""
+    def queue_facility(self, fkey: bytes, *, enforced: bool = False, collateral: bool = False) -> None:
+        """Queue a facility for revaluation at the end of the checkpoint, with what was seen."""
         key = FACILITY_QUEUE + fkey
-        if enforced or self._get(key) != b"e":
-            self._put(key, b"e" if enforced else b"")
+        had = self._get(key)
+        flags = bytes(sorted({*(had or b""), *(QUEUED_COLLATERAL if collateral else b""),
+                              *(QUEUED_ENFORCED if enforced else b"")}))
+        if flags != had:
+            self._put(key, flags)
 
-    def take_queue(self) -> list[tuple[bytes, bool]]:
-        """The queued facilities (key, enforcement seen), emptying the queue."""
+    def take_queue(self) -> list[Queued]:
+        """The queued facilities, in key order, emptying the queue."""
         prefix = FACILITY_QUEUE
-        queued = [(key[len(prefix):], value == b"e") for key, value in self._scan(prefix)]
-        for fkey, _ in queued:
-            self._delete(prefix + fkey)
+        queued = [Queued(key[len(prefix):], QUEUED_ENFORCED in flags, QUEUED_COLLATERAL in flags)
+                  for key, flags in self._scan(prefix)]
+        for item in queued:
+            self._delete(prefix + item.facility)
         return queued
 
     def facility_by_key(self, fkey: bytes) -> Facility | None:
@@ -439,12 +520,32 @@ class Keeper(AppKeeper):
     def valuation(self, bank: bytes, name: str, day: str) -> Valuation | None:
         return self._read(VALUATION + facility_key(bank, name) + day.encode(), Valuation)
 
+    def valued(self, bank: bytes, name: str, day: str) -> Sequence[Holding] | None:
+        """What the facility's valuation of that day valued, line by line (its prices aside)."""
+        raw = self._get(VALUATION + facility_key(bank, name) + day.encode())
+        if raw is None:
+            return None
+        memory = self._valued_memory()
+        lines = memory.recall(raw)
+        if lines is None:
+            lines = codec.decode(raw, HeldLines).lines
+            memory.remember(raw, lines)
+        return lines
+
+    def _valued_memory(self) -> ValuedMemory:
+        memory = self.state.derived.get(VALUED)
+        if not isinstance(memory, ValuedMemory):
+            memory = self.state.derived[VALUED] = ValuedMemory()
+        return memory
+
     def valuations(self, bank: bytes, name: str) -> list[Valuation]:
         """The facility's daily valuations, oldest first."""
         return [codec.decode(raw, Valuation) for _, raw in self._scan(VALUATION + facility_key(bank, name))]
 
     def put_valuation(self, valuation: Valuation) -> None:
-        self._write(VALUATION + facility_key(valuation.bank, valuation.facility) + valuation.day.encode(), valuation)
+        raw = codec.encode(valuation)
+        self._put(VALUATION + facility_key(valuation.bank, valuation.facility) + valuation.day.encode(), raw)
+        self._valued_memory().remember(raw, valuation.lines)
 
     def put_case(self, case: Case) -> None:
         self._write(CASE + case.number.to_bytes(8, "big"), case)
@@ -464,6 +565,9 @@ class Keeper(AppKeeper):
                                      msgspec.structs.replace(totals, live_kg=totals.live_kg + now - was))
             if now > was:
                 self.enqueue(Pending("issuance", receipt.warehouse, -1))
+        if (old is None or old.live != receipt.live or old.goods != receipt.goods or old.warehouse != receipt.warehouse
+                or old.pledge != receipt.pledge):
+            self._collateral_changed(old, receipt)
         pledged_before = old is not None and under_pledge(old.status, old.expired_from)
         if pledged_before != under_pledge(receipt.status, receipt.expired_from):
             sign = -1 if pledged_before else 1
@@ -479,6 +583,16 @@ class Keeper(AppKeeper):
         self._put(BY_STATUS + status_byte(receipt.status) + receipt.id, b"")
         if receipt.live:
             self._put(BY_HOLDER + receipt.holder + receipt.id, b"")
+
+    def _collateral_changed(self, old: Receipt | None, receipt: Receipt) -> None:
+        """A receipt a pledge names came or went, or its goods changed: flag the facility of
+        that pledge (one not yet written, or not of a facility, is flagged by `put_pledge`)."""
+        for pledge_id in {old.pledge if old is not None else b"", receipt.pledge} - {b""}:
+            pledge = self.pledge(pledge_id)
+            if pledge is not None and pledge.status == "live":
+                fkey = facility_key(pledge.pledgee, pledge.facility)
+                if self._get(FACILITY + fkey) is not None:
+                    self.queue_facility(fkey, collateral=True)
 
     # --- monitoring -----------------------------------------------------------------------------
 
@@ -552,11 +666,19 @@ class Keeper(AppKeeper):
         self._write(_QUEUE_NEXT, number + 1)
 
     def drain(self) -> list[Pending]:
-        """Every queued item in arrival order, removed from the queue."""
+        """Every queued item in arrival order, removed from the queue, which numbers from 0 again.
+        The items are numbered 0 .. next - 1, so they are read by number, with no scan."""
+        count = self._read(_QUEUE_NEXT, int)
+        if count is None:
+            return []
         items = []
-        for key, value in list(self._scan(_QUEUE_ITEM)):
-            items.append(codec.decode(value, Pending))
-            self._delete(key)
+        for number in range(count):
+            key = _QUEUE_ITEM + number.to_bytes(8, "big")
+            raw = self._get(key)
+            if raw is not None:
+                items.append(codec.decode(raw, Pending))
+                self._delete(key)
+        self._delete(_QUEUE_NEXT)
         return items
 
     def set_deadline(self, prefix: bytes, ms: int, kind: bytes, subject: bytes, *, on: bool = True) -> None:

@@ -5,7 +5,8 @@ A receipt is only as good as the steel behind it. Devices keep reporting after i
 the end of every checkpoint `reconcile(keeper, ctx)` (called from `checkpoint.py`) compares
 that evidence with the book, on every node alike:
 
-1. the event rules, over the evidence queued (`q`) by this checkpoint's entries, in order;
+1. the event rules, over the evidence queued (`q`) by this checkpoint's entries, in order
+   (only the readings some rule reads are queued: `watched`);
 2. the time rules, over the device deadlines (`D`) and ageing notices (`y`) now due;
 3. R12 for every warehouse whose issued quantity or verified stock changed.
 
@@ -65,6 +66,8 @@ from .records import (
     Receipt,
     Resolution,
     Severity,
+    WarehouseStock,
+    Watch,
     lot_key_of_urn,
 )
 
@@ -157,9 +160,34 @@ def calibration_renewed(k: Keeper, old: Device, new: Device) -> None:
         _note_scale(k, new)
 
 
+def watched(ev: Evidence) -> bool:
+    """Whether an event rule reads this reading: a tamper flag, a watching device's report, an
+    outbound event, a weighbridge's intake. The others are heartbeats and arrivals, which no
+    rule compares with the book."""
+    step = ev.reading.biz_step
+    return (ev.device_kind in WATCHING or step in ("shipping", "departing")
+            or (step == "receiving" and ev.device_kind == "weighbridge") or _report(ev, "Tamper") == 1)
+
+
+def watch_of(device: Device, ev: Evidence) -> Watch | None:
+    """The bin figure of a camera count or a lidar scan, which R6 or R1 compares with the book."""
+    if ev.reading.biz_step != "cycle_counting":
+        return None
+    if device.kind == "camera":
+        count = _report(ev, "Count")
+        return None if count is None else Watch(device.device_id, "camera", ev.warehouse, device.bins[0], count)
+    if device.kind == "lidar" and ev.net_kg >= 0:
+        return Watch(device.device_id, "lidar", ev.warehouse, device.bins[0], ev.net_kg)
+    return None
+
+
 def reading_recorded(k: Keeper, device: Device, evidence: Evidence, height: int) -> Device:
-    """Every reading is a heartbeat; the reading itself waits for the checkpoint's reconciliation."""
-    k.enqueue(Pending("reading", evidence.event_id, height))
+    """Every reading is a heartbeat; a reading a rule reads waits for the checkpoint's
+    reconciliation, a bin count or scan with its figure (`watch_of`)."""
+    if watched(evidence):
+        # with a tamper flag, R7 comes first: such a reading waits whole
+        watch = None if _report(evidence, "Tamper") == 1 else watch_of(device, evidence)
+        k.enqueue(Pending("reading", evidence.event_id, height, watch=watch))
     return _watch(k, device, evidence.reading.event_time_ms)
 
 
@@ -217,7 +245,9 @@ def reconcile(k: Keeper, ctx: When) -> list[Alert]:
     """Run the event rules over the queued evidence, then the time rules now due, then R12."""
     run = _Run(k, ctx.height, ctx.time_ms, k.policy())
     for item in k.drain():
-        if item.kind == "reading":
+        if item.kind == "reading" and item.watch is not None:
+            run.compare(item.ref, item.watch)
+        elif item.kind == "reading":
             evidence = k.evidence(item.ref)
             if evidence is not None:
                 run.reading(evidence)
@@ -225,6 +255,7 @@ def reconcile(k: Keeper, ctx: When) -> list[Alert]:
             run.stocktake(item)
         else:
             run.touched.add(item.ref)
+    run.settle()
     for ms, kind, subject in k.due(DEADLINE, ctx.time_ms):
         run.device_due(ms, kind, subject.decode())
     for _, kind, subject in k.due(AGEING, ctx.time_ms):
@@ -242,6 +273,13 @@ class _Run:
     policy: Policy
     raised: list[Alert] = field(default_factory=list)
     touched: set[bytes] = field(default_factory=set)
+    totals: dict[bytes, WarehouseStock] = field(default_factory=dict)
+    """Each warehouse's totals as the event rules move them, written once by `settle`."""
+
+    def settle(self) -> None:
+        for warehouse in sorted(self.totals):
+            self.k.put_warehouse_stock(warehouse, self.totals[warehouse])
+        self.totals.clear()
 
     def alert(self, rule: str, severity: Severity, warehouse: bytes, summary: str, *, hold_receipts: bool = False,
               hold_bins: tuple[str, ...] = (), **fields: Any) -> Alert:
@@ -274,11 +312,9 @@ class _Run:
     # --- event rules ---
 
     def reading(self, ev: Evidence) -> None:
+        """The event rules over one reading `watched` queued."""
         step = ev.reading.biz_step
         tamper = _report(ev, "Tamper") == 1
-        if not (tamper or ev.device_kind in WATCHING or step in ("shipping", "departing")
-                or (step == "receiving" and ev.device_kind == "weighbridge")):
-            return  # a heartbeat, or an arrival: no rule reads it (its device's deadline moved on arrival)
         device = self.k.device(ev.reading.device_id)
         if device is None:
             return
@@ -286,13 +322,9 @@ class _Run:
             self.device_fault(device, "tamper flag raised", ev)
         if device.kind == "door" and step == "sensor_reporting" and _report(ev, "Contact") == 1:
             self.access(device, ev)
-        if device.kind == "camera" and step == "cycle_counting":
-            count = _report(ev, "Count")
-            if count is not None:
-                self.count(device, ev, count)
-        if device.kind == "lidar" and step == "cycle_counting" and ev.net_kg >= 0:
-            self.verified(ev.warehouse, device.bins[0], ev.net_kg, "lidar", "R1", (ev.event_id,), -1,
-                          devices=(device.device_id,))
+        watch = watch_of(device, ev)
+        if watch is not None:
+            self.compare(ev.event_id, watch)
         if step == "receiving" and device.kind == "weighbridge":
             self.duplicate_identity(ev)
         if step in ("shipping", "departing"):
@@ -309,31 +341,39 @@ class _Run:
                    unit="min", expected=self.policy.business_hours_start_min, observed=minute,
                    delta=minute - self.policy.business_hours_start_min, evidence=(ev.event_id,))
 
-    def count(self, device: Device, ev: Evidence, count: int) -> None:
+    def compare(self, event_id: bytes, watch: Watch) -> None:
+        """A bin's count (R6) or scan (R1) against its book."""
+        if watch.kind == "camera":
+            self.count(event_id, watch)
+        else:
+            self.verified(watch.warehouse, watch.bin, watch.figure, "lidar", "R1", (event_id,), -1,
+                          devices=(watch.device_id,))
+
+    def count(self, event_id: bytes, watch: Watch) -> None:
         """R6: the camera's count of its bin against the book, confirmed by a second mismatch."""
-        bin_name = device.bins[0]
-        book = self.k.bin_stock(ev.warehouse, bin_name).book_pieces
+        warehouse, bin_name, count = watch.warehouse, watch.bin, watch.figure
+        book = self.k.bin_stock(warehouse, bin_name).book_pieces
         if count == book:
-            if self.k.mismatches(ev.warehouse, bin_name):
-                self.k.put_mismatches(ev.warehouse, bin_name, 0)
+            if self.k.mismatches(warehouse, bin_name):
+                self.k.put_mismatches(warehouse, bin_name, 0)
             return
-        seen = self.k.mismatches(ev.warehouse, bin_name) + 1
-        self.k.put_mismatches(ev.warehouse, bin_name, seen)
-        if seen >= 2 and not self.open("R6", ev.warehouse, bin_name=bin_name):
-            self.alert("R6", "HIGH", ev.warehouse, f"bin {bin_name}: counted {count} coils, the book has {book}, "
+        seen = self.k.mismatches(warehouse, bin_name) + 1
+        self.k.put_mismatches(warehouse, bin_name, seen)
+        if seen >= 2 and not self.open("R6", warehouse, bin_name=bin_name):
+            self.alert("R6", "HIGH", warehouse, f"bin {bin_name}: counted {count} coils, the book has {book}, "
                        f"{seen} counts in a row", hold_bins=(bin_name,), bins=(bin_name,),
-                       devices=(device.device_id,), unit="pieces", expected=book, observed=count, delta=count - book,
-                       evidence=(ev.event_id,))
+                       devices=(watch.device_id,), unit="pieces", expected=book, observed=count, delta=count - book,
+                       evidence=(event_id,))
 
     def verified(self, warehouse: bytes, bin_name: str, observed_kg: int, source: str, rule: str,
                  evidence: tuple[bytes, ...], pieces: int, devices: tuple[str, ...] = ()) -> None:
         """R1 and R9: a verified figure for a bin replaces the last one and is compared with the book."""
         stock = self.k.bin_stock(warehouse, bin_name)
-        totals = self.k.warehouse_stock(warehouse)
+        totals = self.totals.get(warehouse) or self.k.warehouse_stock(warehouse)
         first = stock.verified_kg < 0
-        self.k.put_warehouse_stock(warehouse, msgspec.structs.replace(
+        self.totals[warehouse] = msgspec.structs.replace(
             totals, verified_kg=totals.verified_kg + observed_kg - (0 if first else stock.verified_kg),
-            verified_bins=totals.verified_bins + (1 if first else 0)))
+            verified_bins=totals.verified_bins + (1 if first else 0))
         self.k.put_bin_stock(warehouse, bin_name, msgspec.structs.replace(
             stock, verified_kg=observed_kg, verified_height=self.height, verified_source=source))
         self.touched.add(warehouse)

@@ -444,6 +444,18 @@ class Stocktake(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     note: str
 
 
+class Watch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A camera's count or a lidar's estimate of its bin, queued with the figure its rule (R6,
+    R1) compares with the book, so that reconciliation reads neither the reading nor its
+    device back. A device's id, kind, warehouse and bins never change once registered."""
+
+    device_id: str
+    kind: Literal["camera", "lidar"]
+    warehouse: bytes
+    bin: str
+    figure: int  # pieces counted (camera), kilograms estimated (lidar)
+
+
 class Pending(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """New evidence waiting for the checkpoint's reconciliation (the `q` queue)."""
 
@@ -451,6 +463,7 @@ class Pending(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ref: bytes  # the event id, the stocktake's entry, or the warehouse
     height: int
     stocktake: Stocktake | None = None
+    watch: Watch | None = None  # a reading whose only rule is R6 or R1
 
 
 # --- finance: prices, facilities, valuations (`finance.py`) ----------------------------------------
@@ -601,6 +614,23 @@ class ValuationLine(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     stale: bool
     haircut_bp: int
     value: int
+
+
+class Held(msgspec.Struct, frozen=True):
+    """What a valuation line values, its price aside: the next valuation of a facility whose
+    collateral has not changed reprices these. Decoded from a stored `ValuationLine` (the
+    priced fields skipped, so no forbid_unknown_fields)."""
+
+    receipt: bytes
+    spec: str
+    warehouse: bytes
+    quantity_kg: int
+
+
+class HeldLines(msgspec.Struct, frozen=True):
+    """A stored `Valuation` read for its lines' `Held` parts only."""
+
+    lines: tuple[Held, ...]
 
 
 class Share(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
