@@ -14,10 +14,10 @@ from typing import Final
 BAD_INPUT: Final = 400
 
 _NOT_BAD_INPUT: Final[dict[int, tuple[str, ...]]] = {
-    404: ("not_found",),
+    404: ("not_found", "state_version_unknown"),
     405: ("method_not_allowed",),
     409: ("sequence_reused", "not_yet_provable", "node_running"),
-    410: ("payload_withheld",),
+    410: ("payload_withheld", "state_version_pruned"),
     413: ("entry_too_large", "payload_too_large", "export_too_large", "request_too_large"),
     415: ("unsupported_media_type",),
     422: (  # a proof or evidence document that does not verify
@@ -32,7 +32,8 @@ _NOT_BAD_INPUT: Final[dict[int, tuple[str, ...]]] = {
     ),
     429: ("rate_limited",),
     451: ("content_blocked",),
-    500: ("internal", "storage_failed", "state_diverged", "audit_index_damaged"),
+    500: ("internal", "storage_failed", "state_diverged", "audit_index_damaged", "state_node_missing",
+          "state_store_corrupt"),
     502: ("sdk_unexpected_response",),
     503: ("overloaded", "not_ready", "node_unreachable"),
 }
