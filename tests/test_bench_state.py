@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bilayer.bench.state import account_key
 from bilayer.execution.smt_proof import verify_proof
-from bilayer.execution.smt_store import StateStore
+from bilayer.node.state_store import StateStore
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:

@@ -36,7 +36,7 @@ from bilayer.execution.smt_proof import (
     value_hash,
     verify_proof,
 )
-from bilayer.execution.smt_store import (
+from bilayer.node.state_store import (
     StateStore,
     StateStoreCorrupt,
     StateVersionOrder,
@@ -345,14 +345,14 @@ def test_an_absence_proof_ending_at_a_leaf_off_the_keys_path_is_refused() -> Non
 
 def test_a_commit_that_fails_midway_leaves_the_previous_version_whole(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import bilayer.execution.smt_store as smt_store
+    import bilayer.node.state_store as state_store
 
     path = tmp_path / "state.db"
     content = {f"k{i}".encode(): b"v" for i in range(200)}
     with StateStore(path) as store:
         root = store.commit(1, list(content.items()))
         written = 0
-        real_encode = smt_store.encode_node
+        real_encode = state_store.encode_node
 
         def failing_encode(node: object) -> bytes:
             nonlocal written
@@ -361,7 +361,7 @@ def test_a_commit_that_fails_midway_leaves_the_previous_version_whole(tmp_path: 
                 raise OSError("disk full")
             return real_encode(node)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(smt_store, "encode_node", failing_encode)
+        monkeypatch.setattr(state_store, "encode_node", failing_encode)
         with pytest.raises(OSError):
             store.commit(2, [(f"k{i}".encode(), b"w") for i in range(100)])
         monkeypatch.undo()

@@ -30,8 +30,8 @@ from typing import Any
 
 from .. import codec
 from ..execution.smt_proof import encode_proof, verify_proof
-from ..execution.smt_store import StateStore
 from ..execution.state import balance_key
+from ..node.state_store import StateStore
 
 Progress = Callable[[str, int], Callable[[int], None]]
 

@@ -27,8 +27,20 @@ from pathlib import Path
 import msgspec
 
 from ..errors import BilayerError
-from .smt import Child, InternalNode, Node, NodeKey, NodeMissing, apply, decode_node, encode_node, get, prove, root_hash
-from .smt_proof import SparseProof
+from ..execution.smt import (
+    Child,
+    InternalNode,
+    Node,
+    NodeKey,
+    NodeMissing,
+    apply,
+    decode_node,
+    encode_node,
+    get,
+    prove,
+    root_hash,
+)
+from ..execution.smt_proof import SparseProof
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS smt_nodes (version INTEGER NOT NULL, path BLOB NOT NULL, node BLOB NOT NULL,
