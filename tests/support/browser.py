@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_console_browser`)."""
+"""Headless Chromium for the console's pages, and screenshots of what it showed."""
 
 from __future__ import annotations
 

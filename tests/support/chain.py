@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_chain`)."""
+"""A node's chain in this process: fixed validators and wallets, checkpoints certified by hand."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_cli`)."""
+"""The `bilayer` command run as a user runs it, and checks of its coded errors."""
 
 from __future__ import annotations
 

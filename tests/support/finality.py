@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_finality_integration`)."""
+"""Talking to a running localnet over HTTP: submit, wait, read checkpoints and outcomes."""
 
 from __future__ import annotations
 

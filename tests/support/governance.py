@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_governance`)."""
+"""Governance parameters the execution tests share."""
 
 from __future__ import annotations
 

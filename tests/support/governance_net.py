@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_governance_integration`)."""
+"""A 4-validator localnet with a council, and the CLI calls its actors make."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_guard_properties`)."""
+"""Random histories of governed operations and a runner that executes them, for the guard's properties."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_compliance_rules`)."""
+"""A ledger driven entry by entry in this process, with the actors the rules name."""
 
 from __future__ import annotations
 

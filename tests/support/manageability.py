@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_manageability_integration`)."""
+"""Council decisions and raw HTTP status checks against a running localnet."""
 
 from __future__ import annotations
 

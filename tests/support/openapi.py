@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_openapi`)."""
+"""The HTTP app in this process and checks of its answers against /openapi.json."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_warehouse_chain`)."""
+"""A ledger with the warehouse module and its parties, for the warehouse tests."""
 
 from __future__ import annotations
 

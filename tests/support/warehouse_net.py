@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_warehouse_integration`)."""
+"""A localnet running the warehouse module, shared by a module's tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_warehouse_receipts`)."""
+"""Receipt proposals built the way the warehouse proposes them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (first written for `test_warehouse_world`)."""
+"""A simulated warehouse world: coils, weighings, read points."""
 
 from __future__ import annotations
 
