@@ -5,5 +5,5 @@ core, `finality` drives the core and follows checkpoints, turning inputs into `R
 of what to persist, send and commit. The node (`bilayer.node`) is an asyncio pump around it;
 the simulator (`bilayer.sim`) runs the same code on a virtual clock, network and store.
 Nothing here imports asyncio, sqlite3, a web framework, `bilayer.node` or `bilayer.api`
-(`tests/test_import_boundaries.py`).
+(`tests/unit/test_import_boundaries.py`).
 """

@@ -1,0 +1,22 @@
+"""`bilayer sim` as a user runs it: a campaign, a replay of one seed, a refused configuration."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_cli_campaign_and_replay() -> None:
+    run = subprocess.run([sys.executable, "-m", "bilayer", "sim", "--seeds", "3", "--start", "40", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["seeds"] == 3 and report["safety_violations"] == 0 and report["checkpoints"] > 0
+    replay = subprocess.run([sys.executable, "-m", "bilayer", "sim", "--seed", "41", "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert replay.returncode == 0, replay.stderr
+    assert json.loads(replay.stdout)["seeds"] == 1
+    bad = subprocess.run([sys.executable, "-m", "bilayer", "sim", "--validators", "4", "--byzantine", "2"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "tolerate at most 1" in bad.stderr and "Traceback" not in bad.stderr
