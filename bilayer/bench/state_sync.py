@@ -78,7 +78,7 @@ def run_state_sync_bench(config: StateSyncBenchConfig, progress: Progress, workd
         if reuse:
             info = json.loads((base / SOURCE_INFO).read_text())
             config = StateSyncBenchConfig(**{**asdict(config), "accounts": int(info["accounts"])})
-            built: dict[str, Any] = {"rebuild_s": info["build_s"], "rebuild_cpu_s": info["build_cpu_s"],
+            built: dict[str, Any] = {"rebuild_s": info["build_s"], "rebuild_cpu_s": info.get("build_cpu_s"),
                                      "rebuild_from": "an earlier run"}
         else:
             _fresh(source_path)
@@ -143,7 +143,7 @@ def run_state_sync_bench(config: StateSyncBenchConfig, progress: Progress, workd
             "nodes_per_cpu_s": round(report.nodes / cpu),
             **built,
             "rebuild_over_sync_wall": round(rebuild / wall, 2),
-            "rebuild_over_sync_cpu": round(float(built["rebuild_cpu_s"]) / cpu, 2),
+            "rebuild_over_sync_cpu": None if built["rebuild_cpu_s"] is None else round(built["rebuild_cpu_s"] / cpu, 2),
             "joined_file_mib": round(size, 1),
             "rss_sync_growth_mib": round(rss_after - rss_before, 1),
             "rss_peak_mib": round(_peak_rss_mib(), 1),
