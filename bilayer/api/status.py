@@ -16,7 +16,7 @@ BAD_INPUT: Final = 400
 _NOT_BAD_INPUT: Final[dict[int, tuple[str, ...]]] = {
     404: ("not_found", "state_version_unknown"),
     405: ("method_not_allowed",),
-    409: ("sequence_reused", "not_yet_provable", "node_running"),
+    409: ("sequence_reused", "not_yet_provable", "node_running", "snapshot_chunk_not_pending", "state_sync_conflict"),
     410: ("payload_withheld", "state_version_pruned"),
     413: ("entry_too_large", "payload_too_large", "export_too_large", "request_too_large"),
     415: ("unsupported_media_type",),
@@ -29,13 +29,15 @@ _NOT_BAD_INPUT: Final[dict[int, tuple[str, ...]]] = {
         "export_entry_unrelated", "receipt_history_invalid",
         "alert_id_mismatch", "alert_evidence_missing", "alert_evidence_unrelated", "alert_evidence_height",
         "alert_device_mismatch", "alert_lots_mismatch", "alert_observed_mismatch", "alert_expected_mismatch",
+        "snapshot_chunk_invalid", "snapshot_chunk_malformed", "snapshot_chunk_hash_mismatch",
+        "snapshot_chunk_out_of_place", "snapshot_chunk_too_large", "snapshot_chunk_truncated",
     ),
     429: ("rate_limited",),
     451: ("content_blocked",),
     500: ("internal", "storage_failed", "state_diverged", "audit_index_damaged", "state_node_missing",
           "state_store_corrupt"),
     502: ("sdk_unexpected_response",),
-    503: ("overloaded", "not_ready", "node_unreachable"),
+    503: ("overloaded", "not_ready", "node_unreachable", "snapshot_source_unavailable", "state_sync_no_sources"),
 }
 
 STATUS_OF_CODE: Final[Mapping[str, int]] = MappingProxyType(

@@ -292,3 +292,27 @@ def bench_state(accounts: int, checkpoint_keys: int, checkpoints: int, build_bat
     with _progress(not as_json) as progress:
         report = run_state_bench(config, progress, workdir, reuse)
     emit(report, as_json, _print_report)
+
+
+@bench.command("state-sync")
+@click.option("--accounts", type=click.IntRange(1000, 100_000_000), default=100_000, show_default=True)
+@click.option("--chunk-nodes", type=click.IntRange(1, 100_000), default=4000, show_default=True,
+              help="Nodes per chunk asked for.")
+@click.option("--batch-nodes", type=click.IntRange(1, 10_000_000), default=20_000, show_default=True,
+              help="Nodes per durable write of the joining store.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--reuse", is_flag=True, default=False,
+              help="Sync from the source an earlier run left in --workdir, without building it.")
+@workdir_option("Keep the source and the restored SQLite files here (default: a temporary directory).")
+@json_option
+def bench_state_sync(accounts: int, chunk_nodes: int, batch_nodes: int, seed: int, reuse: bool,
+                     workdir: Path | None, as_json: bool) -> None:
+    """Build N accounts, then restore a fresh store from them by verified snapshot chunks; against the rebuild."""
+    from ..bench.state_sync import StateSyncBenchConfig, reusable, run_state_sync_bench
+
+    if reuse and (workdir is None or not reusable(workdir)):
+        raise click.UsageError("--reuse needs a --workdir where an earlier bench state-sync run left its source")
+    config = StateSyncBenchConfig(accounts=accounts, chunk_nodes=chunk_nodes, batch_nodes=batch_nodes, seed=seed)
+    with _progress(not as_json) as progress:
+        report = run_state_sync_bench(config, progress, workdir, reuse)
+    emit(report, as_json, _print_report)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -245,3 +245,113 @@ class StateStore:
     def checkpoint_wal(self) -> None:
         """Fold the write-ahead log into the main file (it otherwise grows until a reader lets go)."""
         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # --- restoring a snapshot (node/state_sync.py drives it) -------------------------------
+    # A restore writes one version's nodes before that version has a root row: its target,
+    # the root reference once received and the references still pending live in tables of
+    # their own, written in the same transaction as each batch of nodes; the root row comes
+    # last, when nothing is pending. So the file holds, after any crash, verified nodes and
+    # exactly the references still missing below them, never a version that is not whole.
+
+    def restore_target(self) -> tuple[int, bytes, Child | None] | None:
+        """The restore in progress: its version, its certified root hash and its root
+        reference (None until the root node is received); None when there is none."""
+        self._conn.executescript(RESTORE_SCHEMA)
+        row = self._conn.execute("SELECT version, root_hash, root FROM smt_restore").fetchone()
+        if row is None:
+            return None
+        return int(row[0]), bytes(row[1]), _root_decoder.decode(row[2]).root
+
+    def start_restore(self, version: int, root_hash: bytes, pending: dict[bytes, Child | None]) -> None:
+        """Record the restore of the tree of `root_hash` at `version`, with what it misses
+        at the start (the root, unless the tree is empty)."""
+        conn = self._conn
+        conn.executescript(RESTORE_SCHEMA)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("INSERT INTO smt_restore (version, root_hash, root) VALUES (?, ?, ?)",
+                         (version, root_hash, _root_encoder.encode(_RootRow(None))))
+            conn.executemany("INSERT INTO smt_restore_pending (path, ref) VALUES (?, ?)",
+                             ((p, _root_encoder.encode(_RootRow(ref))) for p, ref in pending.items()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def restore_pending(self) -> list[tuple[bytes, Child | None]]:
+        """The references the restore still misses (None: the root, not yet received)."""
+        rows = self._conn.execute("SELECT path, ref FROM smt_restore_pending ORDER BY length(path), path")
+        return [(bytes(path), _root_decoder.decode(ref).root) for path, ref in rows]
+
+    def write_restore_batch(self, nodes: dict[NodeKey, Node], root: Child | None, received: Iterable[bytes],
+                            pending: dict[bytes, Child]) -> None:
+        """One durable batch: verified `nodes`, the root reference as now known, the pending
+        references now `received` dropped and the newly `pending` ones added."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT INTO smt_nodes (version, path, node) VALUES (?, ?, ?)",
+                             ((v, p, encode_node(n)) for (v, p), n in nodes.items()))
+            conn.execute("UPDATE smt_restore SET root = ?", (_root_encoder.encode(_RootRow(root)),))
+            conn.executemany("DELETE FROM smt_restore_pending WHERE path = ?", ((p,) for p in received))
+            conn.executemany("INSERT INTO smt_restore_pending (path, ref) VALUES (?, ?)",
+                             ((p, _root_encoder.encode(_RootRow(ref))) for p, ref in pending.items()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def finish_restore(self) -> None:
+        """Make the restored tree the store's one version, the oldest retained; refused (no
+        change) while a reference is still pending."""
+        target = self.restore_target()
+        if target is None:
+            raise StateVersionUnknown("no restore in progress")
+        version, certified, root = target
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            left = conn.execute("SELECT count(*) FROM smt_restore_pending").fetchone()[0]
+            if left or root_hash(root) != certified:
+                raise StateStoreCorrupt(f"the restore of version {version} is not complete: {left} subtrees missing")
+            conn.execute("INSERT INTO smt_roots (version, root) VALUES (?, ?)",
+                         (version, _root_encoder.encode(_RootRow(root))))
+            conn.execute("INSERT OR REPLACE INTO smt_meta (name, value) VALUES ('oldest', ?)", (version,))
+            conn.execute("DELETE FROM smt_restore")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._latest = self._oldest = version
+
+
+    def read_nodes(self, keys: Sequence[NodeKey]) -> list[Node]:
+        """The nodes at `keys`, in their order, a few hundred to a query (serving a snapshot
+        chunk reads a whole level of a subtree at once); raises NodeMissing for one not there.
+        Bypasses the node cache: a sync reads each node once."""
+        found: dict[NodeKey, bytes] = {}
+        for start in range(0, len(keys), 512):
+            part = list(keys[start:start + 512])
+            size = 1 << (len(part) - 1).bit_length()  # a few statement sizes, each prepared once
+            part += [(-1, b"")] * (size - len(part))  # (no node is at version -1)
+            rows = self._conn.execute(
+                "WITH k(v, p) AS (VALUES " + ",".join(["(?, ?)"] * size) + ") "
+                "SELECT version, path, node FROM k CROSS JOIN smt_nodes ON version = k.v AND path = k.p",
+                [half for key in part for half in key]).fetchall()
+            found.update(((version, bytes(path)), node) for version, path, node in rows)
+        nodes = []
+        for key in keys:
+            data = found.get(key)
+            if data is None:
+                raise NodeMissing(f"no node at version {key[0]}, path {key[1].hex()}")
+            try:
+                nodes.append(decode_node(data))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise StateStoreCorrupt(f"node at version {key[0]}, path {key[1].hex()}: {exc}") from exc
+        return nodes
+
+
+RESTORE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS smt_restore (version INTEGER NOT NULL, root_hash BLOB NOT NULL, root BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS smt_restore_pending (path BLOB PRIMARY KEY, ref BLOB NOT NULL) WITHOUT ROWID;
+"""
