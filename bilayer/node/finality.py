@@ -55,13 +55,12 @@ class Finality:
         heartbeat_ms: int = 0,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         after_commit: Callable[[Applied], None] = lambda applied: None,
-        offload: bool = False,
     ) -> None:
         """`after_commit` runs once per checkpoint made durable, in height order (the node's
-        post-commit effects). With `offload`, the signer state and checkpoint writes run on a
-        worker thread, the loop serving clients and peers meanwhile; the inputs that arrive during
-        a write wait in order for it, so nothing signed is sent before its state is durable and
-        no commit is acknowledged before it is written."""
+        post-commit effects). The signer state and checkpoint writes run on a worker thread, the
+        loop serving clients and peers meanwhile; the inputs that arrive during a write wait in
+        order for it, so nothing signed is sent before its state is durable and no commit is
+        acknowledged before it is written."""
         self.chain = chain
         self.after_commit = after_commit
         self.ingest = ingest
@@ -70,7 +69,6 @@ class Finality:
         self.clock_ms = clock_ms
         self._timers: set[asyncio.TimerHandle] = set()
         self._entries_event_scheduled = False
-        self.offload = offload
         self._stopped = False
         self._inputs: deque[Input] = deque()
         self._pump_task: asyncio.Task[None] | None = None
@@ -139,17 +137,9 @@ class Finality:
     def _step(self, event: Input) -> None:
         if self._stopped:
             return
-        if not self.offload:
-            self._step_now(event)
-            return
         self._inputs.append(event)
         if self._pump_task is None:
             self._pump_task = asyncio.get_running_loop().create_task(self._pump(), name="finality")
-
-    def _step_now(self, event: Input) -> None:
-        voting = self.driver.is_validator
-        self._handle(self.driver.step(event))
-        self._log_role_change(voting)
 
     def _log_role_change(self, voting: bool) -> None:
         if voting != self.driver.is_validator and not self.driver.halted:
@@ -159,34 +149,22 @@ class Finality:
             else:
                 log.warning("this node joins the validator set at height %d", height)
 
-    def _handle(self, ready: Ready | None) -> None:
-        """Do what the driver asks, in its order; a commit's acknowledgement yields the next `Ready`."""
-        while ready is not None:
-            if ready.persist is not None:
-                self.chain.storage.set_meta(SIGNER_STATE_KEY, codec.encode(ready.persist))
-            for message in ready.send:
-                self.send(message)
-            for applied in ready.applied:
-                self.after_commit(applied)
-            next_ready = self._commit(ready) if ready.commit is not None else None
-            self._effects(ready)
-            ready = next_ready
-
     async def _pump(self) -> None:
-        """The same as `_handle`, one input at a time, with the writes on a worker thread."""
+        """One input at a time: the driver's `Ready`, then what it says, with the writes on a worker
+        thread; a commit's acknowledgement yields the next `Ready`."""
         try:
             while self._inputs:
                 event = self._inputs.popleft()
                 voting = self.driver.is_validator
                 try:
-                    await self._handle_offloaded(self.driver.step(event))
+                    await self._handle(self.driver.step(event))
                 except Exception:
                     log.exception("finality: handling %s failed", type(event).__name__)
                 self._log_role_change(voting)
         finally:
             self._pump_task = None
 
-    async def _handle_offloaded(self, ready: Ready | None) -> None:
+    async def _handle(self, ready: Ready | None) -> None:
         storage = self.chain.storage
         while ready is not None:
             if ready.persist is not None:
@@ -197,11 +175,11 @@ class Finality:
                 self.after_commit(applied)
             next_ready = None
             if ready.commit is not None:
-                next_ready = await self._commit_offloaded(ready.commit.finalized, ready.commit.applied)
+                next_ready = await self._commit(ready.commit.finalized, ready.commit.applied)
             self._effects(ready)
             ready = next_ready
 
-    async def _commit_offloaded(self, finalized: FinalizedCheckpoint, applied: Applied) -> Ready:
+    async def _commit(self, finalized: FinalizedCheckpoint, applied: Applied) -> Ready:
         chain, height = self.chain, applied.height
         prepared = chain.prepare(finalized, applied)
         try:
@@ -219,16 +197,6 @@ class Finality:
         if task is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(task), timeout_s)
-
-    def _commit(self, ready: Ready) -> Ready:
-        assert ready.commit is not None
-        height = ready.commit.applied.height
-        try:
-            self.chain.commit(ready.commit.finalized, ready.commit.applied)
-        except (sqlite3.Error, OSError) as exc:  # the disk, never the checkpoint: keep it and try again
-            diagnostic = f"storage_failed: cannot record checkpoint {height}: {exc}"
-            return self.driver.advance(CommitFailed(height, diagnostic))
-        return self.driver.advance(Committed(height))
 
     def _effects(self, ready: Ready) -> None:
         if ready.cancel_timers:

@@ -112,6 +112,7 @@ class Ingest:
         self.announce: Announce = lambda entries, sources: None
         self.request: Request = lambda ids: None
         self.announce_evidence: AnnounceEvidence = lambda evidence, source: None
+        self.fetch_later: Request = self._fetch_soon  # orphans' parents; the peer links take this over
         self._evidence: list[ForkEvidence] = []  # found since the last durable batch
         self._evidence_unwritten: set[tuple[bytes, int]] = set()
         self._evidence_written: asyncio.Future[None] | None = None
@@ -267,7 +268,7 @@ class Ingest:
             if entry.id in self._requested:  # walking back a history this node lacks: no gossip is coming
                 self.fetch_missing(placement.missing)
             else:
-                self._fetch_soon(placement.missing)
+                self.fetch_later(placement.missing)
             return SubmitResult(entry.id, Status.ORPHAN, placement.missing)
         assert isinstance(placement, Placed)
         self._accept(entry, source)

@@ -1,9 +1,11 @@
-"""Peer links: dial the configured peers, accept anyone who completes the handshake, gossip.
+"""Peer links: dial the configured peers, accept anyone who completes the handshake, and pump
+the replica's gossip protocol (`replica/gossip.py`) over them.
 
-Gossip is push plus pull. A node pushes every batch it stores to every peer but the ones
-it came from; asks peers for parents it lacks (`WantMsg`); and every few seconds tells its
-peers its tips (`TipsMsg`), so a node that was down or partitioned pulls what it missed.
-A peer that sends a bad frame or message loses its link; the node carries on.
+What to send to whom (push, wants, tips, fork evidence, checkpoints for catch-up, peer
+exchange) is decided by `Gossip`, a state machine without I/O that the simulator runs too.
+This module is its asyncio host: it turns frames and link events into the machine's inputs and
+its actions into frames, ingestion, finality inputs, dials and timers. A peer that sends a bad
+frame or message loses its link; the node carries on.
 
 Inbound slots are open to anyone, so they are kept from squatters. Validators of every set
 the node knows are always let in, displacing the least useful stranger if the node is
@@ -13,127 +15,124 @@ for `STRANGER_IDLE_S` gives its slot to the next stranger who asks. Handshakes i
 progress are capped too; when they are, the oldest (an honest one takes milliseconds)
 gives way.
 
-Peer exchange: a node tells each new peer, and every `PEERS_INTERVAL_S`, the addresses its
-linked peers advertise (`PeersMsg`), and dials up to `max_learned_peers` addresses it
-learned this way besides its configured `peers`, so a node that joins with one seed finds
-the others. An address is advertised as `external_address` (else the listen address); a
-learned address that fails `LEARNED_ATTEMPTS` dials in a row, or that leads to a peer
-already linked, is forgotten (it may be learned again). Redials back off exponentially
-with jitter, so peers restarted together do not redial in lockstep.
+Peer exchange: the node dials up to `max_learned_peers` addresses its peers offered
+(`PeersMsg`) besides its configured `peers`, so a node that joins with one seed finds the
+others. An address is advertised as `external_address` (else the listen address); a learned
+address that fails `LEARNED_ATTEMPTS` dials in a row, or that leads to a peer already linked,
+is forgotten (it may be learned again). Redials back off exponentially with jitter, so peers
+restarted together do not redial in lockstep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..errors import BilayerError, PeerProtocolError
 from ..keys.signing import Signer
-from ..ledger.dag import NO_FORKS
 from ..ledger.entry import Entry, SignedEntry, WithheldEntry
-from ..replica.placing import Source
-from .ingest import Ingest, Status
-from .messages import (
-    MAX_ADDRESSES,
-    MAX_IDS,
+from ..replica.gossip import (
+    MAX_CHECKPOINTS_ANSWER,
+    MAX_WANT_ANSWER,
+    TIPS_INTERVAL_MS,
+    Action,
+    Close,
+    Fetch,
+    Gossip,
+    Learn,
+    Send,
+    TakeCheckpoint,
+    TakeConsensus,
+    TakeEntries,
+    TakeEvidence,
+    TakeWithheld,
+    Upkeep,
+    Wake,
+    addresses_to_learn,
+    dialable,
+    entry_batches,
+    split_host_port,
+)
+from ..replica.messages import (
     CheckpointMsg,
-    EntriesMsg,
-    EvidenceMsg,
     ForkProof,
     PeerMessage,
-    PeersMsg,
     ProposalMsg,
-    TipsMsg,
     VoteMsg,
-    WantCheckpointsMsg,
-    WantMsg,
-    WithheldMsg,
-    decode_message,
     encode_message,
 )
+from ..replica.placing import Source
+from .ingest import Ingest, Status
 from .metrics import NodeMetrics
 from .ratelimit import RateLimiter
 from .storage import ForkEvidence
-from .transport import MAX_FRAME, SecureLink, handshake
+from .transport import SecureLink, handshake
 
 log = logging.getLogger("bilayer.peers")
 
-TIPS_INTERVAL_S = 2.0
+__all__ = ["MAX_CHECKPOINTS_ANSWER", "MAX_WANT_ANSWER", "PeerLink", "PeerManager", "addresses_to_learn",
+           "backoff_delay", "dialable", "entry_batches", "split_host_port"]
+
+TIPS_INTERVAL_S = TIPS_INTERVAL_MS / 1000
 OUTBOX_LIMIT = 2000
-MAX_CHECKPOINTS_ANSWER = 100
 MAX_PENDING_HANDSHAKES = 32
 STRANGER_IDLE_S = 30.0
-PEERS_INTERVAL_S = 30.0
 LEARNED_ATTEMPTS = 5
 MAX_BACKOFF_S = 5.0
-MAX_WANT_ANSWER = 2000
-ENTRIES_PER_MESSAGE = 1000
-# Room for msgpack framing and the box's MAC: an EntriesMsg frame stays under MAX_FRAME.
-MESSAGE_BYTES = MAX_FRAME - 64 * 1024
-ENTRY_OVERHEAD = 64
 
 
 _NEW = (Status.STORED, Status.ORPHAN)
 
 
-def entry_batches(items: Sequence[SignedEntry]) -> Iterator[list[SignedEntry]]:
-    """Split entries into EntriesMsg-sized lists a peer accepts (count and frame size)."""
-    batch: list[SignedEntry] = []
-    size = 0
-    for signed in items:
-        cost = len(signed.header) + len(signed.signature) + len(signed.payload) + ENTRY_OVERHEAD
-        if batch and (len(batch) >= ENTRIES_PER_MESSAGE or size + cost > MESSAGE_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(signed)
-        size += cost
-    if batch:
-        yield batch
-
-
-def split_host_port(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"address {address!r} is not HOST:PORT")
-    return host, int(port)
-
-
-def dialable(address: str) -> bool:
-    """HOST:PORT with a host one can dial: a name or a specific IP, not 0.0.0.0 or ::."""
-    try:
-        host, _ = split_host_port(address)
-    except ValueError:
-        return False
-    host = host.strip("[]")
-    try:
-        return not ipaddress.ip_address(host).is_unspecified
-    except ValueError:
-        return len(host) <= 253 and all(part and len(part) <= 63 and part.replace("-", "").isalnum()
-                                        for part in host.split("."))
-
-
-def addresses_to_learn(offered: Sequence[str], known: set[str], room: int) -> list[str]:
-    """Of the addresses a peer offered, those worth dialling: dialable, new, at most `room`."""
-    chosen: list[str] = []
-    for address in offered:
-        if len(chosen) >= room:
-            break
-        if address not in known and address not in chosen and dialable(address):
-            chosen.append(address)
-    return chosen
-
-
 def backoff_delay(backoff: float) -> float:
     """Half the backoff plus a random half: spread out, never below half."""
     return backoff / 2 + random.uniform(0, backoff / 2)
+
+
+def fork_proof(evidence: ForkEvidence) -> ForkProof:
+    return ForkProof(evidence.first.header, evidence.first.signature, evidence.second.header,
+                     evidence.second.signature)
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+class NodeLedger:
+    """What the gossip protocol reads of this node: the ingest's DAG and orphans, the store."""
+
+    def __init__(self, manager: PeerManager) -> None:
+        self.manager = manager
+        self.ingest = manager.ingest
+
+    def tips(self) -> Sequence[bytes]:
+        return list(self.ingest.dag.tips)
+
+    def holds(self, entry_id: bytes) -> bool:
+        return self.ingest.dag.holds(entry_id) or entry_id in self.ingest.orphans
+
+    def lookup(self, ids: Sequence[bytes]) -> list[SignedEntry | WithheldEntry]:
+        return [s.signed if s.tombstone is None else WithheldEntry(s.signed.header, s.signed.signature, s.tombstone)
+                for s in self.ingest.storage.get_many(ids)]
+
+    def fork_digest(self) -> bytes:
+        return self.ingest.fork_digest
+
+    def fork_proofs(self, limit: int) -> list[ForkProof]:
+        return [fork_proof(e) for e in self.ingest.storage.recent_fork_evidence(limit)]
+
+    def height(self) -> int:
+        return self.manager.height()
+
+    def checkpoints_from(self, start: int, count: int) -> list[FinalizedCheckpoint]:
+        return self.manager.checkpoints_from(start, count)
 
 
 class PeerLink:
@@ -210,13 +209,23 @@ class PeerManager:
         self.max_inbound = max_inbound
         self.max_inbound_per_ip = max_inbound_per_ip
         self._handshaking: dict[asyncio.StreamWriter, None] = {}  # oldest first
-        self.validator_keys: set[bytes] = set()
         self.height: Callable[[], int] = lambda: 0
         self.on_consensus: Callable[[Proposal | Vote], None] = lambda message: None
         self.on_checkpoint: Callable[[FinalizedCheckpoint], None] = lambda finalized: None
         self.checkpoints_from: Callable[[int, int], list[FinalizedCheckpoint]] = lambda start, count: []
+        self.gossip = Gossip(NodeLedger(self),
+                             lambda message: self.metrics.peer_frames.labels(type(message).__name__).inc())
         ingest.request = self.request
         ingest.announce_evidence = self.broadcast_evidence
+        ingest.fetch_later = lambda ids: self._do(self.gossip.orphans_missing(ids, _now_ms()))
+
+    @property
+    def validator_keys(self) -> set[bytes]:
+        return self.gossip.validator_keys
+
+    @validator_keys.setter
+    def validator_keys(self, keys: set[bytes]) -> None:
+        self.gossip.validator_keys = keys
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -356,11 +365,6 @@ class PeerManager:
         if learned:
             self.learned.discard(address)
 
-    def _peer_addresses(self, leaving_out: PeerLink | None = None) -> list[str]:
-        """What this node's linked peers advertise, for peer exchange."""
-        return sorted({p.link.peer_listen for p in self.links.values()
-                       if p is not leaving_out and dialable(p.link.peer_listen)})[:MAX_ADDRESSES]
-
     def _learn(self, offered: Sequence[str]) -> None:
         known = {self.listen, self.advertised, *self.dial, *self.learned,
                  *(p.link.peer_listen for p in self.links.values())}
@@ -386,11 +390,13 @@ class PeerManager:
         log.info("peer %s connected (%s)", peer.key.hex()[:12], link.peer_listen)
         sender = asyncio.get_running_loop().create_task(self._send_loop(peer))
         try:
-            peer.enqueue(self._tips())
-            peer.enqueue(PeersMsg(self._peer_addresses(leaving_out=peer)))
-            while self._running:
+            self._do(self.gossip.peer_connected(peer.key, link.peer_listen))
+            while self._running and self.links.get(peer.key) is peer:
                 data = await link.recv()
-                self._dispatch(peer, decode_message(data))
+                self._do(self.gossip.received(peer.key, data))
+                known = self.gossip.peers.get(peer.key)
+                if known is not None:
+                    peer.height = known.height  # what readiness reads (`Node.catching_up`)
         except (PeerProtocolError, BilayerError) as exc:
             self._count_error(exc)
             log.warning("closing link to %s: %s", peer.key.hex()[:12], exc)
@@ -401,6 +407,8 @@ class PeerManager:
             link.close()
             if self.links.get(peer.key) is peer:
                 del self.links[peer.key]
+            if peer.key not in self.links:
+                self.gossip.peer_gone(peer.key)
             self.metrics.peers.set(len(self.links))
             peer.closed.set()
 
@@ -415,120 +423,89 @@ class PeerManager:
                     await asyncio.sleep(due - time.monotonic())
                 await peer.link.send(frame)
 
-    # --- messages ------------------------------------------------------------------------
+    # --- the gossip protocol's actions ------------------------------------------------------
 
-    def _dispatch(self, peer: PeerLink, message: PeerMessage) -> None:
-        self.metrics.peer_frames.labels(type(message).__name__).inc()
-        if isinstance(message, EntriesMsg):
-            if not self.limiter.allow(peer.key, time.monotonic(), cost=len(message.items)):
-                self.metrics.entries_rejected.labels("rate_limited").inc(len(message.items))
-                return
-            for signed in message.items:
-                with contextlib.suppress(BilayerError):  # counted by ingest; one bad entry spoils nothing else
-                    if self.ingest.ingest(signed, peer.source).status in _NEW:
-                        peer.last_useful = time.monotonic()
-        elif isinstance(message, WithheldMsg):
-            if not self.limiter.allow(peer.key, time.monotonic(), cost=len(message.items)):
-                self.metrics.entries_rejected.labels("rate_limited").inc(len(message.items))
-                return
-            for item in message.items:
+    def _do(self, actions: list[Action]) -> None:
+        """Carry out what the gossip machine asks, in its order."""
+        for action in actions:
+            if isinstance(action, Send):
+                peer = self.links.get(action.peer)
+                if peer is not None:
+                    peer.enqueue(action.message)
+            elif isinstance(action, TakeEntries | TakeWithheld | TakeEvidence):
+                self._take(action)
+            elif isinstance(action, TakeConsensus):
+                self.on_consensus(action.message)
+            elif isinstance(action, TakeCheckpoint):
+                self.on_checkpoint(action.finalized)
+            elif isinstance(action, Fetch):
+                self.ingest.fetch_missing(action.ids)
+            elif isinstance(action, Learn):
+                self._learn(action.addresses)
+            elif isinstance(action, Wake):
+                asyncio.get_running_loop().call_later(action.delay_ms / 1000,
+                                                      lambda: self._do(self.gossip.wake(_now_ms())))
+            elif isinstance(action, Upkeep):
+                self.ingest.maintain()
+            elif isinstance(action, Close):
+                self._close(action)
+
+    def _close(self, action: Close) -> None:
+        peer = self.links.pop(action.peer, None)
+        self.metrics.peer_errors.labels(action.code).inc()
+        log.warning("closing link to %s: %s", action.peer.hex()[:12], action.reason)
+        if peer is not None:
+            peer.link.close()
+        self.metrics.peers.set(len(self.links))
+
+    def _take(self, action: TakeEntries | TakeWithheld | TakeEvidence) -> None:
+        """Ingest what a peer sent, within its rate; each bad item spoils nothing else (counted by ingest)."""
+        peer = self.links.get(action.peer)
+        if peer is None:
+            return
+        cost = len(action.proofs) if isinstance(action, TakeEvidence) else len(action.items)
+        if not self.limiter.allow(peer.key, time.monotonic(), cost=cost):
+            if not isinstance(action, TakeEvidence):
+                self.metrics.entries_rejected.labels("rate_limited").inc(cost)
+            return
+        if isinstance(action, TakeEvidence):
+            for proof in action.proofs:
                 with contextlib.suppress(BilayerError):
-                    if self.ingest.ingest_withheld(item, peer.source).status in _NEW:
-                        peer.last_useful = time.monotonic()
-        elif isinstance(message, EvidenceMsg):
-            if not self.limiter.allow(peer.key, time.monotonic(), cost=len(message.forks)):
-                return
-            for proof in message.forks:
-                with contextlib.suppress(BilayerError):  # a bad proof spoils nothing else
                     self.ingest.ingest_evidence(SignedEntry(proof.first_header, proof.first_signature, b""),
                                                 SignedEntry(proof.second_header, proof.second_signature, b""),
                                                 peer.source)
-        elif isinstance(message, WantMsg):
-            found = self.ingest.storage.get_many(message.ids[:MAX_WANT_ANSWER])
-            for batch in entry_batches([stored.signed for stored in found if stored.tombstone is None]):
-                peer.enqueue(EntriesMsg(batch))
-            withheld = [WithheldEntry(s.signed.header, s.signed.signature, s.tombstone) for s in found
-                        if s.tombstone is not None]
-            if withheld:
-                peer.enqueue(WithheldMsg(withheld))
-        elif isinstance(message, TipsMsg):
-            unknown = [i for i in message.ids if not self.ingest.dag.holds(i) and i not in self.ingest.orphans]
-            if unknown:
-                peer.enqueue(WantMsg(unknown))
-            if message.forks != self.ingest.fork_digest and self.ingest.fork_digest != NO_FORKS:
-                self.broadcast_evidence(self.ingest.storage.recent_fork_evidence(MAX_IDS), peer=peer)
-            peer.height = max(0, message.height)
-            if peer.height > self.height():
-                peer.enqueue(WantCheckpointsMsg(self.height() + 1, MAX_CHECKPOINTS_ANSWER))
-        elif isinstance(message, PeersMsg):
-            self._learn(message.addresses)
-        elif isinstance(message, ProposalMsg | VoteMsg):
-            if peer.key in self.validator_keys:  # consensus speaks only through validators' own links
-                self.on_consensus(message.proposal if isinstance(message, ProposalMsg) else message.vote)
-        elif isinstance(message, CheckpointMsg):
-            self.on_checkpoint(message.finalized)
-        elif isinstance(message, WantCheckpointsMsg):
-            count = max(0, min(message.count, MAX_CHECKPOINTS_ANSWER))
-            for finalized in self.checkpoints_from(message.from_height, count):
-                peer.enqueue(CheckpointMsg(finalized))
+            return
+        for item in action.items:
+            with contextlib.suppress(BilayerError):
+                result = (self.ingest.ingest(item, peer.source) if isinstance(item, SignedEntry)
+                          else self.ingest.ingest_withheld(item, peer.source))
+                if result.status in _NEW:
+                    peer.last_useful = time.monotonic()
 
     def broadcast(self, entries: Sequence[Entry], sources: Sequence[Source]) -> None:
         """Push newly stored entries to every peer that did not send them."""
-        for peer in self.links.values():
-            items = [e.signed for e, source in zip(entries, sources, strict=True)
-                     if source != peer.source and e.tombstone is None]
-            for batch in entry_batches(items):
-                peer.enqueue(EntriesMsg(batch))
+        self._do(self.gossip.stored(entries, sources))
 
-    def broadcast_evidence(self, evidence: Sequence[ForkEvidence], source: Source = "",
-                           peer: PeerLink | None = None) -> None:
-        """Pass fork evidence on to one peer, or to every peer but the one it came from."""
-        if not evidence:
-            return
-        message = EvidenceMsg([ForkProof(e.first.header, e.first.signature, e.second.header, e.second.signature)
-                               for e in evidence])
-        for link in [peer] if peer is not None else self.links.values():
-            if link.source != source:
-                link.enqueue(message)
-
-    def _tips(self) -> TipsMsg:
-        return TipsMsg(sorted(self.ingest.dag.tips)[:MAX_IDS], self.height(), self.ingest.fork_digest)
+    def broadcast_evidence(self, evidence: Sequence[ForkEvidence], source: Source = "") -> None:
+        """Pass fork evidence new here on to every peer but the one it came from."""
+        self._do(self.gossip.evidence_found([fork_proof(e) for e in evidence], source))
 
     def request(self, ids: Sequence[bytes]) -> None:
-        for start in range(0, len(ids), MAX_IDS):
-            message = WantMsg(list(ids[start : start + MAX_IDS]))
-            for peer in self.links.values():
-                peer.enqueue(message)
+        self._do(self.gossip.want(ids))
 
     def send_consensus(self, message: Proposal | Vote) -> None:
-        wrapped = ProposalMsg(message) if isinstance(message, Proposal) else VoteMsg(message)
-        for peer in self.links.values():
-            if peer.key in self.validator_keys:
-                peer.enqueue(wrapped)
+        self._do(self.gossip.consensus(message))
 
     def send_checkpoint(self, finalized: FinalizedCheckpoint) -> None:
-        message = CheckpointMsg(finalized)
-        for peer in self.links.values():
-            if peer.height < finalized.checkpoint.height:
-                peer.enqueue(message)
+        self._do(self.gossip.finalized(finalized))
 
     def request_checkpoints(self, from_height: int, count: int) -> None:
-        ahead = [p for p in self.links.values() if p.height >= from_height] or list(self.links.values())
-        for peer in ahead[:2]:
-            peer.enqueue(WantCheckpointsMsg(from_height, count))
+        self._do(self.gossip.request_checkpoints(from_height, count))
 
     async def _tips_loop(self) -> None:
-        last_exchange = time.monotonic()
         while self._running:
             await asyncio.sleep(TIPS_INTERVAL_S)
-            self.ingest.maintain()
-            tips = self._tips()
-            for peer in self.links.values():
-                peer.enqueue(tips)
-            if time.monotonic() - last_exchange >= PEERS_INTERVAL_S:
-                last_exchange = time.monotonic()
-                for peer in self.links.values():
-                    peer.enqueue(PeersMsg(self._peer_addresses(leaving_out=peer)))
+            self._do(self.gossip.tick(_now_ms()))
 
     def peer_list(self) -> list[dict[str, str]]:
         return [{"node_key": p.key.hex(), "listen": p.link.peer_listen,

@@ -295,8 +295,7 @@ class Node:
                 self.peers.send_consensus(message)
 
         finality = Finality(chain, self.ingest, self.signer, send, self.peers.request_checkpoints, timeouts,
-                            consensus.heartbeat_ms, after_commit=lambda applied: self.after_checkpoint(applied),
-                            offload=True)
+                            consensus.heartbeat_ms, after_commit=lambda applied: self.after_checkpoint(applied))
         self.finality = finality
         self._follow_validator_keys()
         self.peers.height = lambda: chain.committed.height

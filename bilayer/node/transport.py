@@ -29,10 +29,10 @@ import nacl.public
 from .. import codec
 from ..errors import BadEncoding, PeerProtocolError
 from ..keys.signing import Signer, verify
+from ..replica.messages import MAX_FRAME
 
 HANDSHAKE_DOMAIN = b"bilayer/handshake/v1"
 PROTOCOL_VERSION = 1
-MAX_FRAME = 8 * 1024 * 1024
 MAX_HANDSHAKE_FRAME = 4096
 _LENGTH = struct.Struct(">I")
 

@@ -8,7 +8,6 @@ faulty; garbage and replayed messages test input handling and idempotence.
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from ..consensus.messages import (
     NIL,
@@ -20,8 +19,10 @@ from ..consensus.messages import (
     sign_proposal,
     sign_vote,
 )
+from ..errors import BilayerError
 from ..keys.signing import Signer
 from ..replica.finality import default_core
+from ..replica.messages import PeerMessage, ProposalMsg, VoteMsg, WantMsg, decode_message
 from .world import CHAIN_ID, SimNode, World
 
 
@@ -30,7 +31,7 @@ class ByzantineNode(SimNode):
         super().__init__(world, index, signer, default_core)
         self.kind = kind
         self.rng = random.Random(world.seed * 7919 + index)
-        self.seen: list[tuple[Any, ...]] = []
+        self.seen: list[bytes] = []  # consensus frames heard, for the replayer
         self.side_a, self.side_b = self._halves()  # split_brain keeps one split for the whole run
         self.twins: dict[bytes, bytes] = {}
 
@@ -44,7 +45,7 @@ class ByzantineNode(SimNode):
         middle = len(others) // 2
         return others[:middle], others[middle:]
 
-    def _send_split(self, first: tuple[Any, ...], second: tuple[Any, ...]) -> None:
+    def _send_split(self, first: PeerMessage, second: PeerMessage) -> None:
         one, two = self._halves()
         for dst in one:
             self.world.send(self.index, dst, first)
@@ -64,13 +65,13 @@ class ByzantineNode(SimNode):
         if self.kind == "equivocate" and isinstance(message, Proposal):
             other = self._conflicting_value(message.value)
             twin = sign_proposal(self.signer, CHAIN_ID, message.height, message.round, message.valid_round, other)
-            self._send_split(("consensus", message), ("consensus", twin))
+            self._send_split(ProposalMsg(message), ProposalMsg(twin))
             return
         if self.kind == "double_vote" and isinstance(message, Vote):
             other_value = NIL if message.value_id != NIL else bytes(self.rng.randrange(256) for _ in range(32))
             twin_vote = sign_vote(self.signer, CHAIN_ID, message.height, message.round, VoteType(message.type),
                                   other_value)
-            self._send_split(("consensus", message), ("consensus", twin_vote))
+            self._send_split(VoteMsg(message), VoteMsg(twin_vote))
             return
         if self.kind == "withhold" and isinstance(message, Proposal):
             hidden = bytes(self.rng.randrange(256) for _ in range(32))
@@ -80,7 +81,7 @@ class ByzantineNode(SimNode):
                                   value.time_ms)
             proposal = sign_proposal(self.signer, CHAIN_ID, message.height, message.round, message.valid_round,
                                      withheld)
-            self.broadcast(("consensus", proposal))
+            self.broadcast(ProposalMsg(proposal))
             self.world.stats.byzantine_actions += 1
             return
         if self.kind == "garbage":
@@ -99,9 +100,9 @@ class ByzantineNode(SimNode):
             other = self.twins.get(message.value_id, NIL if message.value_id != NIL else message.value_id)
             second = sign_vote(self.signer, CHAIN_ID, message.height, message.round, VoteType(message.type), other)
         for dst in self.side_a:
-            self.world.send(self.index, dst, ("consensus", message))
+            self.world.send(self.index, dst, wrap(message))
         for dst in self.side_b:
-            self.world.send(self.index, dst, ("consensus", second))
+            self.world.send(self.index, dst, wrap(second))
         self.world.stats.byzantine_actions += 1
 
     def _conflicting_value(self, value: Checkpoint) -> Checkpoint:
@@ -122,15 +123,28 @@ class ByzantineNode(SimNode):
             sign_vote(self.signer, "other-chain", height, message.round, VoteType.PRECOMMIT, NIL),
         ]
         for item in junk:
-            self.broadcast(("consensus", item))
+            self.broadcast(wrap(item))
+        if rng.random() < 0.1:  # a frame no honest node sends: it costs the sender its links for a while
+            self.broadcast(bytes(rng.randrange(256) for _ in range(rng.randint(1, 40))))
         self.world.stats.byzantine_actions += 1
 
-    def receive(self, src: int, message: tuple[Any, ...]) -> None:
-        if self.kind == "replay" and message[0] == "consensus" and len(self.seen) < 5000:
-            self.seen.append(message)
-        if self.kind == "withhold" and message[0] == "want":
-            return  # never helps anyone fetch
-        super().receive(src, message)
+    def broadcast(self, message: PeerMessage | bytes) -> None:
+        """To every node, over whatever link is up: a byzantine node ignores the protocol's rules."""
+        for dst in range(len(self.world.nodes)):
+            if dst != self.index:
+                self.world.send(self.index, dst, message)
+
+    def receive(self, src: int, data: bytes) -> None:
+        if self.kind in ("replay", "withhold"):
+            try:
+                message = decode_message(data)
+            except BilayerError:
+                message = None
+            if self.kind == "replay" and isinstance(message, ProposalMsg | VoteMsg) and len(self.seen) < 5000:
+                self.seen.append(data)
+            if self.kind == "withhold" and isinstance(message, WantMsg):
+                return  # never helps anyone fetch
+        super().receive(src, data)
 
     def tick(self) -> None:
         if self.kind == "silent":
@@ -142,6 +156,10 @@ class ByzantineNode(SimNode):
                 if dst != self.index:
                     self.world.send(self.index, dst, self.rng.choice(self.seen))
             self.world.stats.byzantine_actions += 1
+
+
+def wrap(message: Proposal | Vote) -> ProposalMsg | VoteMsg:
+    return ProposalMsg(message) if isinstance(message, Proposal) else VoteMsg(message)
 
 
 def byzantine_node(world: World, index: int, signer: Signer, kind: str) -> SimNode:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,13 +26,16 @@ from .. import codec
 from ..consensus.core import SignerState, Start, TendermintCore, Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..errors import BilayerError
+from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY
 from ..genesis import Allocation, ChainParams, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
 from ..keys.signing import Signer
 from ..ledger.dag import NO_FORKS, Dag, Orphan, Placed, fork_digest_with
-from ..ledger.entry import ENTRY_VERSION, EntryHeader
+from ..ledger.entry import ENTRY_VERSION, EntryHeader, SignedEntry, WithheldEntry, entry_id, signing_message
 from ..ledger.operations import GovExecute, GovPropose, GovVote, Operation, SetValidator, Transfer
+from ..ledger.validation import check_fork
 from ..replica.chain import ChainState
 from ..replica.finality import (
+    SYNC_BATCH,
     CheckpointReceived,
     CommitFailed,
     Committed,
@@ -46,6 +49,21 @@ from ..replica.finality import (
     ToCommit,
     default_core,
 )
+from ..replica.gossip import (
+    Action,
+    Close,
+    Fetch,
+    Gossip,
+    Send,
+    TakeCheckpoint,
+    TakeConsensus,
+    TakeEntries,
+    TakeEvidence,
+    Upkeep,
+    Wake,
+    peer_source,
+)
+from ..replica.messages import MAX_IDS, ForkProof, PeerMessage, encode_message
 from ..replica.placing import OrphanPool, Placer
 from .store import SimStore
 
@@ -62,6 +80,8 @@ COUNCIL_SIZE = 3
 class SimEntry:
     id: bytes
     header: EntryHeader
+    signed: SignedEntry
+    tombstone: None = None  # no simulated entry loses its payload
 
 
 @dataclass(frozen=True)
@@ -112,6 +132,7 @@ class Stats:
     commits_refused: int = 0
     commits_torn: int = 0
     commits_lost: int = 0  # acknowledged by a disk that had not synced them, then lost in a crash
+    links_closed: int = 0  # by a node, for a frame no honest peer sends
 
 
 class Violation(Exception):
@@ -119,28 +140,32 @@ class Violation(Exception):
 
 
 class SimNode:
-    """One node process: the replica's finality driver (the code every node runs) over a DAG, a
-    simulated disk (`SimStore`) and the world's network and clock. A crash loses everything but
-    the disk; a restart rebuilds the chain from the disk, as a node does from SQLite."""
+    """One node process: the replica's finality driver and gossip protocol (the code every node
+    runs) over a DAG, a simulated disk (`SimStore`) and the world's network and clock. A crash
+    loses everything but the disk and the entries; a restart rebuilds the chain from the disk,
+    as a node does from SQLite, and links to its peers again."""
 
     def __init__(self, world: World, index: int, signer: Signer, core_factory: CoreFactory) -> None:
         self.world = world
         self.index = index
         self.signer = signer
+        self.key = signer.public_key
         self.core_factory = core_factory
         self.store = SimStore(world.genesis)
         self.dag = Dag(world.genesis.root)
         self.headers: dict[bytes, EntryHeader] = {}
+        self.entries: dict[bytes, SignedEntry] = {}
         self.crashed = False
         self.epoch = 0  # timers of an earlier incarnation, or of a core since replaced, are void
         self.requested: set[bytes] = set()
         # the node's placement rules; the simulated pool neither fills up nor expires within a run
         self.orphans: OrphanPool[SimEntry] = OrphanPool(capacity=10**9, ttl_ms=10**12)
         self.placer = Placer(self.dag, self.orphans, self._fork_found)
-        # (author, seq) -> the proof: both ids and headers (kept, like the node's evidence table)
-        self.evidence: dict[tuple[bytes, int], tuple[bytes, EntryHeader, bytes, EntryHeader]] = {}
-        self.fork_digest = NO_FORKS
+        # (author, seq) -> the proof, kept like the node's evidence table
+        self.evidence: dict[tuple[bytes, int], ForkProof] = {}
+        self.forks = NO_FORKS  # the digest of `evidence`
         self.chain = ChainState(world.genesis)
+        self.gossip = Gossip(self)
         self.driver = self._boot()
 
     @property
@@ -162,6 +187,8 @@ class SimNode:
         """What a node does at start: the chain from the disk, then the driver over it."""
         self.chain = ChainState(self.world.genesis)
         self.store.restore(self.chain)
+        self.gossip = Gossip(self)
+        self._follow_validator_keys()
         return FinalityDriver(self.chain, self, self.signer, self.store.signer_state, self._clock,
                               self.world.timeouts, 0, self.core_factory)
 
@@ -169,13 +196,42 @@ class SimNode:
         self.epoch += 1
         self.driver = self._boot()
 
-    # --- what the driver reads of the ledger layer -------------------------------------------
+    def _follow_validator_keys(self) -> None:
+        """Consensus links: the sets of the heights known ahead (as the node's runtime does)."""
+        keys: set[bytes] = set()
+        for height in range(self.chain.height + 1, self.chain.height + VALIDATOR_CHANGE_DELAY + 1):
+            keys.update(self.chain.validators_at(height).by_key)
+        self.gossip.validator_keys = keys
+
+    # --- what the driver and the gossip protocol read of the ledger layer --------------------
 
     def header_of(self, entry_id: bytes) -> EntryHeader | None:
         return self.headers.get(entry_id)
 
     def payload_of(self, entry_id: bytes) -> bytes | None:
         return None  # simulated entries carry no payload
+
+    def tips(self) -> list[bytes]:
+        return list(self.dag.tips)
+
+    def holds(self, entry_id: bytes) -> bool:
+        return self.dag.holds(entry_id) or entry_id in self.orphans
+
+    def lookup(self, ids: Sequence[bytes]) -> list[SignedEntry | WithheldEntry]:
+        return [self.entries[i] for i in ids if i in self.entries]
+
+    def fork_digest(self) -> bytes:
+        return self.forks
+
+    def fork_proofs(self, limit: int) -> list[ForkProof]:
+        return list(self.evidence.values())[-limit:]
+
+    def height(self) -> int:
+        return self.chain.height
+
+    def checkpoints_from(self, start: int, count: int) -> list[FinalizedCheckpoint]:
+        start = max(1, start)
+        return self.store.finalized[start - 1:start - 1 + count]
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -189,11 +245,14 @@ class SimNode:
         self.requested.clear()
         lost = self.store.crash()
         self.world.stats.commits_lost += lost
+        if lost:
+            self.world.lost_commits.add(self.index)
 
     def restart(self) -> None:
         self.crashed = False
         self.boot()
         self.world.checker.restarted(self.index, self.chain.height)
+        self.world.link_all(self.index)
         self.start()
 
     # --- the pump: what the node's finality service does with each Ready -----------------------
@@ -221,9 +280,9 @@ class SimNode:
 
     def send_message(self, message: Proposal | Vote | FinalizedCheckpoint) -> None:
         if isinstance(message, FinalizedCheckpoint):
-            self.broadcast(("checkpoint", message))
+            self.do(self.gossip.finalized(message))
         else:
-            self.broadcast(("consensus", message))
+            self.do(self.gossip.consensus(message))
 
     def commit(self, to_commit: ToCommit) -> Ready | None:
         """Record a checkpoint on the simulated disk; None when the process died in the middle."""
@@ -258,139 +317,145 @@ class SimNode:
         if ready.retry_ms is not None:
             world.at(world.now + max(1, int(ready.retry_ms * rate)), self.index, ("timer", self.epoch, RetryCommit()))
         if ready.request_checkpoints is not None:
-            self.broadcast(("want_checkpoints", ready.request_checkpoints))
+            self.do(self.gossip.request_checkpoints(ready.request_checkpoints, SYNC_BATCH))
         world.stats.equivocations_seen += len(ready.evidence)
         for applied in ready.applied:
             world.checker.on_applied(self.index, applied)
+        if ready.applied:
+            self._follow_validator_keys()
         for refused in ready.refused:
             world.violation(f"node {self.index} {refused}")
         if ready.halted is not None:
             world.violation(f"node {self.index} halted: {ready.halted}")
 
-    def fetch_missing(self, entry_ids: tuple[bytes, ...]) -> None:
-        missing = tuple(i for i in entry_ids if not self.dag.holds(i))
+    def fetch_missing(self, entry_ids: Sequence[bytes]) -> None:
+        missing = [i for i in entry_ids if not self.dag.holds(i)]
         if missing:
             self.requested.update(missing)
-            self.broadcast(("want", missing))
+            self.do(self.gossip.want(missing))
 
-    def broadcast(self, message: tuple[Any, ...]) -> None:
-        for other in range(len(self.world.nodes)):
-            if other != self.index:
-                self.world.send(self.index, other, message)
+    # --- the gossip protocol's actions, over the simulated network ---------------------------
+
+    def do(self, actions: list[Action]) -> None:
+        """What the node's peer links do with each action (`node/peers.py`), in the world."""
+        world = self.world
+        for action in actions:
+            if self.crashed:
+                return
+            if isinstance(action, Send):
+                world.send(self.index, world.index_of[action.peer], action.message)
+            elif isinstance(action, TakeEntries):
+                source = peer_source(action.peer)
+                for signed in action.items:
+                    self.receive_signed(signed, source)
+            elif isinstance(action, TakeEvidence):
+                for proof in action.proofs:
+                    self.receive_evidence(proof, peer_source(action.peer))
+            elif isinstance(action, TakeConsensus):
+                self.step(ConsensusReceived(action.message))
+            elif isinstance(action, TakeCheckpoint):
+                self.step(CheckpointReceived(action.finalized))
+            elif isinstance(action, Fetch):
+                self.fetch_missing(action.ids)
+            elif isinstance(action, Wake):
+                rate = world.plan.skew.get(self.index, (1.0, 0))[0]
+                world.at(world.now + max(1, int(action.delay_ms * rate)), self.index, ("wake", self.epoch))
+            elif isinstance(action, Upkeep):
+                self.fetch_missing(self.orphans.missing_parents()[:MAX_IDS])
+            elif isinstance(action, Close):
+                world.stats.links_closed += 1
+                world.cut(self.index, world.index_of[action.peer])
+            # TakeWithheld: no simulated entry loses its payload; Learn: every node links to every other
+
+    def receive(self, src: int, data: bytes) -> None:
+        if not self.crashed:
+            self.do(self.gossip.received(self.world.nodes[src].key, data))
+
+    def wake(self) -> None:
+        if not self.crashed:
+            self.do(self.gossip.wake(self._clock()))
+
+    def tick(self) -> None:
+        """Anti-entropy, as the node's peer links do every few seconds (`Gossip.tick`)."""
+        if not self.crashed:
+            self.do(self.gossip.tick(self._clock()))
 
     # --- entries --------------------------------------------------------------------------
 
-    def holds(self, entry_id: bytes) -> bool:
-        return self.dag.holds(entry_id)
-
     def _fork_found(self, existing_id: bytes, second: SimEntry, source: str) -> None:
-        first = self.headers.get(existing_id)
+        first = self.entries.get(existing_id)
         if first is not None:
-            self.record_fork(existing_id, first, second.id, second.header, None)
+            self.record_fork(ForkProof(first.header, first.signature, second.signed.header, second.signed.signature),
+                             self.headers[existing_id], source)
 
-    def record_fork(self, first_id: bytes, first: EntryHeader, second_id: bytes, second: EntryHeader,
-                    source: int | None) -> None:
+    def record_fork(self, proof: ForkProof, first: EntryHeader, source: str) -> None:
         key = (first.author, first.seq)
         if key in self.evidence:
             return
-        self.evidence[key] = (first_id, first, second_id, second)
-        self.fork_digest = fork_digest_with(self.fork_digest, *key)
-        message = ("evidence", first_id, first, second_id, second)
-        for other in range(len(self.world.nodes)):
-            if other not in (self.index, source):
-                self.world.send(self.index, other, message)
+        self.evidence[key] = proof
+        self.forks = fork_digest_with(self.forks, *key)
+        self.do(self.gossip.evidence_found([proof], source))
 
-    def receive_evidence(self, src: int, message: tuple[Any, ...]) -> None:
-        """Fork evidence a peer passes on: checked (ids, one author, one seq, two entries), kept once."""
-        _, first_id, first, second_id, second = message
-        if (first_id == second_id or codec.sha256(codec.encode(first)) != first_id
-                or codec.sha256(codec.encode(second)) != second_id
-                or (first.author, first.seq) != (second.author, second.seq)):
-            return
-        self.record_fork(first_id, first, second_id, second, src)
-
-    def share_evidence(self, dst: int) -> None:
-        """What a node sends a peer whose digest of forks differs from its own: every proof it holds."""
-        for proof in self.evidence.values():
-            self.world.send(self.index, dst, ("evidence", *proof))
-
-    def add(self, entry_id: bytes, header: EntryHeader) -> None:
-        self.dag.add(entry_id, header)
-        self.headers[entry_id] = header
-        self.requested.discard(entry_id)
-
-    def receive_entry(self, entry_id: bytes, header: EntryHeader, from_peer: bool = False) -> str:
-        """Place an entry with the node's rules: 'placed', 'orphan', 'known' or 'refused'."""
-        if entry_id in self.dag:
-            return "known"
-        if entry_id in self.orphans:
-            return "orphan"
-        entry, source = SimEntry(entry_id, header), "peer" if from_peer else "api"
+    def receive_evidence(self, proof: ForkProof, source: str) -> None:
+        """Fork evidence a peer passes on: checked as the node checks it, kept once."""
         try:
-            placement = self.placer.placement(entry, source, entry_id in self.requested)
+            first = codec.decode(proof.first_header, EntryHeader)
+            if (first.author, first.seq) in self.evidence:
+                return
+            check_fork((proof.first_header, proof.first_signature), (proof.second_header, proof.second_signature),
+                       chain_id=CHAIN_ID, params=self.world.genesis.params)
+        except BilayerError:
+            return
+        self.record_fork(proof, first, source)
+
+    def add(self, entry: SimEntry) -> None:
+        self.dag.add(entry.id, entry.header)
+        self.headers[entry.id] = entry.header
+        self.entries[entry.id] = entry.signed
+        self.requested.discard(entry.id)
+
+    def receive_signed(self, signed: SignedEntry, source: str) -> str:
+        """An entry a peer sent: its id and header from its bytes, then the node's placement rules."""
+        try:
+            header = codec.decode(signed.header, EntryHeader)
+        except BilayerError:
+            return "refused"
+        return self.receive_entry(entry_id(signed.header), header, source, signed)
+
+    def receive_entry(self, entry_id_: bytes, header: EntryHeader, source: str = "api",
+                      signed: SignedEntry | None = None) -> str:
+        """Place an entry with the node's rules: 'placed', 'orphan', 'known' or 'refused'."""
+        if entry_id_ in self.dag:
+            return "known"
+        if entry_id_ in self.orphans:
+            return "orphan"
+        entry = SimEntry(entry_id_, header, signed or self.world.signed(entry_id_, header))
+        try:
+            placement = self.placer.placement(entry, source, entry_id_ in self.requested)
         except BilayerError:  # a client's fork at the door, a broken author chain
             return "refused"
         if isinstance(placement, Orphan):
             self.orphans.add(entry, placement.missing, self.world.now, source)
-            self.requested.update(placement.missing)
-            self.broadcast(("want", placement.missing))
+            if entry_id_ in self.requested:  # walking back a history this node lacks: no gossip is coming
+                self.fetch_missing(placement.missing)
+            else:
+                self.do(self.gossip.orphans_missing(placement.missing, self._clock()))
             return "orphan"
         if not isinstance(placement, Placed):
             return "known"
-        placed: list[tuple[bytes, EntryHeader]] = []
+        placed: list[SimEntry] = []
+        sources: list[str] = []
 
         def add(arrived: SimEntry, arrived_from: str) -> None:
-            self.add(arrived.id, arrived.header)
-            placed.append((arrived.id, arrived.header))
+            self.add(arrived)
+            placed.append(arrived)
+            sources.append(arrived_from)
 
         add(entry, source)
         self.placer.complete(entry, self.world.now, self.requested.__contains__, add, lambda exc: None)
-        self.broadcast(("entries", tuple(placed)))
+        self.do(self.gossip.stored(placed, sources))  # the simulated store is durable at once
         self.step(EntriesStored())
         return "placed"
-
-    # --- messages ---------------------------------------------------------------------------
-
-    def receive(self, src: int, message: tuple[Any, ...]) -> None:
-        if self.crashed:
-            return
-        kind = message[0]
-        if kind == "consensus":
-            self.step(ConsensusReceived(message[1]))
-        elif kind == "entries":
-            for entry_id, header in message[1]:
-                self.receive_entry(entry_id, header, from_peer=True)
-        elif kind == "evidence":
-            self.receive_evidence(src, message)
-        elif kind == "want":
-            found = tuple((i, self.headers[i]) for i in message[1] if i in self.headers)
-            if found:
-                self.world.send(self.index, src, ("entries", found))
-        elif kind == "tips":
-            unknown = tuple(i for i in message[1] if not self.dag.holds(i))
-            if unknown:
-                self.requested.update(unknown)
-                self.world.send(self.index, src, ("want", unknown))
-            if message[2] > self.chain.height:
-                self.world.send(self.index, src, ("want_checkpoints", self.chain.height + 1))
-            if message[3] != self.fork_digest and self.evidence:
-                self.share_evidence(src)
-        elif kind == "want_checkpoints":
-            start = message[1]
-            for finalized in self.store.finalized[start - 1:start + 9]:
-                self.world.send(self.index, src, ("checkpoint", finalized))
-        elif kind == "checkpoint":
-            self.step(CheckpointReceived(message[1]))
-
-    def tick(self) -> None:
-        """Anti-entropy, as the runtime does every few seconds: tips and height to every peer, and
-        the parents orphans still miss asked for again (the ingest's upkeep)."""
-        if not self.crashed:
-            self.broadcast(("tips", tuple(sorted(self.dag.tips)), self.chain.height, self.fork_digest))
-            missing = tuple(self.orphans.missing_parents()[:1024])
-            if missing:
-                self.requested.update(missing)
-                self.broadcast(("want", missing))
 
 
 class World:
@@ -440,6 +505,14 @@ class World:
                 self.nodes.append(SimNode(self, index, signer, core_factory))
         if self.joiner is not None:
             self.nodes.append(SimNode(self, len(self.nodes), self.joiner, core_factory))
+        self.index_of = {n.key: n.index for n in self.nodes}
+        self.lost_commits: set[int] = set()  # nodes whose disk lost a commit it had acknowledged
+        # the links between nodes: up or down, and a generation, so what was in flight on a link
+        # that has since been cut (a crash, a peer closing it) is never delivered on the next one
+        self.links_up: set[frozenset[int]] = set()
+        self.link_gen: dict[frozenset[int], int] = {}
+        self.authors = {s.public_key: s for s in [*self.users, *self.liveness_users, *self.hostile, *self.council]}
+        self._signed: dict[bytes, SignedEntry] = {}
         self.user_chains: dict[bytes, list[bytes]] = {}
         self.proposals = 0
         self.submitted: list[bytes] = []
@@ -511,6 +584,48 @@ class World:
         if not self.nodes[node].crashed:
             self.stats.crashes += 1
             self.nodes[node].crash()
+            for other in range(len(self.nodes)):
+                if other != node:
+                    self.cut(node, other, redial=False)
+
+    # --- entries and links ----------------------------------------------------------------------
+
+    def signed(self, entry_id: bytes, header: EntryHeader) -> SignedEntry:
+        """The signed form of an entry a client wrote: what nodes pass to each other."""
+        signed = self._signed.get(entry_id)
+        if signed is None:
+            author = self.authors.get(header.author)
+            signature = author.sign(signing_message(entry_id)) if author is not None else bytes(64)
+            signed = self._signed[entry_id] = SignedEntry(codec.encode(header), signature, b"")
+        return signed
+
+    def link_all(self, node: int) -> None:
+        for other in range(len(self.nodes)):
+            if other != node:
+                self.connect(node, other)
+
+    def connect(self, a: int, b: int) -> None:
+        """A link comes up (a dial and a handshake): each side's gossip hears of the other."""
+        pair = frozenset((a, b))
+        if pair in self.links_up or self.nodes[a].crashed or self.nodes[b].crashed:
+            return
+        self.links_up.add(pair)
+        self.link_gen[pair] = self.link_gen.get(pair, 0) + 1
+        for one, other in ((a, b), (b, a)):
+            here = self.nodes[one]
+            here.do(here.gossip.peer_connected(self.nodes[other].key, f"10.0.0.{other + 1}:7000"))
+
+    def cut(self, a: int, b: int, redial: bool = True) -> None:
+        """A link goes down; what was in flight on it is lost. A live pair dials again soon."""
+        pair = frozenset((a, b))
+        if pair not in self.links_up:
+            return
+        self.links_up.discard(pair)
+        self.link_gen[pair] += 1
+        self.nodes[a].gossip.peer_gone(self.nodes[b].key)
+        self.nodes[b].gossip.peer_gone(self.nodes[a].key)
+        if redial:
+            self.at(self.now + self.rng.randint(200, 1000), -1, ("connect", a, b))
 
     # --- the event loop -------------------------------------------------------------------
 
@@ -523,7 +638,12 @@ class World:
                 return True
         return False
 
-    def send(self, src: int, dst: int, message: tuple[Any, ...]) -> None:
+    def send(self, src: int, dst: int, message: PeerMessage | bytes) -> None:
+        """A message on the link from `src` to `dst`, in its wire encoding (bytes are sent as they are)."""
+        pair = frozenset((src, dst))
+        if pair not in self.links_up:
+            return
+        data = message if isinstance(message, bytes) else encode_message(message)
         self.stats.messages += 1
         faulty = self.now < self.faults_until
         if faulty and self._blocked(src, dst):
@@ -533,10 +653,11 @@ class World:
             self.stats.dropped += 1
             return
         low, high = self.plan.delay_ms if faulty else (1, 5)
-        self.at(self.now + self.rng.randint(low, high), dst, ("msg", src, message))
+        generation = self.link_gen[pair]
+        self.at(self.now + self.rng.randint(low, high), dst, ("msg", src, data, generation))
         if faulty and self.rng.random() < self.plan.duplicate:
             self.stats.duplicated += 1
-            self.at(self.now + self.rng.randint(low, high), dst, ("msg", src, message))
+            self.at(self.now + self.rng.randint(low, high), dst, ("msg", src, data, generation))
 
     def violation(self, text: str) -> None:
         self.violations.append(f"t={self.now}ms {text}")
@@ -563,6 +684,8 @@ class World:
         self.checker.finish()
 
     def start_nodes(self) -> None:
+        for sim_node in self.nodes:
+            self.link_all(sim_node.index)
         for sim_node in self.nodes:
             sim_node.start()
         self._next_tick = 0
@@ -592,7 +715,13 @@ class World:
     def _handle(self, node: int, payload: tuple[Any, ...]) -> None:
         kind = payload[0]
         if kind == "msg":
-            self.nodes[node].receive(payload[1], payload[2])
+            if self.link_gen.get(frozenset((node, payload[1]))) == payload[3]:
+                self.nodes[node].receive(payload[1], payload[2])
+        elif kind == "wake":
+            if payload[1] == self.nodes[node].epoch:
+                self.nodes[node].wake()
+        elif kind == "connect":
+            self.connect(payload[1], payload[2])
         elif kind == "timer":
             target = self.nodes[node]
             if payload[1] == target.epoch:

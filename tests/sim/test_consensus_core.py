@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from bilayer import codec
 from bilayer.consensus.core import (
@@ -41,6 +40,7 @@ from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import ENTRY_VERSION, EntryHeader
 from bilayer.ledger.operations import Transfer
 from bilayer.replica.finality import ConsensusReceived
+from bilayer.replica.messages import EntriesMsg, PeerMessage, ProposalMsg, VoteMsg, WantMsg
 from bilayer.sim.world import CHAIN_ID, SimConfig, World
 
 CHAIN = "sim"
@@ -211,12 +211,12 @@ def submit_to(world: World, nodes: list[int], seq: int = 0) -> bytes:
 
 
 @contextmanager
-def recording(world: World) -> Iterator[dict[int, list[tuple[Any, ...]]]]:
+def recording(world: World) -> Iterator[dict[int, list[PeerMessage | bytes]]]:
     """Every message each node sends, by sender."""
-    sent: dict[int, list[tuple[Any, ...]]] = {i: [] for i in range(len(world.nodes))}
+    sent: dict[int, list[PeerMessage | bytes]] = {i: [] for i in range(len(world.nodes))}
     real_send = world.send
 
-    def send(src: int, dst: int, message: tuple[Any, ...]) -> None:
+    def send(src: int, dst: int, message: PeerMessage | bytes) -> None:
         sent[src].append(message)
         real_send(src, dst, message)
 
@@ -227,8 +227,8 @@ def recording(world: World) -> Iterator[dict[int, list[tuple[Any, ...]]]]:
         world.send = real_send  # type: ignore[method-assign]
 
 
-def consensus_sent(sent: list[tuple[Any, ...]]) -> list[Proposal | Vote]:
-    return [m[1] for m in sent if m[0] == "consensus"]
+def consensus_sent(sent: list[PeerMessage | bytes]) -> list[Proposal | Vote]:
+    return [m.proposal if isinstance(m, ProposalMsg) else m.vote for m in sent if isinstance(m, ProposalMsg | VoteMsg)]
 
 
 def heights(world: World) -> list[int]:
@@ -305,8 +305,8 @@ def test_missing_entries_are_fetched_before_voting_for_a_proposal() -> None:
     lacking = (proposer_of(world, 1, 0) + 1) % 4
     real_send = world.send
 
-    def no_gossip_to_lacking(src: int, dst: int, message: tuple[Any, ...]) -> None:
-        if not (dst == lacking and message[0] == "entries" and world.now < 100):
+    def no_gossip_to_lacking(src: int, dst: int, message: PeerMessage | bytes) -> None:
+        if not (dst == lacking and isinstance(message, EntriesMsg) and world.now < 100):
             real_send(src, dst, message)
 
     world.send = no_gossip_to_lacking  # type: ignore[method-assign]
@@ -316,7 +316,7 @@ def test_missing_entries_are_fetched_before_voting_for_a_proposal() -> None:
         assert not world.nodes[lacking].dag.holds(entry)
         assert not any(m.value_id != NIL for m in consensus_sent(sent[lacking]) if isinstance(m, Vote))
         world.advance(3_000)
-    assert any(m[0] == "want" and entry in m[1] for m in sent[lacking])  # it asked for the entry
+    assert any(isinstance(m, WantMsg) and entry in m.ids for m in sent[lacking])  # it asked for the entry
     assert heights(world) == [1, 1, 1, 1] and world.nodes[lacking].dag.holds(entry)
 
 
