@@ -122,8 +122,8 @@ def localnet_down(directory: Path, as_json: bool) -> None:
               help="Keep the network in this (new) directory instead of a temporary one.")
 @json_option
 def localnet_campaign(manifest_file: Path, directory: Path | None, as_json: bool) -> None:
-    """Run a fault campaign (kill, pause, restart, disconnect) from a TOML manifest against real
-    processes under load, then check that everything reported FINAL is FINAL everywhere."""
+    """Run a fault campaign (kill, pause, restart, disconnect, partition) from a TOML manifest
+    against real processes under load, then check that everything reported FINAL is FINAL everywhere."""
     from ..devnet.perturb import load_manifest, run_campaign
 
     manifest = load_manifest(manifest_file)
@@ -134,6 +134,9 @@ def localnet_campaign(manifest_file: Path, directory: Path | None, as_json: bool
     def human(d: dict[str, Any]) -> None:
         for key in ("submitted", "acknowledged", "unavailable", "reported_final", "final_everywhere", "height"):
             console.print(f"{key:>17}: {d[key]}")
+        for part in d["partitions"]:
+            console.print(f"{'partition':>17}: {' | '.join(' '.join(side) for side in part['sides'])}"
+                          f" for {part['seconds']} s, height {part['height_at_start']} -> {part['height_at_heal']}")
         console.print("[green]ok[/green]" if d["ok"] else "[red]FAILED[/red]")
         for problem in d["problems"]:
             console.print(f"  {problem}")

@@ -16,8 +16,17 @@ A manifest is TOML, in the spirit of CometBFT's e2e manifests:
     action = "kill"          # kill (SIGKILL) | restart | pause (SIGSTOP) | resume (SIGCONT)
                              # | disconnect (cut its peer links) | reconnect
 
-Whatever is still killed, paused or disconnected when the load ends is healed before the
-checks.
+    [[perturb]]
+    at_s = 12
+    action = "partition"     # a link-level partition: no peer link between the groups;
+    groups = [["validator0", "validator1"], ["validator2", "validator3"]]
+                             # nodes in no group form one more group together
+    [[perturb]]
+    at_s = 20
+    action = "heal"          # every link allowed again
+
+Whatever is still killed, paused, disconnected or partitioned when the load ends is healed
+before the checks.
 """
 
 from __future__ import annotations
@@ -46,15 +55,19 @@ from ..keys.signing import Signer
 from ..ledger.entry import build_entry
 from ..ledger.operations import Transfer
 from ..node.config import ConsensusConfig, FaultHooksConfig, LimitsConfig
+from ..node.runtime import LINK_FAULTS_FILE
 from . import localnet
 
-ACTIONS = ("kill", "restart", "pause", "resume", "disconnect", "reconnect")
+ACTIONS = ("kill", "restart", "pause", "resume", "disconnect", "reconnect", "partition", "heal")
+NETWORK_ACTIONS = ("partition", "heal")  # of the network's links, not of one node
+PARTITION_TAKES_S = 10.0  # how long the links across a partition may take to close
 
 
 class Perturbation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     at_s: float
-    node: str
-    action: str
+    node: str = ""
+    action: str = ""
+    groups: list[list[str]] = []
 
 
 class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -78,13 +91,41 @@ def load_manifest(path: Path) -> Manifest:
     for p in manifest.perturb:
         if p.action not in ACTIONS:
             raise ConfigError(f"manifest {path}: unknown action {p.action!r}; choose from {', '.join(ACTIONS)}")
-        if p.node not in names:
+        if p.action in NETWORK_ACTIONS:
+            _check_groups(p, names, path)
+        elif p.node not in names:
             raise ConfigError(f"manifest {path}: no node {p.node!r} in this network")
         if not 0 <= p.at_s <= manifest.duration_s:
             raise ConfigError(f"manifest {path}: at_s {p.at_s} is outside 0..{manifest.duration_s}")
     if manifest.validators < 1 or manifest.ledger_nodes < 1:
         raise ConfigError(f"manifest {path}: a campaign needs validators and at least one ledger node")
     return manifest
+
+
+def _check_groups(p: Perturbation, names: set[str], path: Path) -> None:
+    if p.node:
+        raise ConfigError(f"manifest {path}: {p.action} acts on the network's links: it takes no node")
+    if p.action == "heal":
+        if p.groups:
+            raise ConfigError(f"manifest {path}: heal takes no groups")
+        return
+    listed = [name for group in p.groups for name in group]
+    if not p.groups or any(not group for group in p.groups):
+        raise ConfigError(f"manifest {path}: partition needs groups, each naming at least one node")
+    unknown = sorted(set(listed) - names)
+    if unknown:
+        raise ConfigError(f"manifest {path}: no node {unknown[0]!r} in this network")
+    if len(set(listed)) != len(listed):
+        raise ConfigError(f"manifest {path}: a node is in two groups of one partition")
+    if len(p.groups) == 1 and set(listed) == names:
+        raise ConfigError(f"manifest {path}: a partition of one group cuts nothing")
+
+
+def partition_sides(groups: list[list[str]], names: list[str]) -> list[list[str]]:
+    """The sides of a partition: its groups, and the nodes in none of them as one more."""
+    listed = {name for group in groups for name in group}
+    rest = [name for name in names if name not in listed]
+    return [list(group) for group in groups] + ([rest] if rest else [])
 
 
 def _http(url: str, body: bytes | None = None, timeout: float = 10) -> tuple[int, Any]:
@@ -107,12 +148,14 @@ class CampaignResult:
     final_everywhere: int = 0
     height: int = 0
     perturbations: list[str] = field(default_factory=list)
+    partitions: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"submitted": self.submitted, "acknowledged": self.acknowledged, "unavailable": self.unavailable,
                 "reported_final": self.reported_final, "final_everywhere": self.final_everywhere,
-                "height": self.height, "perturbations": self.perturbations, "problems": self.problems,
+                "height": self.height, "perturbations": self.perturbations, "partitions": self.partitions,
+                "problems": self.problems,
                 "ok": not self.problems}
 
 
@@ -184,6 +227,57 @@ def _apply(node: dict[str, Any], action: str) -> None:
         os.kill(pid, signal.SIGUSR2)
 
 
+def _answering(nodes: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    """What each node that answers at once says at `path` (a killed or paused node is left out)."""
+    views = {}
+    for node in nodes:
+        try:
+            status, view = _http(f"{node['api_url']}{path}", timeout=2)
+        except (OSError, ValueError):
+            continue
+        if status == 200:
+            views[node["name"]] = view
+    return views
+
+
+def _top_height(nodes: list[dict[str, Any]]) -> int:
+    return max((int(v.get("height", 0)) for v in _answering(nodes, "/v1/status").values()), default=0)
+
+
+class _Partition:
+    """A link-level partition: each node is told, in its home's link-faults file and by
+    SIGUSR1, the keys of every node on another side; `heal` removes the files and SIGUSR2
+    restores every link."""
+
+    def __init__(self, nodes: list[dict[str, Any]], keys: dict[str, str], sides: list[list[str]]) -> None:
+        self.nodes, self.keys, self.sides = nodes, keys, sides
+        self.started = time.monotonic()
+        self.height_at_start = _top_height(nodes)
+        side_of = {name: i for i, side in enumerate(sides) for name in side}
+        self.cut = {n["name"]: {keys[m["name"]] for m in nodes if side_of[m["name"]] != side_of[n["name"]]}
+                    for n in nodes}
+        for node in nodes:
+            path = Path(node["home"]) / LINK_FAULTS_FILE
+            path.write_text(json.dumps({"cut": sorted(self.cut[node["name"]])}))
+            if node.get("pid") and localnet.pid_alive(node["pid"]):
+                os.kill(node["pid"], signal.SIGUSR1)
+
+    def links_across(self) -> list[str]:
+        """The links still open across the cut, as `node -> peer` (nodes that answer)."""
+        names = {key: name for name, key in self.keys.items()}
+        return [f"{name} -> {names.get(peer['node_key'], peer['node_key'][:12])}"
+                for name, view in _answering(self.nodes, "/v1/peers").items()
+                for peer in view.get("peers", []) if peer["node_key"] in self.cut[name]]
+
+    def heal(self) -> dict[str, Any]:
+        for node in self.nodes:
+            (Path(node["home"]) / LINK_FAULTS_FILE).unlink(missing_ok=True)
+            if node.get("pid") and localnet.pid_alive(node["pid"]):
+                os.kill(node["pid"], signal.SIGUSR2)
+        return {"sides": self.sides, "seconds": round(time.monotonic() - self.started, 1),
+                "height_at_start": self.height_at_start, "height_at_heal": _top_height(self.nodes)}
+
+
 def run_campaign(manifest: Manifest, directory: Path | None = None,
                  progress: Callable[[str], None] = lambda line: None) -> CampaignResult:
     result = CampaignResult()
@@ -196,6 +290,8 @@ def run_campaign(manifest: Manifest, directory: Path | None = None,
         try:
             net = localnet.up(where)
             by_name = {n["name"]: n for n in net["nodes"]}
+            keys = {name: view["node_key"] for name, view in _answering(net["nodes"], "/v1/status").items()}
+            partition: _Partition | None = None
             load = _Load(net, manifest.load_tps, result)
             loader = threading.Thread(target=load.run, daemon=True)
             started = time.monotonic()
@@ -204,6 +300,19 @@ def run_campaign(manifest: Manifest, directory: Path | None = None,
             cut: set[str] = set()
             for p in sorted(manifest.perturb, key=lambda p: p.at_s):
                 time.sleep(max(0.0, started + p.at_s - time.monotonic()))
+                if p.action in NETWORK_ACTIONS:
+                    if partition is not None:
+                        result.partitions.append(partition.heal())
+                        partition = None
+                    line = f"t={time.monotonic() - started:5.1f}s {p.action}"
+                    if p.action == "partition":
+                        sides = partition_sides(p.groups, list(by_name))
+                        partition = _Partition(net["nodes"], keys, sides)
+                        line += " " + " | ".join(" ".join(side) for side in sides)
+                        _await_cut(partition, result)
+                    result.perturbations.append(line)
+                    progress(line)
+                    continue
                 node = by_name[p.node]
                 _apply(node, p.action)
                 if p.action == "pause":
@@ -220,7 +329,9 @@ def run_campaign(manifest: Manifest, directory: Path | None = None,
             time.sleep(max(0.0, started + manifest.duration_s - time.monotonic()))
             load.stop.set()
             loader.join(15)
-            progress("healing: resume, reconnect, restart")
+            progress("healing: resume, reconnect, heal partitions, restart")
+            if partition is not None:
+                result.partitions.append(partition.heal())
             for name in paused:
                 _apply(by_name[name], "resume")
             for name in cut:
@@ -235,6 +346,17 @@ def run_campaign(manifest: Manifest, directory: Path | None = None,
                     os.kill(pid, signal.SIGCONT)
             localnet.down(where)
     return result
+
+
+def _await_cut(partition: _Partition, result: CampaignResult) -> None:
+    deadline = time.monotonic() + PARTITION_TAKES_S
+    across = partition.links_across()
+    while across and time.monotonic() < deadline:
+        time.sleep(0.2)
+        across = partition.links_across()
+    if across:
+        result.problems.append(f"links still open across the partition after {PARTITION_TAKES_S:.0f} s: "
+                               + ", ".join(across))
 
 
 def _outcome(url: str, entry_id: bytes, wait: float) -> dict[str, Any]:

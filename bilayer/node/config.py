@@ -76,8 +76,10 @@ class ConsensusConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class FaultHooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Fault hooks for test networks only. With `fault_signals`, SIGUSR1 cuts every peer
-    link and SIGUSR2 restores them (the fault campaigns use it); without it, SIGUSR1 reopens
-    the log file as logrotate expects and SIGUSR2 is ignored."""
+    link, or only the links to the node keys listed in the home's `link-faults.json`
+    (`{"cut": [hex, ...]}`: a link-level partition), and SIGUSR2 restores them (the fault
+    campaigns use it); without it, SIGUSR1 reopens the log file as logrotate expects and
+    SIGUSR2 is ignored."""
 
     fault_signals: bool = False
     # emulated wide-area links: one-way delay (ms) of frames sent to each peer, by its node

@@ -206,6 +206,7 @@ class PeerManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
         self.isolated = False
+        self.cut: frozenset[bytes] = frozenset()  # peers this node keeps no link with (`cut_off`)
         self.max_inbound = max_inbound
         self.max_inbound_per_ip = max_inbound_per_ip
         self._handshaking: dict[asyncio.StreamWriter, None] = {}  # oldest first
@@ -259,8 +260,17 @@ class PeerManager:
             peer.link.close()
         log.warning("isolated: all peer links cut")
 
+    def cut_off(self, keys: frozenset[bytes]) -> None:
+        """Keep no link with these peers (a link-level partition of a fault campaign): links
+        to them close, and they are refused after the handshake until `rejoin`."""
+        self.cut = keys
+        for key in keys & self.links.keys():
+            self.links[key].link.close()
+        log.warning("links to %d peer(s) cut: %s", len(keys), ", ".join(sorted(k.hex()[:12] for k in keys)))
+
     def rejoin(self) -> None:
         self.isolated = False
+        self.cut = frozenset()
         log.warning("rejoined: dialing peers again")
 
     async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -345,6 +355,11 @@ class PeerManager:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=2**20), 5)
                 opened = writer
                 link = await handshake(reader, writer, self.signer, self.chain_id, self.advertised)
+                if link.peer_key in self.cut:
+                    link.close()  # backs off as a failed dial does, without counting an error
+                    await asyncio.sleep(backoff_delay(backoff))
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    continue
                 backoff, failures = 0.2, 0
                 if learned and link.peer_key in self.links:
                     link.close()
@@ -381,8 +396,8 @@ class PeerManager:
         self.metrics.peer_errors.labels(code).inc()
 
     async def _run(self, link: SecureLink, inbound: bool = False, ip: str = "") -> None:
-        if link.peer_key in self.links or self.isolated:
-            link.close()  # one link per peer is enough
+        if link.peer_key in self.links or self.isolated or link.peer_key in self.cut:
+            link.close()  # one link per peer is enough; none across a cut
             return
         peer = PeerLink(link, inbound, ip)
         self.links[peer.key] = peer

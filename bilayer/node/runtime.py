@@ -452,6 +452,29 @@ class Node:
 STOP_GRACE_S = 3.0
 
 
+LINK_FAULTS_FILE = "link-faults.json"
+
+
+class LinkFaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    cut: list[str]  # node keys in hex
+
+
+def apply_link_faults(peers: PeerManager, home_dir: Path) -> None:
+    """SIGUSR1 under `[testing] fault_signals`: cut the links named in the home's
+    `link-faults.json` (a link-level partition), or every link when there is no such file."""
+    path = home_dir / LINK_FAULTS_FILE
+    try:
+        faults = msgspec.json.decode(path.read_bytes(), type=LinkFaults)
+        keys = frozenset(bytes.fromhex(key) for key in faults.cut)
+    except FileNotFoundError:
+        peers.isolate()
+        return
+    except (OSError, msgspec.MsgspecError, ValueError) as exc:
+        log.error("%s: not applied: %s", path.name, exc)
+        return
+    peers.cut_off(keys)
+
+
 async def run_forever(home_dir: Path, node_log: NodeLog | None = None) -> None:
     """Run until SIGINT or SIGTERM. SIGHUP reopens the log file; SIGUSR1 and SIGUSR2 are the
     fault hooks of `[testing] fault_signals`, else logrotate's reopen and nothing."""
@@ -476,13 +499,16 @@ async def _run_until_stopped(home_dir: Path, node_log: NodeLog | None) -> None:
 
     loop.add_signal_handler(signal.SIGHUP, reopen_log, "SIGHUP")
     if node.config.testing.fault_signals:
-        log.warning("[testing] fault_signals is on: SIGUSR1 cuts every peer link, SIGUSR2 restores them")
-        loop.add_signal_handler(signal.SIGUSR1, node.peers.isolate)
+        log.warning("[testing] fault_signals is on: SIGUSR1 cuts peer links (every one, or those named in %s),"
+                    " SIGUSR2 restores them", LINK_FAULTS_FILE)
+        loop.add_signal_handler(signal.SIGUSR1, apply_link_faults, node.peers, home_dir)
         loop.add_signal_handler(signal.SIGUSR2, node.peers.rejoin)
     else:
         loop.add_signal_handler(signal.SIGUSR1, reopen_log, "SIGUSR1")
         loop.add_signal_handler(signal.SIGUSR2, log.info, "SIGUSR2 ignored: [testing] fault_signals is off")
     await node.start()
+    if node.config.testing.fault_signals and (home_dir / LINK_FAULTS_FILE).exists():
+        apply_link_faults(node.peers, home_dir)  # a node restarted inside a partition stays in it
     try:
         await stop.wait()
     finally:
