@@ -391,6 +391,7 @@ class PeerManager:
             while self._running:
                 data = await link.recv()
                 self._dispatch(peer, decode_message(data))
+                await self.ingest.room()  # a node behind on peers' batches reads no more until it has room
         except (PeerProtocolError, BilayerError) as exc:
             self._count_error(exc)
             log.warning("closing link to %s: %s", peer.key.hex()[:12], exc)
@@ -423,10 +424,7 @@ class PeerManager:
             if not self.limiter.allow(peer.key, time.monotonic(), cost=len(message.items)):
                 self.metrics.entries_rejected.labels("rate_limited").inc(len(message.items))
                 return
-            for signed in message.items:
-                with contextlib.suppress(BilayerError):  # counted by ingest; one bad entry spoils nothing else
-                    if self.ingest.ingest(signed, peer.source).status in _NEW:
-                        peer.last_useful = time.monotonic()
+            self.ingest.receive(message.items, peer.source, lambda: setattr(peer, "last_useful", time.monotonic()))
         elif isinstance(message, WithheldMsg):
             if not self.limiter.allow(peer.key, time.monotonic(), cost=len(message.items)):
                 self.metrics.entries_rejected.labels("rate_limited").inc(len(message.items))
