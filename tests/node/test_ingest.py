@@ -417,9 +417,10 @@ def test_admission_refuses_clients_once_the_backlog_would_outlast_the_age_bound(
         ingest.start()
         for signed in entries[:3]:
             await ingest.submit(signed, "api:test")
-        ingest.admit(100)  # no checkpoint has ordered anything yet: no rate to judge by
         ingest.forget_headers([make_id(entries[0])])  # one entry ordered in the last second
-        with pytest.raises(Overloaded) as refused:  # two wait: two seconds of ordering at that rate
+        ingest.admit(100)  # the two left have just come: nothing says checkpoints fall behind yet
+        clock[0] += 600
+        with pytest.raises(Overloaded) as refused:  # they waited half the bound: two seconds of ordering
             ingest.admit(1)
         assert refused.value.http_status == 503 and refused.value.retry_after_s >= 1
         assert metrics.entries_refused.labels("drain")._value.get() == 1
@@ -427,9 +428,11 @@ def test_admission_refuses_clients_once_the_backlog_would_outlast_the_age_bound(
         ingest.forget_headers([make_id(entries[1]), make_id(entries[2]), *(bytes([i]) * 32 for i in range(8))])
         for signed in entries[3:]:
             await ingest.submit(signed, "api:test")
-        ingest.admit(8)  # 11 ordered within a second: 3 waiting and 8 more drain within the bound
+        ingest.admit(100)  # the entries waiting have just come: nothing says checkpoints fall behind
+        clock[0] += 600
+        ingest.admit(3)  # 11 ordered in 1.7 s: 3 waiting and 3 more drain within the bound
         with pytest.raises(Overloaded):
-            ingest.admit(9)
+            ingest.admit(4)
         clock[0] += 3001  # the window holds no checkpoint now: no rate, and no stall yet either
         with pytest.raises(Overloaded):  # but the oldest has waited past the bound
             ingest.admit(1)
