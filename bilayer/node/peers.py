@@ -412,6 +412,7 @@ class PeerManager:
                 known = self.gossip.peers.get(peer.key)
                 if known is not None:
                     peer.height = known.height  # what readiness reads (`Node.catching_up`)
+                await self.ingest.room()  # a node behind on peers' batches reads no more until it has room
         except (PeerProtocolError, BilayerError) as exc:
             self._count_error(exc)
             log.warning("closing link to %s: %s", peer.key.hex()[:12], exc)
@@ -490,11 +491,12 @@ class PeerManager:
                                                 SignedEntry(proof.second_header, proof.second_signature, b""),
                                                 peer.source)
             return
+        if isinstance(action, TakeEntries):  # signatures checked on the verify pool, answers in order
+            self.ingest.receive(action.items, peer.source, lambda: setattr(peer, "last_useful", time.monotonic()))
+            return
         for item in action.items:
             with contextlib.suppress(BilayerError):
-                result = (self.ingest.ingest(item, peer.source) if isinstance(item, SignedEntry)
-                          else self.ingest.ingest_withheld(item, peer.source))
-                if result.status in _NEW:
+                if self.ingest.ingest_withheld(item, peer.source).status in _NEW:
                     peer.last_useful = time.monotonic()
 
     def broadcast(self, entries: Sequence[Entry], sources: Sequence[Source]) -> None:

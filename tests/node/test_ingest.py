@@ -405,6 +405,43 @@ def test_admission_refuses_clients_when_checkpoints_do_not_keep_up(tmp_path: Pat
     run(scenario())
 
 
+def test_admission_refuses_clients_once_the_backlog_would_outlast_the_age_bound(
+        tmp_path: Path, genesis: Genesis) -> None:
+    entries = [make_entry(seeded_signer(40 + i), genesis)[1] for i in range(6)]
+    clock = [int(time.time() * 1000)]
+
+    async def scenario() -> None:
+        metrics = NodeMetrics()
+        ingest = Ingest(Storage(tmp_path / "db.sqlite"), genesis, metrics,
+                        IngestLimits(max_unordered_age_ms=1000), clock_ms=lambda: clock[0])
+        ingest.start()
+        for signed in entries[:3]:
+            await ingest.submit(signed, "api:test")
+        ingest.forget_headers([make_id(entries[0])])  # one entry ordered in the last second
+        ingest.admit(100)  # the two left have just come: nothing says checkpoints fall behind yet
+        clock[0] += 600
+        with pytest.raises(Overloaded) as refused:  # they waited half the bound: two seconds of ordering
+            ingest.admit(1)
+        assert refused.value.http_status == 503 and refused.value.retry_after_s >= 1
+        assert metrics.entries_refused.labels("drain")._value.get() == 1
+        clock[0] += 500
+        ingest.forget_headers([make_id(entries[1]), make_id(entries[2]), *(bytes([i]) * 32 for i in range(8))])
+        for signed in entries[3:]:
+            await ingest.submit(signed, "api:test")
+        ingest.admit(100)  # the entries waiting have just come: nothing says checkpoints fall behind
+        clock[0] += 600
+        ingest.admit(3)  # 11 ordered in 1.7 s: 3 waiting and 3 more drain within the bound
+        with pytest.raises(Overloaded):
+            ingest.admit(4)
+        clock[0] += 3001  # the window holds no checkpoint now: no rate, and no stall yet either
+        with pytest.raises(Overloaded):  # but the oldest has waited past the bound
+            ingest.admit(1)
+        assert metrics.entries_refused.labels("behind")._value.get() == 1
+        await ingest.stop()
+
+    run(scenario())
+
+
 def test_refusals_tell_clients_when_to_retry() -> None:
     from bilayer.api.server import error_response
 
