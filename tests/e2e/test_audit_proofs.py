@@ -4,6 +4,7 @@ genesis alone, and refused, with a code naming the part, when any part is tamper
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -440,6 +441,41 @@ def test_an_export_refuses_an_entry_that_does_not_concern_the_account(built: Bui
     with pytest.raises(ProofInvalid) as caught:
         verify_document(msgspec.structs.replace(bob, manifest=manifest, files=files))
     assert caught.value.code == "export_entry_unrelated"
+
+
+def test_an_export_carries_the_accounts_state_with_absence_proofs_checked_offline(built: Built) -> None:
+    alice = build_package(built.source, built.builder.chain.state, ExportQuery(built.builder.alice.address))
+    assert alice.manifest.account == "account.json" and "account.json" in alice.manifest.files
+    state = verify_document(alice)["account_state"]
+    assert state["frozen_by"] is None and state["banned_by"] is None  # proven, at the latest certified height
+    assert {"frozen_by", "banned_by", "emergency_freeze"} <= set(state["proven_absent"])
+    bob = build_package(built.source, built.builder.chain.state, ExportQuery(built.builder.bob.address))
+    assert verify_document(bob)["account_state"]["frozen_by"] == "proposal:2"
+
+    def rehashed(package: Package, text: str) -> Package:
+        files = {**package.files, "account.json": text}
+        digests = {**package.manifest.files, "account.json": hashlib.sha256(text.encode()).hexdigest()}
+        return msgspec.structs.replace(package, files=files,
+                                       manifest=msgspec.structs.replace(package.manifest, files=digests))
+
+    # a tamperer who rewrites the hashes too: bob's freeze proven away, or alice's proof passed off as bob's
+    document = json.loads(bob.files["account.json"])
+    frozen = frozen_key(built.builder.bob.public_key)
+    for item in document["items"]:
+        if msgspec.json.decode(json.dumps(item["key"]).encode(), type=bytes) == frozen:
+            item["value"] = None
+    for forged, code in ((json.dumps(document), "state_proof_invalid"),
+                         (alice.files["account.json"], "export_entry_unrelated")):
+        with pytest.raises(ProofInvalid) as caught:
+            verify_document(rehashed(bob, forged))
+        assert caught.value.code == code
+    # and a package without its account proof is not complete
+    files = {k: v for k, v in bob.files.items() if k != "account.json"}
+    digests = {k: v for k, v in bob.manifest.files.items() if k != "account.json"}
+    with pytest.raises(ProofInvalid) as caught:
+        verify_document(msgspec.structs.replace(bob, files=files, manifest=msgspec.structs.replace(
+            bob.manifest, files=digests)))
+    assert caught.value.code == "export_file_missing"
 
 
 def test_an_export_carries_the_review_that_released_a_held_transfer(tmp_path: Path) -> None:
