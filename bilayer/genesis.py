@@ -72,6 +72,19 @@ class GenesisRegulator(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     public_key: str
 
 
+class PreviousChain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The chain a genesis continues (`bilayer genesis export`): its id, genesis root, and its
+    last checkpoint, whose state this genesis carries over. Its history stays readable in the
+    previous chain's data directories."""
+
+    chain_id: str
+    genesis_root: str
+    height: int
+    checkpoint_id: str
+    state_root: str
+    chain_format: int
+
+
 class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     chain_id: str
     genesis_time_ms: int
@@ -81,11 +94,16 @@ class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     council: tuple[GenesisCouncilMember, ...] = ()
     regulators: tuple[GenesisRegulator, ...] = ()
     governance: GovernanceParams = GovernanceParams()
+    previous: PreviousChain | None = None  # last, and left out of the root when absent
 
     @property
     def root(self) -> bytes:
-        """The id of the DAG's root: a hash of the whole canonical genesis."""
-        return codec.sha256(GENESIS_TAG + codec.encode(self))
+        """The id of the DAG's root: a hash of the whole canonical genesis. A genesis that
+        continues no previous chain hashes exactly as before that field existed."""
+        fields = {name: getattr(self, name) for name in self.__struct_fields__}
+        if self.previous is None:
+            del fields["previous"]
+        return codec.sha256(GENESIS_TAG + codec.encode(fields))
 
 
 _PARAM_BOUNDS = {

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import web
 
-from ..audit.proof import HistoryCache
+from ..audit.proof import ProofQueue
 from ..errors import BadRequest, BilayerError, NotFound, RateLimited
 from ..execution.governance.options import parse_hex32
 from ..node.ratelimit import RateLimiter
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 NODE: web.AppKey[NodeView] = web.AppKey("node")
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter")
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body")
-PROOF_HISTORY: web.AppKey[HistoryCache] = web.AppKey("proof_history")
+PROOF_HISTORY: web.AppKey[ProofQueue] = web.AppKey("proof_history")
 PROOF_WORKER: web.AppKey[ThreadPoolExecutor] = web.AppKey("proof_worker")
 ROUTE_TABLE: web.AppKey[tuple[Route, ...]] = web.AppKey("route_table")
 DOCUMENT: web.AppKey[dict[str, bytes]] = web.AppKey("document")  # /openapi.json, encoded once

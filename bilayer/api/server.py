@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from ..audit.proof import HistoryCache
+from ..audit.proof import ProofQueue
 from ..errors import BilayerError
 from ..node.ratelimit import RateLimiter
 from .context import (
@@ -120,7 +120,7 @@ def build_app(
     app[NODE] = node
     app[LIMITER] = RateLimiter(connection_rate, connection_burst)
     app[MAX_BODY] = max_request_bytes
-    app[PROOF_HISTORY] = HistoryCache()
+    app[PROOF_HISTORY] = ProofQueue()
     app[PROOF_WORKER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="proofs")
     app[ROUTE_TABLE] = ROUTES
     app[DOCUMENT] = {}

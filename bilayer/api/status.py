@@ -35,7 +35,7 @@ _NOT_BAD_INPUT: Final[dict[int, tuple[str, ...]]] = {
     429: ("rate_limited",),
     451: ("content_blocked",),
     500: ("internal", "storage_failed", "state_diverged", "audit_index_damaged", "state_node_missing",
-          "state_store_corrupt"),
+          "state_store_corrupt", "chain_format_old", "chain_format_unknown"),
     502: ("sdk_unexpected_response",),
     503: ("overloaded", "not_ready", "node_unreachable", "snapshot_source_unavailable", "state_sync_no_sources"),
 }

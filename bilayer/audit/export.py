@@ -3,6 +3,8 @@ directory that proves itself offline.
 
     DIR/manifest.json        format, chain id, genesis root, the query, counts, the sha256 of every file
     DIR/genesis.json         the chain's genesis (what the verifier trusts)
+    DIR/account.json         an account proof at the latest certified height: balances, author head,
+                             and the freezes, ban and identity, each proven present or absent
     DIR/entries/ID.json      an entry proof for every entry authored by, or transferring to, the
                              account that a checkpoint timed within the window ordered
     DIR/acts/ID.json         an entry proof for every management act behind them: the proposals
@@ -38,12 +40,13 @@ from ..ledger.operations import GovVote, decode_operation
 from ..node.storage import StoredResult
 from .proof import (
     ChainSource,
-    HistoryCache,
     encode_proof,
     entry_concerns,
+    prove_account,
     prove_entries,
 )
 from .verify_export import (
+    ACCOUNT_FILE,
     EXPORT_FORMAT,
     FILE_NAME,
     GENESIS_FILE,
@@ -176,7 +179,7 @@ def _selected(source: ChainSource, public_key: bytes, query: ExportQuery) -> lis
 
 
 def build_package(source: ChainSource, state: State, query: ExportQuery,
-                  progress: Callable[[int], None] = lambda n: None, cache: HistoryCache | None = None) -> Package:
+                  progress: Callable[[int], None] = lambda n: None) -> Package:
     """`state` is the node's current state: it names the decisions behind outcomes and freezes."""
     public_key = public_key_from_address(query.account)
     if query.from_ms > query.to_ms or query.from_height > query.to_height:
@@ -202,9 +205,11 @@ def build_package(source: ChainSource, state: State, query: ExportQuery,
         act_result = source.storage.result(act_id)
         heights[act_id] = act_result.height if act_result is not None else latest
     provable = [i for i, h in heights.items() if h < latest]
-    proofs = prove_entries(source, provable, progress, cache)
+    proofs = prove_entries(source, provable, progress)
 
     files: dict[str, str] = {GENESIS_FILE: msgspec.json.encode(source.genesis).decode()}
+    if latest >= 1:
+        files[ACCOUNT_FILE] = encode_proof(prove_account(source, query.account)).decode()
     entries, act_items, unproven = [], [], []
     for result, role in selected:
         id_hex = result.entry_id.hex()
@@ -225,7 +230,7 @@ def build_package(source: ChainSource, state: State, query: ExportQuery,
     digests = {name: hashlib.sha256(text.encode()).hexdigest() for name, text in files.items()}
     manifest = Manifest(EXPORT_FORMAT, source.genesis.chain_id, source.genesis.root.hex(),
                         query, latest, tuple(entries), tuple(act_items),
-                        tuple(unproven), digests)
+                        tuple(unproven), digests, ACCOUNT_FILE if ACCOUNT_FILE in files else None)
     return Package(manifest, files)
 
 

@@ -1,20 +1,23 @@
 """Audit proofs, made on a node: the documents `verify.py` checks offline (what they hold,
 and the trust they rest on, is described there).
 
-
-Nodes keep only their current state, so the state proofs of past heights come from
-re-executing the chain from genesis with the node's own stored checkpoints and entries
-(`HistoricalState`): the same code that applied them first, so the roots must agree. A node
-keeps the last such history (`HistoryCache`) and walks it on for later requests.
+Every state proof is read from the node's store: the state tree keeps a version per height
+(node/state_store.py), so a proof of presence or absence of any key at any retained height
+is a walk of the tree, with no re-execution. The records of validator set changes are proven
+once, when the checkpoint that executes a change commits, and kept (`validator_changes`
+table), so the validator chain of a proof still comes from the store after the versions it
+was proven at are pruned.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from .. import codec
 from ..consensus.messages import FinalizedCheckpoint
@@ -23,14 +26,16 @@ from ..execution.executor import EntryResult, Outcome
 from ..execution.governance.emergency import emergency_freeze_key
 from ..execution.governance.freezes import frozen_key
 from ..execution.governance.identity import banned_key, identity_key
-from ..execution.governance.validator_set import VALIDATOR_CHANGES, Validators, validator_change_key
+from ..execution.governance.validator_set import VALIDATOR_CHANGES, validator_change_key
 from ..execution.merkle import inclusion_proof, leaf_hash
-from ..execution.state import StateProof, author_key, balance_key
+from ..execution.smt import NodeMissing
+from ..execution.smt_proof import SparseProof
+from ..execution.state import author_key, balance_key
 from ..genesis import Genesis
 from ..keys.address import public_key_from_address
 from ..ledger.dag import Dag
 from ..ledger.entry import EntryHeader
-from ..node.chain import ChainState
+from ..node.state_store import StateVersionPruned, TreeReader
 from ..node.storage import Storage
 from .verify import (
     PROOF_FORMAT,
@@ -50,6 +55,7 @@ from .verify import (
     ProvenEntry,
     ResultInclusion,
     ResultPathInvalid,
+    StateProof,
     StateProofInvalid,
     ValidatorChain,
     ValidatorChainIncomplete,
@@ -65,6 +71,8 @@ from .verify import (
     verify_proof,
     verify_validator_chain,
 )
+
+T = TypeVar("T")
 
 # --- proving (on a node) -----------------------------------------------------------------------
 
@@ -112,87 +120,74 @@ def reading_source(genesis: Genesis, path: Path, dag: Dag) -> Iterator[ChainSour
         storage.close()
 
 
-class HistoricalState:
-    """The chain re-executed from genesis, walked forward only: the state after each height as
-    it was, for proofs against the roots checkpoints signed then."""
-
-    def __init__(self, source: ChainSource) -> None:
-        self.source = source
-        self.chain = ChainState(source.genesis)
-        self._changes: list[ValidatorChangeProof] = []
-        self._pending: list[tuple[int, StateProof]] = []  # (executed height, record) awaiting e+1
-
-    @property
-    def height(self) -> int:
-        return self.chain.height
-
-    def advance_to(self, height: int) -> None:
-        if height < self.chain.height:
-            raise ValueError("the historical state only walks forward")
-        while self.chain.height < height:
-            self.chain.execute_next(self.source.finalized(self.chain.height + 1), self.source.dag, self.source.header)
-            self._record_changes()
-
-    def _record_changes(self) -> None:
-        state = self.chain.state
-        known = 1 + len(self._changes) + len(self._pending)
-        for number in range(known + 1, Validators(state).change_count() + 1):
-            proof = state.prove(validator_change_key(number))
-            assert proof is not None  # the count says it is there
-            self._pending.append((self.chain.height, proof))
-
-    def prove(self, key: bytes) -> StateProof | None:
-        return self.chain.state.prove(key)
-
-    def validator_chain(self, certified_height: int) -> ValidatorChain:
-        """The chain for a proof resting on checkpoint `certified_height`; the count is proven in
-        the state after the current height, which checkpoint height + 1 signs: the anchor, named
-        when it is not that same checkpoint."""
-        if certified_height > self.chain.height + 1:
-            raise ValueError("the history has not walked far enough for this proof")
-        while self._pending:
-            executed, record = self._pending[0]
-            self._changes.append(ValidatorChangeProof(record, self.source.finalized(executed + 1)))
-            self._pending.pop(0)
-        count = self.prove(VALIDATOR_CHANGES)
-        if count is None:
-            raise NotFound("this chain has no validators, so nothing is certified")
-        anchor_height = self.chain.height + 1
-        anchor = None if anchor_height == certified_height else self.source.finalized(anchor_height)
-        return ValidatorChain(tuple(self._changes), count, anchor)
-
-
-class HistoryCache:
-    """The last re-executed history, kept between requests, so proofs of recent entries cost
-    only the checkpoints since the previous request, and entry proofs of older heights cost no
-    walk at all (their validator chain is anchored at the kept height); one request uses it at
-    a time (`lock`), which also bounds the work a node spends on proofs."""
+class ProofQueue:
+    """Proof requests run one at a time per node (`lock`): it bounds the work a node spends on
+    proofs, on a thread of its own."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self._kept: HistoricalState | None = None
-
-    def history(self, source: ChainSource, height: int, *, exact: bool = True) -> HistoricalState:
-        """A history at or below `height` (the kept one, or a new one from genesis), reading
-        `source`; with `exact=False` the kept one also when it is further on."""
-        kept = self._kept
-        if kept is None or (exact and kept.height > height):
-            kept = HistoricalState(source)
-        kept.source = source
-        self._kept = kept
-        return kept
-
-    def forget(self) -> None:
-        self._kept = None
 
 
-def _history(source: ChainSource, height: int, cache: HistoryCache | None, *, exact: bool = True) -> HistoricalState:
-    return HistoricalState(source) if cache is None else cache.history(source, height, exact=exact)
+def validator_change_proofs(prove: Callable[[bytes], tuple[bytes | None, SparseProof]], height: int,
+                            changes: Iterable[tuple[bytes, bytes | None]]) -> list[tuple[int, int, bytes]]:
+    """The records of validator set changes that height `height` wrote, each with its proof in
+    that height's state (`prove`): rows (number, height, proof) the checkpoint's commit keeps."""
+    prefix = validator_change_key(0)[:2]
+    rows = []
+    for key, value in changes:
+        if value is not None and key.startswith(prefix) and len(key) == len(prefix) + 8:
+            proven, proof = prove(key)
+            rows.append((int.from_bytes(key[len(prefix):], "big"), height,
+                         codec.encode(StateProof(key, proven, proof))))
+    return rows
 
 
-def prove_entries(source: ChainSource, ids: Iterable[bytes], progress: Callable[[int], None] = lambda n: None,
-                  cache: HistoryCache | None = None) -> dict[bytes, EntryProof]:
-    """Entry proofs for many entries with one pass over the history (ascending heights)."""
+def _state_proof(tree: TreeReader, key: bytes, height: int) -> StateProof:
+    value, proof = tree.prove(key, height)
+    return StateProof(key, value, proof)
+
+
+def _validator_chain(source: ChainSource, certified_height: int, latest: int) -> ValidatorChain:
+    """The validator chain of a proof resting on checkpoint `certified_height`: every change
+    executed before the anchor, from the stored proofs, and the change count in the state
+    the anchor signs. The anchor is `certified_height` when its state (after the height
+    before it) is still retained, else the latest checkpoint (a later count covers every
+    earlier height)."""
+    tree = source.storage.tree
+    anchor_height = certified_height
+    try:
+        count = _state_proof(tree, VALIDATOR_CHANGES, anchor_height - 1)
+    except StateVersionPruned:
+        anchor_height = latest
+        count = _state_proof(tree, VALIDATOR_CHANGES, anchor_height - 1)
+    if count.value is None:
+        raise NotFound("this chain has no validators, so nothing is certified")
+    number = codec.decode(count.value, int)
+    changes = []
+    for n, executed, data in source.storage.validator_change_proofs(number):
+        if executed + 1 > anchor_height:
+            break
+        changes.append(ValidatorChangeProof(codec.decode(data, StateProof), source.finalized(executed + 1)))
+        assert n == len(changes) + 1
+    if len(changes) != number - 1:
+        raise NotFound(f"this node holds {len(changes)} of the {number - 1} validator set change proofs"
+                       " (its store predates them)")
+    anchor = None if anchor_height == certified_height else source.finalized(anchor_height)
+    return ValidatorChain(tuple(changes), count, anchor)
+
+
+def _retrying(work: Callable[[], T]) -> T:
+    """Pruning runs beside proofs: a walk whose version went from under it is asked once more
+    (of the latest version then retained)."""
+    try:
+        return work()
+    except NodeMissing:
+        return work()
+
+
+def prove_entries(source: ChainSource, ids: Iterable[bytes], progress: Callable[[int], None] = lambda n: None
+                  ) -> dict[bytes, EntryProof]:
+    """Entry proofs for many entries (read from the store: results and stored validator proofs)."""
     located = []
     for id_ in ids:
         result = source.storage.result(id_)
@@ -202,25 +197,25 @@ def prove_entries(source: ChainSource, ids: Iterable[bytes], progress: Callable[
             raise NotYetProvable(f"entry {id_.hex()} is not ordered by a final checkpoint yet")
         located.append((result.height, id_))
     located.sort()
-    history = _history(source, located[0][0] if located else 0, cache, exact=False)
+    latest = source.height
     proofs: dict[bytes, EntryProof] = {}
     leaves_at: dict[int, list[bytes]] = {}
+    chains: dict[int, ValidatorChain] = {}
     for height, id_ in located:
         certified_by = source.finalized(height + 1)
-        if history.height < height:
-            history.advance_to(height)
         if height not in leaves_at:
             leaves_at.clear()
             leaves_at[height] = [leaf_hash(EntryResult(r.entry_id, Outcome(r.outcome), r.code, r.cause).leaf())
                                  for r in source.storage.results_at(height)]
-        proofs[id_] = _entry_proof(source, id_, leaves_at[height], height, certified_by,
-                                   history.validator_chain(height + 1))
+        if height + 1 not in chains:
+            chains[height + 1] = _retrying(functools.partial(_validator_chain, source, height + 1, latest))
+        proofs[id_] = _entry_proof(source, id_, leaves_at[height], height, certified_by, chains[height + 1])
         progress(1)
     return proofs
 
 
-def prove_entry(source: ChainSource, id_: bytes, cache: HistoryCache | None = None) -> EntryProof:
-    return prove_entries(source, [id_], cache=cache)[id_]
+def prove_entry(source: ChainSource, id_: bytes) -> EntryProof:
+    return prove_entries(source, [id_])[id_]
 
 
 def _entry_proof(source: ChainSource, id_: bytes, leaves: list[bytes], height: int,
@@ -239,44 +234,81 @@ def _entry_proof(source: ChainSource, id_: bytes, leaves: list[bytes], height: i
                       source.finalized(height), certified_by, validators)
 
 
-def _account_keys(public_key: bytes) -> list[bytes]:
-    """The account's keys besides balances: its author head, and the decisions that name it
-    (council freeze, emergency freeze, key ban) and its attested identity, when present."""
+def account_keys(public_key: bytes) -> list[bytes]:
+    """The account's keys besides balances, each proven present or absent: its author head,
+    the decisions that name it (council freeze, emergency freeze, key ban) and its identity."""
     return [author_key(public_key), frozen_key(public_key), emergency_freeze_key(public_key), banned_key(public_key),
             identity_key(public_key)]
 
 
 def prove_account(source: ChainSource, address: str, asset: str | None = None,
-                  cache: HistoryCache | None = None) -> AccountProof:
-    """The account as of the latest height whose state root a final checkpoint signs (the one
-    before the latest checkpoint): its balances (or the one `asset`), its author head, and the
-    freezes, ban and identity recorded for it. Only keys present can be proven (there is no
-    proof of absence), so a verifier learns what is recorded, not what is not."""
+                  height: int | None = None) -> AccountProof:
+    """The account in the state after `height` (default: the latest height whose state root
+    a final checkpoint signs, the one before the latest checkpoint), against that root and
+    checkpoint `height + 1`: its balances (or the one `asset`, zero proven by absence), and
+    its author head, freezes, ban and identity, each proven present or absent. A height whose
+    state was pruned is refused with `state_version_pruned`."""
     public_key = public_key_from_address(address)
     latest = source.height
     if latest < 1:
         raise NotYetProvable("no checkpoint is final yet, so no state root is signed")
-    certified_by = source.finalized(latest)
-    history = _history(source, latest - 1, cache)
-    history.advance_to(latest - 1)
+    if height is None:
+        height = latest - 1
+    elif height >= latest:
+        raise NotYetProvable(f"the state after height {height} is signed by checkpoint {height + 1}, which is not"
+                             f" final on this node yet (latest: {latest})")
+    elif height < 0:
+        raise NotFound("heights start at 0 (the genesis state)")
+    certified_by = source.finalized(height + 1)
+    tree = source.storage.tree
     if asset is not None:
         keys = [balance_key(public_key, asset)]
     else:
-        keys = [balance_key(public_key, a) for a in sorted(history.chain.state.balances_of(public_key))]
-    keys.extend(_account_keys(public_key))
-    items = tuple(item for key in keys if (item := history.prove(key)) is not None)
-    if asset is not None and not any(item.key == keys[0] for item in items):
-        raise NotFound(f"{address} holds no {asset} at height {latest - 1} (a zero balance has no leaf to prove)")
-    if not items:
-        raise NotFound(f"{address} has no state at height {latest - 1}")
-    return AccountProof(PROOF_FORMAT, source.genesis.chain_id, source.genesis.root, address, latest - 1, items,
-                        certified_by, history.validator_chain(latest))
+        keys = [balance_key(public_key, a) for a in source.storage.assets_of(public_key)]
+    keys.extend(account_keys(public_key))
+    at = height
+    items = _retrying(lambda: tuple(_state_proof(tree, key, at) for key in keys))
+    return AccountProof(PROOF_FORMAT, source.genesis.chain_id, source.genesis.root, address, height, items,
+                        certified_by, _validator_chain(source, height + 1, latest))
 
-__all__ = ["PROOF_FORMAT", "AccountProof", "AuditProof", "CertificateMismatch", "CertificateNoQuorum",
-           "CertificateSignatureInvalid", "CertificateUnknownSigner", "ChainSource", "CheckpointLinkInvalid",
-           "EntryMalformed", "EntryProof", "EntrySignatureInvalid", "GenesisMismatch", "HistoricalState",
-           "HistoryCache", "PayloadMismatch", "ProofMalformed", "ProvenEntry", "ResultInclusion", "ResultPathInvalid",
-           "StateProofInvalid", "ValidatorChain", "ValidatorChainIncomplete", "ValidatorChangeInvalid",
-           "ValidatorChangeProof", "check_certificate", "decode_proof", "encode_proof", "entry_concerns",
-           "genesis_change", "prove_account", "prove_entries", "prove_entry", "reading_source", "verify_account_proof",
-           "verify_entry_proof", "verify_proof", "verify_validator_chain"]
+__all__ = [
+    "PROOF_FORMAT",
+    "AccountProof",
+    "AuditProof",
+    "CertificateMismatch",
+    "CertificateNoQuorum",
+    "CertificateSignatureInvalid",
+    "CertificateUnknownSigner",
+    "ChainSource",
+    "CheckpointLinkInvalid",
+    "EntryMalformed",
+    "EntryProof",
+    "EntrySignatureInvalid",
+    "GenesisMismatch",
+    "PayloadMismatch",
+    "ProofMalformed",
+    "ProofQueue",
+    "ProvenEntry",
+    "ResultInclusion",
+    "ResultPathInvalid",
+    "StateProof",
+    "StateProofInvalid",
+    "ValidatorChain",
+    "ValidatorChainIncomplete",
+    "ValidatorChangeInvalid",
+    "ValidatorChangeProof",
+    "check_certificate",
+    "decode_proof",
+    "encode_proof",
+    "entry_concerns",
+    "genesis_change",
+    "prove_account",
+    "prove_entries",
+    "prove_entry",
+    "reading_source",
+    "validator_change_proofs",
+    "verify_account_proof",
+    "verify_entry_proof",
+    "verify_proof",
+    "verify_validator_chain",
+]

@@ -12,9 +12,12 @@ An **entry proof** says: this signed entry was ordered at height h with this out
 * the **validator chain**: what lets a verifier who knows only the genesis set learn the set
   of every height it meets (below).
 
-An **account proof** holds state proofs (`State.prove`: a bucket path and a top path) for an
-account's keys against the state root after height h, the checkpoint h+1 that certifies that
-root, and the validator chain.
+An **account proof** holds state proofs (`State.prove`: the siblings of the key's path in
+the sparse Merkle tree, execution/smt_proof.py) of an account's keys against the state root
+after height h, the checkpoint h+1 that certifies that root, and the validator chain. A
+proof shows a key's value or its absence alike, and the account's balances, author head,
+freezes, ban and identity must each be shown one way or the other: a proof that leaves out
+whether the account is frozen or banned is refused.
 
 **The validator chain.** Change 1 is the genesis set. Change n >= 2 is recorded by its
 executing checkpoint e under the state key `Vh` + n (`ValidatorSetChange`: the whole set, the
@@ -69,14 +72,17 @@ from ..execution.governance.validator_set import (
     validator_change_key,
 )
 from ..execution.merkle import leaf_hash, root_from_inclusion, sized_root
-from ..execution.state import StateProof, author_key, balance_key
+from ..execution.smt_proof import SparseProof
+from ..execution.smt_proof import verify_proof as verify_sparse_proof
+from ..execution.state import author_key, balance_key
 from ..genesis import Genesis
 from ..keys.address import address_from_public_key, public_key_from_address
 from ..keys.signing import verify
 from ..ledger.entry import EntryHeader, Tombstone, entry_id, signing_message
 from ..ledger.operations import Transfer, decode_operation
 
-PROOF_FORMAT = 2  # 2: the results root commits to the results' count, so a proven position is bound
+PROOF_FORMAT = 3  # 3: state proofs of the sparse Merkle tree, of presence and absence (chain format 2)
+# 2: the results root commits to the results' count, so a proven position is bound
 
 
 # --- the failures a verifier names ------------------------------------------------------------
@@ -185,6 +191,17 @@ class ResultInclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     index: int
     size: int
     path: tuple[bytes, ...]
+
+
+class StateProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A state key's value, or its absence (`value` None), with its sparse Merkle proof."""
+
+    key: bytes
+    value: bytes | None
+    proof: SparseProof
+
+    def verify(self, state_root: bytes) -> bool:
+        return verify_sparse_proof(state_root, self.key, self.value, self.proof)
 
 
 class ValidatorChangeProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -335,8 +352,8 @@ def verify_validator_chain(genesis: Genesis, chain: ValidatorChain, certified: F
     history = ValidatorHistory([previous.height], [_set_of(previous)])
     for number, proof in enumerate(chain.changes, start=2):
         record, finalized = proof.record, proof.checkpoint
-        if record.key != validator_change_key(number):
-            raise ValidatorChangeInvalid(f"change {number} is proven by the wrong state key")
+        if record.key != validator_change_key(number) or record.value is None:
+            raise ValidatorChangeInvalid(f"change {number} is proven by the wrong state key, or proven absent")
         try:
             change = codec.decode(record.value, ValidatorSetChange)
             members = _set_of(change)
@@ -358,7 +375,7 @@ def verify_validator_chain(genesis: Genesis, chain: ValidatorChain, certified: F
     if anchor is not certified:
         check_certificate(genesis.chain_id, certified, history.at(certified.checkpoint.height))
     count = chain.count
-    if count.key != VALIDATOR_CHANGES or not count.verify(anchor.checkpoint.state_root):
+    if count.key != VALIDATOR_CHANGES or count.value is None or not count.verify(anchor.checkpoint.state_root):
         raise ValidatorChainIncomplete(f"the change count is not proven against checkpoint {anchor.checkpoint.height}")
     try:
         recorded = codec.decode(count.value, int)
@@ -434,35 +451,50 @@ def verify_account_proof(proof: AccountProof, genesis: Genesis) -> dict[str, Any
                                     f" {proof.height + 1}, not {certified.height}")
     verify_validator_chain(genesis, proof.validators, proof.certified_by)
     balances: dict[str, int] = {}
-    recorded: dict[str, Any] = {"next_seq": 0}
+    recorded: dict[str, Any] = {}
     balance_prefix = balance_key(public_key, "")
+    # the keys whose presence or absence an account proof must show, and how a summary names them
+    shown = {author_key(public_key): "next_seq", frozen_key(public_key): "frozen_by",
+             emergency_freeze_key(public_key): "emergency_freeze", banned_key(public_key): "banned_by",
+             identity_key(public_key): "identity"}
     for item in proof.items:
         if not item.verify(certified.state_root):
-            raise StateProofInvalid(f"a state key of {proof.address} is not in the state checkpoint"
+            raise StateProofInvalid(f"a state key of {proof.address} is not"
+                                    f" {'absent from' if item.value is None else 'in'} the state checkpoint"
                                     f" {certified.height} signs")
+        name = "balance" if item.key.startswith(balance_prefix) else shown.get(item.key)
+        if name is None:
+            raise StateProofInvalid(f"a proven state key is not one of {proof.address}'s")
+        if name in recorded:
+            raise StateProofInvalid(f"{proof.address}'s {name} is proven twice")
         try:
-            if item.key.startswith(balance_prefix):
-                balances[item.key[len(balance_prefix):].decode()] = codec.decode(item.value, int)
-            elif item.key == author_key(public_key):
-                recorded["next_seq"] = codec.decode(item.value, tuple[int, bytes])[0]
-            elif item.key == frozen_key(public_key):
-                recorded["frozen_by"] = f"proposal:{codec.decode(item.value, int)}"
-            elif item.key == emergency_freeze_key(public_key):
-                recorded["emergency_freeze"] = f"emergency:{codec.decode(item.value, int)}"
-            elif item.key == banned_key(public_key):
-                recorded["banned_by"] = f"proposal:{codec.decode(item.value, int)}"
-            elif item.key == identity_key(public_key):
-                identity = codec.decode(item.value, IdentityRecord)
-                recorded["identity"] = {"id": identity.identity.hex(), "level": identity.level,
-                                        "expires_ms": identity.expires_ms,
-                                        "provider": address_from_public_key(identity.provider)}
+            if name == "balance":
+                asset = item.key[len(balance_prefix):].decode()
+                balances[asset] = 0 if item.value is None else codec.decode(item.value, int)
             else:
-                raise StateProofInvalid(f"a proven state key is not one of {proof.address}'s")
+                recorded[name] = None if item.value is None else _decode_account_key(name, item.value)
         except (BadEncoding, UnicodeDecodeError):
             raise StateProofInvalid("a proven state value is malformed") from None
+    missing = [name for name in shown.values() if name not in recorded]
+    if missing:
+        raise StateProofInvalid(f"the proof does not show {proof.address}'s {', '.join(missing)} (present or absent)")
+    absent = sorted(name for name, value in recorded.items() if value is None)
+    recorded["next_seq"] = recorded["next_seq"] or 0
     return {"valid": True, "kind": "account", "chain_id": genesis.chain_id, "address": proof.address,
             "height": proof.height, "certified_by": certified.height, "balances": balances, **recorded,
-            "validator_changes": len(proof.validators.changes)}
+            "proven_absent": absent, "validator_changes": len(proof.validators.changes)}
+
+
+def _decode_account_key(name: str, value: bytes) -> Any:
+    if name == "next_seq":
+        return codec.decode(value, tuple[int, bytes])[0]
+    if name == "frozen_by" or name == "banned_by":
+        return f"proposal:{codec.decode(value, int)}"
+    if name == "emergency_freeze":
+        return f"emergency:{codec.decode(value, int)}"
+    identity = codec.decode(value, IdentityRecord)
+    return {"id": identity.identity.hex(), "level": identity.level, "expires_ms": identity.expires_ms,
+            "provider": address_from_public_key(identity.provider)}
 
 
 def verify_proof(proof: AuditProof, genesis: Genesis) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Verifying an evidence export offline (`bilayer audit verify DIR`, or the one-document form):
 the manifest's hashes, then every entry proof (`verify.py`), that each entry concerns the
-account and was ordered in the window. Like `verify.py`, pure: no node, storage or network
-code; it reads only the package it is given. Building a package, on a node, is `export.py`.
+account and was ordered in the window, and the account proof (balances, author head, and
+the freezes, ban and identity proven present or absent) of the same account. Like
+`verify.py`, pure: no node, storage or network code; it reads only the package it is given.
+Building a package, on a node, is `export.py`.
 """
 
 from __future__ import annotations
@@ -19,12 +21,22 @@ from ..errors import ConfigError, ProofInvalid
 from ..genesis import Genesis, validate_genesis
 from ..keys.address import public_key_from_address
 from ..ledger.entry import EntryHeader
-from .verify import EntryProof, GenesisMismatch, ProofMalformed, decode_proof, entry_concerns, verify_entry_proof
+from .verify import (
+    AccountProof,
+    EntryProof,
+    GenesisMismatch,
+    ProofMalformed,
+    decode_proof,
+    entry_concerns,
+    verify_account_proof,
+    verify_entry_proof,
+)
 
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: the account proof, with proofs of absence (no freeze, no ban)
 MANIFEST = "manifest.json"
 GENESIS_FILE = "genesis.json"
-FILE_NAME = re.compile(r"genesis\.json|(entries|acts)/[0-9a-f]{64}\.json")
+ACCOUNT_FILE = "account.json"
+FILE_NAME = re.compile(r"genesis\.json|account\.json|(entries|acts)/[0-9a-f]{64}\.json")
 
 
 class ExportMalformed(ProofInvalid):
@@ -97,6 +109,7 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     acts: tuple[ExportItem, ...]
     unproven: tuple[Unproven, ...]
     files: dict[str, str]
+    account: str | None = None  # the account proof's file (None: no checkpoint was final yet)
 
 
 class Package(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -170,10 +183,25 @@ def verify_package(manifest_bytes: bytes, read: Callable[[str], bytes | None], g
         outcomes[summary["outcome"]] = outcomes.get(summary["outcome"], 0) + 1
     for item in manifest.acts:
         proven(item)
+    account: dict[str, Any] | None = None
+    if manifest.account is not None:
+        data = contents.get(manifest.account)
+        if data is None or manifest.account != ACCOUNT_FILE:
+            raise ExportFileMissing(f"{manifest.account} is not in the manifest's files")
+        account_proof = decode_proof(data)
+        if not isinstance(account_proof, AccountProof):
+            raise ProofMalformed(f"{manifest.account} is not an account proof")
+        account = verify_account_proof(account_proof, packaged)
+        if account_proof.address != manifest.query.account:
+            raise ExportEntryUnrelated(f"{manifest.account} proves {account_proof.address}, not"
+                                       f" {manifest.query.account}")
+        progress(1)
+    elif manifest.height >= 1:
+        raise ExportFileMissing("the package holds no account proof")
     return {"valid": True, "kind": "export", "chain_id": packaged.chain_id, "account": manifest.query.account,
             "window": msgspec.to_builtins(manifest.query), "entries": len(manifest.entries),
             "outcomes": outcomes, "acts": len(manifest.acts), "unproven": len(manifest.unproven),
-            "files": len(manifest.files)}
+            "files": len(manifest.files), "account_state": account}
 
 
 def verify_directory(directory: Path, genesis: Genesis | None = None,

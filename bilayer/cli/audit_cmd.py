@@ -72,18 +72,25 @@ def audit_actions(node_url: str, limit: int, before: int | None, as_json: bool) 
 @click.argument("entry_id", required=False)
 @click.option("--account", default=None, help="Prove this account's state instead of an entry.")
 @click.option("--asset", default=None, help="With --account: only this asset's balance.")
+@click.option("--height", type=click.IntRange(min=0), default=None,
+              help="With --account: the state after this height (default: the latest certified one).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the proof to this file instead of stdout.")
 @json_option
 def audit_proof(node_url: str, entry_id: str | None, account: str | None, asset: str | None,
-                out: Path | None, as_json: bool) -> None:
-    """A self-contained proof (JSON) of an entry's outcome, or of an account's state, that
-    `bilayer audit verify` checks with no node running. The proof is always one JSON document
-    (`--json` is accepted for uniformity, and makes errors JSON too)."""
+                height: int | None, out: Path | None, as_json: bool) -> None:
+    """A self-contained proof (JSON) of an entry's outcome, or of an account's state (each of
+    its keys proven present or absent, so "not frozen" is proven too), that `bilayer audit
+    verify` checks with no node running. The proof is always one JSON document (`--json` is
+    accepted for uniformity, and makes errors JSON too)."""
     if (entry_id is None) == (account is None):
         raise BadRequest("give either an ENTRY_ID or --account ADDRESS")
+    if account is None and (asset is not None or height is not None):
+        raise BadRequest("--asset and --height go with --account")
     if account is not None:
-        path = f"/v1/audit/state-proof/{quote(account, safe='')}" + (f"?asset={quote(asset, safe='')}" if asset else "")
+        params = [f"asset={quote(asset, safe='')}"] if asset else []
+        params += [f"height={height}"] if height is not None else []
+        path = f"/v1/audit/state-proof/{quote(account, safe='')}" + ("?" + "&".join(params) if params else "")
     else:
         assert entry_id is not None
         path = f"/v1/audit/proof/{quote(entry_id, safe='')}"
@@ -106,8 +113,8 @@ def _print_verified(summary: dict[str, Any]) -> None:
         console.print(f"VALID: {summary['address']} after height {summary['height']}: balances {summary['balances']},"
                       f" next seq {summary['next_seq']}")
         for name in ("frozen_by", "emergency_freeze", "banned_by", "identity"):
-            if name in summary:
-                console.print(f"  {name.replace('_', ' ')}: {summary[name]}")
+            value = summary.get(name)
+            console.print(f"  {name.replace('_', ' ')}: " + ("none (proven absent)" if value is None else str(value)))
         console.print(f"  state root signed by checkpoint {summary['certified_by']};"
                       f" {summary['validator_changes']} validator set change(s) walked from genesis")
     elif "lines" in summary:  # an application's proof document says what it proved

@@ -106,3 +106,51 @@ def _show(made: Genesis, path: Path, as_json: bool) -> None:
         console.print("every operator checks this root before starting a node on this file")
 
     emit(summary, as_json, human)
+
+
+@genesis.command("export")
+@click.option("--home", "home", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True,
+              help="The stopped node's home (its config/ and data/).")
+@click.option("--chain-id", required=True, help="The new chain's id (not the old one's).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write it.")
+@click.option("--time-ms", type=click.IntRange(0), default=None, help="The new genesis time (default: now).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@json_option
+def genesis_export(home: Path, chain_id: str, out: Path, time_ms: int | None, force: bool, as_json: bool) -> None:
+    """Export the state at a stopped node's last checkpoint into a new chain's genesis, which
+    names the chain it continues (the way from one chain format to the next). Reads the
+    store, never writes it."""
+    from ..node.config import NodeHome, load_config
+    from ..node.process import HomeLock
+    from ..node.upgrade import export_genesis
+
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; use --force to overwrite it")
+    node_home = NodeHome(home)
+    old = load_genesis(node_home.genesis_file(load_config(node_home)))
+    with HomeLock(node_home.data_dir).acquire("genesis export"):
+        exported = export_genesis(str(node_home.ledger_db), old, chain_id,
+                                  int(time.time() * 1000) if time_ms is None else time_ms)
+    made = exported.genesis
+    write_genesis(made, out)
+    previous = made.previous
+    assert previous is not None
+    summary = {"file": str(out), "chain_id": made.chain_id, "root": made.root.hex(),
+               "previous": {"chain_id": previous.chain_id, "height": previous.height,
+                            "checkpoint_id": previous.checkpoint_id, "chain_format": previous.chain_format},
+               "balances": exported.accounts, "allocations": len(made.allocations),
+               "validators": len(made.validators), "council": len(made.council),
+               "left_behind": exported.left_behind}
+
+    def human(d: dict[str, Any]) -> None:
+        kv_table(f"genesis {d['file']}", {
+            "chain id": d["chain_id"], "root": d["root"],
+            "continues": f"{previous.chain_id} at height {previous.height} (checkpoint"
+                         f" {previous.checkpoint_id[:16]}…, chain format {previous.chain_format})",
+            "allocations": d["allocations"], "validators": d["validators"], "council": d["council"],
+            "state keys left behind": d["left_behind"],
+        })
+        console.print("give this file to every operator; each checks the root, then starts a node on a new home"
+                      " with it (bilayer node init --genesis FILE)")
+
+    emit(summary, as_json, human)

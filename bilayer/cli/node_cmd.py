@@ -10,7 +10,7 @@ import click
 from ..errors import BilayerError, ConfigError
 from ..genesis import Allocation, ChainParams, Genesis, load_genesis, validate_genesis, write_genesis
 from ..keys.keystore import Keystore
-from ..node.config import ApiConfig, NodeConfig, NodeHome, P2PConfig, write_config
+from ..node.config import ApiConfig, NodeConfig, NodeHome, P2PConfig, parse_retain, write_config
 from ..node.logs import LOG_FORMATS, LogFormat, NodeLog
 from ..node.runtime import NODE_KEY_NAME, run_forever
 from .output import console, emit, json_option
@@ -128,7 +128,11 @@ def node_init(
               help="text, or json: one JSON object per line.")
 @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Append the log to this file (SIGHUP or SIGUSR1 reopens it) instead of standard error.")
-def node_run(home: Path, log_level: str, log_format: LogFormat, log_file: Path | None) -> None:
+@click.option("--retain", default=None, metavar="N|archive",
+              help="Heights whose state stays provable (at least 2), or archive: all [config state.retain,"
+                   " default 10000].")
+def node_run(home: Path, log_level: str, log_format: LogFormat, log_file: Path | None, retain: str | None) -> None:
     """Run the node in the foreground until SIGINT or SIGTERM."""
+    retained = None if retain is None else parse_retain(retain)
     node_log = NodeLog(log_level, log_format, log_file)
-    asyncio.run(run_forever(home, node_log))
+    asyncio.run(run_forever(home, node_log, retained))

@@ -5,11 +5,12 @@ State is a map of byte keys to canonical msgpack values:
     b"B" + public key + asset   -> balance (int)
     b"A" + public key           -> (next sequence number, id of the author's last ordered entry)
 
-The state root is a two-level RFC 6962 tree: each key falls in one of 256 buckets (the
-first byte of SHA-256(key)); a bucket's root is the Merkle root of its leaves
-`encode((key, value))` sorted by key; the state root is the Merkle root of the 256 bucket
-roots. A change re-hashes only its bucket, and an inclusion proof is a bucket path plus a
-top path, so light clients can check any account against a checkpoint.
+The state root is the root of the sparse Merkle tree of all keys (execution/smt.py: each
+key's leaf commits to SHA-256 of the key and of its value). The tree is versioned: the
+state's values live in memory, and its tree's nodes behind a `NodeReader` (the node's
+SQLite file, the simulator's disk, or memory), so a new root costs the keys changed since
+the last one times the log of the state's size, and a proof of presence or of absence of
+any key is a walk of about log16(N) nodes.
 
 State transactions make "a rejected entry changes nothing" a mechanism rather than a
 discipline of each handler (as execution-specs' `begin_transaction`): the executor opens
@@ -28,17 +29,12 @@ walking the state.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
-import msgspec
-
 from .. import codec
-from .merkle import inclusion_proof, leaf_hash, root_from_inclusion, root_of_hashes, verify_inclusion
-
-BUCKETS = 256
+from .smt import Child, MemoryNodes, Node, NodeKey, NodeReader, TreeUpdate, apply, prove, root_hash
+from .smt_proof import SparseProof
 
 
 def balance_key(public_key: bytes, asset: str) -> bytes:
@@ -49,35 +45,48 @@ def author_key(public_key: bytes) -> bytes:
     return b"A" + public_key
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def bucket_of(key: bytes) -> int:
-    """Remembered for the most recent keys: the accounts an execution touches repeat, and a
-    hash costs more than the lookup."""
-    return hashlib.sha256(key).digest()[0]
+class StateTree:
+    """The state's commitment: the tree's latest root and version, over a `NodeReader` that
+    holds what is durable, with the nodes of versions not yet durable kept here until the
+    host says they are written (`written`). A tree over `MemoryNodes` of its own (`durable`
+    None) writes each version straight into it."""
 
+    def __init__(self, durable: NodeReader | None = None, root: Child | None = None, version: int = -1) -> None:
+        self._own: MemoryNodes | None = MemoryNodes() if durable is None else None
+        self.durable: NodeReader = durable if durable is not None else self._own  # type: ignore[assignment]
+        self.root = root
+        self.version = version
+        self._overlay: dict[NodeKey, Node] = {}
+        self._unwritten: list[TreeUpdate] = []
 
-def state_leaf(key: bytes, value: bytes) -> bytes:
-    return leaf_hash(codec.encode((key, value)))
+    def read_node(self, key: NodeKey) -> Node:
+        node = self._overlay.get(key)
+        return node if node is not None else self.durable.read_node(key)
 
+    @property
+    def root_hash(self) -> bytes:
+        return root_hash(self.root)
 
-class StateProof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A key's value with its bucket path and top path: as data, it travels in audit proofs."""
+    def advance(self, version: int, changes: Iterable[tuple[bytes, bytes | None]]) -> TreeUpdate:
+        if version <= self.version:
+            raise ValueError(f"tree version {version} is not after {self.version}")
+        update = apply(self, self.root, version, changes)
+        if self._own is not None:
+            self._own.write(update)
+        else:
+            self._overlay.update(update.nodes)
+            self._unwritten.append(update)
+        self.root, self.version = update.root, version
+        return update
 
-    key: bytes
-    value: bytes
-    bucket: int
-    bucket_index: int
-    bucket_size: int
-    bucket_path: tuple[bytes, ...]
-    top_path: tuple[bytes, ...]
+    def take_unwritten(self) -> list[TreeUpdate]:
+        """The versions made since the last call, for the host to write durably."""
+        updates, self._unwritten = self._unwritten, []
+        return updates
 
-    def verify(self, state_root: bytes) -> bool:
-        bucket_root = root_from_inclusion(
-            state_leaf(self.key, self.value), self.bucket_index, self.bucket_size, self.bucket_path
-        )
-        if bucket_root is None:
-            return False
-        return verify_inclusion(leaf_hash(bucket_root), self.bucket, BUCKETS, self.top_path, state_root)
+    def written(self, version: int) -> None:
+        """Versions up to `version` are durable: their nodes are read from there now."""
+        self._overlay = {key: node for key, node in self._overlay.items() if key[0] > version}
 
 
 class InTransaction(Exception):
@@ -113,10 +122,12 @@ def _whole_group(prefix: bytes) -> bool:
 
 
 class State:
-    def __init__(self, items: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    def __init__(self, items: Iterable[tuple[bytes, bytes]] = (), tree: StateTree | None = None) -> None:
+        """`tree`: the tree these items are already committed to (a restart); without one, a
+        tree in memory is built from them at the first root."""
         self._values: dict[bytes, bytes] = {}
-        self._buckets: list[dict[bytes, bytes]] = [{} for _ in range(BUCKETS)]
-        self._bucket_roots: list[bytes | None] = [None] * BUCKETS
+        self._changed: set[bytes] = set()  # keys written since the tree's last version (a superset)
+        self.tree = StateTree() if tree is None else tree
         self._groups: dict[bytes, set[bytes]] = {}  # `_group` -> keys: the prefix index
         self._dirty: set[bytes] = set()
         self._journals: list[_Journal] = []
@@ -128,11 +139,12 @@ class State:
         for key, value in items:
             self.set(key, value)
         self._dirty.clear()
+        if tree is not None:
+            self._changed.clear()
 
     # --- raw access ---------------------------------------------------------------------
 
     def set(self, key: bytes, value: bytes) -> None:
-        bucket = bucket_of(key)
         if self._journals:
             journal = self._journals[-1]
             if key not in journal:
@@ -140,25 +152,22 @@ class State:
         if key not in self._values:
             self._groups.setdefault(_group(key), set()).add(key)
         self._values[key] = value
-        self._buckets[bucket][key] = value
-        self._bucket_roots[bucket] = None
+        self._changed.add(key)
         self._dirty.add(key)
 
     def delete(self, key: bytes) -> None:
         if key not in self._values:
             return
-        bucket = bucket_of(key)
         if self._journals:
             journal = self._journals[-1]
             if key not in journal:
                 journal[key] = (self._values[key], key in self._dirty)
-        self._unset(key, bucket)
-        self._bucket_roots[bucket] = None
+        self._unset(key)
+        self._changed.add(key)
         self._dirty.add(key)
 
-    def _unset(self, key: bytes, bucket: int) -> None:
+    def _unset(self, key: bytes) -> None:
         del self._values[key]
-        del self._buckets[bucket][key]
         group = self._groups[_group(key)]
         group.discard(key)
         if not group:
@@ -210,21 +219,18 @@ class State:
                 outer.setdefault(key, before)
 
     def rollback_transaction(self) -> None:
-        """Undo every write since the matching `begin_transaction`. The buckets it touched
-        are re-hashed when a root is next asked for."""
+        """Undo every write since the matching `begin_transaction`. The keys stay among those
+        the next tree version looks at: a key back at its old value changes nothing there."""
         if not self._journals:
             raise InTransaction("rollback without an open transaction")
         for key, (before, was_dirty) in self._journals.pop().items():
-            bucket = bucket_of(key)
             if before is None:
                 if key in self._values:
-                    self._unset(key, bucket)
+                    self._unset(key)
             else:
                 if key not in self._values:
                     self._groups.setdefault(_group(key), set()).add(key)
                 self._values[key] = before
-                self._buckets[bucket][key] = before
-            self._bucket_roots[bucket] = None
             if not was_dirty:
                 self._dirty.discard(key)
 
@@ -264,33 +270,25 @@ class State:
 
     # --- commitment -----------------------------------------------------------------------
 
-    def _bucket_leaves(self, bucket: int) -> list[bytes]:
-        entries = self._buckets[bucket]
-        return [state_leaf(key, entries[key]) for key in sorted(entries)]
-
-    def bucket_root(self, bucket: int) -> bytes:
-        root = self._bucket_roots[bucket]
-        if root is None:
-            root = root_of_hashes(self._bucket_leaves(bucket))
-            self._bucket_roots[bucket] = root
-        return root
+    def commit_version(self, version: int) -> TreeUpdate:
+        """The tree's version `version`: the keys written since the last one, at their values
+        now. Its cost is those keys times the log of the state's size."""
+        self._require_no_transaction("a state version")
+        changed = [(key, self._values.get(key)) for key in self._changed]
+        self._changed.clear()
+        return self.tree.advance(version, changed)
 
     def root(self) -> bytes:
+        """The root of the state as it is: writes not yet in a version go into the next one."""
         self._require_no_transaction("the state root")
-        return root_of_hashes([leaf_hash(self.bucket_root(b)) for b in range(BUCKETS)])
+        if self._changed:
+            self.commit_version(self.tree.version + 1)
+        return self.tree.root_hash
 
-    def prove(self, key: bytes) -> StateProof | None:
-        self._require_no_transaction("a state proof")
-        value = self.get(key)
-        if value is None:
-            return None
-        bucket = bucket_of(key)
-        keys = sorted(self._buckets[bucket])
-        index = keys.index(key)
-        leaves = self._bucket_leaves(bucket)
-        top = [leaf_hash(self.bucket_root(b)) for b in range(BUCKETS)]
-        return StateProof(key, value, bucket, index, len(keys), tuple(inclusion_proof(leaves, index)),
-                          tuple(inclusion_proof(top, bucket)))
+    def prove(self, key: bytes) -> tuple[bytes | None, SparseProof]:
+        """The value of `key` (None: absent) and the proof of it against `root()`."""
+        self.root()
+        return prove(self.tree, self.tree.root, key)
 
 
 # The shape of a key a keeper owns: its prefix, and the length of the rest (None: it varies).

@@ -1,14 +1,18 @@
 """The replica's chain made durable: each applied checkpoint is one SQLite transaction.
 
 The replica (`bilayer.replica.chain.ChainState`) verifies and executes checkpoints in memory;
-this module records them (checkpoint, results and state changes in one transaction), restores
-them at start, and keeps the audit index, a read model derived from the chain, following the
-commits on a thread of its own.
+this module records them (checkpoint, results, state changes and the state tree's version of
+that height in one transaction), restores them at start, prunes state versions past the
+retention setting, and keeps the audit index, a read model derived from the chain, following
+the commits on a thread of its own.
+
+The store records its chain format (node/storage.py refuses another at open).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -17,10 +21,12 @@ from dataclasses import dataclass
 
 from .. import codec
 from ..audit import index as audit_index
+from ..audit.proof import validator_change_proofs
 from ..consensus.linearize import MissingEntry
 from ..consensus.messages import CertificateInvalid, FinalizedCheckpoint
 from ..execution.executor import genesis_state
-from ..execution.state import State
+from ..execution.smt import TreeUpdate, root_hash
+from ..execution.state import State, StateTree
 from ..genesis import Genesis
 from ..ledger.dag import Dag
 from ..ledger.entry import EntryHeader, Tombstone
@@ -30,7 +36,7 @@ from .storage import Storage, StoredCheckpoint, StoredResult
 log = logging.getLogger("bilayer.chain")
 
 
-FULL_STATE_KEY = "state_includes_genesis"
+DEFAULT_KEEP_HEIGHTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,8 @@ class PreparedCommit:
     withheld: list[tuple[bytes, Tombstone]]
     indexed: audit_index.CheckpointEntries
     state: State
+    tree: tuple[TreeUpdate, ...]
+    validator_proofs: list[tuple[int, int, bytes]]
 
 
 class AuditIndexer:
@@ -63,6 +71,10 @@ class AuditIndexer:
                                              lambda conn: audit_index.maintain(conn, checkpoint, state))
         except RuntimeError:  # stopping: the next start catches the index up from the stored chain
             log.info("audit index: height %d left for the next start", checkpoint.height)
+
+    def run(self, work: Callable[[], None]) -> None:
+        """Other work after commits (pruning state versions), in order with the index's."""
+        self._last = self._worker.submit(work)
 
     def wait(self, timeout_s: float | None = None) -> None:
         """Block until every checkpoint submitted so far is indexed (tests, shutdown)."""
@@ -104,27 +116,44 @@ class ChainHead:
 class Chain(ChainState):
     """ChainState persisted: each applied checkpoint is one SQLite transaction."""
 
-    def __init__(self, storage: Storage, genesis: Genesis, indexer: AuditIndexer | None = None) -> None:
+    def __init__(self, storage: Storage, genesis: Genesis, indexer: AuditIndexer | None = None,
+                 keep_heights: int | None = DEFAULT_KEEP_HEIGHTS) -> None:
         """With an `indexer`, the audit index is written after each commit on its thread;
-        without one, inside the commit (the simplest form, for tools and tests)."""
+        without one, inside the commit (the simplest form, for tools and tests).
+        `keep_heights`: the state versions kept provable (None: archive, all of them);
+        older ones are pruned after commits, on the indexer's thread when there is one."""
         super().__init__(genesis)
+        if keep_heights is not None and keep_heights < 1:
+            raise ValueError("keep_heights is at least 1")
         self.storage = storage
         self.indexer = indexer
+        self.keep_heights = keep_heights
         self.committed: ChainHead = ChainHead(0, None, genesis.genesis_time_ms, self.state_root, self.results_root)
 
     def load(self) -> None:
-        """Restore from storage; check that the stored state still matches its recorded root."""
-        if self.storage.get_meta(FULL_STATE_KEY) is None:
-            # a new store, or one that kept only the keys changed since genesis: from now on it holds
-            # the whole state, so a genesis key deleted later (a validator removed) stays deleted
-            items = dict(genesis_state(self.genesis).items())
-            items.update(self.storage.state_items())
-            self.storage.replace_state(items.items(), FULL_STATE_KEY)
-        latest = self.storage.latest_checkpoint()
-        if latest is not None:
+        """Restore from storage; check that the stored state tree's root is the one recorded
+        with the last checkpoint. A new store gets the genesis state and its tree first."""
+        storage = self.storage
+        if storage.tree.latest_version is None:
+            state = genesis_state(self.genesis)
+            storage.init_state(state.items(), state.commit_version(0))
+        latest = storage.latest_checkpoint()
+        height = 0 if latest is None else latest.height
+        items = list(storage.state_items())
+        stored = storage.tree.root_ref(height)
+        rebuilt = State(items).root()
+        if rebuilt != root_hash(stored):
+            raise RootMismatch(
+                f"the stored state hashes to {rebuilt.hex()}, its stored tree at height {height} to"
+                f" {root_hash(stored).hex()}" + (f" (recorded: {latest.state_root.hex()})" if latest else "")
+                + ": the stored state is damaged")
+        state = State(items, tree=StateTree(storage.tree, stored, height))
+        if latest is None:
+            self.restore(state, None, b"", self.results_root, ())
+        else:
             finalized = codec.decode(latest.finalized, FinalizedCheckpoint)
-            self.restore(State(self.storage.state_items()), finalized.checkpoint, latest.state_root,
-                         latest.results_root, self.storage.ordered_ids())
+            self.restore(state, finalized.checkpoint, latest.state_root, latest.results_root,
+                         storage.ordered_ids())
         self.committed = self.head()
         self._ensure_audit_index()
 
@@ -168,7 +197,9 @@ class Chain(ChainState):
                              applied.results_root, len(results), int(time.time() * 1000)),
             [StoredResult(r.entry_id, checkpoint.height, i, str(r.outcome), r.code, r.cause, kind)
              for i, (r, kind) in enumerate(zip(results, applied.kinds, strict=True))],
-            changes, withheld_payloads(checkpoint, results, changes), indexed, self.state)
+            changes, withheld_payloads(checkpoint, results, changes), indexed, self.state,
+            tuple(self.state.tree.take_unwritten()),
+            validator_change_proofs(self.state.prove, checkpoint.height, changes))
 
     def write(self, prepared: PreparedCommit) -> None:
         """The one SQLite transaction (blocking: the node runs it on a worker thread)."""
@@ -176,13 +207,31 @@ class Chain(ChainState):
         self.storage.commit_checkpoint(
             prepared.checkpoint, prepared.results, prepared.changes, prepared.withheld,
             None if self.indexer is not None else lambda conn: audit_index.maintain(conn, indexed, state),
+            prepared.tree, prepared.validator_proofs,
         )
 
     def written(self, prepared: PreparedCommit) -> None:
         self.committed = ChainHead(prepared.checkpoint.height, prepared.checkpoint.id, prepared.indexed.time_ms,
                                    prepared.checkpoint.state_root, prepared.checkpoint.results_root)
+        height = prepared.checkpoint.height
+        self.state.tree.written(height)
         if self.indexer is not None:
             self.indexer.submit(prepared.indexed, prepared.state)
+        if self.keep_heights is not None and height - self.keep_heights >= 0:
+            self._prune(height - self.keep_heights + 1)
+
+    def _prune(self, oldest: int) -> None:
+        """Off the commit: on the indexer's thread, else (tools, tests) at once."""
+        storage = self.storage
+
+        def prune() -> None:
+            storage.prune_state(oldest)
+
+        if self.indexer is None:
+            prune()
+            return
+        with contextlib.suppress(RuntimeError):  # stopping: the next commit prunes
+            self.indexer.run(prune)
 
     def head(self) -> ChainHead:
         return ChainHead(self.height, self.last.id if self.last else None, self.last_time_ms, self.state_root,

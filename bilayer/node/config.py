@@ -9,6 +9,7 @@ HOME/data/ledger.sqlite    the store
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 import tomli_w
@@ -88,6 +89,27 @@ class FaultHooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     link_jitter_ms: int = 0
 
 
+class StateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """State retention: the heights whose state stays provable (`audit proof --account
+    --height`); older versions of the state tree are pruned after commits. "archive" keeps
+    every height. At least 2: the latest certified state is the one before the latest height."""
+
+    retain: int | Literal["archive"] = 10_000
+
+    @property
+    def keep_heights(self) -> int | None:
+        return None if self.retain == "archive" else int(self.retain)
+
+
+def parse_retain(text: str) -> int | Literal["archive"]:
+    """`--retain`: a number of heights (at least 2) or "archive"."""
+    if text == "archive":
+        return "archive"
+    if not text.isdigit() or int(text) < 2:
+        raise ConfigError(f"retain is a number of heights (at least 2) or 'archive', not {text[:40]!r}")
+    return int(text)
+
+
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str = "node"
     genesis: str = "genesis.json"
@@ -96,6 +118,7 @@ class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     p2p: P2PConfig = P2PConfig()
     limits: LimitsConfig = LimitsConfig()
     consensus: ConsensusConfig = ConsensusConfig()
+    state: StateConfig = StateConfig()
     testing: FaultHooksConfig = FaultHooksConfig()
 
 
@@ -146,6 +169,8 @@ def load_config(home: NodeHome) -> NodeConfig:
             raise ConfigError(f"{path}: testing.link_delay_ms maps 64-hex node keys to 0..10000 ms")
     if not 0 <= config.testing.link_jitter_ms <= 10_000:
         raise ConfigError(f"{path}: testing.link_jitter_ms is between 0 and 10000")
+    if config.state.retain != "archive" and config.state.retain < 2:
+        raise ConfigError(f"{path}: state.retain is a number of heights (at least 2) or \"archive\"")
     if not 0 <= config.p2p.max_learned_peers <= 256:
         raise ConfigError(f"{path}: p2p.max_learned_peers is between 0 and 256")
     return config

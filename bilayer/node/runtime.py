@@ -8,7 +8,7 @@ import resource
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -27,7 +27,7 @@ from ..keys.keystore import Keystore
 from ..keys.signing import Signer
 from ..replica.chain import Applied
 from .chain import AuditIndexer, Chain
-from .config import NodeConfig, NodeHome, load_config
+from .config import NodeConfig, NodeHome, StateConfig, load_config
 from .effects import Effects, StoredBatch, Subscriber
 from .finality import Finality
 from .ingest import Ingest, IngestLimits
@@ -88,7 +88,8 @@ class Node:
             {bytes.fromhex(key): ms / 1000 for key, ms in config.testing.link_delay_ms.items()},
             config.testing.link_jitter_ms / 1000,
         )
-        self.chain = Chain(self.storage, genesis, AuditIndexer(self.storage)) if genesis.validators else None
+        self.chain = Chain(self.storage, genesis, AuditIndexer(self.storage),
+                           config.state.keep_heights) if genesis.validators else None
         self.finality: Finality | None = None
         self.started_s = time.time()
         self._runner: web.AppRunner | None = None
@@ -313,9 +314,12 @@ class Node:
         return found
 
     @classmethod
-    def from_home(cls, home_dir: Path) -> Node:
+    def from_home(cls, home_dir: Path, retain: int | Literal["archive"] | None = None) -> Node:
+        """`retain`: the `--retain` of `node run`, over the config file's."""
         home = NodeHome(home_dir)
         config = load_config(home)
+        if retain is not None:
+            config = msgspec.structs.replace(config, state=StateConfig(retain))
         genesis = load_genesis(home.genesis_file(config))
         return cls(home, config, genesis, load_node_key(home))
 
@@ -475,16 +479,18 @@ def apply_link_faults(peers: PeerManager, home_dir: Path) -> None:
     peers.cut_off(keys)
 
 
-async def run_forever(home_dir: Path, node_log: NodeLog | None = None) -> None:
+async def run_forever(home_dir: Path, node_log: NodeLog | None = None,
+                      retain: int | Literal["archive"] | None = None) -> None:
     """Run until SIGINT or SIGTERM. SIGHUP reopens the log file; SIGUSR1 and SIGUSR2 are the
     fault hooks of `[testing] fault_signals`, else logrotate's reopen and nothing."""
     raise_fd_limit()
     with HomeLock(NodeHome(home_dir).data_dir).acquire("node run"):
-        await _run_until_stopped(home_dir, node_log)
+        await _run_until_stopped(home_dir, node_log, retain)
 
 
-async def _run_until_stopped(home_dir: Path, node_log: NodeLog | None) -> None:
-    node = Node.from_home(home_dir)
+async def _run_until_stopped(home_dir: Path, node_log: NodeLog | None,
+                             retain: int | Literal["archive"] | None) -> None:
+    node = Node.from_home(home_dir, retain)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLog(on_error=node.metrics.accept_errors.inc))

@@ -1,6 +1,7 @@
 """The sparse Merkle tree's nodes in SQLite: every retained version readable and provable.
 
-Tables (one file; WAL, fsync at commit, as the node's own store):
+Tables (in the node's ledger.sqlite, written in each checkpoint's transaction; or in a file
+of their own for the benchmark; WAL, fsync at commit):
 
     smt_nodes (version, path) -> node          the tree's nodes, never rewritten
     smt_stale (stale_since, version, path)     nodes that left the tree at `stale_since`
@@ -33,6 +34,7 @@ from ..execution.smt import (
     Node,
     NodeKey,
     NodeMissing,
+    TreeUpdate,
     apply,
     decode_node,
     encode_node,
@@ -87,54 +89,78 @@ _root_encoder = msgspec.msgpack.Encoder()
 _root_decoder = msgspec.msgpack.Decoder(_RootRow)
 
 
-class StateStore:
-    """The versioned tree in one SQLite file. `keep`: how many of the latest versions stay
-    provable (None: archive mode, every version)."""
+def create_tables(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
 
-    def __init__(self, path: Path, *, keep: int | None = None, cache_nodes: int = 65_536,
-                 page_cache_mib: int = 64) -> None:
-        if keep is not None and keep < 1:
-            raise ValueError("keep is at least one version")
-        self.path = path
-        self.keep = keep
+
+def write_version(conn: sqlite3.Connection, update: TreeUpdate) -> None:
+    """Write one version's nodes, stale index rows and root, inside the caller's transaction
+    (the node's: the checkpoint that made the version, in the same commit)."""
+    version = update.version
+    conn.executemany("INSERT INTO smt_nodes (version, path, node) VALUES (?, ?, ?)",
+                     ((v, p, encode_node(n)) for (v, p), n in update.nodes.items()))
+    conn.executemany("INSERT INTO smt_stale (stale_since, version, path) VALUES (?, ?, ?)",
+                     ((version, v, p) for v, p in update.stale))
+    conn.execute("INSERT INTO smt_roots (version, root) VALUES (?, ?)",
+                 (version, _root_encoder.encode(_RootRow(update.root))))
+
+
+def latest_version(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT max(version) FROM smt_roots").fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def pruned_below(conn: sqlite3.Connection) -> int | None:
+    """The oldest version kept by the last pruning (None: never pruned)."""
+    row = conn.execute("SELECT value FROM smt_meta WHERE name = 'oldest'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def prune_versions(conn: sqlite3.Connection, oldest: int) -> int:
+    """Keep versions from `oldest` on (never past the latest), in one transaction of its own;
+    returns the nodes deleted."""
+    latest = latest_version(conn)
+    if latest is None:
+        return 0
+    oldest = min(oldest, latest)
+    if oldest <= (pruned_below(conn) or 0):
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        deleted = conn.execute(
+            "DELETE FROM smt_nodes WHERE (version, path) IN "
+            "(SELECT version, path FROM smt_stale WHERE stale_since <= ?)", (oldest,)).rowcount
+        conn.execute("DELETE FROM smt_stale WHERE stale_since <= ?", (oldest,))
+        conn.execute("DELETE FROM smt_roots WHERE version < ?", (oldest,))
+        conn.execute("INSERT OR REPLACE INTO smt_meta (name, value) VALUES ('oldest', ?)", (oldest,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return int(deleted)
+
+
+class TreeReader:
+    """Reads the tree's versions from a connection that another may be writing: each question
+    asks the file, so a version committed since is seen. One thread at a time."""
+
+    def __init__(self, conn: sqlite3.Connection, *, cache_nodes: int = 65_536) -> None:
+        self._conn = conn
         self._cache: OrderedDict[NodeKey, Node] = OrderedDict()
         self._cache_nodes = cache_nodes
-        try:
-            self._conn = sqlite3.connect(path, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute(f"PRAGMA cache_size=-{page_cache_mib * 1024}")
-            self._conn.executescript(SCHEMA)
-            row = self._conn.execute("SELECT max(version) FROM smt_roots").fetchone()
-            self._latest: int | None = row[0]
-            row = self._conn.execute("SELECT value FROM smt_meta WHERE name = 'oldest'").fetchone()
-            self._oldest: int | None = None if row is None else row[0]
-        except sqlite3.DatabaseError as exc:
-            raise StateStoreCorrupt(f"{path.name}: {exc}") from exc
-
-    def close(self) -> None:
-        self._conn.close()
-        self._cache.clear()
-
-    def __enter__(self) -> StateStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # --- reading --------------------------------------------------------------------------
 
     @property
     def latest_version(self) -> int | None:
-        return self._latest
+        return latest_version(self._conn)
 
     @property
     def oldest_version(self) -> int | None:
         """The oldest version still provable (None: nothing committed)."""
-        if self._latest is None:
+        if self.latest_version is None:
             return None
-        if self._oldest is not None:
-            return self._oldest
+        oldest = pruned_below(self._conn)
+        if oldest is not None:
+            return oldest
         row = self._conn.execute("SELECT min(version) FROM smt_roots").fetchone()
         return int(row[0])
 
@@ -151,10 +177,10 @@ class StateStore:
             node = decode_node(row[0])
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise StateStoreCorrupt(f"node at version {key[0]}, path {key[1].hex()}: {exc}") from exc
-        self._remember(key, node)
+        self.remember(key, node)
         return node
 
-    def _remember(self, key: NodeKey, node: Node) -> None:
+    def remember(self, key: NodeKey, node: Node) -> None:
         """Internal nodes only: a leaf is read once per update or proof of its key, while the
         internal nodes near the root are read by all of them."""
         if not isinstance(node, InternalNode):
@@ -164,16 +190,19 @@ class StateStore:
         if len(cache) > self._cache_nodes:
             cache.popitem(last=False)
 
+    def forget(self) -> None:
+        self._cache.clear()
+
     def root_ref(self, version: int) -> Child | None:
         """The root of `version`, refused with a code when pruned or never committed."""
-        if self._latest is None or version > self._latest or version < 0:
-            raise StateVersionUnknown(f"no state at version {version}")
-        oldest = self._oldest  # set by pruning only: before the first commit nothing was pruned
-        if oldest is not None and version < oldest:
-            raise StateVersionPruned(f"version {version} was pruned; the oldest retained is {oldest}",
-                                     oldest=oldest)
-        row = self._conn.execute("SELECT root FROM smt_roots WHERE version = ?", (version,)).fetchone()
+        row = self._conn.execute("SELECT root FROM smt_roots WHERE version = ?", (version,)).fetchone() \
+            if version >= 0 else None
         if row is None:
+            oldest = pruned_below(self._conn)
+            latest = self.latest_version
+            if oldest is not None and version < oldest and latest is not None and version <= latest:
+                raise StateVersionPruned(f"version {version} was pruned; the oldest retained is {oldest}",
+                                         oldest=oldest)
             raise StateVersionUnknown(f"no state at version {version}")
         return _root_decoder.decode(row[0]).root
 
@@ -187,7 +216,41 @@ class StateStore:
         """The value of `key` at `version` (None: absent) and its proof against `root(version)`."""
         return prove(self, self.root_ref(version), key)
 
-    # --- writing --------------------------------------------------------------------------
+
+class StateStore(TreeReader):
+    """The versioned tree in a SQLite file of its own (the benchmark's, and tools'). `keep`:
+    how many of the latest versions stay provable (None: archive mode, every version)."""
+
+    def __init__(self, path: Path, *, keep: int | None = None, cache_nodes: int = 65_536,
+                 page_cache_mib: int = 64) -> None:
+        if keep is not None and keep < 1:
+            raise ValueError("keep is at least one version")
+        self.path = path
+        self.keep = keep
+        try:
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA cache_size=-{page_cache_mib * 1024}")
+            create_tables(conn)
+            self._latest = latest_version(conn)
+        except sqlite3.DatabaseError as exc:
+            raise StateStoreCorrupt(f"{path.name}: {exc}") from exc
+        super().__init__(conn, cache_nodes=cache_nodes)
+
+    def close(self) -> None:
+        self._conn.close()
+        self.forget()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def latest_version(self) -> int | None:
+        return self._latest
 
     def commit(self, version: int, changes: Iterable[tuple[bytes, bytes | None]]) -> bytes:
         """Write version `version` (after the latest) from the latest one and `changes`, in
@@ -199,45 +262,21 @@ class StateStore:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT INTO smt_nodes (version, path, node) VALUES (?, ?, ?)",
-                             ((v, p, encode_node(n)) for (v, p), n in update.nodes.items()))
-            conn.executemany("INSERT INTO smt_stale (stale_since, version, path) VALUES (?, ?, ?)",
-                             ((version, v, p) for v, p in update.stale))
-            conn.execute("INSERT INTO smt_roots (version, root) VALUES (?, ?)",
-                         (version, _root_encoder.encode(_RootRow(update.root))))
+            write_version(conn, update)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         self._latest = version
         for key, node in update.nodes.items():
-            self._remember(key, node)
+            self.remember(key, node)
         if self.keep is not None:
             self.prune(version - self.keep + 1)
         return update.root_hash
 
     def prune(self, oldest: int) -> int:
         """Keep versions from `oldest` on (never past the latest); returns the nodes deleted."""
-        if self._latest is None:
-            return 0
-        oldest = min(oldest, self._latest)
-        if oldest <= (self.oldest_version or 0):
-            return 0
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            deleted = conn.execute(
-                "DELETE FROM smt_nodes WHERE (version, path) IN "
-                "(SELECT version, path FROM smt_stale WHERE stale_since <= ?)", (oldest,)).rowcount
-            conn.execute("DELETE FROM smt_stale WHERE stale_since <= ?", (oldest,))
-            conn.execute("DELETE FROM smt_roots WHERE version < ?", (oldest,))
-            conn.execute("INSERT OR REPLACE INTO smt_meta (name, value) VALUES ('oldest', ?)", (oldest,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        self._oldest = oldest
-        return int(deleted)
+        return prune_versions(self._conn, oldest)
 
     def node_count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM smt_nodes").fetchone()[0])

@@ -17,11 +17,15 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..errors import BilayerError
+from ..execution.smt import TreeUpdate
 from ..ledger.entry import Entry, SignedEntry, Tombstone
+from . import state_store
 
 T = TypeVar("T")
 
@@ -80,6 +84,8 @@ CREATE INDEX IF NOT EXISTS results_by_height ON results (height, position);
 CREATE INDEX IF NOT EXISTS results_by_cause ON results (cause) WHERE cause != '';
 CREATE INDEX IF NOT EXISTS results_by_kind ON results (kind, height);
 CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS validator_changes (number INTEGER PRIMARY KEY, executed_height INTEGER NOT NULL,
+                                              proof BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS consensus_evidence (
     seqno INTEGER PRIMARY KEY,
     validator BLOB NOT NULL,
@@ -146,6 +152,59 @@ class ForkEvidence:
     detected_ms: int
 
 
+CHAIN_FORMAT = 2  # 2: the state root is the sparse Merkle tree's (1: the bucketed RFC 6962 tree)
+CHAIN_FORMAT_KEY = "chain_format"
+
+
+class ChainFormatOld(BilayerError):
+    """The data directory holds a chain of an earlier format, which this release cannot run."""
+
+    code = "chain_format_old"
+    http_status = 500
+
+
+class ChainFormatUnknown(BilayerError):
+    """The data directory holds a chain of a later format than this release runs."""
+
+    code = "chain_format_unknown"
+    http_status = 500
+
+
+def recorded_format(path: Path) -> int | None:
+    """The chain format of the store at `path`, read without writing anything: None for a new
+    (or ledger-only, state-free) store, 1 for a store of the format that recorded none."""
+    if not path.exists():
+        return None
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (CHAIN_FORMAT_KEY,)).fetchone()
+        if row is not None:
+            return int(bytes(row[0]).decode())
+        for table in ("checkpoints", "state"):
+            if table in tables and conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+                return 1
+        return None
+
+
+def check_format(path: Path) -> None:
+    """Refuse, writing nothing, a store of another chain format than this release's."""
+    found = recorded_format(path)
+    if found is None or found == CHAIN_FORMAT:
+        return
+    if found < CHAIN_FORMAT:
+        raise ChainFormatOld(
+            f"{path} holds a chain of format {found} (its checkpoints sign state roots of the bucketed tree),"
+            f" which this release (chain format {CHAIN_FORMAT}) cannot run. Export its state at its last"
+            " checkpoint into a new genesis with `bilayer genesis export --data"
+            f" {path.parent} --out genesis.json`, and start the network again from that genesis (a new"
+            " data directory on every node); keep this directory to read the old history",
+            found=found, expected=CHAIN_FORMAT)
+    raise ChainFormatUnknown(f"{path} holds a chain of format {found}, newer than this release's"
+                             f" ({CHAIN_FORMAT}): run a release that knows it", found=found, expected=CHAIN_FORMAT)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -159,10 +218,16 @@ class Storage:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_format(self.path)
         self._writer = _connect(self.path)
         self._writer.executescript(SCHEMA)
+        state_store.create_tables(self._writer)
+        self._writer.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                             (CHAIN_FORMAT_KEY, str(CHAIN_FORMAT).encode()))
         self._reader = _connect(self.path)
         self._write_lock = threading.Lock()
+        # the state tree as the event loop reads it (the replica's updates, its proofs)
+        self.tree = state_store.TreeReader(self._reader)
 
     def close(self) -> None:
         self._reader.close()
@@ -294,10 +359,13 @@ class Storage:
         state_changes: Sequence[tuple[bytes, bytes | None]],
         tombstones: Sequence[tuple[bytes, Tombstone]] = (),
         index: Callable[[sqlite3.Connection], None] | None = None,
+        tree: Sequence[TreeUpdate] = (),
+        validator_proofs: Sequence[tuple[int, int, bytes]] = (),
     ) -> None:
-        """Record a finalized checkpoint, its results and the state after it, atomically; delete
-        the payloads its decisions remove (redactions, blocked content), leaving tombstones;
-        `index` writes the audit index of this checkpoint in the same transaction."""
+        """Record a finalized checkpoint, its results and the state after it (the changed keys
+        and the state tree's version of its height), atomically; delete the payloads its
+        decisions remove (redactions, blocked content), leaving tombstones; `index` writes the
+        audit index of this checkpoint in the same transaction."""
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN")
@@ -316,6 +384,10 @@ class Storage:
                 conn.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
                                  [(k, v) for k, v in state_changes if v is not None])
                 conn.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in state_changes if v is None])
+                for update in tree:
+                    state_store.write_version(conn, update)
+                conn.executemany("INSERT INTO validator_changes (number, executed_height, proof) VALUES (?, ?, ?)",
+                                 validator_proofs)
                 conn.executemany("DELETE FROM payloads WHERE id = ?", [(i,) for i, _ in tombstones])
                 conn.executemany(
                     "INSERT OR REPLACE INTO tombstones (id, decision, reason_code, time_ms, height) VALUES (?,?,?,?,?)",
@@ -328,19 +400,25 @@ class Storage:
                 conn.execute("ROLLBACK")
                 raise
 
-    def replace_state(self, items: Iterable[tuple[bytes, bytes]], marker: str) -> None:
-        """Write the whole state, and the meta `marker` that says the table holds all of it, atomically."""
+    def init_state(self, items: Iterable[tuple[bytes, bytes]], tree: TreeUpdate) -> None:
+        """Write the genesis state and its tree (version 0), atomically, in a store that holds
+        no state yet."""
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN")
             try:
                 conn.execute("DELETE FROM state")
                 conn.executemany("INSERT INTO state (key, value) VALUES (?, ?)", items)
-                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (marker, b"1"))
+                state_store.write_version(conn, tree)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    def prune_state(self, oldest: int) -> int:
+        """Drop the state tree's versions before `oldest` (a transaction of its own, after commits)."""
+        with self._write_lock:
+            return state_store.prune_versions(self._writer, oldest)
 
     def checkpoint(self, height: int) -> StoredCheckpoint | None:
         row = self._reader.execute(
@@ -404,6 +482,19 @@ class Storage:
     def ordered_ids(self) -> Iterator[bytes]:
         for (entry_id,) in self._reader.execute("SELECT entry_id FROM results"):
             yield bytes(entry_id)
+
+    def validator_change_proofs(self, upto: int) -> list[tuple[int, int, bytes]]:
+        """Changes 2..`upto`: (number, executed height, the record's proof in that height's state)."""
+        rows = self._reader.execute("SELECT number, executed_height, proof FROM validator_changes"
+                                    " WHERE number <= ? ORDER BY number", (upto,)).fetchall()
+        return [(n, h, bytes(p)) for n, h, p in rows]
+
+    def assets_of(self, public_key: bytes) -> list[str]:
+        """The assets an account holds a balance of now (from the state table)."""
+        prefix = b"B" + public_key
+        rows = self._reader.execute("SELECT key FROM state WHERE key > ? AND key < ? ORDER BY key",
+                                    (prefix, prefix + b"\xff" * 17)).fetchall()
+        return [bytes(k)[len(prefix):].decode() for (k,) in rows if bytes(k).startswith(prefix)]
 
     def state_items(self) -> Iterator[tuple[bytes, bytes]]:
         for key, value in self._reader.execute("SELECT key, value FROM state"):

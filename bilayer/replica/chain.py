@@ -6,6 +6,10 @@ the simulator keeps it in a simulated store, and both run this code.
 Checkpoint h+1 carries the state root after h. A replica whose own root differs from the one
 a quorum signed has diverged: `RootMismatch`, and its host halts with a diagnostic.
 
+The state root is the state tree's version of each height (`State.commit_version`): genesis
+is version 0, checkpoint h version h, whether or not it changed a key, so a proof at any
+retained height names its version by the height.
+
 The validator set of each height comes from the chain itself. A council decision executed
 in checkpoint h governs heights from h+2 (`VALIDATOR_CHANGE_DELAY`): after applying h a replica
 knows the sets of h+1 and h+2, so it verifies the next certificate, and a validator that
@@ -34,6 +38,7 @@ from ..execution.governance.context import ExecContext
 from ..execution.governance.redaction import Redactions, redactions_among
 from ..execution.governance.rules import ContentBlocked, Rules, keywords_in
 from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY, Validators, ValidatorSetChange
+from ..execution.smt import TreeUpdate
 from ..execution.state import State
 from ..genesis import Genesis
 from ..ledger.dag import Dag
@@ -63,6 +68,7 @@ class Applied:
     kinds: tuple[str, ...] = ()
     headers: tuple[EntryHeader, ...] = ()
     certificate: CommitCertificate | None = None  # the quorum's signatures that finalized it
+    tree: TreeUpdate | None = None  # the state tree's version `height`: its nodes, for the host to write
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +229,7 @@ class ChainState:
                               dict(checkpoint.keywords))
         results = execute(context, self.state, ordered_headers)
         self.results_root = results_root(results)
+        tree = self.state.commit_version(checkpoint.height)
         self.state_root = self.state.root()
         self.height = checkpoint.height
         self.last = checkpoint
@@ -231,7 +238,7 @@ class ChainState:
         self._sync_epochs()
         kinds = tuple(header.kind for _, header in ordered_headers)
         return Applied(checkpoint.height, checkpoint, results, self.state_root, self.results_root, kinds,
-                       tuple(header for _, header in ordered_headers), finalized.certificate)
+                       tuple(header for _, header in ordered_headers), finalized.certificate, tree)
 
 
 def withheld_payloads(

@@ -1,8 +1,9 @@
 """A node's disk in the simulator: what survives a crash, and the faults a real disk has.
 
 It holds what the node's SQLite store holds for finality: the finalized checkpoints with the
-roots recorded beside them, the state after the last one, the entries each ordered, and the
-signer state. Each commit is one transaction, as in SQLite. The faults, in the manner of
+roots recorded beside them, the state after the last one with the nodes of its tree (every
+version's, as the node's store before pruning), the entries each ordered, and the signer
+state. Each commit is one transaction, as in SQLite. The faults, in the manner of
 TigerBeetle's VOPR storage:
 
 * a refused commit (a full or failing disk): nothing is written and the replica is told;
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from ..consensus.core import SignerState
 from ..consensus.messages import FinalizedCheckpoint
 from ..execution.executor import genesis_state, results_root
-from ..execution.state import State
+from ..execution.smt import Child, Node, NodeKey, NodeMissing, TreeUpdate
+from ..execution.state import State, StateTree
 from ..genesis import Genesis
 from ..replica.chain import Applied, ChainState
 
@@ -35,12 +37,15 @@ class _Commit:
     results_root: bytes
     ordered: tuple[bytes, ...]
     undo: list[tuple[bytes, bytes | None]]
+    tree: TreeUpdate | None  # the nodes and root it wrote (for a torn commit, part of them)
 
 
 @dataclass
 class SimStore:
     genesis: Genesis
     state: dict[bytes, bytes] = field(default_factory=dict)
+    nodes: dict[NodeKey, Node] = field(default_factory=dict)  # the state tree's nodes, every version's
+    roots: dict[int, Child | None] = field(default_factory=dict)  # version (height) -> root
     commits: list[_Commit] = field(default_factory=list)
     signer_state: SignerState | None = None
     synced: int = 0  # commits[:synced] are durable; the rest a crash may lose
@@ -48,7 +53,17 @@ class SimStore:
 
     def __post_init__(self) -> None:
         if not self.state:
-            self.state = dict(genesis_state(self.genesis).items())
+            state = genesis_state(self.genesis)
+            update = state.commit_version(0)
+            self.state = dict(state.items())
+            self.nodes.update(update.nodes)
+            self.roots[0] = update.root
+
+    def read_node(self, key: NodeKey) -> Node:
+        node = self.nodes.get(key)
+        if node is None:
+            raise NodeMissing(f"no node at version {key[0]}, path {key[1].hex()}")
+        return node
 
     @property
     def height(self) -> int:
@@ -68,18 +83,30 @@ class SimStore:
     def commit_torn(self, finalized: FinalizedCheckpoint, applied: Applied,
                     changes: list[tuple[bytes, bytes | None]]) -> None:
         """The process dies after writing the first half of the transaction's changes."""
-        self.torn = self._write(finalized, applied, changes, changes[: len(changes) // 2])
+        tree = applied.tree
+        if tree is not None:  # half of the tree's nodes, and no root yet
+            half = dict(list(tree.nodes.items())[: len(tree.nodes) // 2])
+            tree = TreeUpdate(tree.version, tree.root, half, ())
+        self.torn = self._write(finalized, applied, changes, changes[: len(changes) // 2], tree, root=False)
 
     def _write(self, finalized: FinalizedCheckpoint, applied: Applied, changes: list[tuple[bytes, bytes | None]],
-               written: list[tuple[bytes, bytes | None]]) -> _Commit:
+               written: list[tuple[bytes, bytes | None]], tree: TreeUpdate | None = None, *,
+               root: bool = True) -> _Commit:
+        if tree is None:
+            tree = applied.tree
+        if tree is None or tree.version != applied.height:
+            raise ValueError(f"checkpoint {applied.height} comes without its state tree's version")
         undo = [(key, self.state.get(key)) for key, _ in written]
         for key, value in written:
             if value is None:
                 self.state.pop(key, None)
             else:
                 self.state[key] = value
+        self.nodes.update(tree.nodes)
+        if root:
+            self.roots[tree.version] = tree.root
         ordered = tuple(r.entry_id for r in applied.results)
-        return _Commit(finalized, applied.state_root, applied.results_root, ordered, undo)
+        return _Commit(finalized, applied.state_root, applied.results_root, ordered, undo, tree)
 
     def _undo(self, commit: _Commit) -> None:
         for key, value in reversed(commit.undo):
@@ -87,6 +114,10 @@ class SimStore:
                 self.state.pop(key, None)
             else:
                 self.state[key] = value
+        if commit.tree is not None:
+            for node_key in commit.tree.nodes:
+                self.nodes.pop(node_key, None)
+            self.roots.pop(commit.tree.version, None)
 
     def crash(self) -> int:
         """What a crash does to the disk: the torn transaction is rolled back (the journal), and
@@ -107,9 +138,10 @@ class SimStore:
         """Make `chain` exactly what this disk holds (a start, or after a refused commit)."""
         last = self.commits[-1] if self.commits else None
         ordered = [entry_id for c in self.commits for entry_id in c.ordered]
+        height = self.height
+        state = State(self.state.items(), tree=StateTree(self, self.roots[height], height))
         if last is None:
-            chain.restore(State(self.state.items()), None, b"", results_root([]), ordered)
+            chain.restore(state, None, b"", results_root([]), ordered)
         else:
-            chain.restore(State(self.state.items()), last.finalized.checkpoint, last.state_root, last.results_root,
-                          ordered)
+            chain.restore(state, last.finalized.checkpoint, last.state_root, last.results_root, ordered)
         chain.state.take_dirty()

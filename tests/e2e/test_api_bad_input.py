@@ -407,6 +407,7 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
         "/v1/audit/state-proof/{address}": [(f"/v1/audit/state-proof/{bad}", 400, "invalid_address")
                                             for bad in bad_addresses]
         + [(f"/v1/audit/state-proof/{address}?asset={a}", 400, "bad_request") for a in ("bly", "%00", "A" * 17, "")]
+        + [(f"/v1/audit/state-proof/{address}?height={h}", 400, "bad_request") for h in ("-1", "x", "1" * 30)]
         + [(f"/v1/audit/state-proof/{address}?asset=BLY", 404, "not_found")],
         "/v1/audit/export": [(f"/v1/audit/export{q}", 404, "not_found")
                              for q in ("", f"?account={address}&from=a&to=b", ignoring)],

@@ -4,6 +4,7 @@ genesis alone, and refused, with a code naming the part, when any part is tamper
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from bilayer.audit.export import ExportQuery, Package, build_package, verify_dir
 from bilayer.audit.proof import (
     AccountProof,
     EntryProof,
-    HistoryCache,
+    StateProof,
     ValidatorChangeProof,
     decode_proof,
     encode_proof,
@@ -29,11 +30,11 @@ from bilayer.audit.proof import (
 )
 from bilayer.bench.proof import ChainBuilder, seeded
 from bilayer.consensus.messages import CommitSignature, FinalizedCheckpoint, VoteType, sign_vote
-from bilayer.errors import NotFound, NotYetProvable, ProofInvalid
+from bilayer.errors import BilayerError, NotFound, NotYetProvable, ProofInvalid
 from bilayer.execution.executor import EntryResult, Outcome
+from bilayer.execution.governance.freezes import frozen_key
 from bilayer.execution.governance.validator_set import validator_change_key
 from bilayer.execution.merkle import leaf_hash, root_from_inclusion
-from bilayer.execution.state import StateProof
 from bilayer.genesis import Genesis, write_genesis
 from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries, RegReview, SetInterceptionRule
@@ -140,31 +141,24 @@ def test_the_payload_is_proven_and_a_redacted_one_leaves_its_tombstone_and_stays
     assert verify_proof(redacted, built.genesis)["payload"] == "withheld by proposal:3 (personal_data)"
 
 
-def test_a_kept_history_walks_on_and_proves_older_entries_without_walking_again(built: Built) -> None:
-    cache = HistoryCache()
+def test_an_entry_proof_whose_height_was_pruned_anchors_its_validator_chain_at_the_latest(built: Built) -> None:
     fresh = {id_: prove_entry(built.source, id_) for id_ in (built.t1, built.t2, built.t3)}
     assert all(proof.validators.anchor is None for proof in fresh.values())  # each rests on its own h+1
-    for id_ in (built.t2, built.t3):  # forward: the same proofs as made from scratch
-        assert encode_proof(prove_entry(built.source, id_, cache)) == encode_proof(fresh[id_])
-    walked = cache.history(built.source, 3, exact=False)
-    assert walked.height == 3
-    # back to height 1: the kept history is not walked again; the count is proven at height 3,
-    # signed by checkpoint 4, and the proof says the same as one made from scratch
-    older = prove_entry(built.source, built.t1, cache)
-    assert cache.history(built.source, 1, exact=False) is walked and walked.height == 3
+    built.source.storage.prune_state(3)  # keep the states after heights 3 and 4 only
+    older = prove_entry(built.source, built.t1)
+    # the change count is proven at height 3, signed by checkpoint 4; the change's own record was
+    # proven when it executed (height 1, whose state is gone) and kept
     assert older.validators.anchor is not None and older.validators.anchor.checkpoint.height == 4
     assert older.certified_by.checkpoint.height == 2
     assert verify_proof(older, built.genesis) == verify_proof(fresh[built.t1], built.genesis)
-    assert encode_proof(prove_account(built.source, built.builder.bob.address, cache=cache)) == encode_proof(
-        prove_account(built.source, built.builder.bob.address))
+    assert encode_proof(prove_entry(built.source, built.t3)) == encode_proof(fresh[built.t3])
 
 
 def test_an_anchor_must_be_certified_and_never_below_the_proven_height(built: Built) -> None:
-    cache = HistoryCache()
-    prove_entry(built.source, built.t3, cache)
-    older = prove_entry(built.source, built.t1, cache)
-    assert older.validators.anchor is not None
     later = prove_entry(built.source, built.t3)  # rests on checkpoint 4
+    built.source.storage.prune_state(3)
+    older = prove_entry(built.source, built.t1)
+    assert older.validators.anchor is not None
 
     # an anchor older than the checkpoint the proof rests on could hide the changes that govern it
     def old_anchor(d: dict[str, Any]) -> None:
@@ -196,10 +190,30 @@ def test_an_account_proof_shows_balances_and_head_against_a_certified_state_root
     assert summary["height"] == 3 and summary["certified_by"] == 4
     assert summary["balances"] == {"BLY": 5 + 7}  # t3 was refused; t4 is in height 4, not yet certified
     assert summary["next_seq"] == 0 and summary["frozen_by"] == "proposal:2"
+    assert summary["proven_absent"] == ["banned_by", "emergency_freeze", "identity", "next_seq"]
     alice = verify_proof(prove_account(built.source, built.builder.alice.address, "BLY"), built.genesis)
-    assert alice["balances"] == {"BLY": 10**12 - 12} and alice["next_seq"] == 5 and "frozen_by" not in alice
-    with pytest.raises(NotFound):
-        prove_account(built.source, built.builder.bob.address, "GOLD")
+    assert alice["balances"] == {"BLY": 10**12 - 12} and alice["next_seq"] == 5
+    # not frozen, not banned: proven by absence, not merely unmentioned
+    assert alice["frozen_by"] is None and alice["banned_by"] is None and alice["emergency_freeze"] is None
+    assert {"frozen_by", "banned_by", "emergency_freeze"} <= set(alice["proven_absent"])
+    gold = verify_proof(prove_account(built.source, built.builder.bob.address, "GOLD"), built.genesis)
+    assert gold["balances"] == {"GOLD": 0}  # no leaf: a zero balance proven by absence
+
+
+def test_an_account_proof_of_an_older_height_comes_from_the_store_and_a_pruned_one_is_refused(built: Built) -> None:
+    bob = built.builder.bob.address
+    before = verify_proof(decode_proof(encode_proof(prove_account(built.source, bob, height=1))), built.genesis)
+    assert before["height"] == 1 and before["certified_by"] == 2
+    assert before["balances"] == {"BLY": 5} and before["frozen_by"] is None  # the freeze executed at height 2
+    after = verify_proof(prove_account(built.source, bob, height=2), built.genesis)
+    assert after["frozen_by"] == "proposal:2" and after["balances"] == {"BLY": 12}
+    with pytest.raises(NotYetProvable):
+        prove_account(built.source, bob, height=4)  # signed by checkpoint 5, which does not exist
+    built.source.storage.prune_state(2)
+    with pytest.raises(BilayerError) as caught:
+        prove_account(built.source, bob, height=1)
+    assert caught.value.code == "state_version_pruned" and caught.value.http_status == 410
+    assert verify_proof(prove_account(built.source, bob, height=2), built.genesis)["frozen_by"] == "proposal:2"
 
 
 # --- tampering with each part -------------------------------------------------------------------
@@ -348,6 +362,26 @@ def test_tampering_with_an_account_proof_is_refused(built: Built) -> None:
                    genesis) == "state_proof_invalid"
     assert refused(tampered(proof, lambda d: d.update(height=1)), genesis) == "checkpoint_link_invalid"
 
+    # alice is not frozen: her absence proof cannot be turned into a freeze, dropped, or bent
+    alice = prove_account(built.source, built.builder.alice.address, "BLY")
+    frozen = next(i for i, item in enumerate(alice.items) if item.key == frozen_key(built.builder.alice.public_key))
+    assert alice.items[frozen].value is None
+
+    def claims_frozen(d: dict[str, Any]) -> None:
+        d["items"][frozen]["value"] = msgspec.json.encode(codec.encode(9)).decode().strip('"')
+
+    def bent(d: dict[str, Any]) -> None:
+        siblings = d["items"][frozen]["proof"][1]
+        siblings[-1] = b64_flip(siblings[-1])
+
+    assert refused(tampered(alice, claims_frozen), genesis) == "state_proof_invalid"
+    assert refused(tampered(alice, lambda d: d["items"].pop(frozen)), genesis) == "state_proof_invalid"
+    assert refused(tampered(alice, bent), genesis) == "state_proof_invalid"
+    # and bob's freeze cannot be proven away: his leaf is there, so no absence proof verifies
+    bob = prove_account(built.source, built.builder.bob.address, "BLY")
+    index = next(i for i, item in enumerate(bob.items) if item.key == frozen_key(built.builder.bob.public_key))
+    assert refused(tampered(bob, lambda d: d["items"][index].update(value=None)), genesis) == "state_proof_invalid"
+
 
 def test_garbage_is_refused_as_malformed() -> None:
     for data in (b"", b"{}", b"[1,2]", b'{"type": "entry", "format": 1}', b"\xff\x00"):
@@ -407,6 +441,41 @@ def test_an_export_refuses_an_entry_that_does_not_concern_the_account(built: Bui
     with pytest.raises(ProofInvalid) as caught:
         verify_document(msgspec.structs.replace(bob, manifest=manifest, files=files))
     assert caught.value.code == "export_entry_unrelated"
+
+
+def test_an_export_carries_the_accounts_state_with_absence_proofs_checked_offline(built: Built) -> None:
+    alice = build_package(built.source, built.builder.chain.state, ExportQuery(built.builder.alice.address))
+    assert alice.manifest.account == "account.json" and "account.json" in alice.manifest.files
+    state = verify_document(alice)["account_state"]
+    assert state["frozen_by"] is None and state["banned_by"] is None  # proven, at the latest certified height
+    assert {"frozen_by", "banned_by", "emergency_freeze"} <= set(state["proven_absent"])
+    bob = build_package(built.source, built.builder.chain.state, ExportQuery(built.builder.bob.address))
+    assert verify_document(bob)["account_state"]["frozen_by"] == "proposal:2"
+
+    def rehashed(package: Package, text: str) -> Package:
+        files = {**package.files, "account.json": text}
+        digests = {**package.manifest.files, "account.json": hashlib.sha256(text.encode()).hexdigest()}
+        return msgspec.structs.replace(package, files=files,
+                                       manifest=msgspec.structs.replace(package.manifest, files=digests))
+
+    # a tamperer who rewrites the hashes too: bob's freeze proven away, or alice's proof passed off as bob's
+    document = json.loads(bob.files["account.json"])
+    frozen = frozen_key(built.builder.bob.public_key)
+    for item in document["items"]:
+        if msgspec.json.decode(json.dumps(item["key"]).encode(), type=bytes) == frozen:
+            item["value"] = None
+    for forged, code in ((json.dumps(document), "state_proof_invalid"),
+                         (alice.files["account.json"], "export_entry_unrelated")):
+        with pytest.raises(ProofInvalid) as caught:
+            verify_document(rehashed(bob, forged))
+        assert caught.value.code == code
+    # and a package without its account proof is not complete
+    files = {k: v for k, v in bob.files.items() if k != "account.json"}
+    digests = {k: v for k, v in bob.manifest.files.items() if k != "account.json"}
+    with pytest.raises(ProofInvalid) as caught:
+        verify_document(msgspec.structs.replace(bob, files=files, manifest=msgspec.structs.replace(
+            bob.manifest, files=digests)))
+    assert caught.value.code == "export_file_missing"
 
 
 def test_an_export_carries_the_review_that_released_a_held_transfer(tmp_path: Path) -> None:

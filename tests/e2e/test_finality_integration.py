@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -13,8 +14,10 @@ from typing import Any
 
 import pytest
 
+from bilayer.audit.verify import decode_proof, verify_proof
 from bilayer.devnet import localnet
 from bilayer.genesis import load_genesis
+from bilayer.keys.address import address_from_public_key
 from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import SignedEntry
 from bilayer.node.config import ConsensusConfig, LimitsConfig
@@ -144,6 +147,13 @@ def test_validators_crash_and_recover_under_load(network: dict[str, Any]) -> Non
         wait_until(lambda node=node: height(node["api_url"]) >= top, 40, f"{node['name']} at height {top}")
     histories = [checkpoints(node["api_url"])[:top] for node in nodes]
     assert all(h == histories[0] for h in histories), "nodes disagree on checkpoints or roots"
+    # the state trees of the validators killed mid-run answer from their stores as the others do:
+    # the same proofs of bob's balance and of his not being frozen, at a height before the kills
+    bob_address = address_from_public_key(bob.public_key)
+    proofs = [http("GET", f"{node['api_url']}/v1/audit/state-proof/{bob_address}?height=2")[1] for node in nodes]
+    assert all(proof["items"] == proofs[0]["items"] for proof in proofs)
+    summary = verify_proof(decode_proof(json.dumps(proofs[1]).encode()), genesis)
+    assert summary["height"] == 2 and summary["frozen_by"] is None and "frozen_by" in summary["proven_absent"]
     # no equivocation was ever recorded by anyone
     for node in nodes:
         assert http("GET", f"{node['api_url']}/v1/evidence")[1]["equivocations"] == []

@@ -722,3 +722,85 @@ def test_an_audit_index_left_behind_is_caught_up_at_the_next_start(tmp_path: Pat
     assert _index_rows(reopened.storage) == _index_rows(inline.storage) != []
     reopened.storage.close()
     inline.storage.close()
+
+
+# --- the state tree in the store: one transaction with the checkpoint, retention, format ------------
+
+
+def test_a_checkpoint_and_its_state_tree_version_are_one_transaction(node: Node) -> None:
+    """A commit that fails inside its transaction (after the tree's rows, at the audit index)
+    leaves neither the checkpoint nor the tree's version: the store stays at one height."""
+    node.add(S.fund, S.overspend)
+    finalized = finalize(next_checkpoint(node.chain, [OVERSPEND]))
+    real_commit = node.storage.commit_checkpoint
+
+    def dies_in_the_middle(*args: object, **kwargs: object) -> None:
+        def index(conn: sqlite3.Connection) -> None:
+            assert conn.execute("SELECT count(*) FROM smt_roots WHERE version = 1").fetchone()[0] == 1
+            raise sqlite3.OperationalError("disk I/O error")
+        real_commit(*args[:4], index, *args[5:], **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(node.storage, "commit_checkpoint", dies_in_the_middle)
+        with pytest.raises(sqlite3.OperationalError):
+            node.apply(finalized)
+    assert node.storage.latest_checkpoint() is None and node.storage.tree.latest_version == 0
+    applied = node.apply(finalized)
+    assert node.storage.tree.latest_version == 1 and node.storage.tree.root(1) == applied.state_root
+
+
+def test_the_stored_tree_proves_each_height_and_the_replica_reads_it_after_a_restart(node: Node) -> None:
+    _, second = apply_two_heights(node)
+    tree = node.storage.tree
+    assert tree.root(1) == second.checkpoint.state_root  # checkpoint 2 signs the root after height 1
+    assert tree.root(2) == node.chain.state_root
+    value, _ = tree.prove(balance_key(BOB.public_key, "BLY"), 1)
+    assert codec.decode(value, int) == 30
+    assert tree.prove(balance_key(OUTSIDER.public_key, "BLY"), 2)[0] is None
+    root2 = tree.root(2)
+    node.storage.close()
+    reopened = open_node(node.path)
+    try:  # the restarted replica's tree is the stored one: no rebuild of its versions
+        assert reopened.chain.state.tree.version == 2 and reopened.chain.state_root == root2
+    finally:
+        reopened.storage.close()
+
+
+def test_retention_prunes_old_state_versions_and_refuses_them_with_a_code(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "node.sqlite")
+    chain = Chain(storage, GENESIS, keep_heights=2)
+    chain.load()
+    node = Node(tmp_path / "node.sqlite", storage, chain, Ingest(storage, GENESIS, NodeMetrics()))
+    try:
+        apply_two_heights(node)
+        for heartbeat in range(2):
+            node.apply(finalize(next_checkpoint(chain, [], time_ms=NOW + 1000 * (heartbeat + 1))))
+        assert chain.height == 4
+        assert storage.tree.oldest_version == 3
+        from bilayer.node.state_store import StateVersionPruned
+
+        with pytest.raises(StateVersionPruned) as caught:
+            storage.tree.prove(balance_key(BOB.public_key, "BLY"), 2)
+        assert caught.value.code == "state_version_pruned" and caught.value.http_status == 410
+        key = balance_key(ALICE.public_key, "BLY")
+        assert storage.tree.get(key, 3) == storage.tree.get(key, 4) == chain.state.get(key) is not None
+    finally:
+        storage.close()
+
+
+def test_a_data_directory_of_the_previous_chain_format_is_refused_and_left_untouched(node: Node) -> None:
+    apply_two_heights(node)
+    node.storage.close()
+    with closing(sqlite3.connect(node.path)) as db:  # what format 1 wrote: no format, no tree
+        db.execute("DELETE FROM meta WHERE key = 'chain_format'")
+        for table in ("smt_nodes", "smt_stale", "smt_roots", "smt_meta", "validator_changes"):
+            db.execute(f"DROP TABLE {table}")
+        db.commit()
+    before = node.path.read_bytes()
+    from bilayer.node.storage import ChainFormatOld
+
+    with pytest.raises(ChainFormatOld) as caught:
+        Storage(node.path)
+    assert caught.value.code == "chain_format_old"
+    assert "format 1" in caught.value.message and "bilayer genesis export" in caught.value.message
+    assert node.path.read_bytes() == before

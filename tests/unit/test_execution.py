@@ -15,6 +15,7 @@ from bilayer.execution.merkle import (
     root_of_hashes,
     verify_inclusion,
 )
+from bilayer.execution.smt_proof import verify_proof
 from bilayer.execution.state import State, balance_key
 from bilayer.genesis import Allocation, Genesis, GovernanceParams
 from bilayer.ledger.entry import EntryHeader
@@ -127,12 +128,14 @@ def test_state_root_is_order_independent_and_proofs_verify() -> None:
     assert one.root() == two.root()
     root = one.root()
     for key, value in items[::37]:
-        proof = one.prove(key)
-        assert proof is not None and proof.value == value and proof.verify(root)
-    forged = one.prove(items[0][0])
-    assert forged is not None
-    from msgspec.structs import replace
-
-    assert not replace(forged, value=codec.encode(999)).verify(root)
+        proven, proof = one.prove(key)
+        assert proven == value and verify_proof(root, key, value, proof)
+        assert not verify_proof(root, key, codec.encode(999), proof)
+        assert not verify_proof(root, key, None, proof)  # present: no absence proof can be read from it
+    absent = balance_key(b"\xff" * 32, "BLY")
+    proven, proof = one.prove(absent)
+    assert proven is None and verify_proof(root, absent, None, proof)
+    assert not verify_proof(root, absent, codec.encode(0), proof)
     one.set(items[0][0], codec.encode(1))
     assert one.root() != root
+    assert not verify_proof(one.root(), absent, None, proof)  # a proof holds for its root only

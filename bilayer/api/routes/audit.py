@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ... import codec
 from ...audit.export import UNBOUNDED, ExportQuery, Package, build_package, parse_height, parse_time_ms
-from ...audit.proof import ChainSource, HistoryCache, prove_account, prove_entry, reading_source
+from ...audit.proof import ChainSource, prove_account, prove_entry, reading_source
 from ...audit.query import parse_entry_query, query_entries
 from ...audit.svg import render_svg
 from ...audit.trace import (
@@ -84,20 +84,16 @@ async def list_management_actions(request: web.Request) -> web.Response:
     return json_response(r.ManagementLog(height=chain.height, actions=actions, lapses=lapses[:MAX_LIST]))
 
 
-async def _with_history(request: web.Request, work: Callable[[ChainSource, HistoryCache], T]) -> T:
-    """Run proof work on the proof thread with its own read connection: proofs re-execute history
-    (see bilayer/audit/proof.py), which must stall neither this node's event loop nor the
-    threads its storage commits run on; requests queue for that one thread."""
-    node, cache = request.app[NODE], request.app[PROOF_HISTORY]
+async def _with_history(request: web.Request, work: Callable[[ChainSource], T]) -> T:
+    """Run proof work on the proof thread with its own read connection: proofs walk the stored
+    state tree (see bilayer/audit/proof.py), which must stall neither this node's event loop
+    nor the threads its storage commits run on; requests queue for that one thread."""
+    node, queue = request.app[NODE], request.app[PROOF_HISTORY]
     finality_chain(node)
 
     def run() -> T:
-        with cache.lock, reading_source(node.genesis, node.storage.path, node.ingest.dag) as source:
-            try:
-                return work(source, cache)
-            except BaseException:
-                cache.forget()  # a walk that stopped half-way is not kept
-                raise
+        with queue.lock, reading_source(node.genesis, node.storage.path, node.ingest.dag) as source:
+            return work(source)
 
     return await asyncio.get_running_loop().run_in_executor(request.app[PROOF_WORKER], run)
 
@@ -105,18 +101,20 @@ async def _with_history(request: web.Request, work: Callable[[ChainSource, Histo
 async def get_entry_proof(request: web.Request) -> web.Response:
     """A self-contained proof of an entry's outcome, checkable offline against genesis alone."""
     entry_id = entry_id_param(request)
-    return json_response(await _with_history(request, lambda source, cache: prove_entry(source, entry_id, cache)))
+    return json_response(await _with_history(request, lambda source: prove_entry(source, entry_id)))
 
 
 async def get_state_proof(request: web.Request) -> web.Response:
-    """An account's state keys with state proofs against the latest certified state root."""
+    """An account's state keys, present or absent, with state proofs against the state root
+    after `height` (default: the latest certified one)."""
     address = request.match_info["address"]
     public_key_from_address(address)
     asset = request.query.get("asset")
     if asset is not None and not _ASSET.fullmatch(asset):
         raise BadRequest("asset is 1 to 16 characters A-Z and 0-9")
-    return json_response(await _with_history(request, lambda source, cache: prove_account(source, address, asset,
-                                                                                         cache)))
+    height = int_query(request, "height", -1, 0, 2**62)
+    at = None if height < 0 else height
+    return json_response(await _with_history(request, lambda source: prove_account(source, address, asset, at)))
 
 
 async def get_evidence_export(request: web.Request) -> web.Response:
@@ -136,7 +134,7 @@ async def get_evidence_export(request: web.Request) -> web.Response:
         parse_height(query_["to_height"], "to_height") if "to_height" in query_ else UNBOUNDED,
     )
     return json_response(await _with_history(
-        request, lambda source, cache: build_package(source, chain.state, window, cache=cache)))
+        request, lambda source: build_package(source, chain.state, window)))
 
 
 async def _audit_read(node: NodeView, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -228,11 +226,15 @@ ROUTES = (
                       " is final.",
           params=(ENTRY_ID,)),
     Route("GET", "/v1/audit/state-proof/{address}", get_state_proof,
-          "An account's balances and author head, with state proofs against the latest certified state root, its"
-          " certificate and the validator set chain", {200: AccountProof},
-          ("invalid_address", "bad_request", "not_found", "not_yet_provable"),
+          "An account's balances, author head, freezes, ban and identity, each proven present or absent against"
+          " the state root after a height (default: the latest certified one), with its certificate and the"
+          " validator set chain", {200: AccountProof},
+          ("invalid_address", "bad_request", "not_found", "not_yet_provable", "state_version_pruned",
+           "state_version_unknown"),
           params=(ADDRESS, query("asset", {"type": "string", "pattern": "^[A-Z0-9]{1,16}$"},
-                                 "only this asset's balance"))),
+                                 "only this asset's balance (zero is proven by absence)"),
+                  int_param("height", 0, description="the state after this height; older than the node's"
+                                                      " retained heights: 410 state_version_pruned"))),
     Route("GET", "/v1/audit/export", get_evidence_export,
           "An evidence package for an account and a window of checkpoint times and/or heights: every entry it"
           " authored or received, the management acts behind them, each with its proof, and a manifest hashing"
