@@ -10,10 +10,9 @@ from typing import Any, ClassVar
 
 
 class BilayerError(Exception):
-    """Base of all expected failures: carries a stable code and an HTTP status."""
+    """Base of all expected failures: carries a stable code (its HTTP status is the API's, `api/status.py`)."""
 
     code: ClassVar[str] = "error"
-    http_status: ClassVar[int] = 400
 
     def __init__(self, message: str = "", **details: Any) -> None:
         super().__init__(message or self.__doc__ or self.code)
@@ -58,14 +57,12 @@ class EntryTooLarge(EntryInvalid):
     """The encoded header exceeds the size limit."""
 
     code = "entry_too_large"
-    http_status = 413
 
 
 class PayloadTooLarge(EntryInvalid):
     """The payload exceeds the limit of its operation type."""
 
     code = "payload_too_large"
-    http_status = 413
 
 
 class ParentCountOutOfRange(EntryInvalid):
@@ -84,7 +81,6 @@ class SequenceReused(EntryInvalid):
     """The author already has a different entry with this sequence number (a fork)."""
 
     code = "sequence_reused"
-    http_status = 409
 
 
 class NotAFork(EntryInvalid):
@@ -148,7 +144,6 @@ class RateLimited(BilayerError):
     """Too many entries from this author or connection; retry later."""
 
     code = "rate_limited"
-    http_status = 429
     retry_after_s = 1  # sent as `Retry-After`: clients hold back this node that long
 
 
@@ -156,21 +151,18 @@ class NotFound(BilayerError):
     """Nothing with that id is stored here."""
 
     code = "not_found"
-    http_status = 404
 
 
 class PayloadWithheld(BilayerError):
     """The payload was deleted by a decision (a redaction, or a content rule): only its tombstone remains."""
 
     code = "payload_withheld"
-    http_status = 410
 
 
 class ContentRefused(BilayerError):
     """A content rule in force blocks this payload: no node serves it."""
 
     code = "content_blocked"
-    http_status = 451
 
 
 class BadRequest(BilayerError):
@@ -183,28 +175,24 @@ class NotYetProvable(BilayerError):
     """The entry or state is final, but the checkpoint that certifies its root is not yet."""
 
     code = "not_yet_provable"
-    http_status = 409
 
 
 class ExportTooLarge(BilayerError):
     """An evidence export would hold more than the cap; narrow the window."""
 
     code = "export_too_large"
-    http_status = 413
 
 
 class ProofInvalid(BilayerError):
     """An audit proof does not prove what it claims; subclasses name the part that failed."""
 
     code = "proof_invalid"
-    http_status = 422
 
 
 class Overloaded(BilayerError):
     """The node is at capacity; retry later."""
 
     code = "overloaded"
-    http_status = 503
     retry_after_s = 1  # sent as `Retry-After`: clients hold back this node that long
 
 
@@ -212,7 +200,6 @@ class NotReady(BilayerError):
     """The node runs but should not take client traffic now (catching up, no peers, halted or storage failing)."""
 
     code = "not_ready"
-    http_status = 503
 
 
 class InvalidAddress(BilayerError):
@@ -291,14 +278,12 @@ class NodeRunning(BilayerError):
     """A node process holds this home; stop it first."""
 
     code = "node_running"
-    http_status = 409
 
 
 class NodeUnreachable(BilayerError):
     """The node did not answer."""
 
     code = "node_unreachable"
-    http_status = 503
 
 
 class WaitTimeout(BilayerError):

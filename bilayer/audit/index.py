@@ -131,7 +131,6 @@ class IndexDamaged(BilayerError):
     """The audit index disagrees with the chain (a flow the index cannot place); rebuild it."""
 
     code = "audit_index_damaged"
-    http_status = 500
 
 
 @dataclass(frozen=True, slots=True)

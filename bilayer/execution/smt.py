@@ -86,7 +86,6 @@ class NodeMissing(BilayerError):
     """A node the tree refers to is not in the store: the store is damaged."""
 
     code = "state_node_missing"
-    http_status = 500
 
 
 class NodeReader(Protocol):

@@ -91,7 +91,6 @@ class SnapshotChunkInvalid(BilayerError):
     """A chunk of the state snapshot does not verify: the peer that sent it is not to be trusted."""
 
     code = "snapshot_chunk_invalid"
-    http_status = 422
 
 
 class SnapshotChunkMalformed(SnapshotChunkInvalid):
@@ -130,7 +129,6 @@ class SnapshotChunkNotPending(BilayerError):
     named by a trusted node): nothing to accept, and not proof of a bad peer."""
 
     code = "snapshot_chunk_not_pending"
-    http_status = 409
 
 
 class SnapshotRequestInvalid(BilayerError):

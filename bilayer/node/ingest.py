@@ -89,7 +89,6 @@ class StorageFailed(BilayerError):
     restarted on a working disk. Never caused by what a client or a peer sends."""
 
     code = "storage_failed"
-    http_status = 500
 
 
 class NotRequested(BilayerError):

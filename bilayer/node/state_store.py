@@ -58,14 +58,12 @@ class StateVersionPruned(BilayerError):
     """The state of that version was pruned: only the most recent versions are retained."""
 
     code = "state_version_pruned"
-    http_status = 410
 
 
 class StateVersionUnknown(BilayerError):
     """No state was committed at that version."""
 
     code = "state_version_unknown"
-    http_status = 404
 
 
 class StateVersionOrder(BilayerError):
@@ -78,7 +76,6 @@ class StateStoreCorrupt(BilayerError):
     """The state store's file is not a readable state store."""
 
     code = "state_store_corrupt"
-    http_status = 500
 
 
 class _RootRow(msgspec.Struct, frozen=True, array_like=True):

@@ -48,7 +48,6 @@ class SnapshotSourceUnavailable(BilayerError):
     """The source of snapshot chunks cannot answer (gone, or no longer holding that version)."""
 
     code = "snapshot_source_unavailable"
-    http_status = 503
 
 
 class StateSyncNoSources(BilayerError):
@@ -56,14 +55,12 @@ class StateSyncNoSources(BilayerError):
     verified nodes kept, and resumes when started again with sources."""
 
     code = "state_sync_no_sources"
-    http_status = 503
 
 
 class StateSyncConflict(BilayerError):
     """The store holds other state: committed versions, or the restore of another snapshot."""
 
     code = "state_sync_conflict"
-    http_status = 409
 
 
 class ChunkSource(Protocol):

@@ -160,14 +160,12 @@ class ChainFormatOld(BilayerError):
     """The data directory holds a chain of an earlier format, which this release cannot run."""
 
     code = "chain_format_old"
-    http_status = 500
 
 
 class ChainFormatUnknown(BilayerError):
     """The data directory holds a chain of a later format than this release runs."""
 
     code = "chain_format_unknown"
-    http_status = 500
 
 
 def recorded_format(path: Path) -> int | None:

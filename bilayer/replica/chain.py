@@ -49,7 +49,6 @@ class RootMismatch(BilayerError):
     """This node's state differs from what a quorum of validators signed: halt."""
 
     code = "state_diverged"
-    http_status = 500
 
 
 class NotNext(Exception):

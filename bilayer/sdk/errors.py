@@ -20,4 +20,3 @@ class UnexpectedResponse(BilayerError):
     that port, or a node of an incompatible version)."""
 
     code = "sdk_unexpected_response"
-    http_status = 502

@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bilayer import codec
+from bilayer.api.status import error_status
 from bilayer.audit.export import ExportQuery, Package, build_package, verify_directory, verify_document, write_package
 from bilayer.audit.proof import (
     AccountProof,
@@ -179,7 +180,7 @@ def test_an_anchor_must_be_certified_and_never_below_the_proven_height(built: Bu
 def test_an_entry_of_the_latest_checkpoint_is_not_yet_provable(built: Built) -> None:
     with pytest.raises(NotYetProvable) as caught:
         prove_entry(built.source, built.t4)
-    assert caught.value.code == "not_yet_provable" and caught.value.http_status == 409
+    assert caught.value.code == "not_yet_provable" and error_status(caught.value.code) == 409
     with pytest.raises(NotFound):
         prove_entry(built.source, b"\x01" * 32)
 
