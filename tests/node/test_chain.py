@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from bilayer import codec
+from bilayer.api.status import error_status
 from bilayer.consensus.core import Invalid, Missing, Valid
 from bilayer.consensus.linearize import MissingEntry
 from bilayer.consensus.messages import (
@@ -781,7 +782,7 @@ def test_retention_prunes_old_state_versions_and_refuses_them_with_a_code(tmp_pa
 
         with pytest.raises(StateVersionPruned) as caught:
             storage.tree.prove(balance_key(BOB.public_key, "BLY"), 2)
-        assert caught.value.code == "state_version_pruned" and caught.value.http_status == 410
+        assert caught.value.code == "state_version_pruned" and error_status(caught.value.code) == 410
         key = balance_key(ALICE.public_key, "BLY")
         assert storage.tree.get(key, 3) == storage.tree.get(key, 4) == chain.state.get(key) is not None
     finally:
