@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -86,6 +87,19 @@ _root_encoder = msgspec.msgpack.Encoder()
 _root_decoder = msgspec.msgpack.Decoder(_RootRow)
 
 
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, taken at once (no upgrade from a read lock to fail midway);
+    anything raised inside rolls it back whole."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
 def create_tables(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
@@ -122,18 +136,13 @@ def prune_versions(conn: sqlite3.Connection, oldest: int) -> int:
     oldest = min(oldest, latest)
     if oldest <= (pruned_below(conn) or 0):
         return 0
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         deleted = conn.execute(
             "DELETE FROM smt_nodes WHERE (version, path) IN "
             "(SELECT version, path FROM smt_stale WHERE stale_since <= ?)", (oldest,)).rowcount
         conn.execute("DELETE FROM smt_stale WHERE stale_since <= ?", (oldest,))
         conn.execute("DELETE FROM smt_roots WHERE version < ?", (oldest,))
         conn.execute("INSERT OR REPLACE INTO smt_meta (name, value) VALUES ('oldest', ?)", (oldest,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return int(deleted)
 
 
@@ -257,13 +266,8 @@ class StateStore(TreeReader):
         previous = None if self._latest is None else self.root_ref(self._latest)
         update = apply(self, previous, version, changes)
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             write_version(conn, update)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         self._latest = version
         for key, node in update.nodes.items():
             self.remember(key, node)
@@ -303,16 +307,11 @@ class StateStore(TreeReader):
         at the start (the root, unless the tree is empty)."""
         conn = self._conn
         conn.executescript(RESTORE_SCHEMA)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             conn.execute("INSERT INTO smt_restore (version, root_hash, root) VALUES (?, ?, ?)",
                          (version, root_hash, _root_encoder.encode(_RootRow(None))))
             conn.executemany("INSERT INTO smt_restore_pending (path, ref) VALUES (?, ?)",
                              ((p, _root_encoder.encode(_RootRow(ref))) for p, ref in pending.items()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def restore_pending(self) -> list[tuple[bytes, Child | None]]:
         """The references the restore still misses (None: the root, not yet received)."""
@@ -324,18 +323,13 @@ class StateStore(TreeReader):
         """One durable batch: verified `nodes`, the root reference as now known, the pending
         references now `received` dropped and the newly `pending` ones added."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             conn.executemany("INSERT INTO smt_nodes (version, path, node) VALUES (?, ?, ?)",
                              ((v, p, encode_node(n)) for (v, p), n in nodes.items()))
             conn.execute("UPDATE smt_restore SET root = ?", (_root_encoder.encode(_RootRow(root)),))
             conn.executemany("DELETE FROM smt_restore_pending WHERE path = ?", ((p,) for p in received))
             conn.executemany("INSERT INTO smt_restore_pending (path, ref) VALUES (?, ?)",
                              ((p, _root_encoder.encode(_RootRow(ref))) for p, ref in pending.items()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def finish_restore(self) -> None:
         """Make the restored tree the store's one version, the oldest retained; refused (no
@@ -345,8 +339,7 @@ class StateStore(TreeReader):
             raise StateVersionUnknown("no restore in progress")
         version, certified, root = target
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             left = conn.execute("SELECT count(*) FROM smt_restore_pending").fetchone()[0]
             if left or root_hash(root) != certified:
                 raise StateStoreCorrupt(f"the restore of version {version} is not complete: {left} subtrees missing")
@@ -354,10 +347,6 @@ class StateStore(TreeReader):
                          (version, _root_encoder.encode(_RootRow(root))))
             conn.execute("INSERT OR REPLACE INTO smt_meta (name, value) VALUES ('oldest', ?)", (version,))
             conn.execute("DELETE FROM smt_restore")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         self._latest = self._oldest = version
 
 

@@ -44,6 +44,7 @@ from bilayer.node.state_store import (
     StateVersionUnknown,
 )
 from tests.support.paths import REPO
+from tests.support.smt_history import apply_history
 
 # Few distinct keys, so that updates, deletes and re-inserts of the same key are common.
 keys = st.binary(min_size=0, max_size=3).map(lambda b: b"k" + b)
@@ -68,26 +69,6 @@ def reference_root(content: dict[bytes, bytes]) -> bytes:
     return subtree([(key_hash(k), value_hash(v)) for k, v in content.items()], 0)
 
 
-def run(history: list[dict[bytes, bytes | None]]) -> tuple[MemoryNodes, list[Child | None], list[dict[bytes, bytes]]]:
-    """Apply each version's changes; the roots and the dict model after each version."""
-    nodes = MemoryNodes()
-    root: Child | None = None
-    roots, models = [], []
-    model: dict[bytes, bytes] = {}
-    for version, changes in enumerate(history, start=1):
-        update = apply(nodes, root, version, list(changes.items()))
-        nodes.write(update)
-        root = update.root
-        for key, value in changes.items():
-            if value is None:
-                model.pop(key, None)
-            else:
-                model[key] = value
-        roots.append(root)
-        models.append(dict(model))
-    return nodes, roots, models
-
-
 def probe_keys(models: list[dict[bytes, bytes]]) -> list[bytes]:
     seen = {key for model in models for key in model}
     return sorted(seen | {b"k", b"k\x00", b"absent", b"k\xff\xff\xff"})
@@ -96,7 +77,7 @@ def probe_keys(models: list[dict[bytes, bytes]]) -> list[bytes]:
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories)
 def test_tree_matches_a_dict_at_every_version(history: list[dict[bytes, bytes | None]]) -> None:
-    nodes, roots, models = run(history)
+    nodes, roots, models = apply_history(history)
     for root, model in zip(roots, models, strict=True):
         assert root_hash(root) == reference_root(model)
         # the same content built in one version from nothing: the root depends on content only
@@ -236,7 +217,7 @@ def test_the_verifier_imports_nothing_of_the_node_or_storage() -> None:
 def test_the_store_keeps_every_version_provable_across_a_reopen(tmp_path: Path,
                                                                 history: list[dict[bytes, bytes | None]]) -> None:
     path = Path(tempfile.mkdtemp(dir=tmp_path)) / "state.db"  # one file per example
-    _, roots, models = run(history)
+    _, roots, models = apply_history(history)
     with StateStore(path, cache_nodes=8) as store:
         for version, changes in enumerate(history, start=1):
             assert store.commit(version, list(changes.items())) == root_hash(roots[version - 1])

@@ -46,29 +46,11 @@ from bilayer.execution.smt_sync import (
     leaves,
     serve_request,
 )
+from tests.support.smt_history import apply_history
 
 keys = st.binary(min_size=0, max_size=3).map(lambda b: b"k" + b)
 values = st.binary(min_size=0, max_size=8)
 histories = st.lists(st.dictionaries(keys, st.none() | values, max_size=30), min_size=1, max_size=5)
-
-
-def build(history: list[dict[bytes, bytes | None]]) -> tuple[MemoryNodes, list[Child | None], list[dict[bytes, bytes]]]:
-    nodes = MemoryNodes()
-    root: Child | None = None
-    roots, models = [], []
-    model: dict[bytes, bytes] = {}
-    for version, changes in enumerate(history, start=1):
-        update = apply(nodes, root, version, list(changes.items()))
-        nodes.write(update)
-        root = update.root
-        for key, value in changes.items():
-            if value is None:
-                model.pop(key, None)
-            else:
-                model[key] = value
-        roots.append(root)
-        models.append(dict(model))
-    return nodes, roots, models
 
 
 def reachable(source: MemoryNodes, root: Child | None) -> dict[NodeKey, Node]:
@@ -105,7 +87,7 @@ def sync(plan: SyncPlan, source: MemoryNodes, root: Child | None, target: Memory
 @given(histories, st.data(), st.integers(1, 12), st.integers(1, 5))
 def test_a_synced_tree_answers_as_its_source(history: list[dict[bytes, bytes | None]], data: st.DataObject,
                                              chunk_nodes: int, subtrees: int) -> None:
-    source, roots, models = build(history)
+    source, roots, models = apply_history(history)
     at = data.draw(st.integers(0, len(history) - 1))
     root, model = roots[at], models[at]
     plan = SyncPlan(root_hash(root), at + 1, chunk_nodes=chunk_nodes)
