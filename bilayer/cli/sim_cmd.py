@@ -58,6 +58,7 @@ def sim(seeds: int, start: int, seed: int | None, validators: int, byzantine: in
             "liveness failures": str(d["liveness_failures"]),
             "wall time": f"{d['seconds']} s",
             "simulated checkpoints / s": str(d["checkpoints_per_second"]),
+            "message trace (sha-256)": d["trace"],
         }
         for kind, count in d["faults_injected"].items():
             rows[f"faults: {kind}"] = str(count)

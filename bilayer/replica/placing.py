@@ -54,7 +54,7 @@ class OrphanPool(Generic[A]):
     capacity: int
     ttl_ms: int
     held: OrderedDict[bytes, HeldOrphan[A]] = field(default_factory=OrderedDict)
-    waiting: dict[bytes, set[bytes]] = field(default_factory=dict)
+    waiting: dict[bytes, dict[bytes, None]] = field(default_factory=dict)  # ordered: a seed replays exactly
 
     def __len__(self) -> int:
         return len(self.held)
@@ -69,7 +69,7 @@ class OrphanPool(Generic[A]):
             self._drop(next(iter(self.held)))
         self.held[entry.id] = HeldOrphan(entry, set(missing), now_ms + self.ttl_ms, source)
         for parent in missing:
-            self.waiting.setdefault(parent, set()).add(entry.id)
+            self.waiting.setdefault(parent, {})[entry.id] = None
 
     def _drop(self, entry_id: bytes) -> HeldOrphan[A] | None:
         orphan = self.held.pop(entry_id, None)
@@ -77,7 +77,7 @@ class OrphanPool(Generic[A]):
             for parent in orphan.missing:
                 children = self.waiting.get(parent)
                 if children is not None:
-                    children.discard(entry_id)
+                    children.pop(entry_id, None)
                     if not children:
                         del self.waiting[parent]
         return orphan

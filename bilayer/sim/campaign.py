@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ class SeedResult:
     hostile: tuple[tuple[str, int], ...]  # what the hostile authors did, and the forks found
     events: int
     seconds: float
+    trace: bytes  # the digest of every message delivered, in order
 
 
 @dataclass
@@ -39,6 +41,7 @@ class CampaignReport:
     hostile: Counter[str] = field(default_factory=Counter)
     disk: Counter[str] = field(default_factory=Counter)
     failures: list[SeedResult] = field(default_factory=list)
+    trace: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     @property
     def safety_violations(self) -> int:
@@ -72,6 +75,7 @@ class CampaignReport:
             "seconds": round(self.seconds, 2),
             "checkpoints_per_second": round(self.checkpoints / self.seconds, 1) if self.seconds else None,
             "events": self.events,
+            "trace": self.trace.hexdigest(),
             "failures": [
                 {"seed": f.seed, "violations": list(f.violations), "liveness": list(f.liveness_failures),
                  "faults": list(f.faults), "byzantine": list(f.byzantine), "replay": self.replay_command(f.seed)}
@@ -121,6 +125,7 @@ def run_seed(seed: int, config: SimConfig, core_factory: CoreFactory = default_c
                  ("forks_in_evidence", len(set().union(*(n.evidence for n in world.nodes if n.honest))))),
         events=world.stats.events,
         seconds=time.perf_counter() - started,
+        trace=world.trace.digest(),
     )
 
 
@@ -137,6 +142,7 @@ def run_campaign(seeds: Iterable[int], config: SimConfig, core_factory: CoreFact
         report.byzantine.update(result.byzantine)
         report.hostile.update(dict(result.hostile))
         report.disk.update(dict(result.disk))
+        report.trace.update(result.trace)
         if result.violations or result.liveness_failures:
             report.failures.append(result)
         tick(result)

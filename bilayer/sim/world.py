@@ -15,6 +15,7 @@ certificate checks) and `Dag` placement rules are the ones the node runs.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import random
@@ -468,6 +469,9 @@ class World:
         self._queue: list[tuple[int, int, int, tuple[Any, ...]]] = []
         self._seq = itertools.count()
         self.stats = Stats()
+        # every delivered message, in order: two runs of one seed agree on it, whatever the
+        # process's hash seed, or the simulator has a source of chance besides `rng`
+        self.trace = hashlib.sha256()
         self.violations: list[str] = []
         self.signers = [Signer(bytes([seed % 251 + 1, i + 1]) * 16) for i in range(config.validators)]
         self.users = [Signer(bytes([seed % 241 + 3, 200 + i]) * 16) for i in range(config.users)]
@@ -581,12 +585,18 @@ class World:
         return None
 
     def crash_now(self, node: int) -> None:
+        """The process dies: its links drop with it, so its peers see it gone."""
         if not self.nodes[node].crashed:
             self.stats.crashes += 1
             self.nodes[node].crash()
             for other in range(len(self.nodes)):
                 if other != node:
                     self.cut(node, other, redial=False)
+
+    def restart_now(self, node: int) -> None:
+        if self.nodes[node].crashed:
+            self.stats.restarts += 1
+            self.nodes[node].restart()
 
     # --- entries and links ----------------------------------------------------------------------
 
@@ -716,6 +726,7 @@ class World:
         kind = payload[0]
         if kind == "msg":
             if self.link_gen.get(frozenset((node, payload[1]))) == payload[3]:
+                self.trace.update(b"%d %d %d %d " % (self.now, payload[1], node, len(payload[2])) + payload[2])
                 self.nodes[node].receive(payload[1], payload[2])
         elif kind == "wake":
             if payload[1] == self.nodes[node].epoch:
@@ -738,9 +749,7 @@ class World:
         elif kind == "crash":
             self.crash_now(node)
         elif kind == "restart":
-            if self.nodes[node].crashed:
-                self.stats.restarts += 1
-                self.nodes[node].restart()
+            self.restart_now(node)
         elif kind == "hostile":
             self._hostile_author(payload[1])
         elif kind == "publish":
