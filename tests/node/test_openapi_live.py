@@ -20,8 +20,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bilayer import __version__
 from bilayer.api.openapi import openapi_document
+from bilayer.api.responses import Status
 from bilayer.api.server import build_app
 from bilayer.bench.proof import ChainBuilder, seeded
+from bilayer.genesis import Genesis
 from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries, operation_kinds
 from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
@@ -61,7 +63,16 @@ class Served:
         self.node = SimpleNamespace(
             metrics=NodeMetrics(), chain=builder.chain, storage=builder.storage, genesis=builder.genesis,
             ingest=ingest, peers=SimpleNamespace(peer_list=lambda: [PEER]), started_s=time.time(),
-            status=lambda: {"version": __version__, "healthy": True}, not_ready=lambda: [], wait_for_entry=_no_wait)
+            status=lambda: _status(builder.genesis), not_ready=lambda: [], wait_for_entry=_no_wait)
+
+
+def _status(genesis: Genesis) -> Status:
+    return Status(version=__version__, name="served", role="ledger", chain_id=genesis.chain_id,
+                  genesis_root=genesis.root.hex(), node_key="ab" * 32, healthy=True, entries=9, tips=1, orphans=0,
+                  authors=2, peers=1, isolated=False, catching_up=False, params=genesis.params, api="127.0.0.1:1",
+                  p2p="127.0.0.1:2", uptime_s=1.5, finality=True, height=4, last_checkpoint="cd" * 32,
+                  last_checkpoint_time_ms=genesis.genesis_time_ms, state_root="ef" * 32, results_root="01" * 32,
+                  validators=2, halted=None, round=0, phase=0)
 
 
 async def _no_wait(entry_id: bytes, timeout: float) -> None:
