@@ -22,6 +22,7 @@ from bilayer import __version__
 from bilayer.api.openapi import openapi_document
 from bilayer.api.responses import Status
 from bilayer.api.server import build_app
+from bilayer.apps.notary.operations import NotaryRegister
 from bilayer.bench.proof import ChainBuilder, seeded
 from bilayer.genesis import Genesis
 from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries, operation_kinds
@@ -29,6 +30,7 @@ from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
 
 NEWCOMER = seeded(9, 4)
+DOCUMENT = bytes(range(32))
 PEER = {"node_key": "ab" * 32, "listen": "127.0.0.1:9", "direction": "inbound"}
 NOT_EXERCISED = {
     ("/v1/stream", "get"): "an event stream, not a JSON answer",
@@ -40,8 +42,9 @@ NOT_EXERCISED = {
 
 
 class Served:
-    """h1 adds a validator and orders a transfer; h2 a transfer, two data entries and a freeze of
-    bob; h3 a transfer the freeze refuses and the redaction of one data entry; h4 a transfer."""
+    """h1 adds a validator and orders a transfer; h2 a transfer, two data entries, a notarized
+    document and a freeze of bob; h3 a transfer the freeze refuses and the redaction of one data
+    entry; h4 a transfer."""
 
     def __init__(self, path: Path) -> None:
         self.builder = builder = ChainBuilder(path)
@@ -51,6 +54,7 @@ class Served:
         self.t2 = builder.transfer(7)
         self.data = builder.write(builder.alice, Data(media_type="text/plain"), b"the minutes of the meeting")
         self.personal = builder.write(builder.alice, Data(media_type="text/plain"), b"a home address")
+        self.notarized = builder.write(builder.alice, NotaryRegister(document=DOCUMENT, title="the minutes"))
         builder.decide(FreezeAccount(account=builder.bob.public_key))
         builder.checkpoint()
         self.t3 = builder.transfer(11)
@@ -115,7 +119,11 @@ def _asks(s: Served) -> list[tuple[str, str, str, Any]]:
         ("/v1/gov/dry-run", f"/v1/gov/dry-run?action=freeze&target={alice}"),
         ("/v1/gov/dry-run", "/v1/gov/dry-run?action=nothing"),
         ("/v1/identities/{address}", f"/v1/identities/{bob}"),
-        ("/v1/apps", "/v1/apps"), ("/v1/apps/{app}/{query}", "/v1/apps/notary/owned?owner=" + alice),
+        ("/v1/apps", "/v1/apps"), ("/v1/apps/notary/owned", "/v1/apps/notary/owned?owner=" + alice),
+        ("/v1/apps/notary/document", f"/v1/apps/notary/document?hash={DOCUMENT.hex()}"),
+        ("/v1/apps/notary/document", f"/v1/apps/notary/document?hash={'ab' * 32}"),
+        ("/v1/apps/notary/document", "/v1/apps/notary/document?hash=x"),
+        ("/v1/apps/{app}/{query}", "/v1/apps/warehouse/register?status=pledged"),
         ("/v1/apps/{app}/{query}", "/v1/apps/nothing/here"),
         ("/v1/audit/actions", "/v1/audit/actions"),
         ("/v1/audit/proof/{entry_id}", f"/v1/audit/proof/{s.t3.hex()}"),
@@ -195,5 +203,13 @@ def test_the_answers_say_what_the_chain_holds(served: Served) -> None:
     assert len(by_url["/v1/validators/history"][2]["changes"]) == 2
     assert by_url[f"/v1/audit/proof/{served.t4.hex()}"][2]["error"]["code"] == "not_yet_provable"
     assert by_url["/v1/peers"][2] == {"peers": [PEER]}
+    document = by_url[f"/v1/apps/notary/document?hash={DOCUMENT.hex()}"][2]
+    assert document["height"] == 4 and document["title"] == "the minutes"
+    assert document["registered_entry"] == served.notarized.hex() and document["registered_height"] == 2
+    assert list(document)[:2] == ["height", "document"]  # as the query renders it, the height first
+    owned = by_url["/v1/apps/notary/owned?owner=" + served.builder.alice.address][2]
+    assert [d["document"] for d in owned["documents"]] == [DOCUMENT.hex()]
+    assert by_url[f"/v1/apps/notary/document?hash={'ab' * 32}"][:1] == (404,)
+    assert by_url["/v1/apps/warehouse/register?status=pledged"][2] == {"height": 4, "count": 0, "receipts": []}
     batch = by_url["/v1/entries/batch"][2]["results"]
     assert batch[0]["status"] == "known" and "error" in batch[1]
