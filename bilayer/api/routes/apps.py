@@ -92,8 +92,9 @@ def _typed_query_routes() -> tuple[Route, ...]:
             raise ValueError(f"a typed query {name}/{query_name} that no installed application answers")
         doc = found.queries[query_name].__doc__
         routes.append(Route("GET", f"/v1/apps/{name}/{query_name}", typed_query(name, query_name, answer),
-                            f"`{name}` ({found.summary}): {_query_summary(doc)}", {200: answer},
-                            ("bad_request", "not_found"), params=_named_params(doc)))
+                            f"The `{name}` application's `{query_name}` query ({found.summary})", {200: answer},
+                            ("bad_request", "not_found"), description=" ".join((doc or "").split()),
+                            params=_named_params(doc)))
     return tuple(routes)
 
 
