@@ -540,39 +540,6 @@ class AppAnswer(msgspec.Struct, frozen=True, kw_only=True):
     height: Height
 
 
-class NotaryDocumentView(Response, frozen=True, kw_only=True):
-    document: Annotated[Hex, Meta(description="its SHA-256")]
-    owner: Address
-    title: str
-    registered_entry: Hex
-    registered_height: Height
-    registered_ms: int
-    transfers: Annotated[int, Meta(ge=0, description="times it was handed on")]
-    last_entry: Annotated[Hex | None, Meta(description="the last transfer; null when never handed on")]
-
-
-class NotaryDocument(Response, frozen=True, kw_only=True):
-    """`notary/document`: a registered document, its owner and its history counts."""
-
-    height: Height
-    document: Annotated[Hex, Meta(description="its SHA-256")]
-    owner: Address
-    title: str
-    registered_entry: Hex
-    registered_height: Height
-    registered_ms: int
-    transfers: Annotated[int, Meta(ge=0, description="times it was handed on")]
-    last_entry: Annotated[Hex | None, Meta(description="the last transfer; null when never handed on")]
-
-
-class NotaryOwned(Response, frozen=True, kw_only=True):
-    """`notary/owned`: the documents an account holds."""
-
-    height: Height
-    owner: Address
-    documents: list[NotaryDocumentView]
-
-
 # --- audit ------------------------------------------------------------------------------------
 
 

@@ -38,6 +38,8 @@ NOT_EXERCISED = {
     ("/static/{filename}", "get"): "a file",
     ("/metrics", "get"): "Prometheus text",
     ("/v1/entries/{entry_id}/payload", "get"): "raw bytes (its errors are checked)",
+    ("/v1/apps/warehouse/history", "get"): "needs a warehouse receipt: tests/unit/test_app_answers.py",
+    ("/v1/apps/warehouse/trail", "get"): "needs a warehouse receipt: tests/unit/test_app_answers.py",
 }
 
 
@@ -123,7 +125,11 @@ def _asks(s: Served) -> list[tuple[str, str, str, Any]]:
         ("/v1/apps/notary/document", f"/v1/apps/notary/document?hash={DOCUMENT.hex()}"),
         ("/v1/apps/notary/document", f"/v1/apps/notary/document?hash={'ab' * 32}"),
         ("/v1/apps/notary/document", "/v1/apps/notary/document?hash=x"),
-        ("/v1/apps/{app}/{query}", "/v1/apps/warehouse/register?status=pledged"),
+        ("/v1/apps/warehouse/register", "/v1/apps/warehouse/register?status=pledged"),
+        ("/v1/apps/warehouse/register", "/v1/apps/warehouse/register?status=lost"),
+        ("/v1/apps/warehouse/history", f"/v1/apps/warehouse/history?id={'ab' * 32}"),
+        ("/v1/apps/warehouse/trail", "/v1/apps/warehouse/trail?id=x"),
+        ("/v1/apps/{app}/{query}", "/v1/apps/warehouse/alerts"),
         ("/v1/apps/{app}/{query}", "/v1/apps/nothing/here"),
         ("/v1/audit/actions", "/v1/audit/actions"),
         ("/v1/audit/proof/{entry_id}", f"/v1/audit/proof/{s.t3.hex()}"),
@@ -211,5 +217,6 @@ def test_the_answers_say_what_the_chain_holds(served: Served) -> None:
     assert [d["document"] for d in owned["documents"]] == [DOCUMENT.hex()]
     assert by_url[f"/v1/apps/notary/document?hash={'ab' * 32}"][:1] == (404,)
     assert by_url["/v1/apps/warehouse/register?status=pledged"][2] == {"height": 4, "count": 0, "receipts": []}
+    assert by_url["/v1/apps/warehouse/alerts"][2] == {"height": 4, "count": 0, "alerts": []}
     batch = by_url["/v1/entries/batch"][2]["results"]
     assert batch[0]["status"] == "known" and "error" in batch[1]

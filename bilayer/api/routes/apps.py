@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ...errors import NotFound
 from ...execution.application import application, installed_applications
+from .. import app_answers as a
 from .. import responses as r
 from ..context import NODE, finality_chain, json_response
 from ..spec import Handler, Param, Route, path_param, query
@@ -29,8 +30,11 @@ async def get_apps(request: web.Request) -> web.Response:
 
 # The queries whose answers the API types: (application, query) -> the type of the answer.
 TYPED_QUERIES: dict[tuple[str, str], type[r.Response]] = {
-    ("notary", "document"): r.NotaryDocument,
-    ("notary", "owned"): r.NotaryOwned,
+    ("notary", "document"): a.NotaryDocument,
+    ("notary", "owned"): a.NotaryOwned,
+    ("warehouse", "register"): a.WarehouseRegister,
+    ("warehouse", "history"): a.WarehouseHistory,
+    ("warehouse", "trail"): a.WarehouseTrail,
 }
 
 
@@ -100,18 +104,16 @@ def _typed_query_routes() -> tuple[Route, ...]:
 
 def _app_query_route() -> Route:
     apps = installed_applications()
-    untyped = [(app, name, query_) for app in apps for name, query_ in sorted(app.queries.items())
-               if (app.name, name) not in TYPED_QUERIES]
     return Route(
         "GET", "/v1/apps/{app}/{query}", get_app_query,
         "An installed application's read query, as of the latest checkpoint: "
-        + "; ".join(f"`{app.name}` ({app.summary}): " + ", ".join(f"`{name}`" for a, name, _ in untyped if a is app)
-                    for app in apps if any(a is app for a, _, _ in untyped)),
+        + "; ".join(f"`{app.name}` ({app.summary}): " + ", ".join(f"`{name}`" for name in sorted(app.queries))
+                    for app in apps),
         {200: r.AppAnswer}, ("bad_request", "not_found"),
         description="\n".join(f"* `GET /v1/apps/{app.name}/{name}{_query_params(query_.__doc__)}`:"
-                              f" {_query_summary(query_.__doc__)}" for app, name, query_ in untyped)
-        + "\n\nThese have routes of their own, with typed answers: "
-        + ", ".join(f"`GET /v1/apps/{a}/{q}`" for a, q in TYPED_QUERIES) + ".",
+                              f" {_query_summary(query_.__doc__)}"
+                              + (" (typed: see its own path)" if (app.name, name) in TYPED_QUERIES else "")
+                              for app in apps for name, query_ in sorted(app.queries.items())),
         params=(path_param("app", {"type": "string", "enum": [app.name for app in apps]}),
                 Param("query", "path", {"type": "string"}, required=True)))
 
