@@ -2,9 +2,8 @@
 
 It lives in the node's SQLite file beside the chain. A node writes each checkpoint's part
 just after that checkpoint commits, in its own transaction (`node.chain.AuditIndexer`, fed by
-the node's "audit index" subscriber), so
-it is never ahead of the chain and at most a few checkpoints behind it; `maintain` inside
-the commit is the simpler form tools and tests use. It holds
+the node's "audit index" subscriber), so it is never ahead of the chain and at most a few
+checkpoints behind it; `maintain` inside the commit is the simpler form tools and tests use. It holds
 nothing the chain does not: drop its tables and the next start rebuilds them from the
 stored checkpoints, entries and results (`rebuild`).
 
