@@ -13,7 +13,7 @@ from aiohttp import web
 from ..audit.proof import ProofQueue
 from ..errors import BadRequest, BilayerError, NotFound, RateLimited
 from ..execution.governance.options import parse_hex32
-from ..node.ratelimit import RateLimiter
+from ..ratelimit import RateLimiter
 from .spec import Route
 from .status import RETRY_AFTER_STATUSES, error_status
 

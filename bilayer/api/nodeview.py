@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Container, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..consensus.validators import ValidatorSet
 from ..errors import BilayerError
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..node.ingest import SubmitResult
     from ..node.metrics import NodeMetrics
     from ..node.storage import ForkEvidence, StoredCheckpoint, StoredEntry, StoredResult
+    from .responses import Status
     from .stream import StreamHub
 
 
@@ -155,7 +156,7 @@ class NodeView(Protocol):
     @property
     def started_s(self) -> float: ...
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> Status: ...
 
     def not_ready(self) -> list[str]: ...
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from ..genesis import ChainParams as IngressParams
 from ..ledger.entry import Tombstone
 
 Hex = Annotated[str, Meta(pattern="^[0-9a-f]*$")]
@@ -532,6 +533,13 @@ class Applications(Response, frozen=True, kw_only=True):
     applications: list[Application]
 
 
+class AppAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """An application's answer to a read query: the height of the checkpoint whose state it
+    read, then the application's own fields (as its query renders them)."""
+
+    height: Height
+
+
 # --- audit ------------------------------------------------------------------------------------
 
 
@@ -640,3 +648,42 @@ class Health(Response, frozen=True, kw_only=True):
 
 class Ready(Response, frozen=True, kw_only=True):
     status: Literal["ready"]
+
+
+class Status(Response, frozen=True, kw_only=True):
+    """Who the node is and how far it got. The fields from `height` on are present only with
+    `finality` (a chain with validators): the height and roots of the last checkpoint on disk,
+    so a height read here is one a client can fetch."""
+
+    version: str
+    name: str
+    role: Literal["validator", "ledger"]
+    chain_id: str
+    genesis_root: Hex
+    node_key: Hex
+    healthy: Annotated[bool, Meta(description="storage working (entries and checkpoints)")]
+    entries: Annotated[int, Meta(ge=0, description="entries in this node's DAG")]
+    tips: Annotated[int, Meta(ge=0)]
+    orphans: Annotated[int, Meta(ge=0, description="entries held while their parents are fetched")]
+    authors: Annotated[int, Meta(ge=0)]
+    peers: Annotated[int, Meta(ge=0, description="authenticated peer links")]
+    isolated: bool
+    catching_up: bool
+    params: Annotated[IngressParams, Meta(description="what a client's new entry must meet now")]
+    api: Annotated[str, Meta(description="the API's listen address")]
+    p2p: Annotated[str, Meta(description="the peer port's listen address")]
+    uptime_s: float
+    finality: Annotated[bool, Meta(description="the chain has validators (layer 2)")]
+    height: Height | UnsetType = UNSET
+    last_checkpoint: Annotated[Hex | None, Meta(description="its id; null before the first")] | UnsetType = UNSET
+    last_checkpoint_time_ms: int | UnsetType | None = UNSET
+    state_root: Hex | UnsetType = UNSET
+    results_root: Hex | UnsetType = UNSET
+    validators: Annotated[int, Meta(ge=0, description="validators voting on the next height")] | UnsetType = UNSET
+    halted: Annotated[str | None, Meta(description="why finality stopped on this node; null while it runs")] \
+        | UnsetType = UNSET
+    storage_error: Annotated[str, Meta(description="present while a checkpoint cannot be recorded (it is retried)")] \
+        | UnsetType = UNSET
+    round: Annotated[int, Meta(ge=0, description="the consensus round of the next height")] | UnsetType = UNSET
+    phase: Annotated[int, Meta(ge=0, le=3, description="0 propose, 1 prevote, 2 precommit, 3 decided")] \
+        | UnsetType = UNSET

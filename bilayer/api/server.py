@@ -17,7 +17,7 @@ from aiohttp.typedefs import Middleware
 
 from ..audit.proof import ProofQueue
 from ..errors import BilayerError
-from ..node.ratelimit import RateLimiter
+from ..ratelimit import RateLimiter
 from .context import (
     DOCUMENT,
     LIMITER,

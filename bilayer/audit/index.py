@@ -1,9 +1,9 @@
 """The audit index: every ordered entry by party, asset, kind and outcome, and every movement of funds.
 
 It lives in the node's SQLite file beside the chain. A node writes each checkpoint's part
-just after that checkpoint commits, in its own transaction (`node.chain.AuditIndexer`), so
-it is never ahead of the chain and at most a few checkpoints behind it; `maintain` inside
-the commit is the simpler form tools and tests use. It holds
+just after that checkpoint commits, in its own transaction (`node.chain.AuditIndexer`, fed by
+the node's "audit index" subscriber), so it is never ahead of the chain and at most a few
+checkpoints behind it; `maintain` inside the commit is the simpler form tools and tests use. It holds
 nothing the chain does not: drop its tables and the next start rebuilds them from the
 stored checkpoints, entries and results (`rebuild`).
 
@@ -33,7 +33,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import codec
 from ..errors import BilayerError
@@ -57,6 +57,9 @@ from ..ledger.operations import (
     Transfer,
     decode_operation,
 )
+
+if TYPE_CHECKING:
+    from ..replica.chain import Applied
 
 log = logging.getLogger("bilayer.audit")
 
@@ -149,6 +152,14 @@ class CheckpointEntries:
     height: int
     time_ms: int
     entries: Sequence[OrderedEntry]
+
+
+def checkpoint_entries(applied: Applied) -> CheckpointEntries:
+    """What the index takes of one executed checkpoint: its entries in execution order."""
+    checkpoint = applied.checkpoint
+    return CheckpointEntries(checkpoint.height, checkpoint.time_ms,
+                             [OrderedEntry(r.entry_id, header, str(r.outcome), r.code, r.cause)
+                              for r, header in zip(applied.results, applied.headers, strict=True)])
 
 
 def create_tables(conn: sqlite3.Connection) -> None:

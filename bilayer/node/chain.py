@@ -118,8 +118,9 @@ class Chain(ChainState):
 
     def __init__(self, storage: Storage, genesis: Genesis, indexer: AuditIndexer | None = None,
                  keep_heights: int | None = DEFAULT_KEEP_HEIGHTS) -> None:
-        """With an `indexer`, the audit index is written after each commit on its thread;
-        without one, inside the commit (the simplest form, for tools and tests).
+        """With an `indexer`, the audit index stays out of the commit: whoever runs the chain
+        submits each committed checkpoint to it (the node: its "audit index" subscriber);
+        without one, the index is written inside the commit (the simplest form, for tools and tests).
         `keep_heights`: the state versions kept provable (None: archive, all of them);
         older ones are pruned after commits, on the indexer's thread when there is one."""
         super().__init__(genesis)
@@ -188,10 +189,7 @@ class Chain(ChainState):
         checkpoint = applied.checkpoint
         results = applied.results
         changes = self.state.take_dirty()
-        indexed = audit_index.CheckpointEntries(
-            checkpoint.height, checkpoint.time_ms,
-            [audit_index.OrderedEntry(r.entry_id, header, str(r.outcome), r.code, r.cause)
-             for r, header in zip(results, applied.headers, strict=True)])
+        indexed = audit_index.checkpoint_entries(applied)
         return PreparedCommit(
             StoredCheckpoint(checkpoint.height, checkpoint.id, codec.encode(finalized), applied.state_root,
                              applied.results_root, len(results), int(time.time() * 1000)),
@@ -215,8 +213,6 @@ class Chain(ChainState):
                                    prepared.checkpoint.state_root, prepared.checkpoint.results_root)
         height = prepared.checkpoint.height
         self.state.tree.written(height)
-        if self.indexer is not None:
-            self.indexer.submit(prepared.indexed, prepared.state)
         if self.keep_heights is not None and height - self.keep_heights >= 0:
             self._prune(height - self.keep_heights + 1)
 

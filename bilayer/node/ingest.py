@@ -34,9 +34,9 @@ from ..genesis import Genesis
 from ..ledger.dag import NO_FORKS, Dag, Known, Orphan, Placed, Placement, fork_digest_with
 from ..ledger.entry import Entry, EntryHeader, SignedEntry, WithheldEntry, entry_id
 from ..ledger.validation import check_entry, check_entry_unsigned, check_fork, signature_holds
+from ..ratelimit import RateLimiter
 from ..replica.placing import OrphanPool, Placer, Source
 from .metrics import NodeMetrics
-from .ratelimit import RateLimiter
 from .storage import ForkEvidence, Storage
 from .verify_pool import CHUNK, VerifyPool
 

@@ -38,6 +38,7 @@ from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..errors import BilayerError, PeerProtocolError
 from ..keys.signing import Signer
 from ..ledger.entry import Entry, SignedEntry, WithheldEntry
+from ..ratelimit import RateLimiter
 from ..replica.gossip import (
     MAX_CHECKPOINTS_ANSWER,
     MAX_WANT_ANSWER,
@@ -71,7 +72,6 @@ from ..replica.messages import (
 from ..replica.placing import Source
 from .ingest import Ingest, Status
 from .metrics import NodeMetrics
-from .ratelimit import RateLimiter
 from .storage import ForkEvidence
 from .transport import SecureLink, handshake
 

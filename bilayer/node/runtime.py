@@ -8,14 +8,16 @@ import resource
 import signal
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from aiohttp import web
 
 from .. import __version__, codec
 from ..api.guard import AcceptErrorLog, ConnectionGuard, GuardedSite
+from ..api.responses import Status
 from ..api.stream import StreamHub
+from ..audit import index as audit_index
 from ..consensus.core import Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..consensus.validators import ValidatorSet
@@ -107,9 +109,11 @@ class Node:
         """Wire the effects of the two durable writes, once, in the order they run. After a batch
         of entries is committed: peers hear of it, then clients waiting for it (no validators:
         stored is the outcome), the live stream, and finality (a waiting proposal may now check).
-        After a checkpoint is committed (the audit index follows on its own thread, see
-        `AuditIndexer`): clients waiting for an outcome, the parameters new entries must meet,
-        the log and metrics, the live stream, the payload scrubber, and the consensus links."""
+        After a checkpoint is committed: the audit index (queued first, so a reader waiting for
+        the index waits for this checkpoint; written durably on its own thread, see
+        `AuditIndexer`, and rebuilt from the chain at start if it fell behind), clients waiting
+        for an outcome, the parameters new entries must meet, the log and metrics, the live
+        stream, the payload scrubber, and the consensus links."""
         finality, chain, scrubber = self.finality, self.chain, self.scrubber
         entries: list[Subscriber[StoredBatch]] = [
             Subscriber("gossip", lambda batch: self.peers.broadcast(batch.entries, batch.sources))]
@@ -122,7 +126,12 @@ class Node:
         self.ingest.announce = lambda stored, sources: self.after_entries(StoredBatch(stored, sources))
         if chain is None:
             return
-        checkpoints: list[Subscriber[Applied]] = [
+        checkpoints: list[Subscriber[Applied]] = []
+        indexer = chain.indexer
+        if indexer is not None:
+            checkpoints.append(Subscriber(
+                "audit index", lambda applied: indexer.submit(audit_index.checkpoint_entries(applied), chain.state)))
+        checkpoints += [
             Subscriber("waiters", lambda applied: self._notify([r.entry_id for r in applied.results])),
             Subscriber("chain parameters", lambda applied: self._follow_chain_params()),
             Subscriber("log and metrics", self._observe_checkpoint),
@@ -255,7 +264,7 @@ class Node:
         return self.chain.validators if self.chain is not None else None
 
     @property
-    def role(self) -> str:
+    def role(self) -> Literal["validator", "ledger"]:
         return "validator" if self.validators and self.signer.public_key in self.validators else "ledger"
 
     def _follow_validator_keys(self) -> None:
@@ -409,47 +418,37 @@ class Node:
             await asyncio.to_thread(self.chain.indexer.close)
         self.storage.close()
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "version": __version__,
-            "name": self.config.name,
-            "role": self.role,
-            "chain_id": self.genesis.chain_id,
-            "genesis_root": self.genesis.root.hex(),
-            "node_key": self.signer.public_key.hex(),
-            "healthy": self.ingest.healthy and (self.finality is None or self.finality.storage_error is None),
-            "entries": len(self.ingest.dag),
-            "tips": len(self.ingest.dag.tips),
-            "orphans": len(self.ingest.orphans),
-            "authors": len(self.ingest.dag.heads),
-            "peers": len(self.peers.links),
-            "isolated": self.peers.isolated,
-            "catching_up": self.catching_up(),
-            "params": msgspec.to_builtins(self.ingest.params),  # what a client's new entry must meet now
-            "api": self.config.api.listen,
-            "p2p": self.config.p2p.listen,
-            "uptime_s": round(time.time() - self.started_s, 1),
-            **self.finality_status(),
-        }
-
-    def finality_status(self) -> dict[str, Any]:
-        chain = self.chain
-        if chain is None or self.validators is None:
-            return {"finality": False}
+    def status(self) -> Status:
+        """What `/v1/status` answers. The finality fields come from the last checkpoint on disk
+        (memory may be one checkpoint ahead while it is written)."""
+        healthy = self.ingest.healthy and (self.finality is None or self.finality.storage_error is None)
+        dag = self.ingest.dag
+        status = Status(version=__version__, name=self.config.name, role=self.role, chain_id=self.genesis.chain_id,
+                        genesis_root=self.genesis.root.hex(),
+                        node_key=self.signer.public_key.hex(), healthy=healthy, entries=len(dag),
+                        tips=len(dag.tips), orphans=len(self.ingest.orphans), authors=len(dag.heads),
+                        peers=len(self.peers.links), isolated=self.peers.isolated, catching_up=self.catching_up(),
+                        params=self.ingest.params, api=self.config.api.listen, p2p=self.config.p2p.listen,
+                        uptime_s=round(time.time() - self.started_s, 1), finality=False)
+        chain, validators = self.chain, self.validators
+        if chain is None or validators is None:
+            return status
         head = chain.committed  # on disk: a height reported here can be fetched
-        view: dict[str, Any] = {
-            "finality": True,
-            "height": head.height,
-            "last_checkpoint": head.checkpoint_id.hex() if head.checkpoint_id else None,
-            "last_checkpoint_time_ms": head.time_ms if head.checkpoint_id else None,
-            "state_root": head.state_root.hex(),
-            "results_root": head.results_root.hex(),
-            "validators": len(self.validators),
-            "halted": None,
-        }
-        if self.finality is not None:
-            view.update(self.finality.status())
-        return view
+        status = msgspec.structs.replace(
+            status, finality=True, height=head.height,
+            last_checkpoint=head.checkpoint_id.hex() if head.checkpoint_id else None,
+            last_checkpoint_time_ms=head.time_ms if head.checkpoint_id else None,
+            state_root=head.state_root.hex(), results_root=head.results_root.hex(), validators=len(validators),
+            halted=None)
+        finality = self.finality
+        if finality is None:
+            return status
+        core = finality.driver.core
+        return msgspec.structs.replace(
+            status, halted=finality.halted,
+            storage_error=finality.storage_error if finality.storage_error is not None else msgspec.UNSET,
+            round=core.round if core is not None else msgspec.UNSET,
+            phase=int(core.phase) if core is not None else msgspec.UNSET)
 
 
 # How long a stopping node lets requests in flight finish; long-polls are answered at once.

@@ -387,8 +387,13 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
                                   for q in ("", "?limit=abc", ignoring)],
         "/v1/params": [("/v1/params" + ignoring, 404, "not_found")],
         "/v1/apps/{app}/{query}": [(f"/v1/apps/{q}", 404, "not_found") for q in (
-            "notary/document", "notary/document?hash=%00", "nope/document", "notary/nope", "a" * 4000 + "/q",
-            "%00/%00", "notary/owned" + ignoring)],
+            "nope/document", "notary/nope", "a" * 4000 + "/q", "%00/%00", "warehouse/alerts" + ignoring)],
+        "/v1/apps/notary/document": [(f"/v1/apps/notary/document{q}", 404, "not_found")
+                                     for q in ("", "?hash=%00", ignoring)],
+        "/v1/apps/notary/owned": [(f"/v1/apps/notary/owned{q}", 404, "not_found") for q in ("?owner=%00", ignoring)],
+        **{f"/v1/apps/warehouse/{name}": [(f"/v1/apps/warehouse/{name}{q}", 404, "not_found")
+                                          for q in ("", "?id=%00", "?status=%ff", ignoring)]
+           for name in ("register", "history", "trail")},
         "/v1/audit/actions": [(f"/v1/audit/actions{q}", 404, "not_found") for q in ("", "?before=abc", ignoring)],
         "/v1/audit/entries": [(f"/v1/audit/entries{q}", 404, "not_found")
                               for q in ("", "?author=nobody", "?limit=%00", ignoring)],

@@ -667,7 +667,7 @@ def _index_rows(storage: Storage) -> list[tuple[object, ...]]:
 
 
 def test_audit_index_written_after_the_commit_matches_the_one_written_inside_it(tmp_path: Path) -> None:
-    from bilayer.audit.index import indexed_height
+    from bilayer.audit.index import checkpoint_entries, indexed_height
     from bilayer.node.chain import AuditIndexer
 
     inline = open_node(tmp_path / "inline.sqlite")
@@ -678,8 +678,8 @@ def test_audit_index_written_after_the_commit_matches_the_one_written_inside_it(
     after = Node(tmp_path / "after.sqlite", storage, chain, Ingest(storage, GENESIS, NodeMetrics()))
     first, second = apply_two_heights(inline)
     after.add(S.fund, S.overspend, S.spend, S.pay)
-    after.apply(first)
-    after.apply(second)
+    for finalized in (first, second):  # fed after each commit, as the node's "audit index" subscriber does
+        indexer.submit(checkpoint_entries(after.apply(finalized)), chain.state)
     indexer.wait(30)
     with closing(storage.read_connection()) as conn:
         assert indexed_height(conn) == 2

@@ -20,13 +20,17 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bilayer import __version__
 from bilayer.api.openapi import openapi_document
+from bilayer.api.responses import Status
 from bilayer.api.server import build_app
+from bilayer.apps.notary.operations import NotaryRegister
 from bilayer.bench.proof import ChainBuilder, seeded
+from bilayer.genesis import Genesis
 from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries, operation_kinds
 from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
 
 NEWCOMER = seeded(9, 4)
+DOCUMENT = bytes(range(32))
 PEER = {"node_key": "ab" * 32, "listen": "127.0.0.1:9", "direction": "inbound"}
 NOT_EXERCISED = {
     ("/v1/stream", "get"): "an event stream, not a JSON answer",
@@ -34,12 +38,15 @@ NOT_EXERCISED = {
     ("/static/{filename}", "get"): "a file",
     ("/metrics", "get"): "Prometheus text",
     ("/v1/entries/{entry_id}/payload", "get"): "raw bytes (its errors are checked)",
+    ("/v1/apps/warehouse/history", "get"): "needs a warehouse receipt: tests/unit/test_app_answers.py",
+    ("/v1/apps/warehouse/trail", "get"): "needs a warehouse receipt: tests/unit/test_app_answers.py",
 }
 
 
 class Served:
-    """h1 adds a validator and orders a transfer; h2 a transfer, two data entries and a freeze of
-    bob; h3 a transfer the freeze refuses and the redaction of one data entry; h4 a transfer."""
+    """h1 adds a validator and orders a transfer; h2 a transfer, two data entries, a notarized
+    document and a freeze of bob; h3 a transfer the freeze refuses and the redaction of one data
+    entry; h4 a transfer."""
 
     def __init__(self, path: Path) -> None:
         self.builder = builder = ChainBuilder(path)
@@ -49,6 +56,7 @@ class Served:
         self.t2 = builder.transfer(7)
         self.data = builder.write(builder.alice, Data(media_type="text/plain"), b"the minutes of the meeting")
         self.personal = builder.write(builder.alice, Data(media_type="text/plain"), b"a home address")
+        self.notarized = builder.write(builder.alice, NotaryRegister(document=DOCUMENT, title="the minutes"))
         builder.decide(FreezeAccount(account=builder.bob.public_key))
         builder.checkpoint()
         self.t3 = builder.transfer(11)
@@ -61,7 +69,16 @@ class Served:
         self.node = SimpleNamespace(
             metrics=NodeMetrics(), chain=builder.chain, storage=builder.storage, genesis=builder.genesis,
             ingest=ingest, peers=SimpleNamespace(peer_list=lambda: [PEER]), started_s=time.time(),
-            status=lambda: {"version": __version__, "healthy": True}, not_ready=lambda: [], wait_for_entry=_no_wait)
+            status=lambda: _status(builder.genesis), not_ready=lambda: [], wait_for_entry=_no_wait)
+
+
+def _status(genesis: Genesis) -> Status:
+    return Status(version=__version__, name="served", role="ledger", chain_id=genesis.chain_id,
+                  genesis_root=genesis.root.hex(), node_key="ab" * 32, healthy=True, entries=9, tips=1, orphans=0,
+                  authors=2, peers=1, isolated=False, catching_up=False, params=genesis.params, api="127.0.0.1:1",
+                  p2p="127.0.0.1:2", uptime_s=1.5, finality=True, height=4, last_checkpoint="cd" * 32,
+                  last_checkpoint_time_ms=genesis.genesis_time_ms, state_root="ef" * 32, results_root="01" * 32,
+                  validators=2, halted=None, round=0, phase=0)
 
 
 async def _no_wait(entry_id: bytes, timeout: float) -> None:
@@ -104,7 +121,15 @@ def _asks(s: Served) -> list[tuple[str, str, str, Any]]:
         ("/v1/gov/dry-run", f"/v1/gov/dry-run?action=freeze&target={alice}"),
         ("/v1/gov/dry-run", "/v1/gov/dry-run?action=nothing"),
         ("/v1/identities/{address}", f"/v1/identities/{bob}"),
-        ("/v1/apps", "/v1/apps"), ("/v1/apps/{app}/{query}", "/v1/apps/notary/owned?owner=" + alice),
+        ("/v1/apps", "/v1/apps"), ("/v1/apps/notary/owned", "/v1/apps/notary/owned?owner=" + alice),
+        ("/v1/apps/notary/document", f"/v1/apps/notary/document?hash={DOCUMENT.hex()}"),
+        ("/v1/apps/notary/document", f"/v1/apps/notary/document?hash={'ab' * 32}"),
+        ("/v1/apps/notary/document", "/v1/apps/notary/document?hash=x"),
+        ("/v1/apps/warehouse/register", "/v1/apps/warehouse/register?status=pledged"),
+        ("/v1/apps/warehouse/register", "/v1/apps/warehouse/register?status=lost"),
+        ("/v1/apps/warehouse/history", f"/v1/apps/warehouse/history?id={'ab' * 32}"),
+        ("/v1/apps/warehouse/trail", "/v1/apps/warehouse/trail?id=x"),
+        ("/v1/apps/{app}/{query}", "/v1/apps/warehouse/alerts"),
         ("/v1/apps/{app}/{query}", "/v1/apps/nothing/here"),
         ("/v1/audit/actions", "/v1/audit/actions"),
         ("/v1/audit/proof/{entry_id}", f"/v1/audit/proof/{s.t3.hex()}"),
@@ -184,5 +209,14 @@ def test_the_answers_say_what_the_chain_holds(served: Served) -> None:
     assert len(by_url["/v1/validators/history"][2]["changes"]) == 2
     assert by_url[f"/v1/audit/proof/{served.t4.hex()}"][2]["error"]["code"] == "not_yet_provable"
     assert by_url["/v1/peers"][2] == {"peers": [PEER]}
+    document = by_url[f"/v1/apps/notary/document?hash={DOCUMENT.hex()}"][2]
+    assert document["height"] == 4 and document["title"] == "the minutes"
+    assert document["registered_entry"] == served.notarized.hex() and document["registered_height"] == 2
+    assert list(document)[:2] == ["height", "document"]  # as the query renders it, the height first
+    owned = by_url["/v1/apps/notary/owned?owner=" + served.builder.alice.address][2]
+    assert [d["document"] for d in owned["documents"]] == [DOCUMENT.hex()]
+    assert by_url[f"/v1/apps/notary/document?hash={'ab' * 32}"][:1] == (404,)
+    assert by_url["/v1/apps/warehouse/register?status=pledged"][2] == {"height": 4, "count": 0, "receipts": []}
+    assert by_url["/v1/apps/warehouse/alerts"][2] == {"height": 4, "count": 0, "alerts": []}
     batch = by_url["/v1/entries/batch"][2]["results"]
     assert batch[0]["status"] == "known" and "error" in batch[1]

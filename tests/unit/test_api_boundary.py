@@ -12,9 +12,6 @@ from pathlib import Path
 import bilayer
 
 API = Path(bilayer.__file__).parent / "api"
-ALLOWED_NODE_MODULES = {
-    "bilayer.node.ratelimit": "the per-connection rate limit the API applies (a pure token bucket)",
-}
 STATE_KEY_NAME = re.compile(r"(?<!parse)_key$|_prefix$|^[A-Z_]*PREFIX[A-Z_]*$")
 
 
@@ -53,7 +50,7 @@ def _imports() -> Iterator[tuple[str, str, list[str]]]:
 
 def test_the_api_imports_no_node_module_at_run_time() -> None:
     found = {(where, target) for where, target, _ in _imports()
-             if target.startswith("bilayer.node") and target not in ALLOWED_NODE_MODULES}
+             if target.startswith("bilayer.node")}
     assert found == set()
 
 

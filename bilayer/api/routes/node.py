@@ -103,7 +103,7 @@ ROUTES = (
           also=(Media("text/css", "the style sheet"),)),
     Route("GET", "/v1/stream", get_stream, "Live events as server-sent events (text/event-stream)",
           {200: Media("text/event-stream", "an event stream")}, ("overloaded",), description=STREAM_DESCRIPTION),
-    Route("GET", "/v1/status", get_status, "Node and chain status", {200: dict[str, Any]},
+    Route("GET", "/v1/status", get_status, "Node and chain status", {200: r.Status},
           description="`catching_up` is true while a peer reports checkpoints two or more heights ahead of this"
                       " node."),
     Route("GET", "/v1/peers", get_peers, "Authenticated peer links: node key, advertised address, direction",
