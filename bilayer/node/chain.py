@@ -26,7 +26,7 @@ from ..consensus.linearize import MissingEntry
 from ..consensus.messages import CertificateInvalid, FinalizedCheckpoint
 from ..execution.executor import genesis_state
 from ..execution.smt import TreeUpdate, root_hash
-from ..execution.state import State, StateTree
+from ..execution.state import DEFAULT_CACHE_VALUES, State, StateTree
 from ..genesis import Genesis
 from ..ledger.dag import Dag
 from ..ledger.entry import EntryHeader, Tombstone
@@ -118,17 +118,19 @@ class Chain(ChainState):
     """ChainState persisted: each applied checkpoint is one SQLite transaction."""
 
     def __init__(self, storage: Storage, genesis: Genesis, indexer: AuditIndexer | None = None,
-                 keep_heights: int | None = DEFAULT_KEEP_HEIGHTS) -> None:
+                 keep_heights: int | None = DEFAULT_KEEP_HEIGHTS, cache_values: int = DEFAULT_CACHE_VALUES) -> None:
         """With an `indexer`, the audit index is written after each commit on its thread;
         without one, inside the commit (the simplest form, for tools and tests).
         `keep_heights`: the state versions kept provable (None: archive, all of them);
-        older ones are pruned after commits, on the indexer's thread when there is one."""
+        older ones are pruned after commits, on the indexer's thread when there is one.
+        `cache_values`: the state values kept in memory once read (the rest stay on disk)."""
         super().__init__(genesis)
         if keep_heights is not None and keep_heights < 1:
             raise ValueError("keep_heights is at least 1")
         self.storage = storage
         self.indexer = indexer
         self.keep_heights = keep_heights
+        self.cache_values = cache_values
         self.committed: ChainHead = ChainHead(0, None, genesis.genesis_time_ms, self.state_root, self.results_root)
 
     def load(self) -> None:
@@ -148,7 +150,8 @@ class Chain(ChainState):
             raise StateStoreCorrupt(f"the stored state tree's latest version is {tree_version}, the last"
                                     f" checkpoint's height {height}: the stored state is damaged")
         stored = storage.tree.root_ref(height)
-        state = State(tree=StateTree(storage.tree, stored, height), source=storage.values)
+        state = State(tree=StateTree(storage.tree, stored, height), source=storage.values,
+                      cache_values=self.cache_values)
         if latest is None:
             self.restore(state, None, b"", self.results_root, ())
         else:
