@@ -323,7 +323,7 @@ def run_node_state_bench(config: StateBenchConfig, progress: Progress, workdir: 
             state = open_node_state(storage)
             start_s = time.perf_counter() - started
             assert state.overlay_size == 0
-            figures: dict[str, Any] = {"node_start_s": round(start_s, 3), "rss_after_start_mib": round(_rss_mib(), 1),
+            figures: dict[str, Any] = {"node_start_s": round(start_s, 4), "rss_after_start_mib": round(_rss_mib(), 1),
                                        "rss_peak_mib": round(_peak_rss_mib(), 1)}
             if config.legacy_start:
                 advance = progress("the start that loads every value (before)", 1)
@@ -331,7 +331,7 @@ def run_node_state_bench(config: StateBenchConfig, progress: Progress, workdir: 
                 loaded = State(storage.state_items())
                 if loaded.root() != state.root():
                     raise AssertionError("the state loaded in memory hashes to another root than the stored tree's")
-                figures["legacy_start_s"] = round(time.perf_counter() - started, 1)
+                figures["legacy_start_s"] = round(time.perf_counter() - started, 3)
                 figures["legacy_rss_mib"] = round(_rss_mib(), 1)
                 figures["legacy_rss_peak_mib"] = round(_peak_rss_mib(), 1)
                 advance(1)
