@@ -305,23 +305,41 @@ def update_node_state(storage: Storage, config: StateBenchConfig, rng: random.Ra
             "rss_peak_build_and_update_mib": round(_peak_rss_mib(), 1)}, accounts
 
 
-def run_node_state_bench(config: StateBenchConfig, progress: Progress, workdir: Path | None) -> dict[str, Any]:
-    rng = random.Random(config.seed)
+def node_reusable(workdir: Path) -> bool:
+    return (workdir / NODE_FILE).exists()
+
+
+def run_node_state_bench(config: StateBenchConfig, progress: Progress, workdir: Path | None,
+                         reuse: bool = False) -> dict[str, Any]:
+    """With `reuse`, a fresh process on the store an earlier run left in `workdir`: the node's
+    start first, then the checkpoints, so the peak RSS is a node's on that state alone."""
+    rng = random.Random(config.seed + (1 if reuse else 0))
     with tempfile.TemporaryDirectory(prefix="bilayer-bench-state-") as scratch:
         path = (workdir if workdir is not None else Path(scratch)) / NODE_FILE
-        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            leftover.unlink(missing_ok=True)
-        storage = Storage(path)
-        try:
-            built, _ = build_node_store(storage, config, progress)
-            updated, accounts = update_node_state(storage, config, rng, config.accounts, progress)
-        finally:
-            storage.close()
+        built: dict[str, Any] = {}
+        updated: dict[str, Any] = {}
+        if reuse:
+            accounts = -1
+        else:
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
+            storage = Storage(path)
+            try:
+                built, _ = build_node_store(storage, config, progress)
+                updated, accounts = update_node_state(storage, config, rng, config.accounts, progress)
+            finally:
+                storage.close()
         started = time.perf_counter()
         storage = Storage(path)
         try:
             state = open_node_state(storage)
             start_s = time.perf_counter() - started
+            if reuse:
+                rss_started = _rss_mib()
+                accounts = len(storage.values)
+                built = {"reused_accounts": accounts, "rss_after_start_fresh_mib": round(rss_started, 1)}
+                updated, accounts = update_node_state(storage, config, rng, accounts, progress)
+                state = open_node_state(storage)
             assert state.overlay_size == 0
             figures: dict[str, Any] = {"node_start_s": round(start_s, 4), "rss_after_start_mib": round(_rss_mib(), 1),
                                        "rss_peak_mib": round(_peak_rss_mib(), 1)}
@@ -339,6 +357,7 @@ def run_node_state_bench(config: StateBenchConfig, progress: Progress, workdir: 
             storage.close()
         size = _file_mib(path)
     return {
-        "config": {**asdict(config), "store": "the node's ledger.sqlite (state table and tree), WAL, synchronous=FULL"},
+        "config": {**asdict(config), "store": "the node's ledger.sqlite (state table and tree), WAL, synchronous=FULL",
+                   "reuse": reuse},
         "results": {"accounts_after": accounts, **built, **updated, **figures, "file_mib": round(size, 1)},
     }

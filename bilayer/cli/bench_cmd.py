@@ -288,20 +288,18 @@ def bench_trace(transfers: int, accounts: int, hubs: int, starts: int, hops: int
 def bench_state(accounts: int, checkpoint_keys: int, checkpoints: int, build_batch: int, proofs: int, seed: int,
                 reuse: bool, node_format: bool, legacy_start: bool, workdir: Path | None, as_json: bool) -> None:
     """Build N accounts in the versioned state on disk, then time checkpoints' root updates and proofs."""
-    from ..bench.state import StateBenchConfig, reusable, run_node_state_bench, run_state_bench
+    from ..bench.state import StateBenchConfig, node_reusable, reusable, run_node_state_bench, run_state_bench
 
-    if reuse and (workdir is None or not reusable(workdir)):
+    if reuse and (workdir is None or not (node_reusable if node_format else reusable)(workdir)):
         raise click.UsageError("--reuse needs a --workdir where an earlier bench state run left its state")
     if legacy_start and not node_format:
         raise click.UsageError("--legacy-start goes with --node")
-    if reuse and node_format:
-        raise click.UsageError("--node builds its store: it does not take --reuse")
     config = StateBenchConfig(accounts=accounts, checkpoint_keys=checkpoint_keys, checkpoints=checkpoints,
                               build_batch=build_batch, proofs=proofs, seed=seed, node=node_format,
                               legacy_start=legacy_start)
     with _progress(not as_json) as progress:
         if node_format:
-            report = run_node_state_bench(config, progress, workdir)
+            report = run_node_state_bench(config, progress, workdir, reuse)
         else:
             report = run_state_bench(config, progress, workdir, reuse)
     emit(report, as_json, _print_report)

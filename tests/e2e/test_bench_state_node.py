@@ -37,6 +37,15 @@ def test_the_node_format_bench_reports_memory_and_start_up(tmp_path: Path) -> No
         assert value is not None and state.get(account_key(17)) == value and codec.decode(value, int) > 0
     finally:
         storage.close()
+    # a fresh process starts on that store and runs checkpoints on it, without building
+    again = subprocess.run(
+        [sys.executable, "-m", "bilayer", "bench", "state", "--node", "--reuse", "--checkpoint-keys", "100",
+         "--checkpoints", "2", "--workdir", str(tmp_path), "--json"], capture_output=True, text=True, timeout=240,
+        check=False)
+    assert again.returncode == 0, again.stderr
+    reused = json.loads(again.stdout)["results"]
+    assert reused["reused_accounts"] == 3008 and reused["accounts_after"] == 3012
+    assert "build_s" not in reused and reused["node_overlay_keys_max"] <= 100
 
 
 def test_legacy_start_goes_with_node() -> None:
