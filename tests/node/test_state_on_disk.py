@@ -69,8 +69,15 @@ def disk_values(storage: Storage) -> dict[bytes, bytes]:
     return dict(storage.state_items())
 
 
-def test_a_restart_reads_no_value_up_front_and_the_cache_stays_bounded(home: Path) -> None:
+def test_a_restart_reads_no_value_up_front_and_the_cache_stays_bounded(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def whole_table(self: Storage) -> Iterator[tuple[bytes, bytes]]:
+        raise AssertionError("the start read the whole state table")
+
+    monkeypatch.setattr(Storage, "state_items", whole_table)
     node = open_node(NodeHome(home).ledger_db)
+    monkeypatch.undo()
     try:
         state = node.chain.state
         assert state.overlay_size == 0 and state.cached_values <= CACHE
