@@ -21,6 +21,7 @@ from bilayer.node.chain import Chain, check_state
 from bilayer.node.config import NodeHome
 from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
+from bilayer.node.process import HomeLock
 from bilayer.node.state_store import StateStoreCorrupt
 from bilayer.node.storage import Storage
 from tests.support.builders import make_entry, seeded_signer, transfer_to
@@ -138,3 +139,9 @@ def test_check_state_reports_a_whole_state_and_names_a_damaged_value(home: Path)
     assert isinstance(damaged.exception, StateStoreCorrupt)
     assert damaged.exception.code == "state_store_corrupt"
     assert HOLDERS[1234].public_key.hex() in str(damaged.exception)
+
+
+def test_check_state_never_runs_under_a_running_node(home: Path) -> None:
+    with HomeLock(NodeHome(home).data_dir).acquire("node run"):
+        refused = CliRunner().invoke(cli, ["node", "check-state", "--home", str(home), "--json"])
+    assert getattr(refused.exception, "code", None) == "node_running"
