@@ -359,7 +359,7 @@ def audit_reindex(data_dir: Path, genesis_file: Path | None, as_json: bool) -> N
         if recorded is not None and recorded != genesis.root:
             raise ConfigError(f"{store} belongs to another chain than {genesis_file}")
         has_chain = storage.latest_checkpoint() is not None
-        state = State(storage.state_items()) if has_chain else genesis_state(genesis)
+        state = State(source=storage.values) if has_chain else genesis_state(genesis)
         started = time.monotonic()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err_console, transient=True, disable=as_json) as bar:

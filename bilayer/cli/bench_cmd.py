@@ -278,19 +278,30 @@ def bench_trace(transfers: int, accounts: int, hubs: int, starts: int, hops: int
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--reuse", is_flag=True, default=False,
               help="Run the checkpoints and proofs on the state an earlier run left in --workdir, without building.")
+@click.option("--node", "node_format", is_flag=True, default=False,
+              help="Build the node's format (ledger.sqlite: state table and tree), update it through the node's"
+                   " State, and report the peak RSS and a node's start-up time on it.")
+@click.option("--legacy-start", is_flag=True, default=False,
+              help="With --node: also time the start that loads every value and re-hashes the state (before).")
 @workdir_option("Keep the SQLite file here (default: a temporary directory).")
 @json_option
 def bench_state(accounts: int, checkpoint_keys: int, checkpoints: int, build_batch: int, proofs: int, seed: int,
-                reuse: bool, workdir: Path | None, as_json: bool) -> None:
+                reuse: bool, node_format: bool, legacy_start: bool, workdir: Path | None, as_json: bool) -> None:
     """Build N accounts in the versioned state on disk, then time checkpoints' root updates and proofs."""
-    from ..bench.state import StateBenchConfig, reusable, run_state_bench
+    from ..bench.state import StateBenchConfig, node_reusable, reusable, run_node_state_bench, run_state_bench
 
-    if reuse and (workdir is None or not reusable(workdir)):
+    if reuse and (workdir is None or not (node_reusable if node_format else reusable)(workdir)):
         raise click.UsageError("--reuse needs a --workdir where an earlier bench state run left its state")
+    if legacy_start and not node_format:
+        raise click.UsageError("--legacy-start goes with --node")
     config = StateBenchConfig(accounts=accounts, checkpoint_keys=checkpoint_keys, checkpoints=checkpoints,
-                              build_batch=build_batch, proofs=proofs, seed=seed)
+                              build_batch=build_batch, proofs=proofs, seed=seed, node=node_format,
+                              legacy_start=legacy_start)
     with _progress(not as_json) as progress:
-        report = run_state_bench(config, progress, workdir, reuse)
+        if node_format:
+            report = run_node_state_bench(config, progress, workdir, reuse)
+        else:
+            report = run_state_bench(config, progress, workdir, reuse)
     emit(report, as_json, _print_report)
 
 

@@ -136,3 +136,49 @@ def node_run(home: Path, log_level: str, log_format: LogFormat, log_file: Path |
     retained = None if retain is None else parse_retain(retain)
     node_log = NodeLog(log_level, log_format, log_file)
     asyncio.run(run_forever(home, node_log, retained))
+
+
+@node.command("check-state")
+@home_option
+@json_option
+def node_check_state(home: Path, as_json: bool) -> None:
+    """Check every stored state value against the state tree (the node stopped).
+
+    A node's start compares only the stored tree's root with the root recorded with its last
+    checkpoint; this re-hashes the tree at the last height from its nodes and checks each of
+    its keys against the stored value, with progress. Damage ends with its code
+    (state_store_corrupt, state_node_missing or state_diverged) and exit status 1."""
+    import sqlite3
+
+    import msgspec
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..node.chain import check_state
+    from ..node.process import HomeLock
+    from ..node.state_store import StateStoreCorrupt
+    from ..node.storage import Storage
+    from .output import err_console
+
+    store = NodeHome(home).ledger_db
+    if not store.is_file():
+        raise ConfigError(f"no node data in {home} (expected {store})")
+    started = time.monotonic()
+    with HomeLock(store.parent).acquire("node check-state"):  # never under a running node
+        storage = Storage(store)
+        try:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=err_console, transient=True, disable=as_json) as bar:
+                task = bar.add_task("checking state keys", total=None)
+                try:
+                    checked = check_state(storage, lambda done, total: bar.update(task, completed=done, total=total))
+                except (sqlite3.DatabaseError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    raise StateStoreCorrupt(f"{store}: {exc}") from exc
+        finally:
+            storage.close()
+    emit(
+        {"height": checked.height, "state_root": checked.state_root.hex(), "keys": checked.keys,
+         "seconds": round(time.monotonic() - started, 1)},
+        as_json,
+        lambda d: console.print(f"state at height {d['height']} is whole: {d['keys']} keys match the tree of root"
+                                f" {d['state_root']} ({d['seconds']} s)"),
+    )

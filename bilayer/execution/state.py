@@ -6,31 +6,37 @@ State is a map of byte keys to canonical msgpack values:
     b"A" + public key           -> (next sequence number, id of the author's last ordered entry)
 
 The state root is the root of the sparse Merkle tree of all keys (execution/smt.py: each
-key's leaf commits to SHA-256 of the key and of its value). The tree is versioned: the
-state's values live in memory, and its tree's nodes behind a `NodeReader` (the node's
-SQLite file, the simulator's disk, or memory), so a new root costs the keys changed since
-the last one times the log of the state's size, and a proof of presence or of absence of
-any key is a walk of about log16(N) nodes.
+key's leaf commits to SHA-256 of the key and of its value). The tree is versioned: its nodes
+live behind a `NodeReader` (the node's SQLite file, the simulator's disk, or memory), so a new
+root costs the keys changed since the last one times the log of the state's size, and a proof
+of presence or of absence of any key is a walk of about log16(N) nodes.
+
+The values are read through a `ValueSource` (the node's `state` table on disk, the
+simulator's disk, or nothing at all for a state built in memory), with a bounded cache of
+the values read and an overlay, in memory, of the writes not yet durable: what a node holds
+in RAM is its recent writes and a fixed number of cached values, never the whole state. The
+host says which writes became durable (`durable`), and they leave the overlay.
 
 State transactions make "a rejected entry changes nothing" a mechanism rather than a
 discipline of each handler (as execution-specs' `begin_transaction`): the executor opens
 one around each entry and commits it when the entry is FINAL or HELD, or rolls it back on
 any refusal. Transactions nest. Each keeps an undo journal of the first value it overwrote
-per key (and whether the key was already to be persisted), so reads and writes go straight
-to the live maps and a rollback puts back exactly what was there. The root, proofs and the
-dirty list are not available during a transaction: they would commit to writes that may yet
-be undone.
+per key (and whether the key was already to be persisted), so a rollback puts back exactly
+what was there. The root, proofs and the dirty list are not available during a transaction:
+they would commit to writes that may yet be undone.
 
 A key index grouped by the keys' first two bytes (an application's keys by its prefix and
-the next byte) serves ordered prefix scans, so a keeper lists its own keys (a council of five
-among a million accounts, one application's receipts beside its lots and readings) without
-walking the state.
+the next byte) serves ordered prefix scans of the overlay, merged in key order with the
+source's own ordered scan, so a keeper lists its own keys (a council of five among a million
+accounts, one application's receipts beside its lots and readings) without walking the state.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, ClassVar
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, ClassVar, Protocol
 
 from .. import codec
 from .smt import Child, MemoryNodes, Node, NodeKey, NodeReader, TreeUpdate, apply, prove, root_hash
@@ -121,21 +127,136 @@ def _whole_group(prefix: bytes) -> bool:
     return len(prefix) >= 2
 
 
-class State:
-    def __init__(self, items: Iterable[tuple[bytes, bytes]] = (), tree: StateTree | None = None) -> None:
-        """`tree`: the tree these items are already committed to (a restart); without one, a
-        tree in memory is built from them at the first root."""
+class KeyIndex:
+    """Keys grouped by `_group`: the keys starting with a prefix without looking at the others."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self) -> None:
+        self._groups: dict[bytes, set[bytes]] = {}
+
+    def add(self, key: bytes) -> None:
+        self._groups.setdefault(_group(key), set()).add(key)
+
+    def discard(self, key: bytes) -> None:
+        name = _group(key)
+        group = self._groups.get(name)
+        if group is not None:
+            group.discard(key)
+            if not group:
+                del self._groups[name]
+
+    def sorted_keys(self, prefix: bytes, every: Callable[[], Iterable[bytes]]) -> list[bytes]:
+        """The keys starting with `prefix`, in key order (`every`: all keys, for the empty prefix)."""
+        groups = self._groups
+        if prefix and _whole_group(prefix):
+            candidates: Iterable[bytes] = groups.get(_group(prefix), ())
+        elif len(prefix) == 1 and prefix != APP_KEYS:
+            candidates = [key for b in range(256) for key in groups.get(prefix + bytes([b]), ())]
+            candidates.extend(groups.get(prefix, ()))  # the one-byte key itself
+        elif prefix:  # part of an application prefix: the groups under it
+            candidates = [key for name, group in groups.items() if name.startswith(prefix) for key in group]
+        else:
+            candidates = every()
+        return sorted(k for k in candidates if k.startswith(prefix))
+
+
+class ValueSource(Protocol):
+    """Where the durable values are read: the node's `state` table, the simulator's disk.
+    Safe to read from several threads."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """The keys starting with `prefix`, in key order, with their values."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryValues:
+    """A value source in memory (the simulator's disk, tests): `apply` is its durable write."""
+
+    def __init__(self, items: Iterable[tuple[bytes, bytes]] = ()) -> None:
         self._values: dict[bytes, bytes] = {}
+        self._index = KeyIndex()
+        self.apply(items)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._values.get(key)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        values = self._values
+        for key in self._index.sorted_keys(prefix, lambda: list(values)):
+            yield key, values[key]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        return iter(self._values.items())
+
+    def apply(self, changes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Write each key's new value, None to delete it."""
+        values, index = self._values, self._index
+        for key, value in changes:
+            if value is None:
+                if values.pop(key, None) is not None:
+                    index.discard(key)
+            else:
+                if key not in values:
+                    index.add(key)
+                values[key] = value
+
+
+class _NoValues:
+    """The source of a state built in memory: nothing is durable, every value is in the overlay."""
+
+    def get(self, key: bytes) -> bytes | None:
+        return None
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+NO_VALUES = _NoValues()
+
+_MISSING: Any = object()  # not in the overlay (None there: deleted)
+
+DEFAULT_CACHE_VALUES = 65_536
+
+
+class State:
+    def __init__(self, items: Iterable[tuple[bytes, bytes]] = (), tree: StateTree | None = None, *,
+                 source: ValueSource | None = None, cache_values: int = DEFAULT_CACHE_VALUES,
+                 lock: AbstractContextManager[Any] | None = None) -> None:
+        """`source`: where the durable values are read (none: a state wholly in memory);
+        `items`: values written on top of it. `tree`: the tree these values are already
+        committed to (a restart); without one, a tree in memory is built at the first root."""
+        self._source: ValueSource = NO_VALUES if source is None else source
+        # in memory alone, the overlay is the state: a deleted key is simply dropped
+        self._alone = source is None
+        self._overlay: dict[bytes, bytes | None] = {}  # writes not yet durable (None: deleted)
+        self._index = KeyIndex()  # the overlay's keys
+        self._cache: OrderedDict[bytes, bytes | None] = OrderedDict()  # values read from the source
+        self._cache_values = max(1, cache_values)
+        # guards the cache and the source: a host that reads the state from a second thread (the
+        # node's audit index) passes a lock; this module stays free of threads
+        self._lock: AbstractContextManager[Any] = nullcontext() if lock is None else lock
+        self._pending: dict[bytes, int] = {}  # keys taken by `take_dirty`, not yet `durable`: how many times
         self._changed: set[bytes] = set()  # keys written since the tree's last version (a superset)
         self.tree = StateTree() if tree is None else tree
-        self._groups: dict[bytes, set[bytes]] = {}  # `_group` -> keys: the prefix index
         self._dirty: set[bytes] = set()
         self._journals: list[_Journal] = []
         # caches of decoded state, owned by the modules that fill them; each entry names the raw
         # bytes it was decoded from and is used only while they match, so it survives rollbacks
         self.derived: dict[str, Any] = {}
-        # the value of a key, or None: the map's own method, as reads are most of execution's work
-        self.get: Callable[[bytes], bytes | None] = self._values.get
+        # the value of a key, or None: alone in memory, the overlay's own method, as reads are
+        # most of execution's work
+        self.get: Callable[[bytes], bytes | None] = self._overlay.get if self._alone else self._get
         for key, value in items:
             self.set(key, value)
         self._dirty.clear()
@@ -144,62 +265,132 @@ class State:
 
     # --- raw access ---------------------------------------------------------------------
 
+    def _get(self, key: bytes) -> bytes | None:
+        value = self._overlay.get(key, _MISSING)
+        if value is _MISSING:
+            return self._read(key)
+        return value  # type: ignore[no-any-return]
+
+    def _read(self, key: bytes) -> bytes | None:
+        """The durable value of `key`, from the cache or the source (then cached)."""
+        with self._lock:
+            cache = self._cache
+            value = cache.get(key, _MISSING)
+            if value is not _MISSING:
+                cache.move_to_end(key)
+                return value  # type: ignore[no-any-return]
+            durable = self._source.get(key)
+            self._remember(key, durable)
+            return durable
+
+    def _remember(self, key: bytes, value: bytes | None) -> None:
+        cache = self._cache
+        cache[key] = value
+        cache.move_to_end(key)
+        if len(cache) > self._cache_values:
+            cache.popitem(last=False)
+
+    def _put(self, key: bytes, value: bytes | None) -> None:
+        overlay = self._overlay
+        if key not in overlay:
+            self._index.add(key)
+        overlay[key] = value
+
+    def _drop(self, key: bytes) -> None:
+        """The overlay no longer holds `key`: its value is the source's."""
+        if self._overlay.pop(key, _MISSING) is not _MISSING:
+            self._index.discard(key)
+
     def set(self, key: bytes, value: bytes) -> None:
         if self._journals:
             journal = self._journals[-1]
             if key not in journal:
-                journal[key] = (self._values.get(key), key in self._dirty)
-        if key not in self._values:
-            self._groups.setdefault(_group(key), set()).add(key)
-        self._values[key] = value
+                journal[key] = (self.get(key), key in self._dirty)
+        self._put(key, value)
         self._changed.add(key)
         self._dirty.add(key)
 
     def delete(self, key: bytes) -> None:
-        if key not in self._values:
+        before = self.get(key)
+        if before is None:
             return
         if self._journals:
             journal = self._journals[-1]
             if key not in journal:
-                journal[key] = (self._values[key], key in self._dirty)
-        self._unset(key)
+                journal[key] = (before, key in self._dirty)
+        if self._alone:
+            self._drop(key)
+        else:
+            self._put(key, None)
         self._changed.add(key)
         self._dirty.add(key)
 
-    def _unset(self, key: bytes) -> None:
-        del self._values[key]
-        group = self._groups[_group(key)]
-        group.discard(key)
-        if not group:
-            del self._groups[_group(key)]
-
     def items(self) -> Iterator[tuple[bytes, bytes]]:
-        return iter(self._values.items())
+        """Every key with its value (in memory alone, in no particular order; else in key order)."""
+        if self._alone:
+            return iter(self._overlay.items())  # type: ignore[arg-type]
+        return self.scan(b"")
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """The keys starting with `prefix`, in key order, with their values. Only the keys
-        of the prefix's group are looked at (for a shorter prefix, the groups under it),
-        never the whole state."""
-        if prefix and _whole_group(prefix):
-            candidates: Iterable[bytes] = self._groups.get(_group(prefix), ())
-        elif len(prefix) == 1 and prefix != APP_KEYS:
-            groups = [self._groups.get(prefix + bytes([b]), ()) for b in range(256)]
-            candidates = [key for group in groups for key in group]
-            if prefix in self._values:
-                candidates.append(prefix)
-        elif prefix:  # part of an application prefix: the groups under it
-            candidates = [key for name, group in self._groups.items() if name.startswith(prefix) for key in group]
-        else:
-            candidates = list(self._values)
-        for key in sorted(k for k in candidates if k.startswith(prefix)):
-            yield key, self._values[key]
+        """The keys starting with `prefix`, in key order, with their values: the overlay's
+        (only the keys of the prefix's group are looked at, for a shorter prefix the groups
+        under it, never the whole state) merged with the source's, the overlay's first and
+        its deleted keys hidden."""
+        overlay = self._overlay
+        mine = self._index.sorted_keys(prefix, lambda: list(overlay))
+        if self._alone:
+            for key in mine:
+                yield key, overlay[key]  # type: ignore[misc]
+            return
+        i, n = 0, len(mine)
+        for key, value in self._source.scan(prefix):
+            while i < n and mine[i] < key:
+                own = overlay.get(mine[i])
+                if own is not None:
+                    yield mine[i], own
+                i += 1
+            if i < n and mine[i] == key:
+                own = overlay.get(key)
+                if own is not None:
+                    yield key, own
+                i += 1
+            elif key not in overlay:
+                yield key, value
+        for key in mine[i:]:
+            own = overlay.get(key)
+            if own is not None:
+                yield key, own
 
     def take_dirty(self) -> list[tuple[bytes, bytes | None]]:
-        """Keys changed since the last call, with their values, None when deleted (for persisting)."""
+        """Keys changed since the last call, with their values, None when deleted (for persisting).
+        They stay in the overlay until the host says they are `durable`."""
         self._require_no_transaction("the changed keys")
-        changed = [(key, self._values.get(key)) for key in sorted(self._dirty)]
+        get = self.get
+        changed = [(key, get(key)) for key in sorted(self._dirty)]
         self._dirty.clear()
+        if not self._alone:
+            pending = self._pending
+            for key, _ in changed:
+                pending[key] = pending.get(key, 0) + 1
         return changed
+
+    def durable(self, changes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """`changes`, taken by `take_dirty`, are now in the source: a key not written since
+        leaves the overlay (its value is the source's now, kept in the cache)."""
+        if self._alone:
+            return
+        pending, dirty, overlay = self._pending, self._dirty, self._overlay
+        for key, value in changes:
+            left = pending.get(key, 0) - 1
+            if left > 0:
+                pending[key] = left
+                continue
+            pending.pop(key, None)
+            if key in dirty or overlay.get(key, _MISSING) is not value:
+                continue  # written again since (or put back by a rollback): still ahead of the source
+            with self._lock:
+                self._drop(key)
+                self._remember(key, value)
 
     # --- transactions -----------------------------------------------------------------------
 
@@ -224,13 +415,15 @@ class State:
         if not self._journals:
             raise InTransaction("rollback without an open transaction")
         for key, (before, was_dirty) in self._journals.pop().items():
-            if before is None:
-                if key in self._values:
-                    self._unset(key)
+            if self._alone:
+                if before is None:
+                    self._drop(key)
+                else:
+                    self._put(key, before)
+            elif not was_dirty and key not in self._pending:
+                self._drop(key)  # it was the source's value: read from there again
             else:
-                if key not in self._values:
-                    self._groups.setdefault(_group(key), set()).add(key)
-                self._values[key] = before
+                self._put(key, before)
             if not was_dirty:
                 self._dirty.discard(key)
 
@@ -243,7 +436,24 @@ class State:
             raise InTransaction(f"{what} cannot be computed inside a state transaction")
 
     def __len__(self) -> int:
-        return len(self._values)
+        """The number of keys: the source's count corrected by the overlay's keys."""
+        if self._alone:
+            return len(self._overlay)
+        with self._lock:
+            count = len(self._source)
+            source = self._source
+            for key, value in list(self._overlay.items()):
+                count += (value is not None) - (source.get(key) is not None)
+        return count
+
+    @property
+    def overlay_size(self) -> int:
+        """Keys held in memory ahead of the source (all of them, for a state in memory alone)."""
+        return len(self._overlay)
+
+    @property
+    def cached_values(self) -> int:
+        return len(self._cache)
 
     # --- typed views ----------------------------------------------------------------------
 
@@ -274,7 +484,8 @@ class State:
         """The tree's version `version`: the keys written since the last one, at their values
         now. Its cost is those keys times the log of the state's size."""
         self._require_no_transaction("a state version")
-        changed = [(key, self._values.get(key)) for key in self._changed]
+        get = self.get
+        changed = [(key, get(key)) for key in self._changed]
         self._changed.clear()
         return self.tree.advance(version, changed)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,11 +27,12 @@ from ..consensus.linearize import MissingEntry
 from ..consensus.messages import CertificateInvalid, FinalizedCheckpoint
 from ..execution.executor import genesis_state
 from ..execution.smt import TreeUpdate, root_hash
-from ..execution.state import State, StateTree
+from ..execution.state import DEFAULT_CACHE_VALUES, State, StateTree
 from ..genesis import Genesis
 from ..ledger.dag import Dag
 from ..ledger.entry import EntryHeader, Tombstone
 from ..replica.chain import Applied, ChainState, NotNext, RootMismatch, ValidatorEpoch, withheld_payloads
+from .state_store import StateStoreCorrupt, check_values
 from .storage import Storage, StoredCheckpoint, StoredResult
 
 log = logging.getLogger("bilayer.chain")
@@ -117,38 +119,41 @@ class Chain(ChainState):
     """ChainState persisted: each applied checkpoint is one SQLite transaction."""
 
     def __init__(self, storage: Storage, genesis: Genesis, indexer: AuditIndexer | None = None,
-                 keep_heights: int | None = DEFAULT_KEEP_HEIGHTS) -> None:
+                 keep_heights: int | None = DEFAULT_KEEP_HEIGHTS, cache_values: int = DEFAULT_CACHE_VALUES) -> None:
         """With an `indexer`, the audit index stays out of the commit: whoever runs the chain
         submits each committed checkpoint to it (the node: its "audit index" subscriber);
         without one, the index is written inside the commit (the simplest form, for tools and tests).
         `keep_heights`: the state versions kept provable (None: archive, all of them);
-        older ones are pruned after commits, on the indexer's thread when there is one."""
+        older ones are pruned after commits, on the indexer's thread when there is one.
+        `cache_values`: the state values kept in memory once read (the rest stay on disk)."""
         super().__init__(genesis)
         if keep_heights is not None and keep_heights < 1:
             raise ValueError("keep_heights is at least 1")
         self.storage = storage
         self.indexer = indexer
         self.keep_heights = keep_heights
+        self.cache_values = cache_values
         self.committed: ChainHead = ChainHead(0, None, genesis.genesis_time_ms, self.state_root, self.results_root)
 
     def load(self) -> None:
-        """Restore from storage; check that the stored state tree's root is the one recorded
-        with the last checkpoint. A new store gets the genesis state and its tree first."""
+        """Restore from storage. The state's values stay on disk (read through the state's
+        cache); the check at start is the cheap one: the stored tree's root at the last height
+        is the root recorded with the last checkpoint (`restore`). The full check, every stored
+        value against the tree, is `check_state` (`bilayer node check-state`). A new store gets
+        the genesis state and its tree first."""
         storage = self.storage
         if storage.tree.latest_version is None:
             state = genesis_state(self.genesis)
             storage.init_state(state.items(), state.commit_version(0))
         latest = storage.latest_checkpoint()
         height = 0 if latest is None else latest.height
-        items = list(storage.state_items())
+        tree_version = storage.tree.latest_version
+        if tree_version != height:
+            raise StateStoreCorrupt(f"the stored state tree's latest version is {tree_version}, the last"
+                                    f" checkpoint's height {height}: the stored state is damaged")
         stored = storage.tree.root_ref(height)
-        rebuilt = State(items).root()
-        if rebuilt != root_hash(stored):
-            raise RootMismatch(
-                f"the stored state hashes to {rebuilt.hex()}, its stored tree at height {height} to"
-                f" {root_hash(stored).hex()}" + (f" (recorded: {latest.state_root.hex()})" if latest else "")
-                + ": the stored state is damaged")
-        state = State(items, tree=StateTree(storage.tree, stored, height))
+        state = State(tree=StateTree(storage.tree, stored, height), source=storage.values, lock=threading.Lock(),
+                      cache_values=self.cache_values)
         if latest is None:
             self.restore(state, None, b"", self.results_root, ())
         else:
@@ -212,7 +217,8 @@ class Chain(ChainState):
         self.committed = ChainHead(prepared.checkpoint.height, prepared.checkpoint.id, prepared.indexed.time_ms,
                                    prepared.checkpoint.state_root, prepared.checkpoint.results_root)
         height = prepared.checkpoint.height
-        self.state.tree.written(height)
+        prepared.state.tree.written(height)
+        prepared.state.durable(prepared.changes)
         if self.keep_heights is not None and height - self.keep_heights >= 0:
             self._prune(height - self.keep_heights + 1)
 
@@ -239,5 +245,44 @@ class Chain(ChainState):
         self.load()
 
 
+@dataclass(frozen=True)
+class StateCheck:
+    """What `check_state` found: the height checked, its root, and the keys checked."""
+
+    height: int
+    state_root: bytes
+    keys: int
+
+
+def check_state(storage: Storage, progress: Callable[[int, int], None] | None = None) -> StateCheck:
+    """The full check of the stored state, an operator's action (the start only compares
+    roots): the tree at the last height re-hashed from its nodes, its root the one recorded
+    with the last checkpoint, every leaf's value the `state` table's, and the table holding
+    no key the tree lacks. `progress(done, total)` as keys are checked. Damage is raised as
+    StateStoreCorrupt (or NodeMissing, RootMismatch), never left to a traceback."""
+    latest = storage.latest_checkpoint()
+    height = 0 if latest is None else latest.height
+    stored = storage.tree.root_ref(height)
+    recorded = latest.state_root if latest is not None else None
+    if recorded is not None and root_hash(stored) != recorded:
+        raise RootMismatch(f"the stored state tree at height {height} has root {root_hash(stored).hex()}, the"
+                           f" checkpoint recorded {recorded.hex()}: the stored state is damaged")
+    values = storage.values
+    total = len(values)
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(done, total)
+
+    leaves = check_values(storage.tree, stored, values.get, advance)
+    if leaves != total:
+        raise StateStoreCorrupt(f"the state table holds {total} keys, the tree at height {height} {leaves}:"
+                                " the stored state is damaged", table=total, tree=leaves)
+    return StateCheck(height, root_hash(stored), leaves)
+
+
 __all__ = ["Applied", "AuditIndexer", "CertificateInvalid", "Chain", "ChainHead", "ChainState", "MissingEntry",
-           "NotNext", "RootMismatch", "ValidatorEpoch"]
+           "NotNext", "RootMismatch", "StateCheck", "ValidatorEpoch", "check_state"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from ..errors import BilayerError
 from ..execution.smt import (
     Child,
     InternalNode,
+    LeafNode,
     Node,
     NodeKey,
     NodeMissing,
@@ -40,10 +41,12 @@ from ..execution.smt import (
     decode_node,
     encode_node,
     get,
+    nibble,
+    node_hash,
     prove,
     root_hash,
 )
-from ..execution.smt_proof import SparseProof
+from ..execution.smt_proof import SparseProof, key_hash, leaf_hash, value_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS smt_nodes (version INTEGER NOT NULL, path BLOB NOT NULL, node BLOB NOT NULL,
@@ -144,6 +147,50 @@ def prune_versions(conn: sqlite3.Connection, oldest: int) -> int:
         conn.execute("DELETE FROM smt_roots WHERE version < ?", (oldest,))
         conn.execute("INSERT OR REPLACE INTO smt_meta (name, value) VALUES ('oldest', ?)", (oldest,))
     return int(deleted)
+
+
+def check_values(reader: TreeReader, root: Child | None, value_of: Callable[[bytes], bytes | None],
+                 progress: Callable[[int], None] | None = None, every: int = 10_000) -> int:
+    """Re-hash the tree of `root` from its nodes up, and check that each leaf's value is the
+    one `value_of` its key holds (the node's `state` table); returns the number of leaves.
+    A depth-first walk: memory is the path and the pending siblings, never the state. Raises
+    StateStoreCorrupt (or NodeMissing) at the first damage found."""
+    if root is None:
+        return 0
+    stack: list[tuple[Child, bytes]] = [(root, b"")]
+    leaves = 0
+    while stack:
+        ref, path = stack.pop()
+        node = reader.read_node((ref.version, path))
+        if isinstance(node, LeafNode):
+            if not ref.leaf:
+                raise StateStoreCorrupt(f"a leaf where an internal node is referred to, at path {path.hex()}")
+            hashed = key_hash(node.key)
+            if leaf_hash(hashed, value_hash(node.value)) != ref.hash:
+                raise StateStoreCorrupt(f"the leaf of key {node.key.hex()} does not hash to its reference")
+            if any(nibble(hashed, depth) != path[depth] for depth in range(len(path))):
+                raise StateStoreCorrupt(f"the leaf of key {node.key.hex()} is at path {path.hex()}, not its own")
+            stored = value_of(node.key)
+            if stored != node.value:
+                found = "absent" if stored is None else f"{len(stored)} bytes of another value"
+                raise StateStoreCorrupt(f"the stored value of key {node.key.hex()} is not the tree's ({found})",
+                                        key=node.key.hex())
+            leaves += 1
+            if progress is not None and leaves % every == 0:
+                progress(every)
+            continue
+        if ref.leaf or len(node.children) != 16:
+            raise StateStoreCorrupt(f"an internal node that is not one, at version {ref.version}, path {path.hex()}")
+        if node_hash(node.children) != ref.hash:
+            raise StateStoreCorrupt(f"the node at version {ref.version}, path {path.hex()} does not hash to its"
+                                    " reference")
+        for index in range(15, -1, -1):
+            child = node.children[index]
+            if child is not None:
+                stack.append((child, path + bytes((index,))))
+    if progress is not None:
+        progress(leaves % every)
+    return leaves
 
 
 class TreeReader:

@@ -212,6 +212,59 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _after_prefix(prefix: bytes) -> bytes | None:
+    """The least key after every key starting with `prefix` (None: there is none)."""
+    stripped = prefix.rstrip(b"\xff")
+    return None if not stripped else stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+class StateValues:
+    """The state's values as the `state` table holds them after the last durable checkpoint:
+    the node's `ValueSource` (execution/state.py). A connection of its own, read only, one
+    question at a time (execution reads on the event loop, the audit index on its thread);
+    a scan reads a page of keys per question, so no scan holds the whole state."""
+
+    PAGE = 512
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn.execute("PRAGMA query_only=1")
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def get(self, key: bytes) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        end = _after_prefix(prefix)
+        bound, inclusive = prefix, True
+        while True:
+            lower = "key >= ?" if inclusive else "key > ?"
+            args: tuple[bytes | int, ...]
+            if end is None:
+                query, args = f"SELECT key, value FROM state WHERE {lower} ORDER BY key LIMIT ?", (bound, self.PAGE)
+            else:
+                query = f"SELECT key, value FROM state WHERE {lower} AND key < ? ORDER BY key LIMIT ?"
+                args = (bound, end, self.PAGE)
+            with self._lock:
+                rows = self._conn.execute(query, args).fetchall()
+            for key, value in rows:
+                yield bytes(key), bytes(value)
+            if len(rows) < self.PAGE:
+                return
+            bound, inclusive = bytes(rows[-1][0]), False
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM state").fetchone()[0])
+
+
 class Storage:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -226,8 +279,11 @@ class Storage:
         self._write_lock = threading.Lock()
         # the state tree as the event loop reads it (the replica's updates, its proofs)
         self.tree = state_store.TreeReader(self._reader)
+        # the state's values as execution reads them (through its cache and overlay)
+        self.values = StateValues(self.path)
 
     def close(self) -> None:
+        self.values.close()
         self._reader.close()
         self._writer.close()
 

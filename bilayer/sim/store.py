@@ -3,8 +3,9 @@
 It holds what the node's SQLite store holds for finality: the finalized checkpoints with the
 roots recorded beside them, the state after the last one with the nodes of its tree (every
 version's, as the node's store before pruning), the entries each ordered, and the signer
-state. Each commit is one transaction, as in SQLite. The faults, in the manner of
-TigerBeetle's VOPR storage:
+state. The replica reads the state's values through it (`MemoryValues`), as a node reads its
+`state` table: what a commit acknowledged leaves the replica's overlay. Each commit is one
+transaction, as in SQLite. The faults, in the manner of TigerBeetle's VOPR storage:
 
 * a refused commit (a full or failing disk): nothing is written and the replica is told;
 * a torn commit: the process dies halfway through writing; at the next start the journal
@@ -23,7 +24,7 @@ from ..consensus.core import SignerState
 from ..consensus.messages import FinalizedCheckpoint
 from ..execution.executor import genesis_state, results_root
 from ..execution.smt import Child, Node, NodeKey, NodeMissing, TreeUpdate
-from ..execution.state import State, StateTree
+from ..execution.state import MemoryValues, State, StateTree
 from ..genesis import Genesis
 from ..replica.chain import Applied, ChainState
 
@@ -43,19 +44,20 @@ class _Commit:
 @dataclass
 class SimStore:
     genesis: Genesis
-    state: dict[bytes, bytes] = field(default_factory=dict)
+    state: MemoryValues = field(default_factory=MemoryValues)  # the `state` table: the replica reads through it
     nodes: dict[NodeKey, Node] = field(default_factory=dict)  # the state tree's nodes, every version's
     roots: dict[int, Child | None] = field(default_factory=dict)  # version (height) -> root
     commits: list[_Commit] = field(default_factory=list)
     signer_state: SignerState | None = None
     synced: int = 0  # commits[:synced] are durable; the rest a crash may lose
     torn: _Commit | None = None  # a transaction the process died in the middle of
+    reading: State | None = None  # the state restored from this disk, told which writes are durable
 
     def __post_init__(self) -> None:
         if not self.state:
             state = genesis_state(self.genesis)
             update = state.commit_version(0)
-            self.state = dict(state.items())
+            self.state = MemoryValues(state.items())
             self.nodes.update(update.nodes)
             self.roots[0] = update.root
 
@@ -77,6 +79,8 @@ class SimStore:
                fsync: bool) -> None:
         """One transaction; `fsync` False: the disk acknowledges it without making it durable."""
         self.commits.append(self._write(finalized, applied, changes, changes))
+        if self.reading is not None:  # acknowledged: read from the disk from now on, as a node does
+            self.reading.durable(changes)
         if fsync:
             self.synced = len(self.commits)
 
@@ -97,11 +101,7 @@ class SimStore:
         if tree is None or tree.version != applied.height:
             raise ValueError(f"checkpoint {applied.height} comes without its state tree's version")
         undo = [(key, self.state.get(key)) for key, _ in written]
-        for key, value in written:
-            if value is None:
-                self.state.pop(key, None)
-            else:
-                self.state[key] = value
+        self.state.apply(written)
         self.nodes.update(tree.nodes)
         if root:
             self.roots[tree.version] = tree.root
@@ -109,11 +109,7 @@ class SimStore:
         return _Commit(finalized, applied.state_root, applied.results_root, ordered, undo, tree)
 
     def _undo(self, commit: _Commit) -> None:
-        for key, value in reversed(commit.undo):
-            if value is None:
-                self.state.pop(key, None)
-            else:
-                self.state[key] = value
+        self.state.apply(reversed(commit.undo))
         if commit.tree is not None:
             for node_key in commit.tree.nodes:
                 self.nodes.pop(node_key, None)
@@ -139,7 +135,8 @@ class SimStore:
         last = self.commits[-1] if self.commits else None
         ordered = [entry_id for c in self.commits for entry_id in c.ordered]
         height = self.height
-        state = State(self.state.items(), tree=StateTree(self, self.roots[height], height))
+        state = State(tree=StateTree(self, self.roots[height], height), source=self.state)
+        self.reading = state
         if last is None:
             chain.restore(state, None, b"", results_root([]), ordered)
         else:

@@ -30,10 +30,11 @@ from bilayer.execution.state import author_key, balance_key
 from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import Entry, EntryHeader
 from bilayer.ledger.operations import decode_operation
-from bilayer.node.chain import Chain
+from bilayer.node.chain import Chain, check_state
 from bilayer.node.finality import Finality
 from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
+from bilayer.node.state_store import StateStoreCorrupt
 from bilayer.node.storage import Storage, StoredResult
 from bilayer.replica.app import MAX_CLOCK_SKEW_MS
 from bilayer.replica.chain import Applied, NotNext, RootMismatch
@@ -177,6 +178,7 @@ def test_the_committed_head_is_the_last_checkpoint_on_disk_while_the_next_is_wri
 def test_reload_restores_height_roots_and_ordered_set(node: Node) -> None:
     _, second = apply_two_heights(node)
     before = node.chain
+    before_items = dict(before.state.items())  # the state's values are read from the store: before it closes
     node.storage.close()
 
     reopened = open_node(node.path)  # a restart: new connections, new Chain, load()
@@ -188,7 +190,7 @@ def test_reload_restores_height_roots_and_ordered_set(node: Node) -> None:
         assert chain.ordered == {FUND, OVERSPEND, SPEND, PAY}
         assert chain.last == second.checkpoint and chain.prev_id == second.checkpoint.id
         assert chain.last_time_ms == second.checkpoint.time_ms
-        assert dict(chain.state.items()) == dict(before.state.items())
+        assert dict(chain.state.items()) == before_items
 
         # and it goes on from there: the next checkpoint applies on the reloaded state
         reopened.add(S.fund, S.overspend, S.spend, S.pay)
@@ -376,12 +378,14 @@ def damage_insert(db: sqlite3.Connection) -> None:
 
 
 @pytest.mark.parametrize("damage", [damage_update, damage_delete, damage_insert])
-def test_damaged_state_table_is_detected_on_load(
+def test_damaged_state_table_is_caught_by_the_full_check_not_the_start(
     node: Node, damage: Callable[[sqlite3.Connection], None]
 ) -> None:
+    """The start compares roots only (the values stay on disk); the operator's full check
+    re-hashes the stored values against the tree and names the damage with its code."""
     node.add(S.fund, S.overspend)
     node.apply(finalize(next_checkpoint(node.chain, [OVERSPEND])))
-    recorded = node.chain.state_root
+    assert check_state(node.storage).keys == len(node.chain.state)
     node.storage.close()
     with closing(sqlite3.connect(node.path)) as db:
         damage(db)
@@ -389,11 +393,31 @@ def test_damaged_state_table_is_detected_on_load(
         db.commit()
     storage = Storage(node.path)
     try:
-        chain = Chain(storage, GENESIS)
+        Chain(storage, GENESIS).load()  # the cheap check passes: the tree is whole
+        with pytest.raises(StateStoreCorrupt, match=r"damaged|not the tree's") as raised:
+            check_state(storage)
+        assert raised.value.code == "state_store_corrupt"
+    finally:
+        storage.close()
+
+
+def test_a_tree_root_other_than_the_recorded_one_is_refused_at_start(node: Node) -> None:
+    node.add(S.fund, S.overspend)
+    node.apply(finalize(next_checkpoint(node.chain, [OVERSPEND])))
+    recorded = node.chain.state_root
+    node.storage.close()
+    with closing(sqlite3.connect(node.path)) as db:
+        db.execute("UPDATE smt_roots SET root = (SELECT root FROM smt_roots WHERE version = 0) WHERE version = 1")
+        assert db.total_changes == 1
+        db.commit()
+    storage = Storage(node.path)
+    try:
         with pytest.raises(RootMismatch, match="damaged") as raised:
-            chain.load()
+            Chain(storage, GENESIS).load()
         assert raised.value.code == "state_diverged"
         assert recorded.hex() in str(raised.value)
+        with pytest.raises(RootMismatch):
+            check_state(storage)
     finally:
         storage.close()
 

@@ -139,7 +139,7 @@ def test_prefix_scans_of_application_keys_match_a_walk_of_the_state() -> None:
 
     check()
     receipts = b"Zwarehouse\x00r"
-    assert len(state._groups[receipts]) == sum(1 for k in keys if k.startswith(receipts))
+    assert len(state._index._groups[receipts]) == sum(1 for k in keys if k.startswith(receipts))
     state.begin_transaction()
     for key in list(keys)[:30]:
         state.delete(key)
