@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Container, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,6 +19,7 @@ from ..ledger.dag import Dag
 from ..ledger.entry import SignedEntry
 
 if TYPE_CHECKING:
+    from ..audit.proof import ChainSource
     from ..node.ingest import SubmitResult
     from ..node.metrics import NodeMetrics
     from ..node.storage import ForkEvidence, StoredCheckpoint, StoredEntry, StoredResult
@@ -157,6 +159,10 @@ class NodeView(Protocol):
     def started_s(self) -> float: ...
 
     def status(self) -> Status: ...
+
+    def proof_source(self) -> AbstractContextManager[ChainSource]:
+        """The chain as proofs read it, on a store connection of the caller's thread."""
+        ...
 
     def not_ready(self) -> list[str]: ...
 

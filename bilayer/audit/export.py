@@ -25,6 +25,7 @@ import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -37,7 +38,9 @@ from ..execution.governance.review import ReviewQueue
 from ..execution.state import State
 from ..keys.address import public_key_from_address
 from ..ledger.operations import GovVote, decode_operation
-from ..node.storage import StoredResult
+
+if TYPE_CHECKING:
+    from ..node.storage import StoredResult
 from .proof import (
     ChainSource,
     encode_proof,

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import codec
 from ..consensus.messages import FinalizedCheckpoint
@@ -28,15 +26,13 @@ from ..execution.governance.freezes import frozen_key
 from ..execution.governance.identity import banned_key, identity_key
 from ..execution.governance.validator_set import VALIDATOR_CHANGES, validator_change_key
 from ..execution.merkle import inclusion_proof, leaf_hash
-from ..execution.smt import NodeMissing
+from ..execution.smt import NodeMissing, StateVersionPruned
 from ..execution.smt_proof import SparseProof
 from ..execution.state import author_key, balance_key
 from ..genesis import Genesis
 from ..keys.address import public_key_from_address
 from ..ledger.dag import Dag
 from ..ledger.entry import EntryHeader
-from ..node.state_store import StateVersionPruned, TreeReader
-from ..node.storage import Storage
 from .verify import (
     PROOF_FORMAT,
     AccountProof,
@@ -72,6 +68,10 @@ from .verify import (
     verify_validator_chain,
 )
 
+if TYPE_CHECKING:  # the node's store, read here; the node opens it (`Node.proof_source`)
+    from ..node.state_store import TreeReader
+    from ..node.storage import Storage
+
 T = TypeVar("T")
 
 # --- proving (on a node) -----------------------------------------------------------------------
@@ -103,21 +103,6 @@ class ChainSource:
     def height(self) -> int:
         latest = self.storage.latest_checkpoint()
         return 0 if latest is None else latest.height
-
-
-@contextmanager
-def reading_source(genesis: Genesis, path: Path, dag: Dag) -> Iterator[ChainSource]:
-    """A source reading the store at `path` on a connection of its own, closed after: proof work
-    runs on a thread of its own, apart from the node's commits."""
-    storage = Storage(path)
-    try:
-        def header_of(entry_id: bytes) -> EntryHeader | None:
-            stored = storage.get(entry_id)
-            return None if stored is None else codec.decode(stored.signed.header, EntryHeader)
-
-        yield ChainSource(genesis, storage, dag, header_of)
-    finally:
-        storage.close()
 
 
 class ProofQueue:
@@ -305,7 +290,6 @@ __all__ = [
     "prove_account",
     "prove_entries",
     "prove_entry",
-    "reading_source",
     "validator_change_proofs",
     "verify_account_proof",
     "verify_entry_proof",

@@ -82,6 +82,12 @@ class DuplicateChange(BilayerError):
     code = "state_change_duplicate"
 
 
+class StateVersionPruned(BilayerError):
+    """The state of that version was pruned: only the most recent versions are retained."""
+
+    code = "state_version_pruned"
+
+
 class NodeMissing(BilayerError):
     """A node the tree refers to is not in the store: the store is damaged."""
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +20,7 @@ from ..api.guard import AcceptErrorLog, ConnectionGuard, GuardedSite
 from ..api.responses import Status
 from ..api.stream import StreamHub
 from ..audit import index as audit_index
+from ..audit.proof import ChainSource
 from ..consensus.core import Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..consensus.validators import ValidatorSet
@@ -27,6 +30,7 @@ from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY
 from ..genesis import Genesis, load_genesis
 from ..keys.keystore import Keystore
 from ..keys.signing import Signer
+from ..ledger.entry import EntryHeader
 from ..replica.chain import Applied
 from .chain import AuditIndexer, Chain
 from .config import NodeConfig, NodeHome, StateConfig, load_config
@@ -417,6 +421,20 @@ class Node:
         if self.chain is not None and self.chain.indexer is not None:
             await asyncio.to_thread(self.chain.indexer.close)
         self.storage.close()
+
+    @contextlib.contextmanager
+    def proof_source(self) -> Iterator[ChainSource]:
+        """The chain as proofs read it: the store on a connection of its own, closed after, as
+        proof work runs on a thread of its own, apart from the node's commits."""
+        storage = Storage(self.storage.path)
+        try:
+            def header_of(entry_id: bytes) -> EntryHeader | None:
+                stored = storage.get(entry_id)
+                return None if stored is None else codec.decode(stored.signed.header, EntryHeader)
+
+            yield ChainSource(self.genesis, storage, self.ingest.dag, header_of)
+        finally:
+            storage.close()
 
     def status(self) -> Status:
         """What `/v1/status` answers. The finality fields come from the last checkpoint on disk

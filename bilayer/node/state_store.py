@@ -36,6 +36,7 @@ from ..execution.smt import (
     Node,
     NodeKey,
     NodeMissing,
+    StateVersionPruned,
     TreeUpdate,
     apply,
     decode_node,
@@ -56,12 +57,6 @@ CREATE TABLE IF NOT EXISTS smt_stale (stale_since INTEGER NOT NULL, version INTE
 CREATE TABLE IF NOT EXISTS smt_roots (version INTEGER PRIMARY KEY, root BLOB);
 CREATE TABLE IF NOT EXISTS smt_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
-
-
-class StateVersionPruned(BilayerError):
-    """The state of that version was pruned: only the most recent versions are retained."""
-
-    code = "state_version_pruned"
 
 
 class StateVersionUnknown(BilayerError):

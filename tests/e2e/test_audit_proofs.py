@@ -41,7 +41,7 @@ from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries, RegReview, SetInterceptionRule
 from bilayer.node.metrics import NodeMetrics
 from tests.support.cli import UNREACHABLE, assert_error, bilayer, bilayer_all
-from tests.support.openapi import _check, app_for, document
+from tests.support.openapi import _check, app_for, document, proof_source_of
 
 NEWCOMER = seeded(9, 4)
 
@@ -538,7 +538,8 @@ def test_routes_serve_proofs_and_packages_and_refuse_bad_requests_with_codes(
 
     builder = built.builder
     node = SimpleNamespace(metrics=NodeMetrics(), chain=builder.chain, storage=builder.storage,
-                           genesis=builder.genesis, ingest=SimpleNamespace(dag=builder.dag))
+                           genesis=builder.genesis, ingest=SimpleNamespace(dag=builder.dag),
+                           proof_source=proof_source_of(builder))
     window = f"from=0&to={10**13}"
     asks = [
         ("/v1/audit/proof/{entry_id}", f"/v1/audit/proof/{built.t3.hex()}"),

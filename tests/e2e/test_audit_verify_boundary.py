@@ -40,8 +40,8 @@ def test_the_verifier_imports_no_io_and_no_node_code(module: str) -> None:
 
 
 def test_the_boundary_check_sees_a_node_import() -> None:
-    """The check itself: the node-side prover does pull storage and the node, and is named."""
-    violations = _violations(_modules_loaded_by("bilayer.audit.proof"))
+    """The check itself: the node's store pulls SQLite and the node, and both are named."""
+    violations = _violations(_modules_loaded_by("bilayer.node.storage"))
     assert "sqlite3" in violations and "bilayer.node.storage" in violations
 
 

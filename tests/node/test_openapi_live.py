@@ -28,6 +28,7 @@ from bilayer.genesis import Genesis
 from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries, operation_kinds
 from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
+from tests.support.openapi import proof_source_of
 
 NEWCOMER = seeded(9, 4)
 DOCUMENT = bytes(range(32))
@@ -69,7 +70,8 @@ class Served:
         self.node = SimpleNamespace(
             metrics=NodeMetrics(), chain=builder.chain, storage=builder.storage, genesis=builder.genesis,
             ingest=ingest, peers=SimpleNamespace(peer_list=lambda: [PEER]), started_s=time.time(),
-            status=lambda: _status(builder.genesis), not_ready=lambda: [], wait_for_entry=_no_wait)
+            status=lambda: _status(builder.genesis), not_ready=lambda: [], wait_for_entry=_no_wait,
+            proof_source=proof_source_of(builder))
 
 
 def _status(genesis: Genesis) -> Status:

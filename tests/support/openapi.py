@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -9,13 +11,30 @@ from aiohttp import web
 from bilayer import __version__
 from bilayer.api.openapi import openapi_document
 from bilayer.api.server import build_app
+from bilayer.audit.proof import ChainSource
+from bilayer.bench.proof import ChainBuilder
 from bilayer.ledger.operations import operation_kinds
+from bilayer.node.storage import Storage
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
 def document() -> dict[str, Any]:
     return openapi_document(__version__, operation_kinds())
+
+
+def proof_source_of(builder: ChainBuilder) -> Callable[[], contextlib.AbstractContextManager[ChainSource]]:
+    """A node's `proof_source` over a built chain: a store connection of the proof thread's own."""
+
+    @contextlib.contextmanager
+    def proof_source() -> Iterator[ChainSource]:
+        storage = Storage(builder.storage.path)
+        try:
+            yield ChainSource(builder.genesis, storage, builder.dag, builder.headers.get)
+        finally:
+            storage.close()
+
+    return proof_source
 
 
 def app_for(node: object) -> web.Application:

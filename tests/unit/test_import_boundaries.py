@@ -2,7 +2,8 @@
 execution packages import no I/O module and nothing of the node or the API, so the node and
 the simulator run the same code. Around it: the simulator drives the replica, never the node;
 the offline verifier trusts genesis alone, so it imports no node, store or I/O; the API reads a
-node through its node-view protocol (node types in type hints only); and the rate limiter both
+node through its node-view protocol (node types in type hints only), and audit's provers read
+what the node hands them (node types in type hints only); and the rate limiter both
 the API and the node's peer and ingest layers use is a leaf that imports nothing of bilayer."""
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ ARROWS: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {
         ("audit/verify.py", "audit/verify_export.py"), FORBIDDEN, True),
     "the API reads a node through the node-view protocol: node types in type hints only": (
         ("api",), ("bilayer.node",), False),
+    "audit proves from what a node hands it (a chain source): node types in type hints only": (
+        ("audit",), ("bilayer.node",), False),
     "the rate limiter is shared by the API and the node, and imports neither": (
         ("ratelimit.py",), ("bilayer",), True),
 }

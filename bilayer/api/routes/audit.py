@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ... import codec
 from ...audit.export import UNBOUNDED, ExportQuery, Package, build_package, parse_height, parse_time_ms
-from ...audit.proof import ChainSource, prove_account, prove_entry, reading_source
+from ...audit.proof import ChainSource, prove_account, prove_entry
 from ...audit.query import parse_entry_query, query_entries
 from ...audit.svg import render_svg
 from ...audit.trace import (
@@ -92,7 +92,7 @@ async def _with_history(request: web.Request, work: Callable[[ChainSource], T]) 
     finality_chain(node)
 
     def run() -> T:
-        with queue.lock, reading_source(node.genesis, node.storage.path, node.ingest.dag) as source:
+        with queue.lock, node.proof_source() as source:
             return work(source)
 
     return await asyncio.get_running_loop().run_in_executor(request.app[PROOF_WORKER], run)
