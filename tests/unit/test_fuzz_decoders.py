@@ -38,8 +38,8 @@ from tests.support.warehouse_samples import SAMPLES as WAREHOUSE_SAMPLES
 
 installed_applications()  # their operation kinds are fuzzed like the chain's own
 
-PROPERTY = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-FEW = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+FEW = settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 GENESIS = Genesis(chain_id="test-chain", genesis_time_ms=1_700_000_000_000, params=ChainParams(pow_bits=4))
 NO_WORK = ChainParams(pow_bits=0)

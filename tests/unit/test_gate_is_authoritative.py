@@ -16,20 +16,20 @@ from bilayer.consensus.messages import (
     sign_vote,
 )
 from bilayer.execution.governance.gate import Gate
-from bilayer.genesis import Allocation, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
+from bilayer.genesis import Allocation, ChainParams, Genesis, GenesisCouncilMember, GenesisValidator, GovernanceParams
 from bilayer.keys.signing import Signer
 from bilayer.ledger.dag import Dag
 from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import BanKey, GovExecute, GovPropose, GovVote, Operation, Transfer
 from bilayer.replica.app import ChainApp
 from bilayer.replica.chain import ChainState
-from tests.support.builders import make_entry, seeded_signer
+from tests.support.builders import TEST_POW_BITS, make_entry, seeded_signer
 
 VALIDATORS = [Signer(bytes([i + 1]) * 32) for i in range(4)]
 A, B = seeded_signer(11), seeded_signer(12)
 BOB, ALICE = seeded_signer(2), seeded_signer(1)
 GENESIS = Genesis(
-    "gate-test", 1_000,
+    "gate-test", 1_000, params=ChainParams(pow_bits=TEST_POW_BITS),  # the work stamp is not under test here
     allocations=(Allocation(BOB.address, "BLY", 100),),
     validators=tuple(GenesisValidator(f"v{i}", s.public_key.hex(), 1) for i, s in enumerate(VALIDATORS)),
     council=(GenesisCouncilMember("a", A.public_key.hex(), 1), GenesisCouncilMember("b", B.public_key.hex(), 1)),

@@ -11,7 +11,7 @@ from bilayer.execution.governance.context import ExecContext
 from bilayer.execution.governance.council import Council
 from bilayer.execution.governance.freezes import Freezes
 from bilayer.execution.state import State
-from bilayer.genesis import Allocation, Genesis, GenesisCouncilMember, GenesisRegulator
+from bilayer.genesis import Allocation, ChainParams, Genesis, GenesisCouncilMember, GenesisRegulator
 from bilayer.keys.signing import Signer
 from bilayer.ledger.entry import EntryHeader
 from bilayer.ledger.operations import (
@@ -40,14 +40,14 @@ from bilayer.ledger.operations import (
     UnfreezeAccount,
 )
 from bilayer.node.storage import Storage, StoredCheckpoint
-from tests.support.builders import make_entry, seeded_signer
+from tests.support.builders import TEST_POW_BITS, make_entry, seeded_signer
 from tests.support.governance import PARAMS
 
 A, B, C = seeded_signer(11), seeded_signer(12), seeded_signer(13)  # council: weights 2, 1, 1
 ALICE, BOB, OUTSIDER = seeded_signer(1), seeded_signer(2), seeded_signer(3)
 REGULATOR = seeded_signer(20)
 GENESIS = Genesis(
-    "gov-test", 0,
+    "gov-test", 0, params=ChainParams(pow_bits=TEST_POW_BITS),  # the work stamp is not under test here
     allocations=tuple(Allocation(s.address, "BLY", 1000) for s in (ALICE, BOB)),
     council=(GenesisCouncilMember("a", A.public_key.hex(), 2), GenesisCouncilMember("b", B.public_key.hex(), 1),
              GenesisCouncilMember("c", C.public_key.hex(), 1)),
