@@ -16,7 +16,6 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from .. import codec
 from ..consensus.core import Equivocation, SignerState, Start, TimeoutFired, Timeouts
@@ -31,6 +30,7 @@ from ..replica.finality import (
     ConsensusReceived,
     EntriesStored,
     FinalityDriver,
+    FinalityStatus,
     Input,
     Ready,
     RetryCommit,
@@ -258,5 +258,5 @@ class Finality:
             log.warning("equivocation by validator %s at height %d round %d (%s)", validator.hex()[:12],
                         first.height, first.round, kind)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> FinalityStatus:
         return self.driver.status()

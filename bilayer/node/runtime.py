@@ -10,10 +10,11 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 from aiohttp import web
+from msgspec import UnsetType
 
 from .. import __version__, codec
 from ..api.guard import AcceptErrorLog, ConnectionGuard, GuardedSite
@@ -57,6 +58,8 @@ API_BACKLOG = 256
 def load_node_key(home: NodeHome) -> Signer:
     return Keystore(home.config_dir).load(NODE_KEY_NAME)
 
+
+T = TypeVar("T")
 
 class Node:
     """Every node, validator or not: a validator is a node whose key votes in the set of the next height."""
@@ -461,12 +464,13 @@ class Node:
         finality = self.finality
         if finality is None:
             return status
-        core = finality.driver.core
-        return msgspec.structs.replace(
-            status, halted=finality.halted,
-            storage_error=finality.storage_error if finality.storage_error is not None else msgspec.UNSET,
-            round=core.round if core is not None else msgspec.UNSET,
-            phase=int(core.phase) if core is not None else msgspec.UNSET)
+        driver = finality.status()
+
+        def given(value: T | None) -> T | UnsetType:
+            return msgspec.UNSET if value is None else value
+
+        return msgspec.structs.replace(status, halted=driver.halted, storage_error=given(driver.storage_error),
+                                       round=given(driver.round), phase=given(driver.phase))
 
 
 # How long a stopping node lets requests in flight finish; long-polls are answered at once.

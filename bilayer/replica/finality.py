@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..consensus.core import (
     Behind,
@@ -77,6 +77,17 @@ class Entries(Protocol):
     def header_of(self, entry_id: bytes) -> EntryHeader | None: ...
 
     def payload_of(self, entry_id: bytes) -> bytes | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FinalityStatus:
+    """How the driver stands: halted (why), a checkpoint the disk refused (retried), and the
+    round and phase of the height being decided (None when no core runs)."""
+
+    halted: str | None
+    storage_error: str | None
+    round: int | None
+    phase: int | None
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -416,10 +427,7 @@ class FinalityDriver:
         self._out.timers.clear()
         self._inbox.clear()
 
-    def status(self) -> dict[str, Any]:
-        view: dict[str, Any] = {"height": self.chain.height, "halted": self.halted}
-        if self.storage_error is not None:
-            view["storage_error"] = self.storage_error
-        if self.core is not None:
-            view.update(round=self.core.round, phase=int(self.core.phase))
-        return view
+    def status(self) -> FinalityStatus:
+        core = self.core
+        return FinalityStatus(self.halted, self.storage_error, core.round if core is not None else None,
+                              int(core.phase) if core is not None else None)
