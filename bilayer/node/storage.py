@@ -283,9 +283,12 @@ class Storage:
         self.values = StateValues(self.path)
 
     def close(self) -> None:
+        """Waits for a write in flight on a worker thread: closing a connection under a
+        running statement crashes the interpreter. A write after this fails cleanly."""
         self.values.close()
         self._reader.close()
-        self._writer.close()
+        with self._write_lock:
+            self._writer.close()
 
     # --- writes (worker thread) -----------------------------------------------------
 
