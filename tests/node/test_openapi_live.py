@@ -7,6 +7,7 @@ and status. A new route, or a route whose answer drifts from its type, fails her
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from bilayer.api.responses import Status
 from bilayer.api.server import build_app
 from bilayer.apps.notary.operations import NotaryRegister
 from bilayer.bench.proof import ChainBuilder, seeded
+from bilayer.execution.application import application
 from bilayer.genesis import Genesis
 from bilayer.ledger.operations import Data, FreezeAccount, RedactEntries, operation_kinds
 from bilayer.node.ingest import Ingest
@@ -156,19 +158,26 @@ def _asks(s: Served) -> list[tuple[str, str, str, Any]]:
             + [(template, "post", template, body) for template, body in posts])
 
 
-def _warehouse_asks() -> tuple[Any, list[tuple[str, str, str, Any]]]:
-    """A node view whose finalized chain is a warehouse ledger, and the questions asked of it: every
-    application query with parameters that find its records, and some that find nothing."""
+def _warehouse_asks() -> tuple[Any, list[tuple[str, str, str, Any]], dict[str, str]]:
+    """A node view whose finalized chain is a warehouse ledger, the questions asked of it (every
+    application query with parameters that find its records, and some that find nothing), and the
+    JSON each query itself renders, by URL."""
     ledger, asked = answering_ledger()
     chain = SimpleNamespace(state=ledger.state, height=ledger.height)
     asks = [(f"/v1/apps/{app}/{query}", "get", f"/v1/apps/{app}/{query}?{urlencode(params)}", None)
             for (app, query), params in asked.items()]
+    rendered = {}
+    for (app, query), params in asked.items():
+        found = application(app)
+        assert found is not None
+        answer = {"height": ledger.height, **found.queries[query](ledger.state, params)}
+        rendered[f"/v1/apps/{app}/{query}?{urlencode(params)}"] = json.dumps(json.loads(msgspec.json.encode(answer)))
     asks += [(f"/v1/apps/warehouse/{query}", "get", f"/v1/apps/warehouse/{query}{params}", None) for query, params in (
         ("stock", ""), ("alert", f"?id={'ab' * 32}"), ("receipt", "?id=x"), ("lot", "?mill=M"),
         ("facility", f"?bank={ledger.ids[0].hex()}&name=F9"), ("valuation", ""), ("party", f"?key={'ab' * 32}"),
         ("device", "?id=nothing"), ("alerts", "?severity=GRAVE"), ("prices", "?spec=none"))]
     asks.append(("/v1/apps/{app}/{query}", "get", "/v1/apps/warehouse/nothing", None))
-    return chain, asks
+    return chain, asks, rendered
 
 
 def _answers(app: web.Application, asks: list[tuple[str, str, str, Any]]) -> list[tuple[int, str, Any]]:
@@ -191,11 +200,15 @@ def test_every_answer_validates_against_the_generated_schema_of_its_route(served
                     max_request_bytes=1 << 20, connection_rate=0, connection_burst=0)
     asks = _asks(served)
     answers = _answers(app, asks)
-    chain, warehouse_asks = _warehouse_asks()
+    chain, warehouse_asks, rendered = _warehouse_asks()
     warehouse = build_app(SimpleNamespace(**{**vars(served.node), "chain": chain}),  # type: ignore[arg-type]
                           max_request_bytes=1 << 20, connection_rate=0, connection_burst=0)
+    warehouse_answers = _answers(warehouse, warehouse_asks)
+    for (_, _, url, _), (status, _, body) in zip(warehouse_asks, warehouse_answers, strict=True):
+        if url in rendered:  # the typed route answers the query's own JSON: the same fields, in the same order
+            assert (status, json.dumps(body)) == (200, rendered[url]), url
     asks += warehouse_asks
-    answers += _answers(warehouse, warehouse_asks)
+    answers += warehouse_answers
     seen_ok: set[tuple[str, str]] = set()
     for (template, method, url, _), (status, media, body) in zip(asks, answers, strict=True):
         operation = doc["paths"][template][method]
