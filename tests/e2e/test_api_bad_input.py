@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bilayer import codec
+from bilayer.api.routes.apps import TYPED_QUERIES
 from bilayer.api.server import MAX_BATCH, MAX_LIST, build_app
 from bilayer.devnet import localnet
 from bilayer.genesis import Genesis, load_genesis
@@ -393,7 +394,7 @@ def hostile_get_cases(stored: Stored) -> dict[str, list[tuple[str, int, str | No
         "/v1/apps/notary/owned": [(f"/v1/apps/notary/owned{q}", 404, "not_found") for q in ("?owner=%00", ignoring)],
         **{f"/v1/apps/warehouse/{name}": [(f"/v1/apps/warehouse/{name}{q}", 404, "not_found")
                                           for q in ("", "?id=%00", "?status=%ff", ignoring)]
-           for name in ("register", "history", "trail")},
+           for app, name in TYPED_QUERIES if app == "warehouse"},
         "/v1/audit/actions": [(f"/v1/audit/actions{q}", 404, "not_found") for q in ("", "?before=abc", ignoring)],
         "/v1/audit/entries": [(f"/v1/audit/entries{q}", 404, "not_found")
                               for q in ("", "?author=nobody", "?limit=%00", ignoring)],

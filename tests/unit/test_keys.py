@@ -264,6 +264,10 @@ def test_encrypted_key_file_holds_no_seed(encrypted_store: tuple[Keystore, Signe
     record = json.loads(text)
     assert record.get("seed") is None
     assert record["encrypted"]["kdf"] == "argon2id"
+    import nacl.pwhash
+
+    moderate = (nacl.pwhash.argon2id.OPSLIMIT_MODERATE, nacl.pwhash.argon2id.MEMLIMIT_MODERATE)
+    assert (record["encrypted"]["opslimit"], record["encrypted"]["memlimit"]) == moderate  # the keystore's own cost
     assert signer.seed.hex() not in text
     assert store.info("secret").encrypted
     assert _mode(store.path / "secret.json") == 0o600
@@ -275,17 +279,20 @@ def test_encrypted_key_loads_with_the_right_passphrase(encrypted_store: tuple[Ke
 
 
 def test_encrypted_key_loads_with_the_passphrase_from_the_environment(
-    encrypted_store: tuple[Keystore, Signer], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store, signer = encrypted_store
+    """Where the passphrase comes from is apart from the KDF's cost: a cheap file says it (the right
+    passphrase at the keystore's own cost is proven above)."""
+    signer = seeded_signer(22)
+    store = _cheap_store(tmp_path, "cheap", signer, b"correct horse")
     monkeypatch.setenv(ENV_PASSPHRASE, "correct horse")
-    assert store.load("secret") == signer
+    assert store.load("cheap") == signer
 
 
-def test_encrypted_key_refuses_a_wrong_passphrase(encrypted_store: tuple[Keystore, Signer]) -> None:
-    store, _ = encrypted_store
+def test_encrypted_key_refuses_a_wrong_passphrase(tmp_path: Path) -> None:
+    store = _cheap_store(tmp_path, "cheap", seeded_signer(22), b"correct horse")
     with pytest.raises(BadPassphrase, match="wrong passphrase") as info:
-        store.load("secret", passphrase="Correct horse")
+        store.load("cheap", passphrase="Correct horse")
     assert info.value.code == "bad_passphrase"
 
 
@@ -295,18 +302,18 @@ def test_encrypted_key_refuses_no_passphrase(encrypted_store: tuple[Keystore, Si
         store.load("secret")
 
 
-def test_encrypted_key_with_cheap_kdf_written_by_hand(tmp_path: Path) -> None:
-    """The KDF limits come from the file, so a wrong passphrase is refused for any stored limits."""
+def _cheap_store(path: Path, name: str, signer: Signer, passphrase: bytes) -> Keystore:
+    """A keystore holding one key encrypted by hand with the KDF's least limits (milliseconds to
+    derive where the keystore's own limits take about a second)."""
     import nacl.pwhash
     import nacl.secret
 
-    signer = seeded_signer(22)
     argon = nacl.pwhash.argon2id
     salt = bytes(range(argon.SALTBYTES))
-    box_key = argon.kdf(32, b"pw", salt, argon.OPSLIMIT_MIN, argon.MEMLIMIT_MIN)
+    box_key = argon.kdf(32, passphrase, salt, argon.OPSLIMIT_MIN, argon.MEMLIMIT_MIN)
     ciphertext = bytes(nacl.secret.SecretBox(box_key).encrypt(signer.seed))
     record = {
-        "name": "cheap",
+        "name": name,
         "address": signer.address,
         "public_key": signer.public_key.hex(),
         "encrypted": {
@@ -317,8 +324,14 @@ def test_encrypted_key_with_cheap_kdf_written_by_hand(tmp_path: Path) -> None:
             "ciphertext": ciphertext.hex(),
         },
     }
-    (tmp_path / "cheap.json").write_text(json.dumps(record))
-    store = Keystore(tmp_path)
+    (path / f"{name}.json").write_text(json.dumps(record))
+    return Keystore(path)
+
+
+def test_encrypted_key_with_cheap_kdf_written_by_hand(tmp_path: Path) -> None:
+    """The KDF limits come from the file, so a wrong passphrase is refused for any stored limits."""
+    signer = seeded_signer(22)
+    store = _cheap_store(tmp_path, "cheap", signer, b"pw")
     assert store.load("cheap", passphrase="pw") == signer
     for wrong in ("", "pw ", "PW"):
         with pytest.raises(BadPassphrase):

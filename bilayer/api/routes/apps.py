@@ -35,6 +35,22 @@ TYPED_QUERIES: dict[tuple[str, str], type[r.Response]] = {
     ("warehouse", "register"): a.WarehouseRegister,
     ("warehouse", "history"): a.WarehouseHistory,
     ("warehouse", "trail"): a.WarehouseTrail,
+    ("warehouse", "receipt"): a.WarehouseReceipt,
+    ("warehouse", "lot"): a.WarehouseLot,
+    ("warehouse", "evidence"): a.WarehouseEvidence,
+    ("warehouse", "party"): a.WarehouseParty,
+    ("warehouse", "device"): a.WarehouseDevice,
+    ("warehouse", "alerts"): a.WarehouseAlerts,
+    ("warehouse", "alert"): a.WarehouseAlert,
+    ("warehouse", "alert_trail"): a.WarehouseAlertTrail,
+    ("warehouse", "holds"): a.WarehouseHolds,
+    ("warehouse", "devices"): a.WarehouseDevices,
+    ("warehouse", "stock"): a.WarehouseStock,
+    ("warehouse", "prices"): a.WarehousePrices,
+    ("warehouse", "facilities"): a.WarehouseFacilities,
+    ("warehouse", "facility"): a.WarehouseFacility,
+    ("warehouse", "valuation"): a.WarehouseValuation,
+    ("warehouse", "exposure"): a.WarehouseExposures,
 }
 
 
