@@ -110,6 +110,18 @@ def parse_retain(text: str) -> int | Literal["archive"]:
     return int(text)
 
 
+class SyncConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How a node with an empty data directory gets the chain: "replay" executes every
+    checkpoint from genesis; "snapshot" restores the state a quorum certified at a recent
+    height from its peers, in verified chunks, then executes from there (the DAG's history
+    before it is fetched in the background and never executed). A node that holds a chain
+    goes on from it either way."""
+
+    mode: Literal["replay", "snapshot"] = "replay"
+    chunk_rate: float = 50.0  # chunk requests this node serves each peer, per second
+    chunk_burst: float = 100.0
+
+
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str = "node"
     genesis: str = "genesis.json"
@@ -119,6 +131,7 @@ class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limits: LimitsConfig = LimitsConfig()
     consensus: ConsensusConfig = ConsensusConfig()
     state: StateConfig = StateConfig()
+    sync: SyncConfig = SyncConfig()
     testing: FaultHooksConfig = FaultHooksConfig()
 
 

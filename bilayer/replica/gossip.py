@@ -38,12 +38,17 @@ from .messages import (
     MAX_FRAME,
     MAX_IDS,
     CheckpointMsg,
+    ChunkMsg,
+    ChunkWantMsg,
     EntriesMsg,
     EvidenceMsg,
     ForkProof,
     PeerMessage,
     PeersMsg,
     ProposalMsg,
+    SnapshotMessage,
+    SnapshotOfferMsg,
+    SnapshotOfferWantMsg,
     TipsMsg,
     VoteMsg,
     WantCheckpointsMsg,
@@ -228,8 +233,17 @@ class Upkeep:
     """The tick's upkeep of ingestion: expire old orphans, ask again for parents still missing."""
 
 
+@dataclass(frozen=True, slots=True)
+class TakeSnapshot:
+    """Snapshot sync traffic from `peer` (offers, chunk requests and chunks): the host serves
+    it from its store, or hands answers to the sync waiting for them."""
+
+    peer: PeerId
+    message: SnapshotMessage
+
+
 Action = Send | Close | TakeEntries | TakeWithheld | TakeEvidence | TakeConsensus | TakeCheckpoint | Fetch | Learn \
-    | Wake | Upkeep
+    | Wake | Upkeep | TakeSnapshot
 
 
 @dataclass(slots=True)
@@ -296,6 +310,8 @@ class Gossip:
             return [TakeConsensus(message.proposal if isinstance(message, ProposalMsg) else message.vote)]
         if isinstance(message, CheckpointMsg):
             return [TakeCheckpoint(message.finalized)]
+        if isinstance(message, SnapshotOfferWantMsg | SnapshotOfferMsg | ChunkWantMsg | ChunkMsg):
+            return [TakeSnapshot(peer, message)]
         count = max(0, min(message.count, MAX_CHECKPOINTS_ANSWER))
         return [Send(peer, CheckpointMsg(f)) for f in self.view.checkpoints_from(message.from_height, count)]
 
