@@ -87,6 +87,8 @@ class FaultHooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # key in hex, plus up to `link_jitter_ms` more (`localnet up --wan`); order is kept
     link_delay_ms: dict[str, int] = {}
     link_jitter_ms: int = 0
+    # a hostile peer: every snapshot chunk this node serves has its last byte flipped
+    corrupt_snapshot_chunks: bool = False
 
 
 class StateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -120,6 +122,7 @@ class SyncConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mode: Literal["replay", "snapshot"] = "replay"
     chunk_rate: float = 50.0  # chunk requests this node serves each peer, per second
     chunk_burst: float = 100.0
+    chunk_nodes: int = 4000  # tree nodes a joining node asks for in one chunk (at most 4000)
 
 
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

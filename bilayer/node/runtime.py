@@ -103,7 +103,8 @@ class Node:
                            config.state.keep_heights) if genesis.validators else None
         # snapshot sync: this node serves its state to joining peers, and may join by one itself
         self.snapshot_server = SnapshotServer(self.storage.path, self.peers.send, self.metrics, config.sync.chunk_rate,
-                                              config.sync.chunk_burst) if self.chain is not None else None
+                                              config.sync.chunk_burst, config.testing.corrupt_snapshot_chunks,
+                                              ) if self.chain is not None else None
         self.snapshot_client: SnapshotClient | None = None
         self.joined: JoinReport | None = None
         self.peers.on_snapshot = self._on_snapshot
@@ -177,7 +178,7 @@ class Node:
         await self.peers.start()
         self.snapshot_client = SnapshotClient(self.peers.send, asyncio.get_running_loop())
         join = SnapshotJoin(self.storage, self.genesis, self.snapshot_client, lambda: list(self.peers.links),
-                            self.metrics)
+                            self.metrics, self.config.sync.chunk_nodes)
         self.joined = await join.run()
 
     def _forget_history(self, ids: Sequence[bytes]) -> None:

@@ -54,7 +54,7 @@ from ..consensus.messages import FinalizedCheckpoint
 from ..errors import BilayerError, RateLimited
 from ..execution.governance.validator_set import VALIDATOR_CHANGES
 from ..execution.smt import StateVersionPruned
-from ..execution.smt_sync import leaves
+from ..execution.smt_sync import SnapshotRequestInvalid, decode_request, leaves
 from ..genesis import Genesis
 from ..ratelimit import RateLimiter
 from ..replica.messages import (
@@ -82,9 +82,10 @@ log = logging.getLogger("bilayer.snapshot")
 ANSWER_TIMEOUT_S = 15.0  # a peer that does not answer a chunk request within this is left out
 RATE_LIMITED_RETRIES = 20
 RATE_LIMITED_WAIT_S = 0.25
-OFFER_ROUNDS = 60  # rounds of asking linked peers for offers before the join gives up
+OFFER_ROUNDS = 120  # rounds of asking linked peers for offers before the join gives up (some 2 to 4 minutes)
 OFFER_ROUND_S = 2.0
 SYNC_ATTEMPTS = 5  # restores started against fresh offers when every source dropped out
+MAX_SERVED_NODES = 8000  # the largest chunk served: a bound on one answer's frame and read
 OFFER_KEY = "snapshot_offer"  # meta: the offer being restored, so a restart resumes it
 
 
@@ -154,8 +155,10 @@ class SnapshotServer:
     """Answers offers and chunk requests from peers (see the module doc)."""
 
     def __init__(self, path: Path, send: Callable[[bytes, PeerMessage], bool], metrics: NodeMetrics,
-                 rate: float, burst: float) -> None:
+                 rate: float, burst: float, corrupt: bool = False) -> None:
+        """`corrupt`: serve every chunk with its last byte flipped (`[testing]`: a hostile peer)."""
         self.path = path
+        self.corrupt = corrupt
         self.send = send
         self.metrics = metrics
         self.limiter = RateLimiter(rate, burst)
@@ -176,10 +179,15 @@ class SnapshotServer:
         if isinstance(message, SnapshotOfferWantMsg):
             return make_offer(reader)
         try:
-            return ChunkMsg(message.nonce, message.version,
-                            chunk=serve_chunk(reader.tree, message.version, message.request))
+            request = decode_request(message.request)
+            if request.max_nodes > MAX_SERVED_NODES:
+                raise SnapshotRequestInvalid(f"this node serves chunks of at most {MAX_SERVED_NODES} nodes")
+            chunk = serve_chunk(reader.tree, message.version, message.request)
         except BilayerError as refused:
             return ChunkMsg(message.nonce, message.version, code=refused.code)
+        if self.corrupt:
+            chunk = chunk[:-1] + bytes([chunk[-1] ^ 1])
+        return ChunkMsg(message.nonce, message.version, chunk=chunk)
 
     def handle(self, peer: bytes, message: SnapshotOfferWantMsg | ChunkWantMsg) -> None:
         """Answer on the serving thread; the answer is queued on the peer's link from the loop."""
@@ -359,7 +367,8 @@ class SnapshotJoin:
     chain at the snapshot's height, ready for `Chain.load`."""
 
     def __init__(self, storage: Storage, genesis: Genesis, client: SnapshotClient,
-                 linked: Callable[[], list[bytes]], metrics: NodeMetrics) -> None:
+                 linked: Callable[[], list[bytes]], metrics: NodeMetrics, chunk_nodes: int = 4000) -> None:
+        self.chunk_nodes = max(1, min(chunk_nodes, MAX_SERVED_NODES))
         self.storage = storage
         self.genesis = genesis
         self.client = client
@@ -406,9 +415,11 @@ class SnapshotJoin:
             elif offers:
                 best = max(offers, key=lambda o: o.finalized.checkpoint.height)
                 return best, offers
-            log.info("snapshot join: waiting for a peer to offer a snapshot (%d linked)", len(self.linked()))
-            await asyncio.sleep(OFFER_ROUND_S)
-        raise StateSyncNoSources(f"no peer offered a snapshot in {OFFER_ROUNDS * OFFER_ROUND_S:.0f} s")
+            linked = len(self.linked())
+            if linked or round_ % 8 == 7:
+                log.info("snapshot join: waiting for a peer to offer a snapshot (%d linked)", linked)
+            await asyncio.sleep(OFFER_ROUND_S if linked else OFFER_ROUND_S / 8)  # links come up in milliseconds
+        raise StateSyncNoSources(f"no peer offered a snapshot in {OFFER_ROUNDS} rounds of asking")
 
     async def run(self) -> JoinReport:
         started = time.monotonic()
@@ -448,13 +459,14 @@ class SnapshotJoin:
         def progress(report: SyncReport) -> None:
             metrics.snapshot_nodes.set(report.nodes)
             now = time.monotonic()
-            if now - last_log[0] >= 2.0:
+            if report.batches == 1 or now - last_log[0] >= 2.0:
                 last_log[0] = now
                 log.info("snapshot join: %d nodes, %d keys, %.1f MB received", report.nodes, report.leaves,
                          report.bytes / 1e6)
 
         with StateStore(self.storage.path) as store:
-            report = restore(store, target, sources, on_batch=progress)
+            report = restore(store, target, sources, chunk_nodes=self.chunk_nodes,
+                             batch_nodes=max(5 * self.chunk_nodes, 2000), on_batch=progress)
         for source, code in report.refused:
             metrics.snapshot_sources_dropped.labels(code).inc()
             log.warning("snapshot join: %s sent a chunk that does not verify (%s): dropped", source, code)
