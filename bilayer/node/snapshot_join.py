@@ -99,7 +99,7 @@ class SnapshotOfferStruct(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
 # --- serving ---------------------------------------------------------------------------------
 
 
-class _ServeReader:
+class ServeReader:
     """The store as serving reads it: connections of its own, on the serving thread only."""
 
     def __init__(self, path: Path) -> None:
@@ -125,7 +125,7 @@ class _ServeReader:
         self.conn.close()
 
 
-def make_offer(reader: _ServeReader) -> SnapshotOfferMsg:
+def make_offer(reader: ServeReader) -> SnapshotOfferMsg:
     """This node's offer: its latest checkpoint L, checkpoint L-1 and the validator chain that
     proves L's certificate from the genesis; a coded refusal when it holds no such thing."""
     height = reader.latest_height()
@@ -164,13 +164,13 @@ class SnapshotServer:
         self.limiter = RateLimiter(rate, burst)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-serve")
         self._local = threading.local()
-        self._readers: list[_ServeReader] = []
+        self._readers: list[ServeReader] = []
         self._closed = False
 
-    def _reader(self) -> _ServeReader:
-        reader: _ServeReader | None = getattr(self._local, "reader", None)
+    def _reader(self) -> ServeReader:
+        reader: ServeReader | None = getattr(self._local, "reader", None)
         if reader is None:
-            reader = self._local.reader = _ServeReader(self.path)
+            reader = self._local.reader = ServeReader(self.path)
             self._readers.append(reader)
         return reader
 

@@ -1,0 +1,192 @@
+"""Serving and joining by snapshot in one process: offers proven from the genesis (and refused
+when tampered with), chunks served from a node's store (rate-limited, pruned versions refused
+with a code), and a node that joins from a peer's store, drops a hostile peer, and then
+executes the next checkpoint to the same state root as the peer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from bilayer import codec
+from bilayer.audit.verify import ValidatorChain
+from bilayer.consensus.messages import FinalizedCheckpoint
+from bilayer.errors import BilayerError
+from bilayer.execution.smt_sync import ChunkRequest, Subtree, encode_request
+from bilayer.node.chain import Chain
+from bilayer.node.ingest import Ingest
+from bilayer.node.metrics import NodeMetrics
+from bilayer.node.snapshot_join import (
+    MAX_SERVED_NODES,
+    ServeReader,
+    SnapshotClient,
+    SnapshotJoin,
+    SnapshotServer,
+    make_offer,
+    verify_offer,
+)
+from bilayer.node.storage import Storage
+from bilayer.replica.messages import ChunkMsg, ChunkWantMsg, PeerMessage, SnapshotOfferMsg, SnapshotOfferWantMsg
+from tests.support.builders import make_entry, transfer_to
+from tests.support.chain import ALICE, BOB, GENESIS, GENESIS_TIME, Node, S, finalize, next_checkpoint, open_node
+
+PEER = b"\x05" * 32
+JOINER = b"\x06" * 32
+
+
+def build_source(path: Path) -> tuple[Node, FinalizedCheckpoint, list[tuple[bytes, object]]]:
+    """Heights 1..4 applied; returns the node, checkpoint 5 (not applied) and every entry."""
+    node = open_node(path)
+    late = make_entry(ALICE, GENESIS, seq=2, parents=[S.pay[0]], op=transfer_to(BOB, 3), time_ms=GENESIS_TIME + 2)
+    later = make_entry(ALICE, GENESIS, seq=3, parents=[late[0]], op=transfer_to(BOB, 4), time_ms=GENESIS_TIME + 3)
+    entries = [S.fund, S.overspend, S.spend, S.pay, late, later]
+    node.add(*entries)
+    for frontier in ([S.fund[0]], [S.spend[0]], [S.pay[0]], [late[0]]):
+        node.apply(finalize(next_checkpoint(node.chain, frontier)))
+    return node, finalize(next_checkpoint(node.chain, [later[0]])), entries
+
+
+def offer_of(path: Path) -> SnapshotOfferMsg:
+    reader = ServeReader(path)
+    try:
+        return make_offer(reader)
+    finally:
+        reader.close()
+
+
+def test_an_offer_proves_itself_from_the_genesis_and_a_tampered_one_is_refused_with_a_code(tmp_path: Path) -> None:
+    source, _, _ = build_source(tmp_path / "source.sqlite")
+    offer = offer_of(source.path)
+    verified = verify_offer(GENESIS, PEER, offer)
+    assert verified.finalized.checkpoint.height == 4
+    assert verified.target.version == 3 and verified.target.root_hash == source.storage.checkpoint(3).state_root
+    assert offer.finalized is not None and offer.previous is not None
+
+    unsigned = msgspec.structs.replace(offer.finalized, certificate=msgspec.structs.replace(
+        offer.finalized.certificate, signatures=offer.finalized.certificate.signatures[:2]))
+    chain = codec.decode(offer.validators, ValidatorChain)
+    forged_count = msgspec.structs.replace(chain, count=msgspec.structs.replace(chain.count, value=codec.encode(2)))
+    for tampered, code in [
+        (msgspec.structs.replace(offer, finalized=unsigned), "certificate_no_quorum"),
+        (msgspec.structs.replace(offer, previous=source_checkpoint(source, 2)), "checkpoint_link_invalid"),
+        (msgspec.structs.replace(offer, validators=b"\x01garbage"), "bad_encoding"),
+        (msgspec.structs.replace(offer, validators=codec.encode(forged_count)), "validator_chain_incomplete"),
+        (SnapshotOfferMsg(code="state_version_pruned"), "snapshot_source_unavailable"),
+    ]:
+        with pytest.raises(BilayerError) as refused:
+            verify_offer(GENESIS, PEER, tampered)
+        assert refused.value.code == code
+    source.storage.close()
+
+
+def source_checkpoint(node: Node, height: int) -> FinalizedCheckpoint:
+    stored = node.storage.checkpoint(height)
+    assert stored is not None
+    return codec.decode(stored.finalized, FinalizedCheckpoint)
+
+
+def test_a_chain_below_two_heights_offers_nothing(tmp_path: Path) -> None:
+    node = open_node(tmp_path / "young.sqlite")
+    node.add(S.fund)
+    node.apply(finalize(next_checkpoint(node.chain, [S.fund[0]])))
+    assert offer_of(node.path).code == "snapshot_source_unavailable"
+    node.storage.close()
+
+
+def serve(server: SnapshotServer, messages: list[ChunkWantMsg | SnapshotOfferWantMsg], count: int) -> list[PeerMessage]:
+    """Hand `messages` to `server` as PEER's, and gather `count` answers (bounded wait)."""
+    answers: list[PeerMessage] = []
+
+    async def run() -> None:
+        server.send = lambda peer, answer: answers.append(answer) is None
+        for message in messages:
+            server.handle(PEER, message)
+        for _ in range(200):
+            if len(answers) >= count:
+                return
+            await asyncio.sleep(0.02)
+
+    asyncio.run(run())
+    return answers
+
+
+def test_chunks_are_served_for_retained_versions_refused_when_pruned_and_limited_per_peer(tmp_path: Path) -> None:
+    source, _, _ = build_source(tmp_path / "source.sqlite")
+    source.storage.prune_state(3)  # versions 0..2 pruned
+    request = encode_request(ChunkRequest((Subtree(b"", None),), 100))
+    server = SnapshotServer(source.path, lambda peer, message: True, NodeMetrics(), rate=1, burst=3)
+    try:
+        answers = serve(server, [ChunkWantMsg(1, 3, request), ChunkWantMsg(2, 1, request),
+                                 ChunkWantMsg(3, 3, b"\x00not a request"), ChunkWantMsg(4, 3, request)], 4)
+        by_nonce = {a.nonce: a for a in answers if isinstance(a, ChunkMsg)}
+        assert by_nonce[1].chunk and not by_nonce[1].code
+        assert by_nonce[2].code == "state_version_pruned"
+        assert by_nonce[3].code == "snapshot_request_invalid"
+        assert by_nonce[4].code == "rate_limited"  # a burst of 3, then one a second
+    finally:
+        server.close()
+    roomy = SnapshotServer(source.path, lambda peer, message: True, NodeMetrics(), rate=100, burst=100)
+    try:
+        too_big = encode_request(ChunkRequest((Subtree(b"", None),), MAX_SERVED_NODES + 1))
+        assert serve(roomy, [ChunkWantMsg(5, 3, too_big)], 1) == [ChunkMsg(5, 3, code="snapshot_request_invalid")]
+    finally:
+        roomy.close()
+        source.storage.close()
+
+
+def test_a_node_joins_from_a_peer_store_drops_a_hostile_peer_and_executes_the_next_checkpoint(
+        tmp_path: Path) -> None:
+    source, fifth, entries = build_source(tmp_path / "source.sqlite")
+    storage = Storage(tmp_path / "joiner.sqlite")
+    assert SnapshotJoin.needed(storage)
+    honest_key, hostile_key = b"\x01" * 32, b"\x02" * 32
+
+    async def join() -> None:
+        loop = asyncio.get_running_loop()
+        servers: dict[bytes, SnapshotServer] = {}
+
+        def to_peer(peer: bytes, message: PeerMessage) -> bool:
+            assert isinstance(message, ChunkWantMsg | SnapshotOfferWantMsg)
+            servers[peer].handle(JOINER, message)
+            return True
+
+        client = SnapshotClient(to_peer, loop)
+        for key, corrupt in ((hostile_key, True), (honest_key, False)):
+            servers[key] = SnapshotServer(source.path, lambda peer, answer, key=key: client.received(key, answer)
+                                          is None, NodeMetrics(), 1000, 1000, corrupt=corrupt)
+        try:
+            report = await SnapshotJoin(storage, GENESIS, client, lambda: [hostile_key, honest_key],
+                                        NodeMetrics(), chunk_nodes=2).run()
+        finally:
+            for server in servers.values():
+                await asyncio.to_thread(server.close)
+        assert report.height == 3 and report.offers == 2 and report.sync is not None
+        assert [code for _, code in report.sync.refused] == ["snapshot_chunk_hash_mismatch"]
+
+    asyncio.run(join())
+    assert not SnapshotJoin.needed(storage)
+    chain = Chain(storage, GENESIS)
+    chain.load()
+    assert chain.height == 3 and chain.state_root == source.storage.checkpoint(3).state_root
+    assert storage.latest_checkpoint().height == 3 and storage.checkpoint(2) is None
+    joined = Node(storage.path, storage, chain, Ingest(storage, GENESIS, NodeMetrics()))
+    joined.add(*entries)  # the DAG's history: fetched by gossip on a running node, never executed here
+    assert joined.chain.uncovered_tips(joined.dag) == sorted([entries[-1][0]])
+
+    joined.apply(source_checkpoint(source, 4))  # executes only what height 4 orders
+    source.apply(fifth)
+    joined.apply(fifth)
+    assert joined.chain.state_root == source.chain.state_root
+    assert joined.chain.results_root == source.chain.results_root
+    assert len(storage.results_at(4)) == 1 and storage.result(S.fund[0]) is None
+
+    storage.close()  # a restart: the boundary comes back from the store
+    reopened = open_node(storage.path)
+    assert reopened.chain.height == 5 and reopened.chain.state_root == source.chain.state_root
+    reopened.add(*entries)
+    assert reopened.chain.uncovered_tips(reopened.dag) == []
+    reopened.storage.close()
+    source.storage.close()
