@@ -185,6 +185,10 @@ def load_config(home: NodeHome) -> NodeConfig:
             raise ConfigError(f"{path}: testing.link_delay_ms maps 64-hex node keys to 0..10000 ms")
     if not 0 <= config.testing.link_jitter_ms <= 10_000:
         raise ConfigError(f"{path}: testing.link_jitter_ms is between 0 and 10000")
+    sync = config.sync
+    if not (1 <= sync.chunk_nodes <= 8000 and sync.chunk_rate >= 0 and sync.chunk_burst >= 1):
+        raise ConfigError(f"{path}: sync.chunk_nodes is 1..8000, sync.chunk_rate at least 0, sync.chunk_burst at"
+                          " least 1")
     if config.state.retain != "archive" and config.state.retain < 2:
         raise ConfigError(f"{path}: state.retain is a number of heights (at least 2) or \"archive\"")
     if not 0 <= config.p2p.max_learned_peers <= 256:
