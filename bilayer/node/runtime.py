@@ -389,8 +389,13 @@ class Node:
         self._check_genesis_of_store()
         self.scrubber = PayloadScrubber(self.storage)
         self.scrubber.scrub_now()
-        joining = (self.chain is not None and self.config.sync.mode == "snapshot"
-                   and SnapshotJoin.needed(self.storage))
+        joining = self.chain is not None and SnapshotJoin.needed(self.storage)
+        if joining and self.config.sync.mode != "snapshot":
+            if SnapshotJoin.interrupted(self.storage):
+                raise ConfigError(f"the data in {self.home.data_dir} is a snapshot join that did not finish: run"
+                                  " 'bilayer node run --sync snapshot' to finish it, or delete the data directory"
+                                  " to replay from genesis")
+            joining = False
         if joining:
             await self._join_by_snapshot()
         if self.chain is not None:

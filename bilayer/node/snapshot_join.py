@@ -6,7 +6,8 @@ validator set that certified the latest (`ValidatorChain`, from the validator ch
 proofs stored when each change executed). The state offered is the tree after the checkpoint
 before the latest, whose root the latest signs. Chunks (`ChunkWantMsg`) are read from the
 store for any retained version and refused with a code when pruned; each peer gets at most
-`[sync] chunk_rate` a second. Reads run on a thread of their own, on a connection of their own.
+`[sync] chunk_rate` requests a second (offers included), and at most `MAX_PENDING_REQUESTS`
+wait at once. Reads run on a thread of their own, on connections of their own.
 
 Joining (`[sync] mode = "snapshot"`, an empty data directory): the node links to its peers,
 asks each for an offer, checks each offer from the genesis (`verify_validator_chain`: every
@@ -51,7 +52,7 @@ from ..audit.verify import (
     verify_validator_chain,
 )
 from ..consensus.messages import FinalizedCheckpoint
-from ..errors import BilayerError, RateLimited
+from ..errors import BilayerError, Overloaded, RateLimited
 from ..execution.governance.validator_set import VALIDATOR_CHANGES
 from ..execution.smt import StateVersionPruned
 from ..execution.smt_sync import SnapshotRequestInvalid, decode_request, leaves
@@ -85,6 +86,7 @@ RATE_LIMITED_WAIT_S = 0.25
 OFFER_ROUNDS = 120  # rounds of asking linked peers for offers before the join gives up (some 2 to 4 minutes)
 OFFER_ROUND_S = 2.0
 SYNC_ATTEMPTS = 5  # restores started against fresh offers when every source dropped out
+MAX_PENDING_REQUESTS = 64  # queued on the serving thread; more at once are refused as overloaded
 MAX_SERVED_NODES = 8000  # the largest chunk served: a bound on one answer's frame and read
 OFFER_KEY = "snapshot_offer"  # meta: the offer being restored, so a restart resumes it
 
@@ -166,6 +168,7 @@ class SnapshotServer:
         self._local = threading.local()
         self._readers: list[ServeReader] = []
         self._closed = False
+        self._pending = 0  # requests queued for or on the serving thread (counted on the event loop)
 
     def _reader(self) -> ServeReader:
         reader: ServeReader | None = getattr(self._local, "reader", None)
@@ -193,29 +196,41 @@ class SnapshotServer:
         """Answer on the serving thread; the answer is queued on the peer's link from the loop."""
         if self._closed:
             return
-        if isinstance(message, ChunkWantMsg) and not self.limiter.allow(peer, time.monotonic()):
-            self.metrics.snapshot_chunks_served.labels(RateLimited.code).inc()
-            self.send(peer, ChunkMsg(message.nonce, message.version, code=RateLimited.code))
+        refusal = None
+        if not self.limiter.allow(peer, time.monotonic()):
+            refusal = RateLimited.code
+        elif self._pending >= MAX_PENDING_REQUESTS:  # many peers at once: the thread's queue stays bounded
+            refusal = Overloaded.code
+        if refusal is not None:
+            if isinstance(message, ChunkWantMsg):
+                self.metrics.snapshot_chunks_served.labels(refusal).inc()
+                self.send(peer, ChunkMsg(message.nonce, message.version, code=refusal))
+            else:
+                self.send(peer, SnapshotOfferMsg(code=refusal))
             return
         loop = asyncio.get_running_loop()
 
-        def done(answer: PeerMessage) -> None:
+        def done(answer: PeerMessage | None) -> None:
+            self._pending -= 1
+            if answer is None:
+                return
             if isinstance(answer, ChunkMsg):
                 self.metrics.snapshot_chunks_served.labels(answer.code or "served").inc()
             self.send(peer, answer)
 
         def work() -> None:
+            answer: PeerMessage | None = None
             try:
                 answer = self._answer(message)
             except Exception:  # a damaged store: the asker times out and asks another peer
                 log.exception("serving a snapshot request failed")
-                return
             loop.call_soon_threadsafe(done, answer)
 
         try:
             self._worker.submit(work)
         except RuntimeError:  # closing
             return
+        self._pending += 1
 
     def close(self) -> None:
         self._closed = True
@@ -284,7 +299,7 @@ class SnapshotClient:
                                                     f" {ANSWER_TIMEOUT_S:.0f} s") from None
             finally:
                 self._chunks.pop(key, None)
-            if answer.code == RateLimited.code:
+            if answer.code in (RateLimited.code, Overloaded.code):  # busy, not hostile: ask again shortly
                 await asyncio.sleep(RATE_LIMITED_WAIT_S)
                 continue
             if answer.code or answer.version != version:
@@ -383,6 +398,11 @@ class SnapshotJoin:
         if storage.latest_checkpoint() is not None:
             return False
         return storage.tree.latest_version is None or storage.get_meta(OFFER_KEY) is not None
+
+    @staticmethod
+    def interrupted(storage: Storage) -> bool:
+        """A join started in this store and not finished."""
+        return storage.latest_checkpoint() is None and storage.get_meta(OFFER_KEY) is not None
 
     async def _offers(self) -> list[VerifiedOffer]:
         peers = self.linked()
