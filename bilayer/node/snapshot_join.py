@@ -35,7 +35,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,7 +359,7 @@ def verify_offer(genesis: Genesis, peer: bytes, offer: SnapshotOfferMsg) -> Veri
     return VerifiedOffer(peer, finalized, previous)
 
 
-def author_heads(items: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, int]]:
+def author_heads(items: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, int]]:
     """Each author's next sequence number, from the state's `A` + key records."""
     for key, value in items:
         if len(key) == 33 and key[:1] == b"A":
@@ -515,7 +515,7 @@ class SnapshotJoin:
 
         with StateStore(storage.path) as tree:  # a connection of its own: this runs off the event loop
             root = tree.root_ref(height)
-            storage.install_snapshot(stored, leaves(tree, root), author_heads(leaves(tree, root)), index)
+            storage.install_snapshot(stored, leaves(tree, root), author_heads, index)
         storage.with_writer(lambda conn: conn.execute("DELETE FROM meta WHERE key = ?", (OFFER_KEY,)))
 
 

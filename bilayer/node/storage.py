@@ -475,13 +475,14 @@ class Storage:
                 raise
 
     def install_snapshot(self, checkpoint: StoredCheckpoint, items: Iterable[tuple[bytes, bytes]],
-                         authors: Iterable[tuple[bytes, int]],
+                         author_heads: Callable[[Iterable[tuple[bytes, bytes]]], Iterable[tuple[bytes, int]]],
                          index: Callable[[sqlite3.Connection], None] | None = None) -> None:
         """Make a restored state tree (already the store's one version, `checkpoint.height`)
         the chain's: its values in the `state` table, `checkpoint` the last applied, and each
-        author's next sequence number in that state kept as the boundary of what the chain
-        ordered before it (node/snapshot_join.py); `index` starts the audit index there. One
-        transaction."""
+        author's next sequence number in that state (`author_heads` of the `A` records, read
+        back from the table in key order, a page at a time) kept as the boundary of what the
+        chain ordered before it (node/snapshot_join.py); `index` starts the audit index there.
+        One transaction."""
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN")
@@ -489,7 +490,11 @@ class Storage:
                 conn.execute("DELETE FROM state")
                 conn.executemany("INSERT INTO state (key, value) VALUES (?, ?)", items)
                 conn.execute("DELETE FROM snapshot_authors")
-                conn.executemany("INSERT INTO snapshot_authors (author, next_seq) VALUES (?, ?)", authors)
+                records = conn.execute("SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key",
+                                       (b"A", b"B"))
+                while rows := records.fetchmany(1024):
+                    conn.executemany("INSERT INTO snapshot_authors (author, next_seq) VALUES (?, ?)",
+                                     list(author_heads((bytes(k), bytes(v)) for k, v in rows)))
                 conn.execute(
                     "INSERT INTO checkpoints (height, id, finalized, state_root, results_root, entry_count, applied_ms)"
                     " VALUES (?,?,?,?,?,?,?)",

@@ -31,7 +31,7 @@ from bilayer.node.snapshot_join import (
 from bilayer.node.storage import Storage
 from bilayer.replica.messages import ChunkMsg, ChunkWantMsg, PeerMessage, SnapshotOfferMsg, SnapshotOfferWantMsg
 from tests.support.builders import make_entry, transfer_to
-from tests.support.chain import ALICE, BOB, GENESIS, GENESIS_TIME, Node, S, finalize, next_checkpoint, open_node
+from tests.support.chain import ALICE, BOB, CAROL, GENESIS, GENESIS_TIME, Node, S, finalize, next_checkpoint, open_node
 
 PEER = b"\x05" * 32
 JOINER = b"\x06" * 32
@@ -172,6 +172,8 @@ def test_a_node_joins_from_a_peer_store_drops_a_hostile_peer_and_executes_the_ne
     chain.load()
     assert chain.height == 3 and chain.state_root == source.storage.checkpoint(3).state_root
     assert storage.latest_checkpoint().height == 3 and storage.checkpoint(2) is None
+    # the boundary: alice executed seq 0 and 1 by height 3, bob 0 (refused for funds) and 1
+    assert [storage.snapshot_next_seq(s.public_key) for s in (ALICE, BOB, CAROL)] == [2, 2, 0]
     joined = Node(storage.path, storage, chain, Ingest(storage, GENESIS, NodeMetrics()))
     joined.add(*entries)  # the DAG's history: fetched by gossip on a running node, never executed here
     assert joined.chain.uncovered_tips(joined.dag) == sorted([entries[-1][0]])
