@@ -54,8 +54,8 @@ from ..audit.verify import (
 from ..consensus.messages import FinalizedCheckpoint
 from ..errors import BilayerError, Overloaded, RateLimited
 from ..execution.governance.validator_set import VALIDATOR_CHANGES
-from ..execution.smt import StateVersionPruned
-from ..execution.smt_sync import SnapshotRequestInvalid, decode_request, leaves
+from ..execution.smt import Child, LeafNode, StateVersionPruned
+from ..execution.smt_sync import SnapshotRequestInvalid, decode_request
 from ..genesis import Genesis
 from ..ratelimit import RateLimiter
 from ..replica.messages import (
@@ -359,6 +359,29 @@ def verify_offer(genesis: Genesis, peer: bytes, offer: SnapshotOfferMsg) -> Veri
     return VerifiedOffer(peer, finalized, previous)
 
 
+def _claimed(offer: SnapshotOfferMsg) -> int:
+    return offer.finalized.checkpoint.height if offer.finalized is not None else -1
+
+
+def restored_leaves(store: StateStore, root: Child | None, batch: int = 512) -> Iterator[tuple[bytes, bytes]]:
+    """Every key and value of the tree of `root`, up to `batch` nodes read in one query
+    (one query a node took as long as the whole transfer at 10^5 keys). Depth first: what is
+    held is at most the batch's children for each level, never the state."""
+    if root is None:
+        return
+    stack: list[tuple[Child, bytes]] = [(root, b"")]
+    while stack:
+        taken = stack[-batch:]
+        del stack[-batch:]
+        for (_, path), node in zip(taken, store.read_nodes([(ref.version, path) for ref, path in taken]),
+                                   strict=True):
+            if isinstance(node, LeafNode):
+                yield node.key, node.value
+            else:
+                stack.extend((child, path + bytes((n,))) for n, child in enumerate(node.children)
+                             if child is not None)
+
+
 def author_heads(items: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, int]]:
     """Each author's next sequence number, from the state's `A` + key records."""
     for key, value in items:
@@ -390,6 +413,7 @@ class SnapshotJoin:
         self.linked = linked
         self.metrics = metrics
         self.report = JoinReport()
+        self.refused: set[bytes] = set()  # peers whose offer did not prove itself
 
     @staticmethod
     def needed(storage: Storage) -> bool:
@@ -404,37 +428,53 @@ class SnapshotJoin:
         """A join started in this store and not finished."""
         return storage.latest_checkpoint() is None and storage.get_meta(OFFER_KEY) is not None
 
-    async def _offers(self) -> list[VerifiedOffer]:
+    async def _offers(self) -> list[tuple[bytes, SnapshotOfferMsg]]:
+        """The offers linked peers make (those that answer with a checkpoint), highest first."""
         peers = self.linked()
         answers = await asyncio.gather(*(self.client.offer(peer) for peer in peers))
-        verified = []
-        for peer, answer in zip(peers, answers, strict=True):
-            if answer is None:
-                continue
+        made = [(peer, answer) for peer, answer in zip(peers, answers, strict=True)
+                if answer is not None and answer.finalized is not None and not answer.code]
+        self.report.offers += len(made)
+        return sorted(made, key=lambda offer: -_claimed(offer[1]))
+
+    async def _verified(self, offers: list[tuple[bytes, SnapshotOfferMsg]]) -> VerifiedOffer | None:
+        """The highest offer that proves itself. Only that one needs to: the other peers are
+        sources of chunks, each chunk verified against the chosen root. (Checking an offer
+        builds the genesis state once, seconds with a large genesis: off the event loop.)"""
+        for peer, offer in offers:
             try:
-                verified.append(verify_offer(self.genesis, peer, answer))
-                self.report.offers += 1
+                return await asyncio.to_thread(verify_offer, self.genesis, peer, offer)
             except BilayerError as refused:
+                self.refused.add(peer)
                 self.report.refused_offers += 1
                 self.metrics.snapshot_offers_refused.labels(refused.code).inc()
                 log.warning("snapshot offer of peer %s refused: %s (%s)", peer.hex()[:12], refused.message,
                             refused.code)
-        return verified
+        return None
 
-    async def _chosen(self) -> tuple[VerifiedOffer, list[VerifiedOffer]]:
-        """The offer to restore (the one in progress, else the highest), and the peers to ask."""
+    def _holding(self, offers: list[tuple[bytes, SnapshotOfferMsg]], chosen: VerifiedOffer) -> list[bytes]:
+        """The peers whose offer is at the chosen height or later (they retain its version),
+        but for those whose offer did not prove itself."""
+        return [peer for peer, offer in offers
+                if _claimed(offer) >= chosen.finalized.checkpoint.height and peer not in self.refused]
+
+    async def _chosen(self) -> tuple[VerifiedOffer, list[bytes]]:
+        """The offer to restore (the one in progress, else the highest that proves itself), and
+        the peers to ask for chunks (those offering its height or a later one)."""
         kept = self.storage.get_meta(OFFER_KEY)
         for round_ in range(OFFER_ROUNDS):
             offers = await self._offers()
+            chosen: VerifiedOffer | None = None
             if kept is not None:
                 saved = codec.decode(kept, SnapshotOfferStruct)
                 chosen = VerifiedOffer(b"", saved.finalized, saved.previous)
                 self.report.resumed = True
-                if offers or round_ >= 3:
-                    return chosen, offers
+                if not offers and round_ < 3:
+                    chosen = None  # give the peers a few rounds to answer
             elif offers:
-                best = max(offers, key=lambda o: o.finalized.checkpoint.height)
-                return best, offers
+                chosen = await self._verified(offers)
+            if chosen is not None:
+                return chosen, self._holding(offers, chosen)
             linked = len(self.linked())
             if linked or round_ % 8 == 7:
                 log.info("snapshot join: waiting for a peer to offer a snapshot (%d linked)", linked)
@@ -443,18 +483,16 @@ class SnapshotJoin:
 
     async def run(self) -> JoinReport:
         started = time.monotonic()
-        chosen, offers = await self._chosen()
+        chosen, peers = await self._chosen()
         if self.storage.get_meta(OFFER_KEY) is None:
             self.storage.set_meta(OFFER_KEY, codec.encode(SnapshotOfferStruct(chosen.finalized, chosen.previous)))
         target = chosen.target
         self.report.height = target.version
         self.metrics.snapshot_height.set(target.version)
         log.info("snapshot join: restoring the state after height %d (root %s) from %d peer(s)%s", target.version,
-                 target.root_hash.hex()[:16], len(offers), ", resuming" if self.report.resumed else "")
+                 target.root_hash.hex()[:16], len(peers), ", resuming" if self.report.resumed else "")
         for attempt in range(SYNC_ATTEMPTS):
-            # every peer that offers this height or a later one may hold the version
-            sources = [LinkSource(self.client, o.peer, target.version) for o in offers
-                       if o.finalized.checkpoint.height >= chosen.finalized.checkpoint.height]
+            sources = [LinkSource(self.client, peer, target.version) for peer in peers]
             try:
                 self.report.sync = await asyncio.to_thread(self._restore, target, sources)
                 break
@@ -463,7 +501,7 @@ class SnapshotJoin:
                 if attempt == SYNC_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(OFFER_ROUND_S)
-                offers = await self._offers()
+                peers = self._holding(await self._offers(), chosen)
         await asyncio.to_thread(self._install, chosen)
         self.report.seconds = time.monotonic() - started
         sync = self.report.sync
@@ -515,7 +553,7 @@ class SnapshotJoin:
 
         with StateStore(storage.path) as tree:  # a connection of its own: this runs off the event loop
             root = tree.root_ref(height)
-            storage.install_snapshot(stored, leaves(tree, root), author_heads, index)
+            storage.install_snapshot(stored, restored_leaves(tree, root), author_heads, index)
         storage.with_writer(lambda conn: conn.execute("DELETE FROM meta WHERE key = ?", (OFFER_KEY,)))
 
 

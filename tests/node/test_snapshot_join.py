@@ -15,7 +15,7 @@ from bilayer import codec
 from bilayer.audit.verify import ValidatorChain
 from bilayer.consensus.messages import FinalizedCheckpoint
 from bilayer.errors import BilayerError
-from bilayer.execution.smt_sync import ChunkRequest, Subtree, encode_request
+from bilayer.execution.smt_sync import ChunkRequest, Subtree, encode_request, leaves
 from bilayer.node.chain import Chain
 from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
@@ -26,8 +26,10 @@ from bilayer.node.snapshot_join import (
     SnapshotJoin,
     SnapshotServer,
     make_offer,
+    restored_leaves,
     verify_offer,
 )
+from bilayer.node.state_store import StateStore
 from bilayer.node.storage import Storage
 from bilayer.replica.messages import ChunkMsg, ChunkWantMsg, PeerMessage, SnapshotOfferMsg, SnapshotOfferWantMsg
 from tests.support.builders import make_entry, transfer_to
@@ -142,7 +144,11 @@ def test_a_node_joins_from_a_peer_store_drops_a_hostile_peer_and_executes_the_ne
     source, fifth, entries = build_source(tmp_path / "source.sqlite")
     storage = Storage(tmp_path / "joiner.sqlite")
     assert SnapshotJoin.needed(storage)
-    honest_key, hostile_key = b"\x01" * 32, b"\x02" * 32
+    honest_key, hostile_key, forger_key = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+    honest_offer = offer_of(source.path)
+    # a certified checkpoint 5, but not the one after the checkpoint offered with it
+    forged = msgspec.structs.replace(honest_offer, finalized=fifth)
+    asked_forger: list[PeerMessage] = []
 
     async def join() -> None:
         loop = asyncio.get_running_loop()
@@ -150,6 +156,11 @@ def test_a_node_joins_from_a_peer_store_drops_a_hostile_peer_and_executes_the_ne
 
         def to_peer(peer: bytes, message: PeerMessage) -> bool:
             assert isinstance(message, ChunkWantMsg | SnapshotOfferWantMsg)
+            if peer == forger_key:
+                asked_forger.append(message)
+                if isinstance(message, SnapshotOfferWantMsg):
+                    loop.call_soon(client.received, forger_key, forged)
+                return True
             servers[peer].handle(JOINER, message)
             return True
 
@@ -158,12 +169,14 @@ def test_a_node_joins_from_a_peer_store_drops_a_hostile_peer_and_executes_the_ne
             servers[key] = SnapshotServer(source.path, lambda peer, answer, key=key: client.received(key, answer)
                                           is None, NodeMetrics(), 1000, 1000, corrupt=corrupt)
         try:
-            report = await SnapshotJoin(storage, GENESIS, client, lambda: [hostile_key, honest_key],
+            report = await SnapshotJoin(storage, GENESIS, client, lambda: [forger_key, hostile_key, honest_key],
                                         NodeMetrics(), chunk_nodes=2).run()
         finally:
             for server in servers.values():
                 await asyncio.to_thread(server.close)
-        assert report.height == 3 and report.offers == 2 and report.sync is not None
+        # the highest offer (the forger's) is checked first, refused, and its peer never asked for chunks
+        assert report.height == 3 and report.offers == 3 and report.refused_offers == 1
+        assert asked_forger == [SnapshotOfferWantMsg()] and report.sync is not None
         assert [code for _, code in report.sync.refused] == ["snapshot_chunk_hash_mismatch"]
 
     asyncio.run(join())
@@ -192,3 +205,15 @@ def test_a_node_joins_from_a_peer_store_drops_a_hostile_peer_and_executes_the_ne
     assert reopened.chain.uncovered_tips(reopened.dag) == []
     reopened.storage.close()
     source.storage.close()
+
+
+def test_the_leaves_read_in_batches_are_the_tree_s(tmp_path: Path) -> None:
+    with StateStore(tmp_path / "tree.sqlite") as store:
+        store.commit(0, [(i.to_bytes(4, "big"), b"v" * (i % 7)) for i in range(3000)])
+        store.commit(1, [(i.to_bytes(4, "big"), None if i % 3 else b"w") for i in range(0, 3000, 5)])
+        root = store.root_ref(1)
+        expected = sorted(leaves(store, root))
+        assert len(expected) == 3000 - 600 + 200
+        for batch in (1, 7, 512):
+            assert sorted(restored_leaves(store, root, batch)) == expected
+        assert list(restored_leaves(store, None)) == []
