@@ -21,6 +21,7 @@ from bilayer.node.ingest import Ingest
 from bilayer.node.metrics import NodeMetrics
 from bilayer.node.snapshot_join import (
     MAX_SERVED_NODES,
+    OFFER_KEY,
     ServeReader,
     SnapshotClient,
     SnapshotJoin,
@@ -217,3 +218,14 @@ def test_the_leaves_read_in_batches_are_the_tree_s(tmp_path: Path) -> None:
         for batch in (1, 7, 512):
             assert sorted(restored_leaves(store, root, batch)) == expected
         assert list(restored_leaves(store, None)) == []
+
+
+def test_an_unfinished_join_is_told_apart_from_a_new_store_and_a_chain(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "joining.sqlite")
+    assert SnapshotJoin.needed(storage) and not SnapshotJoin.interrupted(storage)
+    storage.set_meta(OFFER_KEY, b"an offer being restored")
+    assert SnapshotJoin.needed(storage) and SnapshotJoin.interrupted(storage)
+    storage.close()
+    chain = open_node(tmp_path / "chain.sqlite")  # a store holding a chain (from genesis)
+    assert not SnapshotJoin.needed(chain.storage) and not SnapshotJoin.interrupted(chain.storage)
+    chain.storage.close()
