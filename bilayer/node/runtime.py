@@ -175,11 +175,13 @@ class Node:
         """Restore the state of a recent certified height from peers (node/snapshot_join.py),
         with the peer links and ingestion running: the DAG fills in meanwhile."""
         self.ingest.start()
+        self.peers.gossip.follows_checkpoints = False  # nothing could apply them yet
         await self.peers.start()
         self.snapshot_client = SnapshotClient(self.peers.send, asyncio.get_running_loop())
         join = SnapshotJoin(self.storage, self.genesis, self.snapshot_client, lambda: list(self.peers.links),
                             self.metrics, self.config.sync.chunk_nodes)
         self.joined = await join.run()
+        self.peers.gossip.follows_checkpoints = True
 
     def _forget_history(self, ids: Sequence[bytes]) -> None:
         """Entries the chain ordered before its snapshot wait for no checkpoint here."""

@@ -266,6 +266,9 @@ class Gossip:
         self._to_fetch: dict[bytes, int] = {}  # orphans' missing parents -> when to ask for them
         self._passed_on: OrderedDict[tuple[bytes, int], None] = OrderedDict()
         self._last_exchange_ms: int | None = None
+        # False while the replica cannot apply checkpoints (joining by snapshot): peers' heights
+        # are not answered with requests for checkpoints it would drop
+        self.follows_checkpoints = True
 
     # --- links ---------------------------------------------------------------------------
 
@@ -337,7 +340,7 @@ class Gossip:
                 actions.append(Send(peer.key, EvidenceMsg(list(proofs))))
         peer.height = max(0, message.height)
         height = self.view.height()
-        if peer.height > height:
+        if peer.height > height and self.follows_checkpoints:
             actions.append(Send(peer.key, WantCheckpointsMsg(height + 1, MAX_CHECKPOINTS_ANSWER)))
         return actions
 

@@ -9,7 +9,7 @@ import pytest
 from bilayer import codec
 from bilayer.consensus.messages import Checkpoint
 from bilayer.errors import BadEncoding
-from bilayer.replica.gossip import Close, Gossip, TakeSnapshot
+from bilayer.replica.gossip import Close, Gossip, Send, TakeSnapshot
 from bilayer.replica.messages import (
     MAX_CHUNK_REQUEST,
     MAX_CODE_CHARS,
@@ -17,6 +17,8 @@ from bilayer.replica.messages import (
     ChunkWantMsg,
     SnapshotOfferMsg,
     SnapshotOfferWantMsg,
+    TipsMsg,
+    WantCheckpointsMsg,
     decode_message,
     encode_message,
 )
@@ -89,3 +91,12 @@ def test_bad_snapshot_messages_are_refused_with_a_code_and_cost_the_link(data: b
 
 def test_the_tag_names_the_message() -> None:
     assert msgspec.msgpack.decode(encode_message(ChunkWantMsg(3, 4, b"r")))["type"] == "chunk_want"
+
+
+def test_a_replica_that_cannot_apply_checkpoints_does_not_ask_for_them() -> None:
+    gossip = Gossip(View())  # type: ignore[arg-type]
+    tips = encode_message(TipsMsg([], height=7))
+    assert any(isinstance(a, Send) and isinstance(a.message, WantCheckpointsMsg) for a in gossip.received(PEER, tips))
+    gossip.follows_checkpoints = False
+    assert not any(isinstance(a, Send) and isinstance(a.message, WantCheckpointsMsg)
+                   for a in gossip.received(PEER, tips))
