@@ -25,7 +25,7 @@ from ..audit.proof import ChainSource
 from ..consensus.core import Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..consensus.validators import ValidatorSet
-from ..errors import ConfigError, Overloaded
+from ..errors import BilayerError, ConfigError, Overloaded
 from ..execution.governance.params import Params
 from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY
 from ..genesis import Genesis, load_genesis
@@ -182,6 +182,12 @@ class Node:
                             self.metrics, self.config.sync.chunk_nodes)
         self.joined = await join.run()
         self.peers.gossip.follows_checkpoints = True
+
+    def abandon_start(self) -> None:
+        """Stop a snapshot join in progress: its requests fail at once, so the restore stops
+        after writing what it verified (resumed at the next start), and `start` raises."""
+        if self.snapshot_client is not None:
+            self.snapshot_client.stop()
 
     def _forget_history(self, ids: Sequence[bytes]) -> None:
         """Entries the chain ordered before its snapshot wait for no checkpoint here."""
@@ -598,7 +604,21 @@ async def _run_until_stopped(home_dir: Path, node_log: NodeLog | None,
     else:
         loop.add_signal_handler(signal.SIGUSR1, reopen_log, "SIGUSR1")
         loop.add_signal_handler(signal.SIGUSR2, log.info, "SIGUSR2 ignored: [testing] fault_signals is off")
-    await node.start()
+    starting = asyncio.ensure_future(node.start())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():  # stopped while starting: a snapshot join, the one long part of a start
+        log.info("stopping during start")
+        node.abandon_start()
+        try:
+            await starting
+        except BilayerError as abandoned:
+            log.info("start abandoned: %s", abandoned.message)
+        finally:
+            await node.stop()
+        return
+    stopped.cancel()
+    starting.result()  # a start that failed raises here
     if node.config.testing.fault_signals and (home_dir / LINK_FAULTS_FILE).exists():
         apply_link_faults(node.peers, home_dir)  # a node restarted inside a partition stays in it
     try:

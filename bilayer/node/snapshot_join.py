@@ -257,6 +257,18 @@ class SnapshotClient:
         self._chunks: dict[tuple[bytes, int], asyncio.Future[ChunkMsg]] = {}
         self._offers: dict[bytes, asyncio.Future[SnapshotOfferMsg]] = {}
         self._nonce = 0
+        self.stopped = False
+
+    def is_stopped(self) -> bool:
+        return self.stopped
+
+    def stop(self) -> None:
+        """The node is stopping: every request waiting, and every later one, fails at once."""
+        self.stopped = True
+        for chunk in self._chunks.values():
+            chunk.cancel()
+        for offer in self._offers.values():
+            offer.cancel()
 
     def received(self, peer: bytes, message: ChunkMsg | SnapshotOfferMsg) -> None:
         if isinstance(message, ChunkMsg):
@@ -269,6 +281,8 @@ class SnapshotClient:
             offer.set_result(message)
 
     async def offer(self, peer: bytes, timeout_s: float = ANSWER_TIMEOUT_S) -> SnapshotOfferMsg | None:
+        if self.stopped:
+            return None
         future: asyncio.Future[SnapshotOfferMsg] = self.loop.create_future()
         self._offers[peer] = future
         if not self.send(peer, SnapshotOfferWantMsg()):
@@ -278,6 +292,10 @@ class SnapshotClient:
             return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
             return None
+        except asyncio.CancelledError:
+            if not self.is_stopped():
+                raise
+            return None
         finally:
             if self._offers.get(peer) is future:
                 del self._offers[peer]
@@ -285,6 +303,8 @@ class SnapshotClient:
     async def chunk(self, peer: bytes, version: int, request: bytes) -> bytes:
         """The chunk, or SnapshotSourceUnavailable (no link, no answer in time, a refusal)."""
         for _ in range(RATE_LIMITED_RETRIES):
+            if self.stopped:
+                raise SnapshotSourceUnavailable("this node is stopping")
             self._nonce += 1
             key = (peer, self._nonce)
             future: asyncio.Future[ChunkMsg] = self.loop.create_future()
@@ -297,6 +317,10 @@ class SnapshotClient:
                 except TimeoutError:
                     raise SnapshotSourceUnavailable(f"peer {peer.hex()[:12]} did not answer in"
                                                     f" {ANSWER_TIMEOUT_S:.0f} s") from None
+                except asyncio.CancelledError:
+                    if not self.is_stopped():
+                        raise
+                    raise SnapshotSourceUnavailable("this node is stopping") from None
             finally:
                 self._chunks.pop(key, None)
             if answer.code in (RateLimited.code, Overloaded.code):  # busy, not hostile: ask again shortly
@@ -319,6 +343,8 @@ class LinkSource:
         self.name = "peer:" + peer.hex()[:16]
 
     def fetch(self, request: bytes) -> bytes:
+        if self.client.stopped:
+            raise SnapshotSourceUnavailable(f"{self.name}: this node is stopping")
         running = asyncio.run_coroutine_threadsafe(self.client.chunk(self.peer, self.version, request),
                                                    self.client.loop)
         try:
@@ -463,6 +489,8 @@ class SnapshotJoin:
         the peers to ask for chunks (those offering its height or a later one)."""
         kept = self.storage.get_meta(OFFER_KEY)
         for round_ in range(OFFER_ROUNDS):
+            if self.client.stopped:
+                break
             offers = await self._offers()
             chosen: VerifiedOffer | None = None
             if kept is not None:
@@ -497,9 +525,9 @@ class SnapshotJoin:
                 self.report.sync = await asyncio.to_thread(self._restore, target, sources)
                 break
             except StateSyncNoSources as stopped:
-                log.warning("snapshot join: %s; asking for offers again", stopped.message)
-                if attempt == SYNC_ATTEMPTS - 1:
+                if attempt == SYNC_ATTEMPTS - 1 or self.client.stopped:
                     raise
+                log.warning("snapshot join: %s; asking for offers again", stopped.message)
                 await asyncio.sleep(OFFER_ROUND_S)
                 peers = self._holding(await self._offers(), chosen)
         await asyncio.to_thread(self._install, chosen)

@@ -162,13 +162,22 @@ def test_a_hostile_peer_is_dropped_and_a_sync_killed_midway_resumes(tmp_path: Pa
                         return 0
 
             wait_until(lambda: nodes_on_disk() > 0, 90, "the first verified batch on disk")
+            # SIGTERM mid-sync: the node stops promptly, keeping what it verified
+            os.kill(joiner["pid"], signal.SIGTERM)
+            wait_until(lambda: not localnet.pid_alive(joiner["pid"]), 20, "the joining node to stop")
+            assert "stopping during start" in log.read_text()
+            stopped_with = nodes_on_disk()
+            joiner["pid"] = localnet.start_node(joiner)
+            wait_until(lambda: nodes_on_disk() > stopped_with, 90, "another verified batch on disk")
+            # kill -9 mid-sync
             os.kill(joiner["pid"], signal.SIGKILL)
+            wait_until(lambda: not localnet.pid_alive(joiner["pid"]), 20, "the killed node to be gone")
             kept = nodes_on_disk()
             assert "snapshot join done" not in log.read_text()
 
             node = localnet.restart_node(directory, "joiner", timeout=180)
             text = log.read_text()
-            assert ", resuming" in text
+            assert text.count(", resuming") == 2
             assert re.search(r"peer:\w+ sent a chunk that does not verify \(snapshot_chunk_\w+\): dropped", text)
             start = joined_at(text)
             assert nodes_on_disk() > kept
