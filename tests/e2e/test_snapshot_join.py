@@ -94,7 +94,8 @@ def test_a_fifth_node_joins_by_snapshot_under_load_then_validates_and_all_roots_
         wallets = Wallets(load_genesis(Path(network["genesis"])))
         with load(urls[1], network, wallets):
             wait_until(lambda: height(urls[0]) >= 5, 90, "a few checkpoints")
-            joiner = localnet.add_node(network["dir"], "joiner", timeout=90, sync=SyncConfig(mode="snapshot"))
+            joiner = cli("localnet", "add-node", "--name", "joiner", "--dir", str(network["dir"]), "--sync",
+                         "snapshot", "--timeout", "90")
             url = joiner["api_url"]
             start = joined_at(Path(joiner["log"]).read_text())
             assert start >= 4  # the state of a recent height, not genesis
