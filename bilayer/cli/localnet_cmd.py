@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 from rich.table import Table
 
 from ..devnet import localnet as net
+from ..node.config import SyncConfig
 from .output import console, emit, err_console, json_option
 
 dir_option = click.option(
@@ -82,11 +83,14 @@ def localnet_up(validators: int, ledger_nodes: int, consensus: str, pow_bits: in
 @click.option("--name", required=True, help="The new node's name (e.g. validator4).")
 @dir_option
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the node.")
+@click.option("--sync", "sync_mode", type=click.Choice(["replay", "snapshot"]), default="replay", show_default=True,
+              help="How it gets the chain so far: replay from genesis, or a verified state snapshot from its peers.")
 @json_option
-def localnet_add_node(name: str, directory: Path, timeout: float, as_json: bool) -> None:
+def localnet_add_node(name: str, directory: Path, timeout: float, sync_mode: Literal["replay", "snapshot"],
+                      as_json: bool) -> None:
     """Create and start a node that is not in genesis, connected to every node of the network; it
     follows the chain until a council proposal (set-validator) makes it a validator."""
-    node = net.add_node(directory, name, timeout=timeout)
+    node = net.add_node(directory, name, timeout=timeout, sync=SyncConfig(mode=sync_mode))
 
     def human(n: dict[str, Any]) -> None:
         console.print(f"started {n['name']} (pid {n['pid']}) at {n['api_url']}, peers on {n['p2p']}")

@@ -4,6 +4,7 @@ import asyncio
 import shutil
 import time
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -131,11 +132,15 @@ def node_init(
 @click.option("--retain", default=None, metavar="N|archive",
               help="Heights whose state stays provable (at least 2), or archive: all [config state.retain,"
                    " default 10000].")
-def node_run(home: Path, log_level: str, log_format: LogFormat, log_file: Path | None, retain: str | None) -> None:
+@click.option("--sync", "sync_mode", type=click.Choice(["replay", "snapshot"]), default=None,
+              help="With an empty data directory: replay the chain from genesis, or restore a recent certified"
+                   " state from peers and execute from there [config sync.mode, default replay].")
+def node_run(home: Path, log_level: str, log_format: LogFormat, log_file: Path | None, retain: str | None,
+             sync_mode: Literal["replay", "snapshot"] | None) -> None:
     """Run the node in the foreground until SIGINT or SIGTERM."""
     retained = None if retain is None else parse_retain(retain)
     node_log = NodeLog(log_level, log_format, log_file)
-    asyncio.run(run_forever(home, node_log, retained))
+    asyncio.run(run_forever(home, node_log, retained, sync_mode))
 
 
 @node.command("check-state")

@@ -44,6 +44,7 @@ from ..node.config import (
     NodeConfig,
     NodeHome,
     P2PConfig,
+    SyncConfig,
     load_config,
     write_config,
 )
@@ -279,10 +280,12 @@ def create(
 _NODE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
-def add_node(directory: Path, name: str, *, timeout: float = 30.0) -> dict[str, Any]:
+def add_node(directory: Path, name: str, *, timeout: float = 30.0,
+             sync: SyncConfig | None = None, wait: bool = True) -> dict[str, Any]:
     """Create and start one more node outside the genesis set: it dials every node of the network
     (a full mesh with the validators, as a validator needs) and follows the chain as a ledger node
-    until a council decision makes its key a validator. Returns its manifest row with its key."""
+    until a council decision makes its key a validator; `sync`: its `[sync]` settings (how it
+    gets the chain so far); `wait`: until its API answers. Returns its manifest row with its key."""
     directory = Path(directory).resolve()
     manifest = read_manifest(directory)
     if not _NODE_NAME.fullmatch(name):
@@ -298,7 +301,8 @@ def add_node(directory: Path, name: str, *, timeout: float = 30.0) -> dict[str, 
     key = Keystore(home.config_dir).create(NODE_KEY_NAME)
     p2p, api = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     config = NodeConfig(name=name, api=ApiConfig(api), p2p=P2PConfig(p2p, [n["p2p"] for n in manifest["nodes"]]),
-                        limits=template.limits, consensus=template.consensus, testing=template.testing)
+                        limits=template.limits, consensus=template.consensus, testing=template.testing,
+                        sync=sync or SyncConfig())
     write_config(home, config)
     write_genesis(load_genesis(Path(manifest["genesis"])), home.config_dir / "genesis.json")
     node: dict[str, Any] = {"name": name, "role": "ledger", "api_url": f"http://{api}", "p2p": p2p,
@@ -307,7 +311,8 @@ def add_node(directory: Path, name: str, *, timeout: float = 30.0) -> dict[str, 
     manifest["nodes"].append(node)
     node["pid"] = start_node(node)
     write_manifest(directory, manifest)
-    wait_ready(node, timeout)
+    if wait:
+        wait_ready(node, timeout)
     return node
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -160,6 +161,8 @@ class Chain(ChainState):
             finalized = codec.decode(latest.finalized, FinalizedCheckpoint)
             self.restore(state, finalized.checkpoint, latest.state_root, latest.results_root,
                          storage.ordered_ids())
+        if storage.snapshot_height() is not None:
+            self.ordered_before = snapshot_boundary(storage)
         self.committed = self.head()
         self._ensure_audit_index()
 
@@ -243,6 +246,17 @@ class Chain(ChainState):
         """Memory ran ahead of the disk: go back to exactly what the disk holds."""
         ChainState.__init__(self, self.genesis)
         self.load()
+
+
+def snapshot_boundary(storage: Storage) -> Callable[[bytes, int], bool]:
+    """Whether an author's entry at `seq` was ordered before the snapshot a chain started
+    from: below the author's next sequence number in that state (`Storage.install_snapshot`)."""
+
+    @functools.lru_cache(maxsize=65_536)
+    def next_seq(author: bytes) -> int:
+        return storage.snapshot_next_seq(author)
+
+    return lambda author, seq: seq < next_seq(author)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,8 @@ class FaultHooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # key in hex, plus up to `link_jitter_ms` more (`localnet up --wan`); order is kept
     link_delay_ms: dict[str, int] = {}
     link_jitter_ms: int = 0
+    # a hostile peer: every snapshot chunk this node serves has its last byte flipped
+    corrupt_snapshot_chunks: bool = False
 
 
 class StateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -110,6 +112,19 @@ def parse_retain(text: str) -> int | Literal["archive"]:
     return int(text)
 
 
+class SyncConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How a node with an empty data directory gets the chain: "replay" executes every
+    checkpoint from genesis; "snapshot" restores the state a quorum certified at a recent
+    height from its peers, in verified chunks, then executes from there (the DAG's history
+    before it is fetched in the background and never executed). A node that holds a chain
+    goes on from it either way."""
+
+    mode: Literal["replay", "snapshot"] = "replay"
+    chunk_rate: float = 50.0  # chunk requests this node serves each peer, per second
+    chunk_burst: float = 100.0
+    chunk_nodes: int = 4000  # tree nodes a joining node asks for in one chunk (at most 4000)
+
+
 class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str = "node"
     genesis: str = "genesis.json"
@@ -119,6 +134,7 @@ class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limits: LimitsConfig = LimitsConfig()
     consensus: ConsensusConfig = ConsensusConfig()
     state: StateConfig = StateConfig()
+    sync: SyncConfig = SyncConfig()
     testing: FaultHooksConfig = FaultHooksConfig()
 
 
@@ -169,6 +185,10 @@ def load_config(home: NodeHome) -> NodeConfig:
             raise ConfigError(f"{path}: testing.link_delay_ms maps 64-hex node keys to 0..10000 ms")
     if not 0 <= config.testing.link_jitter_ms <= 10_000:
         raise ConfigError(f"{path}: testing.link_jitter_ms is between 0 and 10000")
+    sync = config.sync
+    if not (1 <= sync.chunk_nodes <= 8000 and sync.chunk_rate >= 0 and sync.chunk_burst >= 1):
+        raise ConfigError(f"{path}: sync.chunk_nodes is 1..8000, sync.chunk_rate at least 0, sync.chunk_burst at"
+                          " least 1")
     if config.state.retain != "archive" and config.state.retain < 2:
         raise ConfigError(f"{path}: state.retain is a number of heights (at least 2) or \"archive\"")
     if not 0 <= config.p2p.max_learned_peers <= 256:

@@ -115,6 +115,26 @@ class NodeMetrics:
             "bilayer_peer_links_evicted", "Inbound peer links closed or refused to keep slots, by reason",
             ["reason"], registry=r
         )
+        self.snapshot_chunks_served = Counter(
+            "bilayer_snapshot_chunks_served", "Snapshot chunk requests of peers answered, by outcome (served or"
+            " the refusal's code)", ["outcome"], registry=r
+        )
+        self.snapshot_height = Gauge(
+            "bilayer_snapshot_height", "The height whose state this node restores (or restored) by snapshot",
+            registry=r
+        )
+        self.snapshot_nodes = Gauge(
+            "bilayer_snapshot_nodes", "State tree nodes received and verified in this node's snapshot join",
+            registry=r
+        )
+        self.snapshot_sources_dropped = Counter(
+            "bilayer_snapshot_sources_dropped", "Peers left out of a snapshot join, by code (a chunk that does not"
+            " verify, or no answer)", ["code"], registry=r
+        )
+        self.snapshot_offers_refused = Counter(
+            "bilayer_snapshot_offers_refused", "Snapshot offers of peers that did not prove themselves, by code",
+            ["code"], registry=r
+        )
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -53,6 +53,7 @@ from ..replica.gossip import (
     TakeConsensus,
     TakeEntries,
     TakeEvidence,
+    TakeSnapshot,
     TakeWithheld,
     Upkeep,
     Wake,
@@ -66,6 +67,7 @@ from ..replica.messages import (
     ForkProof,
     PeerMessage,
     ProposalMsg,
+    SnapshotMessage,
     VoteMsg,
     encode_message,
 )
@@ -214,6 +216,8 @@ class PeerManager:
         self.on_consensus: Callable[[Proposal | Vote], None] = lambda message: None
         self.on_checkpoint: Callable[[FinalizedCheckpoint], None] = lambda finalized: None
         self.checkpoints_from: Callable[[int, int], list[FinalizedCheckpoint]] = lambda start, count: []
+        # snapshot sync traffic (node/snapshot_join.py): served from the store, or answers for a sync
+        self.on_snapshot: Callable[[bytes, SnapshotMessage], None] = lambda peer, message: None
         self.gossip = Gossip(NodeLedger(self),
                              lambda message: self.metrics.peer_frames.labels(type(message).__name__).inc())
         ingest.request = self.request
@@ -465,6 +469,8 @@ class PeerManager:
                 self.ingest.maintain()
             elif isinstance(action, Close):
                 self._close(action)
+            elif isinstance(action, TakeSnapshot):
+                self.on_snapshot(action.peer, action.message)
 
     def _close(self, action: Close) -> None:
         peer = self.links.pop(action.peer, None)
@@ -509,6 +515,14 @@ class PeerManager:
 
     def request(self, ids: Sequence[bytes]) -> None:
         self._do(self.gossip.want(ids))
+
+    def send(self, peer: bytes, message: PeerMessage) -> bool:
+        """Queue `message` for `peer`; False when there is no link to it."""
+        link = self.links.get(peer)
+        if link is None:
+            return False
+        link.enqueue(message)
+        return True
 
     def send_consensus(self, message: Proposal | Vote) -> None:
         self._do(self.gossip.consensus(message))

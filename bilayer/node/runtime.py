@@ -8,7 +8,7 @@ import logging
 import resource
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -25,7 +25,7 @@ from ..audit.proof import ChainSource
 from ..consensus.core import Timeouts
 from ..consensus.messages import FinalizedCheckpoint, Proposal, Vote
 from ..consensus.validators import ValidatorSet
-from ..errors import ConfigError, Overloaded
+from ..errors import BilayerError, ConfigError, Overloaded
 from ..execution.governance.params import Params
 from ..execution.governance.validator_set import VALIDATOR_CHANGE_DELAY
 from ..genesis import Genesis, load_genesis
@@ -33,6 +33,7 @@ from ..keys.keystore import Keystore
 from ..keys.signing import Signer
 from ..ledger.entry import EntryHeader
 from ..replica.chain import Applied
+from ..replica.messages import ChunkWantMsg, SnapshotMessage, SnapshotOfferWantMsg
 from .chain import AuditIndexer, Chain
 from .config import NodeConfig, NodeHome, StateConfig, load_config
 from .effects import Effects, StoredBatch, Subscriber
@@ -43,6 +44,7 @@ from .metrics import NodeMetrics
 from .peers import MAX_PENDING_HANDSHAKES, PeerManager, split_host_port
 from .process import HomeLock, raise_fd_limit
 from .scrub import PayloadScrubber
+from .snapshot_join import JoinReport, SnapshotClient, SnapshotJoin, SnapshotServer
 from .storage import Storage
 
 log = logging.getLogger("bilayer.node")
@@ -99,6 +101,13 @@ class Node:
         )
         self.chain = Chain(self.storage, genesis, AuditIndexer(self.storage),
                            config.state.keep_heights) if genesis.validators else None
+        # snapshot sync: this node serves its state to joining peers, and may join by one itself
+        self.snapshot_server = SnapshotServer(self.storage.path, self.peers.send, self.metrics, config.sync.chunk_rate,
+                                              config.sync.chunk_burst, config.testing.corrupt_snapshot_chunks,
+                                              ) if self.chain is not None else None
+        self.snapshot_client: SnapshotClient | None = None
+        self.joined: JoinReport | None = None
+        self.peers.on_snapshot = self._on_snapshot
         self.finality: Finality | None = None
         self.started_s = time.time()
         self._runner: web.AppRunner | None = None
@@ -126,6 +135,9 @@ class Node:
             Subscriber("gossip", lambda batch: self.peers.broadcast(batch.entries, batch.sources))]
         if chain is None:
             entries.append(Subscriber("waiters", lambda batch: self._notify([e.id for e in batch.entries])))
+        elif chain.ordered_before is not None:
+            entries.append(Subscriber("snapshot history",
+                                      lambda batch: self._forget_history([e.id for e in batch.entries])))
         entries.append(Subscriber("stream", lambda batch: self.stream.entries_accepted(batch.entries)))
         if finality is not None:
             entries.append(Subscriber("finality", lambda batch: finality.on_entries_stored()))
@@ -149,6 +161,43 @@ class Node:
         if finality is not None:
             checkpoints.append(Subscriber("validator links", lambda applied: self._follow_validator_keys()))
         self.after_checkpoint = Effects("checkpoint committed", checkpoints)
+
+    # --- snapshot sync ----------------------------------------------------------------------
+
+    def _on_snapshot(self, peer: bytes, message: SnapshotMessage) -> None:
+        if isinstance(message, SnapshotOfferWantMsg | ChunkWantMsg):
+            if self.snapshot_server is not None:
+                self.snapshot_server.handle(peer, message)
+        elif self.snapshot_client is not None:
+            self.snapshot_client.received(peer, message)
+
+    async def _join_by_snapshot(self) -> None:
+        """Restore the state of a recent certified height from peers (node/snapshot_join.py),
+        with the peer links and ingestion running: the DAG fills in meanwhile."""
+        self.ingest.start()
+        self.peers.gossip.follows_checkpoints = False  # nothing could apply them yet
+        await self.peers.start()
+        self.snapshot_client = SnapshotClient(self.peers.send, asyncio.get_running_loop())
+        join = SnapshotJoin(self.storage, self.genesis, self.snapshot_client, lambda: list(self.peers.links),
+                            self.metrics, self.config.sync.chunk_nodes)
+        self.joined = await join.run()
+        self.peers.gossip.follows_checkpoints = True
+
+    def abandon_start(self) -> None:
+        """Stop a snapshot join in progress: its requests fail at once, so the restore stops
+        after writing what it verified (resumed at the next start), and `start` raises."""
+        if self.snapshot_client is not None:
+            self.snapshot_client.stop()
+
+    def _forget_history(self, ids: Sequence[bytes]) -> None:
+        """Entries the chain ordered before its snapshot wait for no checkpoint here."""
+        chain = self.chain
+        if chain is None:
+            return
+        ordered = chain.ordered_in(self.ingest.dag)
+        before = [i for i in ids if i in ordered]
+        if before:
+            self.ingest.forget_headers(before)
 
     # --- what operators watch: checkpoints in the log and metrics, health and readiness ---------
 
@@ -330,12 +379,15 @@ class Node:
         return found
 
     @classmethod
-    def from_home(cls, home_dir: Path, retain: int | Literal["archive"] | None = None) -> Node:
-        """`retain`: the `--retain` of `node run`, over the config file's."""
+    def from_home(cls, home_dir: Path, retain: int | Literal["archive"] | None = None,
+                  sync_mode: Literal["replay", "snapshot"] | None = None) -> Node:
+        """`retain`, `sync_mode`: the `--retain` and `--sync` of `node run`, over the config file's."""
         home = NodeHome(home_dir)
         config = load_config(home)
         if retain is not None:
             config = msgspec.structs.replace(config, state=StateConfig(retain))
+        if sync_mode is not None:
+            config = msgspec.structs.replace(config, sync=msgspec.structs.replace(config.sync, mode=sync_mode))
         genesis = load_genesis(home.genesis_file(config))
         return cls(home, config, genesis, load_node_key(home))
 
@@ -345,6 +397,15 @@ class Node:
         self._check_genesis_of_store()
         self.scrubber = PayloadScrubber(self.storage)
         self.scrubber.scrub_now()
+        joining = self.chain is not None and SnapshotJoin.needed(self.storage)
+        if joining and self.config.sync.mode != "snapshot":
+            if SnapshotJoin.interrupted(self.storage):
+                raise ConfigError(f"the data in {self.home.data_dir} is a snapshot join that did not finish: run"
+                                  " 'bilayer node run --sync snapshot' to finish it, or delete the data directory"
+                                  " to replay from genesis")
+            joining = False
+        if joining:
+            await self._join_by_snapshot()
         if self.chain is not None:
             self.chain.load()
             self._follow_chain_params()
@@ -355,13 +416,19 @@ class Node:
             self.metrics.byzantine_validators.set_function(
                 lambda: len({row[0] for row in storage.equivocations(10_000)}))
         self.metrics.catching_up.set_function(lambda: int(self.catching_up()))
-        loaded = self.ingest.load(self.chain.ordered if self.chain is not None else frozenset())
+        if joining and self.chain is not None:  # ingestion ran during the join: its DAG is the store's
+            loaded = len(self.ingest.dag)
+            self._forget_history(list(self.ingest.dag.nodes))
+        else:
+            loaded = self.ingest.load(self.chain.ordered_in(self.ingest.dag) if self.chain is not None
+                                      else frozenset())
         log.info("loaded %d entries and %d checkpoints from %s", loaded,
                  self.chain.height if self.chain else 0, self.home.ledger_db)
         self._make_finality()
         self._compose()
-        self.ingest.start()
-        await self.peers.start()
+        if not joining:
+            self.ingest.start()
+            await self.peers.start()
         if self.finality is not None:
             self.finality.start()
         limits = self.config.limits
@@ -418,6 +485,8 @@ class Node:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.peers.stop()
+        if self.snapshot_server is not None:
+            await asyncio.to_thread(self.snapshot_server.close)
         await self.ingest.stop()
         if self.scrubber is not None:
             await self.scrubber.close()
@@ -501,17 +570,19 @@ def apply_link_faults(peers: PeerManager, home_dir: Path) -> None:
 
 
 async def run_forever(home_dir: Path, node_log: NodeLog | None = None,
-                      retain: int | Literal["archive"] | None = None) -> None:
+                      retain: int | Literal["archive"] | None = None,
+                      sync_mode: Literal["replay", "snapshot"] | None = None) -> None:
     """Run until SIGINT or SIGTERM. SIGHUP reopens the log file; SIGUSR1 and SIGUSR2 are the
     fault hooks of `[testing] fault_signals`, else logrotate's reopen and nothing."""
     raise_fd_limit()
     with HomeLock(NodeHome(home_dir).data_dir).acquire("node run"):
-        await _run_until_stopped(home_dir, node_log, retain)
+        await _run_until_stopped(home_dir, node_log, retain, sync_mode)
 
 
 async def _run_until_stopped(home_dir: Path, node_log: NodeLog | None,
-                             retain: int | Literal["archive"] | None) -> None:
-    node = Node.from_home(home_dir, retain)
+                             retain: int | Literal["archive"] | None,
+                             sync_mode: Literal["replay", "snapshot"] | None = None) -> None:
+    node = Node.from_home(home_dir, retain, sync_mode)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLog(on_error=node.metrics.accept_errors.inc))
@@ -533,7 +604,21 @@ async def _run_until_stopped(home_dir: Path, node_log: NodeLog | None,
     else:
         loop.add_signal_handler(signal.SIGUSR1, reopen_log, "SIGUSR1")
         loop.add_signal_handler(signal.SIGUSR2, log.info, "SIGUSR2 ignored: [testing] fault_signals is off")
-    await node.start()
+    starting = asyncio.ensure_future(node.start())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():  # stopped while starting: a snapshot join, the one long part of a start
+        log.info("stopping during start")
+        node.abandon_start()
+        try:
+            await starting
+        except BilayerError as abandoned:
+            log.info("start abandoned: %s", abandoned.message)
+        finally:
+            await node.stop()
+        return
+    stopped.cancel()
+    starting.result()  # a start that failed raises here
     if node.config.testing.fault_signals and (home_dir / LINK_FAULTS_FILE).exists():
         apply_link_faults(node.peers, home_dir)  # a node restarted inside a partition stays in it
     try:

@@ -17,8 +17,7 @@ after it: a verified subtree already on disk is never asked for again, and nothi
 written is ever taken as received. What a crash loses is the batch being gathered, fetched
 again on resume.
 
-Not here yet: serving chunks over the node's peer links and a node joining a running
-network from a snapshot (both need the tree to be the chain's state root first).
+Over the node's peer links, and from a tree to a chain: `node/snapshot_join.py`.
 """
 
 from __future__ import annotations

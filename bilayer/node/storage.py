@@ -31,6 +31,7 @@ T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot_authors (author BLOB PRIMARY KEY, next_seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS entries (
     seqno INTEGER PRIMARY KEY,
     id BLOB NOT NULL UNIQUE,
@@ -154,6 +155,7 @@ class ForkEvidence:
 
 CHAIN_FORMAT = 2  # 2: the state root is the sparse Merkle tree's (1: the bucketed RFC 6962 tree)
 CHAIN_FORMAT_KEY = "chain_format"
+SNAPSHOT_HEIGHT_KEY = "snapshot_height"
 
 
 class ChainFormatOld(BilayerError):
@@ -471,6 +473,53 @@ class Storage:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    def install_snapshot(self, checkpoint: StoredCheckpoint, items: Iterable[tuple[bytes, bytes]],
+                         author_heads: Callable[[Iterable[tuple[bytes, bytes]]], Iterable[tuple[bytes, int]]],
+                         index: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """Make a restored state tree (already the store's one version, `checkpoint.height`)
+        the chain's: its values in the `state` table, `checkpoint` the last applied, and each
+        author's next sequence number in that state (`author_heads` of the `A` records, read
+        back from the table in key order, a page at a time) kept as the boundary of what the
+        chain ordered before it (node/snapshot_join.py); `index` starts the audit index there.
+        One transaction."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN")
+            try:
+                conn.execute("DELETE FROM state")
+                conn.executemany("INSERT INTO state (key, value) VALUES (?, ?)", items)
+                conn.execute("DELETE FROM snapshot_authors")
+                records = conn.execute("SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key",
+                                       (b"A", b"B"))
+                while rows := records.fetchmany(1024):
+                    conn.executemany("INSERT INTO snapshot_authors (author, next_seq) VALUES (?, ?)",
+                                     list(author_heads((bytes(k), bytes(v)) for k, v in rows)))
+                conn.execute(
+                    "INSERT INTO checkpoints (height, id, finalized, state_root, results_root, entry_count, applied_ms)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (checkpoint.height, checkpoint.id, checkpoint.finalized, checkpoint.state_root,
+                     checkpoint.results_root, checkpoint.entry_count, checkpoint.applied_ms),
+                )
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                             (SNAPSHOT_HEIGHT_KEY, str(checkpoint.height).encode()))
+                if index is not None:
+                    index(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def snapshot_height(self) -> int | None:
+        """The height this store's chain starts from when it joined by snapshot (None: genesis)."""
+        raw = self.get_meta(SNAPSHOT_HEIGHT_KEY)
+        return None if raw is None else int(raw)
+
+    def snapshot_next_seq(self, author: bytes) -> int:
+        """The author's next sequence number in the snapshot's state: its entries below it
+        were ordered before the snapshot (0 when it had none, or there is no snapshot)."""
+        row = self._reader.execute("SELECT next_seq FROM snapshot_authors WHERE author = ?", (author,)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def prune_state(self, oldest: int) -> int:
         """Drop the state tree's versions before `oldest` (a transaction of its own, after commits)."""

@@ -21,7 +21,7 @@ verifies each old certificate with the set of its own height.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 
 from ..consensus.linearize import MissingEntry, linearize
@@ -82,6 +82,25 @@ class ValidatorEpoch:
         return self.change.height
 
 
+class SnapshotOrdered:
+    """What a chain that starts from a snapshot counts as ordered: the entries its own
+    checkpoints ordered, and those of the DAG whose author's sequence number is below the
+    author's next one in the snapshot's state (`ordered_before`), the entries the chain
+    executed before the snapshot. An entry not in the DAG is not known to be ordered: its
+    header is fetched first (linearizing asks for it)."""
+
+    def __init__(self, ordered: set[bytes], dag: Dag, ordered_before: Callable[[bytes, int], bool]) -> None:
+        self.ordered = ordered
+        self.dag = dag
+        self.ordered_before = ordered_before
+
+    def __contains__(self, entry_id: object) -> bool:
+        if entry_id in self.ordered:
+            return True
+        node = self.dag.nodes.get(entry_id) if isinstance(entry_id, bytes) else None
+        return node is not None and self.ordered_before(node.author, node.seq)
+
+
 class ChainState:
     """The in-memory part of finality: what has been decided and executed so far.
 
@@ -99,6 +118,8 @@ class ChainState:
         self.state_root = self.state.root()
         self.results_root = results_root([])
         self.ordered: set[bytes] = set()
+        # a chain restored from a snapshot: (author, seq) -> whether ordered before it (`SnapshotOrdered`)
+        self.ordered_before: Callable[[bytes, int], bool] | None = None
         self._sync_epochs()
 
     def restore(self, state: State, last: Checkpoint | None, recorded_root: bytes, results_root: bytes,
@@ -162,8 +183,15 @@ class ChainState:
     def prev_id(self) -> bytes:
         return self.last.id if self.last is not None else self.genesis.root
 
+    def ordered_in(self, dag: Dag) -> Container[bytes]:
+        """The entries ordered so far, as linearizing asks about them."""
+        if self.ordered_before is None:
+            return self.ordered
+        return SnapshotOrdered(self.ordered, dag, self.ordered_before)
+
     def uncovered_tips(self, dag: Dag) -> list[bytes]:
-        return sorted(t for t in dag.tips if t != dag.root and t not in self.ordered)
+        ordered = self.ordered_in(dag)
+        return sorted(t for t in dag.tips if t != dag.root and t not in ordered)
 
     def check_extends(self, checkpoint: Checkpoint) -> None:
         if checkpoint.height != self.height + 1:
@@ -183,7 +211,7 @@ class ChainState:
                 raise MissingEntry(entry_id)
             return node.parents
 
-        return linearize(parents_of, frontier, self.ordered, dag.root)
+        return linearize(parents_of, frontier, self.ordered_in(dag), dag.root)
 
     def keywords_found(
         self, frontier: tuple[bytes, ...], dag: Dag, header_of: Callable[[bytes], EntryHeader],

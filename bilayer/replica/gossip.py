@@ -38,12 +38,17 @@ from .messages import (
     MAX_FRAME,
     MAX_IDS,
     CheckpointMsg,
+    ChunkMsg,
+    ChunkWantMsg,
     EntriesMsg,
     EvidenceMsg,
     ForkProof,
     PeerMessage,
     PeersMsg,
     ProposalMsg,
+    SnapshotMessage,
+    SnapshotOfferMsg,
+    SnapshotOfferWantMsg,
     TipsMsg,
     VoteMsg,
     WantCheckpointsMsg,
@@ -228,8 +233,17 @@ class Upkeep:
     """The tick's upkeep of ingestion: expire old orphans, ask again for parents still missing."""
 
 
+@dataclass(frozen=True, slots=True)
+class TakeSnapshot:
+    """Snapshot sync traffic from `peer` (offers, chunk requests and chunks): the host serves
+    it from its store, or hands answers to the sync waiting for them."""
+
+    peer: PeerId
+    message: SnapshotMessage
+
+
 Action = Send | Close | TakeEntries | TakeWithheld | TakeEvidence | TakeConsensus | TakeCheckpoint | Fetch | Learn \
-    | Wake | Upkeep
+    | Wake | Upkeep | TakeSnapshot
 
 
 @dataclass(slots=True)
@@ -252,6 +266,9 @@ class Gossip:
         self._to_fetch: dict[bytes, int] = {}  # orphans' missing parents -> when to ask for them
         self._passed_on: OrderedDict[tuple[bytes, int], None] = OrderedDict()
         self._last_exchange_ms: int | None = None
+        # False while the replica cannot apply checkpoints (joining by snapshot): peers' heights
+        # are not answered with requests for checkpoints it would drop
+        self.follows_checkpoints = True
 
     # --- links ---------------------------------------------------------------------------
 
@@ -296,6 +313,8 @@ class Gossip:
             return [TakeConsensus(message.proposal if isinstance(message, ProposalMsg) else message.vote)]
         if isinstance(message, CheckpointMsg):
             return [TakeCheckpoint(message.finalized)]
+        if isinstance(message, SnapshotOfferWantMsg | SnapshotOfferMsg | ChunkWantMsg | ChunkMsg):
+            return [TakeSnapshot(peer, message)]
         count = max(0, min(message.count, MAX_CHECKPOINTS_ANSWER))
         return [Send(peer, CheckpointMsg(f)) for f in self.view.checkpoints_from(message.from_height, count)]
 
@@ -321,7 +340,7 @@ class Gossip:
                 actions.append(Send(peer.key, EvidenceMsg(list(proofs))))
         peer.height = max(0, message.height)
         height = self.view.height()
-        if peer.height > height:
+        if peer.height > height and self.follows_checkpoints:
             actions.append(Send(peer.key, WantCheckpointsMsg(height + 1, MAX_CHECKPOINTS_ANSWER)))
         return actions
 

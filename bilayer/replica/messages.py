@@ -91,11 +91,51 @@ class WantCheckpointsMsg(msgspec.Struct, frozen=True, tag="want_checkpoints", fo
     count: int
 
 
+class SnapshotOfferWantMsg(msgspec.Struct, frozen=True, tag="snapshot_offer_want", forbid_unknown_fields=True):
+    """Ask a peer which state it can serve as a snapshot (a node joining by snapshot)."""
+
+
+class SnapshotOfferMsg(msgspec.Struct, frozen=True, tag="snapshot_offer", forbid_unknown_fields=True):
+    """The state a peer serves: the tree after `previous`, whose root `finalized` (the next
+    checkpoint) signs, and the proof of the validator set that certified it (an encoded
+    `ValidatorChain`, checked from the genesis). `code` instead, when it has none to offer."""
+
+    finalized: FinalizedCheckpoint | None = None
+    previous: FinalizedCheckpoint | None = None
+    validators: bytes = b""
+    code: str = ""
+
+
+class ChunkWantMsg(msgspec.Struct, frozen=True, tag="chunk_want", forbid_unknown_fields=True):
+    """Ask for the chunk `request` (an encoded `ChunkRequest`) of the tree at `version`; the
+    answer carries the same `nonce`."""
+
+    nonce: int
+    version: int
+    request: bytes
+
+
+class ChunkMsg(msgspec.Struct, frozen=True, tag="chunk", forbid_unknown_fields=True):
+    """The chunk asked for (an encoded `SnapshotChunk`), or the code of the refusal (the
+    version pruned, the asker over its rate)."""
+
+    nonce: int
+    version: int
+    chunk: bytes = b""
+    code: str = ""
+
+
+SnapshotMessage = SnapshotOfferWantMsg | SnapshotOfferMsg | ChunkWantMsg | ChunkMsg
+
 PeerMessage = (EntriesMsg | WithheldMsg | WantMsg | TipsMsg | ProposalMsg | VoteMsg | CheckpointMsg
-               | WantCheckpointsMsg | EvidenceMsg | PeersMsg)
+               | WantCheckpointsMsg | EvidenceMsg | PeersMsg | SnapshotOfferWantMsg | SnapshotOfferMsg
+               | ChunkWantMsg | ChunkMsg)
 
 MAX_ADDRESSES = 64
 MAX_ADDRESS_CHARS = 261  # a DNS name (253) and a port
+MAX_CHUNK_REQUEST = 64 * 1024  # a request names at most a few hundred subtrees
+MAX_CODE_CHARS = 64
+MAX_NUMBER = 2**63 - 1
 
 _decoder: msgspec.msgpack.Decoder[PeerMessage] = msgspec.msgpack.Decoder(PeerMessage)
 
@@ -114,6 +154,19 @@ def decode_message(data: bytes) -> PeerMessage:
     if isinstance(message, PeersMsg) and (len(message.addresses) > MAX_ADDRESSES
                                           or any(len(a) > MAX_ADDRESS_CHARS for a in message.addresses)):
         raise BadEncoding(f"more than {MAX_ADDRESSES} addresses, or one longer than {MAX_ADDRESS_CHARS} characters")
+    if isinstance(message, ChunkWantMsg | ChunkMsg):
+        if not (0 <= message.nonce <= MAX_NUMBER and 0 <= message.version <= MAX_NUMBER):
+            raise BadEncoding("a chunk's nonce and version are numbers from 0 to 2^63-1")
+        if isinstance(message, ChunkWantMsg) and len(message.request) > MAX_CHUNK_REQUEST:
+            raise BadEncoding(f"a chunk request longer than {MAX_CHUNK_REQUEST} bytes")
+        if isinstance(message, ChunkMsg) and (len(message.code) > MAX_CODE_CHARS
+                                              or bool(message.code) == bool(message.chunk)):
+            raise BadEncoding(f"a chunk answer holds a chunk or a code of at most {MAX_CODE_CHARS} characters")
+    if isinstance(message, SnapshotOfferMsg):
+        if len(message.code) > MAX_CODE_CHARS:
+            raise BadEncoding(f"a code longer than {MAX_CODE_CHARS} characters")
+        if not message.code and (message.finalized is None or message.previous is None):
+            raise BadEncoding("a snapshot offer names its checkpoint and the one before, or a code")
     return message
 
 
