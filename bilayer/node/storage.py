@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -294,35 +294,42 @@ class Storage:
 
     # --- writes (worker thread) -----------------------------------------------------
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection, alone, in one transaction: committed when the block ends,
+        rolled back when it raises."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
     def store_entries(
         self, entries: Sequence[Entry], received_ms: int, evidence: Sequence[ForkEvidence] = ()
     ) -> None:
         """Commit a batch durably, with the fork evidence found since the last one. An entry
         already stored is left as it is."""
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN")
-            try:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO entries (id, author, seq, header, signature, received_ms)"
-                    " VALUES (?,?,?,?,?,?)",
-                    [(e.id, e.author, e.seq, e.signed.header, e.signed.signature, received_ms) for e in entries],
-                )
-                conn.executemany(  # a payload deleted by a decision never comes back
-                    "INSERT OR IGNORE INTO payloads (id, payload) SELECT ?, ? WHERE NOT EXISTS"
-                    " (SELECT 1 FROM tombstones WHERE id = ?)",
-                    [(e.id, e.signed.payload, e.id) for e in entries if e.tombstone is None],
-                )
-                self._insert_evidence(conn, evidence)
-                conn.executemany(
-                    "INSERT OR REPLACE INTO tombstones (id, decision, reason_code, time_ms, height) VALUES (?,?,?,?,?)",
-                    [(e.id, t.decision, t.reason_code, t.time_ms, t.height) for e in entries
-                     if (t := e.tombstone) is not None],
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO entries (id, author, seq, header, signature, received_ms)"
+                " VALUES (?,?,?,?,?,?)",
+                [(e.id, e.author, e.seq, e.signed.header, e.signed.signature, received_ms) for e in entries],
+            )
+            conn.executemany(  # a payload deleted by a decision never comes back
+                "INSERT OR IGNORE INTO payloads (id, payload) SELECT ?, ? WHERE NOT EXISTS"
+                " (SELECT 1 FROM tombstones WHERE id = ?)",
+                [(e.id, e.signed.payload, e.id) for e in entries if e.tombstone is None],
+            )
+            self._insert_evidence(conn, evidence)
+            conn.executemany(
+                "INSERT OR REPLACE INTO tombstones (id, decision, reason_code, time_ms, height) VALUES (?,?,?,?,?)",
+                [(e.id, t.decision, t.reason_code, t.time_ms, t.height) for e in entries
+                 if (t := e.tombstone) is not None],
+            )
 
     @staticmethod
     def _insert_evidence(conn: sqlite3.Connection, evidence: Sequence[ForkEvidence]) -> None:
@@ -336,15 +343,8 @@ class Storage:
         )
 
     def store_fork_evidence(self, evidence: Sequence[ForkEvidence]) -> None:
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN")
-            try:
-                self._insert_evidence(conn, evidence)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            self._insert_evidence(conn, evidence)
 
     # --- reads (event loop) -----------------------------------------------------------
 
@@ -425,54 +425,40 @@ class Storage:
         and the state tree's version of its height), atomically; delete the payloads its
         decisions remove (redactions, blocked content), leaving tombstones; `index` writes the
         audit index of this checkpoint in the same transaction."""
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN")
-            try:
-                conn.execute(
-                    "INSERT INTO checkpoints (height, id, finalized, state_root, results_root, entry_count, applied_ms)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    (checkpoint.height, checkpoint.id, checkpoint.finalized, checkpoint.state_root,
-                     checkpoint.results_root, checkpoint.entry_count, checkpoint.applied_ms),
-                )
-                conn.executemany(
-                    "INSERT INTO results (entry_id, height, position, outcome, code, cause, kind)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    [(r.entry_id, r.height, r.position, r.outcome, r.code, r.cause, r.kind) for r in results],
-                )
-                conn.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
-                                 [(k, v) for k, v in state_changes if v is not None])
-                conn.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in state_changes if v is None])
-                for update in tree:
-                    state_store.write_version(conn, update)
-                conn.executemany("INSERT INTO validator_changes (number, executed_height, proof) VALUES (?, ?, ?)",
-                                 validator_proofs)
-                conn.executemany("DELETE FROM payloads WHERE id = ?", [(i,) for i, _ in tombstones])
-                conn.executemany(
-                    "INSERT OR REPLACE INTO tombstones (id, decision, reason_code, time_ms, height) VALUES (?,?,?,?,?)",
-                    [(i, t.decision, t.reason_code, t.time_ms, t.height) for i, t in tombstones],
-                )
-                if index is not None:
-                    index(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO checkpoints (height, id, finalized, state_root, results_root, entry_count, applied_ms)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (checkpoint.height, checkpoint.id, checkpoint.finalized, checkpoint.state_root,
+                 checkpoint.results_root, checkpoint.entry_count, checkpoint.applied_ms),
+            )
+            conn.executemany(
+                "INSERT INTO results (entry_id, height, position, outcome, code, cause, kind)"
+                " VALUES (?,?,?,?,?,?,?)",
+                [(r.entry_id, r.height, r.position, r.outcome, r.code, r.cause, r.kind) for r in results],
+            )
+            conn.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                             [(k, v) for k, v in state_changes if v is not None])
+            conn.executemany("DELETE FROM state WHERE key = ?", [(k,) for k, v in state_changes if v is None])
+            for update in tree:
+                state_store.write_version(conn, update)
+            conn.executemany("INSERT INTO validator_changes (number, executed_height, proof) VALUES (?, ?, ?)",
+                             validator_proofs)
+            conn.executemany("DELETE FROM payloads WHERE id = ?", [(i,) for i, _ in tombstones])
+            conn.executemany(
+                "INSERT OR REPLACE INTO tombstones (id, decision, reason_code, time_ms, height) VALUES (?,?,?,?,?)",
+                [(i, t.decision, t.reason_code, t.time_ms, t.height) for i, t in tombstones],
+            )
+            if index is not None:
+                index(conn)
 
     def init_state(self, items: Iterable[tuple[bytes, bytes]], tree: TreeUpdate) -> None:
         """Write the genesis state and its tree (version 0), atomically, in a store that holds
         no state yet."""
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN")
-            try:
-                conn.execute("DELETE FROM state")
-                conn.executemany("INSERT INTO state (key, value) VALUES (?, ?)", items)
-                state_store.write_version(conn, tree)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM state")
+            conn.executemany("INSERT INTO state (key, value) VALUES (?, ?)", items)
+            state_store.write_version(conn, tree)
 
     def install_snapshot(self, checkpoint: StoredCheckpoint, items: Iterable[tuple[bytes, bytes]],
                          author_heads: Callable[[Iterable[tuple[bytes, bytes]]], Iterable[tuple[bytes, int]]],
@@ -483,32 +469,25 @@ class Storage:
         back from the table in key order, a page at a time) kept as the boundary of what the
         chain ordered before it (node/snapshot_join.py); `index` starts the audit index there.
         One transaction."""
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN")
-            try:
-                conn.execute("DELETE FROM state")
-                conn.executemany("INSERT INTO state (key, value) VALUES (?, ?)", items)
-                conn.execute("DELETE FROM snapshot_authors")
-                records = conn.execute("SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key",
-                                       (b"A", b"B"))
-                while rows := records.fetchmany(1024):
-                    conn.executemany("INSERT INTO snapshot_authors (author, next_seq) VALUES (?, ?)",
-                                     list(author_heads((bytes(k), bytes(v)) for k, v in rows)))
-                conn.execute(
-                    "INSERT INTO checkpoints (height, id, finalized, state_root, results_root, entry_count, applied_ms)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    (checkpoint.height, checkpoint.id, checkpoint.finalized, checkpoint.state_root,
-                     checkpoint.results_root, checkpoint.entry_count, checkpoint.applied_ms),
-                )
-                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                             (SNAPSHOT_HEIGHT_KEY, str(checkpoint.height).encode()))
-                if index is not None:
-                    index(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM state")
+            conn.executemany("INSERT INTO state (key, value) VALUES (?, ?)", items)
+            conn.execute("DELETE FROM snapshot_authors")
+            records = conn.execute("SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key",
+                                   (b"A", b"B"))
+            while rows := records.fetchmany(1024):
+                conn.executemany("INSERT INTO snapshot_authors (author, next_seq) VALUES (?, ?)",
+                                 list(author_heads((bytes(k), bytes(v)) for k, v in rows)))
+            conn.execute(
+                "INSERT INTO checkpoints (height, id, finalized, state_root, results_root, entry_count, applied_ms)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (checkpoint.height, checkpoint.id, checkpoint.finalized, checkpoint.state_root,
+                 checkpoint.results_root, checkpoint.entry_count, checkpoint.applied_ms),
+            )
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                         (SNAPSHOT_HEIGHT_KEY, str(checkpoint.height).encode()))
+            if index is not None:
+                index(conn)
 
     def snapshot_height(self) -> int | None:
         """The height this store's chain starts from when it joined by snapshot (None: genesis)."""
