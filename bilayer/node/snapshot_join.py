@@ -76,7 +76,7 @@ from .state_sync import (
     restore,
     serve_chunk,
 )
-from .storage import Storage, StoredCheckpoint
+from .storage import Storage, StoredCheckpoint, validator_change_proofs
 
 log = logging.getLogger("bilayer.snapshot")
 
@@ -117,11 +117,6 @@ class ServeReader:
         row = self.conn.execute("SELECT coalesce(max(height), 0) FROM checkpoints").fetchone()
         return int(row[0])
 
-    def validator_changes(self, upto: int) -> list[tuple[int, int, bytes]]:
-        rows = self.conn.execute("SELECT number, executed_height, proof FROM validator_changes WHERE number <= ?"
-                                 " ORDER BY number", (upto,)).fetchall()
-        return [(int(n), int(h), bytes(p)) for n, h, p in rows]
-
     def close(self) -> None:
         self.tree.close()
         self.conn.close()
@@ -142,7 +137,7 @@ def make_offer(reader: ServeReader) -> SnapshotOfferMsg:
         return SnapshotOfferMsg(code=SnapshotSourceUnavailable.code)
     number = codec.decode(value, int)
     changes = []
-    for _, executed, data in reader.validator_changes(number):
+    for _, executed, data in validator_change_proofs(reader.conn, number):
         certified = reader.finalized(executed + 1)
         if certified is None or executed + 1 > height:
             break

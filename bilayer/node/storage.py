@@ -214,6 +214,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def validator_change_proofs(conn: sqlite3.Connection, upto: int) -> list[tuple[int, int, bytes]]:
+    """Changes 2..`upto`: (number, executed height, the record's proof in that height's state),
+    on any connection (the event loop's, or a serving thread's own)."""
+    rows = conn.execute("SELECT number, executed_height, proof FROM validator_changes"
+                        " WHERE number <= ? ORDER BY number", (upto,)).fetchall()
+    return [(int(n), int(h), bytes(p)) for n, h, p in rows]
+
+
 def _after_prefix(prefix: bytes) -> bytes | None:
     """The least key after every key starting with `prefix` (None: there is none)."""
     stripped = prefix.rstrip(b"\xff")
@@ -569,10 +577,7 @@ class Storage:
             yield bytes(entry_id)
 
     def validator_change_proofs(self, upto: int) -> list[tuple[int, int, bytes]]:
-        """Changes 2..`upto`: (number, executed height, the record's proof in that height's state)."""
-        rows = self._reader.execute("SELECT number, executed_height, proof FROM validator_changes"
-                                    " WHERE number <= ? ORDER BY number", (upto,)).fetchall()
-        return [(n, h, bytes(p)) for n, h, p in rows]
+        return validator_change_proofs(self._reader, upto)
 
     def assets_of(self, public_key: bytes) -> list[str]:
         """The assets an account holds a balance of now (from the state table)."""
